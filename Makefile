@@ -1,0 +1,58 @@
+# pdebench: every setup step a fresh machine needs. `make quickstart` and `make test` are the two entry points.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU build of torch installed before the project, so pip never pulls a multi-GB CUDA build. On a GPU machine:
+#   make setup TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+TORCH_SPEC ?= torch==2.13.0
+PRESET ?= small
+PDES ?= ks
+DATA ?= data
+export MPLBACKEND ?= Agg
+
+.PHONY: setup setup-bench test lint quickstart datasets train evaluate leaderboard bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	touch $@
+
+setup-bench: $(VENV)/.installed-bench
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup lint
+	$(BIN)/python -m pytest
+
+quickstart: setup
+	$(BIN)/python scripts/quickstart.py
+
+datasets: setup
+	for pde in $(PDES); do $(BIN)/pdebench-generate pde=$$pde preset=$(PRESET) root=$(DATA) || exit 1; done
+
+train: setup
+	$(BIN)/pdebench-train $(ARGS)
+
+evaluate: setup
+	$(BIN)/pdebench-evaluate $(ARGS)
+
+leaderboard: setup
+	$(BIN)/pdebench-leaderboard $(ARGS)
+
+bench: setup-bench
+	$(BIN)/python scripts/bench_datagen.py
+	$(BIN)/python scripts/bench_training.py
+
+clean:
+	rm -rf runs results leaderboard outputs multirun .pytest_cache .ruff_cache

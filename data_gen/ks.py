@@ -1,0 +1,434 @@
+"""Kuramoto–Sivashinsky trajectories (the PDE-Refiner KS setup), solved with batched ETDRK4 in torch.
+
+PDE (conservative form), periodic on `[0, L)`::
+
+    u_t + u u_x + u_xx + nu u_xxxx = 0
+
+Space: Fourier pseudo-spectral on `N` equispaced points with the 2/3 rule. Only the modes
+`m = 0 .. (N - 1) // 3` (wavenumber `k = 2 pi m / L`) are ever non-zero: the initial state is
+projected onto them and the nonlinear term is truncated to them, so a quadratic product of two
+retained fields never aliases into a retained mode. Time: ETDRK4 (Cox & Matthews 2002) with
+coefficients from the contour-integral method of Kassam & Trefethen (2005), in float64.
+
+Per trajectory (all draws from its own seed, see `sample_trajectory`): domain length `L`,
+viscosity `nu`, frame interval `dt`, and an initial state made of `n_sines` sines. Each trajectory
+is integrated with its own internal step `h = dt / substeps`; a burn-in of
+`round(burn_in_time / dt)` frame intervals (`substeps` steps each) is discarded, then one frame is
+stored every `substeps` steps. Frame `j` is thus the state at time `(round(burn_in_time / dt) + j) dt`
+whatever `substeps` is.
+
+Reproducibility: a trajectory is bitwise the same whatever batch it is generated in (on a given
+device). The random draws and the initial state are computed per trajectory on the CPU; the
+ETDRK4 coefficients are computed one trajectory at a time with identical shapes; and every
+complex product inside the time loop has one factor that is purely real (`E`, `E2`) or purely
+imaginary (the other coefficients, into which `-i k / 2` is folded), so each element is a single
+correctly rounded operation whichever (vectorised or scalar) code path evaluates it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from data_gen.base import GeneratedBatch
+from pdebench.data.schema import Coordinate, FieldSpec, ParameterSpec
+
+__all__ = [
+    "KSConfig",
+    "KSGenerator",
+    "dealias_mask",
+    "etdrk4_coefficients",
+    "ks_linear_operator",
+    "ks_nonlinear",
+    "n_retained_modes",
+    "sample_trajectory",
+    "solve_ks",
+    "wavenumbers",
+]
+
+
+@dataclass
+class KSConfig:
+    """Settings of the KS generator; every range is `(low, high)` and a uniform draw per trajectory.
+
+    n_points: grid points `N` (even). length_range: domain length `L` (length units).
+    nu_range: hyper-viscosity `nu` of the `u_xxxx` term. dt_range: time between stored frames
+    (time units); equal ends mean fixed. n_sines: sines in the initial state, each with amplitude
+    ~ U[-amplitude, amplitude], phase ~ U[0, 2 pi) and integer mode `l` ~ U{1 .. max_mode}
+    (wavenumber `2 pi l / L`). burn_in_time: integrated and discarded before frame 0 (time units).
+    substeps: ETDRK4 steps per stored frame (`h = dt / substeps`). contour_points: points on the
+    unit circle of the contour-integral coefficient evaluation.
+    """
+
+    n_points: int = 256
+    length_range: tuple[float, float] = (57.6, 70.4)
+    nu_range: tuple[float, float] = (1.0, 1.0)
+    dt_range: tuple[float, float] = (0.18, 0.22)
+    n_sines: int = 10
+    amplitude: float = 0.5
+    max_mode: int = 2
+    burn_in_time: float = 72.0
+    substeps: int = 4
+    contour_points: int = 32
+
+    def __post_init__(self) -> None:
+        def _int(name: str, minimum: int) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+                raise ValueError(f"KSConfig.{name} must be an integer >= {minimum}, got {value!r}")
+
+        def _range(name: str) -> None:
+            value = getattr(self, name)
+            try:
+                low, high = (float(v) for v in value)
+            except (TypeError, ValueError):
+                raise ValueError(f"KSConfig.{name} must be a (low, high) pair of numbers, got {value!r}") from None
+            if not (math.isfinite(low) and math.isfinite(high) and 0.0 < low <= high):
+                raise ValueError(f"KSConfig.{name} must satisfy 0 < low <= high (finite), got {value!r}")
+            setattr(self, name, (low, high))
+
+        def _float(name: str, minimum: float, strict: bool) -> None:
+            value = getattr(self, name)
+            ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
+            ok = ok and math.isfinite(value) and (value > minimum if strict else value >= minimum)
+            if not ok:
+                relation = ">" if strict else ">="
+                raise ValueError(f"KSConfig.{name} must be a finite number {relation} {minimum}, got {value!r}")
+
+        _int("n_points", 8)
+        if self.n_points % 2:
+            raise ValueError(f"KSConfig.n_points must be even, got {self.n_points}")
+        for name in ("length_range", "nu_range", "dt_range"):
+            _range(name)
+        _int("n_sines", 1)
+        _float("amplitude", 0.0, strict=False)
+        _int("max_mode", 1)
+        if self.max_mode >= n_retained_modes(self.n_points):
+            raise ValueError(
+                f"KSConfig.max_mode must be below the 2/3-rule cutoff {n_retained_modes(self.n_points)} "
+                f"for n_points={self.n_points}, got {self.max_mode}"
+            )
+        _float("burn_in_time", 0.0, strict=False)
+        _int("substeps", 1)
+        _int("contour_points", 4)
+
+
+def n_retained_modes(n_points: int) -> int:
+    """Number of rfft modes kept by the 2/3 rule: `m = 0 .. (N - 1) // 3`, i.e. `(N - 1) // 3 + 1`."""
+    return (n_points - 1) // 3 + 1
+
+
+def dealias_mask(n_points: int, device: torch.device | str | None = None) -> Tensor:
+    """Bool `[N // 2 + 1]`: True for the rfft modes kept by the 2/3 rule (`m <= (N - 1) // 3`)."""
+    return torch.arange(n_points // 2 + 1, device=device) < n_retained_modes(n_points)
+
+
+def wavenumbers(length: Tensor, n_modes: int) -> Tensor:
+    """Angular wavenumbers `k = 2 pi m / L` for `m = 0 .. n_modes - 1`: `[B] -> [B, n_modes]` (1/length)."""
+    m = torch.arange(n_modes, dtype=length.dtype, device=length.device)
+    return (2.0 * math.pi) * m / length[:, None]
+
+
+def ks_linear_operator(k: Tensor, nu: Tensor) -> Tensor:
+    """Fourier symbol of the linear part, `L_hat = k^2 - nu k^4` (1/time).
+
+    k: `[B, K]` wavenumbers (1/length); nu: `[B]` (length^4/time). Returns `[B, K]`, same dtype as `k`.
+    """
+    k2 = k * k
+    return k2 - nu[:, None] * k2 * k2
+
+
+def ks_nonlinear(u_hat: Tensor, k: Tensor, dealias_mask: Tensor) -> Tensor:
+    """Fourier transform of the nonlinear term `-u u_x = -(u^2)_x / 2`, de-aliased by the 2/3 rule.
+
+    u_hat: `[B, N // 2 + 1]` complex rfft of `u` (N even); k: `[B, N // 2 + 1]` (or broadcastable)
+    wavenumbers; dealias_mask: bool `[N // 2 + 1]`, applied to the input and to the result.
+    Returns `-0.5 i k FFT((IFFT(u_hat))^2)` masked, `[B, N // 2 + 1]` complex.
+    """
+    n = 2 * (u_hat.shape[-1] - 1)
+    u = torch.fft.irfft(u_hat * dealias_mask, n=n)
+    return (-0.5j * k) * torch.fft.rfft(u * u) * dealias_mask
+
+
+def _contour_coefficients_one(lin: Tensor, h: Tensor, contour_points: int) -> tuple[Tensor, ...]:
+    """ETDRK4 coefficients of one trajectory: lin `[K]` real, 0-d step h -> six `[K]` real tensors."""
+    half = contour_points // 2
+    theta = (torch.arange(half, dtype=lin.dtype, device=lin.device) + 0.5) * (math.pi / half)
+    # Upper half of the circle only: for real h L the lower half holds the complex conjugates,
+    # so the real part of the mean over the full circle equals the mean of these real parts.
+    z = (lin * h)[:, None] + torch.polar(torch.ones_like(theta), theta)  # [K, M/2] complex
+    ez = torch.exp(z)
+    z2 = z * z
+    inv_z3 = 1.0 / (z2 * z)
+    q = (torch.exp(0.5 * z) - 1.0) / z
+    f1 = (-4.0 - z + ez * (4.0 - 3.0 * z + z2)) * inv_z3
+    f2 = (2.0 + z + ez * (z - 2.0)) * inv_z3
+    f3 = (-4.0 - 3.0 * z - z2 + ez * (4.0 - z)) * inv_z3
+    q, f1, f2, f3 = (h * c.real.mean(dim=-1) for c in (q, f1, f2, f3))
+    return torch.exp(lin * h), torch.exp(lin * (0.5 * h)), q, f1, f2, f3
+
+
+def etdrk4_coefficients(lin: Tensor, h: Tensor, contour_points: int = 32) -> tuple[Tensor, ...]:
+    """ETDRK4 coefficients for a real diagonal linear operator, by the contour-integral method.
+
+    lin: `[B, K]` real symbol `L_hat` (1/time); h: `[B]` internal step (time units).
+    Returns `(E, E2, Q, f1, f2, f3)`, each `[B, K]` real, with `E = exp(h L)`, `E2 = exp(h L / 2)`,
+    `Q = (exp(h L / 2) - 1) / L` and `f1, f2, f3` the Cox–Matthews weights of the final stage
+    (Kassam & Trefethen's `f1, f2, f3`, i.e. already multiplied by `h`). The phi-type functions are
+    evaluated as the mean over `contour_points` (even) points on the unit circle around each `h L`,
+    which avoids their cancellation near `h L = 0`.
+
+    Rows are computed one distinct `(h, lin)` row at a time with identical shapes, so a row never
+    depends on the other rows of the batch (and repeated rows cost nothing).
+    """
+    if contour_points < 2 or contour_points % 2:
+        raise ValueError(f"contour_points must be an even integer >= 2, got {contour_points}")
+    keys = [
+        hi.tobytes() + row.tobytes()
+        for hi, row in zip(h.detach().cpu().numpy(), lin.detach().cpu().numpy(), strict=True)
+    ]
+    unique_id: dict[bytes, int] = {}  # row content -> id of its first occurrence
+    first_rows: list[int] = []  # id -> row number
+    inverse: list[int] = []  # row number -> id
+    for i, key in enumerate(keys):
+        if key not in unique_id:
+            unique_id[key] = len(first_rows)
+            first_rows.append(i)
+        inverse.append(unique_id[key])
+    rows = [_contour_coefficients_one(lin[i], h[i], contour_points) for i in first_rows]
+    index = torch.tensor(inverse, device=lin.device)
+    return tuple(torch.stack(parts)[index] for parts in zip(*rows, strict=True))
+
+
+class _ETDRK4Stepper:
+    """Batched ETDRK4 (Cox–Matthews) time stepper for KS, state kept in Fourier space.
+
+    The state `spectrum` is `[B, N // 2 + 1]` complex, zero above the 2/3 cutoff `K` (never
+    written there). Each stage updates several `[B, K]` slots of a `[4, B, N // 2 + 1]` work buffer
+    with one broadcast op; two buffers alternate, the new state being slot 1.
+    The nonlinear prefactor `-i k / 2` is folded into the coefficients, which are therefore purely
+    real (`E`, `E2`) or purely imaginary, so every complex product is a single rounding per
+    component. Coefficients are `[1, K]` when all trajectories share `(L, nu, h)`, else `[B, K]`.
+    """
+
+    def __init__(self, u_hat: Tensor, length: Tensor, nu: Tensor, h: Tensor, contour_points: int) -> None:
+        batch, n_rfft = u_hat.shape
+        self.n = 2 * (n_rfft - 1)
+        k_max = n_retained_modes(self.n)
+        self.k_max = k_max
+        shared = batch > 1 and bool(((length == length[0]) & (nu == nu[0]) & (h == h[0])).all())
+        rows = slice(0, 1) if shared else slice(None)
+        k = wavenumbers(length[rows], k_max)
+        e, e2, q, f1, f2, f3 = etdrk4_coefficients(ks_linear_operator(k, nu[rows]), h[rows], contour_points)
+        g = -0.5j * k
+        e, e2, q = e.to(torch.complex128), e2.to(torch.complex128), q * g
+        self.c_init = torch.stack([e2, e, e, e2])
+        self.c_p0 = torch.stack([f1 * g, e2 * q - q, q])
+        self.c_p1 = torch.stack([q, 2.0 * f2 * g])
+        self.c_p2 = torch.stack([2.0 * f2 * g, 2.0 * q])
+        self.c_p3 = f3 * g
+        self.work = [
+            torch.zeros(4, batch, n_rfft, dtype=torch.complex128, device=u_hat.device) for _ in range(2)
+        ]
+        self.narrow = [w[..., :k_max] for w in self.work]
+        self.current = 0
+        self.narrow[0][1] = u_hat[:, :k_max]  # projection onto the retained modes
+
+    @property
+    def spectrum(self) -> Tensor:
+        """Current state, `[B, N // 2 + 1]` complex (a view into the work buffer)."""
+        return self.work[self.current][1]
+
+    def _square_hat(self, v: Tensor) -> Tensor:
+        """Retained modes `[B, K]` of rfft(u^2) for the spectrum `v` `[B, N // 2 + 1]`."""
+        u = torch.fft.irfft(v, n=self.n)
+        return torch.fft.rfft(u.mul_(u))[:, : self.k_max]
+
+    def step(self, active: Tensor | None = None) -> None:
+        """Advance by one step h; with `active` (bool `[B, 1]`) only those trajectories move.
+
+        Slots of the new buffer: 0 = E2 v, then b; 1 = the result; 2 = E v + (E2 - 1) Q N(v),
+        then c; 3 = a. N(.) is the nonlinear term, `-i k / 2` times the retained rfft of u^2.
+        """
+        old, new = self.current, 1 - self.current
+        w, wk = self.work[new], self.narrow[new]
+        p0 = self._square_hat(self.work[old][1])
+        torch.mul(self.c_init, self.narrow[old][1], out=wk)  # [E2 v, E v, E v, E2 v]
+        wk[1:4].addcmul_(self.c_p0, p0)  # a = E2 v + Q N(v)
+        p1 = self._square_hat(w[3])
+        wk[0:2].addcmul_(self.c_p1, p1)  # b = E2 v + Q N(a)
+        p2 = self._square_hat(w[0])
+        wk[1:3].addcmul_(self.c_p2, p2)  # c = E2 a + Q (2 N(b) - N(v))
+        p3 = self._square_hat(w[2])
+        wk[1].addcmul_(self.c_p3, p3)  # E v + f1 N(v) + 2 f2 (N(a) + N(b)) + f3 N(c)
+        if active is not None:
+            torch.where(active, wk[1], self.narrow[old][1], out=wk[1])
+        self.current = new
+
+
+def solve_ks(
+    u0: Tensor,
+    length: Tensor,
+    nu: Tensor,
+    h: Tensor,
+    n_steps: int,
+    save_every: int,
+    burn_in_steps: int | Tensor = 0,
+    contour_points: int = 32,
+) -> Tensor:
+    """Integrate a batch of KS trajectories with ETDRK4 and return the stored frames.
+
+    u0: `[B, N]` float64 initial states (projected onto the 2/3-rule modes before stepping);
+    length, nu, h: `[B]` domain length, hyper-viscosity and internal step (time units).
+    burn_in_steps: int, or int64 `[B]` per trajectory; those steps are run first and discarded.
+    After burn-in, `n_steps` further steps are taken and a frame is stored every `save_every`
+    steps, frame 0 being the state right after burn-in.
+    Returns `[B, n_steps // save_every + 1, N]` float64 on the device of `u0`.
+
+    Trajectories with fewer burn-in steps start later (they are held fixed while the others run),
+    so that all of them reach the end of their burn-in at the same loop iteration.
+    """
+    if u0.ndim != 2 or u0.shape[-1] % 2:
+        raise ValueError(f"u0 must be [B, N] with N even, got shape {tuple(u0.shape)}")
+    if n_steps < 0 or save_every < 1:
+        raise ValueError(f"need n_steps >= 0 and save_every >= 1, got {n_steps} and {save_every}")
+    device, batch, n = u0.device, u0.shape[0], u0.shape[-1]
+    f64 = dict(dtype=torch.float64, device=device)
+    u0, length, nu, h = (t.to(**f64) for t in (u0, length, nu, h))
+    if isinstance(burn_in_steps, Tensor):
+        burn = burn_in_steps.to(device=device, dtype=torch.int64).reshape(batch)
+        if batch and int(burn.min()) < 0:
+            raise ValueError("burn_in_steps must be >= 0")
+        max_burn = int(burn.max()) if batch else 0
+        start = max_burn - burn  # first loop iteration at which each trajectory moves
+        n_masked = int(start.max()) if batch else 0
+    else:
+        if burn_in_steps < 0:
+            raise ValueError(f"burn_in_steps must be >= 0, got {burn_in_steps}")
+        max_burn, start, n_masked = int(burn_in_steps), None, 0
+
+    stepper = _ETDRK4Stepper(torch.fft.rfft(u0), length, nu, h, contour_points)
+    for i in range(max_burn):
+        stepper.step((start <= i)[:, None] if i < n_masked else None)
+
+    n_saved = n_steps // save_every + 1
+    frames = torch.empty(batch, n_saved, n, **f64)
+    frames[:, 0] = torch.fft.irfft(stepper.spectrum, n=n)
+    for j in range(1, n_saved):
+        for _ in range(save_every):
+            stepper.step()
+        frames[:, j] = torch.fft.irfft(stepper.spectrum, n=n)
+    return frames
+
+
+def sample_trajectory(seed: int, config: KSConfig) -> dict[str, Any]:
+    """All random draws of one trajectory, from `numpy.random.default_rng(seed)` only.
+
+    Returns a dict with floats `L`, `nu`, `dt` and float64 `[n_sines]` arrays `amplitudes`,
+    `phases` (radians) and int64 `[n_sines]` `modes` (integers in `1 .. max_mode`). Draws happen in a
+    fixed order whatever the ranges, so a seed's stream does not depend on which ranges are fixed.
+    """
+    rng = np.random.default_rng(int(seed))
+    length = float(rng.uniform(*config.length_range))
+    nu = float(rng.uniform(*config.nu_range))
+    dt = float(rng.uniform(*config.dt_range))
+    amplitudes = rng.uniform(-config.amplitude, config.amplitude, size=config.n_sines)
+    phases = rng.uniform(0.0, 2.0 * math.pi, size=config.n_sines)
+    modes = rng.integers(1, config.max_mode + 1, size=config.n_sines, dtype=np.int64)
+    return {"L": length, "nu": nu, "dt": dt, "amplitudes": amplitudes, "phases": phases, "modes": modes}
+
+
+def initial_state(draws: dict[str, Any], n_points: int) -> np.ndarray:
+    """Initial state `[N]` float64: `sum_j A_j sin(2 pi l_j x / L + phi_j)` at `x = i L / N`."""
+    x_frac = np.arange(n_points, dtype=np.float64) / n_points
+    arg = 2.0 * math.pi * draws["modes"][:, None] * x_frac[None, :] + draws["phases"][:, None]
+    return np.sum(draws["amplitudes"][:, None] * np.sin(arg), axis=0)
+
+
+class KSGenerator:
+    """Batched, per-seed KS trajectory generator (satisfies `data_gen.base.TrajectoryGenerator`)."""
+
+    pde = "ks"
+    grid = "periodic-uniform"
+    fields = (
+        FieldSpec(
+            "u",
+            units="1",
+            boundary="periodic",
+            description="solution of u_t + u u_x + u_xx + nu u_xxxx = 0 on [0, L), after burn-in",
+        ),
+    )
+    parameters = (
+        ParameterSpec("L", "length units", "domain length (period)"),
+        ParameterSpec("nu", "length^4/time units", "coefficient of the fourth-order term u_xxxx"),
+        ParameterSpec("dt", "time units", "time between stored frames"),
+        ParameterSpec("dx", "length units", "grid spacing L/N"),
+    )
+
+    def __init__(self, config: KSConfig | None = None) -> None:
+        self.config = config if config is not None else KSConfig()
+        self.frame_interval = 0.5 * (self.config.dt_range[0] + self.config.dt_range[1])
+
+    def coordinates(self) -> tuple[Coordinate, ...]:
+        n = self.config.n_points
+        return (
+            Coordinate(
+                "x",
+                values=np.arange(n, dtype=np.float64) / n,
+                units="1 (fraction of L)",
+                description="grid point i at x = i/N of the domain; multiply by the trajectory's L",
+            ),
+        )
+
+    def solver_settings(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "solver": "etdrk4",
+            "spatial": "fourier pseudo-spectral",
+            "substeps": c.substeps,
+            "contour_points": c.contour_points,
+            "dealiasing": "2/3",
+            "dtype": "float64",
+            "burn_in_time": c.burn_in_time,
+            "burn_in": "round(burn_in_time / dt) frames (x substeps steps) per trajectory, discarded",
+        }
+
+    def generate(self, seeds: Sequence[int], n_frames: int, device: torch.device) -> GeneratedBatch:
+        """Fields `{"u": float32 [B, n_frames, N]}`, parameters `{"L", "nu", "dt", "dx": float64 [B]}`."""
+        if n_frames < 1:
+            raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+        if len(seeds) == 0:
+            raise ValueError("seeds must not be empty")
+        c = self.config
+        device = torch.device(device)
+        draws = [sample_trajectory(s, c) for s in seeds]
+        params = {name: np.array([d[name] for d in draws], dtype=np.float64) for name in ("L", "nu", "dt")}
+        h = params["dt"] / c.substeps
+        # Burn-in is a whole number of frames, so frame times do not depend on `substeps`.
+        burn = np.array([round(c.burn_in_time / dt) * c.substeps for dt in params["dt"]], dtype=np.int64)
+        u0 = np.stack([initial_state(d, c.n_points) for d in draws])
+
+        def to_dev(a: np.ndarray) -> Tensor:
+            return torch.from_numpy(a).to(device)
+
+        frames = solve_ks(
+            to_dev(u0),
+            to_dev(params["L"]),
+            to_dev(params["nu"]),
+            to_dev(h),
+            n_steps=(n_frames - 1) * c.substeps,
+            save_every=c.substeps,
+            burn_in_steps=to_dev(burn),
+            contour_points=c.contour_points,
+        )
+        params["dx"] = params["L"] / c.n_points
+        return GeneratedBatch(
+            fields={"u": frames.to(torch.float32).cpu().numpy()},
+            parameters=params,
+        )

@@ -1,0 +1,221 @@
+"""Check a split file against the trajectory format specification (docs/data_format.md).
+
+`check_file` collects every problem as one sentence naming the file and the offending attribute or
+variable; it never raises on a malformed file. Non-finite values are searched block by block, so memory
+use does not grow with the size of the file.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from pdebench.data.reader import (
+    REQUIRED_ROOT_ATTRS,
+    SEED_VAR,
+    TIME_DIM,
+    TRAJ_DIM,
+    attr_to_python,
+    header_problem,
+    open_h5,
+    split_names,
+)
+from pdebench.data.schema import SPLITS, DatasetError
+
+# Upper bound on the bytes read at once while scanning a field for NaN/inf.
+_SCAN_BYTES = 32 << 20
+
+
+def _dim_names(dset: h5py.Dataset) -> list[str | None]:
+    """Name of the dimension scale attached to each axis of a dataset (None where none is attached)."""
+    names: list[str | None] = []
+    for axis in dset.dims:
+        try:
+            scales = list(axis.values())
+        except Exception:  # any broken reference means "no usable scale"
+            scales = []
+        names.append(scales[0].name.rsplit("/", 1)[-1] if scales else None)
+    return names
+
+
+def _nonfinite_trajectories(dset: h5py.Dataset) -> list[int]:
+    """Indices of trajectories (axis 0) holding any NaN/inf, scanning a bounded number of bytes at a time."""
+    n_traj = dset.shape[0]
+    per_traj = max(1, math.prod(dset.shape[1:]) * dset.dtype.itemsize)
+    bad: list[int] = []
+    if per_traj <= _SCAN_BYTES:
+        step = max(1, _SCAN_BYTES // per_traj)
+        for lo in range(0, n_traj, step):
+            block = dset[lo : lo + step]
+            finite = np.isfinite(block).reshape(block.shape[0], -1).all(axis=1)
+            bad.extend(int(i) + lo for i in np.flatnonzero(~finite))
+        return bad
+    # One trajectory is larger than the scan budget: walk it frame block by frame block.
+    per_frame = max(1, per_traj // max(dset.shape[1], 1))
+    t_step = max(1, _SCAN_BYTES // per_frame)
+    for i in range(n_traj):
+        for t0 in range(0, dset.shape[1], t_step):
+            if not np.isfinite(dset[i, t0 : t0 + t_step]).all():
+                bad.append(i)
+                break
+    return bad
+
+
+def _describe(indices: list[int]) -> str:
+    shown = ", ".join(str(i) for i in indices[:5])
+    return shown + (", ..." if len(indices) > 5 else "")
+
+
+def check_file(path: str | Path) -> list[str]:
+    """Return every problem found in a split file as one sentence each (an empty list means valid)."""
+    path = Path(path)
+    try:
+        f = open_h5(path)
+    except DatasetError as exc:
+        return [str(exc)]
+    try:
+        return _check_open(path, f)
+    except Exception as exc:  # a damaged file must yield a report, not a traceback
+        return [f"{path}: could not be read completely ({type(exc).__name__}: {exc}); the file is damaged"]
+    finally:
+        f.close()
+
+
+def _check_open(path: Path, f: h5py.File) -> list[str]:
+    problems: list[str] = []
+    attrs: dict[str, Any] = {k: attr_to_python(v) for k, v in f.attrs.items()}
+    problem = header_problem(path, attrs)
+    if problem is not None:
+        return [problem]  # not (or not yet) our format: the remaining checks would be noise
+    for name in REQUIRED_ROOT_ATTRS:
+        if name not in attrs:
+            problems.append(f"{path}: missing root attribute '{name}'")
+
+    fields = split_names(attrs.get("fields", ""))
+    params = split_names(attrs.get("parameters", ""))
+    coords = split_names(attrs.get("spatial_coordinates", ""))
+    if "fields" in attrs and not fields:
+        problems.append(f"{path}: root attribute 'fields' lists no field; expected at least one")
+    if "split" in attrs and attrs["split"] not in SPLITS:
+        problems.append(
+            f"{path}: root attribute 'split' is {attrs['split']!r}; expected one of {', '.join(SPLITS)}"
+        )
+    if "spatial_dims" in attrs and "spatial_coordinates" in attrs and attrs["spatial_dims"] != len(coords):
+        problems.append(
+            f"{path}: root attribute 'spatial_dims' is {attrs['spatial_dims']!r}; expected {len(coords)} "
+            f"(the number of names in 'spatial_coordinates')"
+        )
+    if "frame_interval" in attrs:
+        fi = attrs["frame_interval"]
+        if not isinstance(fi, int | float) or not math.isfinite(fi) or fi <= 0:
+            problems.append(f"{path}: root attribute 'frame_interval' is {fi!r}; expected a positive number")
+
+    def variable(name: str, role: str) -> h5py.Dataset | None:
+        obj = f.get(name)
+        if obj is None:
+            problems.append(f"{path}: missing variable '{name}' ({role})")
+            return None
+        if not isinstance(obj, h5py.Dataset):
+            problems.append(f"{path}: '{name}' ({role}) is a group; expected a variable")
+            return None
+        return obj
+
+    # Dimension coordinates: their lengths define n_traj, n_frames and the spatial shape.
+    sizes: dict[str, int | None] = {}
+    for name, role in ((TRAJ_DIM, "trajectory coordinate"), (TIME_DIM, "frame coordinate")):
+        var = variable(name, role)
+        sizes[name] = None
+        if var is not None:
+            if var.ndim != 1:
+                problems.append(f"{path}: coordinate '{name}' has shape {var.shape}; expected 1-D")
+            else:
+                sizes[name] = var.shape[0]
+                if not np.array_equal(var[...], np.arange(var.shape[0])):
+                    problems.append(f"{path}: coordinate '{name}' must hold 0..{var.shape[0] - 1}")
+    time_var = f.get(TIME_DIM)
+    if isinstance(time_var, h5py.Dataset) and attr_to_python(time_var.attrs.get("units")) != "frames":
+        problems.append(f"{path}: coordinate 'time' must have units 'frames'")
+    for name in coords:
+        var = variable(name, "spatial coordinate")
+        sizes[name] = None
+        if var is not None:
+            if var.ndim != 1:
+                problems.append(f"{path}: coordinate '{name}' has shape {var.shape}; expected 1-D")
+            else:
+                sizes[name] = var.shape[0]
+            if "units" not in var.attrs:
+                problems.append(f"{path}: coordinate '{name}' has no 'units' attribute")
+
+    n_traj = sizes.get(TRAJ_DIM)
+    if n_traj is not None and "n_traj_complete" in attrs and attrs["n_traj_complete"] != n_traj:
+        problems.append(
+            f"{path}: root attribute 'n_traj_complete' is {attrs['n_traj_complete']}; expected {n_traj} "
+            f"(the file was not written to completion)"
+        )
+
+    expected_dims = [TRAJ_DIM, TIME_DIM, *coords]
+    for name in fields:
+        var = variable(name, "field")
+        if var is None:
+            continue
+        if var.dtype != np.float32:
+            problems.append(f"{path}: field '{name}' has dtype {var.dtype}; expected float32")
+        if var.ndim != len(expected_dims):
+            problems.append(
+                f"{path}: field '{name}' has {var.ndim} dimensions; expected {len(expected_dims)} "
+                f"({', '.join(expected_dims)})"
+            )
+            continue
+        dims = _dim_names(var)
+        if dims != expected_dims:
+            shown = ", ".join(d or "?" for d in dims)
+            problems.append(
+                f"{path}: field '{name}' has dims ({shown}); expected ({', '.join(expected_dims)})"
+            )
+        for axis, (dim, length) in enumerate(zip(expected_dims, var.shape, strict=True)):
+            want = sizes.get(dim)
+            if want is not None and length != want:
+                problems.append(
+                    f"{path}: field '{name}' has length {length} along axis {axis} ({dim}); expected {want} "
+                    f"(the length of coordinate '{dim}')"
+                )
+        for key in ("units", "boundary_conditions"):
+            if key not in var.attrs:
+                problems.append(f"{path}: field '{name}' has no '{key}' attribute")
+        if var.dtype.kind == "f":
+            bad = _nonfinite_trajectories(var)
+            if bad:
+                problems.append(
+                    f"{path}: field '{name}' has non-finite values (NaN or inf) in {len(bad)} "
+                    f"trajectories (indices {_describe(bad)}); expected finite values"
+                )
+
+    for name, role in [(p, "parameter") for p in params] + [(SEED_VAR, "seed")]:
+        var = variable(name, role)
+        if var is None:
+            continue
+        want_dtype = np.int64 if name == SEED_VAR else np.float64
+        if var.dtype != want_dtype:
+            problems.append(f"{path}: {role} '{name}' has dtype {var.dtype}; expected {np.dtype(want_dtype)}")
+        if var.ndim != 1 or (n_traj is not None and var.shape[0] != n_traj):
+            problems.append(f"{path}: {role} '{name}' has shape {var.shape}; expected ({n_traj},) along traj")
+            continue
+        if role == "parameter" and var.dtype.kind == "f":
+            bad = [int(i) for i in np.flatnonzero(~np.isfinite(var[...]))]
+            if bad:
+                problems.append(
+                    f"{path}: parameter '{name}' is non-finite for trajectories {_describe(bad)}; "
+                    f"expected finite values"
+                )
+    return problems
+
+
+def validate_file(path: str | Path) -> None:
+    """Raise DatasetError listing every problem of a split file; return silently if it is valid."""
+    problems = check_file(path)
+    if problems:
+        raise DatasetError(f"{len(problems)} problem(s) in {path}: " + "; ".join(problems))

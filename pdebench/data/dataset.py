@@ -1,0 +1,103 @@
+"""Torch datasets over one split file: training windows and whole trajectories for rollouts.
+
+Both read lazily through `TrajectoryFile` (one HDF5 handle per worker process), so memory does not grow with the
+file size. Tensors are in physical units; standardisation happens on the model's device (`Normalizer`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from pdebench.data.reader import TrajectoryFile
+from pdebench.data.schema import DatasetError
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """`history` input and `bundle` target frames, `frame_stride` stored frames apart (one model step)."""
+
+    history: int = 1
+    bundle: int = 1
+    frame_stride: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("history", "bundle", "frame_stride"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+
+    @property
+    def span(self) -> int:
+        """Stored frames covered by one window, first to last inclusive."""
+        return (self.history + self.bundle - 1) * self.frame_stride + 1
+
+
+def trajectory_parameters(file: TrajectoryFile) -> np.ndarray:
+    """Per-trajectory conditioning values `[n_traj, P]` float32, columns in `file.parameter_names` order."""
+    params = file.parameters()
+    if not file.parameter_names:
+        return np.zeros((file.n_traj, 0), dtype=np.float32)
+    return np.stack([params[name] for name in file.parameter_names], axis=1).astype(np.float32)
+
+
+def model_step_times(file: TrajectoryFile, frame_stride: int) -> np.ndarray:
+    """Time units per model step for every trajectory `[n_traj]`: per-trajectory `dt` if stored, else nominal."""
+    params = file.parameters()
+    dt = params["dt"] if "dt" in params else np.full(file.n_traj, file.frame_interval)
+    return np.asarray(dt, dtype=np.float64) * frame_stride
+
+
+class WindowDataset(Dataset):
+    """Training samples: every admissible window of every trajectory.
+
+    Item: `(inputs [C, history, *space], targets [C, bundle, *space], params [P])`, float32, physical units.
+    """
+
+    def __init__(self, path: str | Path, spec: WindowSpec) -> None:
+        self.file = TrajectoryFile(path)
+        self.spec = spec
+        self.windows_per_traj = self.file.n_frames - spec.span + 1
+        if self.windows_per_traj < 1:
+            raise DatasetError(
+                f"{self.file.path}: trajectories have {self.file.n_frames} frames, but a window of history="
+                f"{spec.history}, bundle={spec.bundle}, frame_stride={spec.frame_stride} needs {spec.span}"
+            )
+        self.params = torch.from_numpy(trajectory_parameters(self.file))
+
+    def __len__(self) -> int:
+        return self.file.n_traj * self.windows_per_traj
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
+        traj, start = divmod(index, self.windows_per_traj)
+        window = torch.from_numpy(self.file.read_window(traj, start, start + self.spec.span, self.spec.frame_stride))
+        return window[:, : self.spec.history], window[:, self.spec.history :], self.params[traj]
+
+
+class TrajectoryDataset(Dataset):
+    """Rollout view: whole trajectories subsampled to model steps.
+
+    Item: `(frames [C, J, *space], params [P], step_time [])` with J = (n_frames - 1) // frame_stride + 1.
+    """
+
+    def __init__(self, path: str | Path, frame_stride: int, max_trajectories: int | None = None) -> None:
+        self.file = TrajectoryFile(path)
+        self.frame_stride = frame_stride
+        self.n_traj = self.file.n_traj if max_trajectories is None else min(max_trajectories, self.file.n_traj)
+        self.params = torch.from_numpy(trajectory_parameters(self.file))
+        self.step_times = torch.from_numpy(model_step_times(self.file, frame_stride))
+
+    @property
+    def n_model_frames(self) -> int:
+        return (self.file.n_frames - 1) // self.frame_stride + 1
+
+    def __len__(self) -> int:
+        return self.n_traj
+
+    def __getitem__(self, traj: int) -> tuple[Tensor, Tensor, Tensor]:
+        frames = torch.from_numpy(self.file.read_window(traj, 0, self.file.n_frames, self.frame_stride))
+        return frames, self.params[traj], self.step_times[traj]

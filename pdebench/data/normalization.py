@@ -1,0 +1,89 @@
+"""Per-field and per-parameter standardisation, with statistics computed on the train split only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from pdebench.data.reader import TrajectoryFile
+
+# Parameters that are constant across the train split get std 1, so they standardise to 0 instead of inf.
+_MIN_STD = 1e-12
+
+
+class Normalizer(nn.Module):
+    """Affine maps between physical and standardised units.
+
+    Fields are standardised per channel (`x: [B, C, ...]`), per-trajectory parameters per entry (`p: [B, P]`).
+    Statistics are buffers, so they travel inside every checkpoint.
+    """
+
+    def __init__(
+        self,
+        field_mean: Sequence[float],
+        field_std: Sequence[float],
+        param_mean: Sequence[float],
+        param_std: Sequence[float],
+    ) -> None:
+        super().__init__()
+        self.register_buffer("field_mean", torch.as_tensor(field_mean, dtype=torch.float32))
+        self.register_buffer("field_std", torch.as_tensor(field_std, dtype=torch.float32))
+        self.register_buffer("param_mean", torch.as_tensor(param_mean, dtype=torch.float32))
+        self.register_buffer("param_std", torch.as_tensor(param_std, dtype=torch.float32))
+
+    @classmethod
+    def identity(cls, n_fields: int, n_params: int) -> Normalizer:
+        """No-op statistics, for reference models that never see standardised data."""
+        return cls([0.0] * n_fields, [1.0] * n_fields, [0.0] * n_params, [1.0] * n_params)
+
+    @classmethod
+    def from_stats(cls, stats: dict[str, list[float]]) -> Normalizer:
+        return cls(stats["field_mean"], stats["field_std"], stats["param_mean"], stats["param_std"])
+
+    def stats(self) -> dict[str, list[float]]:
+        """Plain lists (JSON- and `weights_only`-safe) that `from_stats` turns back into this module."""
+        return {name: getattr(self, name).tolist() for name in ("field_mean", "field_std", "param_mean", "param_std")}
+
+    def _field_shape(self, x: Tensor) -> tuple[int, ...]:
+        return (1, -1) + (1,) * (x.dim() - 2)
+
+    def normalize_fields(self, x: Tensor) -> Tensor:
+        shape = self._field_shape(x)
+        return (x - self.field_mean.view(shape)) / self.field_std.view(shape)
+
+    def denormalize_fields(self, x: Tensor) -> Tensor:
+        shape = self._field_shape(x)
+        return x * self.field_std.view(shape) + self.field_mean.view(shape)
+
+    def normalize_params(self, p: Tensor) -> Tensor:
+        return (p - self.param_mean) / self.param_std
+
+
+def compute_train_statistics(train: TrajectoryFile) -> dict[str, list[float]]:
+    """Mean and std of every field (over trajectories, time and space) and every per-trajectory parameter.
+
+    Streams one trajectory at a time in float64, so memory does not grow with the file size.
+    """
+    n_fields = len(train.field_names)
+    total = np.zeros(n_fields)
+    total_sq = np.zeros(n_fields)
+    count = 0
+    for traj in range(train.n_traj):
+        window = train.read_window(traj, 0, train.n_frames).astype(np.float64)  # [C, T, *space]
+        flat = window.reshape(n_fields, -1)
+        total += flat.sum(axis=1)
+        total_sq += (flat**2).sum(axis=1)
+        count += flat.shape[1]
+    field_mean = total / count
+    field_std = np.sqrt(np.maximum(total_sq / count - field_mean**2, 0.0))
+    params = np.stack([train.parameters()[name] for name in train.parameter_names], axis=1).astype(np.float64)
+    param_std = params.std(axis=0)
+    return {
+        "field_mean": field_mean.tolist(),
+        "field_std": np.where(field_std > _MIN_STD, field_std, 1.0).tolist(),
+        "param_mean": params.mean(axis=0).tolist(),
+        "param_std": np.where(param_std > _MIN_STD, param_std, 1.0).tolist(),
+    }

@@ -1,0 +1,76 @@
+"""The on-disk trajectory format: names, version and the small records that describe a dataset file.
+
+The written specification is `docs/data_format.md`; `pdebench.data.check` enforces it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SCHEMA_NAME = "pdebench-trajectories"
+SCHEMA_VERSION = "1.0"
+SUPPORTED_SCHEMA_VERSIONS = ("1.0",)
+SPLITS = ("train", "valid", "test")
+# A per-trajectory parameter with this name is the physical time between stored frames of that trajectory;
+# without it, frame k of every trajectory is at time k * frame_interval (see docs/data_format.md).
+FRAME_DT_PARAMETER = "dt"
+
+
+class DatasetError(ValueError):
+    """A dataset file or directory is missing, malformed or does not match what was asked for."""
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One physical field stored as a float32 variable `[traj, time, *space]`."""
+
+    name: str
+    units: str
+    boundary: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One per-trajectory scalar (PDE parameter, grid spacing, frame interval) stored along `traj`."""
+
+    name: str
+    units: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Coordinate:
+    """A spatial coordinate stored as a dimension scale (values along one axis)."""
+
+    name: str
+    values: np.ndarray
+    units: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """Everything needed to create one split file before any trajectory is written."""
+
+    pde: str
+    preset: str
+    split: str
+    n_traj: int
+    n_frames: int
+    frame_interval: float
+    grid: str
+    coordinates: tuple[Coordinate, ...]
+    fields: tuple[FieldSpec, ...]
+    parameters: tuple[ParameterSpec, ...]
+    attrs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        return tuple(len(c.values) for c in self.coordinates)
+
+    @property
+    def dataset_name(self) -> str:
+        return f"{self.pde}-{self.preset}"

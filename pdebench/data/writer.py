@@ -1,0 +1,345 @@
+"""Write one split file of the trajectory format in blocks, atomically and resumably (docs/data_format.md).
+
+The file is built as `<name>.partial` next to its final path: the structure (dimensions, coordinates,
+attributes) is created once with h5netcdf so that xarray sees a proper netCDF4 dataset, then blocks of
+trajectories are written with h5py. After each block the data is flushed before the root attribute
+`n_traj_complete` is bumped, so an interrupted run can resume after its last complete trajectory.
+`finalize` renames the finished file into place with `os.replace`, so the final path either does not
+exist or holds a complete file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import h5netcdf
+import h5py
+import numpy as np
+
+from pdebench.data.reader import (
+    REQUIRED_ROOT_ATTRS,
+    SEED_VAR,
+    TIME_DIM,
+    TRAJ_DIM,
+    attr_to_python,
+)
+from pdebench.data.schema import SCHEMA_NAME, SCHEMA_VERSION, SPLITS, DatasetError, DatasetLayout
+
+PARTIAL_SUFFIX = ".partial"
+FINGERPRINT_ATTR = "layout_fingerprint"
+# Field chunks hold whole frames of one trajectory, about this many bytes, at most MAX_CHUNK_FRAMES frames.
+TARGET_CHUNK_BYTES = 1 << 20
+MAX_CHUNK_FRAMES = 32
+
+_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_RESERVED_VARS = (TRAJ_DIM, TIME_DIM, SEED_VAR)
+_CORE_ATTRS = (*REQUIRED_ROOT_ATTRS, FINGERPRINT_ATTR)
+
+
+def partial_path(path: str | Path) -> Path:
+    """The temporary sibling (`train.h5` -> `train.h5.partial`) a split file is written to."""
+    path = Path(path)
+    return path.with_name(path.name + PARTIAL_SUFFIX)
+
+
+def field_chunks(n_frames: int, spatial_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """HDF5 chunk shape `(1, t, *space)` for a field: whole frames of one trajectory, ~1 MiB per chunk."""
+    frame_bytes = 4 * math.prod(spatial_shape)
+    t = max(1, min(n_frames, MAX_CHUNK_FRAMES, TARGET_CHUNK_BYTES // max(frame_bytes, 1)))
+    return (1, t, *spatial_shape)
+
+
+def _coord_values(values: Any) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(values, dtype=np.float64))
+
+
+def layout_fingerprint(layout: DatasetLayout) -> str:
+    """sha256 of everything in a layout (coordinate values included): equal layouts <=> equal files' shape."""
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "pde": layout.pde,
+        "preset": layout.preset,
+        "split": layout.split,
+        "n_traj": int(layout.n_traj),
+        "n_frames": int(layout.n_frames),
+        "frame_interval": repr(float(layout.frame_interval)),
+        "grid": layout.grid,
+        "coordinates": [
+            [c.name, c.units, c.description, hashlib.sha256(_coord_values(c.values).tobytes()).hexdigest()]
+            for c in layout.coordinates
+        ],
+        "fields": [[f.name, f.units, f.boundary, f.description] for f in layout.fields],
+        "parameters": [[p.name, p.units, p.description] for p in layout.parameters],
+        "attrs": sorted((str(k), str(v)) for k, v in layout.attrs.items()),
+    }
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def validate_layout(layout: DatasetLayout) -> None:
+    """Raise DatasetError if a layout cannot be written (bad sizes, names, coordinates or attrs)."""
+    problems: list[str] = []
+    if layout.split not in SPLITS:
+        problems.append(f"split {layout.split!r} is not one of {', '.join(SPLITS)}")
+    if int(layout.n_traj) < 1:
+        problems.append(f"n_traj must be >= 1, got {layout.n_traj}")
+    if int(layout.n_frames) < 1:
+        problems.append(f"n_frames must be >= 1, got {layout.n_frames}")
+    if not (math.isfinite(float(layout.frame_interval)) and float(layout.frame_interval) > 0):
+        problems.append(f"frame_interval must be a positive number, got {layout.frame_interval}")
+    if not layout.fields:
+        problems.append("a layout needs at least one field")
+    seen: set[str] = set(_RESERVED_VARS)
+    groups = (
+        ("coordinate", [c.name for c in layout.coordinates]),
+        ("field", [f.name for f in layout.fields]),
+        ("parameter", [p.name for p in layout.parameters]),
+    )
+    for kind, names in groups:
+        for name in names:
+            if not _NAME_RE.match(name):
+                problems.append(
+                    f"{kind} name {name!r} must be letters, digits and '_' starting with a letter"
+                )
+            elif name in seen:
+                problems.append(f"{kind} name {name!r} is reserved or used twice")
+            seen.add(name)
+    for c in layout.coordinates:
+        values = np.asarray(c.values)
+        if values.ndim != 1 or values.size < 1:
+            problems.append(f"coordinate {c.name!r} must be a non-empty 1-D array, got shape {values.shape}")
+        elif values.dtype.kind not in "iuf" or not np.isfinite(values).all():
+            problems.append(f"coordinate {c.name!r} must hold finite numbers")
+    for key, value in layout.attrs.items():
+        if not isinstance(key, str) or not _NAME_RE.match(key):
+            problems.append(f"attribute name {key!r} must be letters, digits and '_' starting with a letter")
+        elif key in _CORE_ATTRS:
+            problems.append(f"attribute {key!r} is set by the writer and cannot be given in layout.attrs")
+        if not isinstance(value, str):
+            problems.append(f"attribute {key!r} must be a string, got {type(value).__name__}")
+    if problems:
+        raise DatasetError(f"invalid layout for {layout.dataset_name}/{layout.split}: " + "; ".join(problems))
+
+
+def _create_structure(path: Path, layout: DatasetLayout, fingerprint: str) -> None:
+    """Create an empty split file (dims, coordinates, attributes, unfilled variables) with h5netcdf."""
+    spatial = tuple(c.name for c in layout.coordinates)
+    n_traj, n_frames = int(layout.n_traj), int(layout.n_frames)
+    with h5netcdf.File(path, "w") as f:
+        f.dimensions = {
+            TRAJ_DIM: n_traj,
+            TIME_DIM: n_frames,
+            **{c.name: len(c.values) for c in layout.coordinates},
+        }
+        root = {
+            "schema": SCHEMA_NAME,
+            "schema_version": SCHEMA_VERSION,
+            "pde": layout.pde,
+            "preset": layout.preset,
+            "split": layout.split,
+            "grid": layout.grid,
+            "spatial_dims": np.int64(len(spatial)),
+            "spatial_coordinates": ",".join(spatial),
+            "frame_interval": np.float64(layout.frame_interval),
+            "fields": ",".join(fs.name for fs in layout.fields),
+            "parameters": ",".join(p.name for p in layout.parameters),
+            "n_traj_complete": np.int64(0),
+            FINGERPRINT_ATTR: fingerprint,
+        }
+        for key, value in {**root, **layout.attrs}.items():
+            f.attrs[key] = value
+
+        v = f.create_variable(TRAJ_DIM, (TRAJ_DIM,), np.int64, data=np.arange(n_traj, dtype=np.int64))
+        v.attrs["description"] = "trajectory index"
+        v = f.create_variable(TIME_DIM, (TIME_DIM,), np.int64, data=np.arange(n_frames, dtype=np.int64))
+        v.attrs["units"] = "frames"
+        v.attrs["description"] = (
+            "stored frame index; physical time = index * per-trajectory dt if present, else * frame_interval"
+        )
+        for c in layout.coordinates:
+            v = f.create_variable(c.name, (c.name,), np.float64, data=_coord_values(c.values))
+            v.attrs["units"] = c.units
+            v.attrs["description"] = c.description
+
+        for p in layout.parameters:
+            v = f.create_variable(p.name, (TRAJ_DIM,), np.float64, fillvalue=np.float64(np.nan))
+            v.attrs["units"] = p.units
+            v.attrs["description"] = p.description
+        v = f.create_variable(SEED_VAR, (TRAJ_DIM,), np.int64)
+        v.attrs["description"] = "seed of the random initial condition / parameters of each trajectory"
+
+        chunks = field_chunks(n_frames, layout.spatial_shape)
+        for fs in layout.fields:
+            v = f.create_variable(
+                fs.name,
+                (TRAJ_DIM, TIME_DIM, *spatial),
+                np.float32,
+                chunks=chunks,
+                fillvalue=np.float32(np.nan),  # unwritten trajectories read as NaN, never as plausible zeros
+            )
+            v.attrs["units"] = fs.units
+            v.attrs["boundary_conditions"] = fs.boundary
+            v.attrs["description"] = fs.description
+
+
+def _fsync(path: Path) -> None:
+    """Push a file's (or directory's) data to disk so a rename after it is durable."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class TrajectoryWriter:
+    """Writes one split file in blocks of trajectories; atomic and resumable."""
+
+    def __init__(self, path: str | Path, layout: DatasetLayout) -> None:
+        validate_layout(layout)
+        self.path = Path(path)
+        self.layout = layout
+        self.partial = partial_path(self.path)
+        self.fingerprint = layout_fingerprint(layout)
+        self._finalized = False
+        self.resumed = self.partial.exists()
+        if not self.resumed:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Build the structure under a scratch name first: a crash here leaves no half-made .partial.
+            scratch = self.partial.with_name(self.partial.name + ".new")
+            _create_structure(scratch, layout, self.fingerprint)
+            os.replace(scratch, self.partial)
+        self._file: h5py.File | None = self._open_partial()
+        self.n_done: int = int(attr_to_python(self._file.attrs["n_traj_complete"]))
+
+    def _open_partial(self) -> h5py.File:
+        """Open the .partial file for writing and make sure it was started with this very layout."""
+        try:
+            f = h5py.File(self.partial, "r+")
+        except OSError as exc:
+            raise DatasetError(
+                f"cannot open the interrupted write {self.partial} ({exc}); if no other process is writing "
+                f"it, it is damaged: delete it to start this split over"
+            ) from exc
+        stored = attr_to_python(f.attrs.get(FINGERPRINT_ATTR, ""))
+        if stored != self.fingerprint:
+            f.close()
+            raise DatasetError(
+                f"{self.partial} was started with a different configuration (layout fingerprint differs); "
+                f"rerun with the original configuration to resume it, or delete it to start this split over"
+            )
+        return f
+
+    # --- writing ------------------------------------------------------------------------------------
+    def _require_open(self) -> h5py.File:
+        if self._file is None:
+            state = "finalized" if self._finalized else "closed"
+            raise DatasetError(f"writer for {self.partial} is {state}")
+        return self._file
+
+    def _as_float_array(
+        self, kind: str, name: str, value: Any, shape: tuple[int, ...], dtype: type
+    ) -> np.ndarray:
+        """Check shape/dtype/finiteness of one input array and return it as `dtype` (no copy if possible)."""
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf":
+            raise DatasetError(
+                f"{kind} '{name}' has dtype {arr.dtype}, which cannot be stored as {np.dtype(dtype)}"
+            )
+        if arr.shape != shape:
+            raise DatasetError(f"{kind} '{name}' has shape {arr.shape}; expected {shape} for {self.partial}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            arr = np.ascontiguousarray(arr, dtype=dtype)  # overflow to inf is caught just below
+        finite = np.isfinite(arr).reshape(shape[0], -1).all(axis=1)
+        if not finite.all():
+            bad = int(np.flatnonzero(~finite)[0]) + self.n_done
+            raise DatasetError(
+                f"{kind} '{name}' of trajectory {bad} contains non-finite values (NaN or inf, possibly after "
+                f"conversion to {np.dtype(dtype)}); refusing to write it to {self.partial}"
+            )
+        return arr
+
+    def append(
+        self, fields: dict[str, np.ndarray], parameters: dict[str, np.ndarray], seeds: np.ndarray
+    ) -> None:
+        """Write b trajectories at position n_done: fields `[b, n_frames, *space]`, params and seeds `[b]`."""
+        f = self._require_open()
+        layout = self.layout
+        field_names = [fs.name for fs in layout.fields]
+        param_names = [p.name for p in layout.parameters]
+        if set(fields) != set(field_names):
+            raise DatasetError(
+                f"append got fields {sorted(fields)}; {self.partial} expects {sorted(field_names)}"
+            )
+        if set(parameters) != set(param_names):
+            raise DatasetError(
+                f"append got parameters {sorted(parameters)}; {self.partial} expects {sorted(param_names)}"
+            )
+        seeds_arr = np.asarray(seeds)
+        if seeds_arr.ndim != 1 or seeds_arr.shape[0] < 1:
+            raise DatasetError(f"seeds must be a non-empty 1-D array, got shape {seeds_arr.shape}")
+        b = int(seeds_arr.shape[0])
+        if seeds_arr.dtype.kind not in "iu":
+            raise DatasetError(f"seeds must be integers, got dtype {seeds_arr.dtype}")
+        if seeds_arr.dtype.kind == "u" and seeds_arr.size and int(seeds_arr.max()) > np.iinfo(np.int64).max:
+            raise DatasetError("seeds do not fit in int64")
+        if self.n_done + b > layout.n_traj:
+            raise DatasetError(
+                f"appending {b} trajectories after {self.n_done} exceeds "
+                f"n_traj={layout.n_traj} of {self.partial}"
+            )
+        shape = (b, int(layout.n_frames), *layout.spatial_shape)
+        field_data = {n: self._as_float_array("field", n, fields[n], shape, np.float32) for n in field_names}
+        param_data = {
+            n: self._as_float_array("parameter", n, parameters[n], (b,), np.float64) for n in param_names
+        }
+
+        lo, hi = self.n_done, self.n_done + b
+        for name, arr in field_data.items():
+            f[name][lo:hi] = arr
+        for name, arr in param_data.items():
+            f[name][lo:hi] = arr
+        f[SEED_VAR][lo:hi] = seeds_arr.astype(np.int64)
+        f.flush()  # the data is on its way to disk before the block is declared complete
+        f.attrs["n_traj_complete"] = np.array([hi], dtype=np.int64)
+        f.flush()
+        self.n_done = hi
+
+    def finalize(self) -> Path:
+        """Close the complete file and atomically rename `<name>.partial` to its final path, returned."""
+        self._require_open()
+        if self.n_done != self.layout.n_traj:
+            raise DatasetError(
+                f"cannot finalize {self.partial}: {self.n_done} of {self.layout.n_traj} trajectories written"
+            )
+        self.close()
+        _fsync(self.partial)
+        os.replace(self.partial, self.path)
+        _fsync(self.path.parent)
+        self._finalized = True
+        return self.path
+
+    def close(self) -> None:
+        """Close the .partial file without finalizing (it stays on disk, ready to be resumed)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> TrajectoryWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"TrajectoryWriter({str(self.path)!r}, n_done={self.n_done}/{self.layout.n_traj})"

@@ -1,0 +1,43 @@
+"""Shared fixtures: Hydra composition of the real config tree and one tiny KS dataset per session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from data_gen.generate import generate_dataset
+from pdebench.cli.common import CONFIG_DIR
+from pdebench.config import register_configs
+
+register_configs()
+
+
+def compose_config(name: str, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The resolved config the Hydra app `name` would run with these command-line overrides."""
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        cfg = compose(name, overrides=overrides or [])
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def compose_cfg() -> Callable[..., dict[str, Any]]:
+    return compose_config
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root holding `ks-tiny`, generated once per session exactly as `pdebench-generate` would."""
+    root = tmp_path_factory.mktemp("data")
+    cfg = compose_config("generate", ["pde=ks", "preset=tiny"])
+    generate_dataset(cfg["pde"], "tiny", root, seed=cfg["seed"], batch_size=4, device="cpu", progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def ks_tiny(data_root: Path) -> Path:
+    return data_root / "ks-tiny"

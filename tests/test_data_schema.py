@@ -1,0 +1,423 @@
+"""The split-file format: writer/reader round trip, xarray and h5py views, resume, checker, manifest, CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import xarray as xr
+
+from pdebench.data.check import check_file, validate_file
+from pdebench.data.manifest import file_sha256, manifest_hash, read_manifest, write_manifest
+from pdebench.data.reader import TrajectoryFile, open_dataset_dir, split_path
+from pdebench.data.schema import (
+    SCHEMA_NAME,
+    SCHEMA_VERSION,
+    Coordinate,
+    DatasetError,
+    DatasetLayout,
+    FieldSpec,
+    ParameterSpec,
+)
+from pdebench.data.writer import TrajectoryWriter, partial_path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+N_TRAJ, N_FRAMES, NX = 3, 5, 8
+
+
+def make_layout(split: str = "train", **changes: object) -> DatasetLayout:
+    """A tiny 1-D layout with two fields and two parameters (one of them the per-trajectory `dt`)."""
+    kwargs: dict[str, object] = dict(
+        pde="ks",
+        preset="tiny",
+        split=split,
+        n_traj=N_TRAJ,
+        n_frames=N_FRAMES,
+        frame_interval=0.5,
+        grid="uniform-periodic",
+        coordinates=(Coordinate("x", np.linspace(0.0, 2.0, NX, endpoint=False), "m", "position"),),
+        fields=(FieldSpec("u", "m/s", "periodic", "velocity"), FieldSpec("v", "1", "periodic", "tracer")),
+        parameters=(ParameterSpec("nu", "m^2/s", "viscosity"), ParameterSpec("dt", "s", "frame interval")),
+        attrs={"generation_config": "pde: ks\npreset: tiny\nseeds: [10, 11, 12]\n", "solver": "etdrk4"},
+    )
+    kwargs.update(changes)
+    return DatasetLayout(**kwargs)  # type: ignore[arg-type]
+
+
+def make_data() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+    """Deterministic contents for N_TRAJ trajectories: fields float64 [3, 5, 8], params [3], seeds [3]."""
+    rng = np.random.default_rng(1234)
+    fields = {"u": rng.standard_normal((N_TRAJ, N_FRAMES, NX)), "v": rng.uniform(size=(N_TRAJ, N_FRAMES, NX))}
+    params = {"nu": np.array([0.1, 0.2, 0.3]), "dt": np.array([0.25, 0.5, 1.0])}
+    return fields, params, np.array([10, 11, 12], dtype=np.int64)
+
+
+def block(lo: int, hi: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+    fields, params, seeds = make_data()
+    return {k: v[lo:hi] for k, v in fields.items()}, {k: v[lo:hi] for k, v in params.items()}, seeds[lo:hi]
+
+
+def write_split(path: Path, layout: DatasetLayout | None = None) -> Path:
+    """Write all trajectories in two blocks (2 + 1) and finalize."""
+    with TrajectoryWriter(path, layout or make_layout(path.stem)) as writer:
+        writer.append(*block(0, 2))
+        writer.append(*block(2, 3))
+        return writer.finalize()
+
+
+def h5_contents(path: Path) -> dict[str, object]:
+    """Every variable's values and every attribute (root and variable) of a file, for equality checks."""
+    out: dict[str, object] = {}
+    with h5py.File(path, "r") as f:
+        # repr() so that NaN fill values compare equal; dimension-scale references differ per file.
+        out["/attrs"] = repr({k: np.asarray(v).tolist() for k, v in f.attrs.items() if k != "_NCProperties"})
+        for name, dset in f.items():
+            out[name] = dset[...]
+            skip = ("DIMENSION_LIST", "REFERENCE_LIST")
+            out[name + "/attrs"] = repr(
+                {k: np.asarray(v).tolist() for k, v in dset.attrs.items() if k not in skip}
+            )
+    return out
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    ddir = root / "ks-tiny"
+    ddir.mkdir()
+    write_split(ddir / "train.h5")
+    write_split(ddir / "valid.h5")
+    return ddir
+
+
+@pytest.fixture(scope="module")
+def valid_file(dataset_dir: Path) -> Path:
+    return dataset_dir / "train.h5"
+
+
+@pytest.fixture()
+def copy_of(valid_file: Path, tmp_path: Path):
+    """Return a fresh writable copy of the valid file (to be damaged by a test)."""
+
+    def make(name: str = "copy.h5") -> Path:
+        target = tmp_path / name
+        shutil.copyfile(valid_file, target)
+        return target
+
+    return make
+
+
+# --- writer / reader --------------------------------------------------------------------------------
+def test_round_trip_values_parameters_seeds_attrs(valid_file: Path) -> None:
+    fields, params, seeds = make_data()
+    with TrajectoryFile(valid_file) as tf:
+        assert (tf.pde, tf.preset, tf.split, tf.grid) == ("ks", "tiny", "train", "uniform-periodic")
+        assert (tf.n_traj, tf.n_frames, tf.spatial_shape) == (N_TRAJ, N_FRAMES, (NX,))
+        assert tf.frame_interval == 0.5
+        assert tf.field_names == ("u", "v") and tf.parameter_names == ("nu", "dt")
+        assert tf.attrs["schema"] == SCHEMA_NAME and tf.attrs["schema_version"] == SCHEMA_VERSION
+        assert tf.attrs["generation_config"] == make_layout().attrs["generation_config"]
+        assert tf.attrs["solver"] == "etdrk4" and tf.attrs["spatial_dims"] == 1
+        assert tf.attrs["n_traj_complete"] == N_TRAJ
+
+        u32, v32 = fields["u"].astype(np.float32), fields["v"].astype(np.float32)
+        whole = tf.read_field("u", slice(None))
+        assert whole.dtype == np.float32 and np.array_equal(whole, u32)
+        assert np.array_equal(tf.read_field("v", 1, slice(1, 4)), v32[1, 1:4])
+        assert np.array_equal(tf.read_field("u", np.array([2, 0, 2])), u32[[2, 0, 2]])
+
+        window = tf.read_window(2, 1, 5, step=2)
+        assert window.dtype == np.float32 and window.shape == (2, 2, NX)
+        assert np.array_equal(window, np.stack([u32[2, 1:5:2], v32[2, 1:5:2]]))
+        assert np.array_equal(tf.read_window(0, 0, N_FRAMES), np.stack([u32[0], v32[0]]))
+        with pytest.raises(IndexError):
+            tf.read_window(0, 3, N_FRAMES + 1)
+        with pytest.raises(IndexError):
+            tf.read_window(N_TRAJ, 0, 1)
+
+        got = tf.parameters()
+        assert set(got) == {"nu", "dt"} and all(got[k].dtype == np.float64 for k in got)
+        assert np.array_equal(got["nu"], params["nu"]) and np.array_equal(got["dt"], params["dt"])
+        assert tf.seeds().dtype == np.int64 and np.array_equal(tf.seeds(), seeds)
+        assert np.allclose(tf.coordinate("x"), np.linspace(0.0, 2.0, NX, endpoint=False))
+        assert np.allclose(tf.frame_times(1), np.arange(N_FRAMES) * 0.5)  # per-trajectory dt wins
+
+
+def test_reader_pickles_without_handle(valid_file: Path) -> None:
+    tf = TrajectoryFile(valid_file)
+    tf.read_window(0, 0, 2)  # opens the handle
+    clone = pickle.loads(pickle.dumps(tf))
+    assert np.array_equal(clone.read_window(1, 0, 3), tf.read_window(1, 0, 3))
+    tf.close()
+    clone.close()
+
+
+def test_xarray_sees_labelled_dataset(valid_file: Path) -> None:
+    fields, params, seeds = make_data()
+    with xr.open_dataset(valid_file, engine="h5netcdf") as ds:
+        assert dict(ds.sizes) == {"traj": N_TRAJ, "time": N_FRAMES, "x": NX}
+        assert set(ds.coords) == {"traj", "time", "x"}
+        assert ds["u"].dims == ("traj", "time", "x") and ds["u"].dtype == np.float32
+        assert ds["nu"].dims == ("traj",) and ds["nu"].dtype == np.float64
+        assert ds["seed"].dtype == np.int64 and np.array_equal(ds["seed"].values, seeds)
+        assert (
+            np.array_equal(ds["time"].values, np.arange(N_FRAMES)) and ds["time"].attrs["units"] == "frames"
+        )
+        assert ds["x"].attrs["units"] == "m"
+        assert ds["u"].attrs["boundary_conditions"] == "periodic" and ds["u"].attrs["units"] == "m/s"
+        assert ds.attrs["fields"] == "u,v" and ds.attrs["parameters"] == "nu,dt"
+        assert ds.attrs["generation_config"] == make_layout().attrs["generation_config"]
+        assert np.array_equal(ds["v"].isel(traj=2).values, fields["v"][2].astype(np.float32))
+        assert np.array_equal(ds["dt"].values, params["dt"])
+
+
+def test_plain_h5py_reads_field(valid_file: Path) -> None:
+    fields, _, _ = make_data()
+    with h5py.File(valid_file, "r") as f:
+        u = f["u"]
+        assert u.dtype == np.float32 and u.shape == (N_TRAJ, N_FRAMES, NX)
+        assert u.chunks == (1, N_FRAMES, NX) and u.compression is None
+        assert [u.dims[i][0].name for i in range(3)] == ["/traj", "/time", "/x"]
+        assert np.array_equal(u[1, 2:4], fields["u"][1, 2:4].astype(np.float32))
+        assert f.attrs["schema"] == SCHEMA_NAME
+
+
+def test_resume_after_interruption_equals_one_shot(valid_file: Path, tmp_path: Path) -> None:
+    path = tmp_path / "train.h5"
+    writer = TrajectoryWriter(path, make_layout())
+    writer.append(*block(0, 2))
+    del writer  # interrupted: never finalized
+    assert not path.exists() and partial_path(path).exists()
+
+    # A crash in the middle of the next block: data written, completion counter not bumped.
+    with h5py.File(partial_path(path), "r+") as f:
+        f["u"][2] = 99.0
+
+    with TrajectoryWriter(path, make_layout()) as writer:
+        assert writer.resumed and writer.n_done == 2
+        writer.append(*block(2, 3))
+        assert writer.finalize() == path
+    assert not partial_path(path).exists()
+    assert check_file(path) == []
+
+    resumed, one_shot = h5_contents(path), h5_contents(valid_file)
+    assert resumed.keys() == one_shot.keys()
+    for key, expected in one_shot.items():
+        if isinstance(expected, np.ndarray):
+            assert resumed[key].dtype == expected.dtype and np.array_equal(resumed[key], expected), key
+        else:
+            assert resumed[key] == expected, key
+
+
+def test_exception_inside_writer_keeps_partial(tmp_path: Path) -> None:
+    path = tmp_path / "train.h5"
+    with pytest.raises(RuntimeError), TrajectoryWriter(path, make_layout()) as writer:
+        writer.append(*block(0, 1))
+        raise RuntimeError("solver crashed")
+    assert partial_path(path).exists() and not path.exists()
+    assert TrajectoryWriter(path, make_layout()).n_done == 1
+
+
+def test_resume_with_different_layout_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "train.h5"
+    with TrajectoryWriter(path, make_layout()) as writer:
+        writer.append(*block(0, 1))
+    changed = make_layout(attrs={**make_layout().attrs, "generation_config": "pde: ks\npreset: other\n"})
+    with pytest.raises(DatasetError, match="different configuration") as info:
+        TrajectoryWriter(path, changed)
+    assert "train.h5.partial" in str(info.value)
+    assert partial_path(path).exists()  # never deleted silently
+    with pytest.raises(DatasetError, match="different configuration"):
+        TrajectoryWriter(path, make_layout(frame_interval=0.25))
+
+
+def test_non_finite_data_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "train.h5"
+    with TrajectoryWriter(path, make_layout()) as writer:
+        writer.append(*block(0, 1))
+        fields, params, seeds = block(1, 3)
+        fields["v"] = fields["v"].copy()
+        fields["v"][1, 3, 4] = np.nan
+        with pytest.raises(DatasetError, match=r"field 'v' of trajectory 2 contains non-finite"):
+            writer.append(fields, params, seeds)
+        fields, params, seeds = block(1, 3)
+        fields["u"] = fields["u"] * 1e300  # overflows float32
+        with pytest.raises(DatasetError, match=r"field 'u' of trajectory 1"):
+            writer.append(fields, params, seeds)
+        fields, params, seeds = block(1, 3)
+        params["nu"] = np.array([0.1, np.inf])
+        with pytest.raises(DatasetError, match=r"parameter 'nu' of trajectory 2"):
+            writer.append(fields, params, seeds)
+        assert writer.n_done == 1  # nothing of the refused blocks counts
+
+
+def test_append_checks_names_shapes_and_count(tmp_path: Path) -> None:
+    path = tmp_path / "train.h5"
+    with TrajectoryWriter(path, make_layout()) as writer:
+        fields, params, seeds = block(0, 2)
+        with pytest.raises(DatasetError, match="expects"):
+            writer.append({"u": fields["u"]}, params, seeds)
+        with pytest.raises(DatasetError, match=r"field 'u' has shape"):
+            writer.append({**fields, "u": fields["u"][:, :-1]}, params, seeds)
+        with pytest.raises(DatasetError, match="seeds must be integers"):
+            writer.append(fields, params, seeds.astype(float))
+        with pytest.raises(DatasetError, match="cannot finalize"):
+            writer.finalize()
+        writer.append(*block(0, 3))
+        with pytest.raises(DatasetError, match="exceeds n_traj"):
+            writer.append(*block(0, 1))
+
+
+# --- checker ----------------------------------------------------------------------------------------
+def test_checker_accepts_valid_file(valid_file: Path) -> None:
+    assert check_file(valid_file) == []
+    validate_file(valid_file)
+
+
+def test_checker_rejects_truncated_file(copy_of) -> None:
+    path = copy_of()
+    size = path.stat().st_size
+    with open(path, "r+b") as fh:
+        fh.truncate(size // 2)
+    problems = check_file(path)
+    assert len(problems) == 1 and str(path) in problems[0] and "not a readable HDF5 file" in problems[0]
+    with pytest.raises(DatasetError, match="truncated"):
+        TrajectoryFile(path)
+
+
+def test_checker_rejects_missing_variable(copy_of) -> None:
+    path = copy_of()
+    with h5py.File(path, "r+") as f:
+        del f["nu"]
+    problems = check_file(path)
+    assert any(str(path) in p and "missing variable 'nu'" in p for p in problems), problems
+    with pytest.raises(DatasetError, match="missing variable 'nu'"):
+        validate_file(path)
+
+
+def test_checker_rejects_wrong_dtype(copy_of) -> None:
+    path = copy_of()
+    with h5py.File(path, "r+") as f:
+        data = f["u"][...].astype(np.float64)
+        del f["u"]
+        f.create_dataset("u", data=data)
+    problems = check_file(path)
+    assert any(str(path) in p and "field 'u' has dtype float64; expected float32" in p for p in problems), (
+        problems
+    )
+
+
+def test_checker_rejects_wrong_schema_version_and_name(copy_of) -> None:
+    path = copy_of()
+    with h5py.File(path, "r+") as f:
+        f.attrs["schema_version"] = "9.9"
+    problems = check_file(path)
+    assert (
+        len(problems) == 1
+        and str(path) in problems[0]
+        and "schema_version '9.9' is not supported" in problems[0]
+    )
+    with h5py.File(path, "r+") as f:
+        f.attrs["schema"] = "something-else"
+    assert "expected 'pdebench-trajectories'" in check_file(path)[0]
+
+
+def test_checker_finds_nan_and_incomplete_file(copy_of) -> None:
+    path = copy_of()
+    with h5py.File(path, "r+") as f:
+        f["v"][2, 1, 3] = np.inf
+        f.attrs["n_traj_complete"] = np.array([2], dtype=np.int64)
+    problems = check_file(path)
+    assert any("field 'v' has non-finite values" in p and "indices 2" in p for p in problems), problems
+    assert any("'n_traj_complete' is 2; expected 3" in p for p in problems), problems
+
+
+def test_reader_rejects_bad_headers(copy_of, tmp_path: Path) -> None:
+    path = copy_of()
+    with h5py.File(path, "r+") as f:
+        f.attrs["schema_version"] = "2.0"
+    with pytest.raises(
+        DatasetError, match=r"schema_version '2.0' is not supported .*supported: 1\.0"
+    ) as info:
+        TrajectoryFile(path)
+    assert str(path) in str(info.value)
+    with pytest.raises(DatasetError, match="does not exist"):
+        TrajectoryFile(tmp_path / "nope.h5")
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not hdf5 at all")
+    with pytest.raises(DatasetError, match="not a readable HDF5 file"):
+        TrajectoryFile(junk)
+
+
+def test_dataset_dir_and_split_path_messages(dataset_dir: Path, tmp_path: Path) -> None:
+    assert open_dataset_dir(dataset_dir.parent, "ks", "tiny") == dataset_dir
+    assert split_path(dataset_dir, "valid") == dataset_dir / "valid.h5"
+    with pytest.raises(DatasetError) as info:
+        open_dataset_dir(Path("data"), "ks", "small")
+    assert str(info.value) == (
+        f"dataset directory {Path('data') / 'ks-small'} does not exist; "
+        "generate it with `pdebench-generate pde=ks preset=small`"
+    )
+    with pytest.raises(
+        DatasetError, match=r"test\.h5 does not exist; generate it with `pdebench-generate pde=ks"
+    ):
+        split_path(dataset_dir, "test")
+    with pytest.raises(DatasetError, match="unknown split"):
+        split_path(dataset_dir, "training")
+
+
+# --- manifest ---------------------------------------------------------------------------------------
+def test_manifest_round_trip_and_hashes(dataset_dir: Path) -> None:
+    config = {"pde": "ks", "preset": "tiny", "n_traj": {"train": 3, "valid": 3}}
+    path = write_manifest(dataset_dir, config)
+    manifest = read_manifest(dataset_dir)
+    assert manifest["schema"] == SCHEMA_NAME and manifest["dataset"] == "ks-tiny"
+    assert manifest["config"] == config and set(manifest["splits"]) == {"train", "valid"}
+    entry = manifest["splits"]["train"]
+    train_bytes = (dataset_dir / "train.h5").read_bytes()
+    assert entry["file"] == "train.h5" and entry["bytes"] == len(train_bytes)
+    assert entry["sha256"] == hashlib.sha256(train_bytes).hexdigest() == file_sha256(dataset_dir / "train.h5")
+    assert (entry["n_traj"], entry["n_frames"]) == (N_TRAJ, N_FRAMES)
+    assert manifest_hash(dataset_dir) == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert json.loads(path.read_text()) == manifest
+
+
+def test_manifest_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=r"manifest\.json does not exist"):
+        read_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(DatasetError, match=r"manifest\.json is not valid JSON"):
+        read_manifest(tmp_path)
+    with pytest.raises(DatasetError, match="no split file"):
+        write_manifest(tmp_path, {})
+
+
+# --- command line -----------------------------------------------------------------------------------
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "pdebench.data", *args], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_cli_check_exit_codes_and_output(valid_file: Path, copy_of) -> None:
+    bad = copy_of("bad.h5")
+    with h5py.File(bad, "r+") as f:
+        del f["seed"]
+    ok = run_cli("check", str(valid_file))
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == f"{valid_file}: OK (n_traj=3, n_frames=5, fields=u,v)"
+    mixed = run_cli("check", str(valid_file), str(bad))
+    assert mixed.returncode == 1
+    assert f"{valid_file}: OK" in mixed.stdout and f"{bad}: missing variable 'seed'" in mixed.stdout
+    usage = run_cli("check")
+    assert usage.returncode == 2 and "usage" in usage.stderr
