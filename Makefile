@@ -36,7 +36,11 @@ test: setup lint
 	$(BIN)/python -m pytest
 
 quickstart: setup
-	$(BIN)/python scripts/quickstart.py
+	$(BIN)/pdebench-generate pde=ks preset=small root=$(DATA)
+	$(BIN)/pdebench-train experiment=ks_fno_quickstart data.root=$(DATA)
+	$(BIN)/pdebench-evaluate ckpt=runs/ks-small/fno-quickstart/seed0/checkpoints/best.ckpt data.root=$(DATA)
+	$(BIN)/pdebench-evaluate model=persistence data=ks data.root=$(DATA)
+	$(BIN)/pdebench-leaderboard
 
 datasets: setup
 	for pde in $(PDES); do $(BIN)/pdebench-generate pde=$$pde preset=$(PRESET) root=$(DATA) || exit 1; done

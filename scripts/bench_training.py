@@ -3,15 +3,16 @@
 Lightning side: exactly what `pdebench.training.run.train` builds -- `WindowDataset` over the HDF5 train
 split, a shuffling `DataLoader` (batch_size, drop_last, `num_workers=0` as in `conf/data/ks.yaml`),
 `SurrogateModule` and a `lightning.Trainer` with the default trainer settings (`conf/trainer/cpu.yaml` on
-`TrainerConfig`: fp32, gradient clipping at 1.0, log every 10 steps) -- minus what a benchmark must not
-time: no validation, no logger, no checkpoints, no progress bar. Bare side: the same net
+`TrainerConfig`: fp32, gradient clipping at 1.0 (`--clip`), log every 10 steps) -- minus what a benchmark
+must not time: no validation, no logger, no checkpoints, no progress bar. Bare side: the same net
 (`baselines.build_model` inside a `Forecaster`), the same normalisation, loss, AdamW, warmup-cosine schedule
 and gradient clipping, on all windows preloaded into one tensor and batched by random-permutation indexing.
 
 Both run `--warmup` untimed steps, then `--steps` timed ones; the timed window runs from the end of the
 last warm-up step to the end of the last step, so it holds `--steps` batch fetches and `--steps`
-optimisation steps. Best of `--repeats` (the two sides alternate). Prints samples/s for each and the ratio
-lightning / bare.
+optimisation steps. Best of `--repeats`; the two sides take turns, first one then the other first. Prints
+samples/s for each and the ratio lightning / bare, both from the whole timed window and from the median step
+time (the latter shrugs off a neighbour process taking the cores for part of a run).
 
 Usage: python scripts/bench_training.py [--steps 60] [--warmup 10] [--batch-size 32] [--data-dir DIR]
 """
@@ -20,7 +21,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import logging
+import math
+import os
+import statistics
 import tempfile
 import time
 import warnings
@@ -78,50 +83,46 @@ def configs(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     }
 
 
-def trainer_kwargs(max_steps: int) -> dict[str, Any]:
+def trainer_kwargs(max_steps: int, clip: float) -> dict[str, Any]:
     """`TrainerConfig` defaults with `conf/trainer/cpu.yaml` on top, made into a bare timed training loop."""
     kwargs = vars(TrainerConfig()) | {"accelerator": "cpu", "devices": 1, "precision": "32-true"}
-    kwargs |= {"max_epochs": -1, "max_steps": max_steps, "limit_val_batches": 0, "num_sanity_val_steps": 0,
-               "enable_progress_bar": False}
+    kwargs |= {"gradient_clip_val": clip or None, "max_epochs": -1, "max_steps": max_steps,
+               "limit_val_batches": 0, "num_sanity_val_steps": 0, "enable_progress_bar": False}
     return kwargs | {"logger": False, "enable_checkpointing": False, "enable_model_summary": False}
 
 
 class StepTimer(Callback):
-    """Wall time from the end of optimisation step `warmup` to the end of step `warmup + steps`."""
+    """Clock reading at the end of every optimisation step (`ends[k]`: end of step k + 1)."""
 
-    def __init__(self, warmup: int, steps: int) -> None:
-        self.warmup, self.steps = warmup, steps
-        self.done = 0
-        self.start = self.stop = 0.0
+    def __init__(self) -> None:
+        self.ends: list[float] = []
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        self.done += 1
-        if self.done == self.warmup:
-            self.start = time.perf_counter()
-        elif self.done == self.warmup + self.steps:
-            self.stop = time.perf_counter()
+        self.ends.append(time.perf_counter())
 
-    @property
-    def seconds(self) -> float:
-        if self.done < self.warmup + self.steps:
-            raise RuntimeError(f"the trainer stopped after {self.done} of {self.warmup + self.steps} steps")
-        return self.stop - self.start
+
+def timed_window(ends: list[float], warmup: int, steps: int) -> tuple[float, float]:
+    """(seconds from the end of step `warmup` to the end of step `warmup + steps`, median step seconds)."""
+    if len(ends) < warmup + steps:
+        raise RuntimeError(f"training stopped after {len(ends)} of {warmup + steps} steps")
+    window = ends[warmup - 1 : warmup + steps]
+    return window[-1] - window[0], statistics.median(b - a for a, b in itertools.pairwise(window))
 
 
 def run_lightning(dataset_dir: Path, cfg: dict[str, dict[str, Any]], data_info: dict[str, Any],
-                  args: argparse.Namespace) -> float:
-    """Seconds for the timed steps of `Trainer.fit` as `pdebench.training.run.train` sets it up."""
+                  args: argparse.Namespace) -> tuple[float, float]:
+    """(window, median step) seconds of `Trainer.fit` set up as `pdebench.training.run.train` does."""
     L.seed_everything(SEED, workers=True, verbose=False)
     train_set = WindowDataset(split_path(dataset_dir, "train"), WindowSpec(HISTORY, BUNDLE, FRAME_STRIDE))
     module = SurrogateModule(model=cfg["model"], objective=cfg["objective"], optim=cfg["optim"],
                              validation=cfg["validation"], data_info=data_info, label="bench")
     loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True, num_workers=0,
                         persistent_workers=False)
-    timer = StepTimer(args.warmup, args.steps)
-    trainer = L.Trainer(callbacks=[timer], **trainer_kwargs(args.warmup + args.steps))
+    timer = StepTimer()
+    trainer = L.Trainer(callbacks=[timer], **trainer_kwargs(args.warmup + args.steps, args.clip))
     trainer.fit(module, loader)
-    return timer.seconds
+    return timed_window(timer.ends, args.warmup, args.steps)
 
 
 def preload_windows(dataset_dir: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -132,8 +133,8 @@ def preload_windows(dataset_dir: Path) -> tuple[torch.Tensor, torch.Tensor, torc
 
 
 def run_bare(windows: tuple[torch.Tensor, torch.Tensor, torch.Tensor], cfg: dict[str, dict[str, Any]],
-             data_info: dict[str, Any], args: argparse.Namespace) -> float:
-    """Seconds for the timed steps of a plain torch loop doing the same optimisation on in-memory windows."""
+             data_info: dict[str, Any], args: argparse.Namespace) -> tuple[float, float]:
+    """(window, median step) seconds of a plain torch loop, same optimisation, on in-memory windows."""
     L.seed_everything(SEED, workers=True, verbose=False)
     inputs, targets, params = windows
     shape = NetShape(n_fields=len(data_info["fields"]), history=HISTORY, bundle=BUNDLE,
@@ -150,13 +151,10 @@ def run_bare(windows: tuple[torch.Tensor, torch.Tensor, torch.Tensor], cfg: dict
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, total, warmup_lr, optim["min_lr_ratio"])
     )
-    clip = TrainerConfig().gradient_clip_val
     n_batches = len(inputs) // args.batch_size
     perm = torch.randperm(len(inputs))
-    start = 0.0
+    ends = []
     for step in range(total):
-        if step == args.warmup:
-            start = time.perf_counter()
         b = step % n_batches
         if b == 0 and step:
             perm = torch.randperm(len(inputs))
@@ -166,10 +164,12 @@ def run_bare(windows: tuple[torch.Tensor, torch.Tensor, torch.Tensor], cfg: dict
         loss = loss_fn(pred, norm.normalize_fields(y))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(forecaster.parameters(), clip)
+        if args.clip:
+            torch.nn.utils.clip_grad_norm_(forecaster.parameters(), args.clip)
         optimizer.step()
         schedule.step()
-    return time.perf_counter() - start
+        ends.append(time.perf_counter())
+    return timed_window(ends, args.warmup, args.steps)
 
 
 def parse_args() -> argparse.Namespace:
@@ -184,6 +184,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="existing KS dataset directory (holding train.h5); default: generate one in a "
                              "temporary directory")
+    parser.add_argument("--clip", type=float, default=TrainerConfig().gradient_clip_val,
+                        help="gradient-norm clipping on both sides, as trainer.gradient_clip_val (0: none)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's choice, one per core)")
     args = parser.parse_args()
     if args.warmup < 1 or args.steps < 1:
         parser.error("--warmup and --steps must be at least 1")
@@ -191,13 +195,35 @@ def parse_args() -> argparse.Namespace:
 
 
 def quiet_lightning() -> None:
-    """Keep Lightning's set-up chatter and the single-process DataLoader hint out of the table."""
+    """Keep Lightning's set-up chatter and its warnings about what the benchmark leaves out off the table."""
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    for message in (".*does not have many workers.*", ".*no `val_dataloader`.*", ".*LeafSpec.*"):
+        warnings.filterwarnings("ignore", message=message)
+
+
+def cpu_snapshot() -> tuple[float, float, float] | None:
+    """(busy seconds of the whole machine, seconds of this process, wall clock), or None off Linux."""
+    try:
+        fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    busy = (sum(fields[:8]) - fields[3] - fields[4]) / tick  # all but idle and iowait
+    own = os.times()
+    return busy, own.user + own.system, time.perf_counter()
+
+
+def foreign_load(before: tuple[float, float, float] | None) -> str:
+    """Mean number of cores other processes kept busy since `before` (they distort every timing here)."""
+    after = cpu_snapshot()
+    if before is None or after is None:
+        return "unknown"
+    return f"{max(0.0, (after[0] - before[0]) - (after[1] - before[1])) / (after[2] - before[2]):.2f} cores"
 
 
 def benchmark(dataset_dir: Path, args: argparse.Namespace) -> None:
+    """Time both sides `--repeats` times on `dataset_dir` and print the table."""
     cfg = configs(args)
     train_set = WindowDataset(split_path(dataset_dir, "train"), WindowSpec(HISTORY, BUNDLE, FRAME_STRIDE))
     data_info = describe_data(dataset_dir, train_set.file, FRAME_STRIDE)
@@ -207,23 +233,35 @@ def benchmark(dataset_dir: Path, args: argparse.Namespace) -> None:
           f"batches/epoch; FNO hidden={args.hidden} modes={args.modes} layers={args.layers}; "
           f"batch {args.batch_size}, {args.warmup} warm-up + {args.steps} timed steps; "
           f"torch threads {torch.get_num_threads()}")
-    best = {"lightning": float("inf"), "bare": float("inf")}
+    best: dict[str, tuple[float, float]] = {}
     for repeat in range(args.repeats):
-        lightning_s = run_lightning(dataset_dir, copy.deepcopy(cfg), data_info, args)
-        bare_s = run_bare(windows, copy.deepcopy(cfg), data_info, args)
-        best["lightning"] = min(best["lightning"], lightning_s)
-        best["bare"] = min(best["bare"], bare_s)
-        print(f"  repeat {repeat + 1}: lightning {lightning_s:.3f} s, bare {bare_s:.3f} s")
-    samples = args.steps * args.batch_size
-    rate = {name: samples / seconds for name, seconds in best.items()}
-    print(f"\n{'path':<10} {'samples/s':>10} {'ms/step':>8}")
-    for name, seconds in best.items():
-        print(f"{name:<10} {rate[name]:>10.1f} {1e3 * seconds / args.steps:>8.2f}")
-    print(f"ratio lightning/bare: {rate['lightning'] / rate['bare']:.3f}")
+        load = cpu_snapshot()
+        runners = {"lightning": lambda: run_lightning(dataset_dir, copy.deepcopy(cfg), data_info, args),
+                   "bare": lambda: run_bare(windows, copy.deepcopy(cfg), data_info, args)}
+        order = ("lightning", "bare") if repeat % 2 == 0 else ("bare", "lightning")  # cancel drifts
+        times = {name: runners[name]() for name in order}
+        for name, (window, median) in times.items():
+            old = best.get(name, (math.inf, math.inf))
+            best[name] = (min(old[0], window), min(old[1], median))
+        parts = [f"{name} {window:.3f} s (median step {1e3 * median:.1f} ms)"
+                 for name, (window, median) in times.items()]
+        print(f"  repeat {repeat + 1}: " + ", ".join(parts) + f"; other processes: {foreign_load(load)}")
+    # samples/s over the whole timed window of the best repeat, and from the best median step time (the latter
+    # is robust to a neighbour process taking the cores during part of a repeat).
+    rate = {name: (args.steps * args.batch_size / window, args.batch_size / median)
+            for name, (window, median) in best.items()}
+    print(f"\n{'':<10} {'samples/s':>10} {'ms/step':>8} {'samples/s from median step':>27}")
+    for name in ("lightning", "bare"):
+        window = best[name][0]
+        print(f"{name:<10} {rate[name][0]:>10.1f} {1e3 * window / args.steps:>8.2f} {rate[name][1]:>27.1f}")
+    ratio = [rate["lightning"][k] / rate["bare"][k] for k in range(2)]
+    print(f"{'ratio':<10} {ratio[0]:>10.3f} {'':>8} {ratio[1]:>27.3f}   (lightning / bare)")
 
 
 def main() -> None:
     args = parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     quiet_lightning()
     if args.data_dir is not None:
         benchmark(args.data_dir, args)

@@ -18,7 +18,7 @@ from pdebench.data.normalization import Normalizer
 from pdebench.data.reader import TrajectoryFile, open_dataset_dir, split_path
 from pdebench.devices import resolve_device
 from pdebench.rollout.evaluator import evaluate_rollouts
-from pdebench.rollout.results import RESULT_FORMAT, RESULT_FORMAT_VERSION, write_result
+from pdebench.rollout.results import RESULT_FORMAT, RESULT_FORMAT_VERSION, read_result, write_result
 from pdebench.training.checkpoint import CheckpointError, load_checkpoint
 from pdebench.training.forecaster import Forecaster
 
@@ -121,6 +121,12 @@ def evaluate(cfg: dict[str, Any], progress: bool = True) -> Path:
 @report_user_errors
 def main(cfg: DictConfig) -> None:
     path = evaluate(to_container(cfg))
+    result = read_result(path)
+    summary = result["summary"]
+    print(f"{result['label']} on {result['dataset']}: {result['n_trajectories']} trajectories x "
+          f"{result['n_steps']} steps; high-correlation time (>0.8) {summary['corr_time_0.8']:.2f}, "
+          f"one-step nRMSE {summary['one_step_nrmse']:.3g}, "
+          f"{result['throughput_traj_steps_per_s']:.0f} trajectory-steps/s")
     print(f"result written: {path}")
 
 

@@ -86,6 +86,21 @@ class SurrogateModule(L.LightningModule):
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        """Norm clipping with the norm taken over real views of complex gradients (spectral weights).
+
+        Same result as Lightning's default; torch's CPU norm of a complex tensor is ~40x slower than of its real
+        view, which made clipping ~7% of an FNO training step.
+        """
+        if not gradient_clip_val or gradient_clip_algorithm not in (None, "norm"):
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+            return
+        params = [p for p in self.parameters() if p.grad is not None]
+        grads = [torch.view_as_real(p.grad) if p.grad.is_complex() else p.grad for p in params]
+        total = torch.nn.utils.get_total_norm(grads)
+        torch.nn.utils.clip_grads_with_norm_(params, gradient_clip_val, total)
+
     def on_fit_start(self) -> None:
         self._fit_clock = time.perf_counter()
 

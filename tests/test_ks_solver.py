@@ -1,0 +1,218 @@
+"""Tests of the Kuramoto–Sivashinsky generator (`data_gen.ks`): accuracy, invariants, reproducibility, API."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.integrate import solve_ivp
+
+from data_gen.base import GeneratedBatch
+from data_gen.ks import (
+    KSConfig,
+    KSGenerator,
+    dealias_mask,
+    etdrk4_coefficients,
+    ks_linear_operator,
+    ks_nonlinear,
+    sample_trajectory,
+    solve_ks,
+    wavenumbers,
+)
+
+F64 = torch.float64
+CPU = torch.device("cpu")
+
+
+def _smooth_state(n: int, length: float) -> np.ndarray:
+    x = np.arange(n) * length / n
+    phase = 2.0 * np.pi * x / length
+    return np.cos(phase) * (1.0 + np.sin(phase)) + 0.3 * np.sin(2.0 * phase + 1.0)
+
+
+def _solve_one(u0: np.ndarray, length: float, h: float, t_end: float, save_every: int | None = None) -> np.ndarray:
+    """Frames `[n_saved, N]` of one trajectory (nu = 1) integrated to t_end with step h."""
+    n_steps = round(t_end / h)
+    assert abs(n_steps * h - t_end) < 1e-12
+    one = torch.ones(1, dtype=F64)
+    out = solve_ks(torch.from_numpy(u0)[None], length * one, one, h * one, n_steps, save_every or n_steps)
+    return out[0].numpy()
+
+
+def _rel_l2(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def test_fourth_order_convergence_in_time():
+    # Mildly stiff setting (k_max^4 h <= 4): the asymptotic order of ETDRK4 is visible.
+    n, length, t_end = 64, 64.0, 5.0
+    u0 = _smooth_state(n, length)
+    ref = _solve_one(u0, length, 1.0 / 512, t_end)[-1]
+    errors = [_rel_l2(_solve_one(u0, length, h, t_end)[-1], ref) for h in (0.1, 0.05, 0.025)]
+    orders = [math.log2(errors[i] / errors[i + 1]) for i in range(2)]
+    assert all(3.7 <= p <= 4.3 for p in orders), (errors, orders)
+
+
+def _numpy_nonlinear(v: np.ndarray, k: np.ndarray, keep: np.ndarray, n: int) -> np.ndarray:
+    """-(u^2)_x / 2 in Fourier space with the 2/3 rule applied to the input and the output."""
+    u = np.fft.irfft(np.where(keep, v, 0.0), n=n)
+    return np.where(keep, -0.5j * k * np.fft.rfft(u * u), 0.0)
+
+
+def _numpy_ks_rhs(n: int, length: float, nu: float):
+    """Independent semi-discrete KS right-hand side on the rfft coefficients, numpy only."""
+    m = np.arange(n // 2 + 1)
+    k = 2.0 * np.pi * m / length
+    keep = 3 * m < n  # the 2/3 rule: |m| < N / 3
+    lin = k**2 - nu * k**4
+
+    def rhs(_t: float, v: np.ndarray) -> np.ndarray:
+        return lin * v + _numpy_nonlinear(v, k, keep, n)
+
+    return rhs, keep
+
+
+def test_agrees_with_scipy_dop853():
+    n, length, nu, t_end = 64, 32.0, 1.0, 5.0
+    u0 = _smooth_state(n, length)
+    rhs, keep = _numpy_ks_rhs(n, length, nu)
+    v0 = np.where(keep, np.fft.rfft(u0), 0.0).astype(np.complex128)
+    sol = solve_ivp(rhs, (0.0, t_end), v0, method="DOP853", rtol=1e-12, atol=1e-12)
+    assert sol.success
+    expected = np.fft.irfft(sol.y[:, -1], n=n)
+    assert _rel_l2(_solve_one(u0, length, 0.05, t_end)[-1], expected) < 1e-6  # measured 5e-7
+    assert _rel_l2(_solve_one(u0, length, 0.01, t_end)[-1], expected) < 1e-8  # measured 2e-9
+
+
+def test_nonlinear_term_matches_independent_formula():
+    n, length = 48, 20.0
+    u = np.random.default_rng(0).standard_normal((2, n))
+    mask = dealias_mask(n)
+    assert mask.tolist() == [m < 16 for m in range(n // 2 + 1)]  # m = 0..15 since 15 < 48 / 3
+    k = wavenumbers(torch.full((2,), length, dtype=F64), n // 2 + 1)
+    got = ks_nonlinear(torch.fft.rfft(torch.from_numpy(u)), k, mask).numpy()
+    expected = _numpy_nonlinear(np.fft.rfft(u), k.numpy(), mask.numpy(), n)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def test_etdrk4_coefficients_match_closed_forms():
+    lin = torch.tensor([[0.0, 0.25, -1.0e-6, -3.0, -40.0, -400.0]], dtype=F64)
+    h = torch.tensor([0.5], dtype=F64)
+    e, e2, q, f1, f2, f3 = (c[0].numpy() for c in etdrk4_coefficients(lin, h, 32))
+    z = lin[0].numpy() * 0.5
+    np.testing.assert_allclose(e, np.exp(z), rtol=1e-14)
+    np.testing.assert_allclose(e2, np.exp(z / 2), rtol=1e-14)
+    # z -> 0 limits: Q = h/2, f1 = f2 = f3 = h/6.
+    assert abs(q[0] - 0.25) < 1e-13 and max(abs(f - 0.5 / 6) for f in (f1[0], f2[0], f3[0])) < 1e-13
+    big = np.abs(z) >= 1.0  # where the direct formulas do not cancel
+    zb, hb = z[big], 0.5
+    np.testing.assert_allclose(q[big], hb * (np.exp(zb / 2) - 1) / zb, rtol=1e-12)
+    ez = np.exp(zb)
+    np.testing.assert_allclose(f1[big], hb * (-4 - zb + ez * (4 - 3 * zb + zb**2)) / zb**3, rtol=1e-12)
+    np.testing.assert_allclose(f2[big], hb * (2 + zb + ez * (zb - 2)) / zb**3, rtol=1e-12)
+    np.testing.assert_allclose(f3[big], hb * (-4 - 3 * zb - zb**2 + ez * (4 - zb)) / zb**3, rtol=1e-12)
+    lin_op = ks_linear_operator(torch.tensor([[0.0, 1.0, 2.0]], dtype=F64), torch.tensor([0.5], dtype=F64))
+    np.testing.assert_allclose(lin_op.numpy(), [[0.0, 0.5, -4.0]])
+
+
+def test_spatial_mean_is_conserved_in_chaotic_run():
+    n, length, mean = 128, 64.0, 0.7
+    rng = np.random.default_rng(1)
+    u0 = mean + 0.1 * rng.standard_normal(n)
+    frames = _solve_one(u0, length, 0.05, 100.0, save_every=100)  # 21 frames, t = 0 .. 100
+    assert frames[-1].std() > 0.5  # the run did become chaotic
+    means = frames.mean(axis=-1)
+    assert np.max(np.abs(means - u0.mean())) < 1e-12
+
+
+def test_same_seed_same_trajectory_whatever_the_batch():
+    gen = KSGenerator(KSConfig())  # dt differs per seed, so burn-in step counts differ too
+    together = gen.generate([3, 4, 5], 5, CPU).fields["u"]
+    alone = gen.generate([5], 5, CPU).fields["u"]
+    swapped = gen.generate([4, 3], 5, CPU).fields["u"]
+    assert np.array_equal(together[2], alone[0])
+    assert np.array_equal(together[0], swapped[1]) and np.array_equal(together[1], swapped[0])
+    assert not np.array_equal(together[0], together[1])
+
+
+def test_per_trajectory_burn_in_matches_separate_runs_exactly():
+    rng = np.random.default_rng(2)
+    n, batch = 64, 3
+    u0 = torch.from_numpy(rng.standard_normal((batch, n)))
+    length = torch.tensor([30.0, 35.0, 40.0], dtype=F64)
+    nu = torch.tensor([1.0, 0.7, 1.3], dtype=F64)
+    h = torch.tensor([0.05, 0.04, 0.045], dtype=F64)
+    burn = torch.tensor([7, 0, 19])
+    threads = torch.get_num_threads()
+    together = solve_ks(u0, length, nu, h, 6, 3, burn_in_steps=burn)
+    assert torch.get_num_threads() == threads  # the solver restores the thread setting
+    for i in range(batch):
+        alone = solve_ks(u0[i : i + 1], length[i : i + 1], nu[i : i + 1], h[i : i + 1], 6, 3, int(burn[i]))
+        assert torch.equal(together[i], alone[0])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("n_points", 255),
+        ("n_points", 4),
+        ("length_range", (70.0, 60.0)),
+        ("length_range", (0.0, 1.0)),
+        ("nu_range", (1.0, float("nan"))),
+        ("dt_range", (-0.1, 0.2)),
+        ("dt_range", 0.2),
+        ("n_sines", 0),
+        ("amplitude", -0.5),
+        ("max_mode", 0),
+        ("max_mode", 86),
+        ("burn_in_time", -1.0),
+        ("substeps", 0),
+        ("substeps", 2.5),
+        ("contour_points", 31),
+    ],
+)
+def test_config_rejects_bad_values(field, value):
+    with pytest.raises(ValueError, match=field):
+        KSConfig(**{field: value})
+
+
+def test_generate_shapes_dtypes_and_ranges():
+    config = KSConfig(nu_range=(0.5, 1.5))
+    gen = KSGenerator(config)
+    batch = gen.generate([0, 1, 2], 4, CPU)
+    assert isinstance(batch, GeneratedBatch)
+    u = batch.fields["u"]
+    assert set(batch.fields) == {"u"} and u.shape == (3, 4, 256) and u.dtype == np.float32
+    assert np.isfinite(u).all()
+    p = batch.parameters
+    assert set(p) == {"L", "nu", "dt", "dx"}
+    assert all(v.dtype == np.float64 and v.shape == (3,) for v in p.values())
+    assert ((p["L"] >= 57.6) & (p["L"] <= 70.4)).all()
+    assert ((p["nu"] >= 0.5) & (p["nu"] <= 1.5)).all() and len(set(p["nu"])) == 3
+    assert ((p["dt"] >= 0.18) & (p["dt"] <= 0.22)).all()
+    np.testing.assert_array_equal(p["dx"], p["L"] / 256)
+    for i, seed in enumerate([0, 1, 2]):
+        draws = sample_trajectory(seed, config)
+        assert (draws["L"], draws["nu"], draws["dt"]) == (p["L"][i], p["nu"][i], p["dt"][i])
+        assert set(draws["modes"]) <= {1, 2} and np.abs(draws["amplitudes"]).max() <= 0.5
+    std = u.std(axis=(1, 2))
+    assert ((std > 0.5) & (std < 2.5)).all(), std  # on the chaotic attractor after burn-in
+    assert np.abs(u.mean(axis=(1, 2))).max() < 1e-5  # the sines have zero mean
+
+
+def test_generator_metadata():
+    gen = KSGenerator(KSConfig())
+    assert gen.pde == "ks" and gen.grid == "periodic-uniform"
+    assert gen.frame_interval == pytest.approx(0.2)
+    assert [f.name for f in gen.fields] == ["u"] and gen.fields[0].boundary == "periodic"
+    assert [p.name for p in gen.parameters] == ["L", "nu", "dt", "dx"]
+    (x,) = gen.coordinates()
+    assert x.name == "x" and x.units == "1 (fraction of L)"
+    np.testing.assert_array_equal(x.values, np.arange(256) / 256)
+    settings = gen.solver_settings()
+    assert settings["solver"] == "etdrk4" and settings["dealiasing"] == "2/3" and settings["dtype"] == "float64"
+    assert settings["substeps"] == KSConfig().substeps and settings["contour_points"] == KSConfig().contour_points
+    with pytest.raises(ValueError, match="n_frames"):
+        gen.generate([0], 0, CPU)
