@@ -35,6 +35,11 @@ def test_experiment_is_a_preset_of_groups(compose_cfg) -> None:
     assert cfg["model"]["name"] == "fno" and cfg["data"]["pde"] == "ks" and cfg["seed"] == 2
 
 
+def test_experiment_overrides_top_level_keys(compose_cfg) -> None:
+    cfg = compose_cfg("train", ["experiment=ks_fno_quickstart"])
+    assert cfg["label"] == "fno-quickstart" and cfg["run_dir"] == "runs/ks-small/fno-quickstart/seed0"
+
+
 def test_viscosity_variant_varies_nu(compose_cfg) -> None:
     """The PDEArena mistake: a 'conditioned' dataset whose parameter never varied because of a key typo."""
     solver = compose_cfg("generate", ["pde=ks_visc"])["pde"]["solver"]
