@@ -45,7 +45,7 @@ from pdebench.data.dataset import WindowDataset, WindowSpec
 from pdebench.data.normalization import Normalizer
 from pdebench.data.reader import split_path
 from pdebench.training.forecaster import Forecaster
-from pdebench.training.module import SurrogateModule, warmup_cosine
+from pdebench.training.module import SurrogateModule, clip_gradient_norm, warmup_cosine
 from pdebench.training.objectives import loss_function
 from pdebench.training.run import describe_data
 
@@ -165,7 +165,7 @@ def run_bare(windows: tuple[torch.Tensor, torch.Tensor, torch.Tensor], cfg: dict
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if args.clip:
-            torch.nn.utils.clip_grad_norm_(forecaster.parameters(), args.clip)
+            clip_gradient_norm(forecaster.parameters(), args.clip)
         optimizer.step()
         schedule.step()
         ends.append(time.perf_counter())
