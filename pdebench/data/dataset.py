@@ -45,13 +45,6 @@ def trajectory_parameters(file: TrajectoryFile) -> np.ndarray:
     return np.stack([params[name] for name in file.parameter_names], axis=1).astype(np.float32)
 
 
-def model_step_times(file: TrajectoryFile, frame_stride: int) -> np.ndarray:
-    """Time units per model step for every trajectory `[n_traj]`: per-trajectory `dt` if stored, else nominal."""
-    params = file.parameters()
-    dt = params["dt"] if "dt" in params else np.full(file.n_traj, file.frame_interval)
-    return np.asarray(dt, dtype=np.float64) * frame_stride
-
-
 class WindowDataset(Dataset):
     """Training samples: every admissible window of every trajectory.
 
@@ -89,7 +82,7 @@ class TrajectoryDataset(Dataset):
         self.frame_stride = frame_stride
         self.n_traj = self.file.n_traj if max_trajectories is None else min(max_trajectories, self.file.n_traj)
         self.params = torch.from_numpy(trajectory_parameters(self.file))
-        self.step_times = torch.from_numpy(model_step_times(self.file, frame_stride))
+        self.step_times = torch.from_numpy(self.file.frame_intervals() * frame_stride)  # time units per model step
 
     @property
     def n_model_frames(self) -> int:

@@ -320,14 +320,15 @@ class TrajectoryFile:
             raise KeyError(f"{self.path} has no spatial coordinate {name!r}")
         return self._dataset(name)[...].astype(np.float64)
 
-    def frame_times(self, traj: int) -> np.ndarray:
-        """Physical time of every stored frame of one trajectory: float64 `[n_frames]`.
+    def frame_intervals(self) -> np.ndarray:
+        """Time between stored frames of every trajectory: float64 `[n_traj]`.
 
-        Frame k is at k * dt when the file has a per-trajectory `dt` parameter, else k * frame_interval.
+        The per-trajectory `dt` parameter when the file has one, else the nominal `frame_interval`.
         """
-        t = self._check_traj(traj)
         if FRAME_DT_PARAMETER in self.parameter_names:
-            dt = float(self.parameters()[FRAME_DT_PARAMETER][t])
-        else:
-            dt = self.frame_interval
-        return np.arange(self.n_frames, dtype=np.float64) * dt
+            return self.parameters()[FRAME_DT_PARAMETER]
+        return np.full(self.n_traj, self.frame_interval)
+
+    def frame_times(self, traj: int) -> np.ndarray:
+        """Physical time of every stored frame of one trajectory: float64 `[n_frames]`."""
+        return np.arange(self.n_frames, dtype=np.float64) * self.frame_intervals()[self._check_traj(traj)]
