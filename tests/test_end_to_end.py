@@ -62,3 +62,14 @@ def test_leaderboard_tables_and_plot(pipeline: Path) -> None:
     rows = list(csv.DictReader((board / "ks-tiny.csv").open()))
     assert {row["label"] for row in rows} == {"fno", "persistence"}
     assert (board / "ks-tiny_corr.png").stat().st_size > 1000
+
+
+def test_seed_sweep_on_submitit_launcher_aggregates_in_the_leaderboard(pipeline: Path) -> None:
+    """`-m seed=0,1` through real submitit jobs writes one result per seed; the leaderboard counts both."""
+    run_cli("evaluate", "-m", "model=persistence", "data.preset=tiny", "seed=0,1", "results_dir=sweep",
+            "hydra/launcher=submitit_local", cwd=pipeline)
+    assert sorted(p.name for p in (pipeline / "sweep" / "ks-tiny").glob("*.json")) == [
+        "persistence-seed0.json", "persistence-seed1.json"]
+    run_cli("leaderboard", "results=[sweep]", "out_dir=sweep_board", cwd=pipeline)
+    row = next(csv.DictReader((pipeline / "sweep_board" / "ks-tiny.csv").open()))
+    assert row["seeds"] == "2" and float(row["corr_time_0.8_std"]) == 0.0  # persistence is deterministic
