@@ -59,4 +59,4 @@ bench: setup-bench
 	$(BIN)/python scripts/bench_training.py
 
 clean:
-	rm -rf runs results leaderboard outputs multirun .pytest_cache .ruff_cache
+	rm -rf runs results leaderboard .pytest_cache .ruff_cache
