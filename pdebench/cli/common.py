@@ -12,14 +12,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from pdebench.config import register_configs
-from pdebench.data.schema import DatasetError
-from pdebench.rollout.results import ResultError
-from pdebench.training.checkpoint import CheckpointError
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 HYDRA_VERSION_BASE = "1.3"
-# Errors whose message is already the one sentence a user needs; anything else is a bug and keeps its traceback.
-USER_ERRORS = (DatasetError, CheckpointError, ResultError, ValueError, KeyError, FileNotFoundError)
+# Errors whose message is already the one sentence a user needs (DatasetError, CheckpointError, ResultError and
+# bad settings are ValueErrors; unknown registry names KeyErrors); anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError)
 
 register_configs()
 
