@@ -55,6 +55,8 @@ def test_checkpoint_from_another_dataset(workdir: Path) -> None:
     ckpt = "runs/ks-tiny/fno/seed0/checkpoints/best.ckpt"
     proc = run_cli("evaluate", f"ckpt={ckpt}", "data.preset=copy", cwd=workdir, check=False)
     assert_one_clear_error(proc, "trained on dataset ks-tiny", "ks-copy")
+    proc = run_cli("evaluate", f"ckpt={ckpt}", "data.preset=tiny", "data.frame_stride=2", cwd=workdir, check=False)
+    assert_one_clear_error(proc, "steps 4 stored frames per model step", "data.frame_stride=2")
     assert not (workdir / "results").exists()
 
 

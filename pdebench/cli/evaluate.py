@@ -18,7 +18,8 @@ from pdebench.data.normalization import Normalizer
 from pdebench.data.reader import TrajectoryFile, open_dataset_dir, split_path
 from pdebench.devices import resolve_device
 from pdebench.rollout.evaluator import evaluate_rollouts
-from pdebench.rollout.results import RESULT_FORMAT, RESULT_FORMAT_VERSION, read_result, write_result
+from pdebench.rollout.metrics import threshold_key
+from pdebench.rollout.results import RESULT_FORMAT, RESULT_FORMAT_VERSION, write_result
 from pdebench.training.checkpoint import CheckpointError, load_checkpoint
 from pdebench.training.forecaster import Forecaster
 
@@ -68,8 +69,8 @@ def _reference_model(cfg: dict[str, Any], test: TrajectoryFile) -> dict[str, Any
             "train_time_s": None, "checkpoint_sha256": None}
 
 
-def evaluate(cfg: dict[str, Any], progress: bool = True) -> Path:
-    """Roll out the test split, write the result file and return its path."""
+def evaluate(cfg: dict[str, Any], progress: bool = True) -> tuple[Path, dict[str, Any]]:
+    """Roll out the test split, write the result file; returns its path and content."""
     data = cfg["data"]
     dataset_dir = open_dataset_dir(data["root"], data["pde"], data["preset"])
     test_path = split_path(dataset_dir, "test")
@@ -114,18 +115,25 @@ def evaluate(cfg: dict[str, Any], progress: bool = True) -> Path:
         "package_version": pdebench.__version__,
         "git_commit": git_commit(),
     }
-    return write_result(Path(cfg["results_dir"]) / dataset_dir.name / f"{label}-seed{cfg['seed']}.json", result)
+    path = write_result(Path(cfg["results_dir"]) / dataset_dir.name / f"{label}-seed{cfg['seed']}.json", result)
+    return path, result
+
+
+def _number(value: float | None, spec: str) -> str:
+    """A summary value for the terminal; None (undefined, e.g. after a blow-up) prints as n/a."""
+    return "n/a" if value is None else format(value, spec)
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="evaluate", version_base=HYDRA_VERSION_BASE)
 @report_user_errors
 def main(cfg: DictConfig) -> None:
-    path = evaluate(to_container(cfg))
-    result = read_result(path)
+    path, result = evaluate(to_container(cfg))
     summary = result["summary"]
+    threshold = threshold_key(cfg.rollout.thresholds[0])
     print(f"{result['label']} on {result['dataset']}: {result['n_trajectories']} trajectories x "
-          f"{result['n_steps']} steps; high-correlation time (>0.8) {summary['corr_time_0.8']:.2f}, "
-          f"one-step nRMSE {summary['one_step_nrmse']:.3g}, "
+          f"{result['n_steps']} steps; high-correlation time (>{threshold}) "
+          f"{_number(summary[f'corr_time_{threshold}'], '.2f')}, "
+          f"one-step nRMSE {_number(summary['one_step_nrmse'], '.3g')}, "
           f"{result['throughput_traj_steps_per_s']:.0f} trajectory-steps/s")
     print(f"result written: {path}")
 
