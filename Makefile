@@ -10,7 +10,7 @@ PDES ?= ks
 DATA ?= data
 export MPLBACKEND ?= Agg
 
-.PHONY: setup setup-bench test lint quickstart datasets train evaluate leaderboard bench clean
+.PHONY: setup setup-bench test lint quickstart datasets train evaluate leaderboard bench clean mutate
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,3 +60,12 @@ bench: setup-bench
 
 clean:
 	rm -rf runs results leaderboard .pytest_cache .ruff_cache
+
+# Mutation testing (mutmut), each module of the table in scripts/mutate.py against its own tests; slow, so
+# neither `test` nor CI runs it. `make mutate MODULES="writer normalization"` limits it to some modules.
+$(VENV)/.installed-mutate: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[test,mutate]"
+	touch $@
+
+mutate: $(VENV)/.installed-mutate
+	$(BIN)/python scripts/mutate.py $(MODULES)

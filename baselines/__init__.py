@@ -1,6 +1,15 @@
-"""The model zoo: plain conditioned nn.Modules and their registry (no training code here)."""
+"""The model zoo: plain conditioned nn.Modules and their registry (no training code here).
 
-from baselines import fno, persistence  # noqa: F401  (importing registers the models)
-from baselines.registry import MODELS, NetShape, build_model, model_entry, register
+Every module of this package is imported here, so a model registers itself by being a file in `baselines/`.
+"""
 
-__all__ = ["MODELS", "NetShape", "build_model", "model_entry", "register"]
+import importlib
+import pkgutil
+
+from baselines.registry import MODELS, ModelConfig, build_model, model_config, model_entry, register
+from pdebench.data.netspec import NetSpec
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = ["MODELS", "ModelConfig", "NetSpec", "build_model", "model_config", "model_entry", "register"]

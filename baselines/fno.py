@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from neuralop.models import FNO
 from torch import Tensor, nn
 
-from baselines.registry import NetShape, register
+from baselines.registry import ModelConfig, register
+from pdebench.data.netspec import NetSpec
+
+
+@dataclass
+class FNOConfig(ModelConfig):
+    """neuraloperator's FNO. `n_modes` counts all kept modes per axis (neuraloperator 2.0 convention: `[64]` keeps
+    33 rfft modes); one entry is repeated over every spatial axis. `factorization` null gives a dense FNO, "tucker"
+    etc. a TFNO with that `rank`."""
+
+    name: str = "fno"
+    n_modes: list[int] = field(default_factory=lambda: [64])
+    hidden_channels: int = 64
+    n_layers: int = 4
+    factorization: Any = None
+    rank: float = 1.0
+
+    @classmethod
+    def tiny(cls) -> FNOConfig:
+        return cls(n_modes=[12], hidden_channels=16, n_layers=2)
 
 
 def _drop_neuralop_metadata(module: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
@@ -22,26 +41,28 @@ class ConditionedFNO(nn.Module):
     """neuraloperator's FNO with the conditioning vector broadcast over space as extra input channels.
 
     No positional-embedding channels are appended, so on periodic data the net is translation equivariant.
+    Its spectral convolutions assume periodic axes; on a `box` or `sphere` grid it still runs (as in PDEArena and
+    The Well, where FNO is a baseline on non-periodic data), treating every axis as periodic.
     """
 
-    def __init__(self, shape: NetShape, n_modes: list[int], hidden_channels: int, n_layers: int,
-                 factorization: str | None = None, rank: float = 1.0) -> None:
+    def __init__(self, spec: NetSpec, config: FNOConfig) -> None:
         super().__init__()
-        if len(n_modes) == 1 and shape.spatial_dims > 1:
-            n_modes = n_modes * shape.spatial_dims
-        if len(n_modes) != shape.spatial_dims:
+        n_modes = list(config.n_modes)
+        if len(n_modes) == 1 and spec.spatial_dims > 1:
+            n_modes = n_modes * spec.spatial_dims
+        if len(n_modes) != spec.spatial_dims:
             raise ValueError(
-                f"model.n_modes has {len(n_modes)} entries but the data has {shape.spatial_dims} spatial dims"
+                f"model.n_modes has {len(n_modes)} entries but the data has {spec.spatial_dims} spatial dims"
             )
         self.fno = FNO(
             n_modes=tuple(n_modes),
-            in_channels=shape.in_channels + shape.n_cond,
-            out_channels=shape.out_channels,
-            hidden_channels=hidden_channels,
-            n_layers=n_layers,
+            in_channels=spec.in_channels + spec.n_cond,
+            out_channels=spec.out_channels,
+            hidden_channels=config.hidden_channels,
+            n_layers=config.n_layers,
             positional_embedding=None,
-            factorization=factorization,
-            rank=rank,
+            factorization=config.factorization,
+            rank=config.rank,
         )
         self.register_state_dict_post_hook(_drop_neuralop_metadata)
 
@@ -53,13 +74,6 @@ class ConditionedFNO(nn.Module):
         return self.fno(x)
 
 
-@register("fno")
-def build_fno(config: Mapping[str, Any], shape: NetShape) -> nn.Module:
-    return ConditionedFNO(
-        shape,
-        n_modes=list(config["n_modes"]),
-        hidden_channels=config["hidden_channels"],
-        n_layers=config["n_layers"],
-        factorization=config.get("factorization"),
-        rank=config.get("rank", 1.0),
-    )
+@register("fno", config=FNOConfig)
+def build_fno(config: FNOConfig, spec: NetSpec) -> nn.Module:
+    return ConditionedFNO(spec, config)

@@ -1,28 +1,34 @@
-"""Reference row: the forecast repeats the last input frame."""
+"""Reference row: the forecast repeats the last input frame (a Stepper; nothing to train)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from baselines.registry import NetShape, register
+from baselines.registry import ModelConfig, register
+from pdebench.data.netspec import NetSpec
+
+
+@dataclass
+class PersistenceConfig(ModelConfig):
+    """Persistence has no settings."""
+
+    name: str = "persistence"
 
 
 class Persistence(nn.Module):
-    """Maps folded inputs `[B, C*history, *space]` to `[B, C*bundle, *space]` holding the last frame."""
+    """Stepper: `frames [B, C, history, *space]` -> `[B, C, bundle, *space]`, every output frame = the last input."""
 
-    def __init__(self, n_fields: int, history: int, bundle: int) -> None:
+    def __init__(self, history: int, bundle: int) -> None:
         super().__init__()
-        self.n_fields, self.history, self.bundle = n_fields, history, bundle
+        self.history, self.bundle = history, bundle
 
-    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
-        frames = x.view(x.shape[0], self.n_fields, self.history, *x.shape[2:])
+    def forward(self, frames: Tensor, cond: Tensor) -> Tensor:
         last = frames[:, :, -1:]
-        return last.expand(-1, -1, self.bundle, *([-1] * (x.dim() - 2))).reshape(x.shape[0], -1, *x.shape[2:])
+        return last.expand(-1, -1, self.bundle, *last.shape[3:]).clone()
 
 
-@register("persistence", trainable=False)
-def build_persistence(config: Mapping[str, Any], shape: NetShape) -> nn.Module:
-    return Persistence(shape.n_fields, shape.history, shape.bundle)
+@register("persistence", config=PersistenceConfig, kind="stepper")
+def build_persistence(config: PersistenceConfig, spec: NetSpec) -> Persistence:
+    return Persistence(spec.history, spec.bundle)

@@ -1,56 +1,77 @@
-"""The model zoo's registry: a name in `model.name` -> a builder of a conditioned `nn.Module`.
+"""The model zoo's registry: `model.name` -> the builder of a net (or of a reference stepper) and its typed config.
 
-Every net maps `x: [B, C_in, *space]` and conditioning `cond: [B, n_cond]` to `[B, C_out, *space]`; history and
-bundled outputs are folded into channels by the training code.
+A model is one file in `baselines/`: its `nn.Module`, a config dataclass deriving from `ModelConfig`, and a
+builder decorated with `@register("name", config=NameConfig)`. Every module of the package is imported when
+`baselines` is, so registering is all a new model does; Hydra's ConfigStore and the tests loop over `MODELS`.
+
+Kinds of entries:
+
+* ``net`` (default) — a trainable net mapping `x: [B, C_in, *space]` and standardised conditioning
+  `cond: [B, n_cond]` to `[B, C_out, *space]`; history and bundled outputs are folded into channels by the
+  training code (see `NetSpec`).
+* ``stepper`` — a reference row that needs no training (persistence, the numerical solver). Its builder returns
+  a Stepper: `(frames [B, C, history, *space], cond [B, P]) -> [B, C, bundle, *space]` in physical units.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
+from omegaconf import MISSING
 from torch import nn
 
+from pdebench.data.netspec import NetSpec
+from pdebench.data.typed_config import to_typed
 
-@dataclass(frozen=True)
-class NetShape:
-    """What the data and objective fix about a net: fields, frames in/out, conditioning width, spatial dims."""
-
-    n_fields: int
-    history: int
-    bundle: int
-    n_cond: int
-    spatial_dims: int
-
-    @property
-    def in_channels(self) -> int:
-        return self.n_fields * self.history
-
-    @property
-    def out_channels(self) -> int:
-        return self.n_fields * self.bundle
+ENTRY_KINDS = ("net", "stepper")
 
 
-Builder = Callable[[Mapping[str, Any], NetShape], nn.Module]
+@dataclass
+class ModelConfig:
+    """Base of every model's config dataclass; `name` is its key in `MODELS`."""
+
+    name: str = MISSING
+
+    @classmethod
+    def tiny(cls) -> ModelConfig:
+        """Settings small enough for smoke tests on 32-point grids; the tests build every registry entry with these."""
+        return cls()
+
+
+Builder = Callable[[Any, NetSpec], nn.Module]
 
 
 @dataclass(frozen=True)
 class ModelEntry:
+    name: str
     builder: Builder
-    trainable: bool  # False for reference rows (persistence) that are evaluated without a checkpoint
+    config: type[ModelConfig]
+    kind: str
+
+    @property
+    def trainable(self) -> bool:
+        return self.kind == "net"
 
 
 MODELS: dict[str, ModelEntry] = {}
 
 
-def register(name: str, *, trainable: bool = True) -> Callable[[Builder], Builder]:
-    """Decorator adding a builder to `MODELS` under `name`."""
+def register(name: str, *, config: type[ModelConfig], kind: str = "net") -> Callable[[Builder], Builder]:
+    """Decorator adding a builder `(config: <config>, spec: NetSpec) -> nn.Module` to `MODELS` under `name`."""
+    if not (isinstance(config, type) and issubclass(config, ModelConfig) and is_dataclass(config)):
+        raise TypeError(f"model {name!r}: config must be a dataclass deriving from ModelConfig")
+    if kind not in ENTRY_KINDS:
+        raise ValueError(f"model {name!r}: kind must be one of {ENTRY_KINDS}, got {kind!r}")
+    default_name = next(f.default for f in fields(config) if f.name == "name")
+    if default_name != name:
+        raise ValueError(f"model {name!r}: {config.__name__}.name defaults to {default_name!r}; it must be {name!r}")
 
     def wrap(builder: Builder) -> Builder:
         if name in MODELS:
             raise ValueError(f"model {name!r} is registered twice")
-        MODELS[name] = ModelEntry(builder, trainable)
+        MODELS[name] = ModelEntry(name, builder, config, kind)
         return builder
 
     return wrap
@@ -62,6 +83,21 @@ def model_entry(name: str) -> ModelEntry:
     return MODELS[name]
 
 
-def build_model(config: Mapping[str, Any], shape: NetShape) -> nn.Module:
-    """Build the net named by `config["name"]`; the rest of `config` are its hyper-parameters."""
-    return model_entry(config["name"]).builder(config, shape)
+def model_config(config: Mapping[str, Any] | ModelConfig) -> ModelConfig:
+    """The typed config object of a model from its plain settings, rejecting unknown keys and wrong types.
+
+    `config["name"]` picks the entry. Any key its dataclass lacks (e.g. `+model.widht=3` on the command line)
+    and any value of the wrong type fails here, naming the key, the model and the valid keys.
+    """
+    if isinstance(config, ModelConfig):
+        return config
+    if "name" not in config:
+        raise ValueError(f"the model config has no 'name'; registered models: {', '.join(sorted(MODELS))}")
+    entry = model_entry(str(config["name"]))
+    return to_typed(entry.config, config, "model", f"model {entry.name}")
+
+
+def build_model(config: Mapping[str, Any] | ModelConfig, spec: NetSpec) -> nn.Module:
+    """Build the net (or reference stepper) named by `config.name` for `spec`; its builder gets the typed config."""
+    typed = model_config(config)
+    return model_entry(typed.name).builder(typed, spec)

@@ -6,7 +6,6 @@ writes through `pdebench.data.TrajectoryWriter` (atomic, resumable) and writes t
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,30 +17,11 @@ from tqdm.auto import tqdm
 
 import pdebench
 from data_gen.base import TrajectoryGenerator
-from data_gen.ks import KSConfig, KSGenerator
+from data_gen.registry import make_generator
 from pdebench.data.manifest import write_manifest
-from pdebench.data.schema import SPLITS, DatasetLayout
+from pdebench.data.schema import SPLITS, DatasetLayout, dataset_name
 from pdebench.data.writer import TrajectoryWriter
 from pdebench.devices import resolve_device
-
-# generator key (pde config `generator:`) -> (generator class, its solver-settings dataclass)
-GENERATORS: dict[str, tuple[type, type]] = {"ks": (KSGenerator, KSConfig)}
-
-
-def make_generator(kind: str, solver: Mapping[str, Any]) -> TrajectoryGenerator:
-    """Build the generator `kind` from solver settings, rejecting unknown keys by name."""
-    if kind not in GENERATORS:
-        raise ValueError(f"unknown generator {kind!r}; available generators: {', '.join(sorted(GENERATORS))}")
-    generator_cls, config_cls = GENERATORS[kind]
-    valid = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(solver) - valid)
-    if unknown:
-        raise ValueError(
-            f"unknown solver setting(s) {', '.join(unknown)} for the {kind} generator; "
-            f"valid settings: {', '.join(sorted(valid))}"
-        )
-    settings = {key: tuple(value) if isinstance(value, list) else value for key, value in solver.items()}
-    return generator_cls(config_cls(**settings))
 
 
 def trajectory_seeds(base_seed: int, split: str, n_traj: int) -> np.ndarray:
@@ -97,10 +77,11 @@ def generate_dataset(pde: Mapping[str, Any], preset: str, root: str | Path, *, s
     sizes = presets[preset]
     solver = {**pde["solver"], **sizes.get("solver", {})}
     generator = make_generator(pde["generator"], solver)
-    out_dir = Path(root) / f"{pde['name']}-{preset}"
+    out_dir = Path(root) / dataset_name(pde["name"], preset)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = {"pde": pde["name"], "generator": pde["generator"], "preset": preset, "seed": seed,
-              "solver": solver, "splits": {s: dict(sizes[s]) for s in SPLITS}}
+              "solver": solver, "benchmark": dict(pde.get("benchmark") or {}),
+              "splits": {s: dict(sizes[s]) for s in SPLITS}}
     attrs = {
         "generation_config": yaml.safe_dump(config, sort_keys=False),
         "solver": pde["generator"],

@@ -8,7 +8,10 @@ Space: Fourier pseudo-spectral on `N` equispaced points with the 2/3 rule. Only 
 `m = 0 .. (N - 1) // 3` (wavenumber `k = 2 pi m / L`) are ever non-zero: the initial state is
 projected onto them and the nonlinear term is truncated to them, so a quadratic product of two
 retained fields never aliases into a retained mode. Time: ETDRK4 (Cox & Matthews 2002) with
-coefficients from the contour-integral method of Kassam & Trefethen (2005), in float64.
+coefficients from the contour-integral method of Kassam & Trefethen (2005), in float64. The
+wavenumbers, the 2/3-rule mask, the coefficients and the stepper are the generic ones of
+`data_gen.spectral` (`etdrk4_coefficients` and `dealias_mask` are re-exported here); this module
+supplies the KS operators and runs the stepper on the `[B, K]` retained modes.
 
 Per trajectory (all draws from its own seed, see `sample_trajectory`): domain length `L`,
 viscosity `nu`, frame interval `dt`, and an initial state made of `n_sines` sines. Each trajectory
@@ -35,8 +38,7 @@ N (rows of a batched FFT are otherwise independent of the batch).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +47,16 @@ import torch
 from torch import Tensor
 
 from data_gen.base import GeneratedBatch
+from data_gen.registry import register_generator
+from data_gen.spectral import (
+    ETDRK4,
+    dealias_cutoff,
+    dealias_mask,
+    etdrk4_coefficients,
+    etdrk4_rollout,
+    rfft_wavenumbers,
+    single_threaded,
+)
 from pdebench.data.schema import Coordinate, FieldSpec, ParameterSpec
 
 __all__ = [
@@ -131,19 +143,17 @@ class KSConfig:
 
 
 def n_retained_modes(n_points: int) -> int:
-    """Number of rfft modes kept by the 2/3 rule: `m = 0 .. (N - 1) // 3`, i.e. `(N - 1) // 3 + 1`."""
-    return (n_points - 1) // 3 + 1
+    """Number of rfft modes kept by the 2/3 rule: `m = 0 .. (N - 1) // 3`, i.e. `(N - 1) // 3 + 1`.
 
-
-def dealias_mask(n_points: int, device: torch.device | str | None = None) -> Tensor:
-    """Bool `[N // 2 + 1]`: True for the rfft modes kept by the 2/3 rule (`m <= (N - 1) // 3`)."""
-    return torch.arange(n_points // 2 + 1, device=device) < n_retained_modes(n_points)
+    (`dealias_mask(n_points)`, re-exported from `data_gen.spectral`, is True for exactly these modes.)
+    """
+    return dealias_cutoff(n_points) + 1
 
 
 def wavenumbers(length: Tensor, n_modes: int) -> Tensor:
     """Angular wavenumbers `k = 2 pi m / L` for `m = 0 .. n_modes - 1`: `[B] -> [B, n_modes]` (1/length)."""
-    m = torch.arange(n_modes, dtype=length.dtype, device=length.device)
-    return (2.0 * math.pi) * m / length[:, None]
+    (k,) = rfft_wavenumbers(2 * max(n_modes, 1), length)  # [B, >= n_modes], modes 0, 1, ...
+    return k[:, :n_modes]
 
 
 def ks_linear_operator(k: Tensor, nu: Tensor) -> Tensor:
@@ -167,127 +177,35 @@ def ks_nonlinear(u_hat: Tensor, k: Tensor, dealias_mask: Tensor) -> Tensor:
     return (-0.5j * k) * torch.fft.rfft(u * u) * dealias_mask
 
 
-# Cox–Matthews weights as (a(z) + e^z b(z)) / z^3 with a, b quadratics: coefficients of 1, z, z^2.
-_F_POLY_A = ((-4.0, -1.0, 0.0), (2.0, 1.0, 0.0), (-4.0, -3.0, -1.0))
-_F_POLY_B = ((4.0, -3.0, 1.0), (-2.0, 1.0, 0.0), (4.0, -1.0, 0.0))
+def _ks_stepper(u_hat: Tensor, length: Tensor, nu: Tensor, h: Tensor, contour_points: int) -> ETDRK4:
+    """The generic `ETDRK4` set up for KS on the `K = n_retained_modes(N)` modes kept by the 2/3 rule.
 
-
-def _contour_coefficients_one(lin: Tensor, h: Tensor, circle: Tensor) -> tuple[Tensor, ...]:
-    """ETDRK4 coefficients of one trajectory: lin `[K]` real, 0-d step h, contour points `[M]`
-    (upper half of the unit circle) -> `E, E2, Q, f1, f2, f3`, six `[K]` real tensors."""
-    z = (lin * h)[:, None] + circle  # [K, M] complex
-    ez = torch.exp(z)
-    powers = torch.stack([torch.ones_like(z), z, z * z])  # [3, K, M]
-    poly_a = torch.tensordot(torch.tensor(_F_POLY_A, dtype=z.dtype, device=z.device), powers, dims=1)
-    poly_b = torch.tensordot(torch.tensor(_F_POLY_B, dtype=z.dtype, device=z.device), powers, dims=1)
-    f = (poly_a + ez * poly_b) / (powers[2] * z)  # [3, K, M]: f1, f2, f3 integrands
-    q = (torch.exp(0.5 * z) - 1.0) / z
-    # For real h L the lower half of the circle holds the complex conjugates of these points, so
-    # the real part of the mean over the full circle is the mean of the real parts over this half.
-    means = h * torch.cat([q[None], f]).real.mean(dim=-1)  # [4, K]
-    return (torch.exp(lin * h), torch.exp(lin * (0.5 * h)), *means.unbind(0))
-
-
-def etdrk4_coefficients(lin: Tensor, h: Tensor, contour_points: int = 32) -> tuple[Tensor, ...]:
-    """ETDRK4 coefficients for a real diagonal linear operator, by the contour-integral method.
-
-    lin: `[B, K]` real symbol `L_hat` (1/time); h: `[B]` internal step (time units).
-    Returns `(E, E2, Q, f1, f2, f3)`, each `[B, K]` real, with `E = exp(h L)`, `E2 = exp(h L / 2)`,
-    `Q = (exp(h L / 2) - 1) / L` and `f1, f2, f3` the Cox–Matthews weights of the final stage
-    (Kassam & Trefethen's `f1, f2, f3`, i.e. already multiplied by `h`). The phi-type functions are
-    evaluated as the mean over `contour_points` (even) points on the unit circle around each `h L`,
-    which avoids their cancellation near `h L = 0`.
-
-    Rows are computed one distinct `(h, lin)` row at a time with identical shapes, so a row never
-    depends on the other rows of the batch (and repeated rows cost nothing).
+    u_hat: `[B, N // 2 + 1]` complex rfft of the initial states (N even), projected here onto the first `K`
+    modes; length, nu, h: `[B]` float64. The state is the `[B, K]` truncated spectrum, kept in a zero-padded
+    `[B, N // 2 + 1]` buffer that `irfft` takes as it is; only the first `K` modes of `rfft(u^2)` are kept,
+    so the de-aliasing costs nothing per step.
+    The nonlinear term `-i k / 2 * rfft(irfft(v)^2)` is split as `nonlinear_factor * P(v)` with the purely
+    imaginary `-i k / (2 N^2)` folded into the ETDRK4 coefficients and `P(v) = N^2 rfft(u^2)` from an
+    unnormalised inverse FFT (`norm="forward"`), so each step is 4 FFT pairs and a few fused updates.
     """
-    if contour_points < 2 or contour_points % 2:
-        raise ValueError(f"contour_points must be an even integer >= 2, got {contour_points}")
-    if lin.ndim != 2 or lin.shape[0] == 0 or h.shape != lin.shape[:1]:
-        raise ValueError(f"need lin [B, K] with B >= 1 and h [B], got {tuple(lin.shape)} and {tuple(h.shape)}")
-    keys = [
-        hi.tobytes() + row.tobytes()
-        for hi, row in zip(h.detach().cpu().numpy(), lin.detach().cpu().numpy(), strict=True)
-    ]
-    unique_id: dict[bytes, int] = {}  # row content -> id of its first occurrence
-    first_rows: list[int] = []  # id -> row number
-    inverse: list[int] = []  # row number -> id
-    for i, key in enumerate(keys):
-        if key not in unique_id:
-            unique_id[key] = len(first_rows)
-            first_rows.append(i)
-        inverse.append(unique_id[key])
-    half = contour_points // 2
-    theta = (torch.arange(half, dtype=lin.dtype, device=lin.device) + 0.5) * (math.pi / half)
-    circle = torch.polar(torch.ones_like(theta), theta)
-    rows = [_contour_coefficients_one(lin[i], h[i], circle) for i in first_rows]
-    index = torch.tensor(inverse, device=lin.device)
-    return tuple(torch.stack(parts)[index] for parts in zip(*rows, strict=True))
+    n = 2 * (u_hat.shape[-1] - 1)
+    k_max = n_retained_modes(n)
+    k = wavenumbers(length, k_max)  # [B, K]
 
+    def square_hat(v: Tensor) -> Tensor:
+        """`N^2` times the retained modes `[B, K]` of rfft(u^2), for the padded spectrum `v` `[B, N // 2 + 1]` of u."""
+        u = torch.fft.irfft(v, n=n, norm="forward")
+        return torch.fft.rfft(u.mul_(u))[:, :k_max]
 
-class _ETDRK4Stepper:
-    """Batched ETDRK4 (Cox–Matthews) time stepper for KS, the state kept in Fourier space.
-
-    Work buffer `[4, B, N // 2 + 1]` complex; only the first `K` modes (the 2/3 rule) are ever
-    written, so the rest stays 0 and a slot can go to `irfft` as it is. Slots: 0 = `E2 v`, then the
-    stage `b`; 1 = `E v + (E2 - 1) Q N(v)`, then the stage `c`; 2 = the stage `a`; 3 = the state `v`,
-    accumulating the next state. Each stage updates several slots with one broadcast op.
-
-    The nonlinear term is `N(w) = -i k / 2 * rfft(irfft(w)^2)`; `-i k / 2` is folded into the
-    coefficients, which are therefore purely real (`E`, `E2`) or purely imaginary: every complex
-    product is then one rounding per component whichever code path computes it, which keeps the
-    result of a trajectory independent of the batch. The `irfft` is unnormalised (`norm="forward"`)
-    and the `1 / N^2` this leaves on `rfft(u^2)` is folded into the coefficients too.
-    Coefficients are `[1, K]` when all trajectories share `(L, nu, h)`, else `[B, K]`.
-    """
-
-    def __init__(self, u_hat: Tensor, length: Tensor, nu: Tensor, h: Tensor, contour_points: int) -> None:
-        batch, n_rfft = u_hat.shape
-        self.n = 2 * (n_rfft - 1)
-        self.k_max = n_retained_modes(self.n)
-        shared = batch > 1 and bool(((length == length[0]) & (nu == nu[0]) & (h == h[0])).all())
-        rows = slice(0, 1) if shared else slice(None)
-        k = wavenumbers(length[rows], self.k_max)
-        e, e2, q, f1, f2, f3 = etdrk4_coefficients(ks_linear_operator(k, nu[rows]), h[rows], contour_points)
-        g = (-0.5j / self.n**2) * k
-        e, e2, q = e.to(torch.complex128), e2.to(torch.complex128), q * g
-        self.c_init = torch.stack([e2, e, e2])  # -> slots 0, 1, 2
-        self.e = e  # -> slot 3
-        self.c_p0 = torch.stack([e2 * q - q, q, f1 * g])  # -> slots 1, 2, 3
-        self.c_p1 = torch.stack([q, 2.0 * f2 * g])  # -> slots 0, 3
-        self.c_p2 = torch.stack([2.0 * q, 2.0 * f2 * g])  # -> slots 1, 3
-        self.c_p3 = f3 * g  # -> slot 3
-        self.work = torch.zeros(4, batch, n_rfft, dtype=torch.complex128, device=u_hat.device)
-        w = self.work[..., : self.k_max]
-        self.v, self.s012, self.s123, self.s03, self.s13 = w[3], w[0:3], w[1:4], w[0::3], w[1::2]
-        self.v.copy_(u_hat[:, : self.k_max])  # projection onto the retained modes
-
-    @property
-    def spectrum(self) -> Tensor:
-        """Current state, `[B, N // 2 + 1]` complex (a view into the work buffer)."""
-        return self.work[3]
-
-    def _square_hat(self, v: Tensor) -> Tensor:
-        """`N^2` times the retained modes `[B, K]` of rfft(u^2), for the spectrum `v` of u."""
-        u = torch.fft.irfft(v, n=self.n, norm="forward")
-        return torch.fft.rfft(u.mul_(u))[:, : self.k_max]
-
-    def step(self, active: Tensor | None = None) -> None:
-        """Advance by one step h; with `active` (bool `[B, 1]`) only those trajectories move."""
-        w, v = self.work, self.v
-        old = v.clone() if active is not None else None
-        p0 = self._square_hat(w[3])
-        torch.mul(self.c_init, v, out=self.s012)  # [E2 v, E v, E2 v]
-        v.mul_(self.e)  # E v
-        self.s123.addcmul_(self.c_p0, p0)  # a = E2 v + Q N(v)
-        p1 = self._square_hat(w[2])
-        self.s03.addcmul_(self.c_p1, p1)  # b = E2 v + Q N(a)
-        p2 = self._square_hat(w[0])
-        self.s13.addcmul_(self.c_p2, p2)  # c = E2 a + Q (2 N(b) - N(v))
-        p3 = self._square_hat(w[1])
-        v.addcmul_(self.c_p3, p3)  # E v + f1 N(v) + 2 f2 (N(a) + N(b)) + f3 N(c)
-        if old is not None:
-            torch.where(active, v, old, out=v)
+    return ETDRK4(
+        u_hat[:, :k_max],
+        ks_linear_operator(k, nu),
+        h,
+        square_hat,
+        nonlinear_factor=(-0.5j / n**2) * k,
+        contour_points=contour_points,
+        buffer_shape=u_hat.shape[1:],
+    )
 
 
 def solve_ks(
@@ -312,7 +230,7 @@ def solve_ks(
     Trajectories with fewer burn-in steps start later (they are held fixed while the others run),
     so that all of them reach the end of their burn-in at the same loop iteration.
     On CPU the work runs on one torch thread (the global setting is restored on return; see
-    `_single_threaded`), so do not change torch's thread count from another thread meanwhile.
+    `data_gen.spectral.single_threaded`), so do not change torch's thread count from another thread meanwhile.
     """
     if u0.ndim != 2 or u0.shape[-1] % 2:
         raise ValueError(f"u0 must be [B, N] with N even, got shape {tuple(u0.shape)}")
@@ -320,53 +238,19 @@ def solve_ks(
         raise ValueError("u0 must hold at least one trajectory")
     if n_steps < 0 or save_every < 1:
         raise ValueError(f"need n_steps >= 0 and save_every >= 1, got {n_steps} and {save_every}")
-    device, batch, n = u0.device, u0.shape[0], u0.shape[-1]
+    if int(torch.as_tensor(burn_in_steps).min()) < 0:
+        raise ValueError(f"burn_in_steps must be >= 0, got {burn_in_steps}")
+    device, n = u0.device, u0.shape[-1]
     f64 = dict(dtype=torch.float64, device=device)
     u0, length, nu, h = (t.to(**f64) for t in (u0, length, nu, h))
-    if isinstance(burn_in_steps, Tensor):
-        burn = burn_in_steps.to(device=device, dtype=torch.int64).reshape(batch)
-        if int(burn.min()) < 0:
-            raise ValueError("burn_in_steps must be >= 0")
-        max_burn = int(burn.max())
-        start = max_burn - burn  # first loop iteration at which each trajectory moves
-        n_masked = int(start.max())
-    else:
-        if burn_in_steps < 0:
-            raise ValueError(f"burn_in_steps must be >= 0, got {burn_in_steps}")
-        max_burn, start, n_masked = int(burn_in_steps), None, 0
-
-    n_saved = n_steps // save_every + 1
-    frames = torch.empty(batch, n_saved, n, **f64)
-    with _single_threaded(device):
-        stepper = _ETDRK4Stepper(torch.fft.rfft(u0), length, nu, h, contour_points)
-        for i in range(max_burn):
-            stepper.step((start <= i)[:, None] if i < n_masked else None)
-        frames[:, 0] = torch.fft.irfft(stepper.spectrum, n=n)
-        for j in range(1, n_saved):
-            for _ in range(save_every):
-                stepper.step()
-            frames[:, j] = torch.fft.irfft(stepper.spectrum, n=n)
-    return frames
+    with single_threaded(device):
+        stepper = _ks_stepper(torch.fft.rfft(u0), length, nu, h, contour_points)
+        return etdrk4_rollout(
+            stepper, n_steps, save_every, burn_in_steps, observe=lambda v: torch.fft.irfft(v, n=n)
+        )
 
 
-@contextmanager
-def _single_threaded(device: torch.device) -> Iterator[None]:
-    """Run torch CPU work on one intra-op thread, restoring the previous setting afterwards.
-
-    The solver issues many small ops (a few hundred kB each), for which threading costs more than it
-    saves, and which on an oversubscribed machine stall on thread synchronisation (measured: >100x
-    slower with 2 threads on 2 busy cores). Also, MKL's FFT rounds differently with one thread than
-    with several for some N (e.g. 64), so a fixed thread count keeps trajectories bitwise reproducible.
-    """
-    if device.type != "cpu" or torch.get_num_threads() == 1:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+_single_threaded = single_threaded  # the name this module used before the move to `data_gen.spectral`
 
 
 def sample_trajectory(seed: int, config: KSConfig) -> dict[str, Any]:
@@ -393,11 +277,12 @@ def initial_state(draws: dict[str, Any], n_points: int) -> np.ndarray:
     return np.sum(draws["amplitudes"][:, None] * np.sin(arg), axis=0)
 
 
+@register_generator("ks", config=KSConfig)
 class KSGenerator:
     """Batched, per-seed KS trajectory generator (satisfies `data_gen.base.TrajectoryGenerator`)."""
 
     pde = "ks"
-    grid = "periodic-uniform"
+    grid = "periodic"
     fields = (
         FieldSpec(
             "u",

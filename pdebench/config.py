@@ -7,33 +7,64 @@ under `schema/...`, which the YAML files list first in their defaults.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+import baselines
+import data_gen
+
 
 @dataclass
-class DataConfig:
-    """Which dataset to read and how to cut it into model steps."""
+class EvaluateDataConfig:
+    """Evaluate's `data.*`: with a checkpoint, pde/preset/frame_stride come from it (a given value must agree)."""
+
+    pde: str | None = None
+    preset: str | None = None
+    root: str = "data"
+    frame_stride: int | None = None
+    batch_size: int = 32
+    num_workers: int = 0
+
+
+@dataclass
+class DataConfig(EvaluateDataConfig):
+    """Which dataset to read and how to cut it into model steps (evaluate's `data` is the same with every value
+    optional, so a `data/*.yaml` composes into either)."""
 
     pde: str = MISSING
     preset: str = "small"
     root: str = "data"
-    frame_stride: int = 1  # stored frames per model step
+    frame_stride: int | None = None  # stored frames per model step; null = the PDE's (benchmark.frame_stride)
     batch_size: int = 32
     num_workers: int = 0
 
 
 @dataclass
 class ObjectiveConfig:
-    """What the net is trained to predict from what."""
+    """What the net is trained to predict from what, and how the loss is formed (`name` picks the Objective)."""
 
     name: str = "onestep"
     history: int = 1  # input frames (model steps) folded into channels
     bundle: int = 1  # output frames per call
     loss: str = "mse"  # mse | rel_l2
+    target: str = "state"  # state | difference (the net predicts (u(t+k) - u(t)) / target_scale, standardised)
+    target_scale: float = 1.0
+
+
+@dataclass
+class ObjectiveOverrides:
+    """Evaluate's `objective.*`: null everywhere unless given. With a checkpoint, a given value must equal the
+    checkpoint's; for a reference row, null means the `ObjectiveConfig` default."""
+
+    name: str | None = None
+    history: int | None = None
+    bundle: int | None = None
+    loss: str | None = None
+    target: str | None = None
+    target_scale: float | None = None
 
 
 @dataclass
@@ -86,32 +117,6 @@ class LoggerConfig:
 
 
 @dataclass
-class ModelConfig:
-    """Base of every model entry; `name` is its key in `baselines.registry`."""
-
-    name: str = MISSING
-
-
-@dataclass
-class FNOConfig(ModelConfig):
-    """neuraloperator's FNO; `n_modes` counts all kept modes per axis (neuraloperator 2.0 convention)."""
-
-    name: str = "fno"
-    n_modes: list[int] = field(default_factory=lambda: [64])
-    hidden_channels: int = 64
-    n_layers: int = 4
-    factorization: Any = None  # null for a dense FNO, "tucker" etc. for TFNO
-    rank: float = 1.0
-
-
-@dataclass
-class PersistenceConfig(ModelConfig):
-    """Reference row: the next state is the last input state."""
-
-    name: str = "persistence"
-
-
-@dataclass
 class TrainConfig:
     data: DataConfig = MISSING
     model: Any = MISSING
@@ -140,13 +145,13 @@ class RolloutConfig:
 
 @dataclass
 class EvaluateConfig:
-    data: DataConfig = MISSING
-    model: Any = MISSING
-    objective: ObjectiveConfig = MISSING
+    data: EvaluateDataConfig = field(default_factory=EvaluateDataConfig)
+    model: Any = None  # a reference row (e.g. persistence) when there is no checkpoint
+    objective: ObjectiveOverrides = field(default_factory=ObjectiveOverrides)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
-    ckpt: Any = None  # path to a training checkpoint; null evaluates a parameter-free reference model
-    seed: int = 0
-    label: Any = None  # default: the checkpoint's label, else the model name
+    ckpt: str | None = None  # a training checkpoint; null evaluates a reference row (`model=...`)
+    seed: int | None = None  # default: the checkpoint's seed (0 for a reference row)
+    label: str | None = None  # default: the checkpoint's label (the model name for a reference row)
     results_dir: str = "results"
 
 
@@ -167,12 +172,28 @@ class PresetConfig:
 
 
 @dataclass
+class BenchmarkConfig:
+    """What is particular to a PDE when it is trained, evaluated and ranked; recorded in the dataset's manifest,
+    from where training, evaluation and the leaderboard read it."""
+
+    frame_stride: int = 1  # stored frames per model step
+    headline: str = "vrmse_mean"  # the summary metric leaderboards sort by (and checkpoints will be chosen on)
+    headline_goal: str = "min"  # min | max
+    conserved: str | None = None  # the PDE's invariant, e.g. "mean" (KS); null if it has none
+
+
+@dataclass
 class PDEGenConfig:
-    """One dataset family: which generator, its solver settings, and its presets."""
+    """One dataset family: which generator, its solver settings, its benchmark facts and its presets.
+
+    The ConfigStore holds one subclass per registered generator (`schema/pde/<generator>`) whose `solver` is that
+    generator's typed settings dataclass, so a misspelt solver key in `conf/pde/*.yaml` fails when composed.
+    """
 
     name: str = MISSING  # dataset name prefix, e.g. ks or ks_visc
-    generator: str = MISSING  # key in data_gen.GENERATORS
-    solver: dict[str, Any] = field(default_factory=dict)
+    generator: str = MISSING  # key in data_gen.registry.GENERATORS
+    solver: Any = MISSING
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     presets: dict[str, PresetConfig] = field(default_factory=dict)
 
 
@@ -194,8 +215,15 @@ class LeaderboardConfig:
     print: bool = True
 
 
+def _pde_schema(generator: str, settings: type) -> type:
+    """`PDEGenConfig` with `solver` typed as generator `generator`'s settings dataclass."""
+    return make_dataclass(f"{settings.__name__}PDE", [("solver", settings, field(default_factory=settings))],
+                          bases=(PDEGenConfig,))
+
+
 def register_configs() -> None:
-    """Register the schemas with Hydra's ConfigStore (idempotent)."""
+    """Register the schemas with Hydra's ConfigStore (idempotent), looping over the model and generator
+    registries: adding a model or a PDE never edits this file."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
@@ -205,6 +233,7 @@ def register_configs() -> None:
     cs.store(group="schema/objective", name="objective", node=ObjectiveConfig)
     cs.store(group="schema/trainer", name="trainer", node=TrainerConfig)
     cs.store(group="schema/logger", name="logger", node=LoggerConfig)
-    cs.store(group="schema/model", name="fno", node=FNOConfig)
-    cs.store(group="schema/model", name="persistence", node=PersistenceConfig)
-    cs.store(group="schema/pde", name="pde", node=PDEGenConfig)
+    for name, entry in baselines.MODELS.items():
+        cs.store(group="schema/model", name=name, node=entry.config)
+    for name, entry in data_gen.registry.GENERATORS.items():
+        cs.store(group="schema/pde", name=name, node=_pde_schema(name, entry.config))

@@ -36,6 +36,7 @@ import lightning as L
 import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
+from pdebench.training.forecaster import Forecaster
 from torch.utils.data import DataLoader
 
 from baselines.registry import NetShape, build_model
@@ -44,7 +45,6 @@ from pdebench.config import OptimConfig, TrainerConfig, ValidationConfig
 from pdebench.data.dataset import WindowDataset, WindowSpec
 from pdebench.data.normalization import Normalizer
 from pdebench.data.reader import split_path
-from pdebench.training.forecaster import Forecaster
 from pdebench.training.module import SurrogateModule, clip_gradient_norm, warmup_cosine
 from pdebench.training.objectives import loss_function
 from pdebench.training.run import describe_data

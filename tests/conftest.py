@@ -1,4 +1,4 @@
-"""Shared fixtures: Hydra composition of the real config tree and one tiny KS dataset per session."""
+"""Shared fixtures: Hydra composition of the real config tree, one tiny KS dataset and one trained FNO per session."""
 
 from __future__ import annotations
 
@@ -41,3 +41,22 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def ks_tiny(data_root: Path) -> Path:
     return data_root / "ks-tiny"
+
+
+# A small FNO trained long enough on ks-tiny to beat persistence one step ahead (difference target, as PDE-Refiner's
+# MSE baseline); seed 1, so that identity tests can tell the checkpoint's seed from evaluate's default.
+TRAINED_OVERRIDES = [
+    "data=ks", "data.preset=tiny", "data.batch_size=8", "model=fno", "model.hidden_channels=16", "model.n_modes=[16]",
+    "objective.target=difference", "objective.target_scale=0.3", "optim.lr=3e-3", "trainer.max_epochs=8",
+    "trainer.enable_progress_bar=false", "validation.rollout_steps=4", "seed=1", "label=fno-tiny",
+]
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`best.ckpt` of the run `TRAINED_OVERRIDES` describes, trained through the library entry point."""
+    from pdebench.training.run import train
+
+    run_dir = tmp_path_factory.mktemp("trained") / "run"
+    cfg = compose_config("train", [*TRAINED_OVERRIDES, f"data.root={data_root}", f"run_dir={run_dir}"])
+    return train(cfg)

@@ -75,3 +75,56 @@ def test_unknown_group_option_lists_choices(compose_cfg) -> None:
     with pytest.raises(MissingConfigException) as info:
         compose_cfg("train", ["model=fnoo"])
     assert "fnoo" in str(info.value) and "persistence" in str(info.value)
+
+
+def test_config_store_is_filled_from_the_registries() -> None:
+    """A model registered anywhere appears in Hydra's ConfigStore without editing pdebench/config.py."""
+    import dataclasses
+
+    from hydra.core.config_store import ConfigStore
+
+    from baselines.registry import MODELS, ModelConfig, register
+    from data_gen.registry import GENERATORS
+    from pdebench.config import register_configs
+
+    @dataclasses.dataclass
+    class ProbeConfig(ModelConfig):
+        name: str = "probe_net"
+        width: int = 3
+
+    register("probe_net", config=ProbeConfig)(lambda config, spec: None)
+    try:
+        register_configs()
+        repo = ConfigStore.instance().repo["schema"]
+        assert "probe_net.yaml" in repo["model"] and set(f"{m}.yaml" for m in MODELS) <= set(repo["model"])
+        assert {f"{g}.yaml" for g in GENERATORS} <= set(repo["pde"])
+    finally:
+        del MODELS["probe_net"]
+
+
+def test_every_registry_entry_has_its_yaml() -> None:
+    from pathlib import Path
+
+    from baselines.registry import MODELS
+    from data_gen.registry import GENERATORS
+    from pdebench.cli.common import CONFIG_DIR
+
+    conf = Path(CONFIG_DIR)
+    assert {p.stem for p in (conf / "model").glob("*.yaml")} == set(MODELS)
+    generators = {line.split(":")[1].strip() for p in (conf / "pde").glob("*.yaml")
+                  for line in p.read_text().splitlines() if line.startswith("generator:")}
+    assert set(GENERATORS) <= generators
+
+
+def test_solver_settings_are_typed(compose_cfg, tmp_path) -> None:
+    from data_gen.generate import generate_dataset
+
+    with pytest.raises(ConfigCompositionException):
+        compose_cfg("generate", ["pde.solver.n_points=many"])
+    pde = compose_cfg("generate", ["pde=ks"])["pde"]
+    pde["presets"]["tiny"]["solver"] = {"n_pionts": 64}  # a typo in a preset's solver overrides
+    with pytest.raises(ValueError, match=r"pde.solver.n_pionts for the ks generator; valid keys: n_points"):
+        generate_dataset(pde, "tiny", tmp_path, progress=False)
+    pde["presets"]["tiny"]["solver"] = {"n_points": 63}
+    with pytest.raises(ValueError, match="n_points must be even"):
+        generate_dataset(pde, "tiny", tmp_path, progress=False)

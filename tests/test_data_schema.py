@@ -43,7 +43,7 @@ def make_layout(split: str = "train", **changes: object) -> DatasetLayout:
         n_traj=N_TRAJ,
         n_frames=N_FRAMES,
         frame_interval=0.5,
-        grid="uniform-periodic",
+        grid="periodic",
         coordinates=(Coordinate("x", np.linspace(0.0, 2.0, NX, endpoint=False), "m", "position"),),
         fields=(FieldSpec("u", "m/s", "periodic", "velocity"), FieldSpec("v", "1", "periodic", "tracer")),
         parameters=(ParameterSpec("nu", "m^2/s", "viscosity"), ParameterSpec("dt", "s", "frame interval")),
@@ -120,7 +120,7 @@ def copy_of(valid_file: Path, tmp_path: Path):
 def test_round_trip_values_parameters_seeds_attrs(valid_file: Path) -> None:
     fields, params, seeds = make_data()
     with TrajectoryFile(valid_file) as tf:
-        assert (tf.pde, tf.preset, tf.split, tf.grid) == ("ks", "tiny", "train", "uniform-periodic")
+        assert (tf.pde, tf.preset, tf.split, tf.grid_kind) == ("ks", "tiny", "train", "periodic")
         assert (tf.n_traj, tf.n_frames, tf.spatial_shape) == (N_TRAJ, N_FRAMES, (NX,))
         assert tf.frame_interval == 0.5
         assert tf.field_names == ("u", "v") and tf.parameter_names == ("nu", "dt")

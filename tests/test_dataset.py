@@ -20,10 +20,13 @@ def test_windows_hold_strided_frames_of_one_trajectory(ks_tiny: Path) -> None:
     with TrajectoryFile(ks_tiny / "train.h5") as file:
         u = file.read_field("u", slice(None))
         params = np.stack([file.parameters()[n] for n in file.parameter_names], axis=1)
+        names = file.parameter_names
         assert data.windows_per_traj == file.n_frames - (2 + 3 - 1) * 4
         assert len(data) == file.n_traj * data.windows_per_traj
     index = 3 * data.windows_per_traj + 5  # trajectory 3, first frame 5
-    inputs, targets, cond = data[index]
+    item = data[index]
+    inputs, targets, cond = item.inputs, item.targets, item.cond
+    assert item.index.item() == 3 and item.step_time.item() == pytest.approx(4 * params[3, names.index("dt")])
     assert inputs.shape == (1, 2, 256) and targets.shape == (1, 3, 256)
     np.testing.assert_array_equal(inputs[0].numpy(), u[3, [5, 9]])
     np.testing.assert_array_equal(targets[0].numpy(), u[3, [13, 17, 21]])
@@ -40,7 +43,9 @@ def test_rollout_view_returns_whole_strided_trajectories(ks_tiny: Path) -> None:
     with TrajectoryFile(ks_tiny / "test.h5") as file:
         u = file.read_field("u", 1)
         dt = file.parameters()["dt"][1]
-    frames, _, step_time = data[1]
+    item = data[1]
+    frames, step_time = item.frames, item.step_time
+    assert item.index.item() == 1
     assert data.n_model_frames == (len(u) - 1) // 4 + 1
     np.testing.assert_array_equal(frames[0].numpy(), u[::4])
     assert step_time.item() == pytest.approx(4 * dt)

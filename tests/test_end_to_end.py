@@ -19,7 +19,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_cli("generate", "pde=ks", "preset=tiny", "batch_size=4", "device=cpu", cwd=work)
     run_cli("train", "data=ks", "model=fno", *TINY_TRAIN, cwd=work)
     ckpt = "runs/ks-tiny/fno/seed0/checkpoints/best.ckpt"
-    run_cli("evaluate", f"ckpt={ckpt}", "data.preset=tiny", cwd=work)
+    run_cli("evaluate", f"ckpt={ckpt}", cwd=work)  # dataset, label and seed come from the checkpoint
     run_cli("evaluate", "model=persistence", "data=ks", "data.preset=tiny", cwd=work)
     run_cli("leaderboard", cwd=work)
     return work
@@ -66,7 +66,7 @@ def test_leaderboard_tables_and_plot(pipeline: Path) -> None:
 
 def test_seed_sweep_on_submitit_launcher_aggregates_in_the_leaderboard(pipeline: Path) -> None:
     """`-m seed=0,1` through real submitit jobs writes one result per seed; the leaderboard counts both."""
-    run_cli("evaluate", "-m", "model=persistence", "data.preset=tiny", "seed=0,1", "results_dir=sweep",
+    run_cli("evaluate", "-m", "model=persistence", "data=ks", "data.preset=tiny", "seed=0,1", "results_dir=sweep",
             "hydra/launcher=submitit_local", cwd=pipeline)
     assert sorted(p.name for p in (pipeline / "sweep" / "ks-tiny").glob("*.json")) == [
         "persistence-seed0.json", "persistence-seed1.json"]

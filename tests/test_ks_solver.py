@@ -15,6 +15,7 @@ from data_gen.ks import (
     KSGenerator,
     dealias_mask,
     etdrk4_coefficients,
+    initial_state,
     ks_linear_operator,
     ks_nonlinear,
     sample_trajectory,
@@ -84,6 +85,37 @@ def test_agrees_with_scipy_dop853():
     expected = np.fft.irfft(sol.y[:, -1], n=n)
     assert _rel_l2(_solve_one(u0, length, 0.05, t_end)[-1], expected) < 1e-6  # measured 5e-7
     assert _rel_l2(_solve_one(u0, length, 0.01, t_end)[-1], expected) < 1e-8  # measured 2e-9
+
+
+def test_generated_frames_are_at_the_contract_times():
+    """Frame j of `generate([seed])` is the state at `(round(burn_in_time / dt) + j) dt` from the initial state.
+
+    Checked against an independent DOP853 integration of the same semi-discrete system from
+    `initial_state(sample_trajectory(seed))`, for one seed whose `burn_in_time / dt` rounds down and one whose
+    ratio rounds up (so floor or ceil instead of round, a burn-in cut short or off by a frame all fail).
+    """
+    n, n_frames = 64, 4
+    config = KSConfig(n_points=n, burn_in_time=2.5)
+    fractions = {seed: (config.burn_in_time / sample_trajectory(seed, config)["dt"]) % 1.0 for seed in range(50)}
+    seeds = [
+        next((s for s, f in fractions.items() if 0.1 < f < 0.4), None),
+        next((s for s, f in fractions.items() if 0.6 < f < 0.9), None),
+    ]
+    assert None not in seeds, f"no seed in 0..49 rounds burn_in_time / dt both down and up: {fractions}"
+    for seed in seeds:
+        draws = sample_trajectory(seed, config)
+        u = KSGenerator(config).generate([seed], n_frames, CPU).fields["u"][0]  # [n_frames, N] float32
+        burn = round(config.burn_in_time / draws["dt"])
+        times = (burn + np.arange(-1, n_frames + 1)) * draws["dt"]  # one frame interval either side too
+        rhs, keep = _numpy_ks_rhs(n, draws["L"], draws["nu"])
+        v0 = np.where(keep, np.fft.rfft(initial_state(draws, n)), 0.0).astype(np.complex128)
+        sol = solve_ivp(rhs, (0.0, times[-1]), v0, method="DOP853", t_eval=times, rtol=1e-10, atol=1e-10)
+        assert sol.success
+        expected = np.fft.irfft(sol.y.T, n=n, axis=-1)  # [n_frames + 2, N]
+        for j in range(n_frames):
+            assert _rel_l2(u[j], expected[j + 1]) < 1e-6, (seed, j)  # measured 3e-8 (float32 frames)
+            # A frame interval earlier or later is far outside that bound (measured >= 1.8e-2).
+            assert min(_rel_l2(u[j], expected[j]), _rel_l2(u[j], expected[j + 2])) > 1e-3
 
 
 def test_nonlinear_term_matches_independent_formula():
@@ -204,7 +236,7 @@ def test_generate_shapes_dtypes_and_ranges():
 
 def test_generator_metadata():
     gen = KSGenerator(KSConfig())
-    assert gen.pde == "ks" and gen.grid == "periodic-uniform"
+    assert gen.pde == "ks" and gen.grid == "periodic"
     assert gen.frame_interval == pytest.approx(0.2)
     assert [f.name for f in gen.fields] == ["u"] and gen.fields[0].boundary == "periodic"
     assert [p.name for p in gen.parameters] == ["L", "nu", "dt", "dx"]

@@ -37,6 +37,7 @@ def _result(label: str, seed: int, corr08: float, vrmse: float | None, dataset: 
         "dataset": dataset,
         "pde": pde,
         "preset": "small",
+        "benchmark": {"frame_stride": 4, "headline": "corr_time_0.8", "headline_goal": "max"} if pde == "ks" else {},
         "model": label.split("-")[0],
         "label": label,
         "seed": seed,

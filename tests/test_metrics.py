@@ -269,3 +269,33 @@ def test_summarize_rollout_rejects_bad_input():
         summarize_rollout({k: v for k, v in per_step.items() if k != "corr"}, np.zeros((2, 3), bool), 1.0)
     with pytest.raises(ValueError):
         summarize_rollout(per_step, np.zeros((2, 4), bool), 1.0)
+
+
+def test_median_aggregates_use_each_trajectory_step_time():
+    """Three trajectories with unequal step times and skewed crossings: every median differs from the mean and from
+    what a shared (mean) step time would give, so both mistakes fail here."""
+    corr = np.array([
+        [0.99, 0.85, 0.50, 0.40],  # first <= 0.8 at index 2
+        [0.95, 0.95, 0.95, 0.95],  # never: 4 steps
+        [0.70, 0.90, 0.90, 0.90],  # at index 0
+    ])
+    per_step = {
+        "corr": np.repeat(corr[:, :, None], 2, axis=2),
+        "mse": np.ones((3, 4, 2)), "nrmse": np.ones((3, 4, 2)), "vrmse": np.ones((3, 4, 2)),
+    }
+    flags = np.array([
+        [False, False, False, True],  # unstable from index 3
+        [False, False, False, False],  # never: 4 steps
+        [False, True, True, True],  # from index 1
+    ])
+    step_time = np.array([1.0, 0.5, 4.0])
+    summary, _ = summarize_rollout(per_step, flags, step_time, thresholds=(0.8,))
+    # first crossings in time: 2 * 1.0 = 2.0, 4 * 0.5 = 2.0, 0 * 4.0 = 0 -> median 2.0 (mean 1.33; shared 1.83 -> 3.67)
+    assert summary["corr_time_median_0.8"] == pytest.approx(2.0)
+    # stable steps 3, 4, 1 -> times 3.0, 2.0, 4.0 -> median 3.0 (mean 3.0 too, but shared step 1.83: 5.5)
+    assert summary["stable_horizon_median"] == pytest.approx(3.0)
+    # PDE-Refiner count: mean corr per step [0.88, 0.9, 0.783, 0.75] -> 2 steps x mean step time 1.833
+    assert summary["corr_time_0.8"] == pytest.approx(2 * 5.5 / 3)
+    flags[0, 3] = False  # stable steps 4, 4, 1 -> times 4.0, 2.0, 4.0: median 4.0, mean 3.33
+    summary, _ = summarize_rollout(per_step, flags, step_time, thresholds=(0.8,))
+    assert summary["stable_horizon_median"] == pytest.approx(4.0)

@@ -1,47 +1,85 @@
-"""The model zoo: every registry entry builds and maps shapes; FNO is equivariant, learns, and round-trips."""
+"""The model zoo: every registry entry builds from its typed config and maps shapes on every grid kind; FNO is
+equivariant and learns; unknown keys fail by name."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import dataclasses
 
 import pytest
 import torch
-from cli import TINY_TRAIN
-from tests_support import small_model_config
 
-from baselines import MODELS, NetShape, build_model
-from pdebench.training.checkpoint import CheckpointError, load_checkpoint
-from pdebench.training.run import train
+from baselines import MODELS, ModelConfig, NetSpec, build_model, model_config, register
+from pdebench.data.grid import Grid
 
-SHAPES = [
-    NetShape(n_fields=1, history=2, bundle=3, n_cond=3, spatial_dims=1),
-    NetShape(n_fields=3, history=1, bundle=1, n_cond=0, spatial_dims=2),
-]
+SPECS = {
+    "1d-periodic": NetSpec(("u",), 2, 3, ("L", "nu", "dt"), Grid.uniform("periodic", (32,))),
+    "2d-periodic": NetSpec(("vx", "vy", "p"), 1, 1, (), Grid.uniform("periodic", (32, 32))),
+    "2d-box": NetSpec(("smoke",), 2, 1, ("buoyancy",), Grid.uniform("box", (32, 32))),
+    "sphere": NetSpec(("h", "u", "v"), 2, 2, (), Grid.uniform("sphere", (16, 32))),
+}
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-@pytest.mark.parametrize("shape", SHAPES, ids=["1d", "2d"])
-def test_every_registered_model_maps_shapes(name: str, shape: NetShape) -> None:
-    net = build_model(small_model_config(name), shape)
-    space = (32,) * shape.spatial_dims
-    out = net(torch.randn(2, shape.in_channels, *space), torch.randn(2, shape.n_cond))
-    assert out.shape == (2, shape.out_channels, *space)
+@pytest.mark.parametrize("spec", SPECS.values(), ids=SPECS.keys())
+def test_every_registered_model_maps_shapes(name: str, spec: NetSpec) -> None:
+    entry = MODELS[name]
+    module = build_model(entry.config.tiny(), spec)
+    space = spec.grid.shape
+    cond = torch.randn(2, spec.n_cond)
+    if entry.trainable:  # a net: folded channels
+        out = module(torch.randn(2, spec.in_channels, *space), cond)
+        assert out.shape == (2, spec.out_channels, *space)
+    else:  # a reference stepper: frames in physical units
+        out = module(torch.randn(2, spec.n_fields, spec.history, *space), cond)
+        assert out.shape == (2, spec.n_fields, spec.bundle, *space)
     assert torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_builder_receives_its_typed_config(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = MODELS[name]
+    seen = []
+    spy = dataclasses.replace(entry, builder=lambda c, s: seen.append(c) or entry.builder(c, s))
+    monkeypatch.setitem(MODELS, name, spy)
+    build_model({"name": name}, SPECS["1d-periodic"])
+    assert isinstance(seen[0], entry.config) and seen[0] == entry.config()
+
+
+def test_unknown_model_key_fails_by_name() -> None:
+    """`+model.widht=3` used to reach the builder and be silently ignored."""
+    with pytest.raises(ValueError, match=r"model\.widht for model fno; valid keys: name, n_modes, hidden_channels"):
+        model_config({"name": "fno", "widht": 3})
+    with pytest.raises(ValueError, match=r"model\.hidden_channels for model fno"):
+        model_config({"name": "fno", "hidden_channels": "wide"})
+    with pytest.raises(KeyError, match="unknown model 'fnoo'; registered models: fno, persistence"):
+        model_config({"name": "fnoo"})
+
+
+def test_registering_needs_a_typed_config_named_like_the_entry() -> None:
+    @dataclasses.dataclass
+    class Wrong(ModelConfig):
+        name: str = "other"
+
+    with pytest.raises(ValueError, match="must be 'mine'"):
+        register("mine", config=Wrong)
+    with pytest.raises(ValueError, match="registered twice"):
+        register("fno", config=MODELS["fno"].config)(lambda c, s: None)
+
+
 def test_persistence_repeats_the_last_input_frame() -> None:
-    shape = NetShape(n_fields=2, history=3, bundle=2, n_cond=1, spatial_dims=1)
-    net = build_model({"name": "persistence"}, shape)
+    spec = NetSpec(("u", "v"), 3, 2, ("a",), Grid.uniform("periodic", (16,)))
+    stepper = build_model({"name": "persistence"}, spec)
     frames = torch.randn(4, 2, 3, 16)
-    out = net(frames.reshape(4, 6, 16), torch.zeros(4, 1)).view(4, 2, 2, 16)
+    out = stepper(frames, torch.zeros(4, 1))
+    assert out.shape == (4, 2, 2, 16)
     assert torch.equal(out[:, :, 0], frames[:, :, -1]) and torch.equal(out[:, :, 1], frames[:, :, -1])
 
 
 @pytest.mark.parametrize("spatial_dims", [1, 2])
 def test_fno_is_periodic_translation_equivariant(spatial_dims: int) -> None:
     torch.manual_seed(0)
-    shape = NetShape(n_fields=1, history=1, bundle=1, n_cond=2, spatial_dims=spatial_dims)
-    net = build_model(small_model_config("fno"), shape)
+    spec = NetSpec(("u",), 1, 1, ("a", "b"), Grid.uniform("periodic", (32,) * spatial_dims))
+    net = build_model(MODELS["fno"].config.tiny(), spec)
     x = torch.randn(2, 1, *(32,) * spatial_dims)
     cond = torch.randn(2, 2)
     dims = tuple(range(2, 2 + spatial_dims))
@@ -53,8 +91,8 @@ def test_fno_is_periodic_translation_equivariant(spatial_dims: int) -> None:
 
 def test_fno_overfits_one_tiny_batch() -> None:
     torch.manual_seed(0)
-    shape = NetShape(n_fields=1, history=1, bundle=1, n_cond=1, spatial_dims=1)
-    net = build_model(small_model_config("fno"), shape)
+    spec = NetSpec(("u",), 1, 1, ("a",), Grid.uniform("periodic", (32,)))
+    net = build_model(MODELS["fno"].config.tiny(), spec)
     grid = torch.linspace(0, 2 * torch.pi, 33)[:-1]
     x = torch.stack([torch.sin(k * grid) for k in (1, 2, 3, 4)]).unsqueeze(1)
     y = torch.roll(x, 3, dims=-1) * 0.5 + x**2
@@ -69,51 +107,7 @@ def test_fno_overfits_one_tiny_batch() -> None:
     assert loss.item() < initial / 100
 
 
-def test_checkpoint_round_trips_with_weights_only(compose_cfg, data_root: Path, tmp_path: Path) -> None:
-    cfg = compose_cfg("train", ["data=ks", "model=fno", f"data.root={data_root}", f"run_dir={tmp_path}/run",
-                                "logger=csv", *TINY_TRAIN])
-    best = train(cfg)
-    raw = torch.load(best, map_location="cpu", weights_only=True)  # must not need arbitrary unpickling
-    assert raw["pdebench"]["dataset"] == "ks-tiny"
-    module, meta = load_checkpoint(best)
-    assert meta["model"] == "fno" and meta["n_parameters"] == sum(p.numel() for p in module.parameters())
-    frames, params = torch.randn(3, 1, 1, 256), torch.randn(3, 4)
-    with torch.no_grad():
-        again, _ = load_checkpoint(best)
-        torch.testing.assert_close(module(frames, params), again(frames, params))
-    state = raw["state_dict"]
-    assert all(torch.is_tensor(value) for value in state.values())
-
-
-def test_foreign_checkpoint_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "plain.pt"
-    torch.save({"weights": torch.zeros(3)}, path)
-    with pytest.raises(CheckpointError, match="not written by pdebench-train"):
-        load_checkpoint(path)
-    with pytest.raises(CheckpointError, match="does not exist"):
-        load_checkpoint(tmp_path / "missing.ckpt")
-
-
-def test_fast_gradient_clipping_matches_torch() -> None:
-    """The module clips over real views of complex spectral gradients; the result must equal torch's own."""
-    import copy
-
-    from pdebench.training.module import SurrogateModule
-
-    stats = {"field_mean": [0.0], "field_std": [1.0], "param_mean": [0.0] * 2, "param_std": [1.0] * 2}
-    data_info = {"dataset": "toy", "fields": ["u"], "parameters": ["a", "b"], "spatial_dims": 1, "frame_stride": 1,
-                 "stats": stats}
-    objective = {"name": "onestep", "history": 1, "bundle": 1, "loss": "mse"}
-    optim = {"lr": 1e-3, "weight_decay": 0.0, "warmup_fraction": 0.1, "min_lr_ratio": 0.1}
-    validation = {"rollout_steps": 2, "max_trajectories": 2, "nrmse_cap": 10.0}
-    ours = SurrogateModule(small_model_config("fno"), objective, optim, validation, data_info, "fno")
-    reference = copy.deepcopy(ours)
-    x, y, p = torch.randn(4, 1, 1, 64), 10 * torch.randn(4, 1, 1, 64), torch.randn(4, 2)
-    for module in (ours, reference):
-        ((module(x, p) - y) ** 2).mean().backward()
-    ours.configure_gradient_clipping(None, 0.5, "norm")
-    torch.nn.utils.clip_grad_norm_(reference.parameters(), 0.5)
-    assert any(q.grad.is_complex() for q in ours.parameters())
-    for a, b in zip(ours.parameters(), reference.parameters(), strict=True):
-        torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-7)
-    assert torch.nn.utils.get_total_norm([q.grad for q in ours.parameters()]).item() == pytest.approx(0.5, rel=1e-4)
+def test_fno_n_modes_must_match_the_grid() -> None:
+    spec = NetSpec(("u",), 1, 1, (), Grid.uniform("periodic", (32, 32)))
+    with pytest.raises(ValueError, match="model.n_modes has 3 entries but the data has 2 spatial dims"):
+        build_model({"name": "fno", "n_modes": [8, 8, 8]}, spec)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import functools
-import subprocess
 import sys
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,22 @@ from omegaconf import DictConfig, OmegaConf
 
 from pdebench.config import register_configs
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+def _config_dir() -> str:
+    """The Hydra config directory: `pdebench/conf` of an installed wheel, else `conf/` of the source checkout.
+
+    The configs live in `conf/` at the repository root; a regular (non-editable) install ships them as package
+    data under `pdebench/conf` (see pyproject.toml), while a checkout or an editable install has no such
+    directory next to the code and reads the repository's `conf/` directly. Hydra needs a real directory, so a
+    zipped install is not supported.
+    """
+    packaged = Path(str(resources.files("pdebench") / "conf"))
+    if packaged.is_dir():
+        return str(packaged)
+    return str(Path(__file__).resolve().parents[2] / "conf")
+
+
+CONFIG_DIR = _config_dir()
 HYDRA_VERSION_BASE = "1.3"
 # Errors whose message is already the one sentence a user needs (DatasetError, CheckpointError, ResultError and
 # bad settings are ValueErrors; unknown registry names KeyErrors); anything else is a bug and keeps its traceback.
@@ -40,13 +55,3 @@ def report_user_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfi
 def to_container(cfg: DictConfig) -> dict[str, Any]:
     """Resolved plain-dict copy of a config (for hyper-parameters, result files and manifests)."""
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
-
-
-def git_commit() -> str | None:
-    """The commit of the source tree this package runs from, if it is a git checkout."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None

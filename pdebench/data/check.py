@@ -14,6 +14,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from pdebench.data.grid import SPHERE_AXES, canonical_grid_kind
 from pdebench.data.reader import (
     REQUIRED_ROOT_ATTRS,
     SEED_VAR,
@@ -109,6 +110,14 @@ def _check_open(path: Path, f: h5py.File) -> list[str]:
             f"{path}: root attribute 'spatial_dims' is {attrs['spatial_dims']!r}; expected {len(coords)} "
             f"(the number of names in 'spatial_coordinates')"
         )
+    if "grid" in attrs:
+        try:
+            grid_kind = canonical_grid_kind(str(attrs["grid"]))
+        except ValueError as exc:
+            problems.append(f"{path}: root attribute 'grid': {exc}")
+        else:
+            if grid_kind == "sphere" and tuple(coords) != SPHERE_AXES:
+                problems.append(f"{path}: a sphere grid has spatial_coordinates 'lat,lon', got {','.join(coords)!r}")
     if "frame_interval" in attrs:
         fi = attrs["frame_interval"]
         if not isinstance(fi, int | float) or not math.isfinite(fi) or fi <= 0:

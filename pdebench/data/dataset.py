@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
 from torch.utils.data import Dataset
 
+from pdebench.data.batch import TrajectoryBatch, WindowBatch
 from pdebench.data.reader import TrajectoryFile
 from pdebench.data.schema import DatasetError
 
@@ -48,7 +48,8 @@ def trajectory_parameters(file: TrajectoryFile) -> np.ndarray:
 class WindowDataset(Dataset):
     """Training samples: every admissible window of every trajectory.
 
-    Item: `(inputs [C, history, *space], targets [C, bundle, *space], params [P])`, float32, physical units.
+    Item: a `WindowBatch` of unbatched tensors (`inputs [C, history, *space]`, `targets [C, bundle, *space]`,
+    `cond [P]`, `step_time []`, `index []`), float32, physical units; batch them with `pdebench.data.batch.collate`.
     """
 
     def __init__(self, path: str | Path, spec: WindowSpec) -> None:
@@ -61,20 +62,23 @@ class WindowDataset(Dataset):
                 f"{spec.history}, bundle={spec.bundle}, frame_stride={spec.frame_stride} needs {spec.span}"
             )
         self.params = torch.from_numpy(trajectory_parameters(self.file))
+        self.step_times = torch.from_numpy(self.file.frame_intervals() * spec.frame_stride)
 
     def __len__(self) -> int:
         return self.file.n_traj * self.windows_per_traj
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
+    def __getitem__(self, index: int) -> WindowBatch:
         traj, start = divmod(index, self.windows_per_traj)
         window = torch.from_numpy(self.file.read_window(traj, start, start + self.spec.span, self.spec.frame_stride))
-        return window[:, : self.spec.history], window[:, self.spec.history :], self.params[traj]
+        return WindowBatch(window[:, : self.spec.history], window[:, self.spec.history :], self.params[traj],
+                           self.step_times[traj], torch.tensor(traj))
 
 
 class TrajectoryDataset(Dataset):
     """Rollout view: whole trajectories subsampled to model steps.
 
-    Item: `(frames [C, J, *space], params [P], step_time [])` with J = (n_frames - 1) // frame_stride + 1.
+    Item: a `TrajectoryBatch` of unbatched tensors (`frames [C, J, *space]`, `cond [P]`, `step_time []` time units
+    per model step, `index []`), J = (n_frames - 1) // frame_stride + 1.
     """
 
     def __init__(self, path: str | Path, frame_stride: int, max_trajectories: int | None = None) -> None:
@@ -91,6 +95,8 @@ class TrajectoryDataset(Dataset):
     def __len__(self) -> int:
         return self.n_traj
 
-    def __getitem__(self, traj: int) -> tuple[Tensor, Tensor, Tensor]:
+    def __getitem__(self, traj: int) -> TrajectoryBatch:
+        if not 0 <= traj < self.n_traj:
+            raise IndexError(f"trajectory {traj} out of range for {self.n_traj} trajectories of {self.file.path}")
         frames = torch.from_numpy(self.file.read_window(traj, 0, self.file.n_frames, self.frame_stride))
-        return frames, self.params[traj], self.step_times[traj]
+        return TrajectoryBatch(frames, self.params[traj], self.step_times[traj], torch.tensor(traj))

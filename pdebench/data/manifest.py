@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from pdebench.data.atomic import atomic_write_text
 from pdebench.data.reader import TrajectoryFile
 from pdebench.data.schema import SCHEMA_NAME, SCHEMA_VERSION, SPLITS, DatasetError
 
@@ -36,7 +36,7 @@ def _package_version() -> str:
 
 
 def write_manifest(dataset_dir: Path, config: dict[str, Any]) -> Path:
-    """Write `<dataset_dir>/manifest.json` describing the split files present; atomic (temp file + rename)."""
+    """Write `<dataset_dir>/manifest.json` describing the split files present; atomic and durable (atomic.py)."""
     dataset_dir = Path(dataset_dir)
     splits: dict[str, dict[str, Any]] = {}
     for split in SPLITS:
@@ -68,14 +68,7 @@ def write_manifest(dataset_dir: Path, config: dict[str, Any]) -> Path:
         raise DatasetError(
             f"the config for {dataset_dir / MANIFEST_NAME} is not plain JSON data: {exc}"
         ) from exc
-    target = dataset_dir / MANIFEST_NAME
-    tmp = target.with_name(target.name + ".partial")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
-    return target
+    return atomic_write_text(dataset_dir / MANIFEST_NAME, text)
 
 
 def read_manifest(dataset_dir: Path) -> dict[str, Any]:
@@ -108,3 +101,19 @@ def manifest_hash(dataset_dir: Path) -> str:
     if not path.is_file():
         raise DatasetError(f"manifest {path} does not exist; regenerate the dataset to create it")
     return file_sha256(path)
+
+
+def benchmark_facts(dataset_dir: Path) -> dict[str, Any]:
+    """The PDE's benchmark facts (model step, headline metric, conserved quantity) recorded in the manifest.
+
+    They come from `benchmark:` of `conf/pde/<pde>.yaml` when the dataset was generated; see
+    `pdebench.config.BenchmarkConfig`.
+    """
+    dataset_dir = Path(dataset_dir)
+    facts = read_manifest(dataset_dir)["config"].get("benchmark")
+    if not isinstance(facts, dict) or not isinstance(facts.get("frame_stride"), int):
+        raise DatasetError(
+            f"manifest {dataset_dir / MANIFEST_NAME} records no benchmark facts (config.benchmark.frame_stride); "
+            f"rerun the generation command of {dataset_dir.name} to rewrite it (finished split files are kept)"
+        )
+    return facts

@@ -79,7 +79,8 @@ def compute_train_statistics(train: TrajectoryFile) -> dict[str, list[float]]:
         count += flat.shape[1]
     field_mean = total / count
     field_std = np.sqrt(np.maximum(total_sq / count - field_mean**2, 0.0))
-    params = np.stack([train.parameters()[name] for name in train.parameter_names], axis=1).astype(np.float64)
+    names = train.parameter_names
+    params = np.stack([train.parameters()[n] for n in names], axis=1) if names else np.zeros((train.n_traj, 0))
     param_std = params.std(axis=0)
     return {
         "field_mean": field_mean.tolist(),

@@ -14,12 +14,14 @@ from typing import Any
 import h5py
 import numpy as np
 
+from pdebench.data.grid import Grid, canonical_grid_kind
 from pdebench.data.schema import (
     FRAME_DT_PARAMETER,
     SCHEMA_NAME,
     SPLITS,
     SUPPORTED_SCHEMA_VERSIONS,
     DatasetError,
+    dataset_name,
 )
 
 # Root attributes every split file carries (the writer also adds `layout_fingerprint`, used for resume).
@@ -76,7 +78,7 @@ def _hint(dataset_dir: Path) -> str:
 
 def open_dataset_dir(root: str | Path, pde: str, preset: str) -> Path:
     """Return `root/<pde>-<preset>`, the directory holding the split files, or explain how to create it."""
-    dataset_dir = Path(root) / f"{pde}-{preset}"
+    dataset_dir = Path(root) / dataset_name(pde, preset)
     if not dataset_dir.is_dir():
         raise DatasetError(
             f"dataset directory {dataset_dir} does not exist; "
@@ -162,7 +164,11 @@ class TrajectoryFile:
         self.pde: str = str(attrs["pde"])
         self.preset: str = str(attrs["preset"])
         self.split: str = str(attrs["split"])
-        self.grid: str = str(attrs["grid"])
+        try:
+            self.grid_kind: str = canonical_grid_kind(str(attrs["grid"]))
+        except ValueError as exc:
+            self.close()
+            raise DatasetError(f"{self.path}: root attribute 'grid': {exc}") from None
         self.frame_interval: float = float(attrs["frame_interval"])
         self.field_names: tuple[str, ...] = split_names(attrs["fields"])
         self.parameter_names: tuple[str, ...] = split_names(attrs["parameters"])
@@ -319,6 +325,17 @@ class TrajectoryFile:
         if name not in self.coordinate_names:
             raise KeyError(f"{self.path} has no spatial coordinate {name!r}")
         return self._dataset(name)[...].astype(np.float64)
+
+    @property
+    def grid(self) -> Grid:
+        """The spatial grid (kind, coordinates, periodic axes, quadrature weights), built from the file."""
+        if getattr(self, "_grid", None) is None:
+            coords = tuple(self.coordinate(name) for name in self.coordinate_names)
+            try:
+                self._grid = Grid(self.grid_kind, self.coordinate_names, coords)
+            except ValueError as exc:
+                raise DatasetError(f"{self.path}: {exc}") from None
+        return self._grid
 
     def frame_intervals(self) -> np.ndarray:
         """Time between stored frames of every trajectory: float64 `[n_traj]`.

@@ -10,12 +10,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 SCHEMA_NAME = "pdebench-trajectories"
-SCHEMA_VERSION = "1.0"
-SUPPORTED_SCHEMA_VERSIONS = ("1.0",)
+# 1.1: root attribute `grid` is one of `periodic`, `box`, `sphere` (1.0 wrote `periodic-uniform` for `periodic`).
+SCHEMA_VERSION = "1.1"
+SUPPORTED_SCHEMA_VERSIONS = ("1.0", "1.1")
 SPLITS = ("train", "valid", "test")
 # A per-trajectory parameter with this name is the physical time between stored frames of that trajectory;
 # without it, frame k of every trajectory is at time k * frame_interval (see docs/data_format.md).
 FRAME_DT_PARAMETER = "dt"
+
+
+def dataset_name(pde: str, preset: str) -> str:
+    """The name of a dataset and of its directory under the data root: `<pde>-<preset>`, e.g. `ks-small`."""
+    return f"{pde}-{preset}"
 
 
 class DatasetError(ValueError):
@@ -73,4 +79,4 @@ class DatasetLayout:
 
     @property
     def dataset_name(self) -> str:
-        return f"{self.pde}-{self.preset}"
+        return dataset_name(self.pde, self.preset)

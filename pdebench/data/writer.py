@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ import h5netcdf
 import h5py
 import numpy as np
 
+from pdebench.data.atomic import replace_durably
+from pdebench.data.grid import GRID_KINDS, SPHERE_AXES
 from pdebench.data.reader import (
     REQUIRED_ROOT_ATTRS,
     SEED_VAR,
@@ -37,7 +38,7 @@ FINGERPRINT_ATTR = "layout_fingerprint"
 TARGET_CHUNK_BYTES = 1 << 20
 MAX_CHUNK_FRAMES = 32
 
-_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _RESERVED_VARS = (TRAJ_DIM, TIME_DIM, SEED_VAR)
 _CORE_ATTRS = (*REQUIRED_ROOT_ATTRS, FINGERPRINT_ATTR)
 
@@ -95,6 +96,10 @@ def validate_layout(layout: DatasetLayout) -> None:
         problems.append(f"frame_interval must be a positive number, got {layout.frame_interval}")
     if not layout.fields:
         problems.append("a layout needs at least one field")
+    if layout.grid not in GRID_KINDS:
+        problems.append(f"grid {layout.grid!r} is not one of {', '.join(GRID_KINDS)}")
+    elif layout.grid == "sphere" and tuple(c.name for c in layout.coordinates) != SPHERE_AXES:
+        problems.append(f"a sphere grid needs coordinates {SPHERE_AXES}")
     seen: set[str] = set(_RESERVED_VARS)
     groups = (
         ("coordinate", [c.name for c in layout.coordinates]),
@@ -188,20 +193,6 @@ def _create_structure(path: Path, layout: DatasetLayout, fingerprint: str) -> No
             v.attrs["description"] = fs.description
 
 
-def _fsync(path: Path) -> None:
-    """Push a file's (or directory's) data to disk so a rename after it is durable."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 class TrajectoryWriter:
     """Writes one split file in blocks of trajectories; atomic and resumable."""
 
@@ -218,7 +209,7 @@ class TrajectoryWriter:
             # Build the structure under a scratch name first: a crash here leaves no half-made .partial.
             scratch = self.partial.with_name(self.partial.name + ".new")
             _create_structure(scratch, layout, self.fingerprint)
-            os.replace(scratch, self.partial)
+            replace_durably(scratch, self.partial)
         self._file: h5py.File | None = self._open_partial()
         self.n_done: int = int(attr_to_python(self._file.attrs["n_traj_complete"]))
 
@@ -323,9 +314,7 @@ class TrajectoryWriter:
                 f"cannot finalize {self.partial}: {self.n_done} of {self.layout.n_traj} trajectories written"
             )
         self.close()
-        _fsync(self.partial)
-        os.replace(self.partial, self.path)
-        _fsync(self.path.parent)
+        replace_durably(self.partial, self.path)  # fsync, os.replace, fsync of the directory
         self._finalized = True
         return self.path
 

@@ -6,8 +6,9 @@ Aggregation rules (per dataset, per label, per column):
   0 with a single seed.
 * If any seed lacks a value or has ``None`` (undefined / not finite, e.g. a diverged rollout), the
   column's mean and std are ``None``: a model is not credited with the seeds that survived.
-* Rows are sorted by the headline metric of the dataset's PDE (:data:`HEADLINE`, else
-  :data:`DEFAULT_HEADLINE`); ``None`` sorts last, ties by label.
+* Rows are sorted by the headline metric of the dataset's PDE, which the result files carry from the dataset's
+  manifest (``benchmark.headline``; :data:`DEFAULT_HEADLINE` for results without it); ``None`` sorts last, ties
+  by label. The high-correlation columns are those of the thresholds the results were scored with.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,34 +25,57 @@ import numpy as np
 
 from pdebench.rollout.results import ResultError, read_result, try_read_result
 
-HEADLINE: dict[str, tuple[str, str]] = {"ks": ("corr_time_0.8", "desc")}
-"""pde -> (summary key, "asc" | "desc") used to sort that PDE's leaderboards."""
-
 DEFAULT_HEADLINE: tuple[str, str] = ("vrmse_mean", "asc")
+"""(summary key, "asc" | "desc") for results that record no benchmark facts."""
 
-COLUMNS: tuple[str, ...] = (
-    "label",
-    "model",
-    "seeds",
-    "n_parameters",
-    "corr_time_0.8",
-    "corr_time_0.9",
-    "corr_time_0.95",
-    "corr_time_median_0.8",
+LEAD_COLUMNS: tuple[str, ...] = ("label", "model", "seeds")
+"""Identity columns of every row."""
+
+TAIL_COLUMNS: tuple[str, ...] = (
     "one_step_nrmse",
     "nrmse_gmean",
     "vrmse_mean",
     "stable_horizon_median",
     "throughput_traj_steps_per_s",
 )
-"""Leaderboard columns, in display order."""
+"""Value columns after the high-correlation times, in display order."""
 
-VALUE_COLUMNS: tuple[str, ...] = COLUMNS[3:]
-"""Columns aggregated over seeds (each row holds ``{"mean": ..., "std": ...}`` for them)."""
+_CORR_TIME = re.compile(r"^corr_time_(\d+(?:\.\d+)?)$")
 
-def headline_for(pde: str) -> tuple[str, str]:
-    """The (metric, "asc" | "desc") a PDE's leaderboard is sorted by."""
-    return HEADLINE.get(pde, DEFAULT_HEADLINE)
+
+def headline_of(results: Sequence[dict]) -> tuple[str, str]:
+    """The (summary key, "asc" | "desc") one dataset's results are sorted by: the `benchmark` facts the result
+    files copied from the dataset's manifest (`headline`, `headline_goal`), else :data:`DEFAULT_HEADLINE`.
+
+    Raises:
+        ResultError: results of one dataset record different headlines.
+    """
+    found = {(str(b["headline"]), "desc" if b.get("headline_goal") == "max" else "asc")
+             for r in results if isinstance(b := r.get("benchmark"), dict) and b.get("headline")}
+    if len(found) > 1:
+        raise ResultError(f"results of dataset {results[0]['dataset']!r} disagree on the headline metric: {found}")
+    return found.pop() if found else DEFAULT_HEADLINE
+
+
+def value_columns(results: Sequence[dict]) -> tuple[str, ...]:
+    """Aggregated columns for one dataset: n_parameters, the high-correlation time of every threshold the results
+    were scored with (`rollout.thresholds`), the median first crossing of the lowest one, then :data:`TAIL_COLUMNS`;
+    the headline metric is always included."""
+    thresholds = sorted({m.group(1) for r in results for key in (r.get("summary") or {})
+                         if (m := _CORR_TIME.match(key))}, key=float)
+    columns = ["n_parameters", *(f"corr_time_{t}" for t in thresholds)]
+    if thresholds:
+        columns.append(f"corr_time_median_{thresholds[0]}")
+    columns += TAIL_COLUMNS
+    headline = headline_of(results)[0]
+    if headline not in columns:
+        columns.insert(1, headline)
+    return tuple(columns)
+
+
+def row_value_columns(rows: Sequence[dict]) -> tuple[str, ...]:
+    """The aggregated columns rows were built with (see :func:`leaderboard_rows`)."""
+    return tuple(rows[0]["columns"]) if rows else ("n_parameters", *TAIL_COLUMNS)
 
 
 def load_results(paths_or_dirs: Sequence[Path]) -> list[dict]:
@@ -126,8 +151,9 @@ def leaderboard_rows(results: list[dict]) -> dict[str, list[dict]]:
     Returns:
         dataset -> rows sorted by the headline metric. Each row has ``dataset``, ``pde``, ``label``,
         ``model`` (models of the label's results joined by "/" if they differ), ``seeds`` (count),
-        ``seed_values`` (sorted list) and, for every column of :data:`VALUE_COLUMNS`,
-        ``{"mean": float | None, "std": float | None}``. Datasets are in sorted order.
+        ``seed_values`` (sorted list), ``headline`` (metric, "asc" | "desc"), ``columns`` (the dataset's
+        :func:`value_columns`) and, for each of those columns, ``{"mean": float | None, "std": float | None}``.
+        Datasets are in sorted order.
 
     Raises:
         ResultError: two results share dataset, label and seed.
@@ -139,7 +165,10 @@ def leaderboard_rows(results: list[dict]) -> dict[str, list[dict]]:
     table: dict[str, list[dict]] = {}
     for dataset in sorted(groups):
         rows = []
-        pde = str(next(iter(groups[dataset].values()))[0]["pde"])
+        members = [r for group in groups[dataset].values() for r in group]
+        pde = str(members[0]["pde"])
+        metric, direction = headline_of(members)
+        columns = value_columns(members)
         for label, group in groups[dataset].items():
             seeds = [r["seed"] for r in group]
             if len(set(map(repr, seeds))) != len(seeds):
@@ -155,11 +184,12 @@ def leaderboard_rows(results: list[dict]) -> dict[str, list[dict]]:
                 "model": "/".join(models),
                 "seeds": len(group),
                 "seed_values": sorted(seeds, key=repr),
+                "headline": (metric, direction),
+                "columns": columns,
             }
-            for column in VALUE_COLUMNS:
+            for column in columns:
                 row[column] = _aggregate([_value(r, column) for r in group])
             rows.append(row)
-        metric, direction = headline_for(pde)
         rows.sort(key=lambda row, m=metric, d=direction: _sort_key(row, m, d))
         table[dataset] = rows
     return table
@@ -220,8 +250,9 @@ def to_markdown(dataset: str, rows: list[dict]) -> str:
     :func:`format_mean_std`; ``—`` marks a value that is missing or not finite in some seed.
     """
     lines = [f"## {_md_escape(dataset)}", ""]
+    columns = (*LEAD_COLUMNS, *row_value_columns(rows))
     if rows:
-        metric, direction = headline_for(str(rows[0].get("pde", "")))
+        metric, direction = rows[0]["headline"]
         better = "higher" if direction == "desc" else "lower"
         lines += [
             f"Sorted by `{metric}` ({better} is better). Values are mean ± std over seeds (sample std). "
@@ -229,21 +260,21 @@ def to_markdown(dataset: str, rows: list[dict]) -> str:
             "after the last input frame.",
             "",
         ]
-    lines.append("| " + " | ".join(COLUMNS) + " |")
-    lines.append("|" + "|".join(["---", "---"] + ["---:"] * (len(COLUMNS) - 2)) + "|")
+    lines.append("| " + " | ".join(columns) + " |")
+    lines.append("|" + "|".join(["---", "---"] + ["---:"] * (len(columns) - 2)) + "|")
     for row in rows:
         cells = [_md_escape(str(row["label"])), _md_escape(str(row["model"])), str(row["seeds"])]
-        cells += [_cell(c, row[c], int(row["seeds"])) for c in VALUE_COLUMNS]
+        cells += [_cell(c, row[c], int(row["seeds"])) for c in row_value_columns(rows)]
         lines.append("| " + " | ".join(cells) + " |")
     if not rows:
         lines += ["", "_No results._"]
     return "\n".join(lines) + "\n"
 
 
-def csv_header() -> list[str]:
+def csv_header(rows: Sequence[dict]) -> list[str]:
     """CSV columns: label, model, seeds, n_parameters, then ``<metric>_mean``, ``<metric>_std`` pairs."""
-    header = ["label", "model", "seeds", "n_parameters"]
-    for column in VALUE_COLUMNS[1:]:
+    header = [*LEAD_COLUMNS, "n_parameters"]
+    for column in row_value_columns(rows)[1:]:
         header += [f"{column}_mean", f"{column}_std"]
     return header
 
@@ -256,11 +287,11 @@ def to_csv(rows: list[dict]) -> str:
     """Render rows as CSV (:func:`csv_header` columns; empty cell = missing / not finite)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(csv_header())
+    writer.writerow(csv_header(rows))
     for row in rows:
         n_params = row["n_parameters"]["mean"]
         out = [row["label"], row["model"], row["seeds"], "" if n_params is None else round(n_params)]
-        for column in VALUE_COLUMNS[1:]:
+        for column in row_value_columns(rows)[1:]:
             out += [_csv_number(row[column]["mean"]), _csv_number(row[column]["std"])]
         writer.writerow(out)
     return buf.getvalue()

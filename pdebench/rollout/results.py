@@ -18,12 +18,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pdebench.data.atomic import atomic_write_text
 
 RESULT_FORMAT = "pdebench-result"
 RESULT_FORMAT_VERSION = 1
@@ -81,7 +82,7 @@ def _validate(result: Any, path: Path) -> dict:
 
 
 def write_result(path: Path, result: dict) -> Path:
-    """Write ``result`` as JSON to ``path`` atomically (temporary file + ``os.replace``).
+    """Write ``result`` as JSON to ``path`` atomically and durably (:func:`pdebench.data.atomic.atomic_write_text`).
 
     ``format``/``format_version`` are filled in when absent; parent directories are created; numpy
     and torch values are converted and non-finite floats are written as ``null``.
@@ -94,18 +95,7 @@ def write_result(path: Path, result: dict) -> Path:
     data = _validate(to_jsonable(full), path)
     text = json.dumps(data, indent=2, allow_nan=False) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write_text(path, text)
 
 
 def _load_json(path: Path) -> Any:

@@ -11,12 +11,11 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from baselines.registry import NetShape, build_model
-from pdebench.data.normalization import Normalizer
-from pdebench.rollout.engine import rollout
-from pdebench.rollout.metrics import step_errors
-from pdebench.training.forecaster import Forecaster
-from pdebench.training.objectives import loss_function
+from pdebench.data.batch import TrajectoryBatch, WindowBatch
+from pdebench.forecast.checkpoint import build_forecaster
+from pdebench.forecast.stepper import Stepper
+from pdebench.rollout.scoring import score_batch
+from pdebench.training.objectives import make_objective
 
 VAL_METRIC = "val/rollout_nrmse"
 
@@ -43,50 +42,45 @@ def clip_gradient_norm(parameters: Iterable[nn.Parameter], max_norm: float) -> T
 
 
 class SurrogateModule(L.LightningModule):
-    """Trains a `Forecaster` one step ahead and validates it by autoregressive rollouts.
+    """Optimisation, logging and checkpoints of one `Forecaster`; the loss is the `Objective`'s.
 
-    `data_info` holds what the data fixes (fields, parameters, spatial dims, normalisation statistics, dataset
-    name); all hyper-parameters are plain containers so checkpoints load with `weights_only=True`.
+    Every hyper-parameter is a plain container, so checkpoints load with `weights_only=True`: `model`, `objective`,
+    `optim`, `validation` are the config sections; `data_info` is what the data fixes (dataset, pde, preset,
+    frame_stride, manifest hash, fields, parameters, grid record, train statistics); `run` is the run's identity
+    (label, seed, git commit). See `pdebench.forecast.checkpoint`.
     """
 
     def __init__(self, model: dict[str, Any], objective: dict[str, Any], optim: dict[str, Any],
-                 validation: dict[str, Any], data_info: dict[str, Any], label: str) -> None:
+                 validation: dict[str, Any], data_info: dict[str, Any], run: dict[str, Any]) -> None:
         super().__init__()
         self.save_hyperparameters()
-        shape = NetShape(
-            n_fields=len(data_info["fields"]),
-            history=objective["history"],
-            bundle=objective["bundle"],
-            n_cond=len(data_info["parameters"]),
-            spatial_dims=data_info["spatial_dims"],
-        )
-        self.forecaster = Forecaster(build_model(model, shape), Normalizer.from_stats(data_info["stats"]), shape)
-        self.loss_fn = loss_function(objective["loss"])
+        self.forecaster = build_forecaster(model, objective, data_info)
+        self.objective = make_objective(objective)
+        self.register_buffer("quadrature_weights", torch.from_numpy(self.forecaster.spec.grid.weights()),
+                             persistent=False)
         self.train_time_s = 0.0
         self._fit_clock: float | None = None
 
-    def forward(self, frames: Tensor, params: Tensor) -> Tensor:
-        return self.forecaster(frames, params)
+    def forward(self, frames: Tensor, cond: Tensor) -> Tensor:
+        return self.forecaster(frames, cond)
 
-    def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
-        inputs, targets, params = batch
-        norm = self.forecaster.normalizer
-        pred = self.forecaster.forward_normalized(norm.normalize_fields(inputs), norm.normalize_params(params))
-        loss = self.loss_fn(pred, norm.normalize_fields(targets))
-        self.log("train/loss", loss, prog_bar=True, batch_size=inputs.shape[0])
+    def evaluation_stepper(self) -> Stepper:
+        """The stepper validation scores (hook point for weight averaging: an EMA swaps its weights in here)."""
+        return self.forecaster
+
+    def training_step(self, batch: WindowBatch, batch_idx: int) -> Tensor:
+        loss = self.objective.loss(self.forecaster, batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch.inputs.shape[0])
         return loss
 
-    def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> None:
-        frames, params, _ = batch
-        history = self.hparams.objective["history"]
+    def validation_step(self, batch: TrajectoryBatch, batch_idx: int) -> None:
+        stepper = self.evaluation_stepper()
         cap = self.hparams.validation["nrmse_cap"]
-        n_steps = min(self.hparams.validation["rollout_steps"], frames.shape[2] - history)
-        per_step = []
-        for k, pred in enumerate(rollout(self.forecaster, frames[:, :, :history], params, n_steps)):
-            nrmse = step_errors(pred, frames[:, :, history + k])["nrmse"].mean(dim=1)
-            per_step.append(torch.nan_to_num(nrmse, nan=cap, posinf=cap).clamp(max=cap))
-        per_traj = torch.stack(per_step, dim=1).float()
-        batch_size = frames.shape[0]
+        n_steps = min(self.hparams.validation["rollout_steps"], batch.frames.shape[2] - stepper.history)
+        per_step, _ = score_batch(stepper, batch, n_steps, weights=self.quadrature_weights)
+        nrmse = per_step["nrmse"].mean(dim=2)  # [B, n_steps], channels averaged
+        per_traj = torch.nan_to_num(nrmse, nan=cap, posinf=cap).clamp(max=cap).float()
+        batch_size = batch.frames.shape[0]
         self.log(VAL_METRIC, per_traj.mean(), prog_bar=True, batch_size=batch_size, sync_dist=True)
         self.log("val/one_step_nrmse", per_traj[:, 0].mean(), batch_size=batch_size, sync_dist=True)
 
@@ -116,11 +110,8 @@ class SurrogateModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["pdebench"] = {
-            "label": self.hparams.label,
-            "dataset": self.hparams.data_info["dataset"],
-            "model": self.hparams.model["name"],
             "train_time_s": self._elapsed_train_time(),
-            "n_parameters": sum(p.numel() for p in self.parameters()),
+            "n_parameters": sum(p.numel() for p in self.forecaster.parameters()),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

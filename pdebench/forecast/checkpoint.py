@@ -1,0 +1,89 @@
+"""Rebuilding a trained Forecaster and its run record from a training checkpoint, without Lightning.
+
+A checkpoint written by `pdebench-train` holds, besides Lightning's own entries:
+
+* `hyper_parameters`: `model`, `objective`, `optim`, `validation` (plain dicts), `data_info` (dataset, pde,
+  preset, frame_stride, manifest_sha256, fields, parameters, grid record, train statistics) and `run` (label, seed,
+  git_commit) — plain containers, so it loads with `torch.load(weights_only=True)`;
+* `state_dict`: the forecaster's tensors under `forecaster.`;
+* `pdebench`: `train_time_s` and `n_parameters`.
+
+`run_record` is the checkpoint's identity: a result's label, seed, data and objective come from it, never from
+the evaluate command's defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from baselines.registry import build_model
+from pdebench.data.grid import Grid
+from pdebench.data.netspec import NetSpec
+from pdebench.data.normalization import Normalizer
+from pdebench.forecast.forecaster import Forecaster
+from pdebench.forecast.targets import make_target
+
+STATE_PREFIX = "forecaster."
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable, not ours, or does not fit what it is used for."""
+
+
+def net_spec(objective: dict[str, Any], data_info: dict[str, Any]) -> NetSpec:
+    """The NetSpec a run's data and objective fix."""
+    return NetSpec(tuple(data_info["fields"]), int(objective["history"]), int(objective["bundle"]),
+                   tuple(data_info["parameters"]), Grid.from_record(data_info["grid"]))
+
+
+def build_forecaster(model: dict[str, Any], objective: dict[str, Any], data_info: dict[str, Any]) -> Forecaster:
+    """A fresh (untrained) Forecaster for a run's model, objective and data."""
+    spec = net_spec(objective, data_info)
+    target = make_target(objective.get("target", "state"), objective.get("target_scale", 1.0))
+    return Forecaster(build_model(model, spec), Normalizer.from_stats(data_info["stats"]), target, spec)
+
+
+def run_record(hparams: dict[str, Any]) -> dict[str, Any]:
+    """label, seed, git commit, data (without statistics), model and objective of a run, from its hyper-parameters."""
+    data = {k: v for k, v in hparams["data_info"].items() if k not in ("stats", "grid")}
+    return {**hparams["run"], "data": data, "model": hparams["model"], "objective": hparams["objective"]}
+
+
+@dataclass
+class TrainedForecaster:
+    """A checkpoint's forecaster (eval mode, on the CPU) and what it records about its run."""
+
+    forecaster: Forecaster
+    record: dict[str, Any]
+    n_parameters: int
+    train_time_s: float | None
+    path: Path
+
+
+def load_forecaster(path: str | Path) -> TrainedForecaster:
+    """Rebuild the trained forecaster of a `pdebench-train` checkpoint (loaded with `weights_only=True`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        checkpoint: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a corrupt or foreign file
+        raise CheckpointError(f"checkpoint {path} is not a readable PyTorch checkpoint ({error})") from None
+    if not isinstance(checkpoint, dict) or "pdebench" not in checkpoint or "hyper_parameters" not in checkpoint:
+        raise CheckpointError(f"checkpoint {path} was not written by pdebench-train (no 'pdebench' metadata)")
+    hparams = checkpoint["hyper_parameters"]
+    if "run" not in hparams:
+        raise CheckpointError(f"checkpoint {path} has no run record (written by an older pdebench); retrain it")
+    try:
+        forecaster = build_forecaster(hparams["model"], hparams["objective"], hparams["data_info"])
+        state = {k[len(STATE_PREFIX):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(STATE_PREFIX)}
+        forecaster.load_state_dict(state)
+    except (TypeError, KeyError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"checkpoint {path} does not match this version of its model: {error}") from None
+    meta = checkpoint["pdebench"]
+    return TrainedForecaster(forecaster.eval(), run_record(hparams), int(meta["n_parameters"]),
+                             meta.get("train_time_s"), path)

@@ -1,0 +1,317 @@
+"""Mutation testing with mutmut, one module at a time against that module's own tests (`make mutate`).
+
+mutmut changes one small thing in the code (an operator, a constant, a string, an argument) and reruns the
+tests; a *surviving* mutant is a change no test noticed: either a gap in the tests or an equivalent change.
+It is slow, so it is not part of `make test` nor of CI; run it after changing a module or its tests.
+
+`MODULES` below is the one table of what is mutated and by which tests. For each entry the driver makes a
+private working directory `.mutmut/<name>/` (ignored by git) holding links to the source packages, the test
+directory and `conf/`, plus a `pyproject.toml` built from this repository's `[tool.pytest.ini_options]` and
+`[tool.mutmut]` with two settings added for that entry: `only_mutate` (the entry's files) and
+`pytest_add_cli_args_test_selection` (the entry's test files). mutmut then copies the packages into
+`.mutmut/<name>/mutants/`, mutates only the entry's files and, for each mutant, runs only those of the
+entry's tests that call the mutated function, with `-x` (stop at the first failure) and a timeout of
+`(duration of those tests + timeout_constant) * timeout_multiplier` seconds (see `[tool.mutmut]`).
+
+Every run starts from scratch (mutmut would otherwise keep the verdicts of a previous run even after the
+tests changed); `--resume` continues an interrupted run instead. Entries whose files or tests do not exist
+yet are skipped with a note, so the table can name modules before they are written.
+
+Prints, per module: mutants in total, killed, survived, timed out (and any other outcome), the kill rate,
+and every surviving mutant as `file:line`, its name and the changed lines. The full diff of one mutant:
+`cd .mutmut/<name> && mutmut show <mutant name>`.
+
+Usage: python scripts/mutate.py [NAME ...] [--list] [--resume] [--max-children N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: mutmut depends on `toml` there, which has the same `loads`
+    import toml as tomllib  # type: ignore[no-redef]
+
+REPO = Path(__file__).resolve().parents[1]
+WORK_DIR = REPO / ".mutmut"
+
+
+@dataclass(frozen=True)
+class Module:
+    """Files (or package directories) to mutate and the test files that are meant to catch their mutants."""
+
+    sources: tuple[str, ...]
+    tests: tuple[str, ...]
+
+
+# The one table: name -> what is mutated and which tests judge it. Paths are relative to the repository root.
+MODULES: dict[str, Module] = {
+    "normalization": Module(("pdebench/data/normalization.py",), ("tests/test_normalization.py",)),
+    "writer": Module(("pdebench/data/writer.py",), ("tests/test_writer.py", "tests/test_data_schema.py")),
+    "rollout": Module(
+        ("pdebench/rollout",), ("tests/test_metrics.py", "tests/test_rollout.py", "tests/test_evaluate.py")
+    ),
+    "forecast": Module(("pdebench/forecast",), ("tests/test_forecast.py",)),
+    "spectral": Module(("data_gen/spectral.py",), ("tests/test_spectral.py", "tests/test_ks_solver.py")),
+}
+
+# mutmut's outcome names (`mutmut results`) in the order they are reported.
+OUTCOMES = ("killed", "survived", "timeout", "no tests", "suspicious", "segfault", "skipped", "not checked")
+
+
+@dataclass
+class Report:
+    """The outcome of one module: mutant name -> mutmut status, and the survivors' locations and diffs."""
+
+    name: str
+    status_by_mutant: dict[str, str] = field(default_factory=dict)
+    survivors: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (file:line, name, diff lines)
+    error: str | None = None
+
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(self.status_by_mutant.values())
+
+    def summary(self) -> str:
+        """`total N  killed N  survived N  timed out N  [others]  kill rate P%` for one module."""
+        counts, total = self.counts, len(self.status_by_mutant)
+        parts = [f"total {total}", f"killed {counts['killed']}", f"survived {counts['survived']}"]
+        parts.append(f"timed out {counts['timeout']}")
+        parts += [f"{status} {counts[status]}" for status in OUTCOMES[3:] if counts[status]]
+        parts += [f"{status} {n}" for status, n in sorted(counts.items()) if status not in OUTCOMES]
+        rate = 100.0 * counts["killed"] / total if total else 0.0
+        caught = 100.0 * (counts["killed"] + counts["timeout"]) / total if total else 0.0
+        return "  ".join(parts) + f"  kill rate {rate:.1f}% (killed or timed out {caught:.1f}%)"
+
+
+# --- configuration ------------------------------------------------------------------------------------------
+def toml_value(value: Any) -> str:
+    """A TOML literal for the plain values a config holds (strings, numbers, booleans, lists of them)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} {value!r} as a TOML value")
+
+
+def toml_table(name: str, table: dict[str, Any]) -> str:
+    return f"[{name}]\n" + "".join(f"{key} = {toml_value(value)}\n" for key, value in table.items())
+
+
+def repo_config() -> tuple[dict[str, Any], dict[str, Any]]:
+    """This repository's `[tool.pytest.ini_options]` and `[tool.mutmut]` tables."""
+    tool = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8")).get("tool", {})
+    if "mutmut" not in tool:
+        raise SystemExit("pyproject.toml has no [tool.mutmut] table; it holds the settings shared by all modules")
+    return tool.get("pytest", {}).get("ini_options", {}), dict(tool["mutmut"])
+
+
+def mutate_patterns(module: Module) -> tuple[list[str], list[str]]:
+    """`only_mutate` globs of the module's existing Python sources, and the sources that do not exist yet."""
+    patterns, missing = [], []
+    for source in module.sources:
+        path = REPO / source
+        if path.is_file() and path.suffix == ".py":
+            patterns.append(source)
+        elif path.is_dir() and any(path.rglob("*.py")):
+            patterns.append(source.rstrip("/") + "/*")  # fnmatch's `*` also matches `/`: the whole package
+        else:
+            missing.append(source)
+    return patterns, missing
+
+
+def prepare_workdir(name: str, patterns: list[str], tests: list[str], resume: bool) -> Path:
+    """`.mutmut/<name>/` with links to the code, tests and configs, and this module's mutmut settings."""
+    pytest_ini, mutmut_cfg = repo_config()
+    source_paths = [str(p) for p in mutmut_cfg.get("source_paths", [])]
+    for pattern in patterns:
+        if not any(pattern == p or pattern.startswith(p.rstrip("/") + "/") for p in source_paths):
+            raise SystemExit(f"{pattern} is outside [tool.mutmut] source_paths {source_paths}")
+    workdir = WORK_DIR / name
+    if workdir.exists() and not resume:
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    for entry in dict.fromkeys([*source_paths, *mutmut_cfg.get("also_copy", []), "tests"]):
+        link, target = workdir / entry, REPO / entry
+        if target.exists() and not link.is_symlink():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(os.path.relpath(target, link.parent), target_is_directory=target.is_dir())
+    settings = {**mutmut_cfg, "only_mutate": patterns, "pytest_add_cli_args_test_selection": tests}
+    text = "# Generated by scripts/mutate.py for this module; edit [tool.mutmut] of the repository instead.\n"
+    text += toml_table("tool.pytest.ini_options", pytest_ini) + "\n" + toml_table("tool.mutmut", settings)
+    (workdir / "pyproject.toml").write_text(text, encoding="utf-8")
+    return workdir
+
+
+# --- running mutmut and reading its results -----------------------------------------------------------------
+def mutmut_command() -> str:
+    """The `mutmut` script of the interpreter running this driver (the project's virtualenv)."""
+    candidate = Path(sys.executable).parent / "mutmut"
+    found = str(candidate) if candidate.exists() else shutil.which("mutmut")
+    if found is None:
+        raise SystemExit("mutmut is not installed; run `make mutate` (or pip install -e '.[mutate]')")
+    return found
+
+
+def mutmut(workdir: Path, *args: str, capture: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    return subprocess.run(
+        [mutmut_command(), *args], cwd=workdir, env=env, text=True, capture_output=capture, check=False
+    )
+
+
+def read_statuses(workdir: Path) -> dict[str, str]:
+    """Mutant name -> outcome, from `mutmut results --all true` (lines `    <name>: <outcome>`)."""
+    out = mutmut(workdir, "results", "--all", "true")
+    if out.returncode != 0:
+        raise RuntimeError(f"mutmut results failed: {out.stderr.strip() or out.stdout.strip()}")
+    statuses = {}
+    for line in out.stdout.splitlines():
+        match = re.match(r"^\s+(\S+): (.+)$", line)
+        if match:
+            statuses[match.group(1)] = match.group(2).strip()
+    return statuses
+
+
+def source_of(mutant: str) -> tuple[Path, str | None, str]:
+    """(source file relative to the repo, class name or None, function name) of a mutant name.
+
+    Names look like `pkg.mod.x_func__mutmut_3` (a function) or `pkg.mod.xǁClassǁmethod__mutmut_3` (a method).
+    """
+    module, _, generated = mutant.rpartition(".")
+    generated = re.sub(r"__mutmut_\d+$", "", generated)
+    if generated.startswith("xǁ"):
+        _, class_name, func = generated.split("ǁ", 2)
+    else:
+        class_name, func = None, generated.removeprefix("x_")
+    path = Path(*module.split("."))
+    path = path.with_suffix(".py") if (REPO / path.with_suffix(".py")).is_file() else path / "__init__.py"
+    return path, class_name, func
+
+
+def function_lines(path: Path, class_name: str | None, func: str) -> tuple[int, int] | None:
+    """First line (decorators included) and last line of a top-level function or method in `path`."""
+    tree = ast.parse((REPO / path).read_text(encoding="utf-8"))
+    body = tree.body
+    if class_name is not None:
+        classes = [n for n in body if isinstance(n, ast.ClassDef) and n.name == class_name]
+        body = classes[0].body if classes else []
+    for node in body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == func:
+            start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            return start, node.end_lineno or node.lineno
+    return None
+
+
+def locate(mutant: str, diff: list[str]) -> str:
+    """`file:line` of the first line a mutant changes, found by matching the diff against the source."""
+    path, class_name, func = source_of(mutant)
+    span = function_lines(path, class_name, func) if (REPO / path).is_file() else None
+    if span is None:
+        return f"{path}:?"
+    lines = (REPO / path).read_text(encoding="utf-8").splitlines()
+    rel, changed = 0, None
+    for line in diff:
+        header = re.match(r"@@ -(\d+)", line)
+        if header:
+            rel = int(header.group(1)) - 1
+        elif line.startswith("-") and not line.startswith("---"):
+            changed = line[1:]
+            break
+        elif line.startswith(" "):
+            rel += 1
+    estimate = span[0] + rel
+    if changed is not None:
+        matches = [i + 1 for i in range(span[0] - 1, span[1]) if lines[i].strip() == changed.strip()]
+        if matches:
+            estimate = min(matches, key=lambda n: abs(n - estimate))
+    return f"{path}:{estimate}"
+
+
+def survivor_diff(workdir: Path, mutant: str) -> list[str]:
+    """The unified diff of one mutant against the original function (`mutmut show`)."""
+    out = mutmut(workdir, "show", mutant)
+    return [line for line in out.stdout.splitlines() if not line.startswith("# ")]
+
+
+def run_module(name: str, module: Module, max_children: int, resume: bool) -> Report | None:
+    """Mutate one module against its tests; None (with a note) if its files or tests do not exist yet."""
+    patterns, missing = mutate_patterns(module)
+    tests = [t for t in module.tests if (REPO / t).is_file()]
+    absent_tests = [t for t in module.tests if t not in tests]
+    print(f"\n=== {name}: mutating {', '.join(patterns) or '-'} against {', '.join(tests) or '-'}", flush=True)
+    if missing or not tests:
+        print(f"    skipped: {', '.join(missing + absent_tests)} not present yet", flush=True)
+        return None
+    if absent_tests:
+        print(f"    note: {', '.join(absent_tests)} not present yet; running without it", flush=True)
+    workdir = prepare_workdir(name, patterns, tests, resume)
+    report = Report(name)
+    run = mutmut(workdir, "run", "--max-children", str(max_children), capture=False)
+    if run.returncode != 0:
+        report.error = f"mutmut run exited with {run.returncode} (see its output above)"
+        return report
+    report.status_by_mutant = read_statuses(workdir)
+    for mutant, status in sorted(report.status_by_mutant.items()):
+        if status == "survived":
+            diff = survivor_diff(workdir, mutant)
+            report.survivors.append((locate(mutant, diff), mutant, diff))
+    report.survivors.sort(key=lambda s: (s[0].rpartition(":")[0], int(s[0].rpartition(":")[2] or 0)))
+    return report
+
+
+def print_report(report: Report) -> None:
+    print(f"\n--- {report.name}: {report.error or report.summary()}")
+    if report.survivors:
+        print("surviving mutants (a missing test, or an equivalent change):")
+    for where, mutant, diff in report.survivors:
+        print(f"  {where}  {mutant}")
+        for line in diff:
+            if line.startswith(("-", "+")) and not line.startswith(("---", "+++")):
+                print(f"      {line}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"modules to mutate (default: all of {list(MODULES)})")
+    parser.add_argument("--list", action="store_true", help="print the module table and exit")
+    parser.add_argument("--resume", action="store_true", help="continue the previous run instead of starting over")
+    parser.add_argument(
+        "--max-children", type=int, default=os.cpu_count() or 1, help="mutants tested in parallel (default: CPUs)"
+    )
+    args = parser.parse_args(argv)
+    if args.list:
+        for name, module in MODULES.items():
+            print(f"{name}: {', '.join(module.sources)} <- {', '.join(module.tests)}")
+        return 0
+    unknown = [n for n in args.names if n not in MODULES]
+    if unknown:
+        parser.error(f"unknown module(s) {', '.join(unknown)}; known: {', '.join(MODULES)}")
+    reports = [run_module(n, MODULES[n], args.max_children, args.resume) for n in args.names or MODULES]
+    done = [r for r in reports if r is not None]
+    for report in done:
+        print_report(report)
+    print("\n=== summary")
+    for report in done:
+        print(f"{report.name:>14}: {report.error or report.summary()}")
+    return 1 if any(r.error for r in done) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
