@@ -20,7 +20,7 @@ from data_gen.base import TrajectoryGenerator
 from data_gen.registry import make_generator
 from pdebench.data.manifest import write_manifest
 from pdebench.data.schema import SPLITS, DatasetLayout, dataset_name
-from pdebench.data.writer import TrajectoryWriter
+from pdebench.data.writer import TrajectoryWriter, partial_path
 from pdebench.devices import resolve_device
 
 
@@ -93,7 +93,7 @@ def generate_dataset(pde: Mapping[str, Any], preset: str, root: str | Path, *, s
         path = out_dir / f"{split}.h5"
         if overwrite:
             path.unlink(missing_ok=True)
-            path.with_name(path.name + ".partial").unlink(missing_ok=True)
+            partial_path(path).unlink(missing_ok=True)
         if path.exists():
             continue
         n_traj, n_frames = sizes[split]["n_traj"], sizes[split]["n_frames"]

@@ -36,17 +36,16 @@ import lightning as L
 import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
-from pdebench.training.forecaster import Forecaster
 from torch.utils.data import DataLoader
 
-from baselines.registry import NetShape, build_model
 from data_gen.generate import generate_dataset
 from pdebench.config import OptimConfig, TrainerConfig, ValidationConfig
+from pdebench.data.batch import WindowBatch, collate
 from pdebench.data.dataset import WindowDataset, WindowSpec
-from pdebench.data.normalization import Normalizer
 from pdebench.data.reader import split_path
+from pdebench.forecast.checkpoint import build_forecaster
 from pdebench.training.module import SurrogateModule, clip_gradient_norm, warmup_cosine
-from pdebench.training.objectives import loss_function
+from pdebench.training.objectives import make_objective
 from pdebench.training.run import describe_data
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,7 +76,8 @@ def configs(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return {
         "model": {"name": "fno", "n_modes": [args.modes], "hidden_channels": args.hidden,
                   "n_layers": args.layers, "factorization": None, "rank": 1.0},
-        "objective": {"name": "onestep", "history": HISTORY, "bundle": BUNDLE, "loss": "mse"},
+        "objective": {"name": "onestep", "history": HISTORY, "bundle": BUNDLE, "loss": "mse", "target": "state",
+                      "target_scale": 1.0},
         "optim": vars(OptimConfig()),
         "validation": vars(ValidationConfig()),
     }
@@ -116,34 +116,29 @@ def run_lightning(dataset_dir: Path, cfg: dict[str, dict[str, Any]], data_info: 
     L.seed_everything(SEED, workers=True, verbose=False)
     train_set = WindowDataset(split_path(dataset_dir, "train"), WindowSpec(HISTORY, BUNDLE, FRAME_STRIDE))
     module = SurrogateModule(model=cfg["model"], objective=cfg["objective"], optim=cfg["optim"],
-                             validation=cfg["validation"], data_info=data_info, label="bench")
+                             validation=cfg["validation"], data_info=data_info,
+                             run={"label": "bench", "seed": SEED, "git_commit": None})
     loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True, num_workers=0,
-                        persistent_workers=False)
+                        persistent_workers=False, collate_fn=collate)
     timer = StepTimer()
     trainer = L.Trainer(callbacks=[timer], **trainer_kwargs(args.warmup + args.steps, args.clip))
     trainer.fit(module, loader)
     return timed_window(timer.ends, args.warmup, args.steps)
 
 
-def preload_windows(dataset_dir: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Every training window of the split, stacked: inputs, targets, params (the `WindowDataset` items)."""
+def preload_windows(dataset_dir: Path) -> WindowBatch:
+    """Every training window of the split, stacked (the `WindowDataset` items)."""
     dataset = WindowDataset(split_path(dataset_dir, "train"), WindowSpec(HISTORY, BUNDLE, FRAME_STRIDE))
-    items = [dataset[i] for i in range(len(dataset))]
-    return tuple(torch.stack([item[k] for item in items]) for k in range(3))  # type: ignore[return-value]
+    return collate([dataset[i] for i in range(len(dataset))])
 
 
-def run_bare(windows: tuple[torch.Tensor, torch.Tensor, torch.Tensor], cfg: dict[str, dict[str, Any]],
+def run_bare(windows: WindowBatch, cfg: dict[str, dict[str, Any]],
              data_info: dict[str, Any], args: argparse.Namespace) -> tuple[float, float]:
-    """(window, median step) seconds of a plain torch loop, same optimisation, on in-memory windows."""
+    """(window, median step) seconds of a plain torch loop, same optimisation and loss, on in-memory windows."""
     L.seed_everything(SEED, workers=True, verbose=False)
-    inputs, targets, params = windows
-    shape = NetShape(n_fields=len(data_info["fields"]), history=HISTORY, bundle=BUNDLE,
-                     n_cond=len(data_info["parameters"]), spatial_dims=data_info["spatial_dims"])
-    net = build_model(cfg["model"], shape)
-    forecaster = Forecaster(net, Normalizer.from_stats(data_info["stats"]), shape)
+    forecaster = build_forecaster(cfg["model"], cfg["objective"], data_info)
     forecaster.train()
-    norm = forecaster.normalizer
-    loss_fn = loss_function(cfg["objective"]["loss"])
+    objective = make_objective(cfg["objective"])
     optim = cfg["optim"]
     total = args.warmup + args.steps
     warmup_lr = max(1, int(optim["warmup_fraction"] * total))
@@ -151,17 +146,18 @@ def run_bare(windows: tuple[torch.Tensor, torch.Tensor, torch.Tensor], cfg: dict
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, total, warmup_lr, optim["min_lr_ratio"])
     )
-    n_batches = len(inputs) // args.batch_size
-    perm = torch.randperm(len(inputs))
+    n_samples = len(windows.inputs)
+    n_batches = n_samples // args.batch_size
+    perm = torch.randperm(n_samples)
     ends = []
     for step in range(total):
         b = step % n_batches
         if b == 0 and step:
-            perm = torch.randperm(len(inputs))
+            perm = torch.randperm(n_samples)
         idx = perm[b * args.batch_size : (b + 1) * args.batch_size]
-        x, y, p = inputs[idx], targets[idx], params[idx]
-        pred = forecaster.forward_normalized(norm.normalize_fields(x), norm.normalize_params(p))
-        loss = loss_fn(pred, norm.normalize_fields(y))
+        batch = WindowBatch(windows.inputs[idx], windows.targets[idx], windows.cond[idx], windows.step_time[idx],
+                            windows.index[idx])
+        loss = objective.loss(forecaster, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if args.clip:
@@ -229,7 +225,7 @@ def benchmark(dataset_dir: Path, args: argparse.Namespace) -> None:
     data_info = describe_data(dataset_dir, train_set.file, FRAME_STRIDE)
     n_batches = len(train_set) // args.batch_size
     windows = preload_windows(dataset_dir)
-    print(f"data: {dataset_dir.name}, {len(train_set)} windows {tuple(windows[0].shape[1:])}, {n_batches} "
+    print(f"data: {dataset_dir.name}, {len(train_set)} windows {tuple(windows.inputs.shape[1:])}, {n_batches} "
           f"batches/epoch; FNO hidden={args.hidden} modes={args.modes} layers={args.layers}; "
           f"batch {args.batch_size}, {args.warmup} warm-up + {args.steps} timed steps; "
           f"torch threads {torch.get_num_threads()}")

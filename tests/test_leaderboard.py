@@ -223,3 +223,25 @@ def test_duplicate_seed_is_an_error(results_dir, tmp_path):
     write_result(tmp_path / "again" / "dup.json", _result("fno", 0, 10.0, 0.5))
     with pytest.raises(ResultError, match="fno"):
         leaderboard_rows(load_results([results_dir, tmp_path / "again"]))
+
+
+def test_headline_and_threshold_columns_come_from_the_results():
+    """The sort key is the PDE's (from the manifest via the result files), not a table in the leaderboard code;
+    the correlation columns are the thresholds the results were scored with."""
+    results = []
+    for label, corr08, vrmse in (("a", 20.0, 0.9), ("b", 10.0, 0.1)):
+        r = json.loads(json.dumps(_result(label, 0, corr08, vrmse, "ks-small", "ks"), default=lambda a: a.tolist()))
+        r["summary"]["corr_time_0.5"] = corr08 * 2
+        results.append(r)
+    ranked = leaderboard_rows(results)["ks-small"]
+    assert [row["label"] for row in ranked] == ["a", "b"]  # corr_time_0.8, higher first
+    assert ranked[0]["columns"][:6] == ("n_parameters", "corr_time_0.5", "corr_time_0.8", "corr_time_0.9",
+                                         "corr_time_0.95", "corr_time_median_0.5")
+    for r in results:
+        r["benchmark"] = {"frame_stride": 1, "headline": "vrmse_mean", "headline_goal": "min"}
+    assert [row["label"] for row in leaderboard_rows(results)["ks-small"]] == ["b", "a"]
+    header = to_csv(leaderboard_rows(results)["ks-small"]).splitlines()[0]
+    assert "corr_time_0.5_mean" in header
+    results[0]["benchmark"] = {"frame_stride": 1, "headline": "corr_time_0.8", "headline_goal": "max"}
+    with pytest.raises(ResultError, match="disagree on the headline metric"):
+        leaderboard_rows(results)

@@ -16,16 +16,12 @@ import numpy as np
 
 from pdebench.data.grid import SPHERE_AXES, canonical_grid_kind
 from pdebench.data.reader import (
-    REQUIRED_ROOT_ATTRS,
-    SEED_VAR,
-    TIME_DIM,
-    TRAJ_DIM,
     attr_to_python,
     header_problem,
     open_h5,
     split_names,
 )
-from pdebench.data.schema import SPLITS, DatasetError
+from pdebench.data.schema import REQUIRED_ROOT_ATTRS, SEED_VAR, SPLITS, TIME_DIM, TRAJ_DIM, DatasetError
 
 # Upper bound on the bytes read at once while scanning a field for NaN/inf.
 _SCAN_BYTES = 32 << 20

@@ -13,9 +13,8 @@ from typing import Any
 
 from pdebench.data.atomic import atomic_write_text
 from pdebench.data.reader import TrajectoryFile
-from pdebench.data.schema import SCHEMA_NAME, SCHEMA_VERSION, SPLITS, DatasetError
+from pdebench.data.schema import MANIFEST_NAME, SCHEMA_NAME, SCHEMA_VERSION, SPLITS, DatasetError
 
-MANIFEST_NAME = "manifest.json"
 _MANIFEST_KEYS = ("schema", "schema_version", "dataset", "package_version", "config", "splits")
 _SPLIT_KEYS = ("file", "bytes", "sha256", "n_traj", "n_frames")
 

@@ -17,31 +17,18 @@ import numpy as np
 from pdebench.data.grid import Grid, canonical_grid_kind
 from pdebench.data.schema import (
     FRAME_DT_PARAMETER,
+    PARTIAL_SUFFIX,
+    REQUIRED_ROOT_ATTRS,
     SCHEMA_NAME,
+    SEED_VAR,
     SPLITS,
     SUPPORTED_SCHEMA_VERSIONS,
+    TIME_DIM,
+    TRAJ_DIM,
     DatasetError,
     dataset_name,
 )
 
-# Root attributes every split file carries (the writer also adds `layout_fingerprint`, used for resume).
-REQUIRED_ROOT_ATTRS = (
-    "schema",
-    "schema_version",
-    "pde",
-    "preset",
-    "split",
-    "grid",
-    "spatial_dims",
-    "spatial_coordinates",
-    "frame_interval",
-    "fields",
-    "parameters",
-    "n_traj_complete",
-)
-TRAJ_DIM = "traj"
-TIME_DIM = "time"
-SEED_VAR = "seed"
 # Raw-data chunk cache per open dataset: a few field chunks (~1 MiB each, see writer.field_chunks).
 _CHUNK_CACHE_BYTES = 8 << 20
 _FLOAT32 = h5py.h5t.py_create(np.dtype(np.float32))
@@ -94,7 +81,7 @@ def split_path(dataset_dir: Path, split: str) -> Path:
     dataset_dir = Path(dataset_dir)
     path = dataset_dir / f"{split}.h5"
     if not path.is_file():
-        partial = path.with_name(path.name + ".partial")
+        partial = path.with_name(path.name + PARTIAL_SUFFIX)
         if partial.exists():
             raise DatasetError(
                 f"split file {path} does not exist, but an interrupted run left {partial.name}; "

@@ -18,6 +18,31 @@ SPLITS = ("train", "valid", "test")
 # without it, frame k of every trajectory is at time k * frame_interval (see docs/data_format.md).
 FRAME_DT_PARAMETER = "dt"
 
+# Root attributes every split file carries (the writer also adds FINGERPRINT_ATTR).
+REQUIRED_ROOT_ATTRS = (
+    "schema",
+    "schema_version",
+    "pde",
+    "preset",
+    "split",
+    "grid",
+    "spatial_dims",
+    "spatial_coordinates",
+    "frame_interval",
+    "fields",
+    "parameters",
+    "n_traj_complete",
+)
+TRAJ_DIM = "traj"
+TIME_DIM = "time"
+SEED_VAR = "seed"
+# sha256 of the layout a file was created with, so an interrupted write resumes only with the same layout.
+FINGERPRINT_ATTR = "layout_fingerprint"
+# A split file is written as `<name>.partial` and renamed when complete.
+PARTIAL_SUFFIX = ".partial"
+# The dataset directory's description and checksums.
+MANIFEST_NAME = "manifest.json"
+
 
 def dataset_name(pde: str, preset: str) -> str:
     """The name of a dataset and of its directory under the data root: `<pde>-<preset>`, e.g. `ks-small`."""

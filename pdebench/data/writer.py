@@ -23,17 +23,21 @@ import numpy as np
 
 from pdebench.data.atomic import replace_durably
 from pdebench.data.grid import GRID_KINDS, SPHERE_AXES
-from pdebench.data.reader import (
+from pdebench.data.reader import attr_to_python
+from pdebench.data.schema import (
+    FINGERPRINT_ATTR,
+    PARTIAL_SUFFIX,
     REQUIRED_ROOT_ATTRS,
+    SCHEMA_NAME,
+    SCHEMA_VERSION,
     SEED_VAR,
+    SPLITS,
     TIME_DIM,
     TRAJ_DIM,
-    attr_to_python,
+    DatasetError,
+    DatasetLayout,
 )
-from pdebench.data.schema import SCHEMA_NAME, SCHEMA_VERSION, SPLITS, DatasetError, DatasetLayout
 
-PARTIAL_SUFFIX = ".partial"
-FINGERPRINT_ATTR = "layout_fingerprint"
 # Field chunks hold whole frames of one trajectory, about this many bytes, at most MAX_CHUNK_FRAMES frames.
 TARGET_CHUNK_BYTES = 1 << 20
 MAX_CHUNK_FRAMES = 32
