@@ -37,7 +37,8 @@ def test_generate_writes_every_split_and_manifest(pipeline: Path) -> None:
 def test_training_keeps_best_and_last_checkpoints(pipeline: Path) -> None:
     checkpoints = pipeline / "runs" / "ks-tiny" / "fno" / "seed0" / "checkpoints"
     assert (checkpoints / "best.ckpt").is_file() and (checkpoints / "last.ckpt").is_file()
-    metrics = list(csv.DictReader((pipeline / "runs" / "ks-tiny" / "fno" / "seed0" / "logs" / "metrics.csv").open()))
+    log = pipeline / "runs" / "ks-tiny" / "fno" / "seed0" / "logs" / "version_0" / "metrics.csv"
+    metrics = list(csv.DictReader(log.open()))
     assert any(row.get("val/rollout_nrmse") for row in metrics), "validation rollout metric was never logged"
 
 

@@ -118,6 +118,8 @@ def test_rerunning_the_command_resumes_from_last_ckpt(compose_cfg, data_root: Pa
     resumed = torch.load(last, map_location="cpu", weights_only=True)
     assert resumed["global_step"] == 4
     assert resumed["state_dict"]["forecaster.normalizer.field_mean"].item() == 123.0
+    logs = sorted(p.relative_to(tmp_path / "run") for p in (tmp_path / "run" / "logs").rglob("metrics.csv"))
+    assert [str(p) for p in logs] == ["logs/version_0/metrics.csv", "logs/version_1/metrics.csv"]  # none lost
 
 
 def test_fast_gradient_clipping_matches_torch() -> None:

@@ -45,9 +45,13 @@ def describe_data(dataset_dir: Path, train: TrajectoryFile, frame_stride: int) -
 
 
 def make_logger(cfg: dict[str, Any], run_dir: Path) -> Logger:
-    """CSV by default; wandb only when asked for, offline unless `logger.offline=false`."""
+    """CSV by default; wandb only when asked for, offline unless `logger.offline=false`.
+
+    Each start of the run (a resume included) logs CSV to its own `logs/version_<n>/`, so resuming never
+    overwrites the metrics an interrupted attempt wrote.
+    """
     if cfg["name"] == "csv":
-        return CSVLogger(save_dir=str(run_dir), name="logs", version="")
+        return CSVLogger(save_dir=str(run_dir), name="logs")
     if cfg["name"] == "wandb":
         from lightning.pytorch.loggers import WandbLogger
 
