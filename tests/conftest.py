@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from compose import compose_config
 
 from data_gen.generate import generate_dataset
-from pdebench.cli.common import CONFIG_DIR
-from pdebench.config import register_configs
-
-register_configs()
-
-
-def compose_config(name: str, overrides: list[str] | None = None) -> dict[str, Any]:
-    """The resolved config the Hydra app `name` would run with these command-line overrides."""
-    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
-        cfg = compose(name, overrides=overrides or [])
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +49,10 @@ def trained_checkpoint(data_root: Path, tmp_path_factory: pytest.TempPathFactory
     run_dir = tmp_path_factory.mktemp("trained") / "run"
     cfg = compose_config("train", [*TRAINED_OVERRIDES, f"data.root={data_root}", f"run_dir={run_dir}"])
     return train(cfg)
+
+
+@pytest.fixture()
+def work(data_root: Path, tmp_path: Path) -> Path:
+    """A working directory whose `data/ks-tiny` is a private copy of the session's tiny KS dataset (to damage)."""
+    shutil.copytree(data_root / "ks-tiny", tmp_path / "data" / "ks-tiny")
+    return tmp_path
