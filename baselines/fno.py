@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,13 @@ from torch import Tensor, nn
 
 from baselines.registry import ModelConfig, register
 from pdebench.data.netspec import NetSpec
+
+# The tensor factorizations neuraloperator's spectral convolution builds (through tltorch); null is dense.
+FACTORIZATIONS = ("dense", "tucker", "cp", "tt")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass
@@ -25,6 +33,24 @@ class FNOConfig(ModelConfig):
     n_layers: int = 4
     factorization: Any = None
     rank: float = 1.0
+
+    def __post_init__(self) -> None:
+        """Refuse sizes neuraloperator would only reject (or misuse) once the net is built, after the data loaded."""
+        for key, what in (("hidden_channels", "a number of channels"), ("n_layers", "a number of Fourier layers")):
+            value = getattr(self, key)
+            if not (_is_int(value) and value >= 1):
+                raise ValueError(f"model.{key}={value} for model fno is not valid: expected {what}, "
+                                 "a whole number >= 1")
+        if not (len(self.n_modes) >= 1 and all(_is_int(m) and m >= 1 for m in self.n_modes)):
+            raise ValueError(f"model.n_modes={list(self.n_modes)} for model fno is not valid: expected a non-empty "
+                             "list of kept Fourier modes per axis, each a whole number >= 1")
+        if self.factorization is not None and str(self.factorization).lower() not in FACTORIZATIONS:
+            raise ValueError(f"model.factorization={self.factorization} for model fno is not valid: expected null "
+                             f"(dense) or one of {', '.join(FACTORIZATIONS)}")
+        if not (isinstance(self.rank, (int, float)) and not isinstance(self.rank, bool) and math.isfinite(self.rank)
+                and self.rank > 0):
+            raise ValueError(f"model.rank={self.rank} for model fno is not valid: expected a finite number > 0 (the "
+                             "factorised weights' share of the dense parameter count)")
 
     @classmethod
     def tiny(cls) -> FNOConfig:

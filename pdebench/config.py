@@ -1,20 +1,116 @@
-"""Typed schemas for the Hydra config tree in `conf/`.
+"""Typed schemas for the Hydra config tree in `conf/`, and `validate_config`, which every command runs first.
 
 Every YAML file in `conf/` is merged onto one of these dataclasses, so a misspelt key or a value of the wrong
 type fails before any work starts, with Hydra/OmegaConf naming the key. Registered in Hydra's ConfigStore
 under `schema/...`, which the YAML files list first in their defaults.
+
+Hydra's `+key=value` adds a key whatever the schema says, so composing alone lets `+trainer.foo=1` through; and
+a schema's types say nothing of ranges (`trainer.max_epochs=-5`). `validate_config` closes both gaps: each library
+entry point (`train`, `evaluate`, `generate`, `make_leaderboard`) calls it on its whole resolved config before it
+reads or writes anything, and it fails with one sentence naming the full key. Range checks live in the
+dataclasses' `__post_init__` (a `SettingError` naming the field), which `validate_config` runs node by node so
+that the error names the full dotted key.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, make_dataclass
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, make_dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 import baselines
 import data_gen
+from baselines.registry import model_config
+from pdebench.devices import accelerator_problem, device_problem
+
+# torch.manual_seed and Lightning's seed_everything take seeds in [0, 2**32 - 1]; Lightning silently replaces an
+# out-of-range seed by a random one, which would change every number of a run without a word.
+MAX_SEED = 2**32 - 1
+
+
+class ConfigError(ValueError):
+    """A config key no schema knows, or a value its schema rejects; the message is one sentence naming the key."""
+
+
+class SettingError(ValueError):
+    """A value a schema dataclass rejects in `__post_init__`.
+
+    `key` is the field's name within its dataclass; `validate_config` replaces it by the full dotted key
+    (`max_epochs` -> `trainer.max_epochs`). `problem` follows `key=value` and may contain `{key}`.
+    """
+
+    def __init__(self, key: str, value: Any, problem: str) -> None:
+        self.key, self.value, self.problem = key, value, problem
+        super().__init__(self.sentence(key))
+
+    def sentence(self, full_key: str) -> str:
+        return f"{full_key}={format_value(self.value)} {self.problem.format(key=full_key)}"
+
+
+def format_value(value: Any) -> str:
+    """A value as it would be written on the command line (`null`, `true`, `[0.8,0.9]`, `cuda`)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(format_value(v) for v in value) + "]"
+    return str(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _at_least(owner: Any, key: str, minimum: int, what: str, optional: bool = False) -> None:
+    """`owner.key` must be a whole number >= `minimum` (or null when `optional`)."""
+    value = getattr(owner, key)
+    if optional and value is None:
+        return
+    if not (_is_int(value) and value >= minimum):
+        null = " (or null)" if optional else ""
+        raise SettingError(key, value, f"is not valid: expected {what}, a whole number >= {minimum}{null}")
+
+
+def _positive(owner: Any, key: str, what: str, allow_zero: bool = False) -> None:
+    """`owner.key` must be a finite number > 0 (>= 0 with `allow_zero`)."""
+    value = getattr(owner, key)
+    if not (_is_number(value) and (value >= 0 if allow_zero else value > 0)):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise SettingError(key, value, f"is not valid: expected {what}, a finite number {bound}")
+
+
+def _fraction(owner: Any, key: str, what: str) -> None:
+    """`owner.key` must be a number in [0, 1]."""
+    value = getattr(owner, key)
+    if not (_is_number(value) and 0 <= value <= 1):
+        raise SettingError(key, value, f"is not valid: expected {what}, a number between 0 and 1")
+
+
+def _seed(owner: Any, key: str, optional: bool = False) -> None:
+    value = getattr(owner, key)
+    if optional and value is None:
+        return
+    if not (_is_int(value) and 0 <= value <= MAX_SEED):
+        raise SettingError(key, value, f"is not a valid seed: expected a whole number from 0 to {MAX_SEED}")
+
+
+def _batch_limit(owner: Any, key: str) -> None:
+    """Lightning's `limit_*_batches`: a number of batches (int >= 0) or a fraction of them (float in [0, 1])."""
+    value = getattr(owner, key)
+    if value is None or (_is_int(value) and value >= 0) or (isinstance(value, float) and 0.0 <= value <= 1.0):
+        return
+    raise SettingError(key, value, "is not valid: expected a number of batches (a whole number >= 0) or a fraction "
+                                   "of them (a float between 0.0 and 1.0)")
 
 
 @dataclass
@@ -27,6 +123,11 @@ class EvaluateDataConfig:
     frame_stride: int | None = None
     batch_size: int = 32
     num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        _at_least(self, "frame_stride", 1, "stored frames per model step", optional=True)
+        _at_least(self, "batch_size", 1, "a batch size")
+        _at_least(self, "num_workers", 0, "a number of data-loader worker processes")
 
 
 @dataclass
@@ -42,6 +143,16 @@ class DataConfig(EvaluateDataConfig):
     num_workers: int = 0
 
 
+def _check_objective(objective: Any) -> None:
+    """Ranges shared by `ObjectiveConfig` and `ObjectiveOverrides` (a null override is not checked)."""
+    if objective.history is not None:
+        _at_least(objective, "history", 1, "a number of input frames")
+    if objective.bundle is not None:
+        _at_least(objective, "bundle", 1, "a number of output frames per call")
+    if objective.target_scale is not None:
+        _positive(objective, "target_scale", "the scale the difference target is divided by")
+
+
 @dataclass
 class ObjectiveConfig:
     """What the net is trained to predict from what, and how the loss is formed (`name` picks the Objective)."""
@@ -52,6 +163,9 @@ class ObjectiveConfig:
     loss: str = "mse"  # mse | rel_l2
     target: str = "state"  # state | difference (the net predicts (u(t+k) - u(t)) / target_scale, standardised)
     target_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_objective(self)
 
 
 @dataclass
@@ -66,6 +180,9 @@ class ObjectiveOverrides:
     target: str | None = None
     target_scale: float | None = None
 
+    def __post_init__(self) -> None:
+        _check_objective(self)
+
 
 @dataclass
 class OptimConfig:
@@ -76,6 +193,12 @@ class OptimConfig:
     warmup_fraction: float = 0.05
     min_lr_ratio: float = 0.01
 
+    def __post_init__(self) -> None:
+        _positive(self, "lr", "a learning rate")
+        _positive(self, "weight_decay", "a weight decay", allow_zero=True)
+        _fraction(self, "warmup_fraction", "the fraction of the steps spent warming up")
+        _fraction(self, "min_lr_ratio", "the final learning rate as a fraction of lr")
+
 
 @dataclass
 class ValidationConfig:
@@ -84,6 +207,11 @@ class ValidationConfig:
     rollout_steps: int = 40  # model steps rolled out per validation trajectory
     max_trajectories: int = 32
     nrmse_cap: float = 10.0  # per-step nRMSE is clipped here so one blow-up cannot produce inf/NaN
+
+    def __post_init__(self) -> None:
+        _at_least(self, "rollout_steps", 1, "a number of model steps")
+        _at_least(self, "max_trajectories", 1, "a number of validation trajectories")
+        _positive(self, "nrmse_cap", "the cap of the per-step nRMSE")
 
 
 @dataclass
@@ -106,6 +234,19 @@ class TrainerConfig:
     deterministic: bool = False
     enable_progress_bar: bool = True
 
+    def __post_init__(self) -> None:
+        problem = accelerator_problem(self.accelerator)
+        if problem is not None:
+            raise SettingError("accelerator", self.accelerator, problem)
+        _at_least(self, "max_epochs", -1, "a number of epochs (-1: no limit)")
+        _at_least(self, "max_steps", -1, "a number of optimiser steps (-1: no limit)")
+        _at_least(self, "num_nodes", 1, "a number of machines")
+        _positive(self, "gradient_clip_val", "the gradient-norm clip (0: no clipping)", allow_zero=True)
+        _at_least(self, "check_val_every_n_epoch", 1, "a number of epochs between validations")
+        _at_least(self, "log_every_n_steps", 1, "a number of steps between logged metrics")
+        _batch_limit(self, "limit_train_batches")
+        _batch_limit(self, "limit_val_batches")
+
 
 @dataclass
 class LoggerConfig:
@@ -115,11 +256,16 @@ class LoggerConfig:
     project: str = "pdebench"
     offline: bool = True
 
+    def __post_init__(self) -> None:
+        if self.name not in ("csv", "wandb"):
+            raise SettingError("name", self.name, "is not a known logger: expected csv or wandb")
+
 
 @dataclass
 class TrainConfig:
     data: DataConfig = MISSING
-    model: Any = MISSING
+    # Any here: each model's own dataclass checks it (`check` runs in validate_config; see baselines.registry).
+    model: Any = field(default=MISSING, metadata={"check": model_config})
     objective: ObjectiveConfig = MISSING
     optim: OptimConfig = field(default_factory=OptimConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
@@ -129,6 +275,9 @@ class TrainConfig:
     label: str = MISSING  # leaderboard row name
     run_dir: str = MISSING
     resume: bool = True  # continue from run_dir/checkpoints/last.ckpt if it exists
+
+    def __post_init__(self) -> None:
+        _seed(self, "seed")
 
 
 @dataclass
@@ -142,11 +291,27 @@ class RolloutConfig:
     stability_factor: float = 2.0  # unstable once max|pred| > factor * max|truth| of the trajectory
     device: str = "auto"
 
+    def __post_init__(self) -> None:
+        _at_least(self, "batch_size", 1, "a number of trajectories rolled out together")
+        _at_least(self, "max_steps", 1, "a number of model steps", optional=True)
+        thresholds = list(self.thresholds)
+        if not thresholds or not all(_is_number(t) and 0 < t < 1 for t in thresholds):
+            raise SettingError("thresholds", thresholds, "is not valid: expected a non-empty list of correlation "
+                                                         "thresholds, each strictly between 0 and 1")
+        _at_least(self, "gmean_steps", 1, "a number of model steps")
+        if not (_is_number(self.stability_factor) and self.stability_factor >= 1):
+            raise SettingError("stability_factor", self.stability_factor,
+                               "is not valid: expected a finite number >= 1 (below 1 the truth itself is unstable)")
+        problem = device_problem(self.device)
+        if problem is not None:
+            raise SettingError("device", self.device, problem)
+
 
 @dataclass
 class EvaluateConfig:
     data: EvaluateDataConfig = field(default_factory=EvaluateDataConfig)
-    model: Any = None  # a reference row (e.g. persistence) when there is no checkpoint
+    # a reference row (e.g. persistence) when there is no checkpoint; checked by its model's dataclass
+    model: Any = field(default=None, metadata={"check": model_config})
     objective: ObjectiveOverrides = field(default_factory=ObjectiveOverrides)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     ckpt: str | None = None  # a training checkpoint; null evaluates a reference row (`model=...`)
@@ -154,11 +319,18 @@ class EvaluateConfig:
     label: str | None = None  # default: the checkpoint's label (the model name for a reference row)
     results_dir: str = "results"
 
+    def __post_init__(self) -> None:
+        _seed(self, "seed", optional=True)
+
 
 @dataclass
 class PresetSplitConfig:
     n_traj: int = MISSING
     n_frames: int = MISSING
+
+    def __post_init__(self) -> None:
+        _at_least(self, "n_traj", 1, "a number of trajectories")
+        _at_least(self, "n_frames", 2, "a number of stored frames per trajectory")
 
 
 @dataclass
@@ -180,6 +352,11 @@ class BenchmarkConfig:
     headline: str = "vrmse_mean"  # the summary metric leaderboards sort by (and checkpoints will be chosen on)
     headline_goal: str = "min"  # min | max
     conserved: str | None = None  # the PDE's invariant, e.g. "mean" (KS); null if it has none
+
+    def __post_init__(self) -> None:
+        _at_least(self, "frame_stride", 1, "stored frames per model step")
+        if self.headline_goal not in ("min", "max"):
+            raise SettingError("headline_goal", self.headline_goal, "is not valid: expected min or max")
 
 
 @dataclass
@@ -207,12 +384,86 @@ class GenerateConfig:
     seed: int = 0  # base seed; trajectory i of split s always gets the same seed from (seed, s, i)
     overwrite: bool = False
 
+    def __post_init__(self) -> None:
+        _at_least(self, "batch_size", 1, "a number of trajectories per solver call")
+        _seed(self, "seed")
+        problem = device_problem(self.device)
+        if problem is not None:
+            raise SettingError("device", self.device, problem)
+
 
 @dataclass
 class LeaderboardConfig:
     results: list[str] = field(default_factory=lambda: ["results"])
     out_dir: str = "leaderboard"
     print: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.results:
+            raise SettingError("results", self.results, "is not valid: expected a non-empty list of result "
+                                                        "directories or files")
+
+
+def _unknown_key_sentence(error: ConfigKeyError) -> str:
+    """`unknown config key trainer.foo; valid keys under trainer: accelerator, devices, ...`."""
+    full_key = str(error.full_key or error.key or "?")
+    parent = full_key.rpartition(".")[0]
+    where = f"under {parent}" if parent else "at the top level"
+    object_type = error.object_type
+    valid = ", ".join(f.name for f in fields(object_type)) if is_dataclass(object_type) else "(none)"
+    return f"unknown config key {full_key}; valid keys {where}: {valid}"
+
+
+def _error_sentence(error: OmegaConfBaseException, cfg: Mapping[str, Any]) -> str:
+    """One sentence for an OmegaConf error, naming the full key (OmegaConf's own text spans several lines)."""
+    if isinstance(error, ConfigKeyError):
+        return _unknown_key_sentence(error)
+    full_key = str(getattr(error, "full_key", None) or getattr(error, "key", None) or "?")
+    if isinstance(error, MissingMandatoryValue):
+        return f"config key {full_key} has no value; give one (e.g. {full_key}=...)"
+    value: Any = cfg
+    for part in full_key.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    message = (getattr(error, "msg", None) or str(error)).splitlines()[0]
+    return f"{full_key}={format_value(value)} is not valid: {message}"
+
+
+def _check_values(node: DictConfig) -> None:
+    """Run the `__post_init__` checks of every dataclass node of `node`, deepest first, naming the full key."""
+    for key in node.keys():
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
+            _check_values(child)
+    if not is_dataclass(OmegaConf.get_type(node)):
+        return
+    try:
+        OmegaConf.to_object(node)
+    except SettingError as error:
+        prefix = node._get_full_key(None)
+        raise ConfigError(error.sentence(f"{prefix}.{error.key}" if prefix else error.key)) from None
+
+
+def validate_config(cfg: Mapping[str, Any], schema: type) -> None:
+    """Fail, in one sentence naming the full key, on a key `schema` lacks or a value it rejects.
+
+    `cfg` is a resolved plain config (what the Hydra main passes to the library). It is merged onto
+    `OmegaConf.structured(schema)`, whose dataclass nodes are closed, so a key added with `+key=value` that the
+    schema lacks fails (naming the valid keys at that level), as does a value of the wrong type; then every node's
+    `__post_init__` range checks run. A field with a `check` in its metadata (the `model` node, typed `Any` here)
+    is handed to that function, which for models is `baselines.registry.model_config`. Raises `ConfigError`
+    (a ValueError, so the commands print it as one line) or what the `check` raises.
+    """
+    try:
+        # A dataclass node refuses keys its class lacks by itself; struct mode on the root would also refuse new
+        # names in dict-typed nodes (`pde.presets.<preset>`), which are open by design.
+        merged = OmegaConf.merge(OmegaConf.structured(schema), dict(cfg))
+        _check_values(merged)
+    except OmegaConfBaseException as error:
+        raise ConfigError(_error_sentence(error, cfg)) from None
+    for spec in fields(schema):
+        check = spec.metadata.get("check")
+        if check is not None and cfg.get(spec.name) is not None:
+            check(cfg[spec.name])
 
 
 def _pde_schema(generator: str, settings: type) -> type:

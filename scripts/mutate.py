@@ -13,6 +13,15 @@ directory and `conf/`, plus a `pyproject.toml` built from this repository's `[to
 entry's tests that call the mutated function, with `-x` (stop at the first failure) and a timeout of
 `(duration of those tests + timeout_constant) * timeout_multiplier` seconds (see `[tool.mutmut]`).
 
+Every mutant runs in a fresh pytest session, so session fixtures are rebuilt per mutant, and the timeout counts
+only the tests' call time, not their fixtures' setup. An entry's `deselect` therefore leaves out of its mutation
+run the tests that need `trained_checkpoint` (tests/conftest.py trains an FNO for it: 10-20 s on a quiet machine,
+minutes on a busy one) or train themselves; they stay in the normal suite, and faster tests cover the same code
+for mutmut. An entry's `keep_lines` (regular expressions, mutmut's `do_not_mutate_patterns`) leaves lines
+unmutated: mutmut's start-up check makes every mutated function raise and expects a test to fail, but a function
+that runs while tests/conftest.py is imported (`dealias_cutoff`, through the Hydra config schemas) then breaks
+pytest itself and mutmut stops.
+
 Every run starts from scratch (mutmut would otherwise keep the verdicts of a previous run even after the
 tests changed); `--resume` continues an interrupted run instead. Entries whose files or tests do not exist
 yet are skipped with a note, so the table can name modules before they are written.
@@ -54,17 +63,44 @@ class Module:
 
     sources: tuple[str, ...]
     tests: tuple[str, ...]
+    deselect: tuple[str, ...] = ()  # test node ids (or prefixes) left out of the mutation run, kept in `make test`
+    keep_lines: tuple[str, ...] = ()  # regexes of source lines never mutated (see the module docstring)
 
+
+# Tests that train (or use the FNO tests/conftest.py trains once per session): far too slow to rerun per mutant.
+TRAINING_TESTS = (
+    "tests/test_rollout.py::test_batch_size_does_not_change_a_trained_nets_scores",
+    "tests/test_evaluate.py::test_result_identity_comes_from_the_checkpoint",
+    "tests/test_evaluate.py::test_a_contradiction_of_the_checkpoint_names_both_values",
+    "tests/test_evaluate.py::test_values_that_agree_with_the_checkpoint_are_accepted",
+    "tests/test_evaluate.py::test_a_trained_model_beats_persistence_on_the_tiny_preset",
+    "tests/test_training.py::test_statistics_come_from_the_train_split_only",
+    "tests/test_training.py::test_checkpoint_loads_with_weights_only_and_carries_its_run_record",
+    "tests/test_training.py::test_rerunning_the_command_resumes_from_last_ckpt",
+    "tests/test_two_d.py::test_train_evaluate_and_rank_a_2d_fno",
+)
 
 # The one table: name -> what is mutated and which tests judge it. Paths are relative to the repository root.
 MODULES: dict[str, Module] = {
     "normalization": Module(("pdebench/data/normalization.py",), ("tests/test_normalization.py",)),
     "writer": Module(("pdebench/data/writer.py",), ("tests/test_writer.py", "tests/test_data_schema.py")),
     "rollout": Module(
-        ("pdebench/rollout",), ("tests/test_metrics.py", "tests/test_rollout.py", "tests/test_evaluate.py")
+        ("pdebench/rollout",),
+        # test_leaderboard reads result files (results.py); test_two_d scores on area-weighted sphere cells
+        ("tests/test_metrics.py", "tests/test_rollout.py", "tests/test_evaluate.py", "tests/test_leaderboard.py",
+         "tests/test_two_d.py"),
+        deselect=TRAINING_TESTS,
     ),
-    "forecast": Module(("pdebench/forecast",), ("tests/test_forecast.py",)),
-    "spectral": Module(("data_gen/spectral.py",), ("tests/test_spectral.py", "tests/test_ks_solver.py")),
+    "forecast": Module(
+        ("pdebench/forecast",),
+        ("tests/test_forecast.py", "tests/test_rollout.py", "tests/test_evaluate.py", "tests/test_training.py"),
+        deselect=TRAINING_TESTS,
+    ),
+    "spectral": Module(
+        ("data_gen/spectral.py",), ("tests/test_spectral.py", "tests/test_ks_solver.py"),
+        # dealias_cutoff runs while conftest imports (KSConfig defaults); test_spectral checks its values by hand.
+        keep_lines=(r"^    return \(int\(n_points\) - 1\) // 3$",),
+    ),
 }
 
 # mutmut's outcome names (`mutmut results`) in the order they are reported.
@@ -136,7 +172,7 @@ def mutate_patterns(module: Module) -> tuple[list[str], list[str]]:
     return patterns, missing
 
 
-def prepare_workdir(name: str, patterns: list[str], tests: list[str], resume: bool) -> Path:
+def prepare_workdir(name: str, module: Module, patterns: list[str], tests: list[str], resume: bool) -> Path:
     """`.mutmut/<name>/` with links to the code, tests and configs, and this module's mutmut settings."""
     pytest_ini, mutmut_cfg = repo_config()
     source_paths = [str(p) for p in mutmut_cfg.get("source_paths", [])]
@@ -152,7 +188,10 @@ def prepare_workdir(name: str, patterns: list[str], tests: list[str], resume: bo
         if target.exists() and not link.is_symlink():
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(os.path.relpath(target, link.parent), target_is_directory=target.is_dir())
-    settings = {**mutmut_cfg, "only_mutate": patterns, "pytest_add_cli_args_test_selection": tests}
+    selection = [*tests, *(arg for test in module.deselect for arg in ("--deselect", test))]
+    settings = {**mutmut_cfg, "only_mutate": patterns, "pytest_add_cli_args_test_selection": selection}
+    if module.keep_lines:
+        settings["do_not_mutate_patterns"] = [*mutmut_cfg.get("do_not_mutate_patterns", []), *module.keep_lines]
     text = "# Generated by scripts/mutate.py for this module; edit [tool.mutmut] of the repository instead.\n"
     text += toml_table("tool.pytest.ini_options", pytest_ini) + "\n" + toml_table("tool.mutmut", settings)
     (workdir / "pyproject.toml").write_text(text, encoding="utf-8")
@@ -256,12 +295,14 @@ def run_module(name: str, module: Module, max_children: int, resume: bool) -> Re
     tests = [t for t in module.tests if (REPO / t).is_file()]
     absent_tests = [t for t in module.tests if t not in tests]
     print(f"\n=== {name}: mutating {', '.join(patterns) or '-'} against {', '.join(tests) or '-'}", flush=True)
+    if module.deselect:
+        print(f"    left out of the mutation run: {', '.join(module.deselect)}", flush=True)
     if missing or not tests:
         print(f"    skipped: {', '.join(missing + absent_tests)} not present yet", flush=True)
         return None
     if absent_tests:
         print(f"    note: {', '.join(absent_tests)} not present yet; running without it", flush=True)
-    workdir = prepare_workdir(name, patterns, tests, resume)
+    workdir = prepare_workdir(name, module, patterns, tests, resume)
     report = Report(name)
     run = mutmut(workdir, "run", "--max-children", str(max_children), capture=False)
     if run.returncode != 0:
@@ -299,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for name, module in MODULES.items():
             print(f"{name}: {', '.join(module.sources)} <- {', '.join(module.tests)}")
+            if module.deselect:
+                print(f"    deselected: {', '.join(module.deselect)}")
         return 0
     unknown = [n for n in args.names if n not in MODULES]
     if unknown:

@@ -3,14 +3,26 @@ naming both values, reference rows need no checkpoint, and a trained model beats
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
-from pdebench.forecast.checkpoint import CheckpointError
-from pdebench.rollout.evaluation import evaluate
+import pdebench
+from pdebench.data.dataset import TrajectoryDataset
+from pdebench.data.manifest import benchmark_facts, manifest_hash
+from pdebench.data.reader import TrajectoryFile
+from pdebench.forecast.checkpoint import CheckpointError, load_forecaster
+from pdebench.provenance import git_commit
+from pdebench.rollout.evaluation import REFERENCE_OBJECTIVE, evaluate
+from pdebench.rollout.results import ResultError, read_result, try_read_result, write_result
+from pdebench.training.module import SurrogateModule
+from pdebench.training.run import describe_data
 
 
 @pytest.fixture()
@@ -96,3 +108,212 @@ def test_a_trained_model_beats_persistence_on_the_tiny_preset(evaluate_cfg, trai
     assert all(value is None or math.isfinite(value) for value in trained.values())
     for key in ("one_step_nrmse", "vrmse_mean", "nrmse_gmean"):
         assert trained[key] < reference_summary[key], (key, trained, reference_summary)
+
+
+# ---------------------------------------------------------------- the same contract on an untrained checkpoint (fast)
+
+
+@pytest.fixture(scope="module")
+def untrained_checkpoint(compose_cfg, data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `pdebench-train` would write for a small FNO on ks-tiny before its first step (label fno-untrained, seed 7,
+    difference target): the module and record are built exactly as `train` builds them, without a training run."""
+    run_dir = tmp_path_factory.mktemp("untrained")
+    cfg = compose_cfg("train", [
+        "data=ks", "data.preset=tiny", f"data.root={data_root}", "model=fno", "model.hidden_channels=8",
+        "model.n_modes=[8]", "model.n_layers=1", "objective.target=difference", "objective.target_scale=0.3",
+        "seed=7", "label=fno-untrained", f"run_dir={run_dir}",
+    ])
+    dataset_dir = data_root / "ks-tiny"
+    data_info = describe_data(dataset_dir, TrajectoryFile(dataset_dir / "train.h5"), frame_stride=4)
+    torch.manual_seed(cfg["seed"])
+    module = SurrogateModule(cfg["model"], cfg["objective"], cfg["optim"], cfg["validation"], data_info,
+                             {"label": cfg["label"], "seed": cfg["seed"], "git_commit": git_commit()})
+    path = run_dir / "best.ckpt"
+    n_parameters = sum(p.numel() for p in module.forecaster.parameters())
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict(),
+                "pdebench": {"train_time_s": 2.5, "n_parameters": n_parameters}}, path)
+    return path
+
+
+def test_an_untrained_checkpoint_gives_the_result_its_identity_and_provenance(
+    evaluate_cfg, untrained_checkpoint: Path, data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = evaluate(evaluate_cfg(f"ckpt={untrained_checkpoint}", "rollout.max_steps=2"), progress=False)
+    assert result.path == tmp_path / "results" / "ks-tiny" / "fno-untrained-seed7.json"
+    content = read_result(result.path)
+    record = load_forecaster(untrained_checkpoint).record
+    assert (content["label"], content["seed"], content["model"]) == ("fno-untrained", 7, "fno")
+    assert content["run"] == record and record["data"]["dataset"] == "ks-tiny"
+    assert content["objective"] == content["config"]["objective"] == record["objective"]
+    assert content["objective"]["target"] == "difference" and content["objective"]["target_scale"] == 0.3
+    assert content["config"]["model"] == record["model"] and content["config"]["model"]["hidden_channels"] == 8
+    assert content["config"]["data"] == {"pde": "ks", "preset": "tiny", "frame_stride": 4, "root": str(data_root)}
+    assert (content["config"]["label"], content["config"]["seed"]) == ("fno-untrained", 7)
+    assert content["checkpoint"] == content["config"]["ckpt"] == str(untrained_checkpoint)
+    assert content["checkpoint_sha256"] == hashlib.sha256(untrained_checkpoint.read_bytes()).hexdigest()
+    assert content["manifest_sha256"] == record["data"]["manifest_sha256"]
+    assert content["n_parameters"] == load_forecaster(untrained_checkpoint).n_parameters > 0
+    assert content["train_time_s"] == 2.5
+    assert (content["n_trajectories"], content["n_steps"]) == (4, 2)
+    assert "warning" not in capsys.readouterr().err  # the dataset is the one the checkpoint was made on
+
+
+@pytest.mark.parametrize(
+    ("override", "given", "recorded"),
+    [
+        ("seed=0", "seed=0", "seed=7"),
+        ("label=other", "label='other'", "label='fno-untrained'"),
+        ("model=persistence", "model='persistence'", "model='fno'"),
+        ("objective.target_scale=1.0", "objective.target_scale=1.0", "objective.target_scale=0.3"),
+        ("objective.bundle=2", "objective.bundle=2", "objective.bundle=1"),
+        ("data.pde=burgers", "data.pde='burgers'", "data.pde='ks'"),
+        ("data.preset=small", "data.preset='small'", "data.preset='tiny'"),
+        ("data.frame_stride=2", "data.frame_stride=2", "data.frame_stride=4"),
+    ],
+)
+def test_a_contradiction_of_an_untrained_checkpoint_names_both_values(
+    evaluate_cfg, untrained_checkpoint: Path, tmp_path: Path, override: str, given: str, recorded: str
+) -> None:
+    with pytest.raises(CheckpointError) as info:
+        evaluate(evaluate_cfg(f"ckpt={untrained_checkpoint}", override), progress=False)
+    key = given.split("=")[0]
+    message = str(info.value)
+    assert f"{given} contradicts checkpoint {untrained_checkpoint}, which was trained with {recorded}" in message
+    assert f"leave {key} out to use the checkpoint's" in message
+    assert not (tmp_path / "results").exists()
+
+
+def test_values_that_agree_with_an_untrained_checkpoint_are_accepted(evaluate_cfg, untrained_checkpoint: Path) -> None:
+    result = evaluate(evaluate_cfg(f"ckpt={untrained_checkpoint}", "seed=7", "label=fno-untrained", "model=fno",
+                                   "objective.target=difference", "data=ks", "data.preset=tiny",
+                                   "data.frame_stride=4", "rollout.max_steps=1"), progress=False)
+    content = result.content
+    assert (content["label"], content["seed"], content["n_steps"]) == ("fno-untrained", 7, 1)
+    assert content["config"]["model"]["hidden_channels"] == 8  # the checkpoint's model, not model=fno's defaults
+
+
+def test_a_regenerated_dataset_is_warned_about_and_the_result_records_the_data_used(
+    evaluate_cfg, untrained_checkpoint: Path, ks_tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = torch.load(untrained_checkpoint, map_location="cpu", weights_only=True)
+    raw["hyper_parameters"]["data_info"]["manifest_sha256"] = "0" * 64  # trained on an earlier generation
+    stale = tmp_path / "stale.ckpt"
+    torch.save(raw, stale)
+    result = evaluate(evaluate_cfg(f"ckpt={stale}", "rollout.max_steps=1"), progress=False)
+    err = capsys.readouterr().err
+    assert f"warning: ks-tiny was regenerated since checkpoint {stale} was trained (manifest hash differs)" in err
+    assert result.content["manifest_sha256"] == manifest_hash(ks_tiny) != "0" * 64
+    assert result.content["run"]["data"]["manifest_sha256"] == "0" * 64
+
+
+def test_a_reference_result_records_what_it_was_scored_with(
+    evaluate_cfg, data_root: Path, ks_tiny: Path, tmp_path: Path
+) -> None:
+    result = evaluate(evaluate_cfg("model=persistence", "data=ks", "data.preset=tiny", "objective.history=2",
+                                   "label=still", "seed=3", "rollout.max_steps=4", "rollout.thresholds=[0.5]",
+                                   "rollout.gmean_steps=2", "rollout.batch_size=3"), progress=False)
+    assert result.path == tmp_path / "results" / "ks-tiny" / "still-seed3.json"
+    content = read_result(result.path)
+    assert content["objective"] == {**REFERENCE_OBJECTIVE, "history": 2}
+    identity = ("dataset", "pde", "preset", "model", "label", "seed", "n_trajectories", "n_steps")
+    assert tuple(content[key] for key in identity) == ("ks-tiny", "ks", "tiny", "persistence", "still", 3, 4, 4)
+    assert content["benchmark"] == benchmark_facts(ks_tiny) and content["manifest_sha256"] == manifest_hash(ks_tiny)
+    assert content["config"] == {
+        "data": {"pde": "ks", "preset": "tiny", "frame_stride": 4, "root": str(data_root)},
+        "model": {"name": "persistence"}, "objective": content["objective"],
+        "rollout": {"batch_size": 3, "max_steps": 4, "thresholds": [0.5], "gmean_steps": 2, "stability_factor": 2.0,
+                    "device": "cpu"},
+        "ckpt": None, "label": "still", "seed": 3, "results_dir": str(tmp_path / "results"),
+    }
+    assert content["checkpoint"] is None and content["train_time_s"] is None
+    assert "corr_time_0.5" in content["summary"] and "corr_time_0.8" not in content["summary"]
+    assert content["summary"]["nrmse_gmean_steps"] == 2 and len(content["curves"]["step"]) == 4
+    step_times = TrajectoryDataset(ks_tiny / "test.h5", frame_stride=4).step_times
+    assert content["step_time"] == pytest.approx(float(step_times.double().mean()), rel=1e-12)
+    assert content["device"] == "cpu" and content["throughput_traj_steps_per_s"] > 0
+    assert content["package_version"] == pdebench.__version__ and content["git_commit"] == git_commit()
+    # persistence with two input frames repeats frame 1: its first error is the change from frame 1 to frame 2
+    frames = np.stack([TrajectoryDataset(ks_tiny / "test.h5", frame_stride=4)[i].frames.numpy() for i in range(4)])
+    first = np.mean((frames[:, 0, 2] - frames[:, 0, 1]).astype(np.float64) ** 2, axis=-1).mean()
+    assert content["summary"]["one_step_mse"] == pytest.approx(first, rel=1e-6)
+
+
+def test_a_reference_row_without_a_preset_reads_the_small_one(evaluate_cfg) -> None:
+    with pytest.raises((ValueError, KeyError), match="ks-small does not exist"):
+        evaluate(evaluate_cfg("model=persistence", "data=ks", "data.preset=null"), progress=False)
+
+
+def test_a_reference_row_honours_its_frame_stride_stability_factor_and_progress(
+    evaluate_cfg, ks_tiny: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = evaluate(evaluate_cfg("model=persistence", "data=ks", "data.preset=tiny", "data.frame_stride=2",
+                                   "rollout.stability_factor=0.1"), progress=False)
+    assert capsys.readouterr().err == ""  # progress=False: nothing on stderr
+    content = result.content
+    assert content["config"]["data"]["frame_stride"] == 2 and content["n_steps"] == 23  # 48 / 2 frames, 1 input
+    assert len(result.scores) == 4 and result.scores.n_steps == 23
+    step_times = TrajectoryDataset(ks_tiny / "test.h5", frame_stride=2).step_times
+    assert content["step_time"] == pytest.approx(float(step_times.double().mean()), rel=1e-12)
+    # persistence repeats its input frame, far above 0.1 x the largest value of the trajectory: unstable at once
+    assert content["summary"]["stable_fraction"] == 0.0 and content["summary"]["stable_horizon_median"] == 0.0
+    evaluate(evaluate_cfg("model=persistence", "data=ks", "data.preset=tiny", "rollout.max_steps=1"))
+    assert "rollout" in capsys.readouterr().err  # by default (as pdebench-evaluate runs it) a progress bar
+
+
+def test_what_to_evaluate_messages_say_how_to_fix_it(evaluate_cfg) -> None:
+    with pytest.raises(ValueError, match=r"nothing to evaluate: pass ckpt=PATH \(a checkpoint from pdebench-train\) "
+                                         r"or model=<reference row> \(e\.g\. model=persistence\)"):
+        evaluate(evaluate_cfg("data=ks", "data.preset=tiny"), progress=False)
+    with pytest.raises(ValueError, match=r"no dataset given: pass data=<name> \(e\.g\. data=ks\), "
+                                         r"or ckpt=PATH to use the checkpoint's"):
+        evaluate(evaluate_cfg("model=persistence"), progress=False)
+
+
+# ---------------------------------------------------------------- result files
+
+
+RESULT = {"dataset": "ks-tiny", "pde": "ks", "model": "persistence", "label": "persistence", "seed": 0,
+          "summary": {}, "curves": {}}
+
+
+def test_result_files_store_numpy_torch_and_path_values_and_refuse_others(tmp_path: Path) -> None:
+    path = write_result(tmp_path / "r.json", {
+        **RESULT, "checkpoint": tmp_path / "best.ckpt",
+        "summary": {"a": np.float32(0.5), "b": torch.tensor(0.25), "diverged": torch.tensor(math.nan)},
+        "curves": {"corr": torch.tensor([1.0, math.inf]), "step": np.arange(2)},
+    })
+    back = read_result(path)
+    assert back["summary"] == {"a": 0.5, "b": 0.25, "diverged": None}
+    assert back["curves"] == {"corr": [1.0, None], "step": [0, 1]}
+    assert back["checkpoint"] == str(tmp_path / "best.ckpt") and back["format_version"] == 1
+    with pytest.raises(TypeError, match="cannot store a value of type set in a result file"):
+        write_result(tmp_path / "s.json", {**RESULT, "extra": {1, 2}})
+    with pytest.raises(ResultError, match=r"nolabel\.json is missing the required key 'label'"):
+        write_result(tmp_path / "nolabel.json", {key: value for key, value in RESULT.items() if key != "label"})
+
+
+def test_reading_result_files_names_the_file_and_the_problem(tmp_path: Path) -> None:
+    def write(name: str, **changes) -> Path:
+        path = tmp_path / name
+        path.write_text(json.dumps({"format": "pdebench-result", "format_version": 1, **RESULT, **changes}))
+        return path
+
+    foreign = tmp_path / "foreign.json"  # NaN and Infinity are not strict JSON, but other writers produce them
+    foreign.write_text(write("ok.json").read_text().replace('"summary": {}', '"summary": {"x": NaN, "y": Infinity}'))
+    assert read_result(foreign)["summary"] == {"x": None, "y": None}
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ResultError, match=r"list\.json does not hold a JSON object at the top level"):
+        read_result(tmp_path / "list.json")
+    assert try_read_result(tmp_path / "list.json") is None
+    for name, version in (("bool.json", True), ("text.json", "1")):
+        with pytest.raises(ResultError, match=rf"{name} has key 'format_version' = "):
+            read_result(write(name, format_version=version))
+    with pytest.raises(ResultError, match=r"flat\.json has key 'summary' that is not a JSON object"):
+        read_result(write("flat.json", summary=[1.0]))
+    broken = tmp_path / "broken.json"  # a result (by its format) that misses a key is an error, not "not a result"
+    broken.write_text(json.dumps({"format": "pdebench-result", "format_version": 1,
+                                  **{key: value for key, value in RESULT.items() if key != "seed"}}))
+    with pytest.raises(ResultError, match=r"broken\.json is missing the required key 'seed'"):
+        try_read_result(broken)
+    with pytest.raises(ResultError, match=rf"Result file {re.escape(str(tmp_path))} cannot be read"):
+        read_result(tmp_path)  # a directory

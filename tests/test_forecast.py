@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import Tensor, nn
@@ -12,6 +14,7 @@ from pdebench.data.grid import Grid
 from pdebench.data.netspec import NetSpec
 from pdebench.data.normalization import Normalizer
 from pdebench.forecast import DifferenceTarget, Forecaster, StateTarget, Stepper, make_target, rollout
+from pdebench.forecast.checkpoint import CheckpointError, load_forecaster
 from pdebench.training.objectives import OneStep
 
 FIELD_MEAN, FIELD_STD = [1.0, -2.0], [2.0, 0.5]
@@ -103,3 +106,138 @@ def test_persistence_is_a_stepper_that_needs_no_normaliser() -> None:
     assert isinstance(stepper, Stepper) and (stepper.history, stepper.bundle) == (2, 3)
     frames = torch.arange(8.0).view(1, 1, 2, 4)
     assert torch.equal(stepper(frames, torch.zeros(1, 0)), frames[:, :, 1:].expand(1, 1, 3, 4))
+
+
+class LastPlusStep(nn.Module):
+    """Reads the documented field-major folding (channel `c * history + t`) and predicts, for each field, its last
+    input frame plus k for the k-th bundled frame (k = 1..bundle), written back field-major."""
+
+    def __init__(self, n_fields: int, history: int, bundle: int) -> None:
+        super().__init__()
+        self.n_fields, self.history, self.bundle = n_fields, history, bundle
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        batch, space = x.shape[0], x.shape[2:]
+        last = x.reshape(batch, self.n_fields, self.history, *space)[:, :, -1:]
+        steps = torch.arange(1.0, self.bundle + 1).view(1, 1, self.bundle, *([1] * len(space)))
+        return (last + steps).reshape(batch, self.n_fields * self.bundle, *space)
+
+
+def test_history_and_bundle_are_folded_field_major() -> None:
+    """Two fields, history 2, bundle 3: each field's own last frame comes back, shifted by 1, 2, 3."""
+    spec = NetSpec(("u", "v"), 2, 3, (), Grid.uniform("periodic", (2,)))
+    fc = Forecaster(LastPlusStep(2, 2, 3), Normalizer.identity(2, 0), StateTarget(), spec)
+    frames = torch.tensor([[[[0.0, 1.0], [10.0, 11.0]], [[20.0, 21.0], [30.0, 31.0]]]])  # [1, C=2, history=2, X=2]
+    out = fc(frames, torch.zeros(1, 0))
+    expected = torch.tensor([[[[11.0, 12.0], [12.0, 13.0], [13.0, 14.0]], [[31.0, 32.0], [32.0, 33.0], [33.0, 34.0]]]])
+    torch.testing.assert_close(out, expected)
+
+
+# ---------------------------------------------------------------- checkpoints (the layout pdebench-train writes)
+
+TOY_GRID = Grid.uniform("periodic", (32,))
+TOY_STATS = {"field_mean": FIELD_MEAN, "field_std": FIELD_STD, "param_mean": PARAM_MEAN, "param_std": PARAM_STD}
+TOY_MODEL = {"name": "fno", "n_modes": [8], "hidden_channels": 8, "n_layers": 1, "factorization": None, "rank": 1.0}
+TOY_OBJECTIVE = {"name": "onestep", "history": 2, "bundle": 3, "loss": "mse", "target": "difference",
+                 "target_scale": 0.5}
+TOY_DATA = {"dataset": "toy-tiny", "pde": "toy", "preset": "tiny", "frame_stride": 2, "manifest_sha256": "ab" * 32,
+            "fields": ["u", "v"], "parameters": ["nu"], "grid": TOY_GRID.to_record(), "stats": TOY_STATS}
+TOY_RUN = {"label": "toy-fno", "seed": 3, "git_commit": "c0ffee"}
+
+
+def toy_forecaster() -> Forecaster:
+    """Built by hand (not by `build_forecaster`), so that a checkpoint round trip checks the loader against it."""
+    torch.manual_seed(0)
+    spec = NetSpec(("u", "v"), 2, 3, ("nu",), TOY_GRID)
+    return Forecaster(build_model(TOY_MODEL, spec), Normalizer.from_stats(TOY_STATS), DifferenceTarget(0.5), spec)
+
+
+def save_checkpoint(path: Path, forecaster: nn.Module, objective: dict | None = None, **replace) -> Path:
+    """A checkpoint as `pdebench-train` writes it (see `pdebench.forecast.checkpoint`), entries replaced as asked."""
+    hparams = {"model": TOY_MODEL, "objective": objective or TOY_OBJECTIVE, "optim": {"lr": 1e-3},
+               "validation": {"rollout_steps": 2}, "data_info": TOY_DATA, "run": TOY_RUN}
+    state = {f"forecaster.{key}": value for key, value in forecaster.state_dict().items()}
+    state["ema.weight"] = torch.ones(3)  # another part of the Lightning module, not the forecaster's
+    n_parameters = sum(p.numel() for p in forecaster.parameters())
+    checkpoint = {"epoch": 3, "hyper_parameters": hparams, "state_dict": state,
+                  "pdebench": {"train_time_s": 12.5, "n_parameters": n_parameters}}
+    torch.save({**checkpoint, **replace}, path)
+    return path
+
+
+def test_a_checkpoint_rebuilds_its_forecaster_and_run_record(tmp_path: Path) -> None:
+    original = toy_forecaster().eval()
+    path = save_checkpoint(tmp_path / "best.ckpt", original)
+    trained = load_forecaster(str(path))
+    fc = trained.forecaster
+    assert isinstance(fc, Forecaster) and not fc.training
+    assert fc.spec == original.spec and (fc.history, fc.bundle) == (2, 3)
+    assert isinstance(fc.target, DifferenceTarget) and fc.target.scale == 0.5
+    frames, cond = torch.randn(4, 2, 2, 32), torch.randn(4, 1)
+    with torch.no_grad():
+        assert torch.equal(fc(frames, cond), original(frames, cond))
+    data = {key: value for key, value in TOY_DATA.items() if key not in ("stats", "grid")}
+    assert trained.record == {**TOY_RUN, "data": data, "model": TOY_MODEL, "objective": TOY_OBJECTIVE}
+    assert trained.n_parameters == sum(p.numel() for p in original.parameters()) > 0
+    assert trained.train_time_s == 12.5 and trained.path == path
+
+
+def test_checkpoint_objective_defaults_to_a_state_target_of_scale_one(tmp_path: Path) -> None:
+    """A run record without `target` (or `target_scale`) stands for the plain next-state target of scale 1."""
+    objective = {key: value for key, value in TOY_OBJECTIVE.items() if key not in ("target", "target_scale")}
+    net = toy_forecaster().eval()
+    fc = load_forecaster(save_checkpoint(tmp_path / "state.ckpt", net, objective)).forecaster
+    assert isinstance(fc.target, StateTarget)
+    fc = load_forecaster(save_checkpoint(tmp_path / "diff.ckpt", net, {**objective, "target": "difference"})).forecaster
+    assert isinstance(fc.target, DifferenceTarget) and fc.target.scale == 1.0
+    trained = load_forecaster(save_checkpoint(tmp_path / "untimed.ckpt", net, pdebench={"n_parameters": 7}))
+    assert trained.train_time_s is None and trained.n_parameters == 7
+
+
+def test_a_checkpoint_that_is_not_ours_or_does_not_fit_is_refused_by_name(tmp_path: Path) -> None:
+    net = toy_forecaster()
+    hparams = {"model": TOY_MODEL, "objective": TOY_OBJECTIVE, "data_info": TOY_DATA}
+    cases = {
+        "list.ckpt": ([1, 2], "not written by pdebench-train"),
+        "no_meta.ckpt": ({"hyper_parameters": {**hparams, "run": TOY_RUN}}, "not written by pdebench-train"),
+        "no_hparams.ckpt": ({"pdebench": {"n_parameters": 1}}, "not written by pdebench-train"),
+        "no_run.ckpt": ({"hyper_parameters": hparams, "pdebench": {"n_parameters": 1}}, "no run record"),
+    }
+    for name, (content, message) in cases.items():
+        torch.save(content, tmp_path / name)
+        with pytest.raises(CheckpointError, match=message):
+            load_forecaster(tmp_path / name)
+    wider_model = {**TOY_MODEL, "hidden_channels": 16}
+    wider = save_checkpoint(tmp_path / "wider.ckpt", net, hyper_parameters={
+        "model": wider_model, "objective": TOY_OBJECTIVE, "data_info": TOY_DATA, "run": TOY_RUN})
+    partial = save_checkpoint(tmp_path / "partial.ckpt", net, state_dict={"forecaster.net.x": torch.ones(1)})
+    for path in (wider, partial):
+        with pytest.raises(CheckpointError, match="does not match this version of its model"):
+            load_forecaster(path)
+    (tmp_path / "garbage.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="garbage.ckpt is not a readable PyTorch checkpoint"):
+        load_forecaster(tmp_path / "garbage.ckpt")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_forecaster(tmp_path)  # a directory is not a checkpoint file
+
+
+class Payload:
+    """An arbitrary picklable object: a checkpoint holding one must never be unpickled by the loader."""
+
+
+def test_a_checkpoint_with_arbitrary_pickled_objects_is_refused(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "pickled.ckpt", toy_forecaster(), callbacks=Payload())
+    with pytest.raises(CheckpointError, match="pickled.ckpt is not a readable PyTorch checkpoint"):
+        load_forecaster(path)
+
+
+def test_rollout_hands_the_conditioning_to_every_step() -> None:
+    """Affine standardised: cond 7 -> 1, so each step maps x_n to 2 x_n + 1; three steps from u = 3 (x_n = 1)."""
+    frames = list(rollout(forecaster(), FRAMES, COND, n_steps=3))
+    # x_n: 1 -> 3 -> 7 -> 15, u = 2 x_n + 1: 7, 15, 31
+    assert [f[0, 0, 0].item() for f in frames] == [7.0, 15.0, 31.0]
+
+
+def test_a_difference_target_made_without_a_scale_adds_the_raw_output() -> None:
+    inputs, output = torch.tensor([[[[1.0], [2.0]]]]), torch.tensor([[[[0.5]]]])
+    torch.testing.assert_close(make_target("difference").decode(inputs, output), torch.tensor([[[[2.5]]]]))

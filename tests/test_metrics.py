@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -299,3 +301,166 @@ def test_median_aggregates_use_each_trajectory_step_time():
     flags[0, 3] = False  # stable steps 4, 4, 1 -> times 4.0, 2.0, 4.0: median 4.0, mean 3.33
     summary, _ = summarize_rollout(per_step, flags, step_time, thresholds=(0.8,))
     assert summary["stable_horizon_median"] == pytest.approx(4.0)
+
+
+# ----------------------------------------------------------------------------------------------------
+# edge cases: invalid weights, rounding, overflow, boundaries and argument checks
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_weights_must_be_usable_and_a_zero_weight_leaves_a_point_out():
+    pred = _t([[[1.0, 2.0, 3.0, 4.0]]])
+    target = _t([[[1.0, 2.0, 3.0, 6.0]]])
+    bad_weights = (torch.zeros(4), torch.tensor([1.0, -1.0, 1.0, 1.0]), torch.tensor([1.0, math.nan, 1.0, 1.0]),
+                   torch.tensor([1.0, math.inf, 1.0, 1.0]))
+    for bad in bad_weights:
+        with pytest.raises(ValueError, match="weights must be finite, non-negative and not all zero"):
+            step_errors(pred, target, weights=bad)
+    with pytest.raises(ValueError, match=r"weights must have the space shape \(4,\), got \(3,\)"):
+        step_errors(pred, target, weights=torch.ones(3))
+    dropped = step_errors(pred, target, weights=torch.tensor([0.0, 1.0, 1.0, 1.0]))
+    rest = step_errors(pred[..., 1:], target[..., 1:])
+    for name in rest:  # equal up to where eps enters (the norms are over weights of mean 1)
+        assert torch.allclose(dropped[name], rest[name], rtol=1e-6, atol=0), name
+
+
+def test_correlation_never_leaves_minus_one_to_one_even_without_eps():
+    """With eps=0 the self-correlation of a random field rounds above 1 for about a quarter of fields."""
+    x = torch.randn(200, 1, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    same, opposite = step_errors(x, x, eps=0.0)["corr"], step_errors(-x, x, eps=0.0)["corr"]
+    assert same.max().item() == 1.0 and same.min().item() > 1 - 1e-12
+    assert opposite.min().item() == -1.0 and opposite.max().item() < -1 + 1e-12
+
+
+def test_correlation_that_overflows_is_zero():
+    huge = torch.tensor([[[1e300, -1e300, 1e300, -1e300]]], dtype=torch.float64)  # finite, but cov overflows
+    e = step_errors(huge, huge)
+    assert e["corr"].item() == 0.0 and e["mse"].item() == 0.0
+
+
+def test_step_errors_and_unstable_check_their_shapes():
+    with pytest.raises(ValueError, match=r"pred \(1, 1, 3\) and target \(1, 1, 4\) differ in shape"):
+        step_errors(torch.zeros(1, 1, 3), torch.zeros(1, 1, 4))
+    with pytest.raises(ValueError, match=r"^pred must have shape \[B, C, \*space\] \(>= 1 space axis\), got \(2, 3\)"):
+        step_errors(torch.zeros(2, 3), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match=r"pred must have shape \[B, C, \*space\], got \(4,\)"):
+        unstable(torch.zeros(4), 1.0)
+    # a scalar bound applies to every trajectory; exactly at the bound is not unstable
+    assert unstable(_t([[[1.0, -5.0]], [[5.0, 0.0]], [[0.0, 5.5]]]), 5.0).tolist() == [False, False, True]
+    # the bound is compared in double precision: just above 0.1 is above 0.1 (not above 0.1 rounded to float32)
+    just_above = torch.full((1, 1, 2), 0.1 + 1e-12, dtype=torch.float64)
+    assert unstable(just_above, 0.1).tolist() == [True]
+    # a state without space axes ([B, C], e.g. an ODE) is judged the same way
+    assert unstable(_t([[1.0, 9.0], [1.0, 2.0]]), 5.0).tolist() == [True, False]
+
+
+def test_stable_steps_are_integer_counts_of_a_2d_flag_array():
+    counts = stable_steps(np.array([[False, True], [False, False]]))
+    assert counts.dtype == np.int64 and counts.tolist() == [1, 2]
+    with pytest.raises(ValueError, match=r"unstable_flags must be \[n_traj, n_steps\], got shape \(3,\)"):
+        stable_steps(np.zeros(3, dtype=bool))
+
+
+def test_high_correlation_time_checks_its_arguments():
+    for shape in ((2, 0), (0, 3), (3,)):
+        message = r"corr must be a non-empty \[n_traj, n_steps\] array, got shape " + re.escape(str(shape))
+        with pytest.raises(ValueError, match=message):
+            high_correlation_time(np.zeros(shape), 0.8, 1.0)
+    with pytest.raises(ValueError, match=r"step_time must be a scalar or one value per trajectory \(2\)"):
+        high_correlation_time(np.ones((2, 3)), 0.8, np.ones(3))
+
+
+def test_geometric_mean_of_one_step_and_of_none():
+    assert geometric_mean_over_steps(np.array([0.3, 100.0]), 1) == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="geometric_mean_over_steps needs at least one step"):
+        geometric_mean_over_steps(np.array([]), 1)
+
+
+def test_summarize_rollout_aggregates_100_steps_by_default_and_at_least_one():
+    n_steps = 120
+    nrmse = np.full((1, n_steps, 1), 0.5)
+    nrmse[0, 100:] = 8.0  # steps beyond the first 100 do not enter the default aggregate
+    per_step = {"mse": nrmse**2, "nrmse": nrmse, "vrmse": nrmse, "corr": np.ones((1, n_steps, 1))}
+    flags = np.zeros((1, n_steps), dtype=bool)
+    summary, _ = summarize_rollout(per_step, flags, 0.1)
+    assert summary["nrmse_gmean_steps"] == 100 and summary["nrmse_gmean"] == pytest.approx(0.5)
+    for asked in (1, 0):
+        summary, _ = summarize_rollout(per_step, flags, 0.1, gmean_steps=asked)
+        assert summary["nrmse_gmean_steps"] == 1 and summary["nrmse_gmean"] == pytest.approx(0.5)
+    one, _ = summarize_rollout({k: v[:, :1] for k, v in per_step.items()}, flags[:, :1], 0.1)  # a single step
+    assert one["nrmse_gmean"] == pytest.approx(0.5) and one["corr_time_0.8"] == pytest.approx(0.1)
+
+
+def test_summarize_rollout_counts_nan_correlation_as_zero_and_nan_errors_as_diverged():
+    per_step = _hand_per_step()
+    per_step["corr"][1, 2, :] = np.nan  # trajectory 1, last step: no correlation
+    per_step["vrmse"][0, 1, 0] = np.nan  # trajectory 0, step 1: a diverged error
+    summary, curves = summarize_rollout(per_step, np.zeros((2, 3), dtype=bool), 0.25)
+    assert curves["corr"] == pytest.approx([0.97, 0.875, 0.85 / 2])  # (0.85 + 0) / 2
+    assert summary["vrmse_mean"] is None and curves["vrmse"] == [1.0, None, 1.0]
+    json.dumps({"summary": summary, "curves": curves}, allow_nan=False)
+
+
+def test_summarize_rollout_is_computed_in_float64_whatever_it_is_given():
+    per_step = _hand_per_step()
+    single = {name: values.astype(np.float32) for name, values in per_step.items()}
+    double = {name: values.astype(np.float32).astype(np.float64) for name, values in per_step.items()}
+    flags = np.zeros((2, 3), dtype=bool)
+    assert summarize_rollout(single, flags, 0.25) == summarize_rollout(double, flags, 0.25)
+
+
+def test_summarizing_a_blown_up_rollout_emits_no_warning():
+    per_step = _hand_per_step()
+    per_step["mse"][:, 0, :] = 1e308  # finite per entry, but their mean overflows
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        summary, curves = summarize_rollout(per_step, np.zeros((2, 3), dtype=bool), 0.25)
+    assert summary["one_step_mse"] is None and curves["mse"][0] is None
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"corr": np.ones((0, 3, 2))}, r"per_step\['corr'\] must be a non-empty \[n_traj, n_steps, C\] array"),
+        ({"corr": np.ones((2, 0, 2))}, r"per_step\['corr'\] must be a non-empty \[n_traj, n_steps, C\] array"),
+        ({"corr": np.ones((2, 3))}, r"per_step\['corr'\] must be a non-empty \[n_traj, n_steps, C\] array"),
+        ({"corr": np.ones((2, 3, 1))}, r"per_step\['corr'\] has shape \(2, 3, 1\), expected \(2, 3, 2\) like"),
+    ],
+)
+def test_summarize_rollout_names_the_malformed_metric(change, message):
+    with pytest.raises(ValueError, match=message):
+        summarize_rollout({**_hand_per_step(), **change}, np.zeros((2, 3), dtype=bool), 1.0)
+
+
+def test_summarize_rollout_names_what_is_missing_and_accepts_one_trajectory():
+    with pytest.raises(ValueError, match=r"per_step is missing metric\(s\) \['corr'\]"):
+        summarize_rollout({k: v for k, v in _hand_per_step().items() if k != "corr"}, np.zeros((2, 3), bool), 1.0)
+    with pytest.raises(ValueError, match=r"unstable_flags must have shape \(2, 3\), got \(2, 4\)"):
+        summarize_rollout(_hand_per_step(), np.zeros((2, 4), bool), 1.0)
+    first = {name: values[:1] for name, values in _hand_per_step().items()}
+    summary, _ = summarize_rollout(first, np.zeros((1, 3), dtype=bool), 0.25)
+    assert summary["one_step_nrmse"] == pytest.approx(0.1) and summary["vrmse_mean"] == pytest.approx(0.5)
+
+
+def test_float32_frames_and_weights_are_compared_in_double_precision():
+    # 16777216 - 1 is exact in float64 but rounds back to 16777216 in float32
+    e = step_errors(_t([[[16777216.0, 0.0]]]), _t([[[1.0, 0.0]]]))
+    assert e["mse"].item() == 16777215.0**2 / 2
+    pred, target = _t([[[1.0, 2.0, 3.0, 4.0]]]), _t([[[1.0, 2.5, 3.0, 6.0]]])
+    w = torch.tensor([1.0, 1.0, 1.0, 3.0])  # normalised to mean 1: 2/3, which float32 cannot hold exactly
+    single, double = step_errors(pred, target, weights=w), step_errors(pred, target, weights=w.double())
+    assert all(torch.equal(single[name], double[name]) for name in single)
+    # weights of any scale give the same errors, e.g. normalised to sum 1
+    unit = step_errors(pred, target, weights=w.double() / 6)
+    assert all(torch.allclose(unit[name], double[name], rtol=1e-12, atol=0) for name in unit)
+
+
+def test_eps_keeps_the_ratios_of_flat_or_zero_fields_finite_and_positive():
+    # a target of zero norm and zero variance: nrmse = ||d|| / eps, vrmse = sqrt(mse / eps)
+    e = step_errors(_t([[[1.0, -1.0]]]), _t([[[0.0, 0.0]]]))
+    assert e["nrmse"].item() == pytest.approx(math.sqrt(2.0) / 1e-7, rel=1e-9)
+    assert e["vrmse"].item() == pytest.approx(math.sqrt(1.0 / 1e-7), rel=1e-9)
+    # identical fields that hardly vary (variance 1e-8): corr = var / (var + eps) = 1 / 11, not 1
+    a = 1e-4
+    y = torch.tensor([[[1.0 + a, 1.0 - a]]], dtype=torch.float64)
+    assert step_errors(y, y)["corr"].item() == pytest.approx(1e-8 / (1e-8 + 1e-7), rel=1e-6)

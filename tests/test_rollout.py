@@ -3,6 +3,7 @@ own step time, run the stepper in eval mode, and do not depend on the evaluation
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,10 @@ import torch
 from torch import Tensor, nn
 
 from baselines import build_model
+from pdebench.data.batch import TrajectoryBatch
 from pdebench.data.dataset import TrajectoryDataset
 from pdebench.forecast.checkpoint import load_forecaster
-from pdebench.rollout.scoring import Scores, score, summarize
+from pdebench.rollout.scoring import Scores, score, score_batch, summarize
 
 
 def persistence(dataset: TrajectoryDataset, history: int = 1, bundle: int = 1):
@@ -132,3 +134,123 @@ def test_batch_size_does_not_change_a_trained_nets_scores(test_set: TrajectoryDa
     for name in ("nrmse", "corr"):
         np.testing.assert_allclose(one.per_step[name], many.per_step[name], rtol=1e-4, atol=1e-6)
     assert summarize(one)[0] == pytest.approx(summarize(many)[0], rel=1e-4)
+
+
+# ---------------------------------------------------------------- score_batch on a hand-made batch
+
+
+def hand_batch() -> TrajectoryBatch:
+    """Two trajectories, two fields, 3 model frames on 8 points. Trajectory 0: field a is 1 and field b is 10
+    everywhere; trajectory 1: both fields are 4. So max|truth| over fields, frames and space is 10 and 4."""
+    frames = torch.ones(2, 2, 3, 8)
+    frames[0, 1] = 10.0
+    frames[1] = 4.0
+    return TrajectoryBatch(frames, torch.tensor([[0.5], [2.0]]), torch.tensor([0.1, 0.2]), torch.tensor([0, 1]))
+
+
+class Constant:
+    """Predicts the same value for every field and point of every trajectory, ignoring its input."""
+
+    history, bundle = 1, 1
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def __call__(self, frames: Tensor, cond: Tensor) -> Tensor:
+        return torch.full_like(frames[:, :, -1:], self.value)
+
+
+def test_unstable_means_beyond_the_factor_times_the_trajectorys_own_largest_value() -> None:
+    """Bounds are per trajectory, over all its fields, frames and points: 2 x 10 = 20 and 2 x 4 = 8 by default."""
+    batch = hand_batch()
+    _, flags = score_batch(Constant(15.0), batch, 2)
+    assert flags.tolist() == [[False, False], [True, True]]  # 15 <= 20, but 15 > 8
+    _, flags = score_batch(Constant(8.0), batch, 2)
+    assert flags.tolist() == [[False, False], [False, False]]  # exactly at the bound is still stable
+    _, flags = score_batch(Constant(25.0), batch, 1)
+    assert flags.tolist() == [[True], [True]]
+    _, flags = score_batch(Constant(25.0), batch, 1, stability_factor=3.0)  # bounds 30 and 12
+    assert flags.tolist() == [[False], [True]]
+
+
+def test_score_batch_checks_the_number_of_steps() -> None:
+    batch = hand_batch()  # 3 model frames: history 1 leaves 2 steps
+    per_step, flags = score_batch(Constant(1.0), batch, 1)
+    assert flags.shape == (2, 1) and all(values.shape == (2, 1, 2) for values in per_step.values())
+    for n_steps in (0, 3):
+        with pytest.raises(ValueError, match=rf"trajectories have 3 model frames, too few for history=1 plus "
+                                             rf"{n_steps} predicted step"):
+            score_batch(Constant(1.0), batch, n_steps)
+
+
+class CondRecorder:
+    """Persistence that records the conditioning it is called with."""
+
+    history, bundle = 1, 1
+
+    def __init__(self) -> None:
+        self.conds: list[Tensor] = []
+
+    def __call__(self, frames: Tensor, cond: Tensor) -> Tensor:
+        self.conds.append(cond.clone())
+        return frames[:, :, -1:]
+
+
+def test_every_step_gets_each_trajectorys_own_parameters(test_set: TrajectoryDataset) -> None:
+    stepper = CondRecorder()
+    score(stepper, test_set, indices=[2, 0], max_steps=2, batch_size=2, progress=False)
+    expected = torch.stack([test_set[2].cond, test_set[0].cond])
+    assert len(stepper.conds) == 2 and all(torch.equal(cond, expected) for cond in stepper.conds)
+
+
+class Sleeper:
+    """Persistence that takes 10 ms per call."""
+
+    history, bundle = 1, 1
+
+    def __call__(self, frames: Tensor, cond: Tensor) -> Tensor:
+        time.sleep(0.01)
+        return frames[:, :, -1:]
+
+
+def test_forecast_time_adds_up_every_stepper_call(test_set: TrajectoryDataset) -> None:
+    start = time.perf_counter()
+    scores = score(Sleeper(), test_set, indices=[0, 1], max_steps=3, batch_size=1, progress=False)
+    wall = time.perf_counter() - start
+    assert 6 * 0.01 <= scores.forecast_seconds <= wall  # 2 batches x 3 steps, at least 10 ms each
+    assert scores.throughput == pytest.approx(2 * 3 / scores.forecast_seconds)
+
+
+def synthetic_scores(index: list[int], n_steps: int, seconds: float = 0.0) -> Scores:
+    n = len(index)
+    per_step = {name: np.full((n, n_steps, 1), 0.5) for name in ("mse", "rmse", "nrmse", "vrmse")}
+    per_step["corr"] = np.full((n, n_steps, 1), 0.9)
+    return Scores(index=index, per_step=per_step, unstable=np.zeros((n, n_steps), dtype=bool),
+                  step_time=np.full(n, 0.5), forecast_seconds=seconds)
+
+
+def test_joined_scores_add_their_stepper_time_and_validate_shapes() -> None:
+    joined = Scores.join([synthetic_scores([3, 1], 4, seconds=1.5), synthetic_scores([0], 4, seconds=2.0)])
+    assert joined.index.tolist() == [0, 1, 3] and joined.forecast_seconds == 3.5
+    assert joined.throughput == pytest.approx(3 * 4 / 3.5)
+    assert synthetic_scores([0], 4).throughput > 1e12  # no measurable stepper time: huge, not a division by zero
+    with pytest.raises(ValueError, match="nothing to join"):
+        Scores.join([])
+    good = synthetic_scores([1, 0], 3)
+    assert good.index.dtype == np.int64 and Scores(index=[1.0, 0.0], per_step={}, unstable=good.unstable,
+                                                   step_time=good.step_time).index.dtype == np.int64
+    with pytest.raises(ValueError, match=r"per_step\['mse'\] has shape \(2, 4, 1\), expected \(2, 3, C\)"):
+        Scores(index=[1, 0], per_step={"mse": np.zeros((2, 4, 1))}, unstable=good.unstable, step_time=good.step_time)
+    with pytest.raises(ValueError, match=r"unstable must be \[n, n_steps\] and step_time \[n\] like index"):
+        Scores(index=[1, 0], per_step={}, unstable=good.unstable, step_time=np.ones(3))
+    with pytest.raises(ValueError, match=r"unstable must be \[n, n_steps\]"):
+        Scores(index=[1, 0], per_step={}, unstable=np.zeros(2, dtype=bool), step_time=good.step_time)
+
+
+def test_summarize_passes_its_thresholds_and_aggregates_100_steps_by_default() -> None:
+    scores = synthetic_scores([0, 1], 120)
+    summary, curves = summarize(scores)
+    assert summary["nrmse_gmean_steps"] == 100 and "corr_time_0.95" in summary and len(curves["step"]) == 120
+    summary, _ = summarize(scores, thresholds=(0.5,), gmean_steps=7)
+    assert summary["nrmse_gmean_steps"] == 7
+    assert summary["corr_time_0.5"] == pytest.approx(120 * 0.5) and "corr_time_0.8" not in summary

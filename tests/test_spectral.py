@@ -382,3 +382,172 @@ def test_shared_coefficients_and_padded_buffer_give_the_same_result():
         ETDRK4(v0, lin, 0.05, square_hat, buffer_shape=(3,))
     with pytest.raises(ValueError, match="complex"):
         ETDRK4(v0.real, lin, 0.05, square_hat)
+
+
+# ---------------------------------------------------------------- argument checks, dtypes and the plain FFT paths
+
+
+def test_grid_shape_validation_and_size_one_axes():
+    assert rfft_shape(1) == (1,) and rfft_shape((1, 4)) == (1, 3)  # a size-1 axis is a valid (constant) axis
+    assert rfft_mode_numbers((1, 2))[0].flatten().tolist() == [0]
+    for bad in ((), 0, (4, 0), (-2,)):
+        with pytest.raises(ValueError, match=r"grid shape must be one or more positive sizes, got"):
+            rfft_shape(bad)
+
+
+def test_rfftn_irfftn_1d_and_batched_paths_match_torch_with_norm():
+    rng = np.random.default_rng(7)
+    u = torch.from_numpy(rng.standard_normal((3, 2, 9)))  # odd length: irfftn must be told the grid size
+    v = rfftn(u, 1, norm="ortho")
+    np.testing.assert_allclose(v.numpy(), torch.fft.rfft(u, norm="ortho").numpy(), atol=1e-14)
+    np.testing.assert_allclose(irfftn(v, (9,), norm="ortho").numpy(), u.numpy(), atol=1e-14)
+    u2 = torch.from_numpy(rng.standard_normal((3, 6, 7)))
+    expected = torch.fft.rfftn(u2, dim=(-2, -1), norm="ortho")
+    for invariant in (True, False):
+        v2 = rfftn(u2, 2, norm="ortho", batch_invariant=invariant)
+        np.testing.assert_allclose(v2.numpy(), expected.numpy(), atol=1e-14)
+        back = irfftn(v2, (6, 7), norm="ortho", batch_invariant=invariant)
+        np.testing.assert_allclose(back.numpy(), u2.numpy(), atol=1e-14)
+    single = rfftn(u2.float(), 2)  # single precision in, single precision out, as torch does
+    assert single.dtype == torch.complex64 and irfftn(single, (6, 7)).dtype == torch.float32
+    with pytest.raises(ValueError, match=r"at least 2 axes, got shape \(5,\)"):
+        rfftn(torch.zeros(5, dtype=F64), 2)
+
+
+def test_wavenumber_dtype_follows_the_lengths_unless_asked():
+    (k32,) = rfft_wavenumbers(8, torch.tensor([2.0], dtype=torch.float32))
+    assert k32.dtype == torch.float32
+    (k_int,) = rfft_wavenumbers(8, torch.tensor([2]))  # integer lengths: float64 wavenumbers
+    assert k_int.dtype == F64
+    np.testing.assert_allclose(k_int[0].numpy(), [math.pi * m for m in range(5)], rtol=1e-15)
+    (k_asked,) = rfft_wavenumbers(8, torch.tensor([0.5], dtype=F64), dtype=torch.float32)
+    assert k_asked.dtype == torch.float32
+    np.testing.assert_allclose(k_asked[0].numpy(), [4 * math.pi * m for m in range(5)], rtol=1e-6)
+
+
+def test_coefficient_step_precision_contour_size_and_lin_shape():
+    lin = torch.tensor([[-1.0, -2.0, 0.0, -30.0]], dtype=F64)
+    # a float step is used in double precision (0.1 is not a float32 number)
+    as_float = etdrk4_coefficients(lin, 0.1)
+    as_tensor = etdrk4_coefficients(lin, torch.tensor([0.1], dtype=F64))
+    assert all(torch.equal(a, b) for a, b in zip(as_float, as_tensor, strict=True))
+    np.testing.assert_allclose(as_float.e[0].numpy(), np.exp([-0.1, -0.2, 0.0, -3.0]), rtol=1e-15)
+    # a single-precision step tensor is taken at lin's precision: same as its exact double value
+    h32 = torch.tensor([0.1], dtype=torch.float32)
+    assert all(torch.equal(a, b) for a, b in zip(etdrk4_coefficients(lin, h32),
+                                                 etdrk4_coefficients(lin, h32.double()), strict=True))
+    # the real path evaluates the upper half of the same contour: it equals the complex path for any size,
+    # including coarse contours far from converged (2 points is the smallest valid one)
+    for points in (2, 4):
+        real = etdrk4_coefficients(lin, 0.5, contour_points=points)
+        cplx = etdrk4_coefficients(lin.to(C128), 0.5, contour_points=points)
+        for r, c in zip(real, cplx, strict=True):
+            assert torch.isfinite(r).all()
+            np.testing.assert_allclose(c.numpy(), r.numpy(), rtol=1e-13, atol=1e-16)
+    assert abs(real.f1[0, 2].item() - 0.5 / 6) > 1e-4  # 4 points: visibly coarse at z = 0
+    for bad_lin in (torch.zeros(4, dtype=F64), torch.zeros(0, 4, dtype=F64)):  # no batch axis; no rows
+        with pytest.raises(ValueError, match="need lin"):
+            etdrk4_coefficients(bad_lin, 0.1)
+
+
+# ---------------------------------------------------------------- sharing coefficient rows between trajectories
+
+
+def _ks_parts(n: int, length: float):
+    """Wavenumbers `[n // 2 + 1]` and the quadratic term `(u^2)^` of a 1-D field on n points (no de-aliasing)."""
+    (k,) = rfft_wavenumbers(n, length)
+
+    def square_hat(w: torch.Tensor) -> torch.Tensor:
+        u = torch.fft.irfft(w, n=n)
+        return torch.fft.rfft(u * u)
+
+    return k, square_hat
+
+
+def _alone_and_together(v0, lin, h, nonlinear, factor=None, steps=12):
+    """The states after `steps` steps of the whole batch, and of each trajectory alone (its own rows of lin, h,
+    factor where they have one per trajectory)."""
+
+    def rows(x, i):
+        if isinstance(x, torch.Tensor) and x.ndim >= 1 and x.shape[0] == v0.shape[0] > 1:
+            return x[i : i + 1]
+        return x
+
+    together = ETDRK4(v0, lin, h, nonlinear, nonlinear_factor=factor)
+    alone = [ETDRK4(v0[i : i + 1], rows(lin, i), rows(h, i), nonlinear, nonlinear_factor=rows(factor, i)).advance(steps)
+             for i in range(v0.shape[0])]
+    return together, together.advance(steps), torch.cat(alone)
+
+
+def test_one_symbol_row_and_step_are_shared_by_the_batch():
+    n = 16
+    k, square_hat = _ks_parts(n, 20.0)
+    v0 = torch.fft.rfft(torch.from_numpy(np.random.default_rng(8).standard_normal((3, n))))
+    lin = (k * k - k**4)[None]  # [1, S]: one symbol for all trajectories
+    stepper, together, alone = _alone_and_together(v0, lin, 0.05, square_hat, (-0.5j * k)[None])
+    assert stepper.c_p3.shape[0] == 1
+    assert torch.equal(together, alone)
+    # identical rows without a nonlinear factor are shared as well
+    stepper, together, alone = _alone_and_together(v0[:2], lin.expand(2, -1).clone(), 0.05, lambda w: -square_hat(w))
+    assert stepper.c_p3.shape[0] == 1
+    assert torch.equal(together, alone)
+
+
+@pytest.mark.parametrize("differs", ["h", "factor", "lin"])
+def test_trajectories_are_not_merged_when_their_step_factor_or_symbol_differs(differs):
+    """Two trajectories that share all but one of (lin, h, factor) each follow their own run."""
+    n = 16
+    k, square_hat = _ks_parts(n, 20.0)
+    v0 = torch.fft.rfft(torch.from_numpy(np.random.default_rng(9).standard_normal((2, n))))
+    nu = torch.tensor([[1.0], [0.5]], dtype=F64) if differs == "lin" else torch.ones(2, 1, dtype=F64)
+    lin = k * k - nu * k**4  # [2, S]
+    h = torch.tensor([0.05, 0.02], dtype=F64) if differs == "h" else torch.tensor([0.05, 0.05], dtype=F64)
+    strength = torch.tensor([[1.0], [2.0]], dtype=F64) if differs == "factor" else torch.ones(2, 1, dtype=F64)
+    factor = -0.5 * strength.to(C128)  # [2, 1]: one real factor per trajectory, broadcast over the modes
+
+    def nonlinear(w: torch.Tensor) -> torch.Tensor:
+        return 1j * k * square_hat(w)
+
+    stepper, together, alone = _alone_and_together(v0, lin, h, nonlinear, factor)
+    assert stepper.c_p3.shape[0] == 2
+    assert torch.equal(together, alone)
+    assert not torch.equal(together[0], together[1])
+
+
+def test_stepper_rejects_bad_shapes_by_name():
+    v0, lin = torch.ones(2, 3, dtype=C128), -torch.ones(2, 3, dtype=F64)
+
+    def zero(w: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(w)
+
+    for bad_v0, bad_lin in ((torch.ones(3, dtype=C128), lin[0]), (torch.ones(0, 3, dtype=C128), lin)):
+        with pytest.raises(ValueError, match="v0 must be a complex"):
+            ETDRK4(bad_v0, bad_lin, 0.1, zero)
+    with pytest.raises(ValueError, match=r"lin must be \[B or 1, \*S\] with B = 2, S = \(3,\), got shape \(3, 3\)"):
+        ETDRK4(v0, -torch.ones(3, 3, dtype=F64), 0.1, zero)
+    with pytest.raises(ValueError, match=r"h must be a float or hold 1 or B = 2 steps, got shape \(3,\)"):
+        ETDRK4(v0, lin, torch.full((3,), 0.1, dtype=F64), zero)
+    with pytest.raises(ValueError, match="contour_points"):
+        ETDRK4(v0, lin, 0.1, zero, contour_points=31)
+
+
+def test_rollout_defaults_to_no_burn_in_and_checks_its_counts():
+    lam = torch.tensor([[-1.0, -0.5, 0.0]], dtype=F64)
+    c = torch.tensor([[1.0, 0.0, -1.0]], dtype=C128)
+    v0 = torch.tensor([[1.0, 2.0, 3.0]], dtype=C128)
+
+    def stepper() -> ETDRK4:
+        return ETDRK4(v0, lam, 0.1, lambda w: c.expand_as(w))
+
+    frames = etdrk4_rollout(stepper(), 4, 2)
+    assert frames.shape == (1, 3, 3)
+    assert torch.equal(frames[:, 0], v0)  # frame 0 is the initial state: no burn-in unless asked
+    reference = stepper()
+    assert torch.equal(frames[:, 1], reference.advance(2)) and torch.equal(frames[:, 2], reference.advance(2))
+    assert torch.equal(etdrk4_rollout(stepper(), 0, 1), v0[:, None])  # no steps: the initial frame only
+    assert etdrk4_rollout(stepper(), 3, 1).shape == (1, 4, 3)
+    for n_steps, save_every in ((-1, 1), (4, 0)):
+        with pytest.raises(ValueError, match=f"need n_steps >= 0 and save_every >= 1, got {n_steps} and {save_every}"):
+            etdrk4_rollout(stepper(), n_steps, save_every)
+    with pytest.raises(ValueError, match="burn_in_steps must be >= 0, got -2"):
+        etdrk4_rollout(stepper(), 4, 2, -2)

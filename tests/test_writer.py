@@ -150,7 +150,7 @@ def test_partial_file_structure_matches_the_format(partial_file: Path) -> None:
     layout = make_layout()
     with h5py.File(partial_file, "r") as f:
         root = _attrs(f)
-        assert root.pop("schema_version") in ("1.0", "1.1")  # bumped by format changes; not the writer's job
+        assert root.pop("schema_version") in ("1.0", "1.1", "1.2")  # bumped by format changes; not the writer's job
         assert root == {
             "schema": "pdebench-trajectories",
             "pde": "ks",
@@ -190,7 +190,7 @@ def test_partial_file_structure_matches_the_format(partial_file: Path) -> None:
         for name, units, description in (("u", "m/s", "velocity"), ("v", "1", "tracer")):
             dset = f[name]
             assert [dset.dims[i][0].name for i in range(4)] == ["/traj", "/time", "/x", "/y"]
-            assert dset.chunks == (1, N_FRAMES, NX, NY) and dset.compression is None
+            assert dset.chunks == (1, N_FRAMES, NX, NY) and dset.compression is None and dset.fletcher32
             attrs = _attrs(dset)
             assert np.isnan(attrs.pop("_FillValue"))
             assert attrs == {"units": units, "boundary_conditions": "periodic", "description": description}
@@ -754,8 +754,8 @@ def test_final_path_appears_only_at_finalize(tmp_path: Path) -> None:
 def test_crash_while_creating_the_structure_leaves_nothing_to_resume(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The structure is built as `<name>.partial.new`, then renamed: a crash before the rename leaves no
-    `.partial` (so nothing half-made is ever resumed), and the next run starts over cleanly."""
+    """The structure is built under a unique scratch name, then renamed: a failure before the rename leaves no
+    `.partial` (so nothing half-made is ever resumed) and no scratch file, and the next run starts over cleanly."""
     path = tmp_path / "train.h5"
 
     def crash(src: object, dst: object) -> None:
@@ -765,7 +765,7 @@ def test_crash_while_creating_the_structure_leaves_nothing_to_resume(
         patch.setattr(os, "replace", crash)
         with pytest.raises(OSError, match="killed while renaming"):
             TrajectoryWriter(path, make_layout())
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.h5.partial.new"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
     with TrajectoryWriter(path, make_layout()) as w:
         assert not w.resumed and w.n_done == 0
         w.append(*make_block(0, 4))

@@ -1,8 +1,9 @@
 """Check a split file against the trajectory format specification (docs/data_format.md).
 
 `check_file` collects every problem as one sentence naming the file and the offending attribute or
-variable; it never raises on a malformed file. Non-finite values are searched block by block, so memory
-use does not grow with the size of the file.
+variable; it never raises on a malformed file. Every field is read completely, block by block (memory use
+does not grow with the size of the file), which finds NaN/inf and makes HDF5 verify the Fletcher-32 checksum
+of every chunk: a corrupted chunk is reported with its field and trajectories.
 """
 
 from __future__ import annotations
@@ -16,12 +17,22 @@ import numpy as np
 
 from pdebench.data.grid import SPHERE_AXES, canonical_grid_kind
 from pdebench.data.reader import (
+    HDF5_ERRORS,
     attr_to_python,
+    hdf5_reason,
     header_problem,
     open_h5,
     split_names,
 )
-from pdebench.data.schema import REQUIRED_ROOT_ATTRS, SEED_VAR, SPLITS, TIME_DIM, TRAJ_DIM, DatasetError
+from pdebench.data.schema import (
+    FLETCHER32_SINCE,
+    REQUIRED_ROOT_ATTRS,
+    SEED_VAR,
+    SPLITS,
+    TIME_DIM,
+    TRAJ_DIM,
+    DatasetError,
+)
 
 # Upper bound on the bytes read at once while scanning a field for NaN/inf.
 _SCAN_BYTES = 32 << 20
@@ -33,33 +44,67 @@ def _dim_names(dset: h5py.Dataset) -> list[str | None]:
     for axis in dset.dims:
         try:
             scales = list(axis.values())
+            name = scales[0].name if scales else None
         except Exception:  # any broken reference means "no usable scale"
-            scales = []
-        names.append(scales[0].name.rsplit("/", 1)[-1] if scales else None)
+            name = None
+        names.append(name.rsplit("/", 1)[-1] if name else None)  # h5py gives None for a name it cannot resolve
     return names
 
 
-def _nonfinite_trajectories(dset: h5py.Dataset) -> list[int]:
-    """Indices of trajectories (axis 0) holding any NaN/inf, scanning a bounded number of bytes at a time."""
+def _version(text: Any) -> tuple[int, ...]:
+    """`"1.2"` -> `(1, 2)`, for ordering schema versions (header_problem has already vetted the text)."""
+    return tuple(int(part) for part in str(text).split("."))
+
+
+def _scan_field(dset: h5py.Dataset) -> tuple[list[int], list[int], str | None]:
+    """Read a whole field, a bounded number of bytes at a time: which trajectories (axis 0) hold NaN/inf, which
+    cannot be read (a chunk that fails its Fletcher-32 checksum, a broken chunk index), and the first read error.
+
+    A block that fails to read is read again trajectory by trajectory, so the damage is located exactly and the
+    rest of the field is still checked.
+    """
     n_traj = dset.shape[0]
     per_traj = max(1, math.prod(dset.shape[1:]) * dset.dtype.itemsize)
-    bad: list[int] = []
+    nonfinite: list[int] = []
+    unreadable: list[int] = []
+    first_error: str | None = None
+
+    def read(selection: Any) -> np.ndarray | None:
+        nonlocal first_error
+        try:
+            return dset[selection]
+        except HDF5_ERRORS as exc:
+            first_error = first_error or hdf5_reason(exc)
+            return None
+
     if per_traj <= _SCAN_BYTES:
         step = max(1, _SCAN_BYTES // per_traj)
         for lo in range(0, n_traj, step):
-            block = dset[lo : lo + step]
+            block = read(np.s_[lo : lo + step])
+            if block is None:
+                for i in range(lo, min(lo + step, n_traj)):
+                    one = read(np.s_[i])
+                    if one is None:
+                        unreadable.append(i)
+                    elif not np.isfinite(one).all():
+                        nonfinite.append(i)
+                continue
             finite = np.isfinite(block).reshape(block.shape[0], -1).all(axis=1)
-            bad.extend(int(i) + lo for i in np.flatnonzero(~finite))
-        return bad
+            nonfinite.extend(int(i) + lo for i in np.flatnonzero(~finite))
+        return nonfinite, unreadable, first_error
     # One trajectory is larger than the scan budget: walk it frame block by frame block.
     per_frame = max(1, per_traj // max(dset.shape[1], 1))
     t_step = max(1, _SCAN_BYTES // per_frame)
     for i in range(n_traj):
         for t0 in range(0, dset.shape[1], t_step):
-            if not np.isfinite(dset[i, t0 : t0 + t_step]).all():
-                bad.append(i)
+            part = read(np.s_[i, t0 : t0 + t_step])
+            if part is None:
+                unreadable.append(i)
                 break
-    return bad
+            if not np.isfinite(part).all():
+                nonfinite.append(i)
+                break
+    return nonfinite, unreadable, first_error
 
 
 def _describe(indices: list[int]) -> str:
@@ -120,9 +165,18 @@ def _check_open(path: Path, f: h5py.File) -> list[str]:
             problems.append(f"{path}: root attribute 'frame_interval' is {fi!r}; expected a positive number")
 
     def variable(name: str, role: str) -> h5py.Dataset | None:
-        obj = f.get(name)
-        if obj is None:
-            problems.append(f"{path}: missing variable '{name}' ({role})")
+        # `name in f` asks only whether the link exists; opening it reads (and checksums) the object header, so a
+        # damaged header is reported as damage, not as a missing variable (h5py's `f.get` would return None).
+        try:
+            if name not in f:
+                problems.append(f"{path}: missing variable '{name}' ({role})")
+                return None
+            obj = f[name]
+        except HDF5_ERRORS as exc:
+            problems.append(
+                f"{path}: {role} '{name}' cannot be opened ({hdf5_reason(exc)}); the file is damaged: regenerate "
+                f"the dataset or restore the file from a copy"
+            )
             return None
         if not isinstance(obj, h5py.Dataset):
             problems.append(f"{path}: '{name}' ({role}) is a group; expected a variable")
@@ -163,6 +217,7 @@ def _check_open(path: Path, f: h5py.File) -> list[str]:
         )
 
     expected_dims = [TRAJ_DIM, TIME_DIM, *coords]
+    needs_fletcher32 = _version(attrs["schema_version"]) >= _version(FLETCHER32_SINCE)
     for name in fields:
         var = variable(name, "field")
         if var is None:
@@ -191,8 +246,19 @@ def _check_open(path: Path, f: h5py.File) -> list[str]:
         for key in ("units", "boundary_conditions"):
             if key not in var.attrs:
                 problems.append(f"{path}: field '{name}' has no '{key}' attribute")
+        if needs_fletcher32 and not var.fletcher32:
+            problems.append(
+                f"{path}: field '{name}' has no Fletcher-32 checksum filter; expected one "
+                f"(schema_version {FLETCHER32_SINCE} and later write every field with it)"
+            )
         if var.dtype.kind == "f":
-            bad = _nonfinite_trajectories(var)
+            bad, unreadable, error = _scan_field(var)
+            if unreadable:
+                problems.append(
+                    f"{path}: field '{name}' cannot be read in {len(unreadable)} trajectories (indices "
+                    f"{_describe(unreadable)}): {error}; the file is corrupted (a chunk failed its checksum "
+                    f"or the file is damaged): regenerate the dataset or restore the file from a copy"
+                )
             if bad:
                 problems.append(
                     f"{path}: field '{name}' has non-finite values (NaN or inf) in {len(bad)} "
@@ -210,7 +276,12 @@ def _check_open(path: Path, f: h5py.File) -> list[str]:
             problems.append(f"{path}: {role} '{name}' has shape {var.shape}; expected ({n_traj},) along traj")
             continue
         if role == "parameter" and var.dtype.kind == "f":
-            bad = [int(i) for i in np.flatnonzero(~np.isfinite(var[...]))]
+            try:
+                values = var[...]
+            except HDF5_ERRORS as exc:
+                problems.append(f"{path}: parameter '{name}' cannot be read ({hdf5_reason(exc)}); the file is damaged")
+                continue
+            bad = [int(i) for i in np.flatnonzero(~np.isfinite(values))]
             if bad:
                 problems.append(
                     f"{path}: parameter '{name}' is non-finite for trajectories {_describe(bad)}; "

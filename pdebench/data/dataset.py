@@ -1,7 +1,9 @@
 """Torch datasets over one split file: training windows and whole trajectories for rollouts.
 
 Both read lazily through `TrajectoryFile` (one HDF5 handle per worker process), so memory does not grow with the
-file size. Tensors are in physical units; standardisation happens on the model's device (`Normalizer`).
+file size. Tensors are in physical units; standardisation happens on the model's device (`Normalizer`). A damaged
+file (NaN/inf, a failed chunk checksum) stops an item with `LoaderDatasetError`, whose message stays one sentence
+even when the item was read in a DataLoader worker process.
 """
 
 from __future__ import annotations
@@ -16,6 +18,21 @@ from torch.utils.data import Dataset
 from pdebench.data.batch import TrajectoryBatch, WindowBatch
 from pdebench.data.reader import TrajectoryFile
 from pdebench.data.schema import DatasetError
+
+
+class LoaderDatasetError(DatasetError):
+    """A `DatasetError` raised while reading a dataset item, possibly inside a DataLoader worker process.
+
+    torch re-raises a worker's exception in the main process as `type(exc)("Caught ... in DataLoader worker process
+    N.\nOriginal Traceback ...\n<module>.LoaderDatasetError: <sentence>")`; this class takes the reader's one
+    sentence back out of that text, so a user sees which file is damaged instead of a worker's stack trace.
+    """
+
+    def __init__(self, message: str) -> None:
+        marker = f"{type(self).__module__}.{type(self).__qualname__}: "
+        if message.startswith("Caught ") and marker in message:
+            message = message.rsplit(marker, 1)[1].strip()
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -69,7 +86,11 @@ class WindowDataset(Dataset):
 
     def __getitem__(self, index: int) -> WindowBatch:
         traj, start = divmod(index, self.windows_per_traj)
-        window = torch.from_numpy(self.file.read_window(traj, start, start + self.spec.span, self.spec.frame_stride))
+        try:
+            window = self.file.read_window(traj, start, start + self.spec.span, self.spec.frame_stride)
+        except DatasetError as exc:
+            raise LoaderDatasetError(str(exc)) from exc
+        window = torch.from_numpy(window)
         return WindowBatch(window[:, : self.spec.history], window[:, self.spec.history :], self.params[traj],
                            self.step_times[traj], torch.tensor(traj))
 
@@ -98,5 +119,9 @@ class TrajectoryDataset(Dataset):
     def __getitem__(self, traj: int) -> TrajectoryBatch:
         if not 0 <= traj < self.n_traj:
             raise IndexError(f"trajectory {traj} out of range for {self.n_traj} trajectories of {self.file.path}")
-        frames = torch.from_numpy(self.file.read_window(traj, 0, self.file.n_frames, self.frame_stride))
+        try:
+            frames = self.file.read_window(traj, 0, self.file.n_frames, self.frame_stride)
+        except DatasetError as exc:
+            raise LoaderDatasetError(str(exc)) from exc
+        frames = torch.from_numpy(frames)
         return TrajectoryBatch(frames, self.params[traj], self.step_times[traj], torch.tensor(traj))

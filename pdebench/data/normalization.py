@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from pdebench.data.reader import TrajectoryFile
+from pdebench.data.schema import DatasetError
 
 # Parameters that are constant across the train split get std 1, so they standardise to 0 instead of inf.
 _MIN_STD = 1e-12
@@ -65,7 +66,10 @@ class Normalizer(nn.Module):
 def compute_train_statistics(train: TrajectoryFile) -> dict[str, list[float]]:
     """Mean and std of every field (over trajectories, time and space) and every per-trajectory parameter.
 
-    Streams one trajectory at a time in float64, so memory does not grow with the file size.
+    Streams one trajectory at a time in float64, so memory does not grow with the file size. Never returns NaN or
+    inf: the reader refuses non-finite values (naming file, variable, trajectory and frame), and statistics that are
+    still not finite (a parameter so large that its square overflows float64) raise DatasetError instead of
+    reaching a checkpoint.
     """
     n_fields = len(train.field_names)
     total = np.zeros(n_fields)
@@ -81,10 +85,19 @@ def compute_train_statistics(train: TrajectoryFile) -> dict[str, list[float]]:
     field_std = np.sqrt(np.maximum(total_sq / count - field_mean**2, 0.0))
     names = train.parameter_names
     params = np.stack([train.parameters()[n] for n in names], axis=1) if names else np.zeros((train.n_traj, 0))
-    param_std = params.std(axis=0)
-    return {
-        "field_mean": field_mean.tolist(),
-        "field_std": np.where(field_std > _MIN_STD, field_std, 1.0).tolist(),
-        "param_mean": params.mean(axis=0).tolist(),
-        "param_std": np.where(param_std > _MIN_STD, param_std, 1.0).tolist(),
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported just below
+        param_mean, param_std = params.mean(axis=0), params.std(axis=0)
+    raw = {"field_mean": field_mean, "field_std": field_std, "param_mean": param_mean, "param_std": param_std}
+    for name, values in raw.items():  # before the std floor below, which would turn a NaN std into 1
+        if not np.isfinite(values).all():
+            raise DatasetError(
+                f"{train.path}: the train statistic {name} is not finite ({values.tolist()}); expected finite "
+                f"field and parameter values of moderate size"
+            )
+    stats = {
+        "field_mean": field_mean,
+        "field_std": np.where(field_std > _MIN_STD, field_std, 1.0),
+        "param_mean": param_mean,
+        "param_std": np.where(param_std > _MIN_STD, param_std, 1.0),
     }
+    return {name: values.tolist() for name, values in stats.items()}

@@ -3,12 +3,19 @@
 `TrajectoryFile` validates the header on open and then reads windows of trajectories straight from HDF5,
 so training never loads a whole split into memory. It pickles without its HDF5 handle, so it can be
 handed to DataLoader worker processes, each of which reopens the file on first use.
+
+No damaged file may change a number silently: every HDF5 access goes through `_Hdf5Reads`, which turns the
+errors h5py raises on a corrupted file (a failed Fletcher-32 chunk checksum, a broken object header) into one
+`DatasetError` naming the file, the variable and the trajectory, and every array read is checked to be finite
+(a NaN or inf written into a finished file is reported with its variable, trajectory and frame).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import h5py
@@ -32,6 +39,10 @@ from pdebench.data.schema import (
 # Raw-data chunk cache per open dataset: a few field chunks (~1 MiB each, see writer.field_chunks).
 _CHUNK_CACHE_BYTES = 8 << 20
 _FLOAT32 = h5py.h5t.py_create(np.dtype(np.float32))
+# What h5py raises when the bytes of a file are damaged: OSError (a read or a Fletcher-32 checksum failed, a
+# truncated file), RuntimeError and KeyError (a broken object header, B-tree or link), ValueError and TypeError
+# (an undecodable datatype, dataspace or attribute message).
+HDF5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
 
 
 def attr_to_python(value: Any) -> Any:
@@ -56,21 +67,45 @@ def split_names(value: Any) -> tuple[str, ...]:
 
 
 def _hint(dataset_dir: Path) -> str:
-    """The command that (re)generates a dataset directory named `<pde>-<preset>`."""
+    """The command that (re)generates a dataset directory named `<pde>-<preset>`, naming only presets that exist.
+
+    The presets are those of `conf/pde/<pde>.yaml`. For a preset it does not define, a `pdebench-generate` command
+    would fail too, so the hint lists the defined presets and the `<pde>-*` dataset directories next to this one.
+    """
     pde, _, preset = dataset_dir.name.rpartition("-")
     if not pde:
         return "generate it with `pdebench-generate`"
-    return f"generate it with `pdebench-generate pde={pde} preset={preset}`"
+    import yaml
+
+    from pdebench.cli.common import CONFIG_DIR  # only on this error path: it pulls in Hydra
+
+    try:
+        name, doc = pde, {}
+        for _ in range(8):  # a PDE config may take its presets from another one through `defaults` (ks_visc: ks)
+            doc = yaml.safe_load((Path(CONFIG_DIR) / "pde" / f"{name}.yaml").read_text(encoding="utf-8"))
+            if "presets" in doc:
+                break
+            name = next(d for d in doc.get("defaults", []) if isinstance(d, str) and d != "_self_")
+        presets = [str(p) for p in doc["presets"]]
+    except FileNotFoundError:
+        return f"pde={pde} has no conf/pde/{pde}.yaml, so `pdebench-generate` cannot make it"
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, AttributeError, StopIteration):
+        presets = [preset]  # an unreadable PDE config is reported by pdebench-generate itself
+    if preset in presets:
+        return f"generate it with `pdebench-generate pde={pde} preset={preset}`"
+    present = sorted(p.name for p in dataset_dir.parent.glob(f"{pde}-*") if p.is_dir())
+    held = f"; {dataset_dir.parent} holds {', '.join(present)}" if present else ""
+    return (
+        f"pde={pde} has no preset {preset!r} to generate it from (conf/pde/{pde}.yaml defines "
+        f"{', '.join(presets)}{held})"
+    )
 
 
 def open_dataset_dir(root: str | Path, pde: str, preset: str) -> Path:
     """Return `root/<pde>-<preset>`, the directory holding the split files, or explain how to create it."""
     dataset_dir = Path(root) / dataset_name(pde, preset)
     if not dataset_dir.is_dir():
-        raise DatasetError(
-            f"dataset directory {dataset_dir} does not exist; "
-            f"generate it with `pdebench-generate pde={pde} preset={preset}`"
-        )
+        raise DatasetError(f"dataset directory {dataset_dir} does not exist; {_hint(dataset_dir)}")
     return dataset_dir
 
 
@@ -80,6 +115,8 @@ def split_path(dataset_dir: Path, split: str) -> Path:
         raise DatasetError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     dataset_dir = Path(dataset_dir)
     path = dataset_dir / f"{split}.h5"
+    if path.is_dir():
+        raise DatasetError(f"split file {path} is a directory, not a file; remove it and {_hint(dataset_dir)}")
     if not path.is_file():
         partial = path.with_name(path.name + PARTIAL_SUFFIX)
         if partial.exists():
@@ -95,6 +132,8 @@ def open_h5(path: Path) -> h5py.File:
     """Open an HDF5 file read-only, turning every failure into one DatasetError sentence about `path`."""
     if not path.exists():
         raise DatasetError(f"dataset file {path} does not exist")
+    if path.is_dir():
+        raise DatasetError(f"dataset file {path} is a directory, not a file")
     if not path.is_file():
         raise DatasetError(f"dataset file {path} is not a regular file")
     try:
@@ -122,6 +161,63 @@ def header_problem(path: Path, attrs: dict[str, Any]) -> str | None:
     return None
 
 
+def hdf5_reason(exc: BaseException) -> str:
+    """The text of an h5py error (a KeyError's str() would add quotes), or its type name when it has none."""
+    return str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc) or type(exc).__name__
+
+
+def damaged_message(path: Path, exc: BaseException, variable: str | None = None, traj: int | None = None) -> str:
+    """One sentence for an HDF5 failure while reading `path` (naming the variable and trajectory when known)."""
+    what = "the file"
+    if variable is not None:
+        what = f"variable '{variable}'" + (f" of trajectory {traj}" if traj is not None else "")
+    reason = hdf5_reason(exc)
+    # HDF5's wording when a filter rejects a chunk; the only filter of our files is the Fletcher-32 checksum.
+    cause = "a chunk failed its checksum" if "filter returned failure" in reason else "corrupted or truncated"
+    return (
+        f"{path}: {what} cannot be read (HDF5: {reason}); the file is damaged ({cause}): regenerate the dataset "
+        f"or restore the file from a copy"
+    )
+
+
+class _Hdf5Reads:
+    """Context manager around HDF5 reads: re-raises h5py's errors as one `DatasetError` naming the file.
+
+    The one place where `TrajectoryFile` converts HDF5 failures, so a damaged file never surfaces as a raw
+    RuntimeError/OSError/KeyError without its name. A class, not a generator, because it sits on the hot path
+    of `read_window`.
+    """
+
+    __slots__ = ("path", "traj", "variable")
+
+    def __init__(self, path: Path, variable: str | None, traj: int | None) -> None:
+        self.path = path
+        self.variable = variable
+        self.traj = traj
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None or isinstance(exc, DatasetError) or not isinstance(exc, HDF5_ERRORS):
+            return
+        raise DatasetError(damaged_message(self.path, exc, self.variable, self.traj)) from exc
+
+
+def _as_number(value: Any, kind: type[float] | type[int]) -> float:
+    """A numeric root attribute as `kind`, or NaN when it is no number (so the caller's check reports it)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return math.nan
+    return kind(value) if math.isfinite(value) else math.nan
+
+
+def _first_nonfinite(values: np.ndarray) -> tuple[int, ...]:
+    """Index of the first NaN/inf of an array that is known to hold one (only called on the error path)."""
+    return tuple(int(i) for i in np.argwhere(~np.isfinite(values))[0])
+
+
 class TrajectoryFile:
     """Read-only, lazy view of a split file; safe to pickle into DataLoader workers (reopens per process)."""
 
@@ -135,17 +231,32 @@ class TrajectoryFile:
         self._load_header()
 
     # --- header ---------------------------------------------------------------------------------------
+    def _reading(self, variable: str | None = None, traj: int | None = None) -> _Hdf5Reads:
+        """Wrap HDF5 reads of `variable` (of trajectory `traj`): h5py errors become one `DatasetError`."""
+        return _Hdf5Reads(self.path, variable, traj)
+
     def _load_header(self) -> None:
-        """Open the file, check the schema and read the metadata every reader needs."""
-        f = self._handle()
+        """Open the file, check the schema and read the metadata every reader needs.
+
+        Every message is built while the file is still open (shapes and dtypes are read from live handles),
+        and the handle is closed on every way out.
+        """
+        try:
+            with self._reading():
+                self._read_header(self._handle())
+        finally:
+            # Hold no handle between construction and the first read: a DataLoader that forks workers after
+            # building the dataset then never shares HDF5 state between processes.
+            self.close()
+
+    def _read_header(self, f: h5py.File) -> None:
+        """Validate the root attributes and the shape and dtype of every listed variable of the open file `f`."""
         attrs = {k: attr_to_python(v) for k, v in f.attrs.items() if not k.startswith("_")}
         problem = header_problem(self.path, attrs)
         if problem is not None:
-            self.close()
             raise DatasetError(problem)
         missing = [a for a in REQUIRED_ROOT_ATTRS if a not in attrs]
         if missing:
-            self.close()
             raise DatasetError(f"{self.path}: missing root attribute(s) {', '.join(missing)}")
         self.attrs: dict[str, Any] = attrs
         self.pde: str = str(attrs["pde"])
@@ -154,42 +265,66 @@ class TrajectoryFile:
         try:
             self.grid_kind: str = canonical_grid_kind(str(attrs["grid"]))
         except ValueError as exc:
-            self.close()
             raise DatasetError(f"{self.path}: root attribute 'grid': {exc}") from None
-        self.frame_interval: float = float(attrs["frame_interval"])
+        self.frame_interval: float = _as_number(attrs["frame_interval"], float)
+        if not (math.isfinite(self.frame_interval) and self.frame_interval > 0):
+            raise DatasetError(
+                f"{self.path}: root attribute 'frame_interval' is {attrs['frame_interval']!r}; "
+                f"expected a positive number"
+            )
         self.field_names: tuple[str, ...] = split_names(attrs["fields"])
         self.parameter_names: tuple[str, ...] = split_names(attrs["parameters"])
         self.coordinate_names: tuple[str, ...] = split_names(attrs["spatial_coordinates"])
         needed = (TRAJ_DIM, TIME_DIM, SEED_VAR, *self.coordinate_names, *self.field_names)
         absent = [n for n in (*needed, *self.parameter_names) if n not in f]
         if absent:
-            self.close()
             raise DatasetError(f"{self.path}: missing variable(s) {', '.join(absent)}")
         if not self.field_names:
-            self.close()
             raise DatasetError(f"{self.path}: root attribute 'fields' lists no field")
-        self.n_traj: int = int(f[TRAJ_DIM].shape[0])
-        self.n_frames: int = int(f[TIME_DIM].shape[0])
-        self.spatial_shape: tuple[int, ...] = tuple(int(f[c].shape[0]) for c in self.coordinate_names)
-        expected = (self.n_traj, self.n_frames, *self.spatial_shape)
+        variables: dict[str, h5py.Dataset] = {}
+        for name in (*needed, *self.parameter_names):
+            with self._reading(name):
+                obj = f[name]
+            if not isinstance(obj, h5py.Dataset):
+                raise DatasetError(f"{self.path}: '{name}' is a group; expected a variable")
+            variables[name] = obj
+        for name in (TRAJ_DIM, TIME_DIM, *self.coordinate_names):
+            self._expect(variables[name], name, "coordinate", None, None)
+        self.n_traj: int = int(variables[TRAJ_DIM].shape[0])
+        self.n_frames: int = int(variables[TIME_DIM].shape[0])
+        self.spatial_shape: tuple[int, ...] = tuple(int(variables[c].shape[0]) for c in self.coordinate_names)
+        sizes = zip((TRAJ_DIM, TIME_DIM, *self.coordinate_names), (self.n_traj, self.n_frames, *self.spatial_shape),
+                    strict=True)
+        empty = [f"'{name}'" for name, size in sizes if size < 1]
+        if empty:
+            raise DatasetError(f"{self.path}: coordinate(s) {', '.join(empty)} have length 0; expected at least 1")
         for name in self.field_names:
-            if f[name].shape != expected:
-                self.close()
-                raise DatasetError(
-                    f"{self.path}: field '{name}' has shape {f[name].shape}; expected {expected}"
-                )
-            if f[name].dtype != np.float32:
-                self.close()
-                raise DatasetError(f"{self.path}: field '{name}' has dtype {f[name].dtype}; expected float32")
-        if int(attrs["n_traj_complete"]) != self.n_traj:
-            self.close()
+            shape = (self.n_traj, self.n_frames, *self.spatial_shape)
+            self._expect(variables[name], name, "field", shape, np.dtype(np.float32))
+        for name in self.parameter_names:
+            self._expect(variables[name], name, "parameter", (self.n_traj,), np.dtype(np.float64))
+        self._expect(variables[SEED_VAR], SEED_VAR, "seed", (self.n_traj,), np.dtype(np.int64))
+        if _as_number(attrs["n_traj_complete"], int) != self.n_traj:
             raise DatasetError(
                 f"{self.path}: only {attrs['n_traj_complete']} of {self.n_traj} trajectories are complete "
                 f"(unfinished file)"
             )
-        # Hold no handle between construction and the first read: a DataLoader that forks workers after
-        # building the dataset then never shares HDF5 state between processes.
-        self.close()
+
+    def _expect(
+        self, dset: h5py.Dataset, name: str, role: str, shape: tuple[int, ...] | None, dtype: np.dtype | None
+    ) -> None:
+        """Raise one sentence naming file, variable and expectation unless `dset` has `shape` (1-D if None) and
+        `dtype` (any real number type if None)."""
+        with self._reading(name):
+            got_shape, got_dtype = dset.shape, dset.dtype
+        if shape is None and len(got_shape) != 1:
+            raise DatasetError(f"{self.path}: {role} '{name}' has shape {got_shape}; expected 1-D")
+        if shape is not None and got_shape != shape:
+            raise DatasetError(f"{self.path}: {role} '{name}' has shape {got_shape}; expected {shape}")
+        if dtype is None and got_dtype.kind not in "iuf":
+            raise DatasetError(f"{self.path}: {role} '{name}' has dtype {got_dtype}; expected a number type")
+        if dtype is not None and got_dtype != dtype:
+            raise DatasetError(f"{self.path}: {role} '{name}' has dtype {got_dtype}; expected {dtype}")
 
     # --- handle management ----------------------------------------------------------------------------
     def _handle(self) -> h5py.File:
@@ -250,30 +385,73 @@ class TrajectoryFile:
             )
         return t
 
+    def _nonfinite(self, name: str, traj: int, frame: int) -> DatasetError:
+        """The error for a NaN/inf found in field `name` at `traj`, `frame` (written into the file after generation)."""
+        return DatasetError(
+            f"{self.path}: field '{name}' holds a non-finite value (NaN or inf) in trajectory {traj}, frame "
+            f"{frame}; expected finite values (the file was altered after it was written: regenerate or restore it)"
+        )
+
     def read_field(self, name: str, traj: int | slice | np.ndarray, time: slice = slice(None)) -> np.ndarray:
-        """Read one field: float32 `[T, *space]` for an int `traj`, `[B, T, *space]` for a slice/array."""
+        """Read one field: float32 `[T, *space]` for an int `traj`, `[B, T, *space]` for a slice/array.
+
+        Raises `DatasetError` if what was read holds a NaN/inf or a chunk fails its checksum.
+        """
         if name not in self.field_names:
             raise KeyError(f"{self.path} has no field {name!r}; fields: {', '.join(self.field_names)}")
-        dset = self._dataset(name)
+        # Stored frame index of position k along the time axis of the result (an int `time` has no such axis).
+        frames = range(self.n_frames)[time] if isinstance(time, slice) else None
         if isinstance(traj, slice):
-            return np.asarray(dset[traj, time], dtype=np.float32)
-        if isinstance(traj, np.ndarray | list | tuple):
+            trajs: range | np.ndarray = range(self.n_traj)[traj]
+            try:
+                with self._reading(name):
+                    values = np.asarray(self._dataset(name)[traj, time], dtype=np.float32)
+            except DatasetError:
+                self._locate_unreadable(name, trajs, time)
+                raise
+        elif isinstance(traj, np.ndarray | list | tuple):
             idx = np.asarray(traj, dtype=np.int64).reshape(-1)
             idx = np.where(idx < 0, idx + self.n_traj, idx)
             if idx.size and (idx.min() < 0 or idx.max() >= self.n_traj):
                 raise IndexError(
                     f"trajectory index out of range for {self.path} with {self.n_traj} trajectories"
                 )
+            trajs = idx
             # h5py fancy indexing needs increasing unique indices: read those, then restore the asked order.
             unique, inverse = np.unique(idx, return_inverse=True)
-            block = np.asarray(dset[unique, time] if unique.size else dset[0:0, time], dtype=np.float32)
-            if unique.size == idx.size and np.array_equal(unique, idx):
-                return block
-            return block[inverse]
-        return np.asarray(dset[self._check_traj(traj), time], dtype=np.float32)
+            try:
+                with self._reading(name):
+                    dset = self._dataset(name)
+                    block = np.asarray(dset[unique, time] if unique.size else dset[0:0, time], dtype=np.float32)
+            except DatasetError:
+                self._locate_unreadable(name, unique, time)
+                raise
+            values = block if unique.size == idx.size and np.array_equal(unique, idx) else block[inverse]
+        else:
+            t = self._check_traj(traj)
+            with self._reading(name, t):
+                values = np.asarray(self._dataset(name)[t, time], dtype=np.float32)
+            if not np.isfinite(values).all():
+                k = _first_nonfinite(values)[0]
+                raise self._nonfinite(name, t, frames[k] if frames is not None else int(time))
+            return values
+        if not np.isfinite(values).all():
+            b, k = _first_nonfinite(values)[:2]
+            raise self._nonfinite(name, int(trajs[b]), frames[k] if frames is not None else int(time))
+        return values
+
+    def _locate_unreadable(self, name: str, trajs: range | np.ndarray, time: slice) -> None:
+        """After a read of several trajectories failed: read them one by one, so that the error names the first
+        trajectory that cannot be read (returns, and the caller re-raises the original error, if none fails)."""
+        for t in trajs:
+            with self._reading(name, int(t)):
+                self._dataset(name)[int(t), time]
 
     def read_window(self, traj: int, start: int, stop: int, step: int = 1) -> np.ndarray:
-        """Read frames `start:stop:step` of one trajectory, all fields stacked: float32 `[C, T, *space]`."""
+        """Read frames `start:stop:step` of one trajectory, all fields stacked: float32 `[C, T, *space]`.
+
+        Raises `DatasetError` if what was read holds a NaN/inf or a chunk fails its checksum.
+        """
         t = self._check_traj(traj)
         if step < 1 or not 0 <= start < stop <= self.n_frames:
             raise IndexError(
@@ -289,29 +467,52 @@ class TrajectoryFile:
         count = (1, n_t, *space)
         stride = (1, step, *(1 for _ in space))
         for c, name in enumerate(self.field_names):
-            dset_id = self._dataset(name).id
-            file_space = dset_id.get_space()
-            file_space.select_hyperslab(origin, count, stride=stride if step > 1 else None)
-            dset_id.read(mem_space, file_space, out[c], _FLOAT32)
+            with self._reading(name, t):
+                dset_id = self._dataset(name).id
+                file_space = dset_id.get_space()
+                file_space.select_hyperslab(origin, count, stride=stride if step > 1 else None)
+                dset_id.read(mem_space, file_space, out[c], _FLOAT32)
+        if not np.isfinite(out).all():
+            c, k = _first_nonfinite(out)[:2]
+            raise self._nonfinite(self.field_names[c], t, start + k * step)
         return out
 
     def parameters(self) -> dict[str, np.ndarray]:
-        """Per-trajectory parameters: name -> float64 `[n_traj]` (read once, then cached)."""
+        """Per-trajectory parameters: name -> float64 `[n_traj]` (read and checked to be finite once, then cached)."""
         if self._params is None:
-            self._params = {n: self._dataset(n)[...].astype(np.float64) for n in self.parameter_names}
+            params: dict[str, np.ndarray] = {}
+            for name in self.parameter_names:
+                with self._reading(name):
+                    values = self._dataset(name)[...].astype(np.float64)
+                if not np.isfinite(values).all():
+                    raise DatasetError(
+                        f"{self.path}: parameter '{name}' is non-finite (NaN or inf) for trajectory "
+                        f"{_first_nonfinite(values)[0]}; expected finite values (the file was altered after it "
+                        f"was written: regenerate or restore it)"
+                    )
+                params[name] = values
+            self._params = params
         return dict(self._params)
 
     def seeds(self) -> np.ndarray:
         """Per-trajectory generator seeds: int64 `[n_traj]` (read once, then cached)."""
         if self._seeds is None:
-            self._seeds = self._dataset(SEED_VAR)[...].astype(np.int64)
+            with self._reading(SEED_VAR):
+                self._seeds = self._dataset(SEED_VAR)[...].astype(np.int64)
         return self._seeds.copy()
 
     def coordinate(self, name: str) -> np.ndarray:
-        """Values of one spatial coordinate: float64 `[n]`."""
+        """Values of one spatial coordinate: float64 `[n]`, checked to be finite."""
         if name not in self.coordinate_names:
             raise KeyError(f"{self.path} has no spatial coordinate {name!r}")
-        return self._dataset(name)[...].astype(np.float64)
+        with self._reading(name):
+            values = self._dataset(name)[...].astype(np.float64)
+        if not np.isfinite(values).all():
+            raise DatasetError(
+                f"{self.path}: coordinate '{name}' is non-finite (NaN or inf) at index {_first_nonfinite(values)[0]}; "
+                f"expected finite values"
+            )
+        return values
 
     @property
     def grid(self) -> Grid:

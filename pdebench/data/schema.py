@@ -11,8 +11,11 @@ import numpy as np
 
 SCHEMA_NAME = "pdebench-trajectories"
 # 1.1: root attribute `grid` is one of `periodic`, `box`, `sphere` (1.0 wrote `periodic-uniform` for `periodic`).
-SCHEMA_VERSION = "1.1"
-SUPPORTED_SCHEMA_VERSIONS = ("1.0", "1.1")
+# 1.2: every field carries HDF5's Fletcher-32 checksum filter, so a corrupted chunk fails to read.
+SCHEMA_VERSION = "1.2"
+SUPPORTED_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2")
+# The first version whose fields must carry the Fletcher-32 filter (older files are read without it).
+FLETCHER32_SINCE = "1.2"
 SPLITS = ("train", "valid", "test")
 # A per-trajectory parameter with this name is the physical time between stored frames of that trajectory;
 # without it, frame k of every trajectory is at time k * frame_interval (see docs/data_format.md).

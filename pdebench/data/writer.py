@@ -21,7 +21,7 @@ import h5netcdf
 import h5py
 import numpy as np
 
-from pdebench.data.atomic import replace_durably
+from pdebench.data.atomic import replace_durably, temp_path_for
 from pdebench.data.grid import GRID_KINDS, SPHERE_AXES
 from pdebench.data.reader import attr_to_python
 from pdebench.data.schema import (
@@ -41,6 +41,10 @@ from pdebench.data.schema import (
 # Field chunks hold whole frames of one trajectory, about this many bytes, at most MAX_CHUNK_FRAMES frames.
 TARGET_CHUNK_BYTES = 1 << 20
 MAX_CHUNK_FRAMES = 32
+# HDF5 filters of every field (schema 1.2): a Fletcher-32 checksum per chunk, verified by HDF5 on every read, so a
+# flipped byte in field data fails the read instead of changing a number. netCDF4 knows the filter, so h5netcdf
+# passes it through and xarray/netCDF-C read the files unchanged. No compression: reads stay cheap.
+FIELD_FILTERS: dict[str, Any] = {"fletcher32": True}
 
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _RESERVED_VARS = (TRAJ_DIM, TIME_DIM, SEED_VAR)
@@ -191,6 +195,7 @@ def _create_structure(path: Path, layout: DatasetLayout, fingerprint: str) -> No
                 np.float32,
                 chunks=chunks,
                 fillvalue=np.float32(np.nan),  # unwritten trajectories read as NaN, never as plausible zeros
+                **FIELD_FILTERS,
             )
             v.attrs["units"] = fs.units
             v.attrs["boundary_conditions"] = fs.boundary
@@ -210,10 +215,16 @@ class TrajectoryWriter:
         self.resumed = self.partial.exists()
         if not self.resumed:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Build the structure under a scratch name first: a crash here leaves no half-made .partial.
-            scratch = self.partial.with_name(self.partial.name + ".new")
-            _create_structure(scratch, layout, self.fingerprint)
-            replace_durably(scratch, self.partial)
+            # Build the structure under a scratch name first: a crash here leaves no half-made .partial. The name
+            # is unique (`.<name>.partial.<random>.tmp`), so two writers never build in one scratch file; a failure
+            # removes it (a hard kill can leave one, which the generation driver clears under its lock).
+            scratch = temp_path_for(self.partial)
+            try:
+                _create_structure(scratch, layout, self.fingerprint)
+                replace_durably(scratch, self.partial)
+            except BaseException:
+                scratch.unlink(missing_ok=True)
+                raise
         self._file: h5py.File | None = self._open_partial()
         self.n_done: int = int(attr_to_python(self._file.attrs["n_traj_complete"]))
 

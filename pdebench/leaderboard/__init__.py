@@ -1,5 +1,6 @@
 """Leaderboard: aggregate result files into per-dataset Markdown/CSV tables and rollout plots."""
 
+from pdebench.leaderboard.build import Leaderboard, make_leaderboard
 from pdebench.leaderboard.plots import plot_curves, write_leaderboard
 from pdebench.leaderboard.tables import (
     DEFAULT_HEADLINE,
@@ -20,8 +21,10 @@ __all__ = [
     "format_mean_std",
     "format_number",
     "headline_of",
+    "Leaderboard",
     "leaderboard_rows",
     "load_results",
+    "make_leaderboard",
     "plot_curves",
     "to_csv",
     "to_markdown",

@@ -16,8 +16,9 @@ from typing import Any
 
 import pdebench
 from baselines.registry import build_model, model_config, model_entry
+from pdebench.config import EvaluateConfig, validate_config
 from pdebench.data.dataset import TrajectoryDataset
-from pdebench.data.manifest import benchmark_facts, file_sha256, manifest_hash
+from pdebench.data.manifest import benchmark_facts, file_sha256, manifest_hash, verify_dataset
 from pdebench.data.netspec import NetSpec
 from pdebench.data.reader import TrajectoryFile, open_dataset_dir, split_path
 from pdebench.devices import resolve_device
@@ -111,15 +112,17 @@ def _reference_row(cfg: Mapping[str, Any], test: TrajectoryFile) -> _Subject:
 def _dataset_of(data: Mapping[str, Any], root: str) -> Path:
     if data.get("pde") is None:
         raise ValueError("no dataset given: pass data=<name> (e.g. data=ks), or ckpt=PATH to use the checkpoint's")
-    return open_dataset_dir(root, data["pde"], data.get("preset") or "small")
+    return verify_dataset(open_dataset_dir(root, data["pde"], data.get("preset") or "small"), ("test",))
 
 
 def evaluate(cfg: Mapping[str, Any], progress: bool = True) -> Result:
     """Roll out the test split with a checkpoint (`ckpt`) or a reference row (`model`), write the result file.
 
     `cfg` has the shape of `pdebench.config.EvaluateConfig` (plain containers). The result goes to
-    `<results_dir>/<dataset>/<label>-seed<seed>.json`.
+    `<results_dir>/<dataset>/<label>-seed<seed>.json`. Unknown keys and out-of-range values (e.g. empty
+    `rollout.thresholds`, a `rollout.device` this machine lacks) fail before anything is loaded.
     """
+    validate_config(cfg, EvaluateConfig)
     if cfg.get("ckpt"):
         subject = _from_checkpoint(cfg)
         dataset_dir = _dataset_of(subject.data, cfg["data"]["root"])

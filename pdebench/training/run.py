@@ -1,21 +1,33 @@
-"""One training run from a resolved config: data loaders, module, Lightning Trainer, checkpoints."""
+"""One training run from a resolved config: data loaders, module, Lightning Trainer, checkpoints.
+
+Everything that can be refused without the data is refused first: the config (keys, ranges, the model's own
+settings, devices), the Lightning Trainer's settings and the checkpoint a rerun would resume from. Only then is the
+dataset opened; so a bad setting never costs a data load, and a bad run never leaves files behind.
+"""
 
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader
 
 from baselines.registry import model_config, model_entry
+from pdebench.config import TrainConfig, format_value, validate_config
 from pdebench.data.batch import collate
 from pdebench.data.dataset import TrajectoryDataset, WindowDataset, WindowSpec
-from pdebench.data.manifest import benchmark_facts, manifest_hash
+from pdebench.data.manifest import benchmark_facts, manifest_hash, verify_dataset
 from pdebench.data.normalization import compute_train_statistics
 from pdebench.data.reader import TrajectoryFile, open_dataset_dir, split_path
+from pdebench.forecast.checkpoint import CheckpointError
 from pdebench.forecast.targets import make_target
 from pdebench.provenance import git_commit
 from pdebench.training.module import VAL_METRIC, SurrogateModule
@@ -60,7 +72,10 @@ def make_logger(cfg: dict[str, Any], run_dir: Path) -> Logger:
 
 
 def check_training_config(cfg: dict[str, Any]) -> None:
-    """Fail before any work on an unknown model key, a reference row, or an unknown objective, target or loss."""
+    """Fail before any work on an unknown key or out-of-range value anywhere in the config (`validate_config`:
+    `+trainer.foo=1`, `trainer.max_epochs=-5`, `model.hidden_channels=-1`, a GPU this machine lacks), a reference
+    row, or an unknown objective, target or loss."""
+    validate_config(cfg, TrainConfig)
     typed = model_config(cfg["model"])
     if not model_entry(typed.name).trainable:
         raise ValueError(
@@ -71,13 +86,136 @@ def check_training_config(cfg: dict[str, Any]) -> None:
     make_target(cfg["objective"]["target"], cfg["objective"]["target_scale"])
 
 
+def _load_refusal(path: Path, error: Exception) -> str:
+    """One sentence for a checkpoint that `torch.load(weights_only=True)` refused or could not read.
+
+    torch's own message spans a dozen lines and suggests retrying with `weights_only=False`, which is exactly what
+    must not be done with a file whose origin is unknown; this names the refused global or the damage instead.
+    """
+    text = str(error)
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if isinstance(error, pickle.UnpicklingError) and refused:
+        return (f"checkpoint {path} holds a Python object ({refused.group(1)}) other than tensors and plain "
+                "containers, so it was not loaded: unpickling it could run arbitrary code")
+    first = (text.strip().splitlines() or [type(error).__name__])[0].split(". ")[0].rstrip(".")
+    if isinstance(error, PermissionError):
+        reason = "permission denied"
+    elif isinstance(error, EOFError) or not text.strip():
+        reason = "the file is empty or ends early"
+    elif isinstance(error, pickle.UnpicklingError):
+        reason = "its bytes are not a PyTorch checkpoint"
+    elif isinstance(error, (OSError, RuntimeError)):  # torch's zip reader: EINVAL or "failed reading zip archive"
+        reason = f"the file is damaged or truncated: {first}"
+    else:
+        reason = first
+    return f"checkpoint {path} is not a readable PyTorch checkpoint ({reason})"
+
+
+def load_checkpoint_weights_only(path: str | Path, map_location: Any = "cpu") -> Any:
+    """`torch.load` restricted to tensors and plain containers, whatever the torch release or the environment says.
+
+    torch's default for `weights_only` is True only from 2.6 on, and `TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1` turns it
+    off for every call that leaves it unset; only an explicit `weights_only=True` holds in every case. Raises
+    CheckpointError (one sentence) for an unreadable file or one that holds other objects.
+    """
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} does not exist") from None
+    except Exception as error:  # torch raises many types for a corrupt or foreign file
+        raise CheckpointError(_load_refusal(path, error)) from None
+
+
+class WeightsOnlyCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint IO with every load forced through `load_checkpoint_weights_only`.
+
+    Lightning hands `torch.load` whatever `weights_only` it was given (None unless `Trainer.fit(weights_only=...)`,
+    which older Lightning releases lack), so with torch < 2.6 or `TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1` a crafted
+    `last.ckpt` would run code when a run resumes. This plugin ignores the argument: every load the Trainer makes
+    (resume, `ckpt_path="best"`) is weights-only.
+    """
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        return load_checkpoint_weights_only(path, "cpu" if map_location is None else map_location)
+
+
+# What a resumed run must share with the run that wrote last.ckpt: Lightning restores the weights, the optimiser's
+# state (its learning rates included) and the best validation score, so a change here would be silently ignored or
+# would mix two runs' numbers.
+RESUME_SECTIONS = ("model", "objective", "optim", "validation")
+
+
+def _resume_conflict(cfg: dict[str, Any], recorded: dict[str, Any]) -> str | None:
+    """`section.key=<recorded> ... section.key=<given>` for the first setting the checkpoint disagrees with."""
+    for section in RESUME_SECTIONS:
+        given, saved = cfg[section], recorded.get(section) or {}
+        for key in sorted(set(given) | set(saved)):
+            if given.get(key) != saved.get(key):
+                return (f"{section}.{key}={format_value(saved.get(key))} but this run asks for "
+                        f"{section}.{key}={format_value(given.get(key))}")
+    data_info = recorded.get("data_info") or {}
+    for key in ("pde", "preset", "frame_stride"):
+        given = cfg["data"].get(key)
+        if (given is not None or key != "frame_stride") and data_info.get(key) != given:
+            return (f"data.{key}={format_value(data_info.get(key))} but this run asks for "
+                    f"data.{key}={format_value(given)}")
+    return None
+
+
+def resume_checkpoint(cfg: dict[str, Any], run_dir: Path) -> Path | None:
+    """`run_dir/checkpoints/last.ckpt` if this run resumes from it (`resume=true` and it exists), else None.
+
+    Checked before any data is read: it must load weights-only, be a pdebench-train checkpoint, and agree with this
+    run's model, objective, optimiser, validation and dataset; otherwise CheckpointError says how to start over.
+    """
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not cfg["resume"] or not last.is_file():
+        return None
+    start_over = "pass resume=false to start the run over (replacing its checkpoints), or choose another run_dir"
+    try:
+        checkpoint = load_checkpoint_weights_only(last)
+    except CheckpointError as error:
+        raise CheckpointError(f"cannot resume: {error}; {start_over}") from None
+    recorded = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    if not isinstance(recorded, dict) or "pdebench" not in checkpoint:
+        raise CheckpointError(f"cannot resume: checkpoint {last} was not written by pdebench-train (no 'pdebench' "
+                              f"metadata); {start_over}")
+    conflict = _resume_conflict(cfg, recorded)
+    if conflict is not None:
+        raise CheckpointError(f"cannot resume: checkpoint {last} was trained with {conflict}; {start_over}")
+    return last
+
+
+def make_trainer(cfg: dict[str, Any], run_dir: Path, callbacks: list[Callback]) -> L.Trainer:
+    """The Lightning Trainer of `cfg["trainer"]`, built before any data is read (it reads and writes nothing).
+
+    The schema checks the settings it knows; what only Lightning knows (precision names, strategies, device counts)
+    it refuses here, as one sentence, before the data loads. Checkpoints load weights-only (WeightsOnlyCheckpointIO).
+    """
+    logger = make_logger(cfg["logger"], run_dir)
+    try:
+        return L.Trainer(default_root_dir=str(run_dir), logger=logger, callbacks=callbacks,
+                         plugins=[WeightsOnlyCheckpointIO()], **cfg["trainer"])
+    except (MisconfigurationException, ValueError, TypeError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0].rstrip(".")
+        raise ValueError(f"Lightning refuses the trainer.* settings: {reason}") from None
+
+
 def train(cfg: dict[str, Any]) -> Path:
     """Train `cfg["model"]` on `cfg["data"]`; returns the path of the checkpoint best on the validation rollout."""
     check_training_config(cfg)
     data, objective = cfg["data"], cfg["objective"]
-    L.seed_everything(cfg["seed"], workers=True, verbose=False)
     run_dir = Path(cfg["run_dir"])
+    resume_from = resume_checkpoint(cfg, run_dir)
+    L.seed_everything(cfg["seed"], workers=True, verbose=False)
+    checkpoints = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints", filename="best", monitor=VAL_METRIC, mode="min", save_top_k=1,
+        save_last=True, enable_version_counter=False, auto_insert_metric_name=False,
+    )
+    trainer = make_trainer(cfg, run_dir, [checkpoints, LearningRateMonitor(logging_interval="step")])
     dataset_dir = open_dataset_dir(data["root"], data["pde"], data["preset"])
+    verify_dataset(dataset_dir, ("train", "valid"))  # against the manifest, before any split is read
     frame_stride = resolve_frame_stride(data, dataset_dir)
     spec = WindowSpec(objective["history"], objective["bundle"], frame_stride)
     train_set = WindowDataset(split_path(dataset_dir, "train"), spec)
@@ -92,17 +230,5 @@ def train(cfg: dict[str, Any]) -> Path:
     train_loader = DataLoader(train_set, batch_size=data["batch_size"], shuffle=True, drop_last=True,
                               **loader_kwargs)
     val_loader = DataLoader(val_set, batch_size=data["batch_size"], **loader_kwargs)
-    checkpoints = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints", filename="best", monitor=VAL_METRIC, mode="min", save_top_k=1,
-        save_last=True, enable_version_counter=False, auto_insert_metric_name=False,
-    )
-    trainer = L.Trainer(
-        default_root_dir=str(run_dir),
-        logger=make_logger(cfg["logger"], run_dir),
-        callbacks=[checkpoints, LearningRateMonitor(logging_interval="step")],
-        **cfg["trainer"],
-    )
-    last = run_dir / "checkpoints" / "last.ckpt"
-    resume_from = str(last) if cfg["resume"] and last.is_file() else None
-    trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from)
+    trainer.fit(module, train_loader, val_loader, ckpt_path=None if resume_from is None else str(resume_from))
     return Path(checkpoints.best_model_path)

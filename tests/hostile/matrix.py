@@ -2,7 +2,8 @@
 a user would run, each expected to stop with one sentence that names what is wrong.
 
 Every case is one parametrised row `(damage, command, expected fragments)`. `run_command` runs a command the way
-its console script does, but in-process through the library entry point, and returns the error message a user
+its console script does, but in-process through its library entry point (`generate`, `train`, `evaluate`,
+`make_leaderboard`; `check` through the module's `main`), and returns the error message a user
 would see. A command that succeeds, or fails with anything but a user error (a traceback), fails the test.
 
 Commands: check (`python -m pdebench.data check`), generate, train, evaluate, leaderboard. Tests get a private copy
@@ -42,12 +43,10 @@ def _check(work: Path, overrides: list[str]) -> None:
 
 
 def _generate(work: Path, overrides: list[str]) -> None:
-    from data_gen.generate import generate_dataset
+    from data_gen.generate import generate
 
-    cfg = compose_config("generate", ["pde=ks", "preset=tiny", f"root={work / 'data'}", "batch_size=4",
-                                      "device=cpu", *overrides])
-    generate_dataset(cfg["pde"], cfg["preset"], cfg["root"], seed=cfg["seed"], batch_size=cfg["batch_size"],
-                     device=cfg["device"], overwrite=cfg["overwrite"], progress=False)
+    generate(compose_config("generate", ["pde=ks", "preset=tiny", f"root={work / 'data'}", "batch_size=4",
+                                         "device=cpu", *overrides]), progress=False)
 
 
 def _train(work: Path, overrides: list[str]) -> None:
@@ -67,13 +66,10 @@ def _evaluate(work: Path, overrides: list[str]) -> None:
 
 
 def _leaderboard(work: Path, overrides: list[str]) -> None:
-    from pdebench.leaderboard import load_results, write_leaderboard
+    from pdebench.leaderboard import make_leaderboard
 
-    cfg = compose_config("leaderboard", [f"results=[{work / 'results'}]", f"out_dir={work / 'board'}", *overrides])
-    results = load_results([Path(p) for p in cfg["results"]])
-    if not results:
-        raise FileNotFoundError(f"no result files found under {', '.join(cfg['results'])}")
-    write_leaderboard(results, Path(cfg["out_dir"]))
+    make_leaderboard(compose_config("leaderboard", [f"results=[{work / 'results'}]", f"out_dir={work / 'board'}",
+                                                    *overrides]))
 
 
 RUNNERS: dict[str, Callable[[Path, list[str]], None]] = {
