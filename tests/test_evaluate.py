@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from synthetic import write_dataset
 
 import pdebench
 from pdebench.data.dataset import TrajectoryDataset
+from pdebench.data.grid import Grid
 from pdebench.data.manifest import benchmark_facts, manifest_hash
 from pdebench.data.reader import TrajectoryFile
 from pdebench.forecast.checkpoint import CheckpointError, load_forecaster
@@ -243,21 +245,36 @@ def test_a_reference_row_without_a_preset_reads_the_small_one(evaluate_cfg) -> N
         evaluate(evaluate_cfg("model=persistence", "data=ks", "data.preset=null"), progress=False)
 
 
-def test_a_reference_row_honours_its_frame_stride_stability_factor_and_progress(
+def test_a_reference_row_honours_its_frame_stride_and_progress(
     evaluate_cfg, ks_tiny: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    result = evaluate(evaluate_cfg("model=persistence", "data=ks", "data.preset=tiny", "data.frame_stride=2",
-                                   "rollout.stability_factor=0.1"), progress=False)
+    result = evaluate(evaluate_cfg("model=persistence", "data=ks", "data.preset=tiny", "data.frame_stride=2"),
+                      progress=False)
     assert capsys.readouterr().err == ""  # progress=False: nothing on stderr
     content = result.content
     assert content["config"]["data"]["frame_stride"] == 2 and content["n_steps"] == 23  # 48 / 2 frames, 1 input
     assert len(result.scores) == 4 and result.scores.n_steps == 23
     step_times = TrajectoryDataset(ks_tiny / "test.h5", frame_stride=2).step_times
     assert content["step_time"] == pytest.approx(float(step_times.double().mean()), rel=1e-12)
-    # persistence repeats its input frame, far above 0.1 x the largest value of the trajectory: unstable at once
-    assert content["summary"]["stable_fraction"] == 0.0 and content["summary"]["stable_horizon_median"] == 0.0
     evaluate(evaluate_cfg("model=persistence", "data=ks", "data.preset=tiny", "rollout.max_steps=1"))
     assert "rollout" in capsys.readouterr().err  # by default (as pdebench-evaluate runs it) a progress bar
+
+
+def decaying(rng: np.random.Generator, n_traj: int, n_frames: int):
+    """u = 10^(1 - t) at frame t, everywhere: persistence from frame 0 predicts 10 where the truth is at most 1."""
+    u = np.broadcast_to(10.0 ** (1 - np.arange(n_frames))[None, :, None], (n_traj, n_frames, 8))
+    return {"u": u.copy()}, {}
+
+
+def test_the_stability_factor_of_the_rollout_config_is_used(evaluate_cfg, tmp_path: Path) -> None:
+    write_dataset(tmp_path / "data", "decay", Grid.uniform("periodic", (8,)), ("u",), (), decaying,
+                  {"train": (2, 4), "valid": (2, 4), "test": (2, 4)},
+                  {"frame_stride": 1, "headline": "vrmse_mean", "headline_goal": "min", "conserved": None})
+    data = ["model=persistence", "data=ks", "data.pde=decay", "data.preset=tiny", f"data.root={tmp_path / 'data'}"]
+    summary = evaluate(evaluate_cfg(*data), progress=False).content["summary"]
+    assert summary["stable_fraction"] == 0.0  # 10 > 2 x 1: unstable at the first step
+    summary = evaluate(evaluate_cfg(*data, "rollout.stability_factor=20"), progress=False).content["summary"]
+    assert summary["stable_fraction"] == 1.0  # 10 <= 20 x 1
 
 
 def test_what_to_evaluate_messages_say_how_to_fix_it(evaluate_cfg) -> None:

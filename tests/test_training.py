@@ -142,3 +142,23 @@ def test_fast_gradient_clipping_matches_torch() -> None:
     for a, b in zip(ours.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-7)
     assert torch.nn.utils.get_total_norm([q.grad for q in ours.parameters()]).item() == pytest.approx(0.5, rel=1e-4)
+
+
+def test_a_non_finite_loss_stops_training_naming_step_and_batch(compose_cfg, data_root: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from pdebench.training.module import TrainingDiverged
+    from pdebench.training.objectives import OneStep
+
+    honest = OneStep.loss
+    calls = []
+
+    def diverge_at_third_call(self, forecaster, batch):
+        calls.append(1)
+        loss = honest(self, forecaster, batch)
+        return loss * float("nan") if len(calls) == 3 else loss
+
+    monkeypatch.setattr(OneStep, "loss", diverge_at_third_call)
+    cfg = compose_cfg("train", [*TRAINED_OVERRIDES, f"data.root={data_root}", f"run_dir={tmp_path}/run",
+                                "trainer.max_epochs=1"])
+    with pytest.raises(TrainingDiverged, match=r"the loss is nan at step 2 \(epoch 0, batch 2, trajectories \["):
+        train(cfg)

@@ -14,6 +14,8 @@ the evaluate command's defaults.
 
 from __future__ import annotations
 
+import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,47 @@ def run_record(hparams: dict[str, Any]) -> dict[str, Any]:
     return {**hparams["run"], "data": data, "model": hparams["model"], "objective": hparams["objective"]}
 
 
+def _load_refusal(path: Path, error: Exception) -> str:
+    """One sentence for a checkpoint that `torch.load(weights_only=True)` refused or could not read.
+
+    torch's own message spans a dozen lines and suggests retrying with `weights_only=False`, which is exactly what
+    must not be done with a file whose origin is unknown; this names the refused global or the damage instead.
+    """
+    text = str(error)
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if isinstance(error, pickle.UnpicklingError) and refused:
+        return (f"checkpoint {path} holds a Python object ({refused.group(1)}) other than tensors and plain "
+                "containers, so it was not loaded: unpickling it could run arbitrary code")
+    first = (text.strip().splitlines() or [type(error).__name__])[0].split(". ")[0].rstrip(".")
+    if isinstance(error, PermissionError):
+        reason = "permission denied"
+    elif isinstance(error, EOFError) or not text.strip():
+        reason = "the file is empty or ends early"
+    elif isinstance(error, pickle.UnpicklingError):
+        reason = "its bytes are not a PyTorch checkpoint"
+    elif isinstance(error, (OSError, RuntimeError)):  # torch's zip reader: EINVAL or "failed reading zip archive"
+        reason = f"the file is damaged or truncated: {first}"
+    else:
+        reason = first
+    return f"checkpoint {path} is not a readable PyTorch checkpoint ({reason})"
+
+
+def load_checkpoint_weights_only(path: str | Path, map_location: Any = "cpu") -> Any:
+    """`torch.load` restricted to tensors and plain containers, whatever the torch release or the environment says.
+
+    torch's default for `weights_only` is True only from 2.6 on, and `TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1` turns it
+    off for every call that leaves it unset; only an explicit `weights_only=True` holds in every case. Raises
+    CheckpointError (one sentence) for an unreadable file or one that holds other objects.
+    """
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} does not exist") from None
+    except Exception as error:  # torch raises many types for a corrupt or foreign file
+        raise CheckpointError(_load_refusal(path, error)) from None
+
+
 @dataclass
 class TrainedForecaster:
     """A checkpoint's forecaster (eval mode, on the CPU) and what it records about its run."""
@@ -69,10 +112,7 @@ def load_forecaster(path: str | Path) -> TrainedForecaster:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        checkpoint: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a corrupt or foreign file
-        raise CheckpointError(f"checkpoint {path} is not a readable PyTorch checkpoint ({error})") from None
+    checkpoint = load_checkpoint_weights_only(path)
     if not isinstance(checkpoint, dict) or "pdebench" not in checkpoint or "hyper_parameters" not in checkpoint:
         raise CheckpointError(f"checkpoint {path} was not written by pdebench-train (no 'pdebench' metadata)")
     hparams = checkpoint["hyper_parameters"]

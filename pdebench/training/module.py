@@ -41,6 +41,10 @@ def clip_gradient_norm(parameters: Iterable[nn.Parameter], max_norm: float) -> T
     return total
 
 
+class TrainingDiverged(ValueError):
+    """A non-finite loss: training stops at once, naming the step and the batch; written checkpoints stay."""
+
+
 class SurrogateModule(L.LightningModule):
     """Optimisation, logging and checkpoints of one `Forecaster`; the loss is the `Objective`'s.
 
@@ -70,6 +74,12 @@ class SurrogateModule(L.LightningModule):
 
     def training_step(self, batch: WindowBatch, batch_idx: int) -> Tensor:
         loss = self.objective.loss(self.forecaster, batch)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"training stopped: the loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}, "
+                f"batch {batch_idx}, trajectories {sorted(set(batch.index.tolist()))}); the checkpoints already "
+                "written are kept"
+            )
         self.log("train/loss", loss, prog_bar=True, batch_size=batch.inputs.shape[0])
         return loss
 

@@ -7,13 +7,10 @@ dataset opened; so a bad setting never costs a data load, and a bad run never le
 
 from __future__ import annotations
 
-import pickle
-import re
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
@@ -27,7 +24,7 @@ from pdebench.data.dataset import TrajectoryDataset, WindowDataset, WindowSpec
 from pdebench.data.manifest import benchmark_facts, manifest_hash, verify_dataset
 from pdebench.data.normalization import compute_train_statistics
 from pdebench.data.reader import TrajectoryFile, open_dataset_dir, split_path
-from pdebench.forecast.checkpoint import CheckpointError
+from pdebench.forecast.checkpoint import CheckpointError, load_checkpoint_weights_only
 from pdebench.forecast.targets import make_target
 from pdebench.provenance import git_commit
 from pdebench.training.module import VAL_METRIC, SurrogateModule
@@ -84,47 +81,6 @@ def check_training_config(cfg: dict[str, Any]) -> None:
         )
     make_objective(cfg["objective"])
     make_target(cfg["objective"]["target"], cfg["objective"]["target_scale"])
-
-
-def _load_refusal(path: Path, error: Exception) -> str:
-    """One sentence for a checkpoint that `torch.load(weights_only=True)` refused or could not read.
-
-    torch's own message spans a dozen lines and suggests retrying with `weights_only=False`, which is exactly what
-    must not be done with a file whose origin is unknown; this names the refused global or the damage instead.
-    """
-    text = str(error)
-    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-    if isinstance(error, pickle.UnpicklingError) and refused:
-        return (f"checkpoint {path} holds a Python object ({refused.group(1)}) other than tensors and plain "
-                "containers, so it was not loaded: unpickling it could run arbitrary code")
-    first = (text.strip().splitlines() or [type(error).__name__])[0].split(". ")[0].rstrip(".")
-    if isinstance(error, PermissionError):
-        reason = "permission denied"
-    elif isinstance(error, EOFError) or not text.strip():
-        reason = "the file is empty or ends early"
-    elif isinstance(error, pickle.UnpicklingError):
-        reason = "its bytes are not a PyTorch checkpoint"
-    elif isinstance(error, (OSError, RuntimeError)):  # torch's zip reader: EINVAL or "failed reading zip archive"
-        reason = f"the file is damaged or truncated: {first}"
-    else:
-        reason = first
-    return f"checkpoint {path} is not a readable PyTorch checkpoint ({reason})"
-
-
-def load_checkpoint_weights_only(path: str | Path, map_location: Any = "cpu") -> Any:
-    """`torch.load` restricted to tensors and plain containers, whatever the torch release or the environment says.
-
-    torch's default for `weights_only` is True only from 2.6 on, and `TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1` turns it
-    off for every call that leaves it unset; only an explicit `weights_only=True` holds in every case. Raises
-    CheckpointError (one sentence) for an unreadable file or one that holds other objects.
-    """
-    path = Path(path)
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {path} does not exist") from None
-    except Exception as error:  # torch raises many types for a corrupt or foreign file
-        raise CheckpointError(_load_refusal(path, error)) from None
 
 
 class WeightsOnlyCheckpointIO(TorchCheckpointIO):

@@ -233,11 +233,11 @@ def checkpoint_of_another_config(path: Path, request: pytest.FixtureRequest) -> 
 UNREADABLE = "is not a readable PyTorch checkpoint"
 # (damage writing the checkpoint file, command, fragments): evaluate gets it as ckpt=, train resumes from it
 CHECKPOINT_ROWS = [
-    (random_bytes, "evaluate", (UNREADABLE,)),
-    (empty_file, "evaluate", (UNREADABLE,)),
-    (truncated_checkpoint, "evaluate", (UNREADABLE,)),
+    (random_bytes, "evaluate", (UNREADABLE, "bytes are not a PyTorch checkpoint")),
+    (empty_file, "evaluate", (UNREADABLE, "empty or ends early")),
+    (truncated_checkpoint, "evaluate", (UNREADABLE, "damaged or truncated")),
     (foreign_checkpoint, "evaluate", ("not written by pdebench-train",)),
-    (crafted_checkpoint, "evaluate", (UNREADABLE, "exec")),
+    (crafted_checkpoint, "evaluate", ("holds a Python object (exec)", "could run arbitrary code")),
     (random_bytes, "train", ("cannot resume", UNREADABLE, "bytes are not a PyTorch checkpoint", RESUME_HINT)),
     (empty_file, "train", ("cannot resume", UNREADABLE, "empty or ends early", RESUME_HINT)),
     (truncated_checkpoint, "train", ("cannot resume", UNREADABLE, "damaged or truncated", RESUME_HINT)),
