@@ -14,7 +14,7 @@ from pdebench.data.grid import Grid
 from pdebench.data.netspec import NetSpec
 from pdebench.data.normalization import Normalizer
 from pdebench.forecast import DifferenceTarget, Forecaster, StateTarget, Stepper, make_target, rollout
-from pdebench.forecast.checkpoint import CheckpointError, load_forecaster
+from pdebench.forecast.checkpoint import CheckpointError, load_checkpoint_weights_only, load_forecaster
 from pdebench.training.objectives import OneStep
 
 FIELD_MEAN, FIELD_STD = [1.0, -2.0], [2.0, 0.5]
@@ -242,3 +242,54 @@ def test_rollout_hands_the_conditioning_to_every_step() -> None:
 def test_a_difference_target_made_without_a_scale_adds_the_raw_output() -> None:
     inputs, output = torch.tensor([[[[1.0], [2.0]]]]), torch.tensor([[[[0.5]]]])
     torch.testing.assert_close(make_target("difference").decode(inputs, output), torch.tensor([[[[2.5]]]]))
+
+
+def test_an_unreadable_checkpoint_is_refused_in_one_sentence_naming_the_damage(tmp_path: Path) -> None:
+    good = save_checkpoint(tmp_path / "good.ckpt", toy_forecaster())
+    damaged = {"empty.ckpt": b"", "noise.ckpt": bytes(range(256)) * 16, "half.ckpt": good.read_bytes()[:2000]}
+    reasons = {"empty.ckpt": "(the file is empty or ends early)",
+               "noise.ckpt": "(its bytes are not a PyTorch checkpoint)",
+               "half.ckpt": "(the file is damaged or truncated: PytorchStreamReader failed reading zip archive"}
+    for name, content in damaged.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(CheckpointError) as info:
+            load_forecaster(tmp_path / name)
+        message = str(info.value)
+        assert message.startswith(f"checkpoint {tmp_path / name} is not a readable PyTorch checkpoint {reasons[name]}")
+        assert message.endswith(")") and "\n" not in message and "internal miniz error" not in message  # 1 sentence
+    with pytest.raises(CheckpointError, match=r"holds a Python object .* could run arbitrary code$"):
+        load_forecaster(save_checkpoint(tmp_path / "pickled.ckpt", toy_forecaster(), callbacks=Payload()))
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (PermissionError(13, "Permission denied"), "permission denied"),  # what root cannot be shown by chmod
+        (EOFError("Ran out of input"), "the file is empty or ends early"),
+        (ValueError("unexpected end of data."), "unexpected end of data"),
+        (ValueError("bad magic number. The file was written by another program.\nDetails follow."), "bad magic number"),
+    ],
+)
+def test_other_read_errors_are_named_by_their_first_sentence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception, reason: str
+) -> None:
+    path = save_checkpoint(tmp_path / "best.ckpt", toy_forecaster())
+
+    def failing_load(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(torch, "load", failing_load)
+    with pytest.raises(CheckpointError) as info:
+        load_forecaster(path)
+    assert str(info.value) == f"checkpoint {path} is not a readable PyTorch checkpoint ({reason})"
+
+
+def test_weights_only_loading_holds_even_when_the_environment_turns_it_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # makes torch.load unsafe wherever it is left unset
+    path = save_checkpoint(tmp_path / "pickled.ckpt", toy_forecaster(), callbacks=Payload())
+    with pytest.raises(CheckpointError, match="could run arbitrary code"):
+        load_checkpoint_weights_only(path)
+    with pytest.raises(CheckpointError, match=r"checkpoint .*missing\.ckpt does not exist"):
+        load_checkpoint_weights_only(tmp_path / "missing.ckpt")
