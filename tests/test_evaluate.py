@@ -3,6 +3,7 @@ naming both values, reference rows need no checkpoint, and a trained model beats
 
 from __future__ import annotations
 
+import array
 import hashlib
 import json
 import math
@@ -19,6 +20,7 @@ from pdebench.data.dataset import TrajectoryDataset
 from pdebench.data.grid import Grid
 from pdebench.data.manifest import benchmark_facts, manifest_hash
 from pdebench.data.reader import TrajectoryFile
+from pdebench.data.schema import DatasetError
 from pdebench.forecast.checkpoint import CheckpointError, load_forecaster
 from pdebench.provenance import git_commit
 from pdebench.rollout.evaluation import REFERENCE_OBJECTIVE, evaluate
@@ -216,6 +218,13 @@ def test_a_reference_result_records_what_it_was_scored_with(
                                    "rollout.gmean_steps=2", "rollout.batch_size=3"), progress=False)
     assert result.path == tmp_path / "results" / "ks-tiny" / "still-seed3.json"
     content = read_result(result.path)
+    assert set(content) == {
+        "format", "format_version", "dataset", "pde", "preset", "model", "label", "seed", "objective", "benchmark",
+        "n_parameters", "train_time_s", "step_time", "n_trajectories", "n_steps", "summary", "curves",
+        "throughput_traj_steps_per_s", "device", "config", "run", "checkpoint", "checkpoint_sha256",
+        "manifest_sha256", "package_version", "git_commit",
+    }
+    assert (content["format"], content["format_version"]) == ("pdebench-result", 1)
     assert content["objective"] == {**REFERENCE_OBJECTIVE, "history": 2}
     identity = ("dataset", "pde", "preset", "model", "label", "seed", "n_trajectories", "n_steps")
     assert tuple(content[key] for key in identity) == ("ks-tiny", "ks", "tiny", "persistence", "still", 3, 4, 4)
@@ -281,8 +290,8 @@ def test_what_to_evaluate_messages_say_how_to_fix_it(evaluate_cfg) -> None:
     with pytest.raises(ValueError, match=r"nothing to evaluate: pass ckpt=PATH \(a checkpoint from pdebench-train\) "
                                          r"or model=<reference row> \(e\.g\. model=persistence\)"):
         evaluate(evaluate_cfg("data=ks", "data.preset=tiny"), progress=False)
-    with pytest.raises(ValueError, match=r"no dataset given: pass data=<name> \(e\.g\. data=ks\), "
-                                         r"or ckpt=PATH to use the checkpoint's"):
+    with pytest.raises(ValueError, match=r"^no dataset given: pass data=<name> \(e\.g\. data=ks\), "
+                                         r"or ckpt=PATH to use the checkpoint's$"):
         evaluate(evaluate_cfg("model=persistence"), progress=False)
 
 
@@ -303,8 +312,9 @@ def test_result_files_store_numpy_torch_and_path_values_and_refuse_others(tmp_pa
     assert back["summary"] == {"a": 0.5, "b": 0.25, "diverged": None}
     assert back["curves"] == {"corr": [1.0, None], "step": [0, 1]}
     assert back["checkpoint"] == str(tmp_path / "best.ckpt") and back["format_version"] == 1
-    with pytest.raises(TypeError, match="cannot store a value of type set in a result file"):
-        write_result(tmp_path / "s.json", {**RESULT, "extra": {1, 2}})
+    for value, kind in (({1, 2}, "set"), (array.array("d", [1.0]), "array")):
+        with pytest.raises(TypeError, match=f"cannot store a value of type {kind} in a result file"):
+            write_result(tmp_path / "s.json", {**RESULT, "extra": value})
     with pytest.raises(ResultError, match=r"nolabel\.json is missing the required key 'label'"):
         write_result(tmp_path / "nolabel.json", {key: value for key, value in RESULT.items() if key != "label"})
 
@@ -334,3 +344,19 @@ def test_reading_result_files_names_the_file_and_the_problem(tmp_path: Path) -> 
         try_read_result(broken)
     with pytest.raises(ResultError, match=rf"Result file {re.escape(str(tmp_path))} cannot be read"):
         read_result(tmp_path)  # a directory
+
+
+def test_evaluate_checks_the_test_split_it_reads_against_the_manifest(compose_cfg, work: Path, tmp_path: Path) -> None:
+    """Only the split evaluation reads is verified: damage to train does not stop it, a damaged test split does."""
+    def run() -> None:
+        evaluate(compose_cfg("evaluate", ["model=persistence", "data=ks", "data.preset=tiny", "rollout.max_steps=1",
+                                          f"data.root={work / 'data'}", f"results_dir={tmp_path / 'results'}",
+                                          "rollout.device=cpu"]), progress=False)
+
+    with open(work / "data" / "ks-tiny" / "train.h5", "ab") as fh:
+        fh.write(b"\0")
+    run()
+    with open(work / "data" / "ks-tiny" / "test.h5", "ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(DatasetError, match=r"test\.h5"):
+        run()

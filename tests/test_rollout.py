@@ -234,14 +234,16 @@ def test_joined_scores_add_their_stepper_time_and_validate_shapes() -> None:
     assert joined.index.tolist() == [0, 1, 3] and joined.forecast_seconds == 3.5
     assert joined.throughput == pytest.approx(3 * 4 / 3.5)
     assert synthetic_scores([0], 4).throughput > 1e12  # no measurable stepper time: huge, not a division by zero
-    with pytest.raises(ValueError, match="nothing to join"):
+    with pytest.raises(ValueError, match=r"^nothing to join$"):
         Scores.join([])
+    with pytest.raises(ValueError, match=r"^scores hold a trajectory index more than once$"):
+        Scores.join([synthetic_scores([1, 2], 4), synthetic_scores([2], 4)])
     good = synthetic_scores([1, 0], 3)
     assert good.index.dtype == np.int64 and Scores(index=[1.0, 0.0], per_step={}, unstable=good.unstable,
                                                    step_time=good.step_time).index.dtype == np.int64
     with pytest.raises(ValueError, match=r"per_step\['mse'\] has shape \(2, 4, 1\), expected \(2, 3, C\)"):
         Scores(index=[1, 0], per_step={"mse": np.zeros((2, 4, 1))}, unstable=good.unstable, step_time=good.step_time)
-    with pytest.raises(ValueError, match=r"unstable must be \[n, n_steps\] and step_time \[n\] like index"):
+    with pytest.raises(ValueError, match=r"^unstable must be \[n, n_steps\] and step_time \[n\] like index$"):
         Scores(index=[1, 0], per_step={}, unstable=good.unstable, step_time=np.ones(3))
     with pytest.raises(ValueError, match=r"unstable must be \[n, n_steps\]"):
         Scores(index=[1, 0], per_step={}, unstable=np.zeros(2, dtype=bool), step_time=good.step_time)

@@ -549,5 +549,7 @@ def test_rollout_defaults_to_no_burn_in_and_checks_its_counts():
     for n_steps, save_every in ((-1, 1), (4, 0)):
         with pytest.raises(ValueError, match=f"need n_steps >= 0 and save_every >= 1, got {n_steps} and {save_every}"):
             etdrk4_rollout(stepper(), n_steps, save_every)
-    with pytest.raises(ValueError, match="burn_in_steps must be >= 0, got -2"):
+    with pytest.raises(ValueError, match=r"^burn_in_steps must be >= 0, got -2$"):
         etdrk4_rollout(stepper(), 4, 2, -2)
+    with pytest.raises(ValueError, match=r"^burn_in_steps must be >= 0$"):  # one per trajectory, one negative
+        etdrk4_rollout(stepper(), 4, 2, torch.tensor([-1]))
