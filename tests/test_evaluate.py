@@ -129,9 +129,10 @@ def untrained_checkpoint(compose_cfg, data_root: Path, tmp_path_factory: pytest.
     ])
     dataset_dir = data_root / "ks-tiny"
     data_info = describe_data(dataset_dir, TrajectoryFile(dataset_dir / "train.h5"), frame_stride=4)
-    torch.manual_seed(cfg["seed"])
-    module = SurrogateModule(cfg["model"], cfg["objective"], cfg["optim"], cfg["validation"], data_info,
-                             {"label": cfg["label"], "seed": cfg["seed"], "git_commit": git_commit()})
+    with torch.random.fork_rng():  # a seeded net, leaving the global random state of other tests alone
+        torch.manual_seed(cfg["seed"])
+        module = SurrogateModule(cfg["model"], cfg["objective"], cfg["optim"], cfg["validation"], data_info,
+                                 {"label": cfg["label"], "seed": cfg["seed"], "git_commit": git_commit()})
     path = run_dir / "best.ckpt"
     n_parameters = sum(p.numel() for p in module.forecaster.parameters())
     torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict(),
@@ -360,3 +361,4 @@ def test_evaluate_checks_the_test_split_it_reads_against_the_manifest(compose_cf
         fh.write(b"\0")
     with pytest.raises(DatasetError, match=r"test\.h5"):
         run()
+

@@ -147,9 +147,10 @@ TOY_RUN = {"label": "toy-fno", "seed": 3, "git_commit": "c0ffee"}
 
 def toy_forecaster() -> Forecaster:
     """Built by hand (not by `build_forecaster`), so that a checkpoint round trip checks the loader against it."""
-    torch.manual_seed(0)
     spec = NetSpec(("u", "v"), 2, 3, ("nu",), TOY_GRID)
-    return Forecaster(build_model(TOY_MODEL, spec), Normalizer.from_stats(TOY_STATS), DifferenceTarget(0.5), spec)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return Forecaster(build_model(TOY_MODEL, spec), Normalizer.from_stats(TOY_STATS), DifferenceTarget(0.5), spec)
 
 
 def save_checkpoint(path: Path, forecaster: nn.Module, objective: dict | None = None, **replace) -> Path:
@@ -293,3 +294,4 @@ def test_weights_only_loading_holds_even_when_the_environment_turns_it_off(
         load_checkpoint_weights_only(path)
     with pytest.raises(CheckpointError, match=r"checkpoint .*missing\.ckpt does not exist"):
         load_checkpoint_weights_only(tmp_path / "missing.ckpt")
+
