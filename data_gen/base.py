@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from pdebench.data.schema import Coordinate, FieldSpec, ParameterSpec
 
@@ -40,3 +41,38 @@ class TrajectoryGenerator(Protocol):
     def solver_settings(self) -> dict[str, Any]: ...
 
     def generate(self, seeds: Sequence[int], n_frames: int, device: torch.device) -> GeneratedBatch: ...
+
+
+class SolverDiverged(RuntimeError):
+    """A solver produced non-finite values or broke its stability limit (e.g. CFL).
+
+    Raised by a generator with the seeds of the trajectories that failed and the simulated time of the failure; the
+    generation driver adds the split and trajectory index and keeps every block already written.
+    """
+
+    def __init__(self, seeds: Sequence[int], time: float, reason: str) -> None:
+        self.seeds, self.time, self.reason = [int(s) for s in seeds], float(time), reason
+        super().__init__(f"the solver diverged at t = {time:g} for seed(s) {', '.join(map(str, self.seeds))}: {reason}")
+
+
+class ReferenceSolver(Protocol):
+    """The dataset's own numerical solver stepping stored states: the evaluator's `solver` reference row.
+
+    Built by a generator's `reference_solver(resolution, time_step_factor)`:
+    * `resolution` — the spatial shape the solver works on: the stored grid's shape (None) or a coarser one the grid
+      allows. States are restricted to it (spectral truncation, area averaging, ...) and the result is brought back to
+      the stored grid, so the output can be scored against the stored frames.
+    * `time_step_factor` — the solver's internal time step times this (>= 1 is cheaper and less accurate).
+    """
+
+    def advance(self, fields: Tensor, params: Mapping[str, Tensor], n_frames: int) -> Tensor:
+        """`fields [B, C, *space]` (the file's field order and units, stored grid) -> the fields `n_frames` stored
+        frame intervals later, same shape. `params`: the split file's per-trajectory parameters, name -> `[B]`."""
+        ...
+
+
+class HasReferenceSolver(Protocol):
+    """A generator that can also serve as the evaluator's `solver` row."""
+
+    def reference_solver(self, resolution: Sequence[int] | None = None,
+                         time_step_factor: float = 1.0) -> ReferenceSolver: ...
