@@ -1,0 +1,299 @@
+"""MP-PDE (`mpnn`): torch_geometric message passing on graphs built from the Grid, wrap-around edges on periodic
+axes, great-circle neighbourhoods on the sphere, batching by torch_geometric, equivariance, learning, the published
+parameter count, and one-sentence refusals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch_geometric.data import Batch
+from torch_geometric.nn import MessagePassing
+
+from baselines import NetSpec, build_model, model_config
+from baselines.graphs import grid_graph
+from baselines.mpnn import MPNN, MPNNConfig
+from pdebench.data.grid import Grid
+
+CONF = Path(__file__).resolve().parents[1] / "conf" / "model" / "mpnn.yaml"
+TINY = MPNNConfig.tiny()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """Graphs this small are dominated by per-op overhead; extra threads only contend on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_net(spec: NetSpec, **overrides: object) -> MPNN:
+    torch.manual_seed(0)
+    return build_model(model_config({**OmegaConf.to_container(OmegaConf.structured(TINY)), **overrides}), spec)
+
+
+def neighbour_offsets(graph, node: int) -> list[tuple[float, ...]]:
+    """Sorted offsets (pos_i - pos_j) of the edges that end at `node`, rounded for set comparison."""
+    mask = graph.edge_index[1] == node
+    return sorted(tuple(np.round(o, 6)) for o in graph.offset[mask])
+
+
+# --- the layer ----------------------------------------------------------------------------------------------------
+def test_processor_layers_are_torch_geometric_message_passing_with_mean_aggregation() -> None:
+    net = tiny_net(NetSpec(("u",), 1, 1, (), Grid.uniform("periodic", (16,))))
+    assert len(net.layers) == TINY.n_layers
+    for layer in net.layers:
+        assert isinstance(layer, MessagePassing)
+        assert type(layer.aggr_module).__name__ == "MeanAggregation"
+
+
+def test_processor_layer_equals_mp_pde_written_out_by_hand() -> None:
+    """Message MLP on the concatenation (h_i, h_j, u_i - u_j, x_i - x_j, c_i), mean over incoming edges, residual
+    update MLP on (h_i, mean, c_i), then each channel normalised over the nodes of its own graph."""
+    spec = NetSpec(("u", "v"), 2, 1, ("a", "b"), Grid.uniform("periodic", (6, 5)))
+    net = tiny_net(spec).double()
+    layer, graph = net.layers[0], net.graph.batch(2, torch.device("cpu"), torch.float64)
+    n = 2 * 30
+    h, u, cond = (torch.randn(n, k, dtype=torch.float64) for k in (TINY.hidden_channels, 4, 2))
+    source, target = graph.edge_index
+    messages = layer.message_net(torch.cat([h[target], h[source], u[target] - u[source], graph.offset, cond[target]],
+                                           dim=-1))
+    mean = torch.zeros_like(h).index_add_(0, target, messages) / torch.bincount(target, minlength=n)[:, None]
+    updated = (h + layer.update_net(torch.cat([h, mean, cond], dim=-1))).view(2, 30, -1)
+    expected = (updated - updated.mean(1, keepdim=True)) / (updated.var(1, unbiased=False, keepdim=True) + 1e-5).sqrt()
+    torch.testing.assert_close(layer(h, u, cond, graph.edge_index, graph.offset, graph.batch, 2),
+                               expected.view(n, -1))
+
+
+# --- the graph ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("shape", "radius", "max_neighbours", "degree"), [
+    ((32,), 3.0, 32, 6),  # MP-PDE: three neighbours per side
+    ((12, 10), 3.0, 32, 28),  # the lattice points of a disc of radius 3, centre excluded
+    ((12, 10), 3.0, 10, 10),  # the cap binds; ties are broken by offset, so every node keeps the same ones
+])
+def test_periodic_boundary_node_has_the_neighbours_of_a_middle_node(shape, radius, max_neighbours, degree) -> None:
+    graph = grid_graph(Grid.uniform("periodic", shape), radius, max_neighbours)
+    assert (graph.in_degree == degree).all()
+    corner, middle = 0, int(np.ravel_multi_index(tuple(n // 2 for n in shape), shape))
+    assert neighbour_offsets(graph, corner) == neighbour_offsets(graph, middle)
+    # minimum-image offsets: the wrap-around neighbours of the corner are one spacing away, not n - 1
+    assert np.abs(graph.offset).max() <= radius + 1e-9
+    assert (np.linalg.norm(graph.offset, axis=1) <= radius + 1e-9).all()
+
+
+def test_box_grid_has_no_wrap_around_edges() -> None:
+    graph = grid_graph(Grid.uniform("box", (10, 10)), 1.0, 32)
+    assert graph.in_degree[0] == 2 and graph.in_degree[55] == 4  # corner: right and below only
+    assert sorted(map(tuple, graph.offset[graph.edge_index[1] == 0])) == [(-1.0, 0.0), (0.0, -1.0)]
+
+
+def test_sphere_neighbourhoods_by_great_circle_wrap_longitude_and_cross_the_pole() -> None:
+    grid = Grid.uniform("sphere", (8, 16))  # 22.5 degree spacing in both axes
+    graph = grid_graph(grid, 1.5, 32)
+    lat, lon = (a.ravel() for a in np.meshgrid(*grid.coordinates, indexing="ij"))
+    source, target = graph.edge_index
+    # every edge within 1.5 latitude spacings of great-circle angle
+    p = np.deg2rad(np.stack([lat, lon], 1))
+    cos = (np.sin(p[source, 0]) * np.sin(p[target, 0])
+           + np.cos(p[source, 0]) * np.cos(p[target, 0]) * np.cos(p[source, 1] - p[target, 1]))
+    assert np.rad2deg(np.arccos(np.clip(cos, -1, 1))).max() <= 1.5 * 22.5 + 1e-6
+    # longitude wraps: the equatorial node at lon 0 hears the one at lon 337.5, which lies to its west
+    node, west = 3 * 16, 3 * 16 + 15
+    edge = np.flatnonzero((target == node) & (source == west))
+    assert edge.size == 1 and graph.offset[edge[0], 1] > 0.9 and abs(graph.offset[edge[0], 0]) < 0.1
+    # the pole: a node of the first ring hears the node across the pole (lon + 180), which lies to its north
+    node, across = 0, 8
+    edge = np.flatnonzero((target == node) & (source == across))
+    assert edge.size == 1 and graph.offset[edge[0], 0] < -0.9 and abs(graph.offset[edge[0], 1]) < 1e-9
+    # every node of a latitude ring has the same neighbourhood (rotating in longitude changes nothing)
+    for row in range(8):
+        assert neighbour_offsets(graph, row * 16) == neighbour_offsets(graph, row * 16 + 5)
+
+
+def test_graph_is_built_once_per_grid_and_cached_per_device() -> None:
+    spec = NetSpec(("u",), 1, 1, (), Grid.uniform("periodic", (16, 8)))
+    first, second = tiny_net(spec), tiny_net(NetSpec(("u", "v"), 2, 1, ("a",), Grid.uniform("periodic", (16, 8))))
+    assert first.graph is second.graph  # equal grids, same settings: one graph
+    assert grid_graph(Grid.uniform("periodic", (16, 8)), TINY.radius, TINY.max_neighbours) is first.graph
+    assert grid_graph(spec.grid, TINY.radius + 1, TINY.max_neighbours) is not first.graph
+    data = first.graph.data(torch.device("cpu"), torch.float32)
+    assert first.graph.data(torch.device("cpu"), torch.float32) is data
+    batch = first.graph.batch(3, torch.device("cpu"), torch.float32)
+    assert isinstance(batch, Batch) and batch.num_graphs == 3
+    assert first.graph.batch(3, torch.device("cpu"), torch.float32) is batch
+    assert torch.equal(batch.batch, torch.arange(3).repeat_interleave(128))
+
+
+# --- the net ------------------------------------------------------------------------------------------------------
+SPECS = {
+    "1d": NetSpec(("u",), 2, 3, ("L", "nu", "dt"), Grid.uniform("periodic", (32,))),
+    "2d-periodic": NetSpec(("vx", "vy"), 1, 2, (), Grid.uniform("periodic", (12, 16))),
+    "2d-box": NetSpec(("smoke",), 2, 1, ("buoyancy",), Grid.uniform("box", (12, 12))),
+    "sphere": NetSpec(("h", "u", "v"), 2, 2, ("day",), Grid.uniform("sphere", (8, 16))),
+}
+
+
+@pytest.mark.parametrize("spec", SPECS.values(), ids=SPECS.keys())
+def test_runs_forward_and_backward_on_every_grid_kind(spec: NetSpec) -> None:
+    net = tiny_net(spec)
+    x = torch.randn(2, spec.in_channels, *spec.grid.shape)
+    out = net(x, torch.randn(2, spec.n_cond))
+    assert out.shape == (2, spec.out_channels, *spec.grid.shape) and torch.isfinite(out).all()
+    out.square().mean().backward()
+    grads = [p.grad for p in net.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert all(g.abs().sum() > 0 for g in grads)  # every weight, the last layer's included, takes part
+
+
+@pytest.mark.parametrize("spec", [SPECS["1d"], SPECS["2d-periodic"], SPECS["sphere"]], ids=["1d", "2d", "sphere"])
+def test_a_batch_of_two_graphs_equals_each_graph_alone(spec: NetSpec) -> None:
+    net = tiny_net(spec)
+    x, cond = torch.randn(2, spec.in_channels, *spec.grid.shape), torch.randn(2, spec.n_cond)
+    together = net(x, cond)
+    alone = torch.cat([net(x[:1], cond[:1]), net(x[1:], cond[1:])])
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(together[0], together[1])
+
+
+@pytest.mark.parametrize("shape", [(32,), (12, 16)], ids=["1d", "2d"])
+def test_periodic_translation_equivariance(shape: tuple[int, ...]) -> None:
+    spec = NetSpec(("u", "v"), 2, 2, ("a",), Grid.uniform("periodic", shape))
+    net = tiny_net(spec).double()
+    x = torch.randn(2, spec.in_channels, *shape, dtype=torch.float64)
+    cond = torch.randn(2, 1, dtype=torch.float64)
+    dims = tuple(range(2, 2 + len(shape)))
+    for shifts in [(1,) * len(shape), (-1,) + (3,) * (len(shape) - 1)]:
+        torch.testing.assert_close(net(torch.roll(x, shifts, dims), cond), torch.roll(net(x, cond), shifts, dims),
+                                   rtol=0, atol=1e-5)
+
+
+def test_sphere_is_equivariant_to_rotation_in_longitude() -> None:
+    spec = SPECS["sphere"]
+    net = tiny_net(spec).double()
+    x = torch.randn(2, spec.in_channels, *spec.grid.shape, dtype=torch.float64)
+    cond = torch.randn(2, 1, dtype=torch.float64)
+    torch.testing.assert_close(net(torch.roll(x, 1, -1), cond), torch.roll(net(x, cond), 1, -1), rtol=0, atol=1e-5)
+    rolled_in_latitude = net(torch.roll(x, 1, -2), cond)  # latitude does not wrap
+    assert not torch.allclose(rolled_in_latitude, torch.roll(net(x, cond), 1, -2), atol=1e-3)
+
+
+def test_node_position_breaks_equivariance_on_purpose() -> None:
+    spec = NetSpec(("u",), 1, 1, (), Grid.uniform("periodic", (16,)))
+    net = tiny_net(spec, node_position=True).double()
+    x = torch.randn(1, 1, 16, dtype=torch.float64)
+    cond = torch.zeros(1, 0, dtype=torch.float64)
+    assert not torch.allclose(net(torch.roll(x, 1, -1), cond), torch.roll(net(x, cond), 1, -1), atol=1e-6)
+
+
+def test_conditioning_changes_the_output_and_none_is_accepted() -> None:
+    spec = SPECS["1d"]
+    net = tiny_net(spec)
+    x = torch.randn(2, spec.in_channels, 32)
+    cond = torch.randn(2, 3)
+    for column in range(3):
+        changed = cond.clone()
+        changed[:, column] += 1.0
+        assert (net(x, cond) - net(x, changed)).abs().max() > 1e-4
+    no_cond = NetSpec(("u",), 2, 3, (), spec.grid)
+    assert tiny_net(no_cond)(x, torch.zeros(2, 0)).shape == (2, 3, 32)
+
+
+def test_residual_output_adds_increments_to_the_last_frame_of_each_field() -> None:
+    """history 3, two fields: channels (u0, u1, u2, v0, v1, v2); with a zero decoder every output is u2 or v2."""
+    spec = NetSpec(("u", "v"), 3, 2, (), Grid.uniform("periodic", (16,)))
+    net = tiny_net(spec)
+    with torch.no_grad():
+        for p in net.decoder.net[-1].parameters():
+            p.zero_()
+    x = torch.randn(2, 6, 16)
+    out = net(x, torch.zeros(2, 0))
+    torch.testing.assert_close(out, x[:, [2, 2, 5, 5]])
+    direct = tiny_net(spec, residual=False)
+    with torch.no_grad():
+        direct.decoder.net[-1].bias.copy_(torch.tensor([1.0, 2.0]))
+        direct.decoder.net[-1].weight.zero_()
+    torch.testing.assert_close(direct(x, torch.zeros(2, 0)), torch.tensor([1.0, 1.0, 2.0, 2.0]).view(1, 4, 1)
+                               .expand(2, 4, 16))
+
+
+def test_overfits_one_tiny_batch() -> None:
+    spec = NetSpec(("u",), 1, 2, ("a",), Grid.uniform("periodic", (32,)))
+    net = tiny_net(spec)
+    grid = torch.linspace(0, 2 * torch.pi, 33)[:-1]
+    x = torch.stack([torch.sin(k * grid) for k in (1, 2, 3, 4)]).unsqueeze(1)
+    y = torch.cat([torch.roll(x, 1, -1) * 0.5 + x**2, torch.roll(x, 2, -1)], dim=1)
+    cond = torch.randn(4, 1)
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+    initial = torch.nn.functional.mse_loss(net(x, cond), y).item()
+    for _ in range(200):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(net(x, cond), y)
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < initial / 100
+
+
+# --- the reference configuration ----------------------------------------------------------------------------------
+def test_reference_yaml_holds_the_config_defaults() -> None:
+    settings = OmegaConf.to_container(OmegaConf.load(CONF))
+    settings.pop("defaults")
+    assert model_config(settings) == MPNNConfig()
+
+
+def test_reference_parameter_count_is_mp_pde() -> None:
+    """MP-PDE's published net: time window K = 25, width 128, 6 layers, 1-D, PDE parameters (alpha, beta, gamma).
+
+    Its node input is (25 values, x/L, t/t_max, alpha, beta, gamma); here time and the parameters come in `cond`
+    and x/L is `node_position`. Counting its layers (weights + biases):
+      encoder  Linear(25 + 2 + 3, 128) + Linear(128, 128)            = 3968 + 16512                  =  20480
+      layer    message Linear(2*128 + 25 + 1 + 4, 128) + (128, 128)  = 36736 + 16512
+               update  Linear(128 + 128 + 4, 128) + (128, 128)       = 33408 + 16512     = 103168, x 6 = 619008
+      decoder  Conv1d(1, 8, 16) + Conv1d(8, 1, 14)                    = 136 + 113                     =    249
+    """
+    mp_pde = 20480 + 6 * 103168 + 249
+    spec = NetSpec(("u",), 25, 25, ("t", "alpha", "beta", "gamma"), Grid.uniform("periodic", (100,)))
+    net = build_model(MPNNConfig(node_position=True), spec)
+    assert sum(p.numel() for p in net.parameters()) == mp_pde == 639737
+    assert [m.kernel_size[0] for m in net.decoder.net if isinstance(m, torch.nn.Conv1d)] == [16, 14]
+    translation_equivariant = build_model(MPNNConfig(), spec)  # default: no x/L input, 128 fewer weights
+    assert sum(p.numel() for p in translation_equivariant.parameters()) == mp_pde - 128
+
+
+# --- refusals -----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("hidden_channels", 0, r"model.hidden_channels=0 for model mpnn is not valid: expected a number of channels"),
+    ("n_layers", -1, r"model.n_layers=-1 for model mpnn is not valid"),
+    ("radius", 0.0, r"model.radius=0.0 for model mpnn is not valid: expected a finite number of grid spacings > 0"),
+    ("max_neighbours", 0, r"model.max_neighbours=0 for model mpnn is not valid"),
+    ("decoder_kernel", 200, r"model.decoder_kernel=200 for model mpnn is not valid: expected at most "
+                            r"model.hidden_channels=128"),
+])
+def test_bad_settings_are_refused_by_key(key: str, value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        model_config({"name": "mpnn", key: value})
+
+
+def test_a_bundle_the_decoder_cannot_emit_is_refused_by_name() -> None:
+    spec = NetSpec(("u",), 1, 50, (), Grid.uniform("periodic", (16,)))
+    with pytest.raises(ValueError, match=r"model mpnn cannot emit bundle=50 frames: its first decoder convolution "
+                                         r"leaves 38 positions .*model.decoder_stride=3"):
+        build_model({"name": "mpnn"}, spec)
+
+
+def test_inputs_on_another_grid_are_refused() -> None:
+    net = tiny_net(NetSpec(("u",), 1, 1, (), Grid.uniform("periodic", (16,))))
+    with pytest.raises(ValueError, match=r"model mpnn was built for a grid of shape \(16,\) but got inputs of "
+                                         r"spatial shape \(32,\)"):
+        net(torch.randn(1, 1, 32), torch.zeros(1, 0))
+
+
+def test_an_unsupported_grid_kind_is_refused_by_name() -> None:
+    grid = Grid.uniform("periodic", (16,))
+    object.__setattr__(grid, "kind", "hexagonal")  # no file can say this (Grid refuses it); a future kind might
+    with pytest.raises(ValueError, match="model mpnn does not support grid kind 'hexagonal'"):
+        build_model({"name": "mpnn"}, NetSpec(("u",), 1, 1, (), grid))
