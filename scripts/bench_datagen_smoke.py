@@ -1,0 +1,111 @@
+"""Buoyant smoke data-generation cost: stored frames per second, and the time to generate the `small` and `paper`
+presets, measured on a subset of trajectories and extrapolated (or, with `--full-small`, by generating `small`).
+
+For each preset the generator is built exactly as `pdebench-generate pde=smoke preset=<preset>` builds it, and
+`--traj` trajectories (seeds of the train split) are generated in one batch of `--batch`, warm-up frames
+included, after one untimed warm-up call on a single trajectory. Reported per preset: seconds per trajectory,
+stored frames per second (trajectories x stored frames / wall time; the 8 dropped warm-up frames cost time but
+are not counted), solver steps per second, and the preset's time = its trajectory count (all splits) x seconds per
+trajectory, on one core; divide by the number of processes generating in parallel for a multi-core run. The
+solver runs on one CPU thread (`data_gen.spectral.single_threaded`).
+
+Rates come from the process's CPU time on CPU (the solver is single-threaded, so this is its cost even on a
+machine busy with other work; `--wall` uses wall time), from wall time on a GPU; `wall/cpu` shows the load.
+
+Usage: python scripts/bench_datagen_smoke.py [--traj 8] [--batch 8] [--presets small paper] [--device cpu]
+                                             [--full-small]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from typing import Any
+
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from data_gen.generate import generate_dataset, trajectory_seeds
+from data_gen.registry import make_generator
+from pdebench.cli.common import CONFIG_DIR
+from pdebench.config import register_configs
+
+SPLITS = ("train", "valid", "test")
+
+
+def pde_config(pde: str) -> dict[str, Any]:
+    """The resolved `conf/pde/<pde>.yaml`, as `pdebench-generate` composes it."""
+    register_configs()
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        cfg = compose("generate", overrides=[f"pde={pde}"])
+    return OmegaConf.to_container(cfg, resolve=True)["pde"]  # type: ignore[index,return-value]
+
+
+def measure(pde: dict[str, Any], preset: str, n_traj: int, batch: int, device: torch.device,
+            use_cpu_time: bool) -> dict[str, Any]:
+    sizes = pde["presets"][preset]
+    solver = {**pde["solver"], **sizes.get("solver", {})}
+    generator = make_generator(pde["generator"], solver)
+    n_frames = int(sizes["train"]["n_frames"])
+    seeds = [int(s) for s in trajectory_seeds(0, "train", n_traj)]
+    generator.generate(seeds[:1], 2, device)  # untimed warm-up (allocator, kernels)
+    start, start_cpu = time.perf_counter(), time.process_time()
+    for i in range(0, n_traj, batch):
+        generator.generate(seeds[i : i + batch], n_frames, device)
+    wall = time.perf_counter() - start
+    cpu = time.process_time() - start_cpu
+    # On a CPU shared with other work the process's CPU time is the cost; the wall time includes waiting.
+    seconds = cpu if device.type == "cpu" and use_cpu_time else wall
+    c = generator.config
+    steps = n_traj * (c.warmup_frames + n_frames) * c.substeps
+    total_traj = sum(int(sizes[s]["n_traj"]) for s in SPLITS)
+    per_traj = seconds / n_traj
+    # every split is charged at its own frame count
+    preset_seconds = sum(int(sizes[s]["n_traj"]) * per_traj * (c.warmup_frames + int(sizes[s]["n_frames"]))
+                         / (c.warmup_frames + n_frames) for s in SPLITS)
+    return {
+        "grid": f"{c.resolution[0]}x{c.resolution[1]}",
+        "wall_over_cpu": wall / cpu,
+        "seconds_per_traj": per_traj,
+        "frames_per_s": n_traj * n_frames / seconds,
+        "steps_per_s": steps / seconds,
+        "total_traj": total_traj,
+        "preset_seconds": preset_seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pde", default="smoke")
+    parser.add_argument("--presets", nargs="+", default=["small", "paper"])
+    parser.add_argument("--traj", type=int, default=8, help="trajectories measured per preset")
+    parser.add_argument("--batch", type=int, default=8, help="trajectories per solver call")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--full-small", action="store_true", help="also generate the whole small preset (timed)")
+    parser.add_argument("--wall", action="store_true",
+                        help="rates from wall time (default on CPU: process CPU time, robust to other load)")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    pde = pde_config(args.pde)
+    clock = "wall" if args.wall or device.type != "cpu" else "CPU"
+    print(f"{args.pde}: {args.traj} trajectories per preset in batches of {args.batch} on {device} (one thread), "
+          f"{clock} time")
+    print(f"{'preset':<8}{'grid':>9}{'s/traj':>9}{'frames/s':>10}{'steps/s':>10}{'traj':>7}{'preset time':>14}"
+          f"{'wall/cpu':>10}")
+    for preset in args.presets:
+        r = measure(pde, preset, args.traj, args.batch, device, use_cpu_time=not args.wall)
+        hours = r["preset_seconds"] / 3600
+        when = f"{r['preset_seconds'] / 60:.1f} min" if hours < 1 else f"{hours:.1f} h"
+        print(f"{preset:<8}{r['grid']:>9}{r['seconds_per_traj']:>9.3f}{r['frames_per_s']:>10.1f}"
+              f"{r['steps_per_s']:>10.1f}{r['total_traj']:>7}{when:>14}{r['wall_over_cpu']:>10.2f}")
+    if args.full_small:
+        with tempfile.TemporaryDirectory() as root:
+            start = time.perf_counter()
+            generate_dataset(pde, "small", root, batch_size=args.batch, device=args.device, progress=True)
+            print(f"small generated through the driver in {(time.perf_counter() - start) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
