@@ -1,18 +1,29 @@
-"""`pdebench-leaderboard`: result files -> leaderboard/<dataset>.{md,csv} and plots."""
+"""`pdebench-leaderboard`: result files -> leaderboard/<dataset>.{md,csv,tex}, PNG plots and leaderboard/index.html.
+
+`results=` takes a directory (default `results`), a Hydra sweep folder (`results=runs/multirun/<date>`), a result
+file, or a list of them. A corrupt or partial result file is skipped with a warning naming it.
+"""
 
 from __future__ import annotations
+
+import sys
+import warnings
 
 import hydra
 from omegaconf import DictConfig
 
 from pdebench.cli.common import CONFIG_DIR, HYDRA_VERSION_BASE, report_user_errors, to_container
-from pdebench.leaderboard import make_leaderboard
+from pdebench.leaderboard import SkippedResultWarning, make_leaderboard
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="leaderboard", version_base=HYDRA_VERSION_BASE)
 @report_user_errors
 def main(cfg: DictConfig) -> None:
-    board = make_leaderboard(to_container(cfg))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedResultWarning)  # printed below as one line each
+        board = make_leaderboard(to_container(cfg))
+    for message in board.skipped:
+        print(f"warning: {message}", file=sys.stderr)
     if cfg.print:
         for table in board.markdown.values():
             print(table)

@@ -1,33 +1,61 @@
-"""Leaderboard: aggregate result files into per-dataset Markdown/CSV tables and rollout plots."""
+"""Leaderboard: result files -> per-dataset Markdown/CSV/LaTeX tables, PNG plots and one static HTML page."""
 
-from pdebench.leaderboard.build import Leaderboard, make_leaderboard
-from pdebench.leaderboard.plots import plot_curves, write_leaderboard
-from pdebench.leaderboard.tables import (
-    DEFAULT_HEADLINE,
+from pdebench.leaderboard.build import Leaderboard, file_stem, make_leaderboard, write_leaderboard, write_tables
+from pdebench.leaderboard.html import leaderboard_page, table_html, table_id
+from pdebench.leaderboard.loading import SkippedResultWarning, load_results
+from pdebench.leaderboard.plots import plot_curves, plot_frontier, plot_sample, plot_spectra
+from pdebench.leaderboard.render import (
+    cell_text,
     csv_header,
     format_mean_std,
     format_number,
+    latex_escape,
+    to_csv,
+    to_latex,
+    to_markdown,
+)
+from pdebench.leaderboard.tables import (
+    DEFAULT_HEADLINE,
+    Column,
+    Table,
+    aggregate,
+    build_tables,
     headline_of,
     leaderboard_rows,
-    load_results,
-    to_csv,
-    to_markdown,
+    objective_text,
     value_columns,
 )
 
 __all__ = [
     "DEFAULT_HEADLINE",
+    "Column",
+    "Leaderboard",
+    "SkippedResultWarning",
+    "Table",
+    "aggregate",
+    "build_tables",
+    "cell_text",
     "csv_header",
+    "file_stem",
     "format_mean_std",
     "format_number",
     "headline_of",
-    "Leaderboard",
+    "latex_escape",
+    "leaderboard_page",
     "leaderboard_rows",
     "load_results",
     "make_leaderboard",
+    "objective_text",
     "plot_curves",
+    "plot_frontier",
+    "plot_sample",
+    "plot_spectra",
+    "table_html",
+    "table_id",
     "to_csv",
+    "to_latex",
     "to_markdown",
     "value_columns",
     "write_leaderboard",
+    "write_tables",
 ]

@@ -1,125 +1,229 @@
-"""Leaderboard plots: per-step rollout curves, one line per label.
+"""Leaderboard plots of one table, as PNG: per-step curves, energy spectra and the accuracy-cost frontier.
 
-Uses matplotlib's Agg canvas directly (no pyplot, no global backend switch), so it works headless
-and does not disturb an interactive session that imports pdebench.
+Uses matplotlib's Agg canvas directly (no pyplot, no global backend switch), so it works headless and does not
+disturb an interactive session that imports pdebench. Rows are drawn in leaderboard order with the row's display
+name; a row with several seeds is drawn as the seed mean with the min-max band over seeds shaded.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
-from pdebench.leaderboard.tables import leaderboard_rows, to_csv, to_markdown
+from pdebench.leaderboard.tables import SOLVER_MODEL, Table
+from pdebench.rollout.frontier import FrontierPoint, pareto_front
 
 CORR_REFERENCE = 0.8
 """Correlation level drawn as a dashed line on correlation plots."""
 
 _ERROR_METRICS = {"mse", "rmse", "nrmse", "vrmse"}
+_MAX_SPECTRUM_PANELS = 4
 
 
-def _as_float_array(values: list) -> np.ndarray:
-    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+def _as_float_array(values: Any) -> np.ndarray:
+    """Nested lists with None (a non-finite value in a result file) -> float64 array with NaN."""
+    arr = np.array(values, dtype=object)
+    return np.where(arr == None, np.nan, arr).astype(np.float64)  # noqa: E711 (element-wise comparison)
 
 
-def plot_curves(results_for_dataset: list[dict], path: Path, metric: str = "corr") -> Path:
-    """Plot a per-step metric against rollout time and save it as PNG.
-
-    Args:
-        results_for_dataset: results of ONE dataset (any labels and seeds).
-        path: output PNG path (parents are created).
-        metric: a key of the results' ``curves`` (``corr``, ``nrmse``, ``vrmse``, ``mse``, ...).
-
-    One line per label: the mean over seeds (truncated to the shortest seed's curve), with the
-    min-max band over seeds shaded. Time is ``curves["time"]`` (PDE time units after the last input
-    frame). Correlation plots get a dashed line at 0.8; error plots use a log y-axis. Results without
-    the requested curve are left out. Labels are ordered as on the leaderboard.
-
-    Returns:
-        ``path``.
-    """
-    if not results_for_dataset:
-        raise ValueError("plot_curves needs at least one result")
-    datasets = sorted({str(r["dataset"]) for r in results_for_dataset})
-    if len(datasets) != 1:
-        raise ValueError(f"plot_curves takes the results of one dataset, got {datasets}")
-    dataset = datasets[0]
-    order = [row["label"] for row in leaderboard_rows(results_for_dataset)[dataset]]
-
-    fig = Figure(figsize=(7.0, 4.5), dpi=120)
+def _figure(width: float = 7.0, height: float = 4.5) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=110)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    positive = True
-    plotted = 0
-    for label in order:
-        curves = [
-            r["curves"] for r in results_for_dataset
-            if str(r["label"]) == label and metric in r["curves"] and "time" in r["curves"]
-        ]
-        if not curves:
-            continue
-        n = min(min(len(c[metric]), len(c["time"])) for c in curves)
-        if n == 0:
-            continue
-        time = _as_float_array(curves[0]["time"][:n])
-        stack = np.stack([_as_float_array(c[metric][:n]) for c in curves])
-        with np.errstate(invalid="ignore"):
-            mean = stack.mean(axis=0)
-            lo, hi = stack.min(axis=0), stack.max(axis=0)
-        (line,) = ax.plot(time, mean, label=f"{label} ({len(curves)} seed{'s' if len(curves) > 1 else ''})")
-        if len(curves) > 1:
-            ax.fill_between(time, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
-        finite = stack[np.isfinite(stack)]
-        positive = positive and bool((finite > 0).all())
-        plotted += 1
+    return fig
 
-    if metric == "corr":
-        ax.axhline(
-            CORR_REFERENCE, color="0.3", linestyle="--", linewidth=1.0, label=f"corr = {CORR_REFERENCE}"
-        )
-        ax.set_ylim(min(-0.05, ax.get_ylim()[0]), 1.05)
-    elif metric in _ERROR_METRICS and positive and plotted:
-        ax.set_yscale("log")
-    ax.set_xlabel("rollout time (PDE time units)")
-    ax.set_ylabel(metric)
-    ax.set_title(f"{dataset}: {metric} over the rollout")
-    ax.grid(True, alpha=0.3)
-    if plotted or metric == "corr":
-        ax.legend(loc="best", fontsize="small")
-    fig.tight_layout()
 
+def _save(fig: Figure, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
     return path
 
 
-def _safe_name(dataset: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", dataset).strip("._") or "dataset"
+def _series(row: dict, metric: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(time [T], values [seeds, T]) of a row's per-step curve, cut to its shortest seed; None if a seed lacks it."""
+    curves = [r["curves"] for r in row["results"]]
+    if not curves or any(metric not in c or "time" not in c for c in curves):
+        return None
+    n = min(min(len(c[metric]), len(c["time"])) for c in curves)
+    if n == 0:
+        return None
+    return _as_float_array(curves[0]["time"][:n]), np.stack([_as_float_array(c[metric][:n]) for c in curves])
 
 
-def write_leaderboard(results: list[dict], out_dir: Path) -> list[Path]:
-    """Write ``<out_dir>/<dataset>.md``, ``<dataset>.csv`` and ``<dataset>_corr.png`` per dataset.
+def plot_curves(table: Table, path: Path, metric: str = "corr") -> Path:
+    """Plot a per-step metric of every row against rollout time (PDE time units after the last input frame).
 
-    Dataset names are made file-system safe (runs of characters other than ``A-Za-z0-9._-`` become
-    ``_``). Returns the written paths, three per dataset, datasets in sorted order.
+    metric: a key of the results' `curves` (`corr`, `nrmse`, `vrmse`, ...). Rows whose results lack it are left
+    out. Correlation plots get a dashed line at :data:`CORR_REFERENCE`; error plots a log y-axis.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    names: dict[str, str] = {}
-    for dataset, rows in leaderboard_rows(results).items():
-        name = _safe_name(dataset)
-        if name in names:
-            raise ValueError(f"datasets {names[name]!r} and {dataset!r} map to the same file name {name!r}")
-        names[name] = dataset
-        md = out_dir / f"{name}.md"
-        md.write_text(to_markdown(dataset, rows), encoding="utf-8")
-        csv_path = out_dir / f"{name}.csv"
-        csv_path.write_text(to_csv(rows), encoding="utf-8")
-        png = plot_curves([r for r in results if str(r["dataset"]) == dataset], out_dir / f"{name}_corr.png")
-        written += [md, csv_path, png]
-    return written
+    fig = _figure()
+    ax = fig.add_subplot(1, 1, 1)
+    positive, plotted = True, 0
+    for row in table.rows:
+        series = _series(row, metric)
+        if series is None:
+            continue
+        time, stack = series
+        with np.errstate(invalid="ignore"):
+            mean, lo, hi = stack.mean(axis=0), stack.min(axis=0), stack.max(axis=0)
+        seeds = stack.shape[0]
+        style = {"linestyle": "--"} if row["model"] == SOLVER_MODEL else {}
+        (line,) = ax.plot(time, mean, label=f"{row['name']} ({seeds} seed{'s' if seeds > 1 else ''})", **style)
+        if seeds > 1:
+            ax.fill_between(time, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+        finite = stack[np.isfinite(stack)]
+        positive = positive and bool((finite > 0).all())
+        plotted += 1
+    if metric == "corr":
+        ax.axhline(CORR_REFERENCE, color="0.3", linestyle=":", linewidth=1.0, label=f"corr = {CORR_REFERENCE}")
+        ax.set_ylim(min(-0.05, ax.get_ylim()[0]), 1.05)
+    elif metric in _ERROR_METRICS and positive and plotted:
+        ax.set_yscale("log")
+    ax.set_xlabel("rollout time (PDE time units)")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{table.name}: {metric} over the rollout")
+    ax.grid(True, alpha=0.3)
+    if plotted or metric == "corr":
+        ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _spectra(result: dict) -> dict | None:
+    spectra = result.get("spectra")
+    needed = ("steps", "shell", "pred", "true")
+    return spectra if isinstance(spectra, dict) and all(spectra.get(k) is not None for k in needed) else None
+
+
+def plot_spectra(table: Table, path: Path) -> Path | None:
+    """Energy spectra (summed over fields) of every row and of the truth at the steps the results kept, one panel
+    per step (at most four); band edges dotted. None (nothing written) if no result holds spectra."""
+    rows = [(row, [_spectra(r) for r in row["results"]]) for row in table.rows]
+    rows = [(row, spectra) for row, spectra in rows if all(s is not None for s in spectra)]
+    if not rows:
+        return None
+    reference = rows[0][1][0]
+    steps = [int(s) for s in reference["steps"]][:_MAX_SPECTRUM_PANELS]
+    if not steps:
+        return None
+    shell = _as_float_array(reference["shell"])
+    fig = _figure(3.4 * len(steps) + 0.6, 3.8)
+    axes = [fig.add_subplot(1, len(steps), i + 1) for i in range(len(steps))]
+    true = _as_float_array(reference["true"]).sum(axis=1)  # [S, K]
+    for i, (ax, step) in enumerate(zip(axes, steps, strict=True)):
+        keep = shell > 0
+        ax.loglog(shell[keep], true[i][keep], color="black", linewidth=2.0, label="truth")
+        for row, spectra in rows:
+            if [int(s) for s in spectra[0]["steps"]][: len(steps)] != steps:
+                continue
+            pred = np.stack([_as_float_array(s["pred"]).sum(axis=1)[i] for s in spectra]).mean(axis=0)
+            style = {"linestyle": "--"} if row["model"] == SOLVER_MODEL else {}
+            ax.loglog(shell[keep], pred[keep], linewidth=1.0, label=row["name"], **style)
+        positive = true[i][keep][true[i][keep] > 0]
+        if positive.size:  # a coarse solver's zeroed modes would stretch the axis to 1e-35
+            ax.set_ylim(bottom=float(positive.min()) / 10)
+        for edge in reference.get("band_edges") or []:
+            ax.axvline(float(edge), color="0.5", linestyle=":", linewidth=1.0)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_title(f"step {step}")
+        ax.set_xlabel(str(reference.get("shell_unit") or "shell"))
+        ax.grid(True, alpha=0.3, which="both")
+    axes[0].set_ylabel("energy per shell")
+    axes[-1].legend(loc="best", fontsize="x-small")
+    fig.suptitle(f"{table.name}: energy spectra (trajectory mean, all fields)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_frontier(table: Table, path: Path) -> Path | None:
+    """The accuracy-cost plane: throughput (log x) against the headline metric; the solver settings on the Pareto
+    frontier as a named curve, the others as open squares, every other row as a point with its seed std as
+    error bars. None if no row has both numbers."""
+    metric, direction = table.headline
+    points = []
+    for row in table.rows:
+        acc, speed = row[metric], row["throughput_traj_steps_per_s"]
+        if acc["mean"] is not None and speed["mean"] is not None and speed["mean"] > 0:
+            points.append((row, acc, speed))
+    if not points:
+        return None
+    fig = _figure()
+    ax = fig.add_subplot(1, 1, 1)
+    solver = [p for p in points if p[0]["model"] == SOLVER_MODEL]
+    goal = "max" if direction == "desc" else "min"
+    front = {p.label for p in pareto_front([FrontierPoint(r["name"], a["mean"], v["mean"]) for r, a, v in solver],
+                                           goal)}
+    on_front = sorted([p for p in solver if p[0]["name"] in front], key=lambda p: p[2]["mean"])
+    if on_front:
+        ax.plot([p[2]["mean"] for p in on_front], [p[1]["mean"] for p in on_front], "-s", color="black",
+                label="solver frontier")
+    off_front = [p for p in solver if p[0]["name"] not in front]
+    if off_front:
+        ax.plot([p[2]["mean"] for p in off_front], [p[1]["mean"] for p in off_front], "s", color="black",
+                markerfacecolor="none", label="solver, off the frontier")
+    for i, (row, acc, speed) in enumerate(on_front):
+        ax.annotate(row["name"], (speed["mean"], acc["mean"]), textcoords="offset points",
+                    xytext=(5, -12 - 9 * (i % 2)), fontsize="x-small")
+    for row, acc, speed in (p for p in points if p[0]["model"] != SOLVER_MODEL):
+        ax.errorbar(speed["mean"], acc["mean"], xerr=speed["std"] or None, yerr=acc["std"] or None, fmt="o",
+                    capsize=3, label=row["name"])
+    ax.set_xscale("log")
+    ax.set_xlabel("throughput (trajectory-steps / s, higher is cheaper)")
+    ax.set_ylabel(f"{metric} ({'higher' if direction == 'desc' else 'lower'} is better)")
+    title = f"{table.name}: accuracy vs cost"
+    if not solver:
+        title += " (no solver rows)"
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3, which="both")
+    ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_sample(table: Table, path: Path) -> Path | None:
+    """One test trajectory of the best-ranked row next to the truth, if a result stores one under `sample`:
+    `{"trajectory": int, "field": str, "time": [T], "pred": [T, *space], "true": [T, *space]}`.
+
+    1-D: space-time images (time down) of truth, prediction and error; 2-D (or the sphere, lat x lon): the first,
+    middle and last sampled frames of truth and prediction. None if no result of the table stores a sample.
+    """
+    for row in table.rows:
+        sample = next((r["sample"] for r in row["results"] if isinstance(r.get("sample"), dict)), None)
+        if sample is not None:
+            break
+    else:
+        return None
+    true, pred = _as_float_array(sample["true"]), _as_float_array(sample["pred"])
+    time = _as_float_array(sample.get("time") or np.arange(true.shape[0]))
+    field_name = str(sample.get("field", ""))
+    vmin, vmax = np.nanmin(true), np.nanmax(true)
+    if true.ndim == 2:
+        fig = _figure(10.0, 4.0)
+        extent = (0, true.shape[1], float(time[-1]), float(time[0]))
+        for i, (title, data, cmap) in enumerate((("truth", true, "RdBu_r"), (row["name"], pred, "RdBu_r"),
+                                                 ("error", pred - true, "PuOr_r"))):
+            ax = fig.add_subplot(1, 3, i + 1)
+            limits = {"vmin": vmin, "vmax": vmax} if title != "error" else {}
+            image = ax.imshow(data, aspect="auto", extent=extent, cmap=cmap, **limits)
+            fig.colorbar(image, ax=ax, fraction=0.05)
+            ax.set_title(title)
+            ax.set_xlabel("grid point")
+        fig.axes[0].set_ylabel("rollout time")
+    else:
+        frames = sorted({0, true.shape[0] // 2, true.shape[0] - 1})
+        fig = _figure(3.2 * len(frames), 5.6)
+        for j, k in enumerate(frames):
+            for i, (title, data) in enumerate((("truth", true), (row["name"], pred))):
+                ax = fig.add_subplot(2, len(frames), i * len(frames) + j + 1)
+                ax.imshow(data[k], cmap="RdBu_r", vmin=vmin, vmax=vmax, origin="lower", aspect="auto")
+                ax.set_title(f"{title}, t = {time[k]:.3g}", fontsize="small")
+                ax.set_xticks([])
+                ax.set_yticks([])
+    fig.suptitle(f"{table.name}: test trajectory {sample.get('trajectory', '?')} {field_name}".rstrip())
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,51 +1,104 @@
-"""Leaderboard tables: load result files, aggregate seeds per label, render Markdown and CSV.
+"""Leaderboard tables: group result files into tables and rows, aggregate seeds, rank by the headline metric.
 
-Aggregation rules (per dataset, per label, per column):
+Grouping rules (what makes two results comparable):
 
-* ``mean`` is the mean over seeds and ``std`` the sample standard deviation over seeds (``ddof=1``),
-  0 with a single seed.
-* If any seed lacks a value or has ``None`` (undefined / not finite, e.g. a diverged rollout), the
-  column's mean and std are ``None``: a model is not credited with the seeds that survived.
-* Rows are sorted by the headline metric of the dataset's PDE, which the result files carry from the dataset's
-  manifest (``benchmark.headline``; :data:`DEFAULT_HEADLINE` for results without it); ``None`` sorts last, ties
-  by label. The high-correlation columns are those of the thresholds the results were scored with.
+* A **table** is one dataset as generated once: results are grouped by (`dataset`, `manifest_sha256`). Results of a
+  dataset that was regenerated (another manifest hash) go to a separate table named `<dataset>@<hash[:8]>`, never
+  into the same rows or ranking.
+* A **row** is one (label, model, objective) in one table; its results are the seeds. A persistence result labelled
+  `fno` is a row of its own next to the FNO, never averaged with it. Two results with the same seed in one row are
+  an error naming both files.
+
+Aggregation (per row and column): `mean` over seeds and the sample standard deviation `std` (ddof=1; 0 for one
+seed). If any seed lacks a value or has `None` (undefined or not finite, e.g. a diverged rollout) the cell is
+`None`: a model is not credited with the seeds that survived. Where the result files carry a 95% bootstrap interval
+over test trajectories (`intervals`), the cell holds the seed mean of its ends. Time metrics carry their ceiling
+(the rollout length). Rows are sorted by the headline metric that the result files copied from the dataset's
+manifest (`benchmark.headline`, `benchmark.headline_goal`; :data:`DEFAULT_HEADLINE` where a file records none);
+`None` sorts last, ties by label.
+
+Speed-ups come from the table's own `solver` rows (the dataset's numerical solver at the stored and at coarser
+settings): speed-up at equal accuracy reads the solver throughput that reaches a row's headline value off the solver
+frontier (`pdebench.rollout.frontier`), speed-up at equal grid divides by the stored-setting solver. Only solver rows
+measured on the same kind of device (cpu, cuda, ...) count, since throughputs on different hardware do not compare.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import json
 import math
 import re
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from pdebench.rollout.results import ResultError, read_result, try_read_result
+from pdebench.config import ObjectiveConfig
+from pdebench.leaderboard.loading import SOURCE_KEY, skip
+from pdebench.rollout.frontier import FrontierPoint, speedup_at_equal_accuracy
+from pdebench.rollout.results import ResultError
 
 DEFAULT_HEADLINE: tuple[str, str] = ("vrmse_mean", "asc")
 """(summary key, "asc" | "desc") for results that record no benchmark facts."""
 
-LEAD_COLUMNS: tuple[str, ...] = ("label", "model", "seeds")
-"""Identity columns of every row."""
+SOLVER_MODEL = "solver"
+"""Model name of the numerical-solver reference rows, which make the accuracy-cost frontier."""
 
-TAIL_COLUMNS: tuple[str, ...] = (
-    "one_step_nrmse",
-    "nrmse_gmean",
-    "vrmse_mean",
-    "stable_horizon_median",
-    "throughput_traj_steps_per_s",
-)
-"""Value columns after the high-correlation times, in display order."""
+SPEEDUP_ACCURACY = "speedup_equal_accuracy"
+SPEEDUP_GRID = "speedup_equal_grid"
 
 _CORR_TIME = re.compile(r"^corr_time_(\d+(?:\.\d+)?)$")
+_WINDOW = re.compile(r"^nrmse_steps_(\d+)(?:-(\d+))?$")
+_OBJECTIVE_DEFAULTS = asdict(ObjectiveConfig())
+
+
+@dataclass(frozen=True)
+class Column:
+    """One value column of a table.
+
+    key: summary key (or top-level result key such as `n_parameters`, or a derived speed-up key); title: header
+    text; unit: shown in the header; ceiling: summary key of the ceiling this time metric is shown against.
+    """
+
+    key: str
+    title: str
+    unit: str = ""
+    ceiling: str | None = None
+    interval: bool = False
+
+    @property
+    def header(self) -> str:
+        return f"{self.title} ({self.unit})" if self.unit else self.title
+
+
+@dataclass
+class Table:
+    """One leaderboard table: the rows of one dataset manifest, ranked by `headline`.
+
+    name: `dataset`, or `dataset@<manifest[:8]>` when the dataset has results from several manifests.
+    rows: see :func:`build_tables`; results: the member result dicts (solver rows included).
+    """
+
+    name: str
+    dataset: str
+    pde: str
+    manifest: str | None
+    headline: tuple[str, str]
+    columns: tuple[Column, ...]
+    rows: list[dict[str, Any]]
+    results: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def frontier(self) -> list[dict[str, Any]]:
+        """The solver rows, as `{"name", "accuracy", "throughput", "device"}` (means over seeds)."""
+        return [p for p in (_solver_point(row, self.headline[0]) for row in self.rows) if p is not None]
 
 
 def headline_of(results: Sequence[dict]) -> tuple[str, str]:
-    """The (summary key, "asc" | "desc") one dataset's results are sorted by: the `benchmark` facts the result
-    files copied from the dataset's manifest (`headline`, `headline_goal`), else :data:`DEFAULT_HEADLINE`.
+    """The (summary key, "asc" | "desc") one table's results are sorted by: the `benchmark` facts the result files
+    copied from the dataset's manifest (`headline`, `headline_goal`), else :data:`DEFAULT_HEADLINE`.
 
     Raises:
         ResultError: results of one dataset record different headlines.
@@ -57,241 +110,259 @@ def headline_of(results: Sequence[dict]) -> tuple[str, str]:
     return found.pop() if found else DEFAULT_HEADLINE
 
 
-def value_columns(results: Sequence[dict]) -> tuple[str, ...]:
-    """Aggregated columns for one dataset: n_parameters, the high-correlation time of every threshold the results
-    were scored with (`rollout.thresholds`), the median first crossing of the lowest one, then :data:`TAIL_COLUMNS`;
-    the headline metric is always included."""
-    thresholds = sorted({m.group(1) for r in results for key in (r.get("summary") or {})
-                         if (m := _CORR_TIME.match(key))}, key=float)
-    columns = ["n_parameters", *(f"corr_time_{t}" for t in thresholds)]
+def _summary_keys(results: Sequence[dict]) -> set[str]:
+    return {key for r in results for key in (r.get("summary") or {})}
+
+
+def _windows(keys: set[str]) -> list[str]:
+    """Window keys (`2-5`, `6-12`, ...) of the nRMSE window means, by first step; the one-step window is left out
+    (it equals `one_step_nrmse`)."""
+    found = [(int(m.group(1)), int(m.group(2) or m.group(1)), key) for key in keys if (m := _WINDOW.match(key))]
+    return [key.removeprefix("nrmse_steps_") for first, last, key in sorted(found) if (first, last) != (1, 1)]
+
+
+def value_columns(results: Sequence[dict]) -> tuple[Column, ...]:
+    """The value columns of one table, from what its results hold.
+
+    Parameters; the headline metric (if none of the following); one-step nRMSE; nRMSE window means (those some
+    result has a value for: a window that starts past the rollout's end is left out); the nRMSE
+    geometric mean; the high-correlation time of every threshold the results were scored with, with the median
+    first crossing of the lowest; the rollout length (the ceiling of every time metric); the stable horizon against
+    its ceiling; CRPS and spread-skill where some result is an ensemble; throughput, the two speed-ups and the
+    train time. The high-correlation times and the headline show their bootstrap intervals.
+    """
+    keys = _summary_keys(results)
+    gmean_steps = {r["summary"].get("nrmse_gmean_steps") for r in results if r["summary"].get("nrmse_gmean_steps")}
+    gmean_title = "nRMSE gmean" + (f" steps 1-{gmean_steps.pop()}" if len(gmean_steps) == 1 else "")
+    thresholds = sorted({m.group(1) for key in keys if (m := _CORR_TIME.match(key))}, key=float)
+    columns = [Column("n_parameters", "parameters"), Column("one_step_nrmse", "one-step nRMSE")]
+    columns += [Column(f"nrmse_steps_{w}", f"nRMSE steps {w}") for w in _windows(keys)
+                if any(_number(r["summary"].get(f"nrmse_steps_{w}")) is not None for r in results)]
+    columns.append(Column("nrmse_gmean", gmean_title))
+    columns += [Column(f"corr_time_{t}", f"corr > {t} time", ceiling="time_ceiling",
+                       interval=True) for t in thresholds]
     if thresholds:
-        columns.append(f"corr_time_median_{thresholds[0]}")
-    columns += TAIL_COLUMNS
+        columns.append(Column(f"corr_time_median_{thresholds[0]}", f"median time to corr ≤ {thresholds[0]}",
+                              ceiling="time_ceiling_median"))
+    columns.append(Column("time_ceiling", "rollout length"))
+    columns.append(Column("stable_horizon_median", "stable horizon / ceiling", ceiling="time_ceiling_median"))
+    if "crps_mean" in keys:
+        columns.append(Column("crps_mean", "CRPS"))
+    if "spread_skill_ratio" in keys:
+        columns.append(Column("spread_skill_ratio", "spread/skill"))
+    columns += [Column("throughput_traj_steps_per_s", "throughput", "traj-steps/s"),
+                Column(SPEEDUP_ACCURACY, "speed-up at equal accuracy", "x"),
+                Column(SPEEDUP_GRID, "speed-up at equal grid", "x"),
+                Column("train_time_s", "train time", "s")]
     headline = headline_of(results)[0]
-    if headline not in columns:
-        columns.insert(1, headline)
+    if headline not in {c.key for c in columns}:
+        columns.insert(1, Column(headline, headline, interval=True))
+    else:
+        columns = [replace(c, interval=True) if c.key == headline else c for c in columns]
     return tuple(columns)
 
 
-def row_value_columns(rows: Sequence[dict]) -> tuple[str, ...]:
-    """The aggregated columns rows were built with (see :func:`leaderboard_rows`)."""
-    return tuple(rows[0]["columns"]) if rows else ("n_parameters", *TAIL_COLUMNS)
+def objective_text(result: dict) -> str:
+    """The objective a row was trained with, short: its name and the settings that differ from the defaults, e.g.
+    `onestep target=difference`; `reference` (plus differing settings) for a row without a checkpoint."""
+    objective = result.get("objective") or {}
+    changed = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(objective.items())
+               if k != "name" and k in _OBJECTIVE_DEFAULTS and v != _OBJECTIVE_DEFAULTS[k]]
+    name = str(objective.get("name", "?")) if result.get("checkpoint_sha256") else "reference"
+    return " ".join([name, *changed])
 
 
-def load_results(paths_or_dirs: Sequence[Path]) -> list[dict]:
-    """Load result files.
-
-    Args:
-        paths_or_dirs: result files (validated strictly) and/or directories, searched recursively for
-            ``*.json``; JSON files in a directory that are not results (no ``format`` key, or another
-            format) are skipped.
-
-    Returns:
-        The result dicts, each file once, in a deterministic (sorted path) order.
-
-    Raises:
-        ResultError: a path does not exist, or a result file is broken (the message names the file).
-    """
-    results: list[dict] = []
-    seen: set[Path] = set()
-    for entry in paths_or_dirs:
-        entry = Path(entry)
-        if entry.is_dir():
-            for file in sorted(entry.rglob("*.json")):
-                key = file.resolve()
-                if key in seen or not file.is_file():
-                    continue
-                seen.add(key)
-                data = try_read_result(file)
-                if data is not None:
-                    results.append(data)
-        elif entry.is_file():
-            key = entry.resolve()
-            if key not in seen:
-                seen.add(key)
-                results.append(read_result(entry))
-        else:
-            raise ResultError(f"Result path {entry} does not exist.")
-    return results
+def _row_key(result: dict) -> tuple[str, str, str]:
+    return (str(result["label"]), str(result["model"]), json.dumps(result.get("objective") or {}, sort_keys=True))
 
 
-def _value(result: dict, column: str) -> Any:
+def _value(result: dict, key: str) -> Any:
     summary = result.get("summary") or {}
-    if column in summary:
-        return summary[column]
-    return result.get(column)
+    if key in summary:
+        return summary[key]
+    derived = result.get("_derived") or {}
+    if key in derived:
+        return derived[key]
+    return result.get(key)
 
 
-def _aggregate(values: list[Any]) -> dict[str, float | None]:
-    numbers: list[float] = []
-    for v in values:
-        if v is None or isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            return {"mean": None, "std": None}
-        numbers.append(float(v))
-    if not numbers:
+def _number(v: Any) -> float | None:
+    if v is None or isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+def aggregate(values: Sequence[Any]) -> dict[str, float | None]:
+    """`{"mean", "std"}` over seeds (sample std, 0 for one seed); both None if any value is missing or not finite."""
+    numbers = [_number(v) for v in values]
+    if not numbers or any(n is None for n in numbers):
         return {"mean": None, "std": None}
     arr = np.asarray(numbers, dtype=np.float64)
-    std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
-    return {"mean": float(arr.mean()), "std": std}
+    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if arr.size > 1 else 0.0}
+
+
+def _interval(group: Sequence[dict], key: str) -> list[float] | None:
+    """Seed means of the ends of the bootstrap interval of `key`; None unless every seed has one."""
+    ends = []
+    for r in group:
+        iv = (r.get("intervals") or {}).get(key)
+        if not isinstance(iv, (list, tuple)) or len(iv) != 2 or any(_number(v) is None for v in iv):
+            return None
+        ends.append([float(iv[0]), float(iv[1])])
+    return np.asarray(ends).mean(axis=0).tolist() if ends else None
+
+
+def _cell(group: Sequence[dict], column: Column) -> dict[str, Any]:
+    cell: dict[str, Any] = aggregate([_value(r, column.key) for r in group])
+    cell["interval"] = _interval(group, column.key) if cell["mean"] is not None else None
+    cell["ceiling"] = aggregate([_value(r, column.ceiling) for r in group])["mean"] if column.ceiling else None
+    statuses = {(r.get("_derived") or {}).get(f"{column.key}_status") for r in group} - {None}
+    cell["status"] = statuses.pop() if len(statuses) == 1 else ("mixed" if statuses else None)
+    return cell
+
+
+def _device_kind(result: dict) -> str:
+    return str(result.get("device") or "unknown").split(":")[0]
+
+
+def _is_stored_setting(result: dict) -> bool:
+    setting = result.get("solver_setting") or {}
+    return setting.get("resolution") is None and float(setting.get("time_step_factor", 1.0)) == 1.0
+
+
+def _solver_point(row: dict, metric: str) -> dict[str, Any] | None:
+    if row["model"] != SOLVER_MODEL:
+        return None
+    accuracy, throughput = row[metric]["mean"], row["throughput_traj_steps_per_s"]["mean"]
+    if accuracy is None or throughput is None:
+        return None
+    return {"name": row["name"], "accuracy": accuracy, "throughput": throughput,
+            "device": _device_kind(row["results"][0]), "stored": _is_stored_setting(row["results"][0])}
+
+
+def _derive_speedups(members: list[dict], headline: tuple[str, str]) -> None:
+    """Attach `_derived` speed-ups to every non-solver result, against the solver rows of the same device kind."""
+    metric, direction = headline
+    goal = "max" if direction == "desc" else "min"
+    solver_rows: dict[str, list[dict]] = {}
+    for r in members:
+        if r["model"] == SOLVER_MODEL:
+            solver_rows.setdefault(r["label"], []).append(r)
+    points: dict[str, list[FrontierPoint]] = {}
+    stored: dict[str, float] = {}
+    for label, group in solver_rows.items():
+        accuracy = aggregate([_value(r, metric) for r in group])["mean"]
+        throughput = aggregate([r.get("throughput_traj_steps_per_s") for r in group])["mean"]
+        if accuracy is None or throughput is None:
+            continue
+        kind = _device_kind(group[0])
+        points.setdefault(kind, []).append(FrontierPoint(label, accuracy, throughput))
+        if _is_stored_setting(group[0]):
+            stored[kind] = throughput
+    for r in members:
+        if r["model"] == SOLVER_MODEL:
+            continue
+        kind, throughput = _device_kind(r), _number(r.get("throughput_traj_steps_per_s"))
+        derived: dict[str, Any] = {SPEEDUP_ACCURACY: None, SPEEDUP_GRID: None}
+        if throughput is not None and points.get(kind):
+            place = speedup_at_equal_accuracy(points[kind], _number(_value(r, metric)), throughput, goal)
+            derived[SPEEDUP_ACCURACY], derived[f"{SPEEDUP_ACCURACY}_status"] = place["speedup"], place["status"]
+        if throughput is not None and kind in stored:
+            derived[SPEEDUP_GRID] = throughput / stored[kind]
+        r["_derived"] = derived
 
 
 def _sort_key(row: dict, metric: str, direction: str) -> tuple:
-    mean = row.get(metric, {}).get("mean") if isinstance(row.get(metric), dict) else None
+    mean = row[metric]["mean"]
+    tie = (row["label"], row["model"], row["objective"])
     if mean is None:
-        return (1, 0.0, row["label"])
-    return (0, -mean if direction == "desc" else mean, row["label"])
+        return (1, 0.0, *tie)
+    return (0, -mean if direction == "desc" else mean, *tie)
 
 
-def leaderboard_rows(results: list[dict]) -> dict[str, list[dict]]:
-    """Aggregate results into leaderboard rows.
+def _table_name(dataset: str, manifest: str | None, several: bool) -> str:
+    return f"{dataset}@{(manifest or 'unknown')[:8]}" if several else dataset
 
-    Args:
-        results: result dicts (see :mod:`pdebench.rollout.results`).
 
-    Returns:
-        dataset -> rows sorted by the headline metric. Each row has ``dataset``, ``pde``, ``label``,
-        ``model`` (models of the label's results joined by "/" if they differ), ``seeds`` (count),
-        ``seed_values`` (sorted list), ``headline`` (metric, "asc" | "desc"), ``columns`` (the dataset's
-        :func:`value_columns`) and, for each of those columns, ``{"mean": float | None, "std": float | None}``.
-        Datasets are in sorted order.
+def _rows(members: list[dict], columns: tuple[Column, ...], headline: tuple[str, str], name: str) -> list[dict]:
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for r in members:
+        groups.setdefault(_row_key(r), []).append(r)
+    labels = [key[0] for key in groups]
+    rows = []
+    for (label, model, _), group in groups.items():
+        by_seed: dict[str, dict] = {}
+        for r in group:
+            seed = repr(r["seed"])
+            if seed in by_seed:
+                raise ResultError(
+                    f"{by_seed[seed].get(SOURCE_KEY, '?')} and {r.get(SOURCE_KEY, '?')} are both seed {r['seed']} of "
+                    f"row {label!r} (model {model}) in table {name!r}; pass each evaluation once")
+            by_seed[seed] = r
+        objective = objective_text(group[0])
+        same_label = labels.count(label) > 1
+        row: dict[str, Any] = {
+            "name": f"{label} [{model}, {objective}]" if same_label else label,
+            "label": label, "model": model, "objective": objective,
+            "objective_config": group[0].get("objective"),
+            "seeds": len(group), "seed_values": sorted((r["seed"] for r in group), key=repr),
+            "headline": headline, "columns": tuple(c.key for c in columns),
+            "results": sorted(group, key=lambda r: repr(r["seed"])),
+        }
+        for column in columns:
+            row[column.key] = _cell(group, column)
+        rows.append(row)
+    rows.sort(key=lambda row: _sort_key(row, *headline))
+    return rows
+
+
+def build_tables(results: Sequence[dict]) -> list[Table]:
+    """Group results into tables (one per dataset manifest) of aggregated, ranked rows.
+
+    Each row holds `name` (the label, or `label [model, objective]` where a label has several rows), `label`,
+    `model`, `objective` (see :func:`objective_text`), `objective_config`, `seeds` (count), `seed_values`,
+    `headline`, `columns` (keys), `results` (its result dicts, by seed) and, per column key,
+    `{"mean", "std", "interval": [low, high] | None, "ceiling": float | None, "status": str | None}` (`status`: where
+    a speed-up at equal accuracy sits on the solver frontier, see `pdebench.rollout.frontier`).
+
+    Warns:
+        SkippedResultWarning: a result lacks its table's headline metric (a partial file); it is left out.
 
     Raises:
-        ResultError: two results share dataset, label and seed.
+        ResultError: two results of one row have the same seed, or one table's results disagree on the headline.
     """
-    groups: dict[str, dict[str, list[dict]]] = {}
+    by_dataset: dict[str, dict[str | None, list[dict]]] = {}
     for r in results:
-        by_label = groups.setdefault(str(r["dataset"]), {})
-        by_label.setdefault(str(r["label"]), []).append(r)
-    table: dict[str, list[dict]] = {}
-    for dataset in sorted(groups):
-        rows = []
-        members = [r for group in groups[dataset].values() for r in group]
-        pde = str(members[0]["pde"])
-        metric, direction = headline_of(members)
-        columns = value_columns(members)
-        for label, group in groups[dataset].items():
-            seeds = [r["seed"] for r in group]
-            if len(set(map(repr, seeds))) != len(seeds):
-                raise ResultError(
-                    f"Dataset {dataset!r}, label {label!r} has several results for the same seed {seeds}; "
-                    "pass each evaluation once."
-                )
-            models = list(dict.fromkeys(str(r["model"]) for r in group))
-            row: dict[str, Any] = {
-                "dataset": dataset,
-                "pde": pde,
-                "label": label,
-                "model": "/".join(models),
-                "seeds": len(group),
-                "seed_values": sorted(seeds, key=repr),
-                "headline": (metric, direction),
-                "columns": columns,
-            }
-            for column in columns:
-                row[column] = _aggregate([_value(r, column) for r in group])
-            rows.append(row)
-        rows.sort(key=lambda row, m=metric, d=direction: _sort_key(row, m, d))
-        table[dataset] = rows
-    return table
+        by_dataset.setdefault(str(r["dataset"]), {}).setdefault(r.get("manifest_sha256"), []).append(r)
+    tables = []
+    for dataset in sorted(by_dataset):
+        manifests = by_dataset[dataset]
+        for manifest in sorted(manifests, key=lambda m: m or ""):
+            members = [dict(r) for r in manifests[manifest]]
+            headline = headline_of(members)
+            kept = []
+            for r in members:
+                if headline[0] not in (r.get("summary") or {}) and headline[0] not in r:
+                    skip(f"skipped: result file {r.get(SOURCE_KEY, '?')}: its summary lacks the headline metric "
+                         f"{headline[0]!r} of dataset {dataset} (a partial result file)")
+                else:
+                    kept.append(r)
+            if not kept:
+                continue
+            name = _table_name(dataset, manifest, len(manifests) > 1)
+            _derive_speedups(kept, headline)
+            columns = value_columns(kept)
+            notes = []
+            if len(manifests) > 1:
+                notes.append(f"{dataset} has results from {len(manifests)} dataset manifests (the dataset was "
+                             f"regenerated); this table holds those of manifest {manifest}, each manifest has its "
+                             "own table.")
+            tables.append(Table(name, dataset, str(kept[0]["pde"]), manifest, headline, columns,
+                                _rows(kept, columns, headline, name), kept, notes))
+    return tables
 
 
-def _fixed_decimals(x: float, sig: int) -> int | None:
-    """Decimals that show ``sig`` significant digits in fixed point, or None if scientific is better."""
-    magnitude = math.floor(math.log10(abs(x)))
-    if -3 <= magnitude < 5:
-        return max(sig - 1 - magnitude, 0)
-    return None
+def leaderboard_rows(results: Sequence[dict]) -> dict[str, list[dict]]:
+    """Table name -> its ranked rows (see :func:`build_tables`); tables in sorted order."""
+    return {table.name: table.rows for table in build_tables(results)}
 
-
-def format_number(x: float | None, sig: int = 3) -> str:
-    """``x`` with ``sig`` significant digits, fixed-point for 1e-3 <= |x| < 1e5, else scientific."""
-    if x is None or not math.isfinite(x):
-        return "—"
-    if x == 0:
-        return "0"
-    decimals = _fixed_decimals(x, sig)
-    return f"{x:.{sig - 1}e}" if decimals is None else f"{x:.{decimals}f}"
-
-
-def format_mean_std(mean: float, std: float) -> str:
-    """``"mean ± std"``: std with 2 significant digits, mean with 3 and at least to the std's last digit.
-
-    E.g. ``(1000.5, 0.707) -> "1000.50 ± 0.71"``, ``(11.0, 1.414) -> "11.0 ± 1.4"``.
-    """
-    if not math.isfinite(mean) or not math.isfinite(std) or std == 0 or mean == 0:
-        return f"{format_number(mean)} ± {format_number(std, 2)}"
-    mean_decimals, std_decimals = _fixed_decimals(mean, 3), _fixed_decimals(std, 2)
-    if mean_decimals is None or std_decimals is None:
-        return f"{format_number(mean)} ± {format_number(std, 2)}"
-    decimals = min(max(mean_decimals, std_decimals), mean_decimals + 3)
-    return f"{mean:.{decimals}f} ± {std:.{std_decimals}f}"
-
-
-def _cell(column: str, stats: dict[str, float | None], seeds: int) -> str:
-    mean, std = stats["mean"], stats["std"]
-    if mean is None:
-        return "—"
-    if column == "n_parameters":
-        text = f"{round(mean):,}"
-        return text if not std else f"{text} ± {round(std):,}"
-    if seeds < 2 or std is None:
-        return format_number(mean)
-    return format_mean_std(mean, std)
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
-def to_markdown(dataset: str, rows: list[dict]) -> str:
-    """Render one dataset's rows as a Markdown section: heading, sort note and table.
-
-    Cells show ``mean ± std`` over seeds (just the mean with a single seed), see
-    :func:`format_mean_std`; ``—`` marks a value that is missing or not finite in some seed.
-    """
-    lines = [f"## {_md_escape(dataset)}", ""]
-    columns = (*LEAD_COLUMNS, *row_value_columns(rows))
-    if rows:
-        metric, direction = rows[0]["headline"]
-        better = "higher" if direction == "desc" else "lower"
-        lines += [
-            f"Sorted by `{metric}` ({better} is better). Values are mean ± std over seeds (sample std). "
-            "Times (`corr_time_*`, `stable_horizon_median`) are in PDE time units "
-            "after the last input frame.",
-            "",
-        ]
-    lines.append("| " + " | ".join(columns) + " |")
-    lines.append("|" + "|".join(["---", "---"] + ["---:"] * (len(columns) - 2)) + "|")
-    for row in rows:
-        cells = [_md_escape(str(row["label"])), _md_escape(str(row["model"])), str(row["seeds"])]
-        cells += [_cell(c, row[c], int(row["seeds"])) for c in row_value_columns(rows)]
-        lines.append("| " + " | ".join(cells) + " |")
-    if not rows:
-        lines += ["", "_No results._"]
-    return "\n".join(lines) + "\n"
-
-
-def csv_header(rows: Sequence[dict]) -> list[str]:
-    """CSV columns: label, model, seeds, n_parameters, then ``<metric>_mean``, ``<metric>_std`` pairs."""
-    header = [*LEAD_COLUMNS, "n_parameters"]
-    for column in row_value_columns(rows)[1:]:
-        header += [f"{column}_mean", f"{column}_std"]
-    return header
-
-
-def _csv_number(x: float | None) -> str:
-    return "" if x is None else repr(float(x))
-
-
-def to_csv(rows: list[dict]) -> str:
-    """Render rows as CSV (:func:`csv_header` columns; empty cell = missing / not finite)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(csv_header(rows))
-    for row in rows:
-        n_params = row["n_parameters"]["mean"]
-        out = [row["label"], row["model"], row["seeds"], "" if n_params is None else round(n_params)]
-        for column in row_value_columns(rows)[1:]:
-            out += [_csv_number(row[column]["mean"]), _csv_number(row[column]["std"])]
-        writer.writerow(out)
-    return buf.getvalue()

@@ -1,0 +1,202 @@
+"""Render leaderboard tables as text: cell formatting shared by every format, then Markdown, CSV and LaTeX.
+
+A cell reads `mean ± std` over seeds (just the mean with one seed), then the 95% bootstrap interval over test
+trajectories in brackets where the result files hold one, then ` / ceiling` for the stable horizon. A time metric
+that sits at its ceiling is printed as `≥ value`: the rollout ended before the model failed, so the true value is at
+least that. A speed-up that lies off the solver frontier is a bound: `≤` when even the cheapest solver setting is as
+accurate, `≥` when no setting is. `—` marks a value that is missing or not finite in some seed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from pdebench.leaderboard.tables import SPEEDUP_ACCURACY, Column, Table
+
+MISSING = "—"
+
+_BOUND = {"below_frontier": "≤ ", "above_frontier": "≥ ", "mixed": "~ "}
+
+
+def _fixed_decimals(x: float, sig: int) -> int | None:
+    """Decimals that show `sig` significant digits in fixed point, or None if scientific is better."""
+    magnitude = math.floor(math.log10(abs(x)))
+    if -3 <= magnitude < 5:
+        return max(sig - 1 - magnitude, 0)
+    return None
+
+
+def format_number(x: float | None, sig: int = 3) -> str:
+    """`x` with `sig` significant digits, fixed-point for 1e-3 <= |x| < 1e5, else scientific; `—` for None/inf."""
+    if x is None or not math.isfinite(x):
+        return MISSING
+    if x == 0:
+        return "0"
+    decimals = _fixed_decimals(x, sig)
+    return f"{x:.{sig - 1}e}" if decimals is None else f"{x:.{decimals}f}"
+
+
+def format_mean_std(mean: float, std: float) -> str:
+    """`"mean ± std"`: std with 2 significant digits, mean with 3 and at least to the std's last digit.
+
+    E.g. `(1000.5, 0.707) -> "1000.50 ± 0.71"`, `(11.0, 1.414) -> "11.0 ± 1.4"`.
+    """
+    if not math.isfinite(mean) or not math.isfinite(std) or std == 0 or mean == 0:
+        return f"{format_number(mean)} ± {format_number(std, 2)}"
+    mean_decimals, std_decimals = _fixed_decimals(mean, 3), _fixed_decimals(std, 2)
+    if mean_decimals is None or std_decimals is None:
+        return f"{format_number(mean)} ± {format_number(std, 2)}"
+    decimals = min(max(mean_decimals, std_decimals), mean_decimals + 3)
+    return f"{mean:.{decimals}f} ± {std:.{std_decimals}f}"
+
+
+def _at_ceiling(cell: dict[str, Any]) -> bool:
+    ceiling = cell.get("ceiling")
+    return ceiling is not None and cell["mean"] is not None and cell["mean"] >= ceiling * (1 - 1e-9)
+
+
+def cell_text(column: Column, cell: dict[str, Any], seeds: int) -> str:
+    """The text of one cell (see the module docstring)."""
+    mean, std = cell["mean"], cell["std"]
+    if mean is None:
+        return MISSING
+    if column.key == "n_parameters":
+        text = f"{round(mean):,}"
+        return text if not std else f"{text} ± {round(std):,}"
+    text = format_number(mean) if seeds < 2 or not std else format_mean_std(mean, std)
+    if column.key == SPEEDUP_ACCURACY:
+        text = _BOUND.get(cell.get("status") or "", "") + text
+    if column.interval and cell.get("interval"):
+        low, high = cell["interval"]
+        text += f" [{format_number(low)}, {format_number(high)}]"
+    if _at_ceiling(cell):
+        text = "≥ " + text
+    if column.key == "stable_horizon_median" and cell.get("ceiling") is not None:
+        text += f" / {format_number(cell['ceiling'])}"
+    return text
+
+
+def sort_note(table: Table) -> str:
+    """One paragraph under a table's heading: sort order, what cells mean, the table's notes."""
+    metric, direction = table.headline
+    better = "higher" if direction == "desc" else "lower"
+    text = (f"Sorted by `{metric}` ({better} is better). Values are mean ± std over seeds (sample std); brackets: "
+            "95% bootstrap interval over test trajectories (seed mean of its ends). Times are in PDE time units after "
+            "the last input frame; `≥` marks a time at its ceiling (the rollout length). Speed-ups are over the "
+            "dataset's solver rows on the same kind of device; `≤`/`≥` mark bounds off the solver frontier.")
+    return " ".join([text, *table.notes])
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+LEAD_HEADERS = ("model", "label", "objective", "seeds")
+
+
+def to_markdown(table: Table) -> str:
+    """One table as a Markdown section: heading, manifest, sort note and the table."""
+    lines = [f"## {_md_escape(table.name)}", "",
+             f"Dataset `{table.dataset}` (PDE `{table.pde}`), manifest `{table.manifest}`.", "", sort_note(table), ""]
+    headers = [*LEAD_HEADERS, *(c.header for c in table.columns)]
+    lines.append("| " + " | ".join(_md_escape(h) for h in headers) + " |")
+    lines.append("|" + "|".join(["---"] * len(LEAD_HEADERS) + ["---:"] * len(table.columns)) + "|")
+    for row in table.rows:
+        cells = [row["model"], row["name"], row["objective"], str(row["seeds"])]
+        cells += [cell_text(c, row[c.key], row["seeds"]) for c in table.columns]
+        lines.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def csv_header(table: Table) -> list[str]:
+    """CSV columns: identity, `n_parameters`, then per value column `<key>_mean`, `<key>_std`, and where it applies
+    `<key>_ci_low`, `<key>_ci_high` (bootstrap interval), `<key>_ceiling`, `<key>_status` (speed-up at equal
+    accuracy); last the dataset and its manifest hash."""
+    header = ["label", "model", "objective", "seeds", "seed_values", "n_parameters"]
+    for column in table.columns[1:]:
+        header += [f"{column.key}_mean", f"{column.key}_std"]
+        if any(row[column.key]["interval"] is not None for row in table.rows):
+            header += [f"{column.key}_ci_low", f"{column.key}_ci_high"]
+        if column.ceiling:
+            header.append(f"{column.key}_ceiling")
+        if column.key == SPEEDUP_ACCURACY:
+            header.append(f"{column.key}_status")
+    return [*header, "dataset", "manifest_sha256"]
+
+
+def _csv_number(x: float | None) -> str:
+    return "" if x is None else repr(float(x))
+
+
+def to_csv(table: Table) -> str:
+    """One table as CSV (:func:`csv_header` columns; an empty cell is a value missing or not finite)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    header = csv_header(table)
+    writer.writerow(header)
+    for row in table.rows:
+        values: dict[str, Any] = {"label": row["label"], "model": row["model"], "objective": row["objective"],
+                                  "seeds": row["seeds"], "seed_values": " ".join(map(str, row["seed_values"])),
+                                  "dataset": table.dataset, "manifest_sha256": table.manifest or ""}
+        params = row["n_parameters"]["mean"]
+        values["n_parameters"] = "" if params is None else round(params)
+        for column in table.columns[1:]:
+            cell = row[column.key]
+            values[f"{column.key}_mean"], values[f"{column.key}_std"] = map(_csv_number, (cell["mean"], cell["std"]))
+            interval = cell["interval"] or (None, None)
+            values[f"{column.key}_ci_low"], values[f"{column.key}_ci_high"] = map(_csv_number, interval)
+            values[f"{column.key}_ceiling"] = _csv_number(cell["ceiling"])
+            values[f"{column.key}_status"] = cell.get("status") or ""
+        writer.writerow([values[h] for h in header])
+    return buf.getvalue()
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_LATEX_SYMBOLS = {"±": r"$\pm$", "≥": r"$\geq$", "≤": r"$\leq$", "—": "--"}
+
+
+def latex_escape(text: str) -> str:
+    """`text` with LaTeX's special characters escaped and ± ≥ ≤ — as math/text commands."""
+    out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+    for symbol, command in _LATEX_SYMBOLS.items():
+        out = out.replace(symbol, command)
+    return out
+
+
+def to_latex(table: Table) -> str:
+    """One table as a LaTeX `table` environment (needs `\\usepackage{booktabs}`), caption with the sort order."""
+    metric, direction = table.headline
+    headers = [*LEAD_HEADERS, *(c.header for c in table.columns)]
+    lines = [
+        "% pdebench leaderboard; needs \\usepackage{booktabs}",
+        "\\begin{table}[t]", "\\centering", "\\scriptsize",
+        f"\\caption{{{latex_escape(table.name)}: sorted by {latex_escape(metric)} "
+        f"({'higher' if direction == 'desc' else 'lower'} is better); mean $\\pm$ std over seeds, "
+        "[95\\% bootstrap interval over test trajectories].}",
+        f"\\label{{tab:{latex_label(table.name)}}}",
+        "\\begin{tabular}{" + "l" * len(LEAD_HEADERS) + "r" * len(table.columns) + "}",
+        "\\toprule",
+        " & ".join(latex_escape(h) for h in headers) + " \\\\",
+        "\\midrule",
+    ]
+    for row in table.rows:
+        cells = [row["model"], row["name"], row["objective"], str(row["seeds"])]
+        cells += [cell_text(c, row[c.key], row["seeds"]) for c in table.columns]
+        lines.append(" & ".join(latex_escape(c) for c in cells) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def latex_label(name: str) -> str:
+    """A LaTeX label key from a table name (letters, digits, `-`, `.`, `:` only)."""
+    return "".join(ch if ch.isalnum() or ch in "-.:" else "-" for ch in name)
+
+
+def markdown_document(tables: Sequence[Table]) -> str:
+    """Every table's Markdown section, in order."""
+    return "\n".join(to_markdown(t) for t in tables)
