@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 #   make setup TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
 TORCH_SPEC ?= torch==2.13.0
 PRESET ?= small
-PDES ?= ks
+# `make datasets` generates every PDE with a config in conf/pde/ unless PDES names some (PDES="ks smoke").
+PDES ?= $(sort $(basename $(notdir $(wildcard conf/pde/*.yaml))))
 DATA ?= data
 export MPLBACKEND ?= Agg
 
@@ -42,8 +43,10 @@ quickstart: setup
 	$(BIN)/pdebench-evaluate model=persistence data=ks data.root=$(DATA)
 	$(BIN)/pdebench-leaderboard
 
+# Every split of each PDE on every core (progress bars: trajectories done, ETA); ARGS adds overrides, e.g.
+# ARGS="device=cuda" or ARGS="workers=4". Rerunning resumes an interrupted dataset and keeps finished ones.
 datasets: setup
-	for pde in $(PDES); do $(BIN)/pdebench-generate pde=$$pde preset=$(PRESET) root=$(DATA) || exit 1; done
+	for pde in $(PDES); do $(BIN)/pdebench-generate pde=$$pde preset=$(PRESET) root=$(DATA) $(ARGS) || exit 1; done
 
 train: setup
 	$(BIN)/pdebench-train $(ARGS)

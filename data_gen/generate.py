@@ -1,15 +1,26 @@
 """The generation driver: turns a PDE config and a preset into `data/<name>-<preset>/{train,valid,test}.h5`.
 
 Solver-agnostic: each PDE family provides a `TrajectoryGenerator`; this module seeds trajectories, batches them,
-writes through `pdebench.data.TrajectoryWriter` (atomic, resumable) and writes the manifest.
+solves the batches on every core (`data_gen.parallel`), writes through `pdebench.data.TrajectoryWriter` (atomic,
+resumable) and writes the manifest.
+
+Scale-out. One job writes a whole dataset. Alternatively `shard=i n_shards=n` writes shard `i` of `n`: for every
+split, the contiguous trajectory range `shard_range(n_traj, i, n)` (seeds never depend on the shard, see
+`trajectory_seeds`) into `<dataset>/shards/<i>-of-<n>/<split>.h5`; `merge=true` joins the shards into the split
+files a single job writes, bitwise the same on one device and dtype, then writes the manifest once and removes the
+shards. The bytes of a split file depend only on its content and on `batch_size` (the blocks it is appended in),
+so a single job, a resumed one, any number of workers, and a merge (with the same `batch_size`) write the same file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
+import shutil
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +30,32 @@ import yaml
 from tqdm.auto import tqdm
 
 import pdebench
-from data_gen.base import TrajectoryGenerator
+from data_gen.base import GeneratedBatch, SolverDiverged, TrajectoryGenerator
+from data_gen.parallel import BlockSolver, resolve_workers
 from data_gen.registry import make_generator
 from pdebench.data.check import check_file
 from pdebench.data.manifest import VERIFIED_NAME, generate_command, read_manifest, verify_split, write_manifest
 from pdebench.data.reader import TrajectoryFile
-from pdebench.data.schema import MANIFEST_NAME, SPLITS, DatasetError, DatasetLayout, dataset_name
-from pdebench.data.writer import TrajectoryWriter, partial_path, validate_layout
+from pdebench.data.schema import (
+    FINGERPRINT_ATTR,
+    MANIFEST_NAME,
+    SPLITS,
+    DatasetError,
+    DatasetLayout,
+    dataset_name,
+)
+from pdebench.data.writer import TrajectoryWriter, layout_fingerprint, partial_path, validate_layout
 from pdebench.devices import resolve_device
 
 # Held (flock, non-blocking) by the generation writing a dataset directory, so two runs never write one dataset.
 LOCK_NAME = ".generate.lock"
+# Shard i of n of a dataset lives in `<dataset>/SHARDS_DIR/<i>-of-<n>/<split>.h5` until the merge.
+SHARDS_DIR = "shards"
+_SHARD_DIR_RE = re.compile(r"(\d+)-of-(\d+)\Z")
+
+
+class GenerationDiverged(DatasetError):
+    """The solver blew up; the message names the split, trajectory index, seed and time, and what was kept."""
 
 
 def trajectory_seeds(base_seed: int, split: str, n_traj: int) -> np.ndarray:
@@ -39,6 +65,12 @@ def trajectory_seeds(base_seed: int, split: str, n_traj: int) -> np.ndarray:
         [np.random.SeedSequence([base_seed, split_index, i]).generate_state(1)[0] for i in range(n_traj)],
         dtype=np.int64,
     )
+
+
+def shard_range(n_traj: int, shard: int, n_shards: int) -> range:
+    """Trajectory indices of a split that shard `shard` of `n_shards` generates: contiguous, in order, covering
+    `range(n_traj)` exactly once over all shards, sizes differing by at most one (empty if `n_traj < n_shards`)."""
+    return range(shard * n_traj // n_shards, (shard + 1) * n_traj // n_shards)
 
 
 def split_layout(generator: TrajectoryGenerator, name: str, preset: str, split: str, n_traj: int,
@@ -58,30 +90,114 @@ def split_layout(generator: TrajectoryGenerator, name: str, preset: str, split: 
     )
 
 
+def _stopped(layout: DatasetLayout, path: Path, where: str, when: str, reason: str,
+             n_kept: int) -> GenerationDiverged:
+    return GenerationDiverged(
+        f"generation of {layout.dataset_name} stopped: the solver diverged in split '{layout.split}' at {where} "
+        f"at {when} ({reason}); the {n_kept} trajectories written before it are kept in {partial_path(path)}, and "
+        f"rerunning the same command resumes there"
+    )
+
+
+def _diverged_error(error: SolverDiverged, layout: DatasetLayout, path: Path, block_seeds: Sequence[int],
+                    block_index: int, n_kept: int) -> GenerationDiverged:
+    """One sentence for a `SolverDiverged` in the block of `block_seeds`, whose first trajectory has split index
+    `block_index`."""
+    positions = [i for i, s in enumerate(block_seeds) if int(s) in set(error.seeds)]
+    if positions:
+        where = f"trajectory {block_index + positions[0]} (seed {int(block_seeds[positions[0]])})"
+        if len(positions) > 1:
+            where += f" and {len(positions) - 1} more of its block"
+    else:
+        where = f"seed(s) {', '.join(map(str, error.seeds))}"
+    return _stopped(layout, path, where, f"t = {error.time:g}", error.reason, n_kept)
+
+
+def _nonfinite_error(batch: GeneratedBatch, layout: DatasetLayout, path: Path, block_seeds: Sequence[int],
+                     block_index: int, n_kept: int) -> GenerationDiverged | None:
+    """The same sentence for a block whose fields hold NaN or inf (a blow-up the solver did not notice), naming
+    the first such trajectory and stored frame; None if every value is finite."""
+    for name, values in batch.fields.items():
+        values = np.asarray(values)
+        if values.shape[:2] != (len(block_seeds), int(layout.n_frames)) or values.dtype.kind not in "fc":
+            continue  # the writer names a wrong shape or dtype
+        finite = np.isfinite(values).reshape(len(block_seeds), int(layout.n_frames), -1).all(axis=2)
+        if not finite.all():
+            position, frame = (int(i) for i in np.argwhere(~finite)[0])
+            where = f"trajectory {block_index + position} (seed {int(block_seeds[position])})"
+            when = f"stored frame {frame} (t = {frame * layout.frame_interval:g} after frame 0)"
+            return _stopped(layout, path, where, when, f"non-finite values in field '{name}'", n_kept)
+    return None
+
+
 def generate_split(generator: TrajectoryGenerator, path: Path, layout: DatasetLayout, seeds: Sequence[int],
-                   batch_size: int, device: torch.device, progress: bool = True) -> Path:
-    """Write one split file, resuming after the last complete block of an interrupted run."""
-    with TrajectoryWriter(path, layout) as writer:
-        desc = f"{layout.dataset_name} {layout.split}"
-        with tqdm(total=layout.n_traj, initial=writer.n_done, desc=desc, unit="traj", disable=not progress,
-                  dynamic_ncols=True) as bar:
-            while writer.n_done < layout.n_traj:
-                block = np.asarray(seeds[writer.n_done : writer.n_done + batch_size])
-                batch = generator.generate([int(s) for s in block], layout.n_frames, device)
-                writer.append(batch.fields, batch.parameters, block)
-                bar.update(len(block))
-        return writer.finalize()
+                   batch_size: int, device: torch.device, progress: bool = True, *,
+                   solver: BlockSolver | None = None, first_index: int = 0, desc: str | None = None) -> Path:
+    """Write one split file (or shard file), resuming after the last complete block of an interrupted run.
+
+    seeds: `[layout.n_traj]`, one per trajectory of the file. Trajectories are appended in blocks of `batch_size`
+    counted from the file's first trajectory, which fixes the file's bytes; `solver` solves each block (over its
+    worker processes; default: in this process). `first_index`: the split index of the file's first trajectory
+    (non-zero for a shard), used to name a trajectory whose solve diverged (`GenerationDiverged`).
+    """
+    own_solver = solver is None
+    solver = BlockSolver(generator, device, 1) if solver is None else solver
+    try:
+        with TrajectoryWriter(path, layout) as writer:
+            desc = desc or f"{layout.dataset_name} {layout.split}"
+            with tqdm(total=layout.n_traj, initial=writer.n_done, desc=desc, unit="traj", disable=not progress,
+                      dynamic_ncols=True) as bar:
+                starts = range(writer.n_done, layout.n_traj, batch_size)
+                blocks = [np.asarray(seeds[lo : lo + batch_size]) for lo in starts]
+                with contextlib.closing(solver.solve(blocks, layout.n_frames, bar.update)) as solved:
+                    for lo, block in zip(starts, blocks, strict=True):
+                        try:
+                            batch = next(solved)
+                        except SolverDiverged as error:
+                            raise _diverged_error(error, layout, path, block, first_index + lo,
+                                                  writer.n_done) from None
+                        blow_up = _nonfinite_error(batch, layout, path, block, first_index + lo, writer.n_done)
+                        if blow_up is not None:
+                            raise blow_up
+                        writer.append(batch.fields, batch.parameters, block)
+            return writer.finalize()
+    finally:
+        if own_solver:
+            solver.close()
 
 
-def _check_driver_arguments(batch_size: Any, seed: Any, overwrite: Any, progress: Any) -> None:
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _check_driver_arguments(batch_size: Any, seed: Any, overwrite: Any, progress: Any, workers: Any = 1,
+                            shard: Any = None, n_shards: Any = None, merge: Any = False) -> None:
     """Raise ValueError naming the first driver argument that cannot work (before any file is created)."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if not _is_int(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer (trajectories solved at once), got {batch_size!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if not _is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    for name, value in (("overwrite", overwrite), ("progress", progress)):
+    for name, value in (("overwrite", overwrite), ("progress", progress), ("merge", merge)):
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be true or false, got {value!r}")
+    if workers is not None and (not _is_int(workers) or workers < 1):
+        raise ValueError(f"workers must be a positive integer (processes solving trajectories side by side) or "
+                         f"null for every core, got {workers!r}")
+    if n_shards is not None and (not _is_int(n_shards) or n_shards < 1):
+        raise ValueError(f"n_shards must be a positive integer (the number of shards of the dataset), got "
+                         f"{n_shards!r}")
+    if shard is not None:
+        if merge:
+            raise ValueError(f"merge=true joins every shard of the dataset, so it takes no shard (got "
+                             f"shard={shard!r}); run it once, without shard=, after every shard has finished")
+        if n_shards is None:
+            raise ValueError(f"shard={shard!r} needs n_shards, the number of shards (e.g. "
+                             "-m shard='range(0,4)' n_shards=4)")
+        if not _is_int(shard) or not 0 <= shard < n_shards:
+            raise ValueError(f"shard must be an integer in 0 .. n_shards - 1 = {n_shards - 1}, got {shard!r}")
+    elif n_shards is not None and not merge:
+        raise ValueError(f"n_shards={n_shards} needs shard=<index> (e.g. -m shard='range(0,{n_shards})') to "
+                         "generate shards, or merge=true to join them")
 
 
 @contextlib.contextmanager
@@ -177,26 +293,43 @@ def _remove_stale_scratch(out_dir: Path) -> None:
             scratch.unlink(missing_ok=True)
 
 
-def generate_dataset(pde: Mapping[str, Any], preset: str, root: str | Path, *, seed: int = 0,
-                     batch_size: int = 64, device: str = "auto", overwrite: bool = False,
-                     progress: bool = True) -> Path:
-    """Generate every split of `<pde.name>-<preset>` under `root`; complete split files are kept unless `overwrite`.
+@dataclass(frozen=True)
+class _Plan:
+    """Everything a generation, a shard or a merge of one dataset needs, derived from the config alone."""
 
-    Every argument is checked before anything is created. One generation at a time may write a dataset directory
-    (a lock file in it). Split files kept from an earlier run are verified against the manifest first (or, without
-    a usable manifest, checked and matched against the layout), so the manifest is never rewritten over a damaged
-    or foreign file.
-    """
+    generator: TrajectoryGenerator
+    out_dir: Path
+    config: dict[str, Any]
+    attrs: dict[str, str]
+    layouts: dict[str, DatasetLayout]
+    seed: int
+
+    def seeds(self, split: str) -> np.ndarray:
+        return trajectory_seeds(self.seed, split, int(self.layouts[split].n_traj))
+
+    def shard_layout(self, split: str, shard: int, n_shards: int) -> DatasetLayout | None:
+        """The layout of shard `shard` of `n_shards` of `split` (None if that shard holds none of its trajectories).
+
+        Its attributes add the shard's position, so a shard file never passes for a split file (and vice versa)."""
+        full = self.layouts[split]
+        part = shard_range(int(full.n_traj), shard, n_shards)
+        if not part:
+            return None
+        attrs = {**full.attrs, "shard_index": str(shard), "shard_count": str(n_shards),
+                 "shard_first_trajectory": str(part.start)}
+        return split_layout(self.generator, full.pde, full.preset, split, len(part), int(full.n_frames), attrs)
+
+
+def _plan(pde: Mapping[str, Any], preset: str, root: str | Path, seed: int) -> _Plan:
+    """Build the generator, config, attributes and layouts of `<pde.name>-<preset>` (nothing is created)."""
     presets = pde["presets"]
     if preset not in presets:
         raise ValueError(
             f"unknown preset {preset!r} for pde={pde['name']}; available presets: {', '.join(presets)}"
         )
-    _check_driver_arguments(batch_size, seed, overwrite, progress)
     sizes = presets[preset]
     solver = {**pde["solver"], **sizes.get("solver", {})}
     generator = make_generator(pde["generator"], solver)
-    out_dir = Path(root) / dataset_name(pde["name"], preset)
     config = {"pde": pde["name"], "generator": pde["generator"], "preset": preset, "seed": seed,
               "solver": solver, "benchmark": dict(pde.get("benchmark") or {}),
               "splits": {s: dict(sizes[s]) for s in SPLITS}}
@@ -206,7 +339,6 @@ def generate_dataset(pde: Mapping[str, Any], preset: str, root: str | Path, *, s
         "solver_settings": yaml.safe_dump(generator.solver_settings(), sort_keys=False),
         "package_version": pdebench.__version__,
     }
-    torch_device = resolve_device(device)
     layouts = {
         split: split_layout(generator, pde["name"], preset, split, sizes[split]["n_traj"], sizes[split]["n_frames"],
                             attrs)
@@ -214,28 +346,272 @@ def generate_dataset(pde: Mapping[str, Any], preset: str, root: str | Path, *, s
     }
     for layout in layouts.values():
         validate_layout(layout)
+    return _Plan(generator, Path(root) / dataset_name(pde["name"], preset), config, attrs, layouts, seed)
+
+
+def _remove_splits(directory: Path) -> None:
+    for split in SPLITS:
+        (directory / f"{split}.h5").unlink(missing_ok=True)
+        partial_path(directory / f"{split}.h5").unlink(missing_ok=True)
+
+
+def generate_dataset(pde: Mapping[str, Any], preset: str, root: str | Path, *, seed: int = 0,
+                     batch_size: int = 64, device: str = "auto", overwrite: bool = False,
+                     progress: bool = True, workers: int | None = 1, shard: int | None = None,
+                     n_shards: int | None = None) -> Path:
+    """Generate every split of `<pde.name>-<preset>` under `root`; complete split files are kept unless `overwrite`.
+
+    Every argument is checked before anything is created. One generation at a time may write a dataset directory
+    (a lock file in it). Split files kept from an earlier run are verified against the manifest first (or, without
+    a usable manifest, checked and matched against the layout), so the manifest is never rewritten over a damaged
+    or foreign file.
+
+    workers: processes solving trajectories side by side (None: every core on a CPU, one on a GPU); the files are
+    bitwise the same for any number. shard, n_shards: write only shard `shard` of `n_shards` (its trajectory
+    range of every split, under `<dataset>/shards/`) and return its directory; `merge_shards` joins them.
+    """
+    _check_driver_arguments(batch_size, seed, overwrite, progress, workers, shard, n_shards)
+    plan = _plan(pde, preset, root, seed)
+    torch_device = resolve_device(device)
+    n_workers = resolve_workers(workers, torch_device)
+    if shard is not None:
+        assert n_shards is not None  # checked above
+        return _generate_shard(plan, shard, n_shards, batch_size, torch_device, n_workers, overwrite, progress)
+    out_dir = plan.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     with _generation_lock(out_dir):
         _remove_stale_scratch(out_dir)
         if overwrite:  # the manifest goes first: it must never describe files that are being replaced
             (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
             (out_dir / VERIFIED_NAME).unlink(missing_ok=True)
+            _remove_splits(out_dir)
+        _check_existing_splits(out_dir, plan.config, plan.layouts)
+        with BlockSolver(plan.generator, torch_device, n_workers) as solver:
+            for split, layout in plan.layouts.items():
+                path = out_dir / f"{split}.h5"
+                if path.exists():
+                    continue
+                generate_split(plan.generator, path, layout, plan.seeds(split), batch_size, torch_device, progress,
+                               solver=solver)
+        write_manifest(out_dir, plan.config)
+    return out_dir
+
+
+# --- shards -------------------------------------------------------------------------------------------------------
+def shard_dir(dataset_dir: Path, shard: int, n_shards: int) -> Path:
+    """Where shard `shard` of `n_shards` of a dataset is written: `<dataset_dir>/shards/<shard>-of-<n_shards>`."""
+    return Path(dataset_dir) / SHARDS_DIR / f"{shard}-of-{n_shards}"
+
+
+def _already_generated(plan: _Plan) -> bool:
+    """True if the dataset's split files and a manifest of this very config exist (a shard job has nothing to do;
+    the merge or a full run verifies the files)."""
+    out_dir = plan.out_dir
+    if not all((out_dir / f"{split}.h5").exists() for split in SPLITS):
+        return False
+    try:
+        manifest = read_manifest(out_dir)
+    except DatasetError:
+        return False
+    return not _config_difference(manifest["config"], plan.config)
+
+
+def _generate_shard(plan: _Plan, shard: int, n_shards: int, batch_size: int, device: torch.device, workers: int,
+                    overwrite: bool, progress: bool) -> Path:
+    """Write shard `shard` of `n_shards` of every split into its shard directory (locked while it is written)."""
+    directory = shard_dir(plan.out_dir, shard, n_shards)
+    if not overwrite and _already_generated(plan):
+        print(f"{plan.out_dir} is already complete; shard {shard} of {n_shards} has nothing to do", file=sys.stderr)
+        return directory
+    directory.mkdir(parents=True, exist_ok=True)
+    with _generation_lock(directory):
+        _remove_stale_scratch(directory)
+        if overwrite:
+            _remove_splits(directory)
+        with BlockSolver(plan.generator, device, workers) as solver:
             for split in SPLITS:
-                (out_dir / f"{split}.h5").unlink(missing_ok=True)
-                partial_path(out_dir / f"{split}.h5").unlink(missing_ok=True)
-        _check_existing_splits(out_dir, config, layouts)
-        for split, layout in layouts.items():
-            path = out_dir / f"{split}.h5"
-            if path.exists():
-                continue
-            generate_split(generator, path, layout, trajectory_seeds(seed, split, layout.n_traj), batch_size,
-                           torch_device, progress)
-        write_manifest(out_dir, config)
+                layout = plan.shard_layout(split, shard, n_shards)
+                path = directory / f"{split}.h5"
+                if layout is None:
+                    continue
+                if path.exists():
+                    _check_shard_file(plan, path, split, shard, n_shards)
+                    continue
+                part = shard_range(int(plan.layouts[split].n_traj), shard, n_shards)
+                desc = f"{layout.dataset_name} {split} [shard {shard}/{n_shards}]"
+                generate_split(plan.generator, path, layout, plan.seeds(split)[part.start : part.stop], batch_size,
+                               device, progress, solver=solver, first_index=part.start, desc=desc)
+    return directory
+
+
+def _sweep_command(dataset_dir: Path) -> str:
+    """The command that generates 4 shards of a dataset as a Hydra sweep."""
+    return generate_command(dataset_dir, "-m", "n_shards=4", "shard='range(0,4)'")
+
+
+def _shard_command(plan: _Plan, shard: int, n_shards: int, *extra: str) -> str:
+    return generate_command(plan.out_dir, f"shard={shard}", f"n_shards={n_shards}", *extra)
+
+
+def _check_shard_file(plan: _Plan, path: Path, split: str, shard: int, n_shards: int) -> None:
+    """A finished shard file must have been written for exactly this shard of this config (layout fingerprint) and
+    hold the seeds this shard's trajectories get; the field values are checked as the merge reads them."""
+    layout = plan.shard_layout(split, shard, n_shards)
+    assert layout is not None
+    redo = _shard_command(plan, shard, n_shards, "overwrite=true")
+    with TrajectoryFile(path) as tf:
+        fingerprint = tf.attrs.get(FINGERPRINT_ATTR)
+        if fingerprint != layout_fingerprint(layout):
+            raise DatasetError(
+                f"shard file {path} was not written for shard {shard} of {n_shards} of {layout.dataset_name} with "
+                f"the configuration asked for now (its layout differs); regenerate that shard with {redo}"
+            )
+        part = shard_range(int(plan.layouts[split].n_traj), shard, n_shards)
+        if not np.array_equal(tf.seeds(), plan.seeds(split)[part.start : part.stop]):
+            raise DatasetError(
+                f"shard file {path} holds other seeds than trajectories {part.start}..{part.stop - 1} of split "
+                f"'{split}' get; regenerate that shard with {redo}"
+            )
+
+
+def _shard_counts(dataset_dir: Path) -> list[int]:
+    """The shard counts `n` of the `<i>-of-<n>` directories under `<dataset_dir>/shards` (sorted, unique)."""
+    found = {int(m.group(2)) for d in (Path(dataset_dir) / SHARDS_DIR).glob("*-of-*")
+             if d.is_dir() and (m := _SHARD_DIR_RE.match(d.name))}
+    return sorted(found)
+
+
+def _merge_count(plan: _Plan, n_shards: int | None) -> int:
+    """The number of shards to merge: `n_shards` if given, else the one count found under `<dataset>/shards`."""
+    if n_shards is not None:
+        return n_shards
+    counts = _shard_counts(plan.out_dir)
+    if len(counts) == 1:
+        return counts[0]
+    where = plan.out_dir / SHARDS_DIR
+    if not counts:
+        raise DatasetError(
+            f"no shards of {plan.out_dir.name} to merge in {where}; generate them first with "
+            f"{_sweep_command(plan.out_dir)} (any shard count)"
+        )
+    raise DatasetError(
+        f"{where} holds shards of several shard counts ({', '.join(map(str, counts))}); say which to merge with "
+        f"{generate_command(plan.out_dir, 'merge=true', f'n_shards={counts[-1]}')}"
+    )
+
+
+def _shard_sources(plan: _Plan, split: str, n_shards: int) -> list[tuple[range, Path]]:
+    """Every shard file of `split` with the split trajectory range it holds; all must be finished and valid."""
+    sources = []
+    for shard in range(n_shards):
+        part = shard_range(int(plan.layouts[split].n_traj), shard, n_shards)
+        if not part:
+            continue
+        path = shard_dir(plan.out_dir, shard, n_shards) / f"{split}.h5"
+        if not path.exists():
+            state = "is still being written or was interrupted" if partial_path(path).exists() else "does not exist"
+            raise DatasetError(
+                f"cannot merge {plan.out_dir.name}: shard {shard} of {n_shards} of split '{split}' ({path}) {state}; "
+                f"finish it with {_shard_command(plan, shard, n_shards)} and merge again"
+            )
+        _check_shard_file(plan, path, split, shard, n_shards)
+        sources.append((part, path))
+    return sources
+
+
+def _read_range(sources: Sequence[tuple[range, TrajectoryFile]], layout: DatasetLayout, lo: int,
+                hi: int) -> tuple[GeneratedBatch, np.ndarray]:
+    """Trajectories `lo .. hi - 1` of a split, read from the shard files that hold them, and their seeds."""
+    fields: dict[str, list[np.ndarray]] = {f.name: [] for f in layout.fields}
+    params: dict[str, list[np.ndarray]] = {p.name: [] for p in layout.parameters}
+    seeds: list[np.ndarray] = []
+    for part, tf in sources:
+        a, b = max(lo, part.start) - part.start, min(hi, part.stop) - part.start
+        if a >= b:
+            continue
+        for name in fields:
+            fields[name].append(tf.read_field(name, slice(a, b)))
+        values = tf.parameters()
+        for name in params:
+            params[name].append(values[name][a:b])
+        seeds.append(tf.seeds()[a:b])
+    batch = GeneratedBatch({k: np.concatenate(v) for k, v in fields.items()},
+                           {k: np.concatenate(v) for k, v in params.items()})
+    return batch, np.concatenate(seeds)
+
+
+def _merge_split(path: Path, layout: DatasetLayout, sources: Sequence[tuple[range, Path]], batch_size: int,
+                 progress: bool) -> Path:
+    """Write split file `path` from its shard files, appending blocks of `batch_size` exactly as a single job does
+    (so the bytes are the same); resumable like any split file. Memory: one block."""
+    with contextlib.ExitStack() as stack:
+        files = [(part, stack.enter_context(TrajectoryFile(p))) for part, p in sources]
+        writer = stack.enter_context(TrajectoryWriter(path, layout))
+        bar = stack.enter_context(tqdm(total=layout.n_traj, initial=writer.n_done, unit="traj", dynamic_ncols=True,
+                                       desc=f"{layout.dataset_name} {layout.split} [merge]", disable=not progress))
+        for lo in range(writer.n_done, layout.n_traj, batch_size):
+            hi = min(lo + batch_size, layout.n_traj)
+            batch, seeds = _read_range(files, layout, lo, hi)
+            writer.append(batch.fields, batch.parameters, seeds)
+            bar.update(hi - lo)
+        return writer.finalize()
+
+
+def _remove_shards(plan: _Plan, n_shards: int) -> None:
+    """Delete the merged shards' directories (each under its lock; a shard still held by a job is left alone)."""
+    for shard in range(n_shards):
+        directory = shard_dir(plan.out_dir, shard, n_shards)
+        if not directory.exists():
+            continue
+        try:
+            with _generation_lock(directory):
+                shutil.rmtree(directory)
+        except DatasetError:
+            print(f"warning: {directory} is being written by another job; it was not removed", file=sys.stderr)
+    with contextlib.suppress(OSError):
+        (plan.out_dir / SHARDS_DIR).rmdir()  # only if empty
+
+
+def merge_shards(pde: Mapping[str, Any], preset: str, root: str | Path, *, seed: int = 0, batch_size: int = 64,
+                 overwrite: bool = False, progress: bool = True, n_shards: int | None = None) -> Path:
+    """Join the shards of `<pde.name>-<preset>` into its split files, write the manifest, remove the shards.
+
+    The split files are bitwise those a single `generate_dataset` with the same `batch_size` writes (on the device
+    and dtype the shards were solved on). n_shards: the shard count to merge (None: the one found on disk).
+    Split files already there are verified and kept, as in `generate_dataset`; every shard file is checked
+    (layout fingerprint, seeds) before anything is written, and every field value is checked as it is read.
+    """
+    _check_driver_arguments(batch_size, seed, overwrite, progress, 1, None, n_shards, True)
+    plan = _plan(pde, preset, root, seed)
+    out_dir = plan.out_dir
+    if not out_dir.is_dir():
+        raise DatasetError(f"no dataset directory {out_dir} to merge shards in; generate the shards first with "
+                           f"{_sweep_command(out_dir)}")
+    with _generation_lock(out_dir):
+        _remove_stale_scratch(out_dir)
+        if overwrite:  # every shard is checked before the split files it replaces are deleted
+            count = _merge_count(plan, n_shards)
+            sources = {split: _shard_sources(plan, split, count) for split in SPLITS}
+            (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
+            (out_dir / VERIFIED_NAME).unlink(missing_ok=True)
+            _remove_splits(out_dir)
+        else:
+            _check_existing_splits(out_dir, plan.config, plan.layouts)
+            missing = [split for split in SPLITS if not (out_dir / f"{split}.h5").exists()]
+            count = _merge_count(plan, n_shards) if missing else n_shards
+            sources = {split: _shard_sources(plan, split, count) for split in missing}  # all checked first
+        for split, split_sources in sources.items():
+            _merge_split(out_dir / f"{split}.h5", plan.layouts[split], split_sources, batch_size, progress)
+        write_manifest(out_dir, plan.config)
+    # the merged shards, or after an earlier merge, shards left over by a rerun shard job: no longer needed
+    for merged in [count] if count is not None else _shard_counts(out_dir):
+        _remove_shards(plan, merged)
     return out_dir
 
 
 def generate(cfg: Mapping[str, Any], progress: bool = True) -> Path:
-    """`pdebench-generate` as a library call: validate the whole resolved config, then `generate_dataset`.
+    """`pdebench-generate` as a library call: validate the whole resolved config, then generate the dataset, one
+    shard of it (`shard`, `n_shards`) or join its shards (`merge=true`); returns the directory written.
 
     `cfg` has the shape of `pdebench.config.GenerateConfig` (plain containers). An unknown key (`+foo=1`), a value
     out of range or a device this machine lacks fails here, in one sentence, before any directory is created.
@@ -243,5 +619,12 @@ def generate(cfg: Mapping[str, Any], progress: bool = True) -> Path:
     from pdebench.config import GenerateConfig, validate_config  # pdebench.config imports data_gen: import late
 
     validate_config(cfg, GenerateConfig)
-    return generate_dataset(cfg["pde"], cfg["preset"], cfg["root"], seed=cfg["seed"], batch_size=cfg["batch_size"],
-                            device=cfg["device"], overwrite=cfg["overwrite"], progress=progress)
+    common = {"seed": cfg["seed"], "batch_size": cfg["batch_size"], "overwrite": cfg["overwrite"],
+              "progress": progress}
+    if cfg.get("merge", False):
+        _check_driver_arguments(cfg["batch_size"], cfg["seed"], cfg["overwrite"], progress, cfg.get("workers"),
+                                cfg.get("shard"), cfg.get("n_shards"), True)
+        return merge_shards(cfg["pde"], cfg["preset"], cfg["root"], n_shards=cfg.get("n_shards"), **common)
+    return generate_dataset(cfg["pde"], cfg["preset"], cfg["root"], device=cfg["device"],
+                            workers=cfg.get("workers"), shard=cfg.get("shard"), n_shards=cfg.get("n_shards"),
+                            **common)

@@ -1,4 +1,4 @@
-"""`pdebench-generate pde=ks preset=small`: generate every split of one dataset."""
+"""`pdebench-generate pde=ks preset=small`: generate every split of one dataset, one shard of it, or merge shards."""
 
 from __future__ import annotations
 
@@ -7,13 +7,20 @@ from omegaconf import DictConfig
 
 from data_gen.generate import generate
 from pdebench.cli.common import CONFIG_DIR, HYDRA_VERSION_BASE, report_user_errors, to_container
+from pdebench.data.manifest import generate_command
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="generate", version_base=HYDRA_VERSION_BASE)
 @report_user_errors
 def main(cfg: DictConfig) -> None:
-    out_dir = generate(to_container(cfg))
-    print(f"dataset written: {out_dir}")
+    config = to_container(cfg)
+    out_dir = generate(config)
+    if config.get("shard") is None:
+        print(f"dataset written: {out_dir}")
+    else:
+        merge = generate_command(out_dir.parents[1], "merge=true")
+        print(f"shard {config['shard']} of {config['n_shards']} written: {out_dir}; once every shard is done, "
+              f"join them with {merge}")
 
 
 if __name__ == "__main__":

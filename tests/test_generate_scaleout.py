@@ -1,0 +1,347 @@
+"""Scale-out of the generation driver: shards merged into the bytes of one job, worker processes that change no bit,
+a SIGKILLed run resumed to the same file, solver blow-ups named, shards on the submitit and SLURM launchers.
+
+Everything runs on KS `tiny` and on a synthetic 2-D generator (two fields on a box grid, any generator works)."""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import xarray
+from cli import BIN, run_cli
+from compose import compose_config
+
+from data_gen.base import GeneratedBatch, SolverDiverged
+from data_gen.generate import (
+    SHARDS_DIR,
+    GenerationDiverged,
+    generate,
+    generate_dataset,
+    merge_shards,
+    shard_range,
+    trajectory_seeds,
+)
+from data_gen.parallel import available_cores, resolve_workers
+from data_gen.registry import GENERATORS, GeneratorEntry
+from pdebench.cli.common import USER_ERRORS
+from pdebench.data.check import check_file
+from pdebench.data.manifest import manifest_hash
+from pdebench.data.schema import MANIFEST_NAME, SPLITS, Coordinate, DatasetError, FieldSpec, ParameterSpec
+from pdebench.data.writer import partial_path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# --- a synthetic generator: two fields on a 2-D box, content from the seed alone ----------------------------------
+@dataclass
+class WavesConfig:
+    """n_x, n_y: grid points; diverge_seeds: seeds whose solve raises SolverDiverged at t = 0.75 (a blow-up);
+    nan_seeds: seeds whose field `b` turns NaN from stored frame 3 on (a blow-up the solver does not notice)."""
+
+    n_x: int = 6
+    n_y: int = 5
+    diverge_seeds: list[int] = field(default_factory=list)
+    nan_seeds: list[int] = field(default_factory=list)
+
+
+class BoxWaves:
+    """`a` = amp * sin(k x + w t + phase) and `b` = a * a on a box grid; amp, k, phase from the seed."""
+
+    pde = "waves"
+    grid = "box"
+    frame_interval = 0.25
+    fields = (FieldSpec("a", "1", "box"), FieldSpec("b", "1", "box"))
+    parameters = (ParameterSpec("amp", "1", "amplitude"),)
+
+    def __init__(self, config: WavesConfig) -> None:
+        self.config = config
+
+    def coordinates(self) -> tuple[Coordinate, ...]:
+        return (Coordinate("x", np.arange(self.config.n_x) / self.config.n_x, "1"),
+                Coordinate("y", np.arange(self.config.n_y) / self.config.n_y, "1"))
+
+    def solver_settings(self) -> dict[str, Any]:
+        return {"solver": "closed form"}
+
+    def generate(self, seeds: Sequence[int], n_frames: int, device: torch.device) -> GeneratedBatch:
+        bad = [int(s) for s in seeds if int(s) in self.config.diverge_seeds]
+        if bad:
+            raise SolverDiverged(bad, 0.75, "non-finite values in a")
+        x = np.arange(self.config.n_x)[:, None] / self.config.n_x + 0 * np.arange(self.config.n_y)[None, :]
+        t = np.arange(n_frames)[:, None, None] * self.frame_interval
+        amps, waves = [], []
+        for seed in seeds:
+            rng = np.random.default_rng(int(seed))
+            amp, k, phase = rng.uniform(0.5, 2.0), rng.integers(1, 3), rng.uniform(0, 2 * np.pi)
+            amps.append(amp)
+            waves.append(amp * np.sin(2 * np.pi * k * x[None] + 3.0 * t + phase))
+        a = np.stack(waves).astype(np.float32)
+        b = a * a
+        b[[int(s) in self.config.nan_seeds for s in seeds], 3:] = np.nan
+        return GeneratedBatch({"a": a, "b": b}, {"amp": np.array(amps)})
+
+
+def waves_pde(**solver: Any) -> dict[str, Any]:
+    sizes = {"train": {"n_traj": 7, "n_frames": 5}, "valid": {"n_traj": 3, "n_frames": 6},
+             "test": {"n_traj": 2, "n_frames": 6}}
+    return {"name": "waves", "generator": "waves", "solver": solver, "benchmark": {"frame_stride": 1},
+            "presets": {"tiny": sizes}}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def waves_registered() -> Iterator[None]:
+    """The synthetic generator, registered for this module only."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(GENERATORS, "waves", GeneratorEntry("waves", BoxWaves, WavesConfig))
+        yield
+
+
+def ks_pde() -> dict[str, Any]:
+    return compose_config("generate", ["pde=ks", "preset=tiny"])["pde"]
+
+
+def assert_same_files(a: Path, b: Path) -> None:
+    """Every split file and the manifest's identity are bitwise the same."""
+    for split in SPLITS:
+        assert filecmp.cmp(a / f"{split}.h5", b / f"{split}.h5", shallow=False), split
+    assert manifest_hash(a) == manifest_hash(b)
+
+
+def assert_usable(dataset: Path) -> None:
+    for split in SPLITS:
+        path = dataset / f"{split}.h5"
+        assert check_file(path) == [], check_file(path)
+        with xarray.open_dataset(path, engine="h5netcdf") as ds:
+            assert ds.sizes["traj"] >= 1
+
+
+# --- shards -------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("n_traj", "n_shards"), [(8, 4), (7, 3), (2, 4), (1, 1), (640, 16)])
+def test_shard_ranges_are_contiguous_and_cover_every_trajectory_once(n_traj: int, n_shards: int) -> None:
+    ranges = [shard_range(n_traj, i, n_shards) for i in range(n_shards)]
+    assert [i for r in ranges for i in r] == list(range(n_traj))
+    assert max(map(len, ranges)) - min(map(len, ranges)) <= 1
+
+
+def test_four_ks_shards_merged_are_bitwise_the_single_job(ks_tiny: Path, tmp_path: Path) -> None:
+    """ks-tiny of the session: one job, blocks of 4. Here: 4 shards in blocks of 3, merged in blocks of 4."""
+    pde = ks_pde()
+    for shard in range(4):
+        generate_dataset(pde, "tiny", tmp_path, batch_size=3, device="cpu", progress=False, shard=shard, n_shards=4)
+    dataset = tmp_path / "ks-tiny"
+    assert sorted(p.name for p in (dataset / SHARDS_DIR).iterdir()) == ["0-of-4", "1-of-4", "2-of-4", "3-of-4"]
+    assert not (dataset / MANIFEST_NAME).exists() and not (dataset / "train.h5").exists()
+    assert merge_shards(pde, "tiny", tmp_path, batch_size=4, progress=False) == dataset  # n_shards found on disk
+    assert_same_files(ks_tiny, dataset)
+    assert not (dataset / SHARDS_DIR).exists()
+    assert_usable(dataset)
+
+
+def test_waves_shards_merged_are_bitwise_the_single_job(tmp_path: Path) -> None:
+    """Two fields: the merged file's chunks are allocated in the same order as a single job's (same blocks)."""
+    pde = waves_pde()
+    single = generate_dataset(pde, "tiny", tmp_path / "one", batch_size=2, progress=False)
+    for shard in (2, 0, 1):  # any order
+        generate_dataset(pde, "tiny", tmp_path / "sharded", batch_size=5, progress=False, shard=shard, n_shards=3)
+    merged = merge_shards(pde, "tiny", tmp_path / "sharded", batch_size=2, progress=False, n_shards=3)
+    assert_same_files(single, merged)
+    assert_usable(merged)
+
+
+def test_merge_with_a_missing_shard_names_it_and_writes_nothing(tmp_path: Path) -> None:
+    pde = waves_pde()
+    for shard in (0, 1, 3):
+        generate_dataset(pde, "tiny", tmp_path, progress=False, shard=shard, n_shards=4)
+    with pytest.raises(DatasetError) as info:
+        merge_shards(pde, "tiny", tmp_path, progress=False)
+    message = str(info.value)
+    assert "shard 2 of 4 of split 'train'" in message and "does not exist" in message
+    assert "`pdebench-generate pde=waves preset=tiny shard=2 n_shards=4`" in message
+    dataset = tmp_path / "waves-tiny"
+    assert not any((dataset / f"{split}.h5").exists() for split in SPLITS)
+    assert not (dataset / MANIFEST_NAME).exists()
+
+
+def test_merge_refuses_shards_of_another_configuration(tmp_path: Path) -> None:
+    pde = waves_pde()
+    for shard in range(2):
+        generate_dataset(pde, "tiny", tmp_path, seed=1, progress=False, shard=shard, n_shards=2)
+    with pytest.raises(DatasetError, match=r"was not written for shard 0 of 2 of waves-tiny with the configuration "
+                                           r"asked for now.*shard=0 n_shards=2 overwrite=true"):
+        merge_shards(pde, "tiny", tmp_path, seed=0, progress=False)
+
+
+def test_shard_jobs_of_a_finished_dataset_do_nothing_and_merging_again_keeps_it(tmp_path: Path) -> None:
+    pde = waves_pde()
+    for shard in range(2):
+        generate_dataset(pde, "tiny", tmp_path, progress=False, shard=shard, n_shards=2)
+    dataset = merge_shards(pde, "tiny", tmp_path, progress=False)
+    before = {split: (dataset / f"{split}.h5").stat().st_mtime_ns for split in SPLITS}
+    generate_dataset(pde, "tiny", tmp_path, progress=False, shard=1, n_shards=2)
+    assert not (dataset / SHARDS_DIR).exists()
+    assert merge_shards(pde, "tiny", tmp_path, progress=False) == dataset
+    with pytest.raises(DatasetError, match="no shards of waves-tiny to merge"):  # nothing to redo it from:
+        merge_shards(pde, "tiny", tmp_path, progress=False, overwrite=True)  # the dataset must stay
+    assert before == {split: (dataset / f"{split}.h5").stat().st_mtime_ns for split in SPLITS}
+    assert (dataset / MANIFEST_NAME).exists()
+
+
+def test_merge_without_shards_says_how_to_make_them(tmp_path: Path) -> None:
+    (tmp_path / "waves-tiny").mkdir()
+    with pytest.raises(DatasetError, match=r"no shards of waves-tiny to merge .* -m n_shards=4 shard='range\(0,4\)'"):
+        merge_shards(waves_pde(), "tiny", tmp_path, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        (["shard=1"], "shard=1 needs n_shards"),
+        (["shard=4", "n_shards=4"], "shard must be an integer in 0 .. n_shards - 1 = 3, got 4"),
+        (["n_shards=4"], "n_shards=4 needs shard=<index>"),
+        (["merge=true", "shard=0", "n_shards=2"], "merge=true joins every shard of the dataset, so it takes no shard"),
+        (["workers=0"], "workers=0 is not valid"),
+        (["n_shards=0", "merge=true"], "n_shards=0 is not valid"),
+    ],
+)
+def test_bad_scaleout_arguments_are_named_before_anything_is_written(tmp_path: Path, overrides: list[str],
+                                                                     fragment: str) -> None:
+    cfg = compose_config("generate", ["pde=ks", "preset=tiny", f"root={tmp_path / 'data'}", *overrides])
+    with pytest.raises(USER_ERRORS) as info:
+        generate(cfg, progress=False)
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "data").exists()
+
+
+# --- every core, same bits ----------------------------------------------------------------------------------------
+def test_workers_default_to_every_core_on_a_cpu_and_one_on_a_gpu() -> None:
+    assert resolve_workers(None, torch.device("cpu")) == available_cores() >= 1
+    assert resolve_workers(None, torch.device("cuda")) == 1
+    assert resolve_workers(3, torch.device("cpu")) == 3
+    assert compose_config("generate", ["pde=ks"])["workers"] is None  # the command's default: every core
+
+
+def test_two_workers_write_the_bytes_of_one(ks_tiny: Path, tmp_path: Path) -> None:
+    """Blocks of 4 cut into 2 sub-batches solved by 2 processes: the files of the session's one-process run."""
+    out = generate_dataset(ks_pde(), "tiny", tmp_path, batch_size=4, device="cpu", progress=False, workers=2)
+    assert_same_files(ks_tiny, out)
+
+
+# --- blow-ups -----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("workers", [1, 2])
+def test_divergence_names_split_trajectory_seed_and_time_and_keeps_written_blocks(tmp_path: Path,
+                                                                                 workers: int) -> None:
+    seed = int(trajectory_seeds(0, "train", 7)[5])
+    pde = waves_pde(diverge_seeds=[seed])
+    with pytest.raises(GenerationDiverged) as info:
+        generate_dataset(pde, "tiny", tmp_path, batch_size=2, progress=False, workers=workers)
+    message = str(info.value)
+    assert isinstance(info.value, USER_ERRORS) and "\n" not in message
+    for fragment in ("split 'train'", f"trajectory 5 (seed {seed})", "t = 0.75", "non-finite values in a",
+                     "the 4 trajectories written before it are kept"):
+        assert fragment in message, message
+    partial = partial_path(tmp_path / "waves-tiny" / "train.h5")
+    with h5py.File(partial, "r") as f:
+        assert int(np.asarray(f.attrs["n_traj_complete"]).reshape(-1)[0]) == 4
+        assert np.isfinite(f["a"][:4]).all() and list(f["seed"][:4]) == list(trajectory_seeds(0, "train", 4))
+
+
+def test_non_finite_output_stops_like_a_divergence_naming_the_frame(tmp_path: Path) -> None:
+    seed = int(trajectory_seeds(0, "valid", 3)[1])
+    with pytest.raises(GenerationDiverged) as info:
+        generate_dataset(waves_pde(nan_seeds=[seed]), "tiny", tmp_path, batch_size=2, progress=False)
+    message = str(info.value)
+    for fragment in ("split 'valid'", f"trajectory 1 (seed {seed})", "stored frame 3 (t = 0.75 after frame 0)",
+                     "non-finite values in field 'b'", "the 0 trajectories written before it are kept"):
+        assert fragment in message, message
+    assert (tmp_path / "waves-tiny" / "train.h5").exists()  # the finished split stays
+
+
+def test_divergence_in_a_shard_names_the_split_index(tmp_path: Path) -> None:
+    seed = int(trajectory_seeds(0, "train", 7)[6])
+    with pytest.raises(GenerationDiverged, match=rf"trajectory 6 \(seed {seed}\)"):
+        generate_dataset(waves_pde(diverge_seeds=[seed]), "tiny", tmp_path, progress=False, shard=2, n_shards=3)
+
+
+# --- interruption -------------------------------------------------------------------------------------------------
+# Long enough (a burn-in of 100 time units) that a block of 2 trajectories takes a noticeable time.
+SLOW_KS = ["pde=ks", "preset=tiny", "pde.presets.tiny.solver.burn_in_time=100.0", "batch_size=2", "device=cpu",
+           "workers=1"]
+
+
+def _complete(partial: Path) -> int:
+    """`n_traj_complete` of a split file being written by another process (0 while unreadable)."""
+    try:
+        with h5py.File(partial, "r", locking=False) as f:
+            return int(np.asarray(f.attrs["n_traj_complete"]).reshape(-1)[0])
+    except (OSError, KeyError):
+        return 0
+
+
+def test_sigkilled_generation_resumes_to_the_same_file(tmp_path: Path) -> None:
+    reference = generate(compose_config("generate", [*SLOW_KS, f"root={tmp_path / 'ref'}"]), progress=False)
+    root = tmp_path / "data"
+    proc = subprocess.Popen([str(BIN / "pdebench-generate"), *SLOW_KS, f"root={root}"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    partial = partial_path(root / "ks-tiny" / "train.h5")
+    try:
+        deadline = time.monotonic() + 300
+        while _complete(partial) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    kept = _complete(partial)
+    assert 2 <= kept < 8 and not (root / "ks-tiny" / "train.h5").exists(), kept
+    generate(compose_config("generate", [*SLOW_KS, f"root={root}"]), progress=False)  # the same command again
+    assert_same_files(reference, root / "ks-tiny")
+    assert not partial.exists()
+
+
+# --- launchers ----------------------------------------------------------------------------------------------------
+def test_shards_run_as_submitit_jobs_and_merge_into_the_single_job(ks_tiny: Path, tmp_path: Path) -> None:
+    common = ["pde=ks", "preset=tiny", "device=cpu", "workers=1", f"root={tmp_path / 'data'}"]
+    run_cli("generate", "-m", *common, "batch_size=3", "n_shards=2", "shard=range(0,2)",
+            "hydra/launcher=submitit_local", cwd=tmp_path)
+    assert len(list(tmp_path.glob("runs/multirun/*/.submitit/*"))) >= 2  # real submitit jobs ran the shards
+    assert sorted(p.name for p in (tmp_path / "data" / "ks-tiny" / SHARDS_DIR).iterdir()) == ["0-of-2", "1-of-2"]
+    generate(compose_config("generate", [*common, "batch_size=4", "merge=true"]), progress=False)
+    assert_same_files(ks_tiny, tmp_path / "data" / "ks-tiny")
+
+
+def test_slurm_launcher_composes_for_generation(tmp_path: Path) -> None:
+    """`--cfg hydra` shows the launcher a `-m ... hydra/launcher=slurm` sweep of shards would submit through."""
+    proc = run_cli("generate", "pde=ks", "preset=paper", "n_shards=16", "shard=3", "hydra/launcher=slurm",
+                   "hydra.launcher.partition=gpu", "--cfg", "hydra", cwd=tmp_path)
+    out = proc.stdout
+    assert "_target_: hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher" in out
+    assert "partition: gpu" in out and "- shard=3" in out and "- n_shards=16" in out
+    assert not (tmp_path / "data").exists()
+
+
+# --- make datasets ------------------------------------------------------------------------------------------------
+def test_make_datasets_generates_every_pde_config_by_default() -> None:
+    if subprocess.run(["make", "--version"], capture_output=True).returncode != 0:
+        pytest.skip("make is not installed")
+    proc = subprocess.run(["make", "-n", "datasets", "PRESET=tiny", "DATA=somewhere"], cwd=REPO, capture_output=True,
+                          text=True, check=True)
+    names = sorted(p.stem for p in (REPO / "conf" / "pde").glob("*.yaml"))
+    line = next(li for li in proc.stdout.splitlines() if "pdebench-generate" in li)
+    assert f"for pde in {' '.join(names)};" in line and "preset=tiny root=somewhere" in line
+
+
+def test_progress_bar_shows_trajectories_done_and_eta(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    generate_dataset(waves_pde(), "tiny", tmp_path, batch_size=2, progress=True)
+    err = capsys.readouterr().err
+    assert "waves-tiny train" in err and "7/7" in err and "traj/s" in err and "<" in err  # elapsed<remaining
