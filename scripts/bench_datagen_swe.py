@@ -1,0 +1,157 @@
+"""Benchmark: the batched `swe` generator against looping torch-harmonics' example `ShallowWaterSolver`.
+
+Both run the same grid (Gaussian 96 x 192 by default) and the same AB3 step (150 s) on one CPU thread, measured in
+one run, and the result is a ratio of trajectory-steps per second (goal: >= 5x). Times are process CPU times
+(one thread), so that other work on the machine does not count. The example is timed twice: at its
+default truncation (l, m < 96 / 97, what it does when given only the grid) and at the generator's T63 truncation
+(`lmax = mmax = 64`), so the report separates the gain of the de-aliased truncation from that of batching and of
+the contraction layout. The generator's time includes its initial balance, stability checks and float32 output.
+
+    python scripts/bench_datagen_swe.py [--n-lat 96] [--traj 16] [--steps 72] [--example-traj 2]
+    python scripts/bench_datagen_swe.py --validate     # physics on the benchmark grid (minutes on one core)
+    python scripts/bench_datagen_swe.py --preset-cost  # time of the `small` preset, from a measured fraction
+
+`--validate` measures on the benchmark grid (T63, 96 x 192): the relative height error of Williamson test case 2
+after 5 days, and the relative change of total energy and mass over 20 days with and without the production
+hyperdiffusion, for one random-jet trajectory (after its spin-up) and for the Rossby-Haurwitz wave.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import torch
+from torch_harmonics.examples.shallow_water_equations import ShallowWaterSolver
+from tqdm.auto import tqdm
+
+from data_gen.swe import SphericalShallowWater, SWEConfig, SWEGenerator, truncation_degree
+
+EARTH = dict(radius=6.37122e6, omega=7.292e-5, gravity=9.80616)
+
+
+def time_example(n_lat: int, n_lon: int, dt: float, n_traj: int, n_steps: int, lmax: int | None) -> float:
+    """Seconds per trajectory-step of the example solver, one trajectory at a time (Galewsky initial state)."""
+    solver = ShallowWaterSolver(n_lat, n_lon, dt, lmax=lmax, mmax=lmax, grid="legendre-gauss")
+    start = time.process_time()
+    for _ in tqdm(range(n_traj), desc=f"example lmax={lmax or 'default'}", leave=False):
+        state = solver.galewsky_initial_condition()
+        solver.timestep(state, n_steps)
+    return (time.process_time() - start) / (n_traj * n_steps)
+
+
+def time_generator(n_lat: int, n_lon: int, dt: float, n_traj: int, n_steps: int, chunk: int) -> float:
+    """Seconds per trajectory-step of `SWEGenerator.generate` (no spin-up; frames every `n_steps / 3` steps)."""
+    frame_steps = n_steps // 3
+    config = SWEConfig(n_lat=n_lat, n_lon=n_lon, time_step=dt, frame_interval_hours=frame_steps * dt / 3600.0,
+                       spin_up_hours=0.0, chunk=chunk)
+    generator = SWEGenerator(config)
+    start = time.process_time()
+    generator.generate(list(range(n_traj)), 4, torch.device("cpu"))
+    return (time.process_time() - start) / (n_traj * 3 * frame_steps)
+
+
+def williamson2(solver: SphericalShallowWater) -> tuple[torch.Tensor, torch.Tensor]:
+    """Williamson test case 2 (alpha = 0): height `[1, n_lat, n_lon]` (m) and wind `[1, 2, n_lat, n_lon]` (m/s)."""
+    a, omega, g = solver.radius, EARTH["omega"], solver.gravity
+    u0, gh0 = 2 * math.pi * a / (12 * 86400.0), 2.94e4
+    lat = solver.latitudes[:, None].expand(-1, solver.n_lon)
+    u = u0 * torch.cos(lat)
+    height = (gh0 - (a * omega * u0 + 0.5 * u0**2) * torch.sin(lat) ** 2) / g
+    return height[None], torch.stack([u, torch.zeros_like(u)])[None]
+
+
+def rossby_haurwitz(solver: SphericalShallowWater) -> tuple[torch.Tensor, torch.Tensor]:
+    """Williamson test case 6 (wavenumber 4): height `[1, n_lat, n_lon]` (m) and wind `[1, 2, ...]` (m/s)."""
+    a, big_omega, g = solver.radius, EARTH["omega"], solver.gravity
+    w = k = 7.848e-6
+    r, h0 = 4, 8000.0
+    lat, lon = solver.latitudes[:, None], solver.longitudes[None, :]
+    c = torch.cos(lat)
+    u = a * w * c + a * k * c ** (r - 1) * (r * torch.sin(lat) ** 2 - c**2) * torch.cos(r * lon)
+    v = -a * k * r * c ** (r - 1) * torch.sin(lat) * torch.sin(r * lon)
+    big_a = (0.5 * w * (2 * big_omega + w) * c**2
+             + 0.25 * k**2 * c ** (2 * r) * ((r + 1) * c**2 + (2 * r**2 - r - 2) - 2 * r**2 * c**-2))
+    big_b = 2 * (big_omega + w) * k / ((r + 1) * (r + 2)) * c**r * ((r**2 + 2 * r + 2) - (r + 1) ** 2 * c**2)
+    big_c = 0.25 * k**2 * c ** (2 * r) * ((r + 1) * c**2 - (r + 2))
+    height = h0 + a**2 * (big_a + big_b * torch.cos(r * lon) + big_c * torch.cos(2 * r * lon)) / g
+    return height[None], torch.stack([u, v])[None]
+
+
+def validate(n_lat: int, dt: float) -> None:
+    """Print the physics checks of the module docstring on the `n_lat x 2 n_lat` grid with step `dt`."""
+    def solver(hours: float, time_step: float = dt) -> SphericalShallowWater:
+        return SphericalShallowWater(n_lat, 2 * n_lat, time_step=time_step, hyperdiffusion_hours=hours,
+                                     hyperdiffusion_order=4, **EARTH)
+
+    w2 = solver(2.0, 300.0)
+    height, wind = williamson2(w2)
+    steps = round(5 * 86400 / 300.0)
+    out = w2.to_grid(w2.integrate(w2.from_grid(height, wind), steps, steps)[-1])
+    error = float((out[0, 0] - height[0]).norm() / height[0].norm())
+    print(f"Williamson 2, 5 days, 300 s steps: relative height error {error:.2e}")
+    steps = round(20 * 86400 / dt)
+    generator = SWEGenerator(SWEConfig(n_lat=n_lat, n_lon=2 * n_lat, time_step=dt, chunk=1))
+    for label, hours in (("off", 0.0), ("production (2 h)", 2.0)):
+        s = solver(hours)
+        jets = generator.initial_states(s, [0])
+        jets = s.integrate(jets, round(48 * 3600 / dt), round(48 * 3600 / dt))[-1]  # after the spin-up
+        for name, state in (("random jets (seed 0)", jets), ("Rossby-Haurwitz 4", s.from_grid(*rossby_haurwitz(s)))):
+            start = time.process_time()
+            final = s.integrate(state, steps, steps)[-1]
+            d_energy = float(s.energy(final) / s.energy(state) - 1)
+            d_mass = float(s.mass(final) / s.mass(state) - 1)
+            print(f"hyperdiffusion {label:17s} {name:22s}: 20 days, energy change {d_energy:+.2e}, mass change "
+                  f"{d_mass:+.1e} ({time.process_time() - start:.0f} s)", flush=True)
+
+
+def preset_cost(n_lat: int, dt: float, n_traj: int, n_frames: int, spin_up_hours: float, chunk: int) -> None:
+    """Measure one chunk over a few frames and extrapolate to a preset of `n_traj` trajectories."""
+    config = SWEConfig(n_lat=n_lat, n_lon=2 * n_lat, time_step=dt, spin_up_hours=0.0, chunk=chunk)
+    generator = SWEGenerator(config)
+    frames = 4
+    start = time.process_time()
+    generator.generate(list(range(chunk)), frames + 1, torch.device("cpu"))
+    per_frame = (time.process_time() - start) / (chunk * frames)  # seconds per trajectory-frame interval
+    total_frames = n_traj * (n_frames - 1 + spin_up_hours / config.frame_interval_hours)
+    print(f"{n_lat} x {2 * n_lat}, dt {dt:g} s, chunk {chunk}: {per_frame:.3f} s per trajectory-frame on one core; "
+          f"{n_traj} trajectories x ({n_frames} frames + {spin_up_hours:g} h spin-up) = "
+          f"{per_frame * total_frames / 60:.1f} core-minutes")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-lat", type=int, default=96)
+    parser.add_argument("--dt", type=float, default=150.0, help="time step (s), the same for both solvers")
+    parser.add_argument("--traj", type=int, default=16, help="trajectories for the batched generator")
+    parser.add_argument("--chunk", type=int, default=8, help="the generator's chunk size")
+    parser.add_argument("--steps", type=int, default=72, help="steps per trajectory (a multiple of 3)")
+    parser.add_argument("--example-traj", type=int, default=2, help="trajectories looped through the example")
+    parser.add_argument("--validate", action="store_true", help="run the physics checks instead")
+    parser.add_argument("--preset-cost", action="store_true", help="estimate the small preset's cost instead")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.validate:
+        validate(args.n_lat, args.dt)
+        return
+    if args.preset_cost:
+        preset_cost(48, 300.0, 208, 81, 48.0, args.chunk)  # the `small` preset (train + valid + test)
+        return
+    n_lat, n_lon = args.n_lat, 2 * args.n_lat
+    n_modes = truncation_degree(n_lat, n_lon) + 1
+    batched = time_generator(n_lat, n_lon, args.dt, args.traj, args.steps, args.chunk)
+    example_default = time_example(n_lat, n_lon, args.dt, args.example_traj, args.steps, None)
+    example_same = time_example(n_lat, n_lon, args.dt, args.example_traj, args.steps, n_modes)
+    batched_again = time_generator(n_lat, n_lon, args.dt, args.traj, args.steps, args.chunk)
+    batched = min(batched, batched_again)
+    print(f"grid {n_lat} x {n_lon} Gaussian, dt = {args.dt:g} s, 1 thread")
+    print(f"batched generator (chunk {args.chunk}, T{n_modes - 1}): {1e3 * batched:8.2f} ms per trajectory-step")
+    print(f"example, default truncation:         {1e3 * example_default:8.2f} ms  -> speed-up "
+          f"{example_default / batched:5.2f}x")
+    print(f"example, T{n_modes - 1} (lmax = mmax = {n_modes}):      {1e3 * example_same:8.2f} ms  -> speed-up "
+          f"{example_same / batched:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()
