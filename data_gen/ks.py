@@ -38,7 +38,7 @@ N (rows of a batched FFT are otherwise independent of the batch).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -326,6 +326,12 @@ class KSGenerator:
             "burn_in": "round(burn_in_time / dt) frames (x substeps steps) per trajectory, discarded",
         }
 
+    def reference_solver(self, resolution: Sequence[int] | None = None,
+                         time_step_factor: float = 1.0) -> KSReferenceSolver:
+        """This solver as the evaluator's `solver` row (`data_gen.base.ReferenceSolver`), at `resolution` points
+        (None: the stored `n_points`) with its internal step `time_step_factor` times larger."""
+        return KSReferenceSolver(self.config, resolution, time_step_factor)
+
     def generate(self, seeds: Sequence[int], n_frames: int, device: torch.device) -> GeneratedBatch:
         """Fields `{"u": float32 [B, n_frames, N]}`, parameters `{"L", "nu", "dt", "dx": float64 [B]}`."""
         if n_frames < 1:
@@ -359,3 +365,55 @@ class KSGenerator:
             fields={"u": frames.to(torch.float32).cpu().numpy()},
             parameters=params,
         )
+
+
+class KSReferenceSolver:
+    """The KS generator's ETDRK4 solver advancing stored states (`data_gen.base.ReferenceSolver`).
+
+    At a coarser `resolution` `n` (even, at most the stored `N`), a state is restricted by keeping its lowest
+    `n // 2 + 1` Fourier modes (the solver's 2/3 rule then keeps `(n - 1) // 3 + 1` of them), solved there and
+    brought back by zero-padding its spectrum, which is exact for the modes the coarse solver keeps. The internal
+    step is `dt * n_frames / round(n_frames * substeps / time_step_factor)` (at least one step per call). The
+    ETDRK4 coefficients are reused while the batch's `(L, nu, dt)` stay the same.
+    """
+
+    def __init__(self, config: KSConfig, resolution: Sequence[int] | None, time_step_factor: float) -> None:
+        n = None if resolution is None else [int(r) for r in resolution]
+        if n is not None and (len(n) != 1 or n[0] < 8 or n[0] % 2 or n[0] > config.n_points):
+            raise ValueError(f"KS solver resolution must be one even number of points from 8 to the stored "
+                             f"{config.n_points}, got {list(resolution)}")
+        if not (math.isfinite(float(time_step_factor)) and float(time_step_factor) > 0):
+            raise ValueError(f"KS solver time_step_factor must be a finite number > 0, got {time_step_factor!r}")
+        self.config, self.n_points = config, (config.n_points if n is None else n[0])
+        self.time_step_factor = float(time_step_factor)
+        self._cached: tuple[tuple[Tensor, ...], int, ETDRK4] | None = None
+
+    def steps_per_call(self, n_frames: int) -> int:
+        return max(1, round(n_frames * self.config.substeps / self.time_step_factor))
+
+    def advance(self, fields: Tensor, params: Mapping[str, Tensor], n_frames: int) -> Tensor:
+        """`fields [B, 1, N]` (u, stored grid) -> u `n_frames` frame intervals later, `[B, 1, N]` float64."""
+        if fields.ndim != 3 or fields.shape[1] != 1:
+            raise ValueError(f"KS fields must be [B, 1, N] (the field u), got {tuple(fields.shape)}")
+        device, big = fields.device, fields.shape[-1]
+        f64 = dict(dtype=torch.float64, device=device)
+        u_hat = torch.fft.rfft(fields[:, 0].to(**f64))
+        n = self.n_points
+        coarse = torch.zeros(u_hat.shape[0], n // 2 + 1, dtype=u_hat.dtype, device=device)
+        keep = min(n // 2 + 1, u_hat.shape[-1])
+        coarse[:, :keep] = u_hat[:, :keep] * (n / big)
+        length, nu, dt = (params[name].to(**f64).reshape(-1) for name in ("L", "nu", "dt"))
+        steps = self.steps_per_call(n_frames)
+        h = dt * n_frames / steps
+        with single_threaded(device):
+            key = (length, nu, h)
+            if (self._cached is None or self._cached[1] != coarse.shape[0]
+                    or not all(torch.equal(a, b) for a, b in zip(self._cached[0], key, strict=True))):
+                self._cached = (key, coarse.shape[0], _ks_stepper(coarse, length, nu, h, self.config.contour_points))
+            stepper = self._cached[2]
+            stepper.v.copy_(coarse[:, : stepper.v.shape[-1]])
+            state = stepper.advance(steps)
+            out = torch.zeros(u_hat.shape[0], big // 2 + 1, dtype=u_hat.dtype, device=device)
+            kept = min(state.shape[-1], out.shape[-1])
+            out[:, :kept] = state[:, :kept] * (big / n)
+        return torch.fft.irfft(out, n=big)[:, None]

@@ -163,9 +163,18 @@ class ObjectiveConfig:
     loss: str = "mse"  # mse | rel_l2
     target: str = "state"  # state | difference (the net predicts (u(t+k) - u(t)) / target_scale, standardised)
     target_scale: float = 1.0
+    # pushforward: at most this many no-grad steps per batch (0..min(epoch, unroll_steps)); unrolled: BPTT steps
+    unroll_steps: int = 0
+    input_noise_std: float = 0.0  # Gaussian noise added to the standardised inputs of the net during training
+    fd_order: int = 1  # target=derivative: finite-difference order of the du/dt label (1, 2 or 4)
+    integrator: str = "euler"  # target=derivative: euler | heun | rk4 | ab2, over one model step at inference
+    substeps: int = 1  # target=derivative: integrator steps per model step
 
     def __post_init__(self) -> None:
         _check_objective(self)
+        _at_least(self, "unroll_steps", 0, "a number of unrolled steps")
+        _positive(self, "input_noise_std", "the std of the input noise", allow_zero=True)
+        _at_least(self, "substeps", 1, "a number of integrator steps per model step")
 
 
 @dataclass
@@ -192,8 +201,12 @@ class OptimConfig:
     weight_decay: float = 1e-4
     warmup_fraction: float = 0.05
     min_lr_ratio: float = 0.01
+    ema_decay: float | None = None  # exponential moving average of the weights (PDE-Refiner: 0.995); null = none
 
     def __post_init__(self) -> None:
+        if self.ema_decay is not None and not (_is_number(self.ema_decay) and 0 < self.ema_decay < 1):
+            raise SettingError("ema_decay", self.ema_decay, "is not valid: expected a decay strictly between 0 and 1 "
+                                                            "(or null for no weight averaging)")
         _positive(self, "lr", "a learning rate")
         _positive(self, "weight_decay", "a weight decay", allow_zero=True)
         _fraction(self, "warmup_fraction", "the fraction of the steps spent warming up")
@@ -275,20 +288,27 @@ class TrainConfig:
     label: str = MISSING  # leaderboard row name
     run_dir: str = MISSING
     resume: bool = True  # continue from run_dir/checkpoints/last.ckpt if it exists
+    # without a terminal (a SLURM log, CI): one progress line per this many steps, and one per epoch (0: per epoch)
+    progress_every_n_steps: int = 100
 
     def __post_init__(self) -> None:
         _seed(self, "seed")
+        _at_least(self, "progress_every_n_steps", 0, "a number of steps between progress lines")
 
 
 @dataclass
 class RolloutConfig:
-    """Settings of the long-rollout evaluation (DESIGN section 7)."""
+    """Settings of the long-rollout evaluation (DESIGN section 7); null values take the PDE's benchmark facts."""
 
-    batch_size: int = 32
+    batch_size: int = 32  # trajectories per stepper call; a short last batch is padded to this size
     max_steps: Any = None  # null = to the end of each trajectory
     thresholds: list[float] = field(default_factory=lambda: [0.8, 0.9, 0.95])
-    gmean_steps: int = 100
-    stability_factor: float = 2.0  # unstable once max|pred| > factor * max|truth| of the trajectory
+    gmean_steps: int | None = None  # null = the PDE's benchmark.gmean_steps
+    windows: list[list[int]] = field(default_factory=lambda: [[1, 1], [2, 5], [6, 12], [13, 30]])
+    stability_factor: float | None = None  # null = the PDE's benchmark.stability_energy_factor
+    ensemble: int = 1  # members drawn with the stepper's `sample` (CRPS, spread-skill); 1 = deterministic
+    bootstrap_resamples: int = 1000  # resamples of the test trajectories for the 95% intervals
+    bootstrap_seed: int = 0
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -298,10 +318,18 @@ class RolloutConfig:
         if not thresholds or not all(_is_number(t) and 0 < t < 1 for t in thresholds):
             raise SettingError("thresholds", thresholds, "is not valid: expected a non-empty list of correlation "
                                                          "thresholds, each strictly between 0 and 1")
-        _at_least(self, "gmean_steps", 1, "a number of model steps")
-        if not (_is_number(self.stability_factor) and self.stability_factor >= 1):
+        _at_least(self, "gmean_steps", 1, "a number of model steps", optional=True)
+        windows = [list(w) for w in self.windows]
+        if not all(len(w) == 2 and all(_is_int(v) for v in w) and 1 <= w[0] <= w[1] for w in windows):
+            raise SettingError("windows", windows, "is not valid: expected a list of [first, last] model steps, "
+                                                   "1 <= first <= last")
+        if self.stability_factor is not None and not (_is_number(self.stability_factor)
+                                                      and self.stability_factor >= 1):
             raise SettingError("stability_factor", self.stability_factor,
                                "is not valid: expected a finite number >= 1 (below 1 the truth itself is unstable)")
+        _at_least(self, "ensemble", 1, "a number of ensemble members")
+        _at_least(self, "bootstrap_resamples", 1, "a number of bootstrap resamples")
+        _seed(self, "bootstrap_seed")
         problem = device_problem(self.device)
         if problem is not None:
             raise SettingError("device", self.device, problem)
@@ -314,6 +342,9 @@ class EvaluateConfig:
     model: Any = field(default=None, metadata={"check": model_config})
     objective: ObjectiveOverrides = field(default_factory=ObjectiveOverrides)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    # trainer=ddp trainer.devices=N shards the test trajectories over N processes; only accelerator, devices,
+    # num_nodes and strategy are read (evaluation runs in the checkpoint's precision)
+    trainer: TrainerConfig | None = None
     ckpt: str | None = None  # a training checkpoint; null evaluates a reference row (`model=...`)
     seed: int | None = None  # default: the checkpoint's seed (0 for a reference row)
     label: str | None = None  # default: the checkpoint's label (the model name for a reference row)
@@ -346,17 +377,34 @@ class PresetConfig:
 @dataclass
 class BenchmarkConfig:
     """What is particular to a PDE when it is trained, evaluated and ranked; recorded in the dataset's manifest,
-    from where training, evaluation and the leaderboard read it."""
+    from where training, evaluation and the leaderboard read it (a manifest written before a field existed gets the
+    field's default here)."""
 
     frame_stride: int = 1  # stored frames per model step
     headline: str = "vrmse_mean"  # the summary metric leaderboards sort by (and checkpoints will be chosen on)
     headline_goal: str = "min"  # min | max
     conserved: str | None = None  # the PDE's invariant, e.g. "mean" (KS); null if it has none
+    conserved_fields: list[str] | None = None  # the fields the invariant applies to; null = every field
+    spectral_bands: list[float] = field(default_factory=lambda: [4.0, 12.0])  # low < a <= mid < b <= high (shells)
+    spectrum_steps: list[int] = field(default_factory=lambda: [1, 10, 30])  # model steps with stored energy spectra
+    gmean_steps: int = 100  # steps of the geometric-mean nRMSE; set before the errors saturate
+    stability_energy_factor: float = 4.0  # unstable once energy > factor x the trajectory's largest stored energy
 
     def __post_init__(self) -> None:
         _at_least(self, "frame_stride", 1, "stored frames per model step")
         if self.headline_goal not in ("min", "max"):
             raise SettingError("headline_goal", self.headline_goal, "is not valid: expected min or max")
+        bands = list(self.spectral_bands)
+        if not (len(bands) == 2 and all(_is_number(b) for b in bands) and 0 < bands[0] < bands[1]):
+            raise SettingError("spectral_bands", bands, "is not valid: expected two wavenumber-shell edges [a, b] "
+                                                        "with 0 < a < b")
+        if not all(_is_int(s) and s >= 1 for s in self.spectrum_steps):
+            raise SettingError("spectrum_steps", list(self.spectrum_steps),
+                               "is not valid: expected a list of model steps, each a whole number >= 1")
+        _at_least(self, "gmean_steps", 1, "a number of model steps")
+        if not (_is_number(self.stability_energy_factor) and self.stability_energy_factor >= 1):
+            raise SettingError("stability_energy_factor", self.stability_energy_factor,
+                               "is not valid: expected a finite number >= 1 (below 1 the truth itself is unstable)")
 
 
 @dataclass
@@ -383,10 +431,17 @@ class GenerateConfig:
     batch_size: int = 64  # trajectories per solver call
     seed: int = 0  # base seed; trajectory i of split s always gets the same seed from (seed, s, i)
     overwrite: bool = False
+    workers: int | None = None  # processes solving trajectories side by side; null: every core (one on a GPU)
+    shard: int | None = None  # write only shard `shard` of `n_shards` (data_gen/generate.py); null: the whole dataset
+    n_shards: int | None = None  # number of shards; with merge=true, null takes the one count found on disk
+    merge: bool = False  # join the finished shards into the split files and write the manifest
 
     def __post_init__(self) -> None:
         _at_least(self, "batch_size", 1, "a number of trajectories per solver call")
         _seed(self, "seed")
+        _at_least(self, "workers", 1, "a number of worker processes", optional=True)
+        _at_least(self, "shard", 0, "a shard index", optional=True)
+        _at_least(self, "n_shards", 1, "a number of shards", optional=True)
         problem = device_problem(self.device)
         if problem is not None:
             raise SettingError("device", self.device, problem)
@@ -394,14 +449,16 @@ class GenerateConfig:
 
 @dataclass
 class LeaderboardConfig:
-    results: list[str] = field(default_factory=lambda: ["results"])
+    # result directories or files: a list, or one path (`results=runs/multirun/<date>`, a Hydra sweep folder)
+    results: Any = field(default_factory=lambda: ["results"])
     out_dir: str = "leaderboard"
     print: bool = True
 
     def __post_init__(self) -> None:
-        if not self.results:
-            raise SettingError("results", self.results, "is not valid: expected a non-empty list of result "
-                                                        "directories or files")
+        paths = [self.results] if isinstance(self.results, str) else self.results
+        if not isinstance(paths, (list, tuple)) or not paths or not all(isinstance(p, str) and p for p in paths):
+            raise SettingError("results", self.results, "is not valid: expected a result directory or file, or a "
+                                                        "non-empty list of them")
 
 
 def _unknown_key_sentence(error: ConfigKeyError) -> str:

@@ -23,7 +23,14 @@ from pdebench.data.reader import TrajectoryFile
 from pdebench.data.schema import DatasetError
 from pdebench.forecast.checkpoint import CheckpointError, load_forecaster
 from pdebench.provenance import git_commit
-from pdebench.rollout.evaluation import REFERENCE_OBJECTIVE, evaluate
+from pdebench.rollout.evaluation import (
+    REFERENCE_OBJECTIVE,
+    benchmark_settings,
+    evaluate,
+    evaluate_all,
+    scoring_spec,
+)
+from pdebench.rollout.frontier import FrontierPoint, pareto_front, speedup_at_equal_accuracy
 from pdebench.rollout.results import ResultError, read_result, try_read_result, write_result
 from pdebench.training.module import SurrogateModule
 from pdebench.training.run import describe_data
@@ -223,7 +230,8 @@ def test_a_reference_result_records_what_it_was_scored_with(
         "format", "format_version", "dataset", "pde", "preset", "model", "label", "seed", "objective", "benchmark",
         "n_parameters", "train_time_s", "step_time", "n_trajectories", "n_steps", "summary", "curves",
         "throughput_traj_steps_per_s", "device", "config", "run", "checkpoint", "checkpoint_sha256",
-        "manifest_sha256", "package_version", "git_commit",
+        "manifest_sha256", "package_version", "git_commit", "intervals", "interval_method", "spectra", "scoring",
+        "n_processes", "frontier",
     }
     assert (content["format"], content["format_version"]) == ("pdebench-result", 1)
     assert content["objective"] == {**REFERENCE_OBJECTIVE, "history": 2}
@@ -233,8 +241,9 @@ def test_a_reference_result_records_what_it_was_scored_with(
     assert content["config"] == {
         "data": {"pde": "ks", "preset": "tiny", "frame_stride": 4, "root": str(data_root)},
         "model": {"name": "persistence"}, "objective": content["objective"],
-        "rollout": {"batch_size": 3, "max_steps": 4, "thresholds": [0.5], "gmean_steps": 2, "stability_factor": 2.0,
-                    "device": "cpu"},
+        "rollout": {"batch_size": 3, "max_steps": 4, "thresholds": [0.5], "gmean_steps": 2, "stability_factor": None,
+                    "windows": [[1, 1], [2, 5], [6, 12], [13, 30]], "ensemble": 1, "bootstrap_resamples": 1000,
+                    "bootstrap_seed": 0, "device": "cpu"},
         "ckpt": None, "label": "still", "seed": 3, "results_dir": str(tmp_path / "results"),
     }
     assert content["checkpoint"] is None and content["train_time_s"] is None
@@ -276,15 +285,98 @@ def decaying(rng: np.random.Generator, n_traj: int, n_frames: int):
     return {"u": u.copy()}, {}
 
 
-def test_the_stability_factor_of_the_rollout_config_is_used(evaluate_cfg, tmp_path: Path) -> None:
+def test_the_stability_factor_of_the_rollout_config_overrides_the_pdes(tmp_path: Path) -> None:
+    out = write_dataset(tmp_path / "data", "decay", Grid.uniform("periodic", (8,)), ("u",), (), decaying,
+                        {"train": (2, 4), "valid": (2, 4), "test": (2, 4)},
+                        {"frame_stride": 1, "headline": "vrmse_mean", "headline_goal": "min", "conserved": None})
+    bench = benchmark_settings(benchmark_facts(out))
+    test = TrajectoryFile(out / "test.h5")
+    assert bench["stability_energy_factor"] == 4.0  # a manifest that predates the field gets the default
+    assert scoring_spec(bench, {"stability_factor": None}, test, out).energy_factor == 4.0
+    assert scoring_spec(bench, {"stability_factor": 20.0}, test, out).energy_factor == 20.0
+    with pytest.raises(ValueError, match=r"benchmark.conserved='energy' is not a quantity the evaluator knows"):
+        scoring_spec({**bench, "conserved": "energy"}, {}, test, out / "manifest.json")
+    with pytest.raises(ValueError, match=r"benchmark.conserved_fields names \['h'\], which .* lacks"):
+        scoring_spec({**bench, "conserved": "mass", "conserved_fields": ["h"]}, {}, test, out / "manifest.json")
+
+
+def test_a_result_stores_intervals_spectra_and_ks_benchmark_settings(evaluate_cfg, ks_tiny: Path) -> None:
+    content = evaluate(evaluate_cfg("model=persistence", "data=ks", "data.preset=tiny",
+                                    "rollout.bootstrap_resamples=100"), progress=False).content
+    summary, intervals = content["summary"], content["intervals"]
+    assert content["benchmark"]["gmean_steps"] == 25 and content["scoring"]["band_edges"] == [5, 12]
+    assert summary["nrmse_gmean_steps"] == 11  # 25 clipped to the 11 steps of ks-tiny
+    for key in ("corr_time_0.8", "one_step_nrmse", "nrmse_gmean", "vrmse_mean", "stable_horizon_median"):
+        low, high = intervals[key]
+        assert low <= summary[key] <= high, key
+    assert summary["corr_time_0.8"] <= summary["time_ceiling"]
+    assert summary["conservation_drift_max"] == pytest.approx(0.0, abs=1e-12)  # persistence keeps the mean
+    assert summary["stable_fraction"] == 1.0  # persistence never leaves the energy bound
+    spectra = content["spectra"]
+    assert spectra["steps"] == [1, 10] and len(spectra["shell"]) == 129  # 25 and 50 lie past the 11 steps
+    assert np.asarray(spectra["pred"]).shape == (2, 1, 129)
+
+
+def test_the_ks_reference_solver_reproduces_the_stored_frames(ks_tiny: Path) -> None:
+    from data_gen.ks import KSConfig, KSGenerator
+
+    file = TrajectoryFile(ks_tiny / "test.h5")
+    u = torch.from_numpy(file.read_field("u", slice(0, 4), slice(0, 9))).double()
+    params = {name: torch.from_numpy(values[:4]) for name, values in file.parameters().items()}
+    stored = KSGenerator(KSConfig()).reference_solver()
+    after = stored.advance(u[:, :1], params, 4)
+    error = (after[:, 0] - u[:, 4]).norm(dim=-1) / u[:, 4].norm(dim=-1)
+    assert float(error.max()) < 1e-6  # float32 storage of the start frame is all that differs
+    coarse = KSGenerator(KSConfig()).reference_solver([64], 2.0).advance(u[:, :1], params, 4)
+    coarse_error = (coarse[:, 0] - u[:, 4]).norm(dim=-1) / u[:, 4].norm(dim=-1)
+    assert 1e-4 < float(coarse_error.max()) < 0.2
+    with pytest.raises(ValueError, match="one even number of points from 8 to the stored 256"):
+        KSGenerator(KSConfig()).reference_solver([63])
+
+
+def test_solver_rows_trace_a_frontier_that_surrogates_are_placed_on(evaluate_cfg, tmp_path: Path) -> None:
+    data = ("data=ks", "data.preset=tiny", "rollout.max_steps=3", "rollout.bootstrap_resamples=20")
+    rows = evaluate_all(evaluate_cfg("model=solver", "model.resolutions=[64]", "model.time_step_factors=[1.0]",
+                                     *data), progress=False)
+    assert [r.content["label"] for r in rows] == ["solver", "solver-n64"]
+    stored, coarse = (r.content for r in rows)
+    assert stored["solver_setting"]["resolution"] is None and coarse["solver_setting"]["resolution"] == [64]
+    assert stored["summary"]["one_step_nrmse"] < 1e-5 < coarse["summary"]["one_step_nrmse"]
+    assert stored["n_parameters"] == 0 and all(r["throughput_traj_steps_per_s"] > 0 for r in (stored, coarse))
+    assert "frontier" not in stored
+    reference = evaluate(evaluate_cfg("model=persistence", *data), progress=False).content
+    frontier = reference["frontier"]
+    assert frontier["metric"] == "corr_time_0.8" and frontier["status"] in ("below_frontier", "interpolated")
+    assert frontier["speedup_at_equal_grid"] == pytest.approx(
+        reference["throughput_traj_steps_per_s"] / stored["throughput_traj_steps_per_s"])
+
+
+def test_the_solver_row_needs_a_generator_with_a_reference_solver(evaluate_cfg, tmp_path: Path) -> None:
     write_dataset(tmp_path / "data", "decay", Grid.uniform("periodic", (8,)), ("u",), (), decaying,
                   {"train": (2, 4), "valid": (2, 4), "test": (2, 4)},
                   {"frame_stride": 1, "headline": "vrmse_mean", "headline_goal": "min", "conserved": None})
-    data = ["model=persistence", "data=ks", "data.pde=decay", "data.preset=tiny", f"data.root={tmp_path / 'data'}"]
-    summary = evaluate(evaluate_cfg(*data), progress=False).content["summary"]
-    assert summary["stable_fraction"] == 0.0  # 10 > 2 x 1: unstable at the first step
-    summary = evaluate(evaluate_cfg(*data, "rollout.stability_factor=20"), progress=False).content["summary"]
-    assert summary["stable_fraction"] == 1.0  # 10 <= 20 x 1
+    with pytest.raises(ValueError, match=r"test.h5: root attribute 'solver' is None, not a generator"):
+        evaluate(evaluate_cfg("model=solver", "data=ks", "data.pde=decay", "data.preset=tiny",
+                              f"data.root={tmp_path / 'data'}"), progress=False)
+
+
+def test_speedup_at_equal_accuracy_interpolates_log_throughput_on_the_frontier() -> None:
+    """Solver points (accuracy, throughput): (10, 1000), (20, 100), (30, 10); (15, 50) is dominated by (20, 100).
+    A surrogate at accuracy 25 sits halfway between 100 and 10 in log: sqrt(1000) = 31.62 trajectory-steps/s."""
+    points = [FrontierPoint("a", 10, 1000), FrontierPoint("b", 20, 100), FrontierPoint("c", 30, 10),
+              FrontierPoint("d", 15, 50)]
+    assert [p.label for p in pareto_front(points, "max")] == ["a", "b", "c"]
+    out = speedup_at_equal_accuracy(points, 25.0, 3162.28, "max")
+    assert out["status"] == "interpolated" and out["solver_throughput"] == pytest.approx(math.sqrt(1000))
+    assert out["speedup"] == pytest.approx(100.0, rel=1e-5)
+    assert speedup_at_equal_accuracy(points, 5.0, 500.0, "max")["status"] == "below_frontier"
+    above = speedup_at_equal_accuracy(points, 40.0, 500.0, "max")
+    assert above["status"] == "above_frontier" and above["speedup"] == pytest.approx(50.0)
+    assert speedup_at_equal_accuracy(points, None, 1.0, "max")["speedup"] is None
+    # lower is better: error 0.15 between errors 0.2 (throughput 100) and 0.1 (throughput 10)
+    errors = [FrontierPoint("a", 0.2, 100), FrontierPoint("b", 0.1, 10)]
+    low = speedup_at_equal_accuracy(errors, 0.15, 100.0, "min")
+    assert low["status"] == "interpolated" and low["solver_throughput"] == pytest.approx(math.sqrt(1000))
 
 
 def test_what_to_evaluate_messages_say_how_to_fix_it(evaluate_cfg) -> None:

@@ -11,14 +11,22 @@ import numpy as np
 import pytest
 import torch
 
+from pdebench.data.grid import Grid
 from pdebench.rollout.metrics import (
+    bootstrap_intervals,
+    energy,
+    ensemble_scores,
     geometric_mean_over_steps,
     high_correlation_time,
+    invariant,
+    spread_skill_ratio,
     stable_steps,
     step_errors,
     summarize_rollout,
     unstable,
+    unstable_energy,
 )
+from pdebench.rollout.spectra import GridSpectrum
 
 
 def _t(values) -> torch.Tensor:
@@ -202,9 +210,15 @@ def test_summarize_rollout_hand_computed():
     assert set(summary) == {
         "corr_time_0.8", "corr_time_0.9", "corr_time_0.95",
         "corr_time_median_0.8", "corr_time_median_0.9", "corr_time_median_0.95",
-        "one_step_nrmse", "one_step_mse", "nrmse_gmean", "nrmse_gmean_steps",
-        "vrmse_mean", "stable_horizon_median", "stable_fraction",
+        "one_step_nrmse", "one_step_mse", "one_step_vrmse", "nrmse_gmean", "nrmse_gmean_steps",
+        "vrmse_mean", "stable_horizon_median", "stable_fraction", "time_ceiling", "time_ceiling_median",
+        *(f"{m}_steps_{w}" for m in ("nrmse", "vrmse") for w in ("1", "2-5", "6-12", "13-30")),
     }
+    assert summary["time_ceiling"] == pytest.approx(0.75) and summary["time_ceiling_median"] == pytest.approx(0.75)
+    # windows cut at the rollout's end (3 steps): 2-5 is steps 2 and 3, 6-12 and 13-30 are empty
+    assert summary["nrmse_steps_1"] == pytest.approx(0.1)
+    assert summary["nrmse_steps_2-5"] == pytest.approx(0.3)
+    assert summary["nrmse_steps_6-12"] is None and summary["vrmse_steps_13-30"] is None
     # step index 0 is the first predicted frame
     assert summary["one_step_nrmse"] == pytest.approx(0.1)
     assert summary["one_step_mse"] == pytest.approx(0.01)
@@ -465,3 +479,166 @@ def test_eps_keeps_the_ratios_of_flat_or_zero_fields_finite_and_positive():
     a = 1e-4
     y = torch.tensor([[[1.0 + a, 1.0 - a]]], dtype=torch.float64)
     assert step_errors(y, y)["corr"].item() == pytest.approx(1e-8 / (1e-8 + 1e-7), rel=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------------
+# spectra, energy stability, conservation, ensembles, windows, intervals
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_band_energies_split_the_full_periodic_spectrum_and_add_up_to_the_mse():
+    """cos(2 pi 3 x) has mean square 1/2 on mode 3 (low, < 4); 0.5 sin(2 pi 7 x) has 1/8 on mode 7 (mid);
+    cos(2 pi 20 x) 1/2 on mode 20 (high, >= 12). The energy of mode m is counted on both +m and -m."""
+    x = torch.arange(64, dtype=torch.float64) / 64
+    field = torch.cos(2 * math.pi * 3 * x) + 0.5 * torch.sin(2 * math.pi * 7 * x) + torch.cos(2 * math.pi * 20 * x)
+    spectrum = GridSpectrum(Grid.uniform("periodic", (64,)), (4, 12))
+    bands = spectrum.band_energy(field[None, None])[0, 0]
+    assert bands.tolist() == pytest.approx([0.5, 0.125, 0.5], abs=1e-12)
+    shells = spectrum.energy_spectrum(field)
+    assert shells[3].item() == pytest.approx(0.5) and shells[7].item() == pytest.approx(0.125)
+    assert shells.sum().item() == pytest.approx((field**2).mean().item(), abs=1e-12)
+    assert spectrum.band_counts() == {"low": 4, "mid": 8, "high": 21}
+
+
+def test_two_d_shells_use_signed_modes_on_every_axis():
+    """(kx, ky) = (3, -4) lies on shell 5: mid for edges (4, 6); a quadrant-only spectrum would miss -4."""
+    g = Grid.uniform("periodic", (16, 16))
+    x = torch.arange(16, dtype=torch.float64) / 16
+    field = torch.cos(2 * math.pi * (3 * x[:, None] - 4 * x[None, :]))
+    spectrum = GridSpectrum(g, (4, 6))
+    assert spectrum.energy_spectrum(field)[5].item() == pytest.approx(0.5)
+    assert spectrum.band_energy(field).tolist() == pytest.approx([0.0, 0.5, 0.0], abs=1e-12)
+
+
+def test_sphere_spectrum_is_per_spherical_harmonic_degree_with_area_weights():
+    """Y_6^2 (real part) on a cell-centred 32 x 64 grid: all its energy at degree 6, equal to its area-weighted mean
+    square (to the grid quadrature's accuracy)."""
+    from scipy.special import sph_harm_y
+
+    grid = Grid.uniform("sphere", (32, 64))
+    colat = np.deg2rad(90.0 - grid.coordinates[0])
+    lon = np.deg2rad(grid.coordinates[1])
+    field = torch.tensor(np.real(sph_harm_y(6, 2, colat[:, None], lon[None, :])))
+    spectrum = GridSpectrum(grid, (4, 10))
+    shells = spectrum.energy_spectrum(field)
+    mean_square = float((torch.from_numpy(grid.weights()) * field**2).mean())
+    assert int(shells.argmax()) == 6
+    assert shells[6].item() == pytest.approx(mean_square, rel=1e-3)
+    assert spectrum.band_energy(field)[1].item() == pytest.approx(mean_square, rel=1e-3)  # 4 <= 6 < 10: mid
+
+
+def test_band_edges_must_be_increasing_and_positive():
+    with pytest.raises(ValueError, match="two numbers 0 < a < b"):
+        GridSpectrum(Grid.uniform("periodic", (8,)), (5, 3))
+
+
+def test_energy_bound_catches_what_twice_the_max_norm_cannot():
+    """Truth in [-1, 1] with energy 0.5 (a sine). Persistence repeats a true frame: it never leaves either bound.
+    Noise of +-1.9 (below 2 x max|y|) has energy 3.61 = 7.2 x 0.5: the max-norm bound passes it, the energy bound
+    (factor 2) flags it."""
+    x = torch.arange(32, dtype=torch.float64) / 32
+    truth = torch.sin(2 * math.pi * x)[None, None]  # [1, 1, 32]
+    noise = 1.9 * torch.sign(torch.sin(2 * math.pi * 5 * x + 0.1))[None, None]
+    true_energy = energy(truth)
+    assert true_energy.item() == pytest.approx(0.5)
+    max_norm_bound = 2.0 * truth.abs().amax()
+    energy_bound = 2.0 * true_energy
+    assert not unstable(truth, max_norm_bound).item() and not unstable_energy(truth, energy_bound).item()
+    assert not unstable(noise, max_norm_bound).item()  # the old bound never trips on bounded noise
+    assert unstable_energy(noise, energy_bound).item()
+    assert energy(noise).item() == pytest.approx(1.9**2)
+    nan = truth.clone()
+    nan[0, 0, 3] = math.nan
+    assert unstable_energy(nan, 1e30).item() and energy(nan).item() == math.inf
+
+
+def test_energy_and_invariants_use_the_grid_weights():
+    """Two rows with weights 1 and 3 (normalised to 0.5 and 1.5): mean of [2, 4] weighted is (0.5*2 + 1.5*4)/2."""
+    w = torch.tensor([[1.0], [3.0]])
+    x = torch.tensor([[[[2.0], [4.0]]]])  # [B=1, C=1, 2, 1]
+    assert invariant(x, "mean", w).item() == pytest.approx(3.5)
+    assert energy(x, w).item() == pytest.approx((0.5 * 4 + 1.5 * 16) / 2)
+    with pytest.raises(ValueError, match="unknown conserved quantity 'energy'"):
+        invariant(x, "energy")
+
+
+def test_crps_and_spread_of_a_hand_made_ensemble():
+    """Members 0 and 2 at one point, truth 0: CRPS = mean|x - y| - sum|x_i - x_j| / (2 M^2) = 1 - 4 / 8 = 0.5;
+    unbiased variance 2; ensemble mean 1, so ens_mse 1."""
+    samples = torch.tensor([0.0, 2.0]).reshape(2, 1, 1, 1)
+    out = ensemble_scores(samples, torch.zeros(1, 1, 1))
+    assert out["crps"].item() == pytest.approx(0.5)
+    assert out["spread2"].item() == pytest.approx(2.0)
+    assert out["ens_mse"].item() == pytest.approx(1.0)
+    # sqrt((2 + 1) / 2 * 2 / 1)
+    assert spread_skill_ratio(np.array([2.0]), np.array([1.0]), 2) == pytest.approx(math.sqrt(3.0))
+    # a point ensemble (all members equal) is the absolute error
+    same = ensemble_scores(torch.full((3, 1, 1, 2), 1.5), torch.zeros(1, 1, 2))
+    assert same["crps"].item() == pytest.approx(1.5) and same["spread2"].item() == 0.0
+    bad = samples.clone()
+    bad[1] = math.inf
+    assert ensemble_scores(bad, torch.zeros(1, 1, 1))["crps"].item() == math.inf
+    with pytest.raises(ValueError, match="M >= 2"):
+        ensemble_scores(samples[:1], torch.zeros(1, 1, 1))
+
+
+def test_summary_reports_bands_drift_and_ensemble_scores():
+    n, steps = 2, 4
+    per_step = {
+        "mse": np.full((n, steps, 1), 0.04), "nrmse": np.full((n, steps, 1), 0.2),
+        "vrmse": np.full((n, steps, 1), 0.3), "corr": np.full((n, steps, 1), 0.99),
+        "mse_low": np.full((n, steps, 1), 0.01), "mse_mid": np.full((n, steps, 1), 0.04),
+        "mse_high": np.full((n, steps, 1), 0.09),
+        "drift": np.array([[[0.0], [0.1], [0.2], [0.3]], [[0.0], [0.3], [0.2], [0.1]]]),
+        "crps": np.full((n, steps, 1), 0.5), "spread2": np.full((n, steps, 1), 2.0),
+        "ens_mse": np.full((n, steps, 1), 1.0),
+    }
+    summary, curves = summarize_rollout(per_step, np.zeros((n, steps), bool), 0.5, gmean_steps=2, n_members=2)
+    assert summary["spectral_rmse_low"] == pytest.approx(0.1) and summary["spectral_rmse_high"] == pytest.approx(0.3)
+    assert summary["one_step_spectral_rmse_mid"] == pytest.approx(0.2)
+    assert summary["conservation_drift_final"] == pytest.approx(0.2)  # (0.3 + 0.1) / 2
+    assert summary["conservation_drift_max"] == pytest.approx(0.2)
+    assert summary["crps_mean"] == pytest.approx(0.5) and summary["n_members"] == 2
+    assert summary["spread_skill_ratio"] == pytest.approx(math.sqrt(3.0))
+    assert curves["spread_skill"] == pytest.approx([math.sqrt(3.0)] * steps)
+    assert curves["spectral_rmse_mid"] == pytest.approx([0.2] * steps)
+
+
+def test_a_blown_up_trajectory_keeps_its_record_and_the_others_go_on():
+    """Trajectory 1 blows up at step 3 (index 2): its first two steps still count, trajectory 0 is untouched."""
+    nrmse = np.array([[[0.1], [0.1], [0.1], [0.1]], [[0.2], [0.2], [np.inf], [np.inf]]])
+    corr = np.array([[[0.99]] * 4, [[0.95], [0.9], [0.0], [0.0]]])
+    per_step = {"mse": nrmse**2, "nrmse": nrmse, "vrmse": nrmse, "corr": corr}
+    flags = np.array([[False] * 4, [False, False, True, True]])
+    summary, curves = summarize_rollout(per_step, flags, 1.0, gmean_steps=2)
+    assert summary["one_step_nrmse"] == pytest.approx(0.15)
+    assert summary["nrmse_gmean"] == pytest.approx(0.15)  # the first two steps are finite for both
+    assert summary["vrmse_mean"] is None  # a diverged trajectory has no finite mean error
+    assert curves["nrmse"][:2] == pytest.approx([0.15, 0.15]) and curves["nrmse"][2] is None
+    assert summary["stable_fraction"] == 0.5
+    assert summary["stable_horizon_median"] == pytest.approx(3.0)  # median of 4 and 2 steps x 1.0
+    assert summary["corr_time_median_0.8"] == pytest.approx(3.0)
+
+
+def test_bootstrap_intervals_are_reproducible_and_bracket_the_estimate():
+    rng = np.random.default_rng(3)
+    n, steps = 12, 6
+    nrmse = rng.uniform(0.1, 0.5, size=(n, steps, 1))
+    per_step = {"mse": nrmse**2, "nrmse": nrmse, "vrmse": nrmse, "corr": 1 - nrmse}
+    flags = np.zeros((n, steps), bool)
+    summary, _ = summarize_rollout(per_step, flags, 0.5)
+    a = bootstrap_intervals(per_step, flags, 0.5, n_resamples=300, seed=1)
+    b = bootstrap_intervals(per_step, flags, 0.5, n_resamples=300, seed=1)
+    assert a == b
+    assert "time_ceiling" not in a and "nrmse_gmean_steps" not in a
+    low, high = a["one_step_nrmse"]
+    assert low < summary["one_step_nrmse"] < high
+    # the interval of a mean of n draws is about 2 x 1.96 x std / sqrt(n) wide
+    expected = 2 * 1.96 * nrmse[:, 0, 0].std() / math.sqrt(n)
+    assert high - low == pytest.approx(expected, rel=0.3)
+    # identical trajectories leave nothing to resample: zero width
+    same = {k: np.repeat(v[:1], n, axis=0) for k, v in per_step.items()}
+    low, high = bootstrap_intervals(same, flags, 0.5, n_resamples=50)["corr_time_0.8"]
+    assert low == high
+    with pytest.raises(ValueError, match="n_resamples"):
+        bootstrap_intervals(per_step, flags, 0.5, n_resamples=0)

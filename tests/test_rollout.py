@@ -127,13 +127,93 @@ def test_the_stepper_runs_in_eval_mode_and_gets_its_mode_back(test_set: Trajecto
 
 def test_batch_size_does_not_change_a_trained_nets_scores(test_set: TrajectoryDataset,
                                                           trained_checkpoint: Path) -> None:
-    """Persistence cannot see batch effects; a trained FNO can (batched kernels round differently)."""
+    """Persistence cannot see batch effects; a trained FNO can (batched kernels round differently, and a single row
+    takes another path). Batches of 1 (each padded to 2 rows), 3 (padded: 3 + 1 + 2 copies) and 4 give bitwise
+    equal scores."""
     forecaster = load_forecaster(trained_checkpoint).forecaster
     one = score(forecaster, test_set, batch_size=1, progress=False)
-    many = score(forecaster, test_set, batch_size=4, progress=False)
-    for name in ("nrmse", "corr"):
-        np.testing.assert_allclose(one.per_step[name], many.per_step[name], rtol=1e-4, atol=1e-6)
-    assert summarize(one)[0] == pytest.approx(summarize(many)[0], rel=1e-4)
+    three = score(forecaster, test_set, batch_size=3, progress=False)
+    four = score(forecaster, test_set, batch_size=4, progress=False)
+    for name in three.per_step:
+        np.testing.assert_array_equal(three.per_step[name], four.per_step[name])
+        np.testing.assert_array_equal(one.per_step[name], four.per_step[name])
+    assert summarize(one)[0] == summarize(three)[0] == summarize(four)[0]
+
+
+class CallRecorder:
+    """Persistence that records the batch size of every call."""
+
+    history, bundle = 1, 1
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def __call__(self, frames: Tensor, cond: Tensor) -> Tensor:
+        self.sizes.append(frames.shape[0])
+        return frames[:, :, -1:]
+
+
+def test_a_short_last_batch_is_padded_and_its_copies_discarded(test_set: TrajectoryDataset) -> None:
+    stepper = CallRecorder()
+    scores = score(stepper, test_set, batch_size=3, max_steps=2, progress=False)
+    assert stepper.sizes == [3, 3, 3, 3]  # 4 trajectories: batches of 3 and 1 + 2 copies, 2 steps each
+    assert scores.index.tolist() == [0, 1, 2, 3] and scores.per_step["mse"].shape[0] == 4
+    stepper = CallRecorder()
+    score(stepper, test_set, indices=[1], batch_size=32, max_steps=1, progress=False)
+    assert stepper.sizes == [4], "a batch larger than the split is cut to the split's size, whatever the shard"
+    stepper = CallRecorder()
+    score(stepper, test_set, indices=[2], batch_size=1, max_steps=1, progress=False)
+    assert stepper.sizes == [2], "never one row alone: single-row batches take other kernel paths"
+
+
+class NoisyEnsemble:
+    """A toy EnsembleStepper: persistence plus N(0, sigma^2) noise per sample; its call is the noiseless mean."""
+
+    history, bundle = 1, 1
+
+    def __init__(self, sigma: float) -> None:
+        self.sigma = sigma
+
+    def __call__(self, frames: Tensor, cond: Tensor) -> Tensor:
+        return frames[:, :, -1:]
+
+    def sample(self, frames: Tensor, cond: Tensor, n: int) -> Tensor:
+        last = frames[:, :, -1:]
+        return last + self.sigma * torch.randn(n, *last.shape, dtype=last.dtype)
+
+
+def test_an_ensemble_stepper_gets_crps_and_spread_skill_per_step(test_set: TrajectoryDataset) -> None:
+    from pdebench.rollout.scoring import ScoringSpec
+
+    spec = ScoringSpec(ensemble=8)
+    scores = score(NoisyEnsemble(0.05), test_set, spec=spec, max_steps=3, progress=False)
+    assert {"crps", "spread2", "ens_mse"} <= set(scores.per_step)
+    # step 1: members are last + noise, so the unbiased spread^2 is about sigma^2 = 0.0025 at every point
+    assert scores.per_step["spread2"][:, 0].mean() == pytest.approx(0.0025, rel=0.1)
+    again = score(NoisyEnsemble(0.05), test_set, spec=spec, max_steps=3, progress=False)
+    np.testing.assert_array_equal(again.per_step["crps"], scores.per_step["crps"])  # seeded draws
+    summary, curves = summarize(scores, n_members=8, gmean_steps=3)
+    assert summary["n_members"] == 8 and summary["crps_mean"] > 0 and len(curves["spread_skill"]) == 3
+    # noise far below the persistence error: an under-dispersed ensemble
+    assert summary["spread_skill_ratio"] < 0.5
+    with pytest.raises(ValueError, match="rollout.ensemble=8 needs a stochastic stepper with a `sample` method"):
+        score(CallRecorder(), test_set, spec=spec, max_steps=1, progress=False)
+
+
+def test_spectra_drift_and_bands_are_scored_from_the_spec(test_set: TrajectoryDataset) -> None:
+    from pdebench.rollout.scoring import ScoringSpec
+
+    spec = ScoringSpec(band_edges=(5, 12), spectrum_steps=(1, 3, 99), conserved="mean")
+    scores = score(persistence(test_set), test_set, spec=spec, max_steps=4, progress=False)
+    bands = sum(scores.per_step[f"mse_{b}"] for b in ("low", "mid", "high"))
+    np.testing.assert_allclose(bands, scores.per_step["mse"], rtol=1e-9)  # Parseval: the bands split the MSE
+    np.testing.assert_allclose(scores.per_step["drift"], 0.0, atol=1e-12)  # persistence conserves the mean
+    assert scores.extra["spectrum_pred"].shape[:3] == (4, 2, 1)  # steps 1 and 3; 99 is past the rollout
+    # persistence's step-1 prediction is the input frame: its spectrum is the input's, not the target's
+    frames = all_frames(test_set)
+    spectrum = np.abs(np.fft.rfft(frames[:, 0, 0], norm="forward")) ** 2
+    spectrum[:, 1:-1] *= 2
+    assert scores.extra["spectrum_pred"][:, 0, 0, 5] == pytest.approx(spectrum[:, 5], rel=1e-6)
 
 
 # ---------------------------------------------------------------- score_batch on a hand-made batch
@@ -160,16 +240,19 @@ class Constant:
         return torch.full_like(frames[:, :, -1:], self.value)
 
 
-def test_unstable_means_beyond_the_factor_times_the_trajectorys_own_largest_value() -> None:
-    """Bounds are per trajectory, over all its fields, frames and points: 2 x 10 = 20 and 2 x 4 = 8 by default."""
+def test_unstable_means_beyond_the_factor_times_the_trajectorys_largest_energy() -> None:
+    """Energy = mean over space of u^2 summed over fields. Trajectory 0: 1 + 100 = 101, trajectory 1: 16 + 16 = 32.
+    A constant prediction c has energy 2 c^2; the default factor 4 gives bounds 404 and 128."""
+    from pdebench.rollout.scoring import ScoringSpec
+
     batch = hand_batch()
-    _, flags = score_batch(Constant(15.0), batch, 2)
-    assert flags.tolist() == [[False, False], [True, True]]  # 15 <= 20, but 15 > 8
-    _, flags = score_batch(Constant(8.0), batch, 2)
-    assert flags.tolist() == [[False, False], [False, False]]  # exactly at the bound is still stable
-    _, flags = score_batch(Constant(25.0), batch, 1)
+    _, flags = score_batch(Constant(10.0), batch, 2)  # 200: <= 404, > 128
+    assert flags.tolist() == [[False, False], [True, True]]
+    _, flags = score_batch(Constant(8.0), batch, 2)  # 128: exactly at the bound is still stable
+    assert flags.tolist() == [[False, False], [False, False]]
+    _, flags = score_batch(Constant(15.0), batch, 1)  # 450
     assert flags.tolist() == [[True], [True]]
-    _, flags = score_batch(Constant(25.0), batch, 1, stability_factor=3.0)  # bounds 30 and 12
+    _, flags = score_batch(Constant(15.0), batch, 1, spec=ScoringSpec(energy_factor=5.0))  # bounds 505 and 160
     assert flags.tolist() == [[False], [True]]
 
 
@@ -215,10 +298,10 @@ class Sleeper:
 
 def test_forecast_time_adds_up_every_stepper_call(test_set: TrajectoryDataset) -> None:
     start = time.perf_counter()
-    scores = score(Sleeper(), test_set, indices=[0, 1], max_steps=3, batch_size=1, progress=False)
+    scores = score(Sleeper(), test_set, indices=[0, 1, 2, 3], max_steps=3, batch_size=2, progress=False)
     wall = time.perf_counter() - start
     assert 6 * 0.01 <= scores.forecast_seconds <= wall  # 2 batches x 3 steps, at least 10 ms each
-    assert scores.throughput == pytest.approx(2 * 3 / scores.forecast_seconds)
+    assert scores.throughput == pytest.approx(4 * 3 / scores.forecast_seconds)
 
 
 def synthetic_scores(index: list[int], n_steps: int, seconds: float = 0.0) -> Scores:

@@ -6,7 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from pdebench.cli.common import CONFIG_DIR, HYDRA_VERSION_BASE, report_user_errors, to_container
-from pdebench.rollout.evaluation import evaluate
+from pdebench.rollout.evaluation import evaluate_all
 from pdebench.rollout.metrics import threshold_key
 
 
@@ -18,16 +18,19 @@ def _number(value: float | None, spec: str) -> str:
 @hydra.main(config_path=CONFIG_DIR, config_name="evaluate", version_base=HYDRA_VERSION_BASE)
 @report_user_errors
 def main(cfg: DictConfig) -> None:
-    written = evaluate(to_container(cfg))
-    result = written.content
-    summary = result["summary"]
     threshold = threshold_key(cfg.rollout.thresholds[0])
-    print(f"{result['label']} (seed {result['seed']}) on {result['dataset']}: {result['n_trajectories']} "
-          f"trajectories x {result['n_steps']} steps; high-correlation time (>{threshold}) "
-          f"{_number(summary.get(f'corr_time_{threshold}'), '.2f')}, "
-          f"one-step nRMSE {_number(summary['one_step_nrmse'], '.3g')}, "
-          f"{result['throughput_traj_steps_per_s']:.0f} trajectory-steps/s")
-    print(f"result written: {written.path}")
+    for written in evaluate_all(to_container(cfg)):  # empty on every rank but 0 of a multi-process evaluation
+        result = written.content
+        summary = result["summary"]
+        key = f"corr_time_{threshold}"
+        interval = (result.get("intervals") or {}).get(key)
+        ci = "" if interval is None else f" [{interval[0]:.2f}, {interval[1]:.2f}]"
+        print(f"{result['label']} (seed {result['seed']}) on {result['dataset']}: {result['n_trajectories']} "
+              f"trajectories x {result['n_steps']} steps; high-correlation time (>{threshold}) "
+              f"{_number(summary.get(key), '.2f')}{ci} of {_number(summary.get('time_ceiling'), '.2f')}, "
+              f"one-step nRMSE {_number(summary['one_step_nrmse'], '.3g')}, "
+              f"{result['throughput_traj_steps_per_s']:.0f} trajectory-steps/s")
+        print(f"result written: {written.path}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,11 @@
 """`evaluate(cfg) -> Result`: build the stepper (a checkpoint, or a reference row), score the test split, summarise,
 write the result file. The `pdebench-evaluate` command only parses and prints around it.
 
+`model=solver` gives one row per solver setting (`evaluate_all` returns them all). With `trainer.devices=N` (or
+under torchrun) the test trajectories are sharded over N processes with no duplicates (trajectory i goes to rank
+i mod N), each rank scores its shard in batches padded to the full batch size, rank 0 gathers the per-trajectory
+arrays, joins them by trajectory index, summarises once and writes one result file per row.
+
 A result's identity (label, seed, data, objective) comes from the checkpoint's run record. A value given in the
 evaluate config that contradicts the checkpoint is an error naming both values; a value left out (null) is taken
 from the checkpoint.
@@ -8,15 +13,21 @@ from the checkpoint.
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+import yaml
+
 import pdebench
 from baselines.registry import build_model, model_config, model_entry
-from pdebench.config import EvaluateConfig, validate_config
+from baselines.solver import SolverConfig, SolverStepper, setting_label
+from pdebench.config import BenchmarkConfig, EvaluateConfig, validate_config
 from pdebench.data.dataset import TrajectoryDataset
 from pdebench.data.manifest import benchmark_facts, file_sha256, manifest_hash, verify_dataset
 from pdebench.data.netspec import NetSpec
@@ -25,8 +36,11 @@ from pdebench.devices import resolve_device
 from pdebench.forecast.checkpoint import CheckpointError, load_forecaster
 from pdebench.forecast.stepper import Stepper
 from pdebench.provenance import git_commit
-from pdebench.rollout.results import RESULT_FORMAT, RESULT_FORMAT_VERSION, write_result
-from pdebench.rollout.scoring import Scores, score, summarize
+from pdebench.rollout.frontier import frontier_points, speedup_at_equal_accuracy
+from pdebench.rollout.metrics import INVARIANTS, bootstrap_intervals
+from pdebench.rollout.results import RESULT_FORMAT, RESULT_FORMAT_VERSION, ResultError, try_read_result, write_result
+from pdebench.rollout.scoring import Scores, ScoringSpec, score, summarize
+from pdebench.rollout.spectra import GridSpectrum
 
 # The objective a reference row is rolled out with when evaluate's `objective.*` leaves a value null.
 REFERENCE_OBJECTIVE = {"name": "onestep", "history": 1, "bundle": 1, "loss": "mse", "target": "state",
@@ -56,6 +70,7 @@ class _Subject:
     train_time_s: float | None
     checkpoint_sha256: str | None
     run: dict[str, Any] | None
+    solver_setting: dict[str, Any] | None = None
 
 
 def _agree(given: Any, recorded: Any, key: str, ckpt: Path) -> Any:
@@ -88,25 +103,70 @@ def _from_checkpoint(cfg: Mapping[str, Any]) -> _Subject:
     )
 
 
-def _reference_row(cfg: Mapping[str, Any], test: TrajectoryFile) -> _Subject:
+def _reference_rows(cfg: Mapping[str, Any], test: TrajectoryFile, frame_stride: int) -> list[_Subject]:
+    """The reference row named by `model` (persistence: one row; solver: one row per setting)."""
     if cfg.get("model") is None:
         raise ValueError("nothing to evaluate: pass ckpt=PATH (a checkpoint from pdebench-train) or "
-                         "model=<reference row> (e.g. model=persistence)")
+                         "model=<reference row> (e.g. model=persistence); model=solver runs the dataset's own solver")
     typed = model_config(cfg["model"])
     if model_entry(typed.name).trainable:
         raise ValueError(f"model={typed.name} must be trained first: pass ckpt=PATH (a checkpoint from pdebench-train)")
     objective = {key: REFERENCE_OBJECTIVE[key] if value is None else value
                  for key, value in cfg["objective"].items()}
     spec = NetSpec(test.field_names, objective["history"], objective["bundle"], test.parameter_names, test.grid)
-    stepper = build_model(typed, spec)
-    return _Subject(
-        stepper=stepper, label=cfg.get("label") or typed.name,
-        seed=0 if cfg.get("seed") is None else cfg["seed"],
-        model=asdict(typed), objective=objective,
-        data={key: cfg["data"].get(key) for key in ("pde", "preset", "frame_stride")},
-        n_parameters=sum(p.numel() for p in stepper.parameters()), train_time_s=None,
-        checkpoint_sha256=None, run=None,
-    )
+    data = {key: cfg["data"].get(key) for key in ("pde", "preset", "frame_stride")}
+    seed = 0 if cfg.get("seed") is None else cfg["seed"]
+    if not isinstance(typed, SolverConfig):
+        stepper = build_model(typed, spec)
+        return [_Subject(
+            stepper=stepper, label=cfg.get("label") or typed.name, seed=seed, model=asdict(typed), objective=objective,
+            data=data, n_parameters=sum(p.numel() for p in stepper.parameters()), train_time_s=None,
+            checkpoint_sha256=None, run=None,
+        )]
+    generator = _dataset_generator(test)
+    rows = []
+    for resolution, factor in typed.settings(test.grid.shape):
+        try:
+            reference = generator.reference_solver(resolution, factor)
+        except ValueError as exc:
+            raise ValueError(f"model=solver: {exc}") from None
+        stepper = build_model(typed, spec)
+        assert isinstance(stepper, SolverStepper)
+        stepper.attach(reference, frame_stride)
+        label = setting_label(resolution, factor)
+        if cfg.get("label"):
+            label = label.replace("solver", str(cfg["label"]), 1)
+        setting = {"resolution": None if resolution is None else list(resolution), "time_step_factor": factor,
+                   "stored_resolution": list(test.grid.shape), "generator": test.attrs.get("solver")}
+        rows.append(_Subject(
+            stepper=stepper, label=label, seed=seed, model=asdict(typed), objective=objective, data=data,
+            n_parameters=0, train_time_s=None, checkpoint_sha256=None, run=None, solver_setting=setting,
+        ))
+    return rows
+
+
+def _dataset_generator(test: TrajectoryFile) -> Any:
+    """The generator recorded in the split file (`solver` attribute, `generation_config`), if it has a reference
+    solver; otherwise a one-sentence error naming the file."""
+    from data_gen.registry import GENERATORS, make_generator
+
+    name = test.attrs.get("solver")
+    if name not in GENERATORS:
+        raise ValueError(f"{test.path}: root attribute 'solver' is {name!r}, not a generator of this pdebench "
+                         f"({', '.join(sorted(GENERATORS))}); the solver row cannot be built")
+    try:
+        recorded = yaml.safe_load(str(test.attrs.get("generation_config", ""))) or {}
+    except yaml.YAMLError:
+        recorded = {}
+    settings = recorded.get("solver") if isinstance(recorded, dict) else None
+    if not isinstance(settings, dict):
+        raise ValueError(f"{test.path}: root attribute 'generation_config' records no solver settings; "
+                         f"the solver row cannot be built")
+    generator = make_generator(name, settings)
+    if not callable(getattr(generator, "reference_solver", None)):
+        raise ValueError(f"model=solver: the {name} generator has no reference solver yet (it needs a "
+                         f"`reference_solver` method, see data_gen.base.HasReferenceSolver)")
+    return generator
 
 
 def _dataset_of(data: Mapping[str, Any], root: str) -> Path:
@@ -115,35 +175,194 @@ def _dataset_of(data: Mapping[str, Any], root: str) -> Path:
     return verify_dataset(open_dataset_dir(root, data["pde"], data.get("preset") or "small"), ("test",))
 
 
+def benchmark_settings(facts: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest's benchmark facts completed with `BenchmarkConfig`'s defaults for fields it predates."""
+    return {**asdict(BenchmarkConfig()), **facts}
+
+
+def scoring_spec(bench: Mapping[str, Any], rollout_cfg: Mapping[str, Any], test: TrajectoryFile,
+                 manifest_path: Path) -> ScoringSpec:
+    """What to score besides pointwise errors, from the PDE's benchmark facts and the rollout config."""
+    conserved = bench.get("conserved")
+    if conserved is not None and conserved not in INVARIANTS:
+        raise ValueError(f"{manifest_path}: benchmark.conserved={conserved!r} is not a quantity the evaluator "
+                         f"knows ({', '.join(INVARIANTS)}, or null)")
+    channels = None
+    if conserved is not None and bench.get("conserved_fields") is not None:
+        unknown = [f for f in bench["conserved_fields"] if f not in test.field_names]
+        if unknown:
+            raise ValueError(f"{manifest_path}: benchmark.conserved_fields names {unknown}, which {test.path} lacks "
+                             f"(fields: {', '.join(test.field_names)})")
+        channels = tuple(test.field_names.index(f) for f in bench["conserved_fields"])
+    factor = rollout_cfg.get("stability_factor")
+    return ScoringSpec(
+        band_edges=tuple(float(e) for e in bench["spectral_bands"]),
+        spectrum_steps=tuple(int(k) for k in bench["spectrum_steps"]),
+        conserved=conserved, conserved_channels=channels,
+        energy_factor=float(bench["stability_energy_factor"] if factor is None else factor),
+        ensemble=int(rollout_cfg.get("ensemble", 1)),
+    )
+
+
+def _world() -> tuple[int, int]:
+    """`(rank, world size)` of the process group, `(0, 1)` without one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def shard(n: int, rank: int, world: int) -> list[int]:
+    """Trajectories of rank `rank` among `world`: every `world`-th index from `rank` (disjoint, covering 0..n-1)."""
+    return list(range(rank, n, world))
+
+
+def gather_scores(scores: Scores) -> Scores | None:
+    """Join every rank's scores on rank 0 by trajectory index (None on the other ranks; `scores` without a group)."""
+    rank, world = _world()
+    if world == 1:
+        return scores
+    parts: list[Scores] | None = [scores] * world if rank == 0 else None
+    torch.distributed.gather_object(scores, parts, dst=0)
+    if rank != 0:
+        return None
+    assert parts is not None
+    return Scores.join(parts)
+
+
+def _spectra(scores: Scores, spectrum: GridSpectrum, steps: Sequence[int]) -> dict[str, Any] | None:
+    """Trajectory-mean energy spectra at the chosen steps and their ratio predicted / true (None where true is 0)."""
+    if "spectrum_pred" not in scores.extra:
+        return None
+    pred = scores.extra["spectrum_pred"].mean(axis=0)  # [S, C, K]
+    true = scores.extra["spectrum_true"].mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(true > 0, pred / true, np.nan)
+    kept = [int(k) for k in steps if 1 <= k <= scores.n_steps]
+    return {"steps": kept, "shell": spectrum.shells.tolist(), "shell_unit": "spherical-harmonic degree"
+            if spectrum.grid.kind == "sphere" else "mode number |m|", "band_edges": list(spectrum.band_edges),
+            "pred": pred, "true": true, "ratio": ratio}
+
+
+def _frontier(results_dir: Path, content: Mapping[str, Any], facts: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A surrogate's place on the solver frontier, from solver result files of the same dataset manifest."""
+    siblings = []
+    for path in sorted(results_dir.glob("*.json")):
+        try:
+            result = try_read_result(path)
+        except ResultError:
+            continue
+        if result is not None:
+            siblings.append(result)
+    metric = facts["headline"]
+    points = frontier_points(siblings, metric, content["manifest_sha256"])
+    if not points:
+        return None
+    out = speedup_at_equal_accuracy(points, content["summary"].get(metric), content["throughput_traj_steps_per_s"],
+                                    facts["headline_goal"])
+    stored = [p for p in points if p.label == "solver"]
+    out["metric"] = metric
+    out["speedup_at_equal_grid"] = (content["throughput_traj_steps_per_s"] / stored[0].throughput
+                                    if stored else None)
+    return out
+
+
+def _distributed_request(trainer: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Fabric settings when more than one process is asked for (trainer.devices / num_nodes, or torchrun)."""
+    env_world = int(os.environ.get("WORLD_SIZE", "1"))
+    if trainer is None:
+        if env_world <= 1:
+            return None
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", env_world))
+        return {"accelerator": "auto", "devices": local, "num_nodes": env_world // local, "strategy": "ddp"}
+    devices = trainer.get("devices", 1)
+    many = (isinstance(devices, int) and devices > 1) or isinstance(devices, (list, tuple)) and len(devices) > 1
+    if not many and trainer.get("num_nodes", 1) <= 1 and env_world <= 1:
+        return None
+    strategy = trainer.get("strategy", "auto")
+    return {"accelerator": trainer.get("accelerator", "auto"), "devices": devices,
+            "num_nodes": trainer.get("num_nodes", 1), "strategy": "ddp" if strategy == "auto" else strategy}
+
+
+def _launched(fabric: Any, cfg: Mapping[str, Any], progress: bool) -> list[Result]:
+    return _evaluate_rows(cfg, progress and fabric.global_rank == 0, fabric.device)
+
+
+def evaluate_all(cfg: Mapping[str, Any], progress: bool = True) -> list[Result]:
+    """Every row `cfg` asks for (one, or one per solver setting); on several processes, rank 0 gets the results and
+    the other ranks an empty list."""
+    validate_config(cfg, EvaluateConfig)
+    request = _distributed_request(cfg.get("trainer"))
+    if request is None:
+        return _evaluate_rows(cfg, progress, None)
+    from lightning.fabric import Fabric
+
+    fabric = Fabric(precision="32-true", **request)
+    return fabric.launch(_launched, cfg, progress) or []
+
+
 def evaluate(cfg: Mapping[str, Any], progress: bool = True) -> Result:
     """Roll out the test split with a checkpoint (`ckpt`) or a reference row (`model`), write the result file.
 
     `cfg` has the shape of `pdebench.config.EvaluateConfig` (plain containers). The result goes to
     `<results_dir>/<dataset>/<label>-seed<seed>.json`. Unknown keys and out-of-range values (e.g. empty
-    `rollout.thresholds`, a `rollout.device` this machine lacks) fail before anything is loaded.
+    `rollout.thresholds`, a `rollout.device` this machine lacks) fail before anything is loaded. For `model=solver`
+    this returns the stored-resolution row (see `evaluate_all` for all of them).
     """
-    validate_config(cfg, EvaluateConfig)
+    results = evaluate_all(cfg, progress)
+    if not results:
+        raise RuntimeError("this process is not rank 0 of the evaluation: its results are on rank 0")
+    return results[0]
+
+
+def _evaluate_rows(cfg: Mapping[str, Any], progress: bool, device: torch.device | None) -> list[Result]:
     if cfg.get("ckpt"):
         subject = _from_checkpoint(cfg)
         dataset_dir = _dataset_of(subject.data, cfg["data"]["root"])
         manifest = manifest_hash(dataset_dir)
-        if subject.run["data"]["manifest_sha256"] != manifest:
+        if subject.run["data"]["manifest_sha256"] != manifest and _world()[0] == 0:
             print(f"warning: {dataset_dir.name} was regenerated since checkpoint {cfg['ckpt']} was trained "
                   "(manifest hash differs)", file=sys.stderr)
+        subjects = [subject]
     else:
         dataset_dir = _dataset_of(cfg["data"], cfg["data"]["root"])
         manifest = manifest_hash(dataset_dir)
-        subject = _reference_row(cfg, TrajectoryFile(split_path(dataset_dir, "test")))
+        subjects = None
     facts = benchmark_facts(dataset_dir)
+    bench = benchmark_settings(facts)
+    test = TrajectoryFile(split_path(dataset_dir, "test"))
+    if subjects is None:
+        stride = cfg["data"].get("frame_stride") or int(facts["frame_stride"])
+        subjects = _reference_rows(cfg, test, stride)
+    rollout_cfg = cfg["rollout"]
+    spec = scoring_spec(bench, rollout_cfg, test, dataset_dir / "manifest.json")
+    device = device if device is not None else resolve_device(rollout_cfg["device"])
+    rows = [_evaluate_one(cfg, subject, dataset_dir, manifest, facts, bench, spec, device, progress)
+            for subject in subjects]
+    return [row for row in rows if row is not None]
+
+
+def _evaluate_one(cfg: Mapping[str, Any], subject: _Subject, dataset_dir: Path, manifest: str,
+                  facts: Mapping[str, Any], bench: Mapping[str, Any], spec: ScoringSpec, device: torch.device,
+                  progress: bool) -> Result | None:
     frame_stride = subject.data["frame_stride"] or int(facts["frame_stride"])
     dataset = TrajectoryDataset(split_path(dataset_dir, "test"), frame_stride)
     rollout_cfg = cfg["rollout"]
-    device = resolve_device(rollout_cfg["device"])
+    rank, world = _world()
     stepper = subject.stepper.to(device) if hasattr(subject.stepper, "to") else subject.stepper
-    scores = score(stepper, dataset, max_steps=rollout_cfg["max_steps"], batch_size=rollout_cfg["batch_size"],
-                   stability_factor=rollout_cfg["stability_factor"], device=device, progress=progress)
-    summary, curves = summarize(scores, thresholds=tuple(rollout_cfg["thresholds"]),
-                                gmean_steps=rollout_cfg["gmean_steps"])
+    part = score(stepper, dataset, shard(len(dataset), rank, world), max_steps=rollout_cfg["max_steps"],
+                 batch_size=rollout_cfg["batch_size"], spec=spec, device=device, progress=progress)
+    scores = gather_scores(part)
+    if scores is None:
+        return None
+    gmean_steps = rollout_cfg.get("gmean_steps") or int(bench["gmean_steps"])
+    windows = [tuple(w) for w in rollout_cfg["windows"]]
+    thresholds = tuple(rollout_cfg["thresholds"])
+    summary, curves = summarize(scores, thresholds=thresholds, gmean_steps=gmean_steps, windows=windows,
+                                n_members=spec.ensemble)
+    intervals = bootstrap_intervals(scores.per_step, scores.unstable, scores.step_time, thresholds=thresholds,
+                                    gmean_steps=gmean_steps, windows=windows, n_members=spec.ensemble,
+                                    n_resamples=rollout_cfg["bootstrap_resamples"], seed=rollout_cfg["bootstrap_seed"])
+    spectrum = GridSpectrum(dataset.file.grid, spec.band_edges) if spec.band_edges is not None else None
     data = {**subject.data, "frame_stride": frame_stride, "pde": dataset.file.pde, "preset": dataset.file.preset,
             "root": cfg["data"]["root"]}
     content = {
@@ -163,9 +382,18 @@ def evaluate(cfg: Mapping[str, Any], progress: bool = True) -> Result:
         "n_trajectories": len(scores),
         "n_steps": scores.n_steps,
         "summary": summary,
+        "intervals": intervals,
+        "interval_method": {"kind": "percentile bootstrap over test trajectories", "level": 0.95,
+                            "n_resamples": rollout_cfg["bootstrap_resamples"], "seed": rollout_cfg["bootstrap_seed"]},
         "curves": curves,
+        "spectra": _spectra(scores, spectrum, spec.spectrum_steps) if spectrum is not None else None,
+        "scoring": {"channels": "scored per channel, then averaged", "band_edges": list(spec.band_edges or []),
+                    "conserved": spec.conserved, "stability": f"energy > {spec.energy_factor:g} x the trajectory's "
+                    "largest stored energy, or non-finite", "stability_energy_factor": spec.energy_factor,
+                    "ensemble": spec.ensemble, "gmean_steps": gmean_steps, "windows": [list(w) for w in windows]},
         "throughput_traj_steps_per_s": scores.throughput,
         "device": str(device),
+        "n_processes": world,
         "config": {"data": data, "model": subject.model, "objective": subject.objective,
                    "rollout": dict(rollout_cfg), "ckpt": cfg.get("ckpt"), "label": subject.label,
                    "seed": subject.seed, "results_dir": cfg["results_dir"]},
@@ -176,5 +404,10 @@ def evaluate(cfg: Mapping[str, Any], progress: bool = True) -> Result:
         "package_version": pdebench.__version__,
         "git_commit": git_commit(),
     }
-    path = Path(cfg["results_dir"]) / dataset_dir.name / f"{subject.label}-seed{subject.seed}.json"
+    if subject.solver_setting is not None:
+        content["solver_setting"] = subject.solver_setting
+    results_dir = Path(cfg["results_dir"]) / dataset_dir.name
+    if subject.solver_setting is None:
+        content["frontier"] = _frontier(results_dir, content, bench)
+    path = results_dir / f"{subject.label}-seed{subject.seed}.json"
     return Result(write_result(path, content), content, scores)

@@ -139,6 +139,112 @@ def unstable(pred: Tensor, bound: Tensor | float) -> Tensor:
     return nonfinite | (max_abs > b)
 
 
+def _space_weights(weights: Tensor | None, space: tuple[int, ...], device: torch.device) -> Tensor:
+    """Flattened float64 quadrature weights normalised to mean 1 (all ones when `weights` is None)."""
+    n = int(np.prod(space))
+    if weights is None:
+        return torch.ones(n, dtype=torch.float64, device=device)
+    if tuple(weights.shape) != tuple(space):
+        raise ValueError(f"weights must have the space shape {tuple(space)}, got {tuple(weights.shape)}")
+    w = weights.detach().reshape(-1).to(device=device, dtype=torch.float64)
+    return w / w.mean()
+
+
+def energy(x: Tensor, weights: Tensor | None = None) -> Tensor:
+    """Spatial energy of a frame: `[B, C, *space] -> [B]`, the weighted mean of `x^2` over space, summed over channels.
+
+    A frame with a non-finite value has energy ``inf``. Units: the fields' units squared.
+    """
+    flat = _flatten_space(x, "x")
+    w = _space_weights(weights, tuple(x.shape[2:]), flat.device)
+    e = (flat * flat * w).mean(dim=-1).sum(dim=-1)
+    return torch.where(torch.isfinite(flat).all(dim=-1).all(dim=-1), e, torch.full_like(e, math.inf))
+
+
+def unstable_energy(pred: Tensor, bound: Tensor | float, weights: Tensor | None = None) -> Tensor:
+    """Flag blown-up predictions by an energy bound.
+
+    Args:
+        pred: ``[B, C, *space]`` predicted frame.
+        bound: ``[B]`` (or a scalar) upper bound on :func:`energy`, e.g. a factor times the largest energy of the
+            trajectory's stored frames. For a bounded chaotic system (KS, Kolmogorov flow) the energy stays within
+            a band, so this bound binds, while ``max |p|`` below twice the largest stored value is met by noise of
+            many times the true energy.
+        weights: quadrature weights ``[*space]`` (None: uniform).
+
+    Returns:
+        ``[B]`` bool: non-finite, or energy above ``bound``.
+    """
+    e = energy(pred, weights)
+    b = torch.as_tensor(bound, dtype=torch.float64, device=e.device).detach().reshape(-1)
+    return ~torch.isfinite(e) | (e > b)
+
+
+INVARIANTS = ("mean", "mass")
+"""Conserved quantities the evaluator knows; both are the weighted spatial mean of each conserved field (``mass``
+is the mean density times the domain measure, a constant factor that drops out of a drift measured in mean units)."""
+
+
+def invariant(x: Tensor, kind: str, weights: Tensor | None = None) -> Tensor:
+    """The conserved quantity `kind` of a frame, per trajectory and channel: `[B, C, *space] -> [B, C]` float64."""
+    if kind not in INVARIANTS:
+        raise ValueError(f"unknown conserved quantity {kind!r}; known: {', '.join(INVARIANTS)}")
+    flat = _flatten_space(x, "x")
+    w = _space_weights(weights, tuple(x.shape[2:]), flat.device)
+    return (flat * w).mean(dim=-1)
+
+
+def ensemble_scores(samples: Tensor, target: Tensor, weights: Tensor | None = None) -> dict[str, Tensor]:
+    """Probabilistic scores of an ensemble forecast of one frame, per trajectory and channel.
+
+    Args:
+        samples: ``[M, B, C, *space]``, M >= 2 members; target: ``[B, C, *space]``.
+        weights: quadrature weights ``[*space]``; every spatial mean is weighted.
+
+    Returns:
+        name -> ``[B, C]`` float64:
+
+        * ``crps``: spatial mean of the ensemble CRPS at each point,
+          ``mean_i |x_i - y| - (1 / (2 M^2)) sum_{i,j} |x_i - x_j|`` (the plain, not the "fair", estimator);
+        * ``spread2``: spatial mean of the unbiased ensemble variance (divisor M - 1);
+        * ``ens_mse``: spatial mean of the squared error of the ensemble mean.
+
+        The spread-skill ratio of a step is ``sqrt((M + 1) / M * mean(spread2) / mean(ens_mse))`` over trajectories
+        (1 for a statistically consistent ensemble; see :func:`spread_skill_ratio`). A member with a non-finite
+        value makes every score of its (trajectory, channel) ``inf``.
+    """
+    if samples.dim() != target.dim() + 1 or samples.shape[1:] != target.shape or samples.shape[0] < 2:
+        raise ValueError(f"samples must be [M >= 2, *target.shape] for target {tuple(target.shape)}, "
+                         f"got {tuple(samples.shape)}")
+    m = samples.shape[0]
+    x = samples.detach().reshape(m, samples.shape[1], samples.shape[2], -1).to(torch.float64)
+    y = target.detach().reshape(target.shape[0], target.shape[1], -1).to(device=x.device, dtype=torch.float64)
+    w = _space_weights(weights, tuple(target.shape[2:]), x.device)
+    skill = (x - y).abs().mean(dim=0)
+    spread = torch.zeros_like(skill)
+    for i in range(m):  # sum_{i,j} |x_i - x_j| without an [M, M, ...] temporary
+        spread += (x - x[i]).abs().sum(dim=0)
+    crps = ((skill - spread / (2 * m * m)) * w).mean(dim=-1)
+    var = x.var(dim=0, unbiased=True)
+    spread2 = (var * w).mean(dim=-1)
+    ens_mse = (((x.mean(dim=0) - y) ** 2) * w).mean(dim=-1)
+    bad = ~torch.isfinite(x).all(dim=-1).all(dim=0)
+    inf = torch.full_like(crps, math.inf)
+    return {name: torch.where(bad, inf, v) for name, v in (("crps", crps), ("spread2", spread2), ("ens_mse", ens_mse))}
+
+
+def spread_skill_ratio(spread2: np.ndarray, ens_mse: np.ndarray, n_members: int) -> np.ndarray:
+    """``sqrt((M + 1) / M * mean spread2 / mean ens_mse)`` along axis 0 (trajectories); 1 for a consistent ensemble.
+
+    The factor (M + 1) / M corrects for the finite ensemble: the ensemble mean of M draws from the true
+    distribution misses the truth by (1 + 1/M) times the true variance on average.
+    """
+    s2 = np.asarray(spread2, dtype=np.float64).mean(axis=0)
+    e2 = np.asarray(ens_mse, dtype=np.float64).mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.sqrt((n_members + 1) / n_members * s2 / e2)
+
+
 # ----------------------------------------------------------------------------------------------------
 # rollout-level reductions (numpy)
 # ----------------------------------------------------------------------------------------------------
@@ -237,78 +343,160 @@ def _curve(values: np.ndarray) -> list[float | int | None]:
     return [_finite_or_none(v) for v in values]
 
 
+DEFAULT_WINDOWS = ((1, 1), (2, 5), (6, 12), (13, 30))
+"""Step windows (1-based, inclusive) of the window means, as The Well reports them."""
+
+BAND_METRICS = ("mse_low", "mse_mid", "mse_high")
+"""Per-step error energy in the low / mid / high wavenumber bands (see `pdebench.rollout.spectra`)."""
+
+NOT_BOOTSTRAPPED = ("nrmse_gmean_steps", "time_ceiling", "time_ceiling_median", "n_members")
+"""Summary keys that are settings or ceilings, not estimates: they get no interval."""
+
+
+def window_key(window: Sequence[int]) -> str:
+    """(1, 1) -> "1", (2, 5) -> "2-5"."""
+    first, last = int(window[0]), int(window[1])
+    return f"{first}" if first == last else f"{first}-{last}"
+
+
+def _window_mean(curve: np.ndarray, window: Sequence[int]) -> float:
+    """Mean of a per-step curve over 1-based steps `window` (inclusive), cut at the rollout's end; NaN if empty."""
+    part = curve[int(window[0]) - 1 : int(window[1])]
+    return float(part.mean()) if part.size else math.nan
+
+
+def _reduce(
+    traj: dict[str, np.ndarray], stable: np.ndarray, st: np.ndarray, thresholds: Sequence[float], n_gmean: int,
+    windows: Sequence[Sequence[int]], n_members: int, idx: np.ndarray | None,
+) -> dict[str, float | int | None]:
+    """Headline numbers of the trajectories `idx` (None: all; repeats allowed, as in a bootstrap resample).
+
+    traj: metric -> `[n_traj, n_steps]` (channel means); stable: `[n_traj]` stable steps; st: `[n_traj]` step times.
+    """
+    if idx is not None:
+        traj = {name: a[idx] for name, a in traj.items()}
+        stable, st = stable[idx], st[idx]
+    n_steps = next(iter(traj.values())).shape[1]
+    curve = {name: a.mean(axis=0) for name, a in traj.items()}
+    summary: dict[str, float | int | None] = {}
+    for t in thresholds:
+        pderefiner, median_first = high_correlation_time(traj["corr"], t, st)
+        summary[f"corr_time_{threshold_key(t)}"] = _finite_or_none(pderefiner)
+        summary[f"corr_time_median_{threshold_key(t)}"] = _finite_or_none(median_first)
+    summary["time_ceiling"] = float(n_steps * st.mean())
+    summary["time_ceiling_median"] = float(np.median(n_steps * st))
+    for name in ("nrmse", "mse", "vrmse"):
+        summary[f"one_step_{name}"] = _finite_or_none(curve[name][0])
+    summary["nrmse_gmean"] = _finite_or_none(geometric_mean_over_steps(curve["nrmse"], n_gmean))
+    summary["nrmse_gmean_steps"] = n_gmean
+    summary["vrmse_mean"] = _finite_or_none(curve["vrmse"].mean())
+    for window in windows:
+        for name in ("nrmse", "vrmse"):
+            summary[f"{name}_steps_{window_key(window)}"] = _finite_or_none(_window_mean(curve[name], window))
+    if all(name in curve for name in BAND_METRICS):
+        for name in BAND_METRICS:
+            band = name.removeprefix("mse_")
+            summary[f"one_step_spectral_rmse_{band}"] = _finite_or_none(math.sqrt(curve[name][0]))
+            summary[f"spectral_rmse_{band}"] = _finite_or_none(math.sqrt(curve[name][:n_gmean].mean()))
+    if "drift" in curve:
+        summary["conservation_drift_final"] = _finite_or_none(curve["drift"][-1])
+        summary["conservation_drift_max"] = _finite_or_none(curve["drift"].max())
+    summary["stable_horizon_median"] = _finite_or_none(np.median(stable * st))
+    summary["stable_fraction"] = float((stable == n_steps).mean())
+    if n_members > 1 and "crps" in curve:
+        summary["n_members"] = int(n_members)
+        summary["crps_mean"] = _finite_or_none(curve["crps"][:n_gmean].mean())
+        summary["spread_skill_ratio"] = _finite_or_none(float(spread_skill_ratio(
+            traj["spread2"][:, :n_gmean].mean(axis=1), traj["ens_mse"][:, :n_gmean].mean(axis=1), n_members)))
+    return summary
+
+
+def _prepare(
+    per_step: dict[str, np.ndarray], unstable_flags: np.ndarray, step_time: np.ndarray | float
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Check shapes; channel means `[n_traj, n_steps]` per metric (NaN errors -> inf, bad corr -> 0), flags, st."""
+    missing = [name for name in CURVE_METRICS if name not in per_step]
+    if missing:
+        raise ValueError(f"per_step is missing metric(s) {missing}; it must contain {list(CURVE_METRICS)}")
+    traj: dict[str, np.ndarray] = {}
+    shape = None
+    for name, values in per_step.items():
+        a = np.asarray(values, dtype=np.float64)
+        if a.ndim != 3 or a.shape[0] == 0 or a.shape[1] == 0:
+            raise ValueError(f"per_step[{name!r}] must be a non-empty [n_traj, n_steps, C] array: {a.shape}")
+        # the drift covers only the conserved channels; every other metric has one value per channel
+        expected = shape if shape is None or name != "drift" else (*shape[:2], a.shape[2])
+        if shape is None:
+            shape = a.shape
+        elif a.shape != expected:
+            raise ValueError(f"per_step[{name!r}] has shape {a.shape}, expected {expected} like the others")
+        a = _clean_corr(a) if name == "corr" else np.where(np.isnan(a), math.inf, a)
+        with np.errstate(invalid="ignore", over="ignore"):
+            traj[name] = a.mean(axis=2)
+    assert shape is not None
+    flags = np.asarray(unstable_flags, dtype=bool)
+    if flags.shape != shape[:2]:
+        raise ValueError(f"unstable_flags must have shape {shape[:2]}, got {flags.shape}")
+    return traj, flags, _step_time_per_traj(step_time, shape[0])
+
+
 def summarize_rollout(
     per_step: dict[str, np.ndarray],
     unstable_flags: np.ndarray,
     step_time: np.ndarray | float,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     gmean_steps: int = 100,
+    windows: Sequence[Sequence[int]] = DEFAULT_WINDOWS,
+    n_members: int = 1,
 ) -> tuple[dict[str, float | int | None], dict[str, list[float | int | None]]]:
     """Reduce a whole rollout to headline numbers and per-step curves.
 
+    Channels are combined by scoring each channel separately and averaging the per-channel values (a field with
+    small values weighs as much as one with large values); PDEArena's flattening of all channels into one vector
+    differs from this for multi-field data.
+
     Args:
-        per_step: name -> ``[n_traj, n_steps, C]`` arrays of :func:`step_errors` outputs stacked over
-            steps by the caller; must contain ``mse``, ``nrmse``, ``vrmse``, ``corr``. Step index 0 is
-            the first predicted frame. Non-finite correlations count as 0 and NaN errors as ``inf``.
-        unstable_flags: ``[n_traj, n_steps]`` bool from :func:`unstable`.
+        per_step: name -> ``[n_traj, n_steps, C]`` arrays of per-step metrics stacked over steps by the caller;
+            must contain ``mse``, ``nrmse``, ``vrmse``, ``corr``; may contain ``mse_low/mid/high`` (band error
+            energies), ``drift`` (conservation drift) and, for ensembles, ``crps``, ``spread2``, ``ens_mse``. Step
+            index 0 is the first predicted frame. Non-finite correlations count as 0 and NaN errors as ``inf``.
+        unstable_flags: ``[n_traj, n_steps]`` bool from :func:`unstable_energy` (or :func:`unstable`).
         step_time: ``[n_traj]`` (or scalar) time units per model step.
         thresholds: correlation thresholds for the ``corr_time_*`` keys.
-        gmean_steps: steps aggregated by ``nrmse_gmean`` (clipped to ``n_steps``).
+        gmean_steps: steps aggregated by ``nrmse_gmean``, ``spectral_rmse_*`` and ``crps_mean`` (clipped to
+            ``n_steps``); set per PDE before the errors saturate.
+        windows: 1-based inclusive step windows of the ``nrmse_steps_*`` / ``vrmse_steps_*`` means (a window past
+            the rollout's end is cut there; one that starts after it is ``None``).
+        n_members: ensemble size (``crps_mean`` and ``spread_skill_ratio`` are reported when > 1).
 
     Returns:
-        ``(summary, curves)``. ``summary`` holds, as float (or ``None`` when undefined / not finite,
-        e.g. a mean error over a diverged trajectory):
+        ``(summary, curves)``. ``summary`` holds, as float (or ``None`` when undefined / not finite):
 
         * ``corr_time_{t}``, ``corr_time_median_{t}`` for each threshold ``t`` (time units, see
-          :func:`high_correlation_time`), keys like ``corr_time_0.8``;
-        * ``one_step_nrmse``, ``one_step_mse``: step 0, mean over trajectories and channels;
-        * ``nrmse_gmean``: geometric mean of the nrmse curve over the first ``nrmse_gmean_steps``
-          (int) steps;
+          :func:`high_correlation_time`), with their ceilings ``time_ceiling`` (rollout length: ``n_steps`` times
+          the mean step time) and ``time_ceiling_median`` (median of ``n_steps * step_time``);
+        * ``one_step_nrmse``, ``one_step_mse``, ``one_step_vrmse``: step 1, mean over trajectories and channels;
+        * ``nrmse_gmean``: geometric mean of the nrmse curve over the first ``nrmse_gmean_steps`` (int) steps;
         * ``vrmse_mean``: mean over trajectories, steps and channels;
-        * ``stable_horizon_median``: median over trajectories of ``stable_steps * step_time`` (time units);
-        * ``stable_fraction``: fraction of trajectories never flagged unstable.
+        * ``nrmse_steps_<w>``, ``vrmse_steps_<w>``: means over each step window ``w`` (e.g. ``vrmse_steps_6-12``);
+        * ``one_step_spectral_rmse_<band>``, ``spectral_rmse_<band>`` (band = low, mid, high): square root of the
+          mean error energy in the band at step 1 and over the first ``nrmse_gmean_steps`` steps;
+        * ``conservation_drift_final``, ``conservation_drift_max``: mean drift of the invariant at the last step and
+          the largest step mean;
+        * ``stable_horizon_median``: median over trajectories of ``stable_steps * step_time`` (time units; ceiling
+          ``time_ceiling_median``); ``stable_fraction``: fraction of trajectories never flagged unstable;
+        * ``n_members``, ``crps_mean``, ``spread_skill_ratio`` for ensembles.
 
-        ``curves`` holds ``step`` (1..n_steps), ``time`` (``step * mean step_time``) and, for every
-        metric in ``per_step``, the mean over trajectories and channels per step.
+        ``curves`` holds ``step`` (1..n_steps), ``time`` (``step * mean step_time``), for every metric in
+        ``per_step`` the mean over trajectories and channels per step, ``spectral_rmse_<band>`` and, for ensembles,
+        ``spread_skill`` per step.
     """
-    missing = [name for name in CURVE_METRICS if name not in per_step]
-    if missing:
-        raise ValueError(f"per_step is missing metric(s) {missing}; it must contain {list(CURVE_METRICS)}")
-    arrays: dict[str, np.ndarray] = {}
-    shape = None
-    for name, values in per_step.items():
-        a = np.asarray(values, dtype=np.float64)
-        if a.ndim != 3 or a.shape[0] == 0 or a.shape[1] == 0:
-            raise ValueError(f"per_step[{name!r}] must be a non-empty [n_traj, n_steps, C] array: {a.shape}")
-        if shape is None:
-            shape = a.shape
-        elif a.shape != shape:
-            raise ValueError(f"per_step[{name!r}] has shape {a.shape}, expected {shape} like the others")
-        arrays[name] = _clean_corr(a) if name == "corr" else np.where(np.isnan(a), math.inf, a)
-    assert shape is not None
-    n_traj, n_steps, _ = shape
-    flags = np.asarray(unstable_flags, dtype=bool)
-    if flags.shape != (n_traj, n_steps):
-        raise ValueError(f"unstable_flags must have shape {(n_traj, n_steps)}, got {flags.shape}")
-    st = _step_time_per_traj(step_time, n_traj)
-
+    traj, flags, st = _prepare(per_step, unstable_flags, step_time)
+    n_steps = flags.shape[1]
+    n_gmean = max(1, min(int(gmean_steps), n_steps))
     with np.errstate(invalid="ignore", over="ignore"):
-        curve_means = {name: a.mean(axis=(0, 2)) for name, a in arrays.items()}
-        summary: dict[str, float | int | None] = {}
-        corr_traj = arrays["corr"].mean(axis=2)
-        for t in thresholds:
-            pderefiner, median_first = high_correlation_time(corr_traj, t, st)
-            summary[f"corr_time_{threshold_key(t)}"] = _finite_or_none(pderefiner)
-            summary[f"corr_time_median_{threshold_key(t)}"] = _finite_or_none(median_first)
-        summary["one_step_nrmse"] = _finite_or_none(arrays["nrmse"][:, 0, :].mean())
-        summary["one_step_mse"] = _finite_or_none(arrays["mse"][:, 0, :].mean())
-        n_gmean = max(1, min(int(gmean_steps), n_steps))
-        summary["nrmse_gmean"] = _finite_or_none(geometric_mean_over_steps(curve_means["nrmse"], n_gmean))
-        summary["nrmse_gmean_steps"] = n_gmean
-        summary["vrmse_mean"] = _finite_or_none(arrays["vrmse"].mean())
-        summary["stable_horizon_median"] = _finite_or_none(np.median(stable_steps(flags) * st))
-        summary["stable_fraction"] = float((~flags.any(axis=1)).mean())
-
+        summary = _reduce(traj, stable_steps(flags), st, thresholds, n_gmean, windows, n_members, None)
+        curve_means = {name: a.mean(axis=0) for name, a in traj.items()}
     steps = np.arange(1, n_steps + 1)
     curves: dict[str, list[float | int | None]] = {
         "step": [int(s) for s in steps],
@@ -316,4 +504,56 @@ def summarize_rollout(
     }
     for name, values in curve_means.items():
         curves[name] = _curve(values)
+    if all(name in curve_means for name in BAND_METRICS):
+        for name in BAND_METRICS:
+            curves[f"spectral_rmse_{name.removeprefix('mse_')}"] = _curve(np.sqrt(curve_means[name]))
+    if n_members > 1 and "spread2" in traj:
+        curves["spread_skill"] = _curve(spread_skill_ratio(traj["spread2"], traj["ens_mse"], n_members))
     return summary, curves
+
+
+def bootstrap_intervals(
+    per_step: dict[str, np.ndarray],
+    unstable_flags: np.ndarray,
+    step_time: np.ndarray | float,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    gmean_steps: int = 100,
+    windows: Sequence[Sequence[int]] = DEFAULT_WINDOWS,
+    n_members: int = 1,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, list[float] | None]:
+    """Percentile bootstrap intervals over test trajectories for every estimate of :func:`summarize_rollout`.
+
+    Each resample draws ``n_traj`` trajectories with replacement (numpy's PCG64 seeded with ``seed``, so the
+    interval is reproducible) and recomputes the summary from them. Returns key -> ``[low, high]`` (the
+    ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles), or ``None`` where the estimate is undefined in some
+    resample (e.g. an error mean over a diverged trajectory) or in the full sample. Ceilings and counts
+    (:data:`NOT_BOOTSTRAPPED`) get no interval.
+    """
+    if n_resamples < 1 or not 0 < level < 1:
+        raise ValueError(f"need n_resamples >= 1 and 0 < level < 1, got {n_resamples} and {level}")
+    traj, flags, st = _prepare(per_step, unstable_flags, step_time)
+    n_traj, n_steps = flags.shape
+    n_gmean = max(1, min(int(gmean_steps), n_steps))
+    stable = stable_steps(flags)
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float | None]] = {}
+    with np.errstate(invalid="ignore", over="ignore"):
+        full = _reduce(traj, stable, st, thresholds, n_gmean, windows, n_members, None)
+        for _ in range(n_resamples):
+            idx = rng.integers(0, n_traj, size=n_traj)
+            for key, value in _reduce(traj, stable, st, thresholds, n_gmean, windows, n_members, idx).items():
+                draws.setdefault(key, []).append(value)
+    q = ((1 - level) / 2, (1 + level) / 2)
+    out: dict[str, list[float] | None] = {}
+    for key, values in draws.items():
+        if key in NOT_BOOTSTRAPPED:
+            continue
+        if full.get(key) is None or any(v is None for v in values):
+            out[key] = None
+            continue
+        low, high = np.quantile(np.asarray(values, dtype=np.float64), q)
+        out[key] = [float(low), float(high)]
+    return out
