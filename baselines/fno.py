@@ -1,4 +1,11 @@
-"""FNO through neuraloperator, conditioned on per-trajectory scalars (dt, dx, PDE parameters)."""
+"""FNO (and TFNO) through neuraloperator, conditioned on per-trajectory scalars (dt, dx, PDE parameters).
+
+One config serves 1-D and 2-D grids: `n_modes` is given per axis or once for every axis. TFNO is the same net with
+neuraloperator's tensor factorization of the spectral weights (`factorization: tucker`, `rank` a fraction of the
+dense parameter count). The spectral convolution treats every axis as periodic; on the axes a `Grid` says are not
+periodic (a box's walls, the sphere's latitude) the lifted features are zero-padded by `domain_padding` of the axis
+length first (neuraloperator's domain padding), so the FFT does not wrap one wall onto the other.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +32,13 @@ def _is_int(value: Any) -> bool:
 class FNOConfig(ModelConfig):
     """neuraloperator's FNO. `n_modes` counts all kept modes per axis (neuraloperator 2.0 convention: `[64]` keeps
     33 rfft modes); one entry is repeated over every spatial axis. `factorization` null gives a dense FNO, "tucker"
-    etc. a TFNO with that `rank`."""
+    etc. a TFNO with that `rank` (a fraction of the dense spectral weights).
+
+    positional_embedding: append neuraloperator's grid coordinates as input channels (off by default: without it
+    the net is translation equivariant on periodic axes).
+    domain_padding: fraction of each non-periodic axis zero-padded on both sides before the Fourier layers (0: none);
+    periodic axes are never padded.
+    """
 
     name: str = "fno"
     n_modes: list[int] = field(default_factory=lambda: [64])
@@ -33,6 +46,8 @@ class FNOConfig(ModelConfig):
     n_layers: int = 4
     factorization: Any = None
     rank: float = 1.0
+    positional_embedding: bool = False
+    domain_padding: float = 0.125
 
     def __post_init__(self) -> None:
         """Refuse sizes neuraloperator would only reject (or misuse) once the net is built, after the data loaded."""
@@ -51,6 +66,10 @@ class FNOConfig(ModelConfig):
                 and self.rank > 0):
             raise ValueError(f"model.rank={self.rank} for model fno is not valid: expected a finite number > 0 (the "
                              "factorised weights' share of the dense parameter count)")
+        if not (isinstance(self.domain_padding, (int, float)) and not isinstance(self.domain_padding, bool)
+                and 0 <= self.domain_padding <= 1):
+            raise ValueError(f"model.domain_padding={self.domain_padding} for model fno is not valid: expected the "
+                             "padded fraction of each non-periodic axis, a number from 0 to 1")
 
     @classmethod
     def tiny(cls) -> FNOConfig:
@@ -63,41 +82,52 @@ def _drop_neuralop_metadata(module: nn.Module, state_dict: dict[str, Any], prefi
     state_dict.pop("_metadata", None)
 
 
+def modes_per_axis(model: str, n_modes: list[int], spatial_dims: int) -> tuple[int, ...]:
+    """`n_modes` with one entry per spatial axis (a single entry is repeated); a count that fits no axis raises."""
+    modes = list(n_modes)
+    if len(modes) == 1 and spatial_dims > 1:
+        modes = modes * spatial_dims
+    if len(modes) != spatial_dims:
+        raise ValueError(f"model.n_modes has {len(modes)} entries but the data has {spatial_dims} spatial dims "
+                         f"(model {model}: give one entry, or one per axis)")
+    return tuple(modes)
+
+
+def broadcast_cond(x: Tensor, cond: Tensor) -> Tensor:
+    """`x [B, C, *space]` with `cond [B, n_cond]` appended as constant channels: `[B, C + n_cond, *space]`."""
+    if not cond.shape[1]:
+        return x
+    cond_channels = cond.view(*cond.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:])
+    return torch.cat([x, cond_channels.to(x.dtype)], dim=1)
+
+
 class ConditionedFNO(nn.Module):
     """neuraloperator's FNO with the conditioning vector broadcast over space as extra input channels.
 
-    No positional-embedding channels are appended, so on periodic data the net is translation equivariant.
-    Its spectral convolutions assume periodic axes; on a `box` or `sphere` grid it still runs (as in PDEArena and
-    The Well, where FNO is a baseline on non-periodic data), treating every axis as periodic.
+    Without positional embedding (the default) the net is translation equivariant along periodic axes. The
+    spectral convolutions assume periodic axes; non-periodic ones (box walls, the sphere's latitude) are
+    zero-padded by `domain_padding` first, as neuraloperator does for non-periodic domains.
     """
 
     def __init__(self, spec: NetSpec, config: FNOConfig) -> None:
         super().__init__()
-        n_modes = list(config.n_modes)
-        if len(n_modes) == 1 and spec.spatial_dims > 1:
-            n_modes = n_modes * spec.spatial_dims
-        if len(n_modes) != spec.spatial_dims:
-            raise ValueError(
-                f"model.n_modes has {len(n_modes)} entries but the data has {spec.spatial_dims} spatial dims"
-            )
+        padding = [0.0 if periodic else float(config.domain_padding) for periodic in spec.grid.periodic]
         self.fno = FNO(
-            n_modes=tuple(n_modes),
+            n_modes=modes_per_axis("fno", config.n_modes, spec.spatial_dims),
             in_channels=spec.in_channels + spec.n_cond,
             out_channels=spec.out_channels,
             hidden_channels=config.hidden_channels,
             n_layers=config.n_layers,
-            positional_embedding=None,
+            positional_embedding="grid" if config.positional_embedding else None,
             factorization=config.factorization,
             rank=config.rank,
+            domain_padding=padding if any(padding) else None,
         )
         self.register_state_dict_post_hook(_drop_neuralop_metadata)
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
         """x: [B, C_in, *space], cond: [B, n_cond] -> [B, C_out, *space]."""
-        if cond.shape[1]:
-            cond_channels = cond.view(*cond.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:])
-            x = torch.cat([x, cond_channels.to(x.dtype)], dim=1)
-        return self.fno(x)
+        return self.fno(broadcast_cond(x, cond))
 
 
 @register("fno", config=FNOConfig)

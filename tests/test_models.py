@@ -1,15 +1,24 @@
-"""The model zoo: every registry entry builds from its typed config and maps shapes on every grid kind; FNO is
-equivariant and learns; unknown keys fail by name."""
+"""The model zoo: every registry entry builds from its typed config (or refuses a grid kind in one sentence), runs
+forward and backward with the right shapes on 1-D, 2-D, box and sphere grids, and learns a tiny batch (here, unless
+the model's own test file proves it); unknown keys fail by name."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
+import re
+from pathlib import Path
 
 import pytest
 import torch
 
 from baselines import MODELS, ModelConfig, NetSpec, build_model, model_config, register
+from pdebench.cli.common import CONFIG_DIR
+from pdebench.config import TrainConfig, validate_config
 from pdebench.data.grid import Grid
+
+TESTS = Path(__file__).parent
 
 SPECS = {
     "1d-periodic": NetSpec(("u",), 2, 3, ("L", "nu", "dt"), Grid.uniform("periodic", (32,))),
@@ -19,11 +28,34 @@ SPECS = {
 }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny nets run fastest on one thread; two threads on a busy machine make every step many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def build_or_refusal(name: str, spec: NetSpec) -> torch.nn.Module | None:
+    """The entry's tiny module for `spec`, or None after checking that its refusal is the one sentence asked for."""
+    try:
+        return build_model(MODELS[name].config.tiny(), spec)
+    except ValueError as error:
+        message = str(error)
+        assert message.startswith(f"model {name} does not support grid kind '{spec.grid.kind}'"), message
+        assert "\n" not in message
+        return None
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 @pytest.mark.parametrize("spec", SPECS.values(), ids=SPECS.keys())
-def test_every_registered_model_maps_shapes(name: str, spec: NetSpec) -> None:
+def test_every_registered_model_runs_forward_and_backward(name: str, spec: NetSpec) -> None:
+    torch.manual_seed(0)
     entry = MODELS[name]
-    module = build_model(entry.config.tiny(), spec)
+    module = build_or_refusal(name, spec)
+    if module is None or getattr(module, "needs_dataset_solver", False):  # the solver row: tested in test_evaluate
+        return
     space = spec.grid.shape
     cond = torch.randn(2, spec.n_cond)
     if entry.trainable:  # a net: folded channels
@@ -33,6 +65,70 @@ def test_every_registered_model_maps_shapes(name: str, spec: NetSpec) -> None:
         out = module(torch.randn(2, spec.n_fields, spec.history, *space), cond)
         assert out.shape == (2, spec.n_fields, spec.bundle, *space)
     assert torch.isfinite(out).all()
+    parameters = [p for p in module.parameters() if p.requires_grad]
+    assert bool(parameters) == entry.trainable
+    if parameters:
+        out.square().mean().backward()
+        grads = [p.grad for p in parameters if p.grad is not None]
+        assert grads and all(torch.isfinite(g).all() for g in grads)
+        assert any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_serves_1d_and_2d_or_is_made_for_the_sphere(name: str) -> None:
+    served = {key for key, spec in SPECS.items() if build_or_refusal(name, spec) is not None}
+    assert {"1d-periodic", "2d-periodic"} <= served or served == {"sphere"}, served
+
+
+@functools.cache
+def overfit_tests() -> tuple[tuple[str, str], ...]:
+    """(file, function) of every test function named `*overfit*` in the other test files."""
+    found = []
+    for path in sorted(TESTS.glob("test_*.py")):
+        if path.name != Path(__file__).name and "overfit" in (text := path.read_text()):
+            found += [(path.name, node.name) for node in ast.walk(ast.parse(text))
+                      if isinstance(node, ast.FunctionDef) and node.name.startswith("test") and "overfit" in node.name]
+    return tuple(found)
+
+
+def own_overfit_test(name: str) -> str | None:
+    """`file::function` of the test that proves `name` overfits a tiny batch in another file, if there is one: a
+    function named `*overfit*` in `test_<name>.py`, or one named `test_<name>_*overfit*` in any test file."""
+    for file, function in overfit_tests():
+        if file == f"test_{name}.py" or re.match(rf"test_{re.escape(name)}_", function):
+            return f"{file}::{function}"
+    return None
+
+
+TRAINABLE = sorted(name for name, entry in MODELS.items() if entry.trainable)
+
+
+def test_where_every_trainable_model_is_shown_to_learn() -> None:
+    where = {name: own_overfit_test(name) or "test_models.py::test_models_without_their_own_overfit_test_learn"
+             for name in TRAINABLE}
+    print("\n".join(f"{name}: {test}" for name, test in where.items()))
+    assert set(where) == set(TRAINABLE)
+
+
+@pytest.mark.parametrize("name", [n for n in TRAINABLE if own_overfit_test(n) is None] or ["(none)"])
+def test_models_without_their_own_overfit_test_learn(name: str) -> None:
+    """The loss of one tiny batch falls at least 100x in 300 Adam steps."""
+    if name == "(none)":
+        pytest.skip("every trainable model proves it learns in its own test file")
+    torch.manual_seed(0)
+    spec = next(s for s in SPECS.values() if build_or_refusal(name, s) is not None)
+    net = build_model(MODELS[name].config.tiny(), spec)
+    x = torch.randn(4, spec.in_channels, *spec.grid.shape)
+    y = torch.tanh(torch.roll(x[:, :1], 1, dims=-1)).expand(-1, spec.out_channels, *spec.grid.shape)
+    cond = torch.randn(4, spec.n_cond)
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+    initial = torch.nn.functional.mse_loss(net(x, cond), y).item()
+    for _ in range(300):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(net(x, cond), y)
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < initial / 100
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -41,7 +137,10 @@ def test_builder_receives_its_typed_config(name: str, monkeypatch: pytest.Monkey
     seen = []
     spy = dataclasses.replace(entry, builder=lambda c, s: seen.append(c) or entry.builder(c, s))
     monkeypatch.setitem(MODELS, name, spy)
-    build_model({"name": name}, SPECS["1d-periodic"])
+    try:
+        build_model({"name": name}, SPECS["1d-periodic"])
+    except ValueError as error:  # a model made for other grids still received its typed config first
+        assert f"model {name} does not support grid kind" in str(error)
     assert isinstance(seen[0], entry.config) and seen[0] == entry.config()
 
 
@@ -51,7 +150,7 @@ def test_unknown_model_key_fails_by_name() -> None:
         model_config({"name": "fno", "widht": 3})
     with pytest.raises(ValueError, match=r"model\.hidden_channels for model fno"):
         model_config({"name": "fno", "hidden_channels": "wide"})
-    with pytest.raises(KeyError, match="unknown model 'fnoo'; registered models: fno, persistence"):
+    with pytest.raises(KeyError, match=f"unknown model 'fnoo'; registered models: {', '.join(sorted(MODELS))}"):
         model_config({"name": "fnoo"})
 
 
@@ -75,39 +174,80 @@ def test_persistence_repeats_the_last_input_frame() -> None:
     assert torch.equal(out[:, :, 0], frames[:, :, -1]) and torch.equal(out[:, :, 1], frames[:, :, -1])
 
 
-@pytest.mark.parametrize("spatial_dims", [1, 2])
-def test_fno_is_periodic_translation_equivariant(spatial_dims: int) -> None:
-    torch.manual_seed(0)
-    spec = NetSpec(("u",), 1, 1, ("a", "b"), Grid.uniform("periodic", (32,) * spatial_dims))
-    net = build_model(MODELS["fno"].config.tiny(), spec)
-    x = torch.randn(2, 1, *(32,) * spatial_dims)
-    cond = torch.randn(2, 2)
-    dims = tuple(range(2, 2 + spatial_dims))
-    shifts = (5,) * spatial_dims
-    shifted_then_net = net(torch.roll(x, shifts, dims), cond)
-    net_then_shifted = torch.roll(net(x, cond), shifts, dims)
-    torch.testing.assert_close(shifted_then_net, net_then_shifted, rtol=1e-4, atol=1e-5)
+# --- experiment presets -----------------------------------------------------------------------------------------
+
+EXPERIMENTS = sorted(path.stem for path in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
 
 
-def test_fno_overfits_one_tiny_batch() -> None:
-    torch.manual_seed(0)
-    spec = NetSpec(("u",), 1, 1, ("a",), Grid.uniform("periodic", (32,)))
-    net = build_model(MODELS["fno"].config.tiny(), spec)
-    grid = torch.linspace(0, 2 * torch.pi, 33)[:-1]
-    x = torch.stack([torch.sin(k * grid) for k in (1, 2, 3, 4)]).unsqueeze(1)
-    y = torch.roll(x, 3, dims=-1) * 0.5 + x**2
-    cond = torch.randn(4, 1)
-    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
-    initial = torch.nn.functional.mse_loss(net(x, cond), y).item()
-    for _ in range(300):
-        optimizer.zero_grad()
-        loss = torch.nn.functional.mse_loss(net(x, cond), y)
-        loss.backward()
-        optimizer.step()
-    assert loss.item() < initial / 100
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_preset_composes_and_validates(compose_cfg, name: str) -> None:
+    cfg = compose_cfg("train", [f"experiment={name}"])
+    validate_config(cfg, TrainConfig)
+    typed = model_config(cfg["model"])
+    assert MODELS[typed.name].trainable
+    if name.startswith(f"{cfg['data']['pde']}_"):  # <dataset>_<model>[_<variant>]
+        assert name[len(cfg["data"]["pde"]) + 1:].split("_")[0] == typed.name
+    if typed.name == "pderefiner":
+        assert cfg["objective"]["name"] == "pderefiner"
 
 
-def test_fno_n_modes_must_match_the_grid() -> None:
-    spec = NetSpec(("u",), 1, 1, (), Grid.uniform("periodic", (32, 32)))
-    with pytest.raises(ValueError, match="model.n_modes has 3 entries but the data has 2 spatial dims"):
-        build_model({"name": "fno", "n_modes": [8, 8, 8]}, spec)
+def test_every_trainable_model_has_a_preset_on_every_dataset_it_serves() -> None:
+    """`<dataset>_<model>.yaml` for every dataset of conf/data and every net that serves the dataset's grid kind."""
+    from pdebench.cli.models import dataset_info, dataset_names
+
+    missing = []
+    for dataset in dataset_names():
+        kind = dataset_info(dataset).grid.kind
+        for name in TRAINABLE:
+            serves = build_or_refusal(name, SPECS["sphere" if kind == "sphere" else "2d-box" if kind == "box"
+                                                    else "2d-periodic"]) is not None
+            if serves and f"{dataset}_{name}" not in EXPERIMENTS:
+                missing.append(f"{dataset}_{name}")
+    assert not missing, f"no experiment preset for: {', '.join(missing)}"
+
+
+# --- pdebench-models --------------------------------------------------------------------------------------------
+
+
+def zoo_rows(capsys: pytest.CaptureFixture, argv: list[str]) -> dict[str, list[str]]:
+    from pdebench.cli.models import main
+
+    main(argv)
+    rows = [line.strip("|").split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows}
+
+
+def test_pdebench_models_prints_grids_and_reference_parameter_counts(capsys: pytest.CaptureFixture) -> None:
+    from pdebench.cli.models import dataset_info, reference_config
+
+    rows = zoo_rows(capsys, ["--model", "fno", "--model", "sfno", "--model", "persistence", "--dataset", "ks"])
+    assert rows["model"] == ["kind", "grids", "ks (256)"]
+    assert rows["fno"][:2] == ["net", "1-D periodic, 2-D periodic, 2-D box, sphere"]
+    assert rows["sfno"] == ["net", "sphere", "—"]  # refuses the periodic KS grid
+    assert rows["persistence"] == ["stepper", "1-D periodic, 2-D periodic, 2-D box, sphere", "0"]
+    ks = dataset_info("ks")
+    assert (ks.fields, ks.grid.kind, ks.grid.shape) == (("u",), "periodic", (256,))
+    assert ks.parameters == ("L", "nu", "dt", "dx")
+    net = build_model(reference_config("fno"), NetSpec(ks.fields, 1, 1, ks.parameters, ks.grid))
+    assert rows["fno"][2] == f"{sum(p.numel() for p in net.parameters()) / 1e6:.2f}M"
+
+
+def test_reference_counts_land_in_the_published_ranges(capsys: pytest.CaptureFixture) -> None:
+    """SineNet-8 at width 64 on 2-D with PDEArena's smoke channels: about 35.5M; MP-PDE: width 128, 6 layers."""
+    from pdebench.cli.models import reference_config
+
+    rows = zoo_rows(capsys, ["--model", "sinenet", "--dataset", "smoke"])
+    sinenet = float(rows["sinenet"][2].removesuffix("M"))
+    print(f"sinenet on smoke: {sinenet}M")
+    assert 34.0 < sinenet < 37.0
+    mpnn = reference_config("mpnn")
+    assert (mpnn["hidden_channels"], mpnn["n_layers"]) == (128, 6)
+
+
+def test_pdebench_models_names_an_unknown_model(capsys: pytest.CaptureFixture) -> None:
+    from pdebench.cli.models import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--model", "fnoo", "--dataset", "ks"])
+    assert info.value.code == 1
+    assert capsys.readouterr().err.strip().startswith("error: unknown model 'fnoo'; registered models: ")

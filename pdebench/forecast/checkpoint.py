@@ -26,8 +26,8 @@ from baselines.registry import build_model
 from pdebench.data.grid import Grid
 from pdebench.data.netspec import NetSpec
 from pdebench.data.normalization import Normalizer
-from pdebench.forecast.forecaster import Forecaster
-from pdebench.forecast.targets import make_target
+from pdebench.forecast.forecaster import Forecaster, make_forecaster
+from pdebench.forecast.targets import target_from_config
 
 STATE_PREFIX = "forecaster."
 
@@ -43,10 +43,11 @@ def net_spec(objective: dict[str, Any], data_info: dict[str, Any]) -> NetSpec:
 
 
 def build_forecaster(model: dict[str, Any], objective: dict[str, Any], data_info: dict[str, Any]) -> Forecaster:
-    """A fresh (untrained) Forecaster for a run's model, objective and data."""
+    """A fresh (untrained) Forecaster for a run's model, objective and data (an EnsembleForecaster when the net
+    can draw samples)."""
     spec = net_spec(objective, data_info)
-    target = make_target(objective.get("target", "state"), objective.get("target_scale", 1.0))
-    return Forecaster(build_model(model, spec), Normalizer.from_stats(data_info["stats"]), target, spec)
+    target = target_from_config(objective)
+    return make_forecaster(build_model(model, spec), Normalizer.from_stats(data_info["stats"]), target, spec)
 
 
 def run_record(hparams: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from pdebench.data.netspec import NetSpec
@@ -13,7 +14,8 @@ class Forecaster(nn.Module):
     """`forward(frames [B, C, history, *space], cond [B, P]) -> [B, C, bundle, *space]`, physical units.
 
     The net sees standardised frames folded to `[B, C * history, *space]` and standardised conditioning, and its
-    output `[B, C * bundle, *space]` is read through `target` (a state or a scaled difference).
+    output `[B, C * bundle, *space]` is read through `target` (a state, a scaled difference, or a rate of change
+    that is integrated over the model step with further net calls).
     """
 
     def __init__(self, net: nn.Module, normalizer: Normalizer, target: Target, spec: NetSpec) -> None:
@@ -30,11 +32,46 @@ class Forecaster(nn.Module):
         out = self.net(frames.reshape(batch, n_fields * history, *frames.shape[3:]), cond)
         return out.view(batch, n_fields, self.bundle, *frames.shape[3:])
 
+    def advance(self, frames: Tensor, output: Tensor, cond: Tensor) -> Tensor:
+        """The next `bundle` standardised frames from standardised frames and the net's `output` on them.
+
+        A `derivative` target integrates, calling the net again for each integrator stage; `state` and
+        `difference` read the output alone. Training objectives call this on an output they already hold.
+        """
+        return self.target.advance(frames, output, lambda window: self.net_output(window, cond))
+
     def forward_normalized(self, frames: Tensor, cond: Tensor) -> Tensor:
         """The next `bundle` frames in standardised units, from standardised frames and conditioning."""
-        return self.target.decode(frames, self.net_output(frames, cond))
+        return self.advance(frames, self.net_output(frames, cond), cond)
 
     def forward(self, frames: Tensor, cond: Tensor) -> Tensor:
         norm = self.normalizer
         out = self.forward_normalized(norm.normalize_fields(frames), norm.normalize_params(cond))
         return norm.denormalize_fields(out)
+
+
+class EnsembleForecaster(Forecaster):
+    """A Forecaster around a stochastic net that can draw samples (PDE-Refiner): an `EnsembleStepper`.
+
+    The net provides `sample(x [B, C * history, *space], cond [B, n_cond], n, generator) -> [n, B, C * bundle,
+    *space]`; calling the forecaster draws one forecast with the global random state.
+    """
+
+    def sample(self, frames: Tensor, cond: Tensor, n: int, seed: int | None = None) -> Tensor:
+        """`n` forecasts `[n, B, C, bundle, *space]` in physical units; the same `seed` gives the same samples."""
+        norm = self.normalizer
+        inputs, params = norm.normalize_fields(frames), norm.normalize_params(cond)
+        batch, n_fields, history = inputs.shape[:3]
+        space = inputs.shape[3:]
+        generator = None if seed is None else torch.Generator(device=frames.device).manual_seed(int(seed))
+        out = self.net.sample(inputs.reshape(batch, n_fields * history, *space), params, n, generator)
+        repeated = inputs.unsqueeze(0).expand(n, *inputs.shape).reshape(n * batch, *inputs.shape[1:])
+        repeated_params = params.unsqueeze(0).expand(n, *params.shape).reshape(n * batch, *params.shape[1:])
+        decoded = self.advance(repeated, out.reshape(n * batch, n_fields, self.bundle, *space), repeated_params)
+        return norm.denormalize_fields(decoded).view(n, batch, n_fields, self.bundle, *space)
+
+
+def make_forecaster(net: nn.Module, normalizer: Normalizer, target: Target, spec: NetSpec) -> Forecaster:
+    """An `EnsembleForecaster` if the net can draw samples (has `sample`), else a plain `Forecaster`."""
+    cls = EnsembleForecaster if callable(getattr(net, "sample", None)) else Forecaster
+    return cls(net, normalizer, target, spec)

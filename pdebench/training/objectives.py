@@ -2,7 +2,22 @@
 
 An objective owns everything between a batch and the loss (standardising, unrolling, noise, the label), so one
 LightningModule trains every recipe; nothing here assumes one net call per step. Losses compare tensors
-`[B, C, bundle, *space]` in the net's (standardised) units.
+`[B, C, bundle, *space]` in the net's (standardised) units. An objective registers itself under its
+`objective.name` with `@register_objective("name")`, from whichever file holds it.
+
+Built in: `onestep` (one net call on the true window), `pushforward` (MP-PDE: 0..min(epoch, unroll_steps)
+no-grad steps on the net's own outputs, then one gradient step), `unrolled` (backpropagation through
+`unroll_steps` steps), each with `history`, `bundle`, any target (`state`, `difference`, `derivative`), input noise
+(`input_noise_std`) and the loss `mse` or `rel_l2`; and `pderefiner` (PDE-Refiner's, for `model=pderefiner`).
+
+Training windows are sized by the objective (`window_frames`): a batch's `inputs` may hold more than `history`
+frames (a central finite-difference label reads earlier ones) and its `targets` every frame after the current
+state that the longest unroll and its last label read. `check_window_fits` refuses, naming the keys, an objective
+the stored trajectories are too short for; `make_objective` refuses every other misfit (unknown choices, a setting
+the objective would ignore, a target it cannot train) before any data is read.
+
+A net may name the one objective it can be trained with (`training_objective`, e.g. PDE-Refiner's), and an
+objective may need a net with particular methods; `check_objective_fits` refuses a mismatch in one sentence.
 """
 
 from __future__ import annotations
@@ -10,10 +25,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
 from pdebench.data.batch import WindowBatch
+from pdebench.data.dataset import DatasetError
 from pdebench.forecast.forecaster import Forecaster
+from pdebench.forecast.targets import TARGETS, target_from_config
 
 
 def mse_loss(pred: Tensor, target: Tensor) -> Tensor:
@@ -40,25 +58,253 @@ class Objective(Protocol):
     def loss(self, forecaster: Forecaster, batch: WindowBatch) -> Tensor: ...
 
 
-class OneStep:
+ObjectiveFactory = Callable[[Mapping[str, Any]], Objective]
+OBJECTIVES: dict[str, ObjectiveFactory] = {}
+
+
+def register_objective(name: str) -> Callable[[ObjectiveFactory], ObjectiveFactory]:
+    """Decorator adding an objective (a class built from the whole `objective` config) under `objective.name`."""
+
+    def wrap(factory: ObjectiveFactory) -> ObjectiveFactory:
+        if name in OBJECTIVES:
+            raise ValueError(f"objective {name!r} is registered twice")
+        OBJECTIVES[name] = factory
+        return factory
+
+    return wrap
+
+
+def _fold(frames: Tensor) -> Tensor:
+    """`[B, C, T, *space]` -> `[B, C * T, *space]` (field-major), the layout nets see."""
+    return frames.reshape(frames.shape[0], frames.shape[1] * frames.shape[2], *frames.shape[3:])
+
+
+class WindowedObjective:
+    """What every built-in objective shares: `history`, `bundle`, the loss, input noise, the target's label frames.
+
+    `window_frames()` is the training window it reads, `(input frames, frames after them)`: at least `history`
+    inputs, more when the target's label reads earlier frames (a central finite difference), and enough later frames
+    for every step it unrolls plus the last label. Input noise (`input_noise_std`, standardised units) is added to
+    the frames the net sees on every step that takes a gradient, and the label is formed from the same noisy frames,
+    so the net learns to land on the true next state (for `difference` and `derivative`: to correct the noise).
+    """
+
+    targets = TARGETS  # the targets this objective can train
+    uses = ("input_noise_std",)  # the optional objective settings it reads (see `check_settings_used`)
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.loss_fn = loss_function(config["loss"])
+        self.history, self.bundle = int(config.get("history", 1)), int(config.get("bundle", 1))
+        self.noise_std = float(config.get("input_noise_std", 0.0) or 0.0)
+        self.unroll_steps = int(config.get("unroll_steps", 0) or 0)
+        self.target = target_from_config(config)
+        self.label_past, self.label_future = self.target.label_frames(self.bundle)
+
+    @property
+    def context(self) -> int:
+        """Input frames a step reads: the net's `history`, or more if the label looks further back."""
+        return max(self.history, self.label_past + 1)
+
+    def steps_after_first(self) -> int:
+        """Model steps the longest unroll takes before its last net call (0 for one-step training)."""
+        return 0
+
+    def window_frames(self) -> tuple[int, int]:
+        """`(inputs, targets)`: the frames a training window holds before and after the current state."""
+        return self.context, self.steps_after_first() * self.bundle + self.label_future
+
+    def noisy(self, frames: Tensor) -> Tensor:
+        """`frames` plus Gaussian noise of std `input_noise_std` (unchanged when it is 0)."""
+        if self.noise_std <= 0:
+            return frames
+        return frames + self.noise_std * torch.randn_like(frames)
+
+    def unrolled_loss(self, forecaster: Forecaster, batch: WindowBatch, free_steps: int, grad_steps: int) -> Tensor:
+        """`free_steps` model steps on the net's own outputs without gradient, then `grad_steps` steps whose losses
+        (averaged) backpropagate through every one of them; each step may call the net several times (a
+        derivative target's integrator)."""
+        norm, target, history = forecaster.normalizer, forecaster.target, forecaster.history
+        past, future = target.label_frames(forecaster.bundle)
+        context = max(history, past + 1)
+        truth = norm.normalize_fields(torch.cat([batch.inputs, batch.targets], dim=2))
+        cond = norm.normalize_params(batch.cond)
+        frames = truth[:, :, : batch.inputs.shape[2]]
+        if free_steps:
+            with torch.no_grad():
+                for _ in range(free_steps):
+                    frames = torch.cat([frames, forecaster.forward_normalized(frames[:, :, -history:], cond)], dim=2)
+        total = truth.new_zeros(())
+        for step in range(grad_steps):
+            now = frames.shape[2]  # index in `truth` of the first frame after the current state
+            window = self.noisy(frames[:, :, -context:])
+            label = target.encode(window, truth[:, :, now: now + future])
+            output = forecaster.net_output(window[:, :, -history:], cond)
+            total = total + self.loss_fn(output, label)
+            if step + 1 < grad_steps:
+                frames = torch.cat([frames, forecaster.advance(window[:, :, -history:], output, cond)], dim=2)
+        return total / grad_steps
+
+
+@register_objective("onestep")
+class OneStep(WindowedObjective):
     """One call of the net on the true input window, compared with the label of the next `bundle` frames."""
+
+    def loss(self, forecaster: Forecaster, batch: WindowBatch) -> Tensor:
+        norm = forecaster.normalizer
+        inputs = self.noisy(norm.normalize_fields(batch.inputs))
+        label = forecaster.target.encode(inputs, norm.normalize_fields(batch.targets))
+        net_inputs = inputs[:, :, -forecaster.history:]
+        return self.loss_fn(forecaster.net_output(net_inputs, norm.normalize_params(batch.cond)), label)
+
+
+@register_objective("pushforward")
+class Pushforward(WindowedObjective):
+    """MP-PDE's pushforward trick: per batch, draw k uniformly from 0..min(epoch, unroll_steps), run k model steps
+    on the net's own outputs without gradient, then take one gradient step from the state they reach, against the
+    true frames there. The curriculum follows the epoch the training loop reports through `set_epoch`."""
+
+    uses = ("input_noise_std", "unroll_steps")
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__(config)
+        if self.unroll_steps < 1:
+            raise ValueError(f"objective.unroll_steps={self.unroll_steps} gives pushforward no unrolled step; set "
+                             "objective.unroll_steps to at least 1 (MP-PDE: 1), or use objective=onestep")
+        self.epoch = 0
+        self.last_steps = 0  # the k drawn for the latest batch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def steps_after_first(self) -> int:
+        return self.unroll_steps
+
+    def draw_steps(self) -> int:
+        """k ~ U{0, ..., min(epoch, unroll_steps)}, from the global torch stream (saved in checkpoints)."""
+        most = min(self.epoch, self.unroll_steps)
+        return int(torch.randint(0, most + 1, ()).item()) if most > 0 else 0
+
+    def loss(self, forecaster: Forecaster, batch: WindowBatch) -> Tensor:
+        self.last_steps = self.draw_steps()
+        return self.unrolled_loss(forecaster, batch, free_steps=self.last_steps, grad_steps=1)
+
+
+@register_objective("unrolled")
+class Unrolled(WindowedObjective):
+    """Backpropagation through time: `unroll_steps` model steps on the net's own outputs, the loss averaged over
+    all of them and the gradient flowing through every step (unroll_steps=1 is one-step training)."""
+
+    uses = ("input_noise_std", "unroll_steps")
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__(config)
+        if self.unroll_steps < 1:
+            raise ValueError(f"objective.unroll_steps={self.unroll_steps} gives unrolled training no step; set "
+                             "objective.unroll_steps to the number of steps to backpropagate through (>= 1)")
+
+    def steps_after_first(self) -> int:
+        return self.unroll_steps - 1
+
+    def loss(self, forecaster: Forecaster, batch: WindowBatch) -> Tensor:
+        return self.unrolled_loss(forecaster, batch, free_steps=0, grad_steps=self.unroll_steps)
+
+
+@register_objective("pderefiner")
+class Refinement:
+    """PDE-Refiner's training (see `baselines.pderefiner`): per sample a refinement step k is drawn uniformly from
+    0..K; step 0 predicts the label from an empty estimate, step k >= 1 predicts the unit noise added with std
+    sigma_k to the label. One backbone call per batch; `loss` (mse) compares the output with its goal."""
+
+    requires = "refinement_pair"
+    hint = "wrap it in PDE-Refiner instead: model=pderefiner model.backbone.name={model}"
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.loss_fn = loss_function(config["loss"])
 
     def loss(self, forecaster: Forecaster, batch: WindowBatch) -> Tensor:
-        norm = forecaster.normalizer
+        norm, net = forecaster.normalizer, forecaster.net
         inputs = norm.normalize_fields(batch.inputs)
-        label = forecaster.target.encode(inputs, norm.normalize_fields(batch.targets))
-        return self.loss_fn(forecaster.net_output(inputs, norm.normalize_params(batch.cond)), label)
+        label = _fold(forecaster.target.encode(inputs, norm.normalize_fields(batch.targets)))
+        step = torch.randint(0, net.refinement_steps + 1, (label.shape[0],), device=label.device)
+        prediction, goal = net.refinement_pair(_fold(inputs), norm.normalize_params(batch.cond), label, step,
+                                               torch.randn_like(label))
+        return self.loss_fn(prediction, goal)
 
 
-OBJECTIVES: dict[str, Callable[[Mapping[str, Any]], Objective]] = {"onestep": OneStep}
+# Optional objective settings, their "off" values, and who reads them: a value set where nothing reads it is refused
+# (a setting silently ignored is how a "conditioned" or "noisy" run ends up being neither).
+OBJECTIVE_OPTIONS = {"unroll_steps": 0, "input_noise_std": 0.0}
+DERIVATIVE_OPTIONS = {"fd_order": 1, "integrator": "euler", "substeps": 1}
+
+
+def check_settings_used(name: str, factory: ObjectiveFactory, config: Mapping[str, Any]) -> None:
+    """Refuse, naming the key, a setting that objective `name` or its target would ignore, and a target it cannot
+    train."""
+    target_from_config(config)  # a known target with valid settings
+    target = config.get("target", "state")
+    supported = getattr(factory, "targets", ("state", "difference"))
+    if target not in supported:
+        raise ValueError(f"objective.target={target} cannot be trained with objective.name={name}; choose one of: "
+                         f"{', '.join(supported)}")
+    uses = getattr(factory, "uses", ())
+    for key, off in OBJECTIVE_OPTIONS.items():
+        if key not in uses and config.get(key, off) not in (off, None):
+            users = [n for n, f in OBJECTIVES.items() if key in getattr(f, "uses", ())]
+            raise ValueError(f"objective.{key}={config[key]} is not used by objective.name={name}; use it with one of: "
+                             f"{', '.join(users)}, or leave it at {off}")
+    if target != "derivative":
+        for key, off in DERIVATIVE_OPTIONS.items():
+            if config.get(key, off) not in (off, None):
+                raise ValueError(f"objective.{key}={config[key]} only applies to objective.target=derivative, not "
+                                 f"objective.target={target}; leave it at {off}")
 
 
 def make_objective(config: Mapping[str, Any]) -> Objective:
-    """The objective `config["name"]` built from the whole `objective` config."""
+    """The objective `config["name"]` built from the whole `objective` config; every setting is checked here (known
+    names and choices, settings the objective reads), so a bad objective fails before any data is read."""
     name = config["name"]
     if name not in OBJECTIVES:
         raise ValueError(f"objective.name={name!r} is not a known objective; choose one of: {', '.join(OBJECTIVES)}")
+    check_settings_used(name, OBJECTIVES[name], config)
     return OBJECTIVES[name](config)
+
+
+def window_frames(config: Mapping[str, Any]) -> tuple[int, int]:
+    """`(inputs, targets)`: the model frames a training window of this objective holds before and after the current
+    state (`WindowSpec(inputs, targets, frame_stride)`); `(history, bundle)` for an objective that does not say."""
+    objective = make_objective(config)
+    frames = getattr(objective, "window_frames", None)
+    return frames() if callable(frames) else (int(config["history"]), int(config["bundle"]))
+
+
+def check_window_fits(config: Mapping[str, Any], n_train_frames: int, frame_stride: int) -> None:
+    """Refuse, in one sentence naming the keys, an objective whose training windows the stored train trajectories
+    (`n_train_frames` stored frames, a model step every `frame_stride`) cannot hold: `history`, `bundle`,
+    `unroll_steps` or a finite-difference stencil too long for them."""
+    inputs, targets = window_frames(config)
+    model_frames = (n_train_frames - 1) // frame_stride + 1
+    if inputs + targets <= model_frames:
+        return
+    keys = ["name", "history", "bundle"]
+    keys += [key for key, off in OBJECTIVE_OPTIONS.items() if key == "unroll_steps" and config.get(key, off) != off]
+    if config.get("target") == "derivative":
+        keys += ["target", "fd_order"]
+    settings = ", ".join(f"objective.{key}={config.get(key)}" for key in keys)
+    raise DatasetError(
+        f"{settings} need training windows of {inputs + targets} model frames ({inputs} in, {targets} after), but "
+        f"the train trajectories hold {model_frames} ({n_train_frames} stored frames, frame_stride={frame_stride}); "
+        "lower one of these settings or generate longer trajectories"
+    )
+
+
+def check_objective_fits(objective_name: str, objective: Objective, net: nn.Module, model_name: str) -> None:
+    """Refuse, in one sentence, a net trained with an objective it does not fit (e.g. PDE-Refiner with onestep)."""
+    wanted = getattr(net, "training_objective", None)
+    if wanted is not None and wanted != objective_name:
+        raise ValueError(f"model={model_name} is trained with objective={wanted}, not objective={objective_name}; "
+                         f"pass objective={wanted}")
+    required = getattr(objective, "requires", None)
+    if required is not None and not callable(getattr(net, required, None)):
+        hint = getattr(objective, "hint", "choose another objective").format(model=model_name)
+        raise ValueError(f"objective={objective_name} cannot train model={model_name}, whose net has no "
+                         f"{required}(); {hint}")

@@ -1,0 +1,95 @@
+"""SFNO: neuraloperator's spherical Fourier neural operator (torch-harmonics transforms), for sphere grids only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+from neuralop.layers.spherical_convolution import SphericalConv
+from neuralop.models import SFNO
+from torch import Tensor, nn
+
+from baselines.fno import _drop_neuralop_metadata, _is_int, broadcast_cond, modes_per_axis
+from baselines.registry import ModelConfig, register
+from pdebench.data.netspec import NetSpec
+
+SHT_GRIDS = ("equiangular", "legendre-gauss")
+
+
+@dataclass
+class SFNOConfig(ModelConfig):
+    """neuraloperator's SFNO: Fourier layers in the spherical-harmonic basis instead of the 2-D FFT.
+
+    n_modes: kept (lat, lon) modes of the spherical-harmonic transform, neuraloperator's convention (one entry is
+    used for both); width `hidden_channels`, `n_layers` spherical convolutions. `factorization`/`rank` as for fno.
+    sht_grid: the quadrature torch-harmonics assumes for the latitudes: "equiangular" or "legendre-gauss"; null
+    picks "legendre-gauss" when the grid's latitudes are the Gauss-Legendre nodes and "equiangular" otherwise.
+    """
+
+    name: str = "sfno"
+    n_modes: list[int] = field(default_factory=lambda: [32, 64])
+    hidden_channels: int = 64
+    n_layers: int = 4
+    factorization: str | None = None
+    rank: float = 1.0
+    sht_grid: str | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("hidden_channels", "n_layers"):
+            value = getattr(self, key)
+            if not (_is_int(value) and value >= 1):
+                raise ValueError(f"model.{key}={value} for model sfno is not valid: expected a whole number >= 1")
+        if not (1 <= len(self.n_modes) <= 2 and all(_is_int(m) and m >= 1 for m in self.n_modes)):
+            raise ValueError(f"model.n_modes={list(self.n_modes)} for model sfno is not valid: expected one or two "
+                             "(lat, lon) mode counts, each a whole number >= 1")
+        if self.sht_grid is not None and self.sht_grid not in SHT_GRIDS:
+            raise ValueError(f"model.sht_grid={self.sht_grid} for model sfno is not valid: expected null or one of "
+                             f"{', '.join(SHT_GRIDS)}")
+        if not (isinstance(self.rank, (int, float)) and not isinstance(self.rank, bool) and self.rank > 0):
+            raise ValueError(f"model.rank={self.rank} for model sfno is not valid: expected a number > 0")
+
+    @classmethod
+    def tiny(cls) -> SFNOConfig:
+        return cls(n_modes=[8, 16], hidden_channels=16, n_layers=2)
+
+
+def latitude_quadrature(latitudes_deg: np.ndarray) -> str:
+    """"legendre-gauss" if the latitudes are the Gauss-Legendre nodes (either order), else "equiangular"."""
+    nodes = np.rad2deg(np.arcsin(np.polynomial.legendre.leggauss(latitudes_deg.size)[0]))
+    return "legendre-gauss" if np.allclose(np.sort(latitudes_deg), nodes, atol=1e-6) else "equiangular"
+
+
+class ConditionedSFNO(nn.Module):
+    """neuraloperator's SFNO with the conditioning broadcast as extra input channels.
+
+    `x [B, C_in, n_lat, n_lon], cond [B, n_cond] -> [B, C_out, n_lat, n_lon]`; longitude is periodic through the
+    spherical harmonics, and the latitude axis is treated as the sphere's colatitude (no padding needed).
+    """
+
+    def __init__(self, spec: NetSpec, config: SFNOConfig) -> None:
+        super().__init__()
+        grid = config.sht_grid or latitude_quadrature(spec.grid.coordinates[0])
+        self.sfno = SFNO(
+            n_modes=modes_per_axis("sfno", config.n_modes, 2),
+            in_channels=spec.in_channels + spec.n_cond,
+            out_channels=spec.out_channels,
+            hidden_channels=config.hidden_channels,
+            n_layers=config.n_layers,
+            positional_embedding=None,
+            factorization=config.factorization or "dense",
+            rank=config.rank,
+            conv_module=partial(SphericalConv, sht_grids=grid),
+        )
+        self.register_state_dict_post_hook(_drop_neuralop_metadata)
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        return self.sfno(broadcast_cond(x, cond))
+
+
+@register("sfno", config=SFNOConfig)
+def build_sfno(config: SFNOConfig, spec: NetSpec) -> nn.Module:
+    if spec.grid.kind != "sphere":
+        raise ValueError(f"model sfno does not support grid kind {spec.grid.kind!r}: its spherical-harmonic layers "
+                         "need a sphere grid (lat, lon); use model=fno on periodic and box grids")
+    return ConditionedSFNO(spec, config)

@@ -1,0 +1,284 @@
+"""Training objectives: losses against hand-computed values; pushforward and unrolled gradients against their
+closed forms on a one-parameter model; the pushforward curriculum; input noise; windows sized to what each
+objective reads; every misfit refused by key; and each objective trained end to end through the Lightning module."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from pdebench.data.batch import WindowBatch
+from pdebench.data.dataset import DatasetError
+from pdebench.data.grid import Grid
+from pdebench.data.netspec import NetSpec
+from pdebench.data.normalization import Normalizer
+from pdebench.forecast.checkpoint import load_forecaster
+from pdebench.forecast.forecaster import Forecaster
+from pdebench.forecast.targets import DerivativeTarget, DifferenceTarget, target_from_config
+from pdebench.training.objectives import (
+    OneStep,
+    Pushforward,
+    Unrolled,
+    check_window_fits,
+    make_objective,
+    mse_loss,
+    relative_l2_loss,
+    window_frames,
+)
+from pdebench.training.run import check_training_config, train
+
+TRUE_FACTOR = 0.9  # the data: u_k = TRUE_FACTOR**k * u_0
+U0 = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)
+
+
+def objective_config(name: str = "onestep", **settings) -> dict:
+    return {"name": name, "history": 1, "bundle": 1, "loss": "mse", "target": "state", "target_scale": 1.0,
+            "unroll_steps": 0, "input_noise_std": 0.0, "fd_order": 1, "integrator": "euler", "substeps": 1,
+            **settings}
+
+
+class Scale(nn.Module):
+    """net(x) = a * x with one parameter a, recording for every call whether autograd was on and its input."""
+
+    def __init__(self, a: float) -> None:
+        super().__init__()
+        self.a = nn.Parameter(torch.tensor(a, dtype=torch.float64))
+        self.grad_enabled: list[bool] = []
+        self.inputs: list[Tensor] = []
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        self.grad_enabled.append(torch.is_grad_enabled())
+        self.inputs.append(x.detach().clone())
+        return self.a * x
+
+
+def scale_forecaster(a: float, target: str = "state") -> Forecaster:
+    spec = NetSpec(("u",), 1, 1, (), Grid.uniform("periodic", (4,)))
+    return Forecaster(Scale(a), Normalizer([0.0], [1.0], [], []), target_from_config({"target": target}), spec)
+
+
+def geometric_batch(n_targets: int) -> WindowBatch:
+    """One window of the data u_k = 0.9**k u_0: the input u_0 and targets u_1..u_n."""
+    k = torch.arange(1, n_targets + 1, dtype=torch.float64)
+    targets = (TRUE_FACTOR ** k[:, None] * U0).view(1, 1, n_targets, 4)
+    return WindowBatch(U0.view(1, 1, 1, 4), targets, torch.zeros(1, 0, dtype=torch.float64),
+                       torch.ones(1, dtype=torch.float64), torch.zeros(1, dtype=torch.long))
+
+
+def test_losses_match_hand_computed_values() -> None:
+    pred = torch.tensor([[1.0, 2.0], [0.0, 0.0]])
+    target = torch.tensor([[1.0, 0.0], [3.0, 4.0]])
+    assert mse_loss(pred, target).item() == pytest.approx((0 + 4 + 9 + 16) / 4)
+    # sample 1: ||(0, 2)|| / ||(1, 0)|| = 2; sample 2: ||(3, 4)|| / ||(3, 4)|| = 1
+    assert relative_l2_loss(pred, target).item() == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize("free_steps", [0, 1, 3])
+def test_pushforward_takes_no_gradient_through_its_unrolled_steps(free_steps: int,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """net = a u, data u_k = b^k u_0. After k no-grad steps the input is a^k u_0 and the loss
+    mean((a^(k+1) - b^(k+1))^2 u_0^2) has, with a^k held constant, the gradient 2 mean((a^(k+1) - b^(k+1)) a^k u_0^2);
+    backpropagating through the unrolled steps would multiply it by k + 1."""
+    a, b = 1.2, TRUE_FACTOR
+    fc = scale_forecaster(a)
+    objective = Pushforward(objective_config("pushforward", unroll_steps=3))
+    monkeypatch.setattr(objective, "draw_steps", lambda: free_steps)
+    loss = objective.loss(fc, geometric_batch(4))
+    loss.backward()
+    u0_sq = (U0**2).mean().item()
+    assert loss.item() == pytest.approx((a ** (free_steps + 1) - b ** (free_steps + 1)) ** 2 * u0_sq)
+    expected = 2 * (a ** (free_steps + 1) - b ** (free_steps + 1)) * a**free_steps * u0_sq
+    assert fc.net.a.grad.item() == pytest.approx(expected)
+    assert fc.net.grad_enabled == [False] * free_steps + [True]
+
+
+def test_unrolled_training_backpropagates_through_every_step() -> None:
+    """The mean over j = 1..N of mean((a^j - b^j)^2 u_0^2) has the gradient mean_j 2 (a^j - b^j) j a^(j-1) u_0^2:
+    the factor j is the gradient flowing back through the j - 1 earlier steps."""
+    a, b, n = 1.2, TRUE_FACTOR, 3
+    fc = scale_forecaster(a)
+    loss = Unrolled(objective_config("unrolled", unroll_steps=n)).loss(fc, geometric_batch(n))
+    loss.backward()
+    u0_sq = (U0**2).mean().item()
+    steps = range(1, n + 1)
+    assert loss.item() == pytest.approx(sum((a**j - b**j) ** 2 * u0_sq for j in steps) / n)
+    expected = sum(2 * (a**j - b**j) * j * a ** (j - 1) * u0_sq for j in steps) / n
+    assert fc.net.a.grad.item() == pytest.approx(expected)
+    assert fc.net.grad_enabled == [True] * n
+
+
+def test_unrolled_with_one_step_is_one_step_training() -> None:
+    torch.manual_seed(0)
+    batch = WindowBatch(torch.randn(3, 1, 1, 4, dtype=torch.float64), torch.randn(3, 1, 1, 4, dtype=torch.float64),
+                        torch.zeros(3, 0, dtype=torch.float64), torch.ones(3), torch.arange(3))
+    config = objective_config(target="difference", target_scale=0.3)
+    one = OneStep(config).loss(scale_forecaster(0.7, "difference"), batch)
+    config.update(name="unrolled", unroll_steps=1)
+    unrolled = Unrolled(config).loss(scale_forecaster(0.7, "difference"), batch)
+    assert unrolled.item() == pytest.approx(one.item())
+
+
+def test_pushforward_curriculum_draws_zero_to_min_epoch_n() -> None:
+    torch.manual_seed(0)
+    objective = Pushforward(objective_config("pushforward", unroll_steps=3))
+    for epoch, allowed in [(0, {0}), (1, {0, 1}), (2, {0, 1, 2}), (7, {0, 1, 2, 3})]:
+        objective.set_epoch(epoch)
+        assert {objective.draw_steps() for _ in range(300)} == allowed
+
+
+def test_input_noise_perturbs_what_the_net_sees_by_the_configured_std() -> None:
+    torch.manual_seed(0)
+    fc = scale_forecaster(1.0)
+    inputs = torch.randn(64, 1, 1, 4, dtype=torch.float64)
+    batch = WindowBatch(inputs, inputs.clone(), torch.zeros(64, 0, dtype=torch.float64), torch.ones(64),
+                        torch.arange(64))
+    assert OneStep(objective_config()).loss(fc, batch).item() == 0.0  # identity net, no noise: exact
+    OneStep(objective_config(input_noise_std=0.05)).loss(fc, batch)
+    seen = fc.net.inputs[-1].view(64, 1, 1, 4)
+    assert (seen - inputs).std().item() == pytest.approx(0.05, rel=0.15)
+    pushed = Pushforward(objective_config("pushforward", unroll_steps=1, input_noise_std=0.05))
+    pushed.loss(fc, WindowBatch(inputs, torch.cat([inputs, inputs], 2), batch.cond, batch.step_time, batch.index))
+    assert (fc.net.inputs[-1].view(64, 1, 1, 4) - inputs).std().item() == pytest.approx(0.05, rel=0.15)
+
+
+def test_derivative_label_reads_past_frames_from_the_window() -> None:
+    """A central difference needs the frame before the current one: the window carries it, the net sees only
+    `history` frames, and the label is (u_{n+1} - u_{n-1}) / 2."""
+    fc = scale_forecaster(0.0, "derivative")
+    fc.target = DerivativeTarget(fd_order=2)
+    frames = torch.tensor([1.0, 4.0, 9.0], dtype=torch.float64).view(1, 1, 3, 1).expand(1, 1, 3, 4)
+    batch = WindowBatch(frames[:, :, :2], frames[:, :, 2:], torch.zeros(1, 0, dtype=torch.float64), torch.ones(1),
+                        torch.zeros(1, dtype=torch.long))
+    loss = OneStep(objective_config(target="derivative", fd_order=2)).loss(fc, batch)
+    assert loss.item() == pytest.approx(16.0)  # net outputs 0, label (9 - 1) / 2 = 4
+    assert fc.net.inputs[-1].shape == (1, 1, 4)
+
+
+@pytest.mark.parametrize(
+    ("settings", "frames"),
+    [
+        ({}, (1, 1)),
+        ({"history": 3, "bundle": 2}, (3, 2)),
+        ({"name": "pushforward", "unroll_steps": 2, "history": 3, "bundle": 2}, (3, 6)),
+        ({"name": "unrolled", "unroll_steps": 3}, (1, 3)),
+        ({"target": "derivative", "fd_order": 4}, (3, 2)),
+        ({"name": "pushforward", "unroll_steps": 1, "target": "derivative", "fd_order": 2, "history": 2}, (2, 2)),
+        ({"name": "pderefiner", "target": "difference"}, (1, 1)),
+    ],
+)
+def test_windows_hold_what_each_objective_reads(settings: dict, frames: tuple[int, int]) -> None:
+    assert window_frames(objective_config(**settings)) == frames
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"name": "pushfoward"}, r"objective.name='pushfoward' is not a known objective; choose one of: onestep, "),
+        ({"unroll_steps": 2}, r"objective.unroll_steps=2 is not used by objective.name=onestep; .*: pushforward, "),
+        ({"name": "pushforward"}, r"objective.unroll_steps=0 gives pushforward no unrolled step"),
+        ({"name": "unrolled"}, r"objective.unroll_steps=0 gives unrolled training no step"),
+        ({"name": "pderefiner", "input_noise_std": 0.1}, r"objective.input_noise_std=0.1 is not used by "
+                                                           r"objective.name=pderefiner"),
+        ({"name": "pderefiner", "target": "derivative"}, r"objective.target=derivative cannot be trained with "
+                                                         r"objective.name=pderefiner; choose one of: state, "),
+        ({"integrator": "rk4"}, r"objective.integrator=rk4 only applies to objective.target=derivative"),
+        ({"target": "derivative", "bundle": 2}, r"needs objective.bundle=1, got objective.bundle=2"),
+        ({"loss": "l1"}, r"objective.loss='l1' is not a known loss; choose one of: mse, rel_l2"),
+    ],
+)
+def test_objective_misfits_are_refused_by_key(settings: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_objective(objective_config(**settings))
+
+
+def test_window_longer_than_the_trajectories_names_the_keys() -> None:
+    config = objective_config("pushforward", unroll_steps=9)
+    check_window_fits(config, n_train_frames=41, frame_stride=4)  # 11 model frames hold 1 + 10
+    with pytest.raises(DatasetError, match=r"objective.name=pushforward, objective.history=1, objective.bundle=1, "
+                                           r"objective.unroll_steps=9 need training windows of 11 model frames .* "
+                                           r"hold 10 \(37 stored frames, frame_stride=4\)"):
+        check_window_fits(config, n_train_frames=37, frame_stride=4)
+    with pytest.raises(DatasetError, match=r"objective.target=derivative, objective.fd_order=4 need .* 5 model"):
+        check_window_fits(objective_config(target="derivative", fd_order=4), n_train_frames=4, frame_stride=1)
+
+
+# A small, fast FNO; each run trains two steps an epoch and validates a short rollout.
+FAST = ["data=ks", "data.preset=tiny", "data.batch_size=4", "model=fno", "model.hidden_channels=8",
+        "model.n_modes=[8]", "model.n_layers=1", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+        "trainer.enable_progress_bar=false", "validation.rollout_steps=2", "validation.max_trajectories=2"]
+
+
+def test_config_errors_come_before_any_data(compose_cfg, tmp_path: Path) -> None:
+    cfg = compose_cfg("train", [*FAST, "objective=pushforward", "objective.unroll_steps=0",
+                                f"data.root={tmp_path}/nowhere", f"run_dir={tmp_path}/run"])
+    with pytest.raises(ValueError, match="objective.unroll_steps=0 gives pushforward no unrolled step"):
+        check_training_config(cfg)
+    with pytest.raises(ValueError, match="objective.unroll_steps=0 gives pushforward"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_unroll_beyond_the_trajectories_fails_before_training(compose_cfg, data_root: Path, tmp_path: Path) -> None:
+    cfg = compose_cfg("train", [*FAST, "objective=unrolled", "objective.unroll_steps=30", f"data.root={data_root}",
+                                f"run_dir={tmp_path}/run"])
+    with pytest.raises(DatasetError, match=r"objective.unroll_steps=30 need training windows of 31 model frames"):
+        train(cfg)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["objective=onestep", "objective.history=2", "objective.bundle=2", "objective.target=difference",
+         "objective.target_scale=0.3", "objective.loss=rel_l2"],
+        ["objective=derivative", "objective.history=2", "objective.fd_order=4", "objective.integrator=rk4",
+         "objective.substeps=2"],
+        ["objective=pushforward", "objective.unroll_steps=2", "objective.input_noise_std=0.01",
+         "objective.target=derivative", "objective.integrator=heun", "trainer.max_epochs=2"],
+        ["objective=unrolled", "objective.unroll_steps=2", "objective.bundle=2", "objective.loss=rel_l2"],
+    ],
+    ids=["onestep-history-bundle", "derivative-rk4", "pushforward-noise-derivative", "unrolled-bundle"],
+)
+def test_each_objective_trains_end_to_end(compose_cfg, data_root: Path, tmp_path: Path, overrides: list[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real Lightning module and HDF5 windows: training runs, the checkpoint rebuilds the same forecaster (target,
+    integrator) and it rolls out finite frames; pushforward sees the epoch advance."""
+    epochs_seen: set[int] = set()
+    honest_draw = Pushforward.draw_steps
+
+    def recording_draw(self: Pushforward) -> int:
+        epochs_seen.add(self.epoch)
+        return honest_draw(self)
+
+    monkeypatch.setattr(Pushforward, "draw_steps", recording_draw)
+    cfg = compose_cfg("train", [*FAST, *overrides, f"data.root={data_root}", f"run_dir={tmp_path}/run"])
+    best = train(cfg)
+    trained = load_forecaster(best)
+    expected = target_from_config(cfg["objective"])
+    assert type(trained.forecaster.target) is type(expected)
+    assert trained.record["objective"] == cfg["objective"]
+    if isinstance(expected, DerivativeTarget):
+        assert trained.forecaster.target.integrator_name == cfg["objective"]["integrator"]
+    if isinstance(expected, DifferenceTarget):
+        assert trained.forecaster.target.scale == 0.3
+    if cfg["objective"]["name"] == "pushforward":
+        assert epochs_seen == {0, 1}
+    spec = trained.forecaster.spec
+    frames = torch.randn(2, spec.n_fields, spec.history, *spec.grid.shape)
+    with torch.no_grad():
+        out = trained.forecaster(frames, torch.zeros(2, spec.n_cond))
+    assert out.shape == (2, spec.n_fields, spec.bundle, *spec.grid.shape)
+    assert math.isfinite(out.abs().sum().item())
+
+
+def test_ks_unet_preset_is_pde_refiners_mse_baseline(compose_cfg) -> None:
+    """U-Net, one-step MSE on the difference to the last state scaled by 0.3, EMA 0.995."""
+    cfg = compose_cfg("train", ["experiment=ks_unet"])
+    check_training_config(cfg)
+    assert (cfg["model"]["name"], cfg["objective"]["name"], cfg["objective"]["loss"]) == ("unet", "onestep", "mse")
+    assert (cfg["objective"]["target"], cfg["objective"]["target_scale"]) == ("difference", 0.3)
+    assert cfg["optim"]["ema_decay"] == 0.995

@@ -1,0 +1,269 @@
+"""PDE-Refiner: the noise schedule, which refinement step training draws, what inference calls, ensembles from
+seeds, learning a tiny batch, 1-D and 2-D grids, and a run through training and evaluation from its checkpoint."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from baselines import MODELS, NetSpec, build_model
+from baselines.pderefiner import DEFAULT_SIGMA_MIN, PDERefiner
+from pdebench.data.batch import WindowBatch
+from pdebench.data.grid import Grid
+from pdebench.data.normalization import Normalizer
+from pdebench.forecast.checkpoint import load_forecaster
+from pdebench.forecast.forecaster import EnsembleForecaster, make_forecaster
+from pdebench.forecast.stepper import EnsembleStepper
+from pdebench.forecast.targets import DifferenceTarget, StateTarget
+from pdebench.training.objectives import check_objective_fits, make_objective
+
+SPEC_1D = NetSpec(("u",), 1, 1, ("nu",), Grid.uniform("periodic", (32,)))
+SPEC_2D = NetSpec(("vx", "vy"), 2, 1, ("buoyancy",), Grid.uniform("periodic", (16, 16)))
+FNO_BACKBONE = {"name": "fno", "n_modes": [8], "hidden_channels": 8, "n_layers": 2}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny nets run fastest on one thread; two threads on a busy machine make every step many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def refiner(spec: NetSpec, backbone: dict | None = None, steps: int = 3, sigma_min: float = DEFAULT_SIGMA_MIN
+            ) -> PDERefiner:
+    return build_model({"name": "pderefiner", "backbone": backbone or FNO_BACKBONE, "refinement_steps": steps,
+                        "sigma_min": sigma_min}, spec)
+
+
+class BackboneCalls:
+    """Records, per backbone call, the refinement step k it was told (the last cond column times K) and its input."""
+
+    def __init__(self, net: PDERefiner) -> None:
+        self.steps: list[Tensor] = []
+        self.inputs: list[Tensor] = []
+        net.backbone.register_forward_hook(self.record)
+        self.k = net.refinement_steps
+
+    def record(self, module: nn.Module, args: tuple[Tensor, Tensor], output: Tensor) -> None:
+        x, cond = args
+        self.inputs.append(x.detach().clone())
+        self.steps.append(torch.round(cond[:, -1] * self.k).long())
+
+
+def tiny_batch(n: int = 4) -> WindowBatch:
+    grid = torch.linspace(0, 2 * torch.pi, 33)[:-1]
+    x = torch.stack([torch.sin(k * grid) for k in range(1, n + 1)])[:, None, None]  # [B, C=1, history=1, X]
+    y = torch.roll(x, 3, dims=-1) * 0.5 + x**2
+    return WindowBatch(x, y, torch.linspace(-1, 1, n)[:, None], torch.ones(n), torch.arange(n))
+
+
+def test_noise_stds_fall_geometrically_to_sigma_min_as_a_std() -> None:
+    net = refiner(SPEC_1D)
+    # the stds the public implementation effectively used (its 4e-7 acting as a variance): 0.086, 0.0074, 6.3e-4
+    torch.testing.assert_close(net.noise_std[1:], torch.tensor([0.0858, 0.00737, 6.32e-4]), rtol=2e-3, atol=0)
+    literal = refiner(SPEC_1D, sigma_min=4e-7)
+    assert literal.noise_std[-1].item() == pytest.approx(4e-7, rel=1e-5)
+    assert literal.noise_std[1].item() == pytest.approx(4e-7 ** (1 / 3), rel=1e-5)
+
+
+def test_the_backbone_is_conditioned_on_the_refinement_step() -> None:
+    net = refiner(SPEC_1D)
+    # input frames + estimate folded (1 + 1 channels) plus nu and refinement_step broadcast as channels
+    assert net.backbone.fno.in_channels == SPEC_1D.n_fields * (SPEC_1D.history + SPEC_1D.bundle) + SPEC_1D.n_cond + 1
+    x, cond = torch.randn(2, 1, 32), torch.randn(2, 1)
+    estimate = torch.randn(2, 1, 32)
+    outputs = [net.denoiser(x, estimate, torch.full((2,), k), cond) for k in range(4)]
+    for k in range(1, 4):
+        assert not torch.allclose(outputs[0], outputs[k])
+
+
+def test_training_draws_every_refinement_step_uniformly() -> None:
+    torch.manual_seed(0)
+    spec = NetSpec(("u",), 1, 1, ("nu",), Grid.uniform("periodic", (8,)))
+    net = refiner(spec, {"name": "fno", "n_modes": [4], "hidden_channels": 4, "n_layers": 1})
+    calls = BackboneCalls(net)
+    forecaster = make_forecaster(net, Normalizer.identity(1, 1), StateTarget(), spec)
+    objective = make_objective({"name": "pderefiner", "loss": "mse"})
+    batch = WindowBatch(torch.randn(32, 1, 1, 8), torch.randn(32, 1, 1, 8), torch.randn(32, 1), torch.ones(32),
+                        torch.arange(32))
+    with torch.no_grad():
+        for _ in range(50):
+            objective.loss(forecaster, batch)
+    assert len(calls.steps) == 50  # one backbone call per batch, whatever mix of steps it holds
+    counts = Counter(torch.cat(calls.steps).tolist())
+    assert sorted(counts) == [0, 1, 2, 3]
+    assert all(abs(n - 400) < 80 for n in counts.values()), counts  # 1600 draws of U{0..3}: 400 +- 17 each
+
+
+def test_training_pairs_match_the_paper() -> None:
+    """Step 0: empty estimate, goal = label. Step k: estimate = label + sigma_k noise, goal = noise."""
+    torch.manual_seed(0)
+    net = refiner(SPEC_1D)
+    calls = BackboneCalls(net)
+    x, cond, label, noise = torch.randn(4, 1, 32), torch.randn(4, 1), torch.randn(4, 1, 32), torch.randn(4, 1, 32)
+    step = torch.tensor([0, 1, 2, 3])
+    _, goal = net.refinement_pair(x, cond, label, step, noise)
+    estimate = calls.inputs[0][:, 1]  # channel 0: the input frame, channel 1: the estimate
+    torch.testing.assert_close(calls.inputs[0][:, 0], x[:, 0])
+    assert torch.equal(estimate[0], torch.zeros(32)) and torch.equal(goal[0], label[0])
+    for k in (1, 2, 3):
+        torch.testing.assert_close(estimate[k], label[k, 0] + net.noise_std[k] * noise[k, 0])
+        assert torch.equal(goal[k], noise[k])
+    assert calls.steps[0].tolist() == [0, 1, 2, 3]
+
+
+def test_inference_makes_exactly_k_plus_one_backbone_calls() -> None:
+    for k in (1, 3, 5):
+        net = refiner(SPEC_1D, steps=k).eval()
+        calls = BackboneCalls(net)
+        with torch.no_grad():
+            out = net(torch.randn(3, 1, 32), torch.randn(3, 1))
+        assert out.shape == (3, 1, 32)
+        assert len(calls.steps) == k + 1
+        assert [s.unique().tolist() for s in calls.steps] == [[i] for i in range(k + 1)]
+        assert torch.equal(calls.inputs[0][:, 1], torch.zeros(3, 32))  # the first call sees an empty estimate
+
+
+@pytest.fixture(scope="module")
+def ensemble() -> EnsembleForecaster:
+    torch.manual_seed(0)
+    norm = Normalizer([1.0, -1.0], [2.0, 0.5], [0.5], [2.0])
+    forecaster = make_forecaster(refiner(SPEC_2D, steps=2, sigma_min=0.05), norm, DifferenceTarget(0.3), SPEC_2D)
+    return forecaster.eval()
+
+
+def test_seeds_give_reproducible_and_different_samples(ensemble: EnsembleForecaster) -> None:
+    assert isinstance(ensemble, EnsembleStepper)
+    frames, cond = torch.randn(3, 2, 2, 16, 16), torch.randn(3, 1)
+    with torch.no_grad():
+        first = ensemble.sample(frames, cond, 4, seed=0)
+        again = ensemble.sample(frames, cond, 4, seed=0)
+        other = ensemble.sample(frames, cond, 4, seed=1)
+        single = ensemble(frames, cond)
+    assert first.shape == (4, 3, 2, 1, 16, 16) and single.shape == (3, 2, 1, 16, 16)
+    assert torch.equal(first, again)
+    assert not torch.allclose(first, other)
+    assert not torch.allclose(first[0], first[1])  # members of one ensemble differ
+    # the spread comes from the refinement noise only: members agree to a few sigma_min in physical units
+    spread = (first - first.mean(0)).abs().max()
+    assert 0 < spread < 1.0
+
+
+def test_a_plain_net_makes_a_plain_forecaster() -> None:
+    net = build_model({"name": "fno", "n_modes": [8], "hidden_channels": 8, "n_layers": 1}, SPEC_1D)
+    forecaster = make_forecaster(net, Normalizer.identity(1, 1), StateTarget(), SPEC_1D)
+    assert not isinstance(forecaster, EnsembleForecaster) and not hasattr(forecaster, "sample")
+
+
+@pytest.mark.parametrize("spec", [SPEC_1D, SPEC_2D], ids=["1d", "2d"])
+def test_unet_backbone_runs_in_1d_and_2d(spec: NetSpec) -> None:
+    net = refiner(spec, asdict(MODELS["unet"].config.tiny()), steps=2)
+    x = torch.randn(2, spec.in_channels, *spec.grid.shape)
+    cond = torch.randn(2, spec.n_cond)
+    out = net(x, cond)
+    assert out.shape == (2, spec.out_channels, *spec.grid.shape)
+    out.square().mean().backward()
+    assert all(p.grad is not None for p in net.parameters())
+    assert net.sample(x, cond, 3).shape == (3, 2, spec.out_channels, *spec.grid.shape)
+
+
+def test_overfits_one_tiny_batch() -> None:
+    """Trained with its own objective, the refined forecast's error on the batch falls at least 100x."""
+    torch.manual_seed(0)
+    net = refiner(SPEC_1D, {"name": "fno", "n_modes": [12], "hidden_channels": 16, "n_layers": 2}, steps=2)
+    forecaster = make_forecaster(net, Normalizer.identity(1, 1), StateTarget(), SPEC_1D)
+    objective = make_objective({"name": "pderefiner", "loss": "mse"})
+    batch = tiny_batch()
+
+    def forecast_error() -> float:
+        with torch.no_grad():
+            return (forecaster.sample(batch.inputs, batch.cond, 4, seed=0) - batch.targets).pow(2).mean().item()
+
+    initial = forecast_error()
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, 400, eta_min=1e-4)
+    for _ in range(400):
+        optimizer.zero_grad()
+        objective.loss(forecaster, batch).backward()
+        optimizer.step()
+        schedule.step()
+    assert forecast_error() < initial / 100
+
+
+def test_objective_and_model_must_fit_each_other() -> None:
+    plain = build_model({"name": "fno", "n_modes": [8], "hidden_channels": 8, "n_layers": 1}, SPEC_1D)
+    with pytest.raises(ValueError, match=r"objective=pderefiner cannot train model=fno, whose net has no "
+                                         r"refinement_pair\(\); wrap it in PDE-Refiner instead: model=pderefiner "
+                                         r"model.backbone.name=fno"):
+        check_objective_fits("pderefiner", make_objective({"name": "pderefiner", "loss": "mse"}), plain, "fno")
+    with pytest.raises(ValueError, match="model=pderefiner is trained with objective=pderefiner, not "
+                                         "objective=onestep; pass objective=pderefiner"):
+        check_objective_fits("onestep", make_objective({"name": "onestep", "loss": "mse"}), refiner(SPEC_1D),
+                             "pderefiner")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"backbone": {"name": "persistence"}}, "model.backbone.name=persistence for model pderefiner is not valid"),
+        ({"backbone": {"name": "pderefiner"}}, "model.backbone.name=pderefiner for model pderefiner is not valid"),
+        ({"backbone": {"name": "fnoo"}}, "model.backbone.name=fnoo for model pderefiner is not valid"),
+        ({"backbone": {"name": "fno", "widht": 3}}, "unknown key.s. model.backbone.widht for the backbone fno"),
+        ({"refinement_steps": 0}, "model.refinement_steps=0 for model pderefiner is not valid"),
+        ({"sigma_min": 0.0}, "model.sigma_min=0.0 for model pderefiner is not valid"),
+        ({"sigma_min": 1.5}, "model.sigma_min=1.5 for model pderefiner is not valid"),
+    ],
+)
+def test_bad_settings_are_refused_by_name(settings: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_model({"name": "pderefiner", **settings}, SPEC_1D)
+
+
+def test_a_data_parameter_named_like_the_step_is_refused() -> None:
+    spec = NetSpec(("u",), 1, 1, ("refinement_step",), Grid.uniform("periodic", (32,)))
+    with pytest.raises(ValueError, match="already has a conditioning scalar named 'refinement_step'"):
+        refiner(spec)
+
+
+def test_sample_count_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="number of samples must be a whole number >= 1, got 0"):
+        refiner(SPEC_1D).sample(torch.randn(1, 1, 32), torch.randn(1, 1), 0)
+
+
+def test_trains_on_ks_and_evaluates_from_its_checkpoint(compose_cfg, data_root: Path, tmp_path: Path) -> None:
+    from pdebench.rollout.evaluation import evaluate
+    from pdebench.training.run import train
+
+    best = train(compose_cfg("train", [
+        "data=ks", "data.preset=tiny", f"data.root={data_root}", "data.batch_size=4", "model=pderefiner",
+        "objective=pderefiner", "++model.backbone={name:unet,hidden_channels:8,channel_multipliers:[1,2],"
+        "blocks_per_level:1,norm_groups:4}", "model.refinement_steps=2", "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2", "trainer.enable_progress_bar=false", "validation.rollout_steps=2",
+        "validation.max_trajectories=2", f"run_dir={tmp_path}/run", "label=refiner-tiny",
+    ]))
+    trained = load_forecaster(best)
+    assert isinstance(trained.forecaster, EnsembleForecaster)
+    assert trained.record["objective"]["name"] == "pderefiner" and trained.record["model"]["refinement_steps"] == 2
+    result = evaluate(compose_cfg("evaluate", [
+        f"ckpt={best}", f"data.root={data_root}", f"results_dir={tmp_path}/results", "rollout.device=cpu",
+        "rollout.max_steps=3",
+    ]), progress=False).content
+    assert result["label"] == "refiner-tiny" and result["model"] == "pderefiner"
+    assert result["n_parameters"] == sum(p.numel() for p in trained.forecaster.parameters())
+    assert result["n_steps"] == 3 and result["summary"]["one_step_nrmse"] > 0
+
+
+def test_the_wrong_objective_is_refused_when_training_starts(compose_cfg, data_root: Path, tmp_path: Path) -> None:
+    from pdebench.training.run import train
+
+    with pytest.raises(ValueError, match="model=pderefiner is trained with objective=pderefiner"):
+        train(compose_cfg("train", ["data=ks", "data.preset=tiny", f"data.root={data_root}", "model=pderefiner",
+                                    "++model.backbone={name:fno,n_modes:[8],hidden_channels:8,n_layers:1}",
+                                    f"run_dir={tmp_path}/run"]))
