@@ -246,8 +246,13 @@ _F_POLY_A = ((-4.0, -1.0, 0.0), (2.0, 1.0, 0.0), (-4.0, -3.0, -1.0))
 _F_POLY_B = ((4.0, -3.0, 1.0), (-2.0, 1.0, 0.0), (4.0, -1.0, 0.0))
 
 
-def _contour_coefficients_one(lin: Tensor, h: Tensor, circle: Tensor) -> tuple[Tensor, ...]:
+def _contour_coefficients_one(
+    lin: Tensor, h: Tensor, circle: Tensor, poly_a: Tensor, poly_b: Tensor
+) -> tuple[Tensor, ...]:
     """Coefficients of one trajectory: lin `[*S]`, 0-d step h, contour points `[M]` -> six `[*S]` tensors.
+
+    poly_a, poly_b: `_F_POLY_A`, `_F_POLY_B` as `[3, 3]` tensors of the complex dtype of the points (made once
+    per batch, not per row).
 
     For real `lin` the points are the upper half of the unit circle and the means are real (see
     `etdrk4_coefficients`); for complex `lin` they are the whole circle and the means complex.
@@ -255,9 +260,9 @@ def _contour_coefficients_one(lin: Tensor, h: Tensor, circle: Tensor) -> tuple[T
     z = (lin * h)[..., None] + circle  # [*S, M] complex
     ez = torch.exp(z)
     powers = torch.stack([torch.ones_like(z), z, z * z])  # [3, *S, M]
-    poly_a = torch.tensordot(torch.tensor(_F_POLY_A, dtype=z.dtype, device=z.device), powers, dims=1)
-    poly_b = torch.tensordot(torch.tensor(_F_POLY_B, dtype=z.dtype, device=z.device), powers, dims=1)
-    f = (poly_a + ez * poly_b) / (powers[2] * z)  # [3, *S, M]: f1, f2, f3 integrands
+    a = torch.tensordot(poly_a, powers, dims=1)
+    b = torch.tensordot(poly_b, powers, dims=1)
+    f = (a + ez * b) / (powers[2] * z)  # [3, *S, M]: f1, f2, f3 integrands
     q = (torch.exp(0.5 * z) - 1.0) / z
     integrands = torch.cat([q[None], f])  # [4, *S, M]
     if not lin.is_complex():
@@ -305,7 +310,9 @@ def etdrk4_coefficients(lin: Tensor, h: Tensor | float, contour_points: int = 32
         (2.0 * math.pi / contour_points) if lin.is_complex() else (math.pi / n_theta)
     )
     circle = torch.polar(torch.ones_like(theta), theta)
-    rows = [_contour_coefficients_one(lin[i], h[i], circle) for i in first_rows]
+    z_dtype = torch.result_type(lin, circle)  # that of `lin * h + circle`
+    poly_a, poly_b = (torch.tensor(c, dtype=z_dtype, device=lin.device) for c in (_F_POLY_A, _F_POLY_B))
+    rows = [_contour_coefficients_one(lin[i], h[i], circle, poly_a, poly_b) for i in first_rows]
     index = torch.tensor(inverse, device=lin.device)
     return ETDRK4Coefficients(*(torch.stack(parts)[index] for parts in zip(*rows, strict=True)))
 
@@ -331,7 +338,8 @@ class ETDRK4:
     `v <- E v + f1 N(v) + 2 f2 (N(a) + N(b)) + f3 N(c)`, with four evaluations of `P`. The work buffer is
     `[4, B, *F]` (`F = buffer_shape`, default `S`); slots: 0 = `E2 v`, then the stage `b`;
     1 = `E v + (E2 - 1) Q N(v)`, then the stage `c`; 2 = the stage `a`; 3 = the state `v`, accumulating the
-    next state. Each stage updates several slots with one broadcast op. Coefficients are kept `[1, *S]` when
+    next state. Each stage updates several slots with one broadcast op; for real `lin` the products with the real
+    `E`, `E2` run on real views (same roundings, half the arithmetic). Coefficients are kept `[1, *S]` when
     all trajectories share them, else `[B, *S]`. On CPU the coefficients are computed on one thread
     (`single_threaded`); `advance` and `etdrk4_rollout` step on one thread too (wrap direct `step` calls).
     """
@@ -392,6 +400,20 @@ class ETDRK4:
         w = self.work[(slice(None), slice(None), *(slice(0, n) for n in spec))]  # [4, B, *S]
         self.v, self.s012, self.s123, self.s03, self.s13 = w[3], w[0:3], w[1:4], w[0::3], w[1::2]
         self.v.copy_(v0)
+        # Views made once rather than on every step: the padded slots handed to `nonlinear` (v, a, b, c).
+        self._inputs = (self.work[3], self.work[2], self.work[0], self.work[1])
+        # For real `lin`, `E` and `E2` are real: multiplying the real and imaginary parts by them (real views,
+        # trailing axis of 2) rounds each component once, exactly as the complex product with a zero imaginary
+        # part does, at half the arithmetic.
+        self._real_init: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
+        if not lin.is_complex():
+            rdt = self.v.real.dtype
+            self._real_init = (
+                torch.stack([e2.real, e.real, e2.real]).to(rdt)[..., None].repeat_interleave(2, -1),  # [3, rows, *S, 2]
+                e.real.to(rdt)[..., None].repeat_interleave(2, -1),  # [rows, *S, 2]
+                torch.view_as_real(self.v),
+                torch.view_as_real(self.s012),
+            )
 
     @property
     def state(self) -> Tensor:
@@ -404,20 +426,26 @@ class ETDRK4:
 
     def step(self, active: Tensor | None = None) -> None:
         """Advance by one step h; with `active` (bool `[B]`) only those trajectories move."""
-        w, v, p = self.work, self.v, self.nonlinear  # w: padded slots for `nonlinear`, v: the state [B, *S]
+        v, p = self.v, self.nonlinear  # v: the state [B, *S]
         old = None
         if active is not None:
             active = active.reshape(-1, *([1] * (v.ndim - 1)))
             old = v.clone()
-        p0 = p(w[3])
-        torch.mul(self.c_init, v, out=self.s012)  # [E2 v, E v, E2 v]
-        v.mul_(self.e)  # E v
+        in_v, in_a, in_b, in_c = self._inputs  # padded slots 3, 2, 0, 1 of the work buffer
+        p0 = p(in_v)
+        if self._real_init is not None:  # real E, E2: the same products on the real views
+            c_init, e, v_real, s012_real = self._real_init
+            torch.mul(c_init, v_real, out=s012_real)  # [E2 v, E v, E2 v]
+            v_real.mul_(e)  # E v
+        else:
+            torch.mul(self.c_init, v, out=self.s012)  # [E2 v, E v, E2 v]
+            v.mul_(self.e)  # E v
         self.s123.addcmul_(self.c_p0, p0)  # a = E2 v + Q N(v)
-        p1 = p(w[2])
+        p1 = p(in_a)
         self.s03.addcmul_(self.c_p1, p1)  # b = E2 v + Q N(a)
-        p2 = p(w[0])
+        p2 = p(in_b)
         self.s13.addcmul_(self.c_p2, p2)  # c = E2 a + Q (2 N(b) - N(v))
-        p3 = p(w[1])
+        p3 = p(in_c)
         v.addcmul_(self.c_p3, p3)  # E v + f1 N(v) + 2 f2 (N(a) + N(b)) + f3 N(c)
         if old is not None:
             torch.where(active, v, old, out=v)
