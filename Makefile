@@ -11,7 +11,8 @@ PDES ?= $(sort $(basename $(notdir $(wildcard conf/pde/*.yaml))))
 DATA ?= data
 export MPLBACKEND ?= Agg
 
-.PHONY: setup setup-bench test lint quickstart datasets train evaluate leaderboard bench clean mutate
+.PHONY: setup setup-bench test lint quickstart datasets train evaluate leaderboard bench clean mutate \
+	slurm-local slurm-local-stop
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -72,3 +73,12 @@ $(VENV)/.installed-mutate: $(VENV)/.installed
 
 mutate: $(VENV)/.installed-mutate
 	$(BIN)/python scripts/mutate.py $(MODULES)
+
+# A one-node SLURM cluster on this machine (root; installs Debian's slurmctld, slurmd, slurm-client and munge when
+# missing), to try `-m hydra/launcher=slurm_cpu` sweeps: `make slurm-local`, then `export SLURM_CONF=...` as printed.
+SLURM_LOCAL ?= .slurm-local
+slurm-local:
+	$(PYTHON) scripts/slurm_local.py start --dir $(SLURM_LOCAL)
+
+slurm-local-stop:
+	$(PYTHON) scripts/slurm_local.py stop --dir $(SLURM_LOCAL)
