@@ -35,6 +35,8 @@ def metric_values(content: dict[str, Any], drop_ratio: bool = False) -> dict[str
     spectra whose highest shells hold ~1e-12 of the energy, so that 1e-6 of the compared values can be far more of
     their ratio."""
     out = {key: value for key, value in content.items() if key not in RUN_KEYS}
+    if drop_ratio:  # the sample's pointwise values of a chaotic rollout drift past 1e-6 too (plot aid, not a metric)
+        out.pop("sample", None)
     if drop_ratio and out.get("spectra"):
         out["spectra"] = {key: value for key, value in out["spectra"].items() if key != "ratio"}
     return out

@@ -231,7 +231,7 @@ def test_a_reference_result_records_what_it_was_scored_with(
         "n_parameters", "train_time_s", "step_time", "n_trajectories", "n_steps", "summary", "curves",
         "throughput_traj_steps_per_s", "device", "config", "run", "checkpoint", "checkpoint_sha256",
         "manifest_sha256", "package_version", "git_commit", "intervals", "interval_method", "spectra", "scoring",
-        "n_processes", "frontier",
+        "n_processes", "frontier", "sample",
     }
     assert (content["format"], content["format_version"]) == ("pdebench-result", 1)
     assert content["objective"] == {**REFERENCE_OBJECTIVE, "history": 2}

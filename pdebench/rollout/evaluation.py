@@ -4,7 +4,9 @@ write the result file. The `pdebench-evaluate` command only parses and prints ar
 `model=solver` gives one row per solver setting (`evaluate_all` returns them all). With `trainer.devices=N` (or
 under torchrun) the test trajectories are sharded over N processes with no duplicates (trajectory i goes to rank
 i mod N), each rank scores its shard in batches padded to the full batch size, rank 0 gathers the per-trajectory
-arrays, joins them by trajectory index, summarises once and writes one result file per row.
+arrays, joins them by trajectory index, summarises once and writes one result file per row. The result's `sample`
+(the first field of test trajectory 0, rolled out and subsampled) is kept only by the rank that scores trajectory 0
+and travels to rank 0 with its scores.
 
 A result's identity (label, seed, data, objective) comes from the checkpoint's run record. A value given in the
 evaluate config that contradicts the checkpoint is an error naming both values; a value left out (null) is taken
@@ -13,6 +15,7 @@ from the checkpoint.
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -38,8 +41,15 @@ from pdebench.forecast.stepper import Stepper
 from pdebench.provenance import git_commit
 from pdebench.rollout.frontier import frontier_points, speedup_at_equal_accuracy
 from pdebench.rollout.metrics import INVARIANTS, bootstrap_intervals
-from pdebench.rollout.results import RESULT_FORMAT, RESULT_FORMAT_VERSION, ResultError, try_read_result, write_result
-from pdebench.rollout.scoring import Scores, ScoringSpec, score, summarize
+from pdebench.rollout.results import (
+    RESULT_FORMAT,
+    RESULT_FORMAT_VERSION,
+    ResultError,
+    read_result,
+    try_read_result,
+    write_result,
+)
+from pdebench.rollout.scoring import RolloutSample, Scores, ScoringSpec, score, summarize
 from pdebench.rollout.spectra import GridSpectrum
 
 # The objective a reference row is rolled out with when evaluate's `objective.*` leaves a value null.
@@ -243,6 +253,24 @@ def _spectra(scores: Scores, spectrum: GridSpectrum, steps: Sequence[int]) -> di
             "pred": pred, "true": true, "ratio": ratio}
 
 
+def _sample(sample: RolloutSample | None, field_names: Sequence[str]) -> dict[str, Any] | None:
+    """The result's `sample` (docs/metrics.md): float32 values as nested lists, None where no trajectory was kept."""
+    if sample is None:
+        return None
+    return {"trajectory": sample.trajectory, "field": field_names[sample.channel], "step": sample.step.tolist(),
+            "time": sample.time.tolist(), "time_stride": sample.time_stride,
+            "space_stride": list(sample.space_stride), "pred": _float32_lists(sample.pred),
+            "true": _float32_lists(sample.true)}
+
+
+def _float32_lists(values: np.ndarray) -> list[Any]:
+    """Nested lists of the shortest decimals that read back as the same float32 values (non-finite: None)."""
+    flat = [float(str(v)) if np.isfinite(v) else None for v in np.asarray(values, dtype=np.float32).ravel()]
+    for n in reversed(values.shape[1:]):
+        flat = [flat[i : i + n] for i in range(0, len(flat), n)]
+    return flat
+
+
 def _frontier(results_dir: Path, content: Mapping[str, Any], facts: Mapping[str, Any]) -> dict[str, Any] | None:
     """A surrogate's place on the solver frontier, from solver result files of the same dataset manifest."""
     siblings = []
@@ -284,7 +312,15 @@ def _distributed_request(trainer: Mapping[str, Any] | None) -> dict[str, Any] | 
 
 
 def _launched(fabric: Any, cfg: Mapping[str, Any], progress: bool) -> list[Result]:
-    return _evaluate_rows(cfg, progress and fabric.global_rank == 0, fabric.device)
+    """Rank 0's rows without their `sample`: a spawned process returns through a pipe that is read only after it
+    exits, so a large return would block it forever; `evaluate_all` reads the sample back from the written file."""
+    rows = _evaluate_rows(cfg, progress and fabric.global_rank == 0, fabric.device)
+    out = []
+    for row in rows:
+        scores = copy.copy(row.scores)
+        scores.sample = None
+        out.append(Result(row.path, {**row.content, "sample": None}, scores))
+    return out
 
 
 def evaluate_all(cfg: Mapping[str, Any], progress: bool = True) -> list[Result]:
@@ -297,7 +333,10 @@ def evaluate_all(cfg: Mapping[str, Any], progress: bool = True) -> list[Result]:
     from lightning.fabric import Fabric
 
     fabric = Fabric(precision="32-true", **request)
-    return fabric.launch(_launched, cfg, progress) or []
+    results = fabric.launch(_launched, cfg, progress) or []
+    for row in results:
+        row.content["sample"] = read_result(row.path).get("sample")
+    return results
 
 
 def evaluate(cfg: Mapping[str, Any], progress: bool = True) -> Result:
@@ -350,7 +389,8 @@ def _evaluate_one(cfg: Mapping[str, Any], subject: _Subject, dataset_dir: Path, 
     rank, world = _world()
     stepper = subject.stepper.to(device) if hasattr(subject.stepper, "to") else subject.stepper
     part = score(stepper, dataset, shard(len(dataset), rank, world), max_steps=rollout_cfg["max_steps"],
-                 batch_size=rollout_cfg["batch_size"], spec=spec, device=device, progress=progress)
+                 batch_size=rollout_cfg["batch_size"], spec=spec, device=device, progress=progress,
+                 sample_trajectory=0)
     scores = gather_scores(part)
     if scores is None:
         return None
@@ -391,6 +431,7 @@ def _evaluate_one(cfg: Mapping[str, Any], subject: _Subject, dataset_dir: Path, 
                     "conserved": spec.conserved, "stability": f"energy > {spec.energy_factor:g} x the trajectory's "
                     "largest stored energy, or non-finite", "stability_energy_factor": spec.energy_factor,
                     "ensemble": spec.ensemble, "gmean_steps": gmean_steps, "windows": [list(w) for w in windows]},
+        "sample": _sample(scores.sample, dataset.file.field_names),
         "throughput_traj_steps_per_s": scores.throughput,
         "device": str(device),
         "n_processes": world,

@@ -9,6 +9,8 @@ A result is a JSON object with at least :data:`REQUIRED_KEYS`::
      "checkpoint_sha256": "...", "manifest_sha256": "...", "package_version": "0.1.0", "git_commit": "..."}
 
 ``summary`` and ``curves`` are the two outputs of :func:`pdebench.rollout.metrics.summarize_rollout`.
+Optional fields the evaluator adds (``spectra``, ``sample``, ...) are described in docs/metrics.md; ``sample``
+holds one test trajectory's subsampled rollout next to the truth, which the leaderboard draws.
 Non-finite floats are stored as ``null`` (strict JSON has no NaN/Infinity), so readers treat ``None``
 as "undefined or not finite".
 """

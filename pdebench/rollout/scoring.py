@@ -8,6 +8,10 @@ copies' outputs are discarded. A net
 whose kernels pick their algorithm by batch size (a batch of one often takes another GEMM path) therefore sees the
 same shapes whatever the number of trajectories, so a trajectory's scores do not depend on the split size or the
 number of ranks.
+
+Sample rollout: `score` also keeps one field (the first) of one trajectory's predicted frames next to the truth
+(`Scores.sample`, see :class:`RolloutSample`), subsampled while the rollout runs, so memory does not grow with the
+split; the leaderboard draws it.
 """
 
 from __future__ import annotations
@@ -43,6 +47,44 @@ from pdebench.rollout.spectra import GridSpectrum
 MIN_ROWS = 2
 """The fewest trajectories the stepper is called with (padding with copies where there are fewer)."""
 
+SAMPLE_MAX_FRAMES = 64
+"""The most predicted frames a rollout sample keeps (every `time_stride`-th model step from the first)."""
+SAMPLE_MAX_POINTS = 128
+"""The most grid points per spatial axis a rollout sample keeps (every `space_stride`-th point from the first)."""
+SAMPLE_MAX_VALUES = 65536
+"""The most values one sample array (`pred` or `true`) holds; in 2-D this lowers the frame count further."""
+
+
+def sample_strides(n_steps: int, space_shape: Sequence[int]) -> tuple[int, tuple[int, ...]]:
+    """`(time_stride, space_stride)` that keep at most `SAMPLE_MAX_POINTS` points per axis and at most
+    `SAMPLE_MAX_FRAMES` frames (fewer where frames x points would exceed `SAMPLE_MAX_VALUES`) of a rollout of
+    `n_steps` model steps on a grid of shape `space_shape`."""
+    space = tuple(max(1, math.ceil(int(n) / SAMPLE_MAX_POINTS)) for n in space_shape)
+    points = math.prod(math.ceil(int(n) / s) for n, s in zip(space_shape, space, strict=True))
+    frames = max(1, min(SAMPLE_MAX_FRAMES, SAMPLE_MAX_VALUES // max(points, 1)))
+    return max(1, math.ceil(int(n_steps) / frames)), space
+
+
+@dataclass
+class RolloutSample:
+    """One channel of one trajectory's rollout next to the truth, subsampled by :func:`sample_strides`.
+
+    trajectory: index in the split file; channel: the field's channel (0: the first field).
+    step: `[T]` 1-based model steps kept (step 1 is the first predicted frame, never an input frame);
+    time: `[T]` time units after the last input frame (`step * step_time`).
+    pred, true: `[T, *space']` float32, the prediction and the stored frames at those steps on every
+    `space_stride`-th grid point per axis.
+    """
+
+    trajectory: int
+    channel: int
+    step: np.ndarray
+    time: np.ndarray
+    pred: np.ndarray
+    true: np.ndarray
+    time_stride: int
+    space_stride: tuple[int, ...]
+
 
 @dataclass(frozen=True)
 class ScoringSpec:
@@ -74,7 +116,8 @@ class Scores:
     per_step: metric -> `[n, n_steps, C]` float64, step 0 = the first predicted frame; unstable `[n, n_steps]` bool;
     step_time `[n]` time units per model step; forecast_seconds: wall time spent inside the stepper (summed over
     ranks); extra: other per-trajectory arrays `[n, ...]` (energy spectra at `spectrum_steps`: `spectrum_pred`,
-    `spectrum_true` `[n, S, C, n_shells]`).
+    `spectrum_true` `[n, S, C, n_shells]`); sample: one trajectory's rollout (the lowest index that was asked to
+    keep one), or None.
     """
 
     index: np.ndarray
@@ -83,6 +126,7 @@ class Scores:
     step_time: np.ndarray
     forecast_seconds: float = 0.0
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    sample: RolloutSample | None = None
     n_steps: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -99,18 +143,22 @@ class Scores:
                 raise ValueError(f"extra[{name!r}] has shape {values.shape}, expected {n} rows")
         if self.unstable.shape != (n, self.n_steps) or self.step_time.shape != (n,):
             raise ValueError("unstable must be [n, n_steps] and step_time [n] like index")
+        if self.sample is not None and self.sample.trajectory not in self.index:
+            raise ValueError(f"the sample's trajectory {self.sample.trajectory} is not among the scored trajectories")
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
 
     @classmethod
     def join(cls, parts: Sequence[Scores]) -> Scores:
-        """Concatenate scores of disjoint trajectory sets (e.g. ranks or batches), sorted by trajectory index."""
+        """Concatenate scores of disjoint trajectory sets (e.g. ranks or batches), sorted by trajectory index; the
+        sample of the lowest trajectory index among the parts' samples is kept."""
         parts = [p for p in parts if len(p)] or list(parts[:1])
         if not parts:
             raise ValueError("nothing to join")
         index = np.concatenate([p.index for p in parts])
         order = np.argsort(index, kind="stable")
+        samples = [p.sample for p in parts if p.sample is not None]
         return cls(
             index=index[order],
             per_step={name: np.concatenate([p.per_step[name] for p in parts])[order] for name in parts[0].per_step},
@@ -118,6 +166,7 @@ class Scores:
             step_time=np.concatenate([p.step_time for p in parts])[order],
             forecast_seconds=float(sum(p.forecast_seconds for p in parts)),
             extra={name: np.concatenate([p.extra[name] for p in parts])[order] for name in parts[0].extra},
+            sample=min(samples, key=lambda s: s.trajectory) if samples else None,
         )
 
     @property
@@ -180,11 +229,14 @@ class _OneDraw:
 @dataclass
 class BatchScores:
     """Scores of one batch, on its device: per_step metric -> `[B, n_steps, C]` float64, unstable `[B, n_steps]`,
-    extra name -> `[B, ...]` (energy spectra at the chosen steps)."""
+    extra name -> `[B, ...]` (energy spectra at the chosen steps); sample_pred / sample_true `[T, *space']`: channel 0
+    of row `sample_row` at the kept steps (None without a `sample_row`)."""
 
     per_step: dict[str, Tensor]
     unstable: Tensor
     extra: dict[str, Tensor]
+    sample_pred: Tensor | None = None
+    sample_true: Tensor | None = None
 
 
 def score_batch_full(
@@ -195,6 +247,7 @@ def score_batch_full(
     weights: Tensor | None = None,
     spec: ScoringSpec | None = None,
     spectrum: GridSpectrum | None = None,
+    sample_row: int | None = None,
 ) -> BatchScores:
     """Roll one batch out from its first `stepper.history` frames for `n_steps` steps and score every step.
 
@@ -203,6 +256,9 @@ def score_batch_full(
     `spec.band_edges`) adds the band errors `mse_low/mid/high` and the spectra at `spec.spectrum_steps`. With
     `spec.ensemble = M > 1` the stepper must have `sample`: M members are rolled out (each from its own previous
     sample), the deterministic metrics score member 0 and `crps`, `spread2`, `ens_mse` score all of them.
+
+    `sample_row` (a row of the batch) keeps that row's channel 0 (member 0) at every `time_stride`-th step from the
+    first prediction, on every `space_stride`-th grid point (:func:`sample_strides`), next to the truth.
     """
     spec = spec or ScoringSpec()
     history = stepper.history
@@ -236,10 +292,17 @@ def score_batch_full(
     spectrum_steps = [s for s in spec.spectrum_steps if 1 <= s <= n_steps]
     spectra_pred: list[Tensor] = []
     spectra_true: list[Tensor] = []
+    kept_pred: list[Tensor] = []
+    kept_true: list[Tensor] = []
+    time_stride, space_stride = sample_strides(n_steps, frames.shape[3:])
+    thin = tuple(slice(None, None, s) for s in space_stride)
     for k, out in enumerate(source):
         samples = out.reshape(members, b, *out.shape[1:]) if members > 1 else None
         pred = samples[0] if samples is not None else out
         target = truth[:, :, k]
+        if sample_row is not None and k % time_stride == 0:
+            kept_pred.append(pred[(sample_row, 0, *thin)].to(torch.float32).clone())
+            kept_true.append(target[(sample_row, 0, *thin)].to(torch.float32).clone())
         values = step_errors(pred, target, weights=weights)
         if spectrum is not None:
             bands = spectrum.band_energy(pred.to(torch.float64) - target.to(torch.float64))  # [B, C, 3]
@@ -264,7 +327,10 @@ def score_batch_full(
     extra = {}
     if spectra_pred:
         extra = {"spectrum_pred": torch.stack(spectra_pred, dim=1), "spectrum_true": torch.stack(spectra_true, dim=1)}
-    return BatchScores({name: torch.stack(v, dim=1) for name, v in metrics.items()}, torch.stack(flags, dim=1), extra)
+    sample_pred = torch.stack(kept_pred) if kept_pred else None
+    sample_true = torch.stack(kept_true) if kept_true else None
+    return BatchScores({name: torch.stack(v, dim=1) for name, v in metrics.items()}, torch.stack(flags, dim=1), extra,
+                       sample_pred, sample_true)
 
 
 def score_batch(
@@ -307,12 +373,17 @@ def score(
     spec: ScoringSpec | None = None,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    sample_trajectory: int | None = None,
+    keep_sample: bool = True,
 ) -> Scores:
     """Roll the trajectories `indices` (default: all) of `dataset` out to their end (or `max_steps`) and score them.
 
     The stepper runs in eval mode on `device`, always on `batch_size` trajectories at a time (see the module
     docstring); each trajectory's step time comes from its own batch entry. Memory does not grow with the number of
     trajectories beyond the per-step scores: frames are read one batch at a time.
+
+    With `keep_sample`, the rollout of trajectory `sample_trajectory` (default: the lowest of `indices`) is kept as
+    `Scores.sample` if this call scores it (one trajectory, subsampled while it runs; see :class:`RolloutSample`).
     """
     device = torch.device(device)
     spec = spec or ScoringSpec()
@@ -326,6 +397,9 @@ def score(
             f"history={history} plus at least one predicted step"
         )
     chosen = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
+    wanted = (sample_trajectory if sample_trajectory is not None else min(chosen, default=None)) if keep_sample \
+        else None
+    sample: RolloutSample | None = None
     # Every call gets the same number of rows: the batch size, or the whole split when it is smaller (a number that
     # depends on the split, never on the shard a rank holds), and never fewer than 2, since a single row takes other
     # kernel paths (an FNO on CPU: 6e-8 from the same row in any larger batch, which chaos grows).
@@ -345,7 +419,18 @@ def score(
                                      padded.index)
             if spec.ensemble > 1:
                 torch.manual_seed(spec.ensemble_seed)
-            out = score_batch_full(timed, padded, n_steps, weights=weights, spec=spec, spectrum=spectrum)
+            hits = (batch.index == wanted).nonzero().flatten().tolist() if wanted is not None else []
+            out = score_batch_full(timed, padded, n_steps, weights=weights, spec=spec, spectrum=spectrum,
+                                   sample_row=hits[0] if hits else None)
+            if hits and out.sample_pred is not None and out.sample_true is not None:
+                time_stride, space_stride = sample_strides(n_steps, padded.frames.shape[3:])
+                steps = np.arange(1, n_steps + 1, time_stride, dtype=np.int64)
+                sample = RolloutSample(
+                    trajectory=int(wanted), channel=0, step=steps,
+                    time=steps * float(batch.step_time[hits[0]]),
+                    pred=out.sample_pred.cpu().numpy(), true=out.sample_true.cpu().numpy(),
+                    time_stride=time_stride, space_stride=space_stride,
+                )
             parts.append(Scores(
                 index=batch.index.numpy(),
                 per_step={name: _numpy(values, rows) for name, values in out.per_step.items()},
@@ -359,6 +444,7 @@ def score(
         return _empty_scores(n_steps)
     scores = Scores.join(parts)
     scores.forecast_seconds = timed.seconds
+    scores.sample = sample
     return scores
 
 
