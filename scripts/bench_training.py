@@ -14,7 +14,13 @@ optimisation steps. Best of `--repeats`; the two sides take turns, first one the
 samples/s for each and the ratio lightning / bare, both from the whole timed window and from the median step
 time (the latter shrugs off a neighbour process taking the cores for part of a run).
 
+Cases (`--cases`): `onestep` (history 1, bundle 1), `bundle4` (one call predicts 4 frames) and `pushforward`
+(when that objective is registered). Then the EMA of the weights (`optim.ema_decay`, Lightning's
+EMAWeightAveraging, updated after every step) is timed on the Lightning side against the same run without it:
+its overhead per step in ms and as a fraction of the step.
+
 Usage: python scripts/bench_training.py [--steps 60] [--warmup 10] [--batch-size 32] [--data-dir DIR]
+       [--cases onestep,bundle4,pushforward]
 """
 
 from __future__ import annotations
@@ -44,8 +50,9 @@ from pdebench.data.batch import WindowBatch, collate
 from pdebench.data.dataset import WindowDataset, WindowSpec
 from pdebench.data.reader import split_path
 from pdebench.forecast.checkpoint import build_forecaster
+from pdebench.training.callbacks import weight_averaging
 from pdebench.training.module import SurrogateModule, clip_gradient_norm, warmup_cosine
-from pdebench.training.objectives import make_objective
+from pdebench.training.objectives import OBJECTIVES, make_objective
 from pdebench.training.run import describe_data
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,8 +66,9 @@ BENCH_SIZES: dict[str, Any] = {
 }
 FRAME_STRIDE = 4
 HISTORY = 1
-BUNDLE = 1
 SEED = 0
+# case -> (objective name, bundle)
+CASES = {"onestep": ("onestep", 1), "bundle4": ("onestep", 4), "pushforward": ("pushforward", 1)}
 
 
 def make_dataset(root: Path) -> Path:
@@ -71,16 +79,31 @@ def make_dataset(root: Path) -> Path:
     return generate_dataset(pde, BENCH_PRESET, root, seed=SEED, device="cpu", progress=False)
 
 
-def configs(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+def configs(args: argparse.Namespace, objective: str = "onestep", bundle: int = 1) -> dict[str, dict[str, Any]]:
     """The config sections `train` reads, at their defaults except for the benchmark's arguments."""
+    objective_cfg = dict(compose_objective(objective))
+    objective_cfg.update({"history": HISTORY, "bundle": bundle, "loss": "mse", "target": "state",
+                          "target_scale": 1.0})
     return {
         "model": {"name": "fno", "n_modes": [args.modes], "hidden_channels": args.hidden,
                   "n_layers": args.layers, "factorization": None, "rank": 1.0},
-        "objective": {"name": "onestep", "history": HISTORY, "bundle": BUNDLE, "loss": "mse", "target": "state",
-                      "target_scale": 1.0},
+        "objective": objective_cfg,
         "optim": vars(OptimConfig()),
         "validation": vars(ValidationConfig()),
     }
+
+
+def compose_objective(name: str) -> dict[str, Any]:
+    """`conf/objective/<name>.yaml` over the schema defaults (what `objective=<name>` composes to)."""
+    from dataclasses import asdict
+
+    from pdebench.config import ObjectiveConfig
+
+    values = asdict(ObjectiveConfig()) | {"name": name}
+    path = REPO / "conf" / "objective" / f"{name}.yaml"
+    if path.is_file():
+        values |= {k: v for k, v in (yaml.safe_load(path.read_text()) or {}).items() if k != "defaults"}
+    return values
 
 
 def trainer_kwargs(max_steps: int, clip: float) -> dict[str, Any]:
@@ -111,24 +134,27 @@ def timed_window(ends: list[float], warmup: int, steps: int) -> tuple[float, flo
 
 
 def run_lightning(dataset_dir: Path, cfg: dict[str, dict[str, Any]], data_info: dict[str, Any],
-                  args: argparse.Namespace) -> tuple[float, float]:
+                  args: argparse.Namespace, ema_decay: float | None = None) -> tuple[float, float]:
     """(window, median step) seconds of `Trainer.fit` set up as `pdebench.training.run.train` does."""
     L.seed_everything(SEED, workers=True, verbose=False)
-    train_set = WindowDataset(split_path(dataset_dir, "train"), WindowSpec(HISTORY, BUNDLE, FRAME_STRIDE))
+    spec = WindowSpec(HISTORY, cfg["objective"]["bundle"], FRAME_STRIDE)
+    train_set = WindowDataset(split_path(dataset_dir, "train"), spec)
     module = SurrogateModule(model=cfg["model"], objective=cfg["objective"], optim=cfg["optim"],
                              validation=cfg["validation"], data_info=data_info,
                              run={"label": "bench", "seed": SEED, "git_commit": None})
     loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True, num_workers=0,
                         persistent_workers=False, collate_fn=collate)
     timer = StepTimer()
-    trainer = L.Trainer(callbacks=[timer], **trainer_kwargs(args.warmup + args.steps, args.clip))
+    averaging = weight_averaging(ema_decay)
+    callbacks = [timer] if averaging is None else [averaging, timer]  # the timer reads after the EMA update
+    trainer = L.Trainer(callbacks=callbacks, **trainer_kwargs(args.warmup + args.steps, args.clip))
     trainer.fit(module, loader)
     return timed_window(timer.ends, args.warmup, args.steps)
 
 
-def preload_windows(dataset_dir: Path) -> WindowBatch:
+def preload_windows(dataset_dir: Path, bundle: int) -> WindowBatch:
     """Every training window of the split, stacked (the `WindowDataset` items)."""
-    dataset = WindowDataset(split_path(dataset_dir, "train"), WindowSpec(HISTORY, BUNDLE, FRAME_STRIDE))
+    dataset = WindowDataset(split_path(dataset_dir, "train"), WindowSpec(HISTORY, bundle, FRAME_STRIDE))
     return collate([dataset[i] for i in range(len(dataset))])
 
 
@@ -182,6 +208,9 @@ def parse_args() -> argparse.Namespace:
                              "temporary directory")
     parser.add_argument("--clip", type=float, default=TrainerConfig().gradient_clip_val,
                         help="gradient-norm clipping on both sides, as trainer.gradient_clip_val (0: none)")
+    parser.add_argument("--cases", default="onestep,bundle4,pushforward",
+                        help=f"comma-separated cases among {', '.join(CASES)}")
+    parser.add_argument("--ema-decay", type=float, default=0.995, help="decay of the timed EMA (0: skip that part)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's choice, one per core)")
     args = parser.parse_args()
@@ -218,40 +247,64 @@ def foreign_load(before: tuple[float, float, float] | None) -> str:
     return f"{max(0.0, (after[0] - before[0]) - (after[1] - before[1])) / (after[2] - before[2]):.2f} cores"
 
 
-def benchmark(dataset_dir: Path, args: argparse.Namespace) -> None:
-    """Time both sides `--repeats` times on `dataset_dir` and print the table."""
-    cfg = configs(args)
-    train_set = WindowDataset(split_path(dataset_dir, "train"), WindowSpec(HISTORY, BUNDLE, FRAME_STRIDE))
-    data_info = describe_data(dataset_dir, train_set.file, FRAME_STRIDE)
-    n_batches = len(train_set) // args.batch_size
-    windows = preload_windows(dataset_dir)
-    print(f"data: {dataset_dir.name}, {len(train_set)} windows {tuple(windows.inputs.shape[1:])}, {n_batches} "
-          f"batches/epoch; FNO hidden={args.hidden} modes={args.modes} layers={args.layers}; "
-          f"batch {args.batch_size}, {args.warmup} warm-up + {args.steps} timed steps; "
-          f"torch threads {torch.get_num_threads()}")
+def compare(label: str, runners: dict[str, Any], args: argparse.Namespace) -> dict[str, tuple[float, float]]:
+    """Best (window, median step) seconds of each runner over `--repeats`, alternating which goes first."""
     best: dict[str, tuple[float, float]] = {}
+    names = list(runners)
     for repeat in range(args.repeats):
         load = cpu_snapshot()
-        runners = {"lightning": lambda: run_lightning(dataset_dir, copy.deepcopy(cfg), data_info, args),
-                   "bare": lambda: run_bare(windows, copy.deepcopy(cfg), data_info, args)}
-        order = ("lightning", "bare") if repeat % 2 == 0 else ("bare", "lightning")  # cancel drifts
+        order = names if repeat % 2 == 0 else names[::-1]  # cancel drifts
         times = {name: runners[name]() for name in order}
         for name, (window, median) in times.items():
             old = best.get(name, (math.inf, math.inf))
             best[name] = (min(old[0], window), min(old[1], median))
         parts = [f"{name} {window:.3f} s (median step {1e3 * median:.1f} ms)"
                  for name, (window, median) in times.items()]
-        print(f"  repeat {repeat + 1}: " + ", ".join(parts) + f"; other processes: {foreign_load(load)}")
-    # samples/s over the whole timed window of the best repeat, and from the best median step time (the latter
-    # is robust to a neighbour process taking the cores during part of a repeat).
-    rate = {name: (args.steps * args.batch_size / window, args.batch_size / median)
-            for name, (window, median) in best.items()}
-    print(f"\n{'':<10} {'samples/s':>10} {'ms/step':>8} {'samples/s from median step':>27}")
-    for name in ("lightning", "bare"):
-        window = best[name][0]
-        print(f"{name:<10} {rate[name][0]:>10.1f} {1e3 * window / args.steps:>8.2f} {rate[name][1]:>27.1f}")
-    ratio = [rate["lightning"][k] / rate["bare"][k] for k in range(2)]
-    print(f"{'ratio':<10} {ratio[0]:>10.3f} {'':>8} {ratio[1]:>27.3f}   (lightning / bare)")
+        print(f"  {label} repeat {repeat + 1}: " + ", ".join(parts) + f"; other processes: {foreign_load(load)}")
+    return best
+
+
+def benchmark(dataset_dir: Path, args: argparse.Namespace) -> None:
+    """Time both sides `--repeats` times per case on `dataset_dir`, then the EMA, and print the tables."""
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = [c for c in cases if c not in CASES]
+    if unknown:
+        raise SystemExit(f"--cases: unknown case(s) {', '.join(unknown)}; choose among {', '.join(CASES)}")
+    train_set = WindowDataset(split_path(dataset_dir, "train"), WindowSpec(HISTORY, 1, FRAME_STRIDE))
+    data_info = describe_data(dataset_dir, train_set.file, FRAME_STRIDE)
+    print(f"data: {dataset_dir.name}, {len(train_set)} windows; FNO hidden={args.hidden} modes={args.modes} "
+          f"layers={args.layers}; batch {args.batch_size}, {args.warmup} warm-up + {args.steps} timed steps; "
+          f"torch threads {torch.get_num_threads()}")
+    rows = []
+    for case in cases:
+        objective, bundle = CASES[case]
+        if objective not in OBJECTIVES:
+            print(f"  {case}: skipped, objective {objective!r} is not registered")
+            continue
+        cfg = configs(args, objective, bundle)
+        windows = preload_windows(dataset_dir, bundle)
+        best = compare(case, {
+            "lightning": lambda cfg=cfg: run_lightning(dataset_dir, copy.deepcopy(cfg), data_info, args),
+            "bare": lambda cfg=cfg, windows=windows: run_bare(windows, copy.deepcopy(cfg), data_info, args),
+        }, args)
+        # samples/s over the whole timed window of the best repeat, and from the best median step time (the latter
+        # is robust to a neighbour process taking the cores during part of a repeat).
+        rate = {name: (args.steps * args.batch_size / window, args.batch_size / median)
+                for name, (window, median) in best.items()}
+        rows.append((case, rate))
+    print(f"\n{'case':<12} {'lightning':>10} {'bare':>10} {'ratio':>7} {'ratio (median step)':>20}   samples/s")
+    for case, rate in rows:
+        ratio = [rate["lightning"][k] / rate["bare"][k] for k in range(2)]
+        print(f"{case:<12} {rate['lightning'][0]:>10.1f} {rate['bare'][0]:>10.1f} {ratio[0]:>7.3f} {ratio[1]:>20.3f}")
+    if args.ema_decay:
+        cfg = configs(args)
+        best = compare("ema", {
+            "no EMA": lambda: run_lightning(dataset_dir, copy.deepcopy(cfg), data_info, args),
+            "EMA": lambda: run_lightning(dataset_dir, copy.deepcopy(cfg), data_info, args, args.ema_decay),
+        }, args)
+        plain, averaged = best["no EMA"][1], best["EMA"][1]
+        print(f"\nEMA (decay {args.ema_decay}) overhead per step: {1e3 * (averaged - plain):.2f} ms on "
+              f"{1e3 * plain:.2f} ms ({100 * (averaged - plain) / plain:+.1f}%, median step times)")
 
 
 def main() -> None:

@@ -45,7 +45,7 @@ def test_unknown_loss_names_the_choices() -> None:
     [
         ("+model.widht=3", r"unknown key\(s\) model.widht for model fno"),
         ("model=persistence", "model=persistence has nothing to train"),
-        ("objective.name=pushforward", "objective.name='pushforward' is not a known objective"),
+        ("objective.name=pushfoward", "objective.name='pushfoward' is not a known objective"),
         ("objective.target=velocity", "objective.target='velocity' is not a known target"),
     ],
 )
@@ -165,3 +165,149 @@ def test_a_non_finite_loss_stops_training_naming_step_and_batch(compose_cfg, dat
                                 "trainer.max_epochs=1"])
     with pytest.raises(TrainingDiverged, match=r"the loss is nan at step 2 \(epoch 0, batch 2, trajectories \["):
         train(cfg)
+
+
+def test_selection_score_orders_by_the_headline_and_breaks_ties_within_half_a_step() -> None:
+    from pdebench.training.module import selection_score
+
+    step = 0.8
+    tied_good = selection_score(3 * step, "max", 0.1, 10.0, step, quantised=True)
+    tied_bad = selection_score(3 * step, "max", 9.0, 10.0, step, quantised=True)
+    worst_next = selection_score(4 * step, "max", 10.0, 10.0, step, quantised=True)
+    assert tied_bad < tied_good < worst_next  # the tie-break never outweighs one more correlated step
+    assert tied_good - tied_bad == pytest.approx(0.5 * step * 8.9 / 10.0)
+    assert selection_score(0.2, "min", 5.0, 10.0, step, quantised=False) == -0.2  # lower is better: sign flipped
+    assert selection_score(None, "max", 0.0, 10.0, step, quantised=True) == -math.inf
+    assert selection_score(math.nan, "min", 0.0, 10.0, step, quantised=False) == -math.inf
+
+
+def test_best_is_chosen_on_the_headline_and_never_overwritten_by_a_worse_epoch(
+        compose_cfg, data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Scripted validation scores 1, 3, 2: `best.ckpt` stays epoch 1's (3), `last.ckpt` is epoch 2's. The KS
+    manifest names corr_time_0.8 (maximised) as the headline, which is what validation logs. Run without a terminal,
+    progress is one plain line per `progress_every_n_steps` steps plus one per epoch, never carriage returns."""
+    import pdebench.training.module as module_file
+
+    calls: list[float] = []
+    scripted = [0.0, 1.0, 3.0, 2.0]  # the first is the sanity check's, before training
+
+    def scripted_score(*args: object, **kwargs: object) -> float:
+        calls.append(scripted[len(calls)] if len(calls) < len(scripted) else -100.0)
+        return calls[-1]
+
+    monkeypatch.setattr(module_file, "selection_score", scripted_score)
+    run_dir = tmp_path / "run"
+    overrides = [*TRAINED_OVERRIDES, f"data.root={data_root}", f"run_dir={run_dir}", "trainer.max_epochs=3",
+                 "trainer.limit_train_batches=4", "trainer.enable_progress_bar=true", "progress_every_n_steps=2",
+                 "validation.max_trajectories=2"]
+    cfg = compose_cfg("train", overrides)
+    best = train(cfg)
+    best_ckpt = torch.load(best, map_location="cpu", weights_only=True)
+    last_ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert calls == scripted
+    assert (best_ckpt["epoch"], last_ckpt["epoch"]) == (1, 2)
+    callback_state = next(v for k, v in last_ckpt["callbacks"].items() if "'monitor': 'val/selection'" in k)
+    assert float(callback_state["best_model_score"]) == 3.0
+    assert best_ckpt["hyper_parameters"]["selection"]["metric"] == "corr_time_0.8"
+    assert best_ckpt["hyper_parameters"]["selection"]["goal"] == "max"
+    out = capsys.readouterr().out
+    assert "\r" not in out
+    step_lines = [line for line in out.splitlines() if line.startswith("epoch ") and " (batch " in line]
+    epoch_lines = [line for line in out.splitlines() if " done at step " in line]
+    assert len(step_lines) == 6 and len(epoch_lines) == 3  # 12 steps / 2, and one per epoch
+    assert "loss " in step_lines[0] and "eta " in step_lines[0] and "val/corr_time_0.8=" in epoch_lines[0]
+
+
+def test_terminal_gets_bars_and_a_log_gets_lines() -> None:
+    from lightning.pytorch.callbacks import TQDMProgressBar
+
+    from pdebench.training.callbacks import LineProgress, progress_callback
+
+    assert isinstance(progress_callback(True, 50, interactive=True), TQDMProgressBar)
+    line = progress_callback(True, 50, interactive=False)
+    assert isinstance(line, LineProgress) and line.every_n_steps == 50
+    assert progress_callback(False, 50) is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model=fnoo"], r"Could not find 'model/fnoo'[\s\S]*Available options in 'model'[\s\S]*fno"),
+        (["objective=pushfoward"], r"Could not find 'objective/pushfoward'[\s\S]*Available options in 'objective'"),
+        (["optim.lrr=0.1"], r"Could not override 'optim.lrr'.\nTo append to your config use \+optim.lrr=0.1"),
+        (["trainer.max_epochs=three"], r"Error merging override trainer.max_epochs=three"),
+    ],
+)
+def test_config_errors_of_composition_name_the_key_and_choices(compose_cfg, overrides: list[str],
+                                                               message: str) -> None:
+    """Hydra refuses these while composing, before any code of ours runs; the message names the key and the
+    valid choices (the CLI prints it without a traceback)."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    with pytest.raises((HydraException, OmegaConfBaseException), match=message) as caught:
+        compose_cfg("train", overrides)
+    if "three" in overrides[0]:  # the cause Hydra prints under it names the expected type
+        assert "Value 'three' of type 'str' could not be converted to Integer" in str(caught.value.__cause__)
+
+
+def test_misspelt_added_key_names_the_valid_keys(compose_cfg) -> None:
+    with pytest.raises(ValueError, match="unknown config key optim.lrr; valid keys under optim: lr, weight_decay"):
+        check_training_config(compose_cfg("train", ["+optim.lrr=0.1"]))
+    with pytest.raises(ValueError, match=r"optim.ema_decay=1.5 is not valid: expected a decay strictly between"):
+        check_training_config(compose_cfg("train", ["optim.ema_decay=1.5"]))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("objective.bundle=40", r"objective.bundle=40 need training windows of 41 model frames"),
+        ("objective.history=4", r"objective.history=4, objective.bundle=5 need training windows of 9 model frames"),
+    ],
+)
+
+
+def test_an_objective_the_data_cannot_hold_fails_before_training(compose_cfg, data_root: Path, tmp_path: Path,
+                                                                 override: str, message: str) -> None:
+    from pdebench.data.dataset import DatasetError
+
+    extra = ["objective.bundle=5"] if "history" in override else []
+    cfg = compose_cfg("train", [*TRAINED_OVERRIDES, f"data.root={data_root}", f"run_dir={tmp_path}/run", override,
+                                *extra])
+    with pytest.raises(DatasetError, match=message):
+        train(cfg)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_validation_trajectories_too_short_for_the_history_are_refused() -> None:
+    from pdebench.data.dataset import DatasetError
+    from pdebench.training.run import check_validation_fits
+
+    check_validation_fits(2, 9, 4)  # 3 model frames: 2 in, 1 rolled out
+    with pytest.raises(DatasetError, match=r"objective.history=2 leaves no step to roll out on the validation "
+                                           r"trajectories \(2 model frames, 8 stored frames, frame_stride=4\); "
+                                           r"history must be below 2"):
+        check_validation_fits(2, 8, 4)
+
+
+def test_wandb_offline_run_holds_config_metrics_and_a_rollout_plot(compose_cfg, data_root: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    run_dir = tmp_path / "run"
+    train(compose_cfg("train", [*TRAINED_OVERRIDES, f"data.root={data_root}", f"run_dir={run_dir}", "logger=wandb",
+                                "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+                                "trainer.log_every_n_steps=1", "validation.max_trajectories=2"]))
+    (offline,) = (run_dir / "wandb").glob("offline-run-*")
+    # The offline run's records (config, history, summary) sit in its transaction log as protobuf messages whose
+    # strings (keys, JSON values) are stored verbatim; `wandb sync` uploads exactly this file.
+    (records,) = offline.glob("run-*.wandb")
+    data = records.read_bytes()
+    assert b'"label":"fno-tiny"' in data and b'"hidden_channels":16' in data  # the resolved config
+    for metric in (b"train/loss", b"val/corr_time_0.8", b"val/selection", b"val/rollout_nrmse"):
+        assert metric in data, metric
+    images = list((offline / "files" / "media" / "images").rglob("*.png"))
+    assert images and images[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the validation rollout plot
+    assert b"val/rollout" in data

@@ -3,21 +3,52 @@
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections.abc import Iterable
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from pdebench.data.batch import TrajectoryBatch, WindowBatch
 from pdebench.forecast.checkpoint import build_forecaster
 from pdebench.forecast.stepper import Stepper
+from pdebench.rollout.metrics import summarize_rollout
 from pdebench.rollout.scoring import score_batch
-from pdebench.training.objectives import make_objective
+from pdebench.training.objectives import check_objective_fits, make_objective
 
 VAL_METRIC = "val/rollout_nrmse"
+SELECTION_METRIC = "val/selection"  # what `best.ckpt` is chosen on (see `selection_score`)
+# The correlation thresholds of the `corr_time_*` keys the validation summary offers as a headline.
+VALIDATION_THRESHOLDS = (0.8, 0.9, 0.95)
+DEFAULT_SELECTION = {"metric": "vrmse_mean", "goal": "min", "gmean_steps": 100}
+
+
+def validation_metric_names(gmean_steps: int = 1) -> list[str]:
+    """Every summary key a validation rollout offers as the checkpoint-selection metric (the PDE's headline)."""
+    ones = {name: np.ones((1, 1, 1)) for name in ("mse", "nrmse", "vrmse", "corr")}
+    summary, _ = summarize_rollout(ones, np.zeros((1, 1), dtype=bool), 1.0, VALIDATION_THRESHOLDS, gmean_steps)
+    return sorted(summary)
+
+
+def selection_score(value: float | None, goal: str, mean_nrmse: float, nrmse_cap: float, step_time: float,
+                    quantised: bool) -> float:
+    """The number `best.ckpt` is chosen on (always maximised): the headline, sign-flipped when lower is better.
+
+    A high-correlation time counts whole model steps, so two epochs often tie (a short validation rollout saturates
+    at its ceiling); for such a quantised headline the mean rollout nRMSE breaks the tie, weighted so that it moves
+    the score by less than half a model step (`0.5 * step_time * nrmse / cap`, nRMSE clipped at `cap`): it can never
+    reorder two different headline values. An undefined headline (None, non-finite) scores -inf, never best.
+    """
+    if value is None or not math.isfinite(value):
+        return -math.inf
+    score = value if goal == "max" else -value
+    if quantised:
+        score -= 0.5 * step_time * min(max(mean_nrmse, 0.0), nrmse_cap) / nrmse_cap
+    return score
 
 
 def warmup_cosine(step: int, total: int, warmup: int, min_ratio: float) -> float:
@@ -41,6 +72,36 @@ def clip_gradient_norm(parameters: Iterable[nn.Parameter], max_norm: float) -> T
     return total
 
 
+def rng_states() -> dict[str, Any]:
+    """The process's random streams (torch CPU and CUDA, NumPy, Python) as tensors and plain containers, so that a
+    checkpoint holding them still loads with `weights_only=True`."""
+    numpy_state = np.random.get_state()  # noqa: NPY002 (the global stream libraries draw from)
+    python_state = random.getstate()
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(numpy_state[1].astype(np.int64)), "pos": int(numpy_state[2]),
+                  "has_gauss": int(numpy_state[3]), "cached_gaussian": float(numpy_state[4])},
+        "python": {"version": python_state[0], "state": list(python_state[1]), "gauss": python_state[2]},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    """Inverse of `rng_states` (CUDA streams only when this process has as many devices)."""
+    torch.set_rng_state(states["torch"].cpu())
+    numpy_state = states["numpy"]
+    keys = numpy_state["keys"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, numpy_state["pos"], numpy_state["has_gauss"],  # noqa: NPY002
+                         numpy_state["cached_gaussian"]))
+    python_state = states["python"]
+    random.setstate((python_state["version"], tuple(python_state["state"]), python_state["gauss"]))
+    cuda = states.get("cuda")
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([state.cpu() for state in cuda])
+
+
 class TrainingDiverged(ValueError):
     """A non-finite loss: training stops at once, naming the step and the batch; written checkpoints stay."""
 
@@ -55,11 +116,16 @@ class SurrogateModule(L.LightningModule):
     """
 
     def __init__(self, model: dict[str, Any], objective: dict[str, Any], optim: dict[str, Any],
-                 validation: dict[str, Any], data_info: dict[str, Any], run: dict[str, Any]) -> None:
+                 validation: dict[str, Any], data_info: dict[str, Any], run: dict[str, Any],
+                 selection: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self.selection = {**DEFAULT_SELECTION, **(selection or {})}
+        self._val_parts: list[dict[str, Tensor]] = []
+        self.run_config: dict[str, Any] | None = None  # the whole resolved config, recorded in every checkpoint
         self.forecaster = build_forecaster(model, objective, data_info)
         self.objective = make_objective(objective)
+        check_objective_fits(objective["name"], self.objective, self.forecaster.net, model["name"])
         self.register_buffer("quadrature_weights", torch.from_numpy(self.forecaster.spec.grid.weights()),
                              persistent=False)
         self.train_time_s = 0.0
@@ -72,6 +138,12 @@ class SurrogateModule(L.LightningModule):
         """The stepper validation scores (hook point for weight averaging: an EMA swaps its weights in here)."""
         return self.forecaster
 
+    def on_train_epoch_start(self) -> None:
+        """Tell an objective with a curriculum (pushforward) which epoch this is (restored on resume)."""
+        set_epoch = getattr(self.objective, "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(self.current_epoch)
+
     def training_step(self, batch: WindowBatch, batch_idx: int) -> Tensor:
         loss = self.objective.loss(self.forecaster, batch)
         if not torch.isfinite(loss):
@@ -80,19 +152,59 @@ class SurrogateModule(L.LightningModule):
                 f"batch {batch_idx}, trajectories {sorted(set(batch.index.tolist()))}); the checkpoints already "
                 "written are kept"
             )
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch.inputs.shape[0])
+        self.last_loss = loss.detach()
+        # Logged only on the steps the logger writes: a `self.log` call per step (and the host sync its progress-bar
+        # value costs) is a measurable share of a small model's step (scripts/bench_training.py).
+        if self._trainer is not None and (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+            self.log("train/loss", loss, prog_bar=True, batch_size=batch.inputs.shape[0])
         return loss
 
     def validation_step(self, batch: TrajectoryBatch, batch_idx: int) -> None:
         stepper = self.evaluation_stepper()
         cap = self.hparams.validation["nrmse_cap"]
         n_steps = min(self.hparams.validation["rollout_steps"], batch.frames.shape[2] - stepper.history)
-        per_step, _ = score_batch(stepper, batch, n_steps, weights=self.quadrature_weights)
+        per_step, unstable = score_batch(stepper, batch, n_steps, weights=self.quadrature_weights)
         nrmse = per_step["nrmse"].mean(dim=2)  # [B, n_steps], channels averaged
         per_traj = torch.nan_to_num(nrmse, nan=cap, posinf=cap).clamp(max=cap).float()
         batch_size = batch.frames.shape[0]
         self.log(VAL_METRIC, per_traj.mean(), prog_bar=True, batch_size=batch_size, sync_dist=True)
         self.log("val/one_step_nrmse", per_traj[:, 0].mean(), batch_size=batch_size, sync_dist=True)
+        part = {name: per_step[name].mean(dim=2).double() for name in ("mse", "nrmse", "vrmse", "corr")}
+        part["capped_nrmse"] = per_traj.double()
+        part["unstable"] = unstable.double()
+        part["step_time"] = batch.step_time.double().reshape(-1, 1).expand(-1, n_steps)
+        self._val_parts.append(part)
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_parts = []
+
+    def on_validation_epoch_end(self) -> None:
+        """The PDE's headline metric over all validation trajectories (of every rank), and the selection score.
+
+        Metrics like the high-correlation time are not means over batches (PDE-Refiner's count thresholds the
+        trajectory-averaged correlation per step), so each rank keeps its per-trajectory curves and the summary is
+        computed once over all of them. Logged as `val/<headline>` and `val/selection` (see `selection_score`).
+        """
+        parts, self._val_parts = self._val_parts, []
+        if not parts:
+            return
+        joined = {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
+        if self.trainer.world_size > 1:  # the distributed sampler pads every rank to the same count
+            joined = {name: self.all_gather(t).flatten(0, 1) for name, t in joined.items()}
+        arrays = {name: t.cpu().numpy() for name, t in joined.items()}
+        per_step = {name: arrays[name][:, :, None] for name in ("mse", "nrmse", "vrmse", "corr")}
+        step_time = arrays["step_time"][:, 0]
+        summary, _ = summarize_rollout(per_step, arrays["unstable"] > 0.5, step_time, VALIDATION_THRESHOLDS,
+                                       int(self.selection["gmean_steps"]))
+        metric, goal = self.selection["metric"], self.selection["goal"]
+        value = summary.get(metric)
+        headline = math.nan if value is None else float(value)
+        score = selection_score(value, goal, float(arrays["capped_nrmse"].mean()),
+                                float(self.hparams.validation["nrmse_cap"]), float(step_time.mean()),
+                                quantised=metric.startswith("corr_time"))
+        # every rank holds the same numbers (computed from the gathered curves); the mean over ranks keeps them
+        self.log(f"val/{metric}", headline, prog_bar=True, sync_dist=True)
+        self.log(SELECTION_METRIC, score, sync_dist=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
         cfg = self.hparams.optim
@@ -122,7 +234,13 @@ class SurrogateModule(L.LightningModule):
         checkpoint["pdebench"] = {
             "train_time_s": self._elapsed_train_time(),
             "n_parameters": sum(p.numel() for p in self.forecaster.parameters()),
+            "rng": rng_states(),
         }
+        if self.run_config is not None:
+            checkpoint["pdebench"]["config"] = self.run_config
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.train_time_s = float(checkpoint.get("pdebench", {}).get("train_time_s", 0.0))
+        meta = checkpoint.get("pdebench", {})
+        self.train_time_s = float(meta.get("train_time_s", 0.0))
+        if self._trainer is not None and "rng" in meta:  # a resumed fit continues the random streams it saved
+            restore_rng_states(meta["rng"])

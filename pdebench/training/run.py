@@ -15,20 +15,21 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from baselines.registry import model_config, model_entry
 from pdebench.config import TrainConfig, format_value, validate_config
 from pdebench.data.batch import collate
-from pdebench.data.dataset import TrajectoryDataset, WindowDataset, WindowSpec
+from pdebench.data.dataset import DatasetError, TrajectoryDataset, WindowDataset, WindowSpec
 from pdebench.data.manifest import benchmark_facts, manifest_hash, verify_dataset
 from pdebench.data.normalization import compute_train_statistics
 from pdebench.data.reader import TrajectoryFile, open_dataset_dir, split_path
 from pdebench.forecast.checkpoint import CheckpointError, load_checkpoint_weights_only
 from pdebench.forecast.targets import make_target
 from pdebench.provenance import git_commit
-from pdebench.training.module import VAL_METRIC, SurrogateModule
-from pdebench.training.objectives import make_objective
+from pdebench.training.callbacks import RolloutPlot, progress_callback, weight_averaging
+from pdebench.training.module import SELECTION_METRIC, SurrogateModule, validation_metric_names
+from pdebench.training.objectives import check_window_fits, make_objective, window_frames
 
 
 def resolve_frame_stride(data: dict[str, Any], dataset_dir: Path) -> int:
@@ -60,7 +61,9 @@ def make_logger(cfg: dict[str, Any], run_dir: Path) -> Logger:
     overwrites the metrics an interrupted attempt wrote.
     """
     if cfg["name"] == "csv":
-        return CSVLogger(save_dir=str(run_dir), name="logs")
+        # written through at every logged step (every trainer.log_every_n_steps and each validation): a killed run
+        # keeps every row it logged, instead of losing up to 100 logged steps still buffered
+        return CSVLogger(save_dir=str(run_dir), name="logs", flush_logs_every_n_steps=1)
     if cfg["name"] == "wandb":
         from lightning.pytorch.loggers import WandbLogger
 
@@ -96,27 +99,58 @@ class WeightsOnlyCheckpointIO(TorchCheckpointIO):
         return load_checkpoint_weights_only(path, "cpu" if map_location is None else map_location)
 
 
-# What a resumed run must share with the run that wrote last.ckpt: Lightning restores the weights, the optimiser's
-# state (its learning rates included) and the best validation score, so a change here would be silently ignored or
-# would mix two runs' numbers.
+# Settings a resumed run may change: how long it runs, how it reports, where it reads the (same, manifest-checked)
+# data from and on which kind of device. Any other difference would be silently ignored by the restored state (the
+# optimiser keeps its learning rates, the net its shape) or would mix two runs' numbers under one label.
+RESUMABLE_CHANGES = (
+    "trainer.max_epochs", "trainer.max_steps", "trainer.max_time", "trainer.enable_progress_bar",
+    "trainer.log_every_n_steps", "trainer.accelerator", "data.root", "data.num_workers", "logger.", "resume",
+    "run_dir", "progress_every_n_steps",
+)
+# Checkpoints written before the whole config was recorded: compare what their hyper-parameters hold.
 RESUME_SECTIONS = ("model", "objective", "optim", "validation")
 
 
-def _resume_conflict(cfg: dict[str, Any], recorded: dict[str, Any]) -> str | None:
-    """`section.key=<recorded> ... section.key=<given>` for the first setting the checkpoint disagrees with."""
-    for section in RESUME_SECTIONS:
-        given, saved = cfg[section], recorded.get(section) or {}
-        for key in sorted(set(given) | set(saved)):
-            if given.get(key) != saved.get(key):
-                return (f"{section}.{key}={format_value(saved.get(key))} but this run asks for "
-                        f"{section}.{key}={format_value(given.get(key))}")
-    data_info = recorded.get("data_info") or {}
-    for key in ("pde", "preset", "frame_stride"):
-        given = cfg["data"].get(key)
-        if (given is not None or key != "frame_stride") and data_info.get(key) != given:
-            return (f"data.{key}={format_value(data_info.get(key))} but this run asks for "
-                    f"data.{key}={format_value(given)}")
-    return None
+def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """`{"optim.lr": 0.001, ...}`: the dotted leaves of a nested config (lists are leaves)."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_leaves(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def _may_change(key: str) -> bool:
+    return any(key == allowed or (allowed.endswith(".") and key.startswith(allowed)) for allowed in RESUMABLE_CHANGES)
+
+
+def _resume_conflict(cfg: dict[str, Any], recorded: dict[str, Any], recorded_config: dict[str, Any] | None = None
+                     ) -> str | None:
+    """`A=<recorded>, B=<recorded> but this run asks for A=<given>, B=<given>` listing every setting the checkpoint
+    disagrees with (apart from `RESUMABLE_CHANGES`), or None when it may resume.
+
+    `recorded_config` is the whole resolved config the checkpoint's run started with; without it (older checkpoints)
+    the hyper-parameter sections and the dataset identity are compared.
+    """
+    if recorded_config is not None:
+        given, saved = _leaves(cfg), _leaves(recorded_config)
+    else:
+        given = {k: v for k, v in _leaves({s: cfg[s] for s in RESUME_SECTIONS}).items()}
+        saved = _leaves({s: recorded.get(s) or {} for s in RESUME_SECTIONS})
+        data_info = recorded.get("data_info") or {}
+        for key in ("pde", "preset", "frame_stride"):
+            if cfg["data"].get(key) is not None or key != "frame_stride":
+                given[f"data.{key}"], saved[f"data.{key}"] = cfg["data"].get(key), data_info.get(key)
+    differing = [key for key in sorted(set(given) | set(saved))
+                 if not _may_change(key) and given.get(key, "<absent>") != saved.get(key, "<absent>")]
+    if not differing:
+        return None
+
+    def listed(values: dict[str, Any]) -> str:
+        return ", ".join(f"{key}={format_value(values.get(key))}" for key in differing)
+
+    return f"{listed(saved)} but this run asks for {listed(given)}"
 
 
 def resume_checkpoint(cfg: dict[str, Any], run_dir: Path) -> Path | None:
@@ -128,7 +162,7 @@ def resume_checkpoint(cfg: dict[str, Any], run_dir: Path) -> Path | None:
     last = run_dir / "checkpoints" / "last.ckpt"
     if not cfg["resume"] or not last.is_file():
         return None
-    start_over = "pass resume=false to start the run over (replacing its checkpoints), or choose another run_dir"
+    start_over = "pass resume=false to start the run over (replacing its checkpoints)"
     try:
         checkpoint = load_checkpoint_weights_only(last)
     except CheckpointError as error:
@@ -137,9 +171,10 @@ def resume_checkpoint(cfg: dict[str, Any], run_dir: Path) -> Path | None:
     if not isinstance(recorded, dict) or "pdebench" not in checkpoint:
         raise CheckpointError(f"cannot resume: checkpoint {last} was not written by pdebench-train (no 'pdebench' "
                               f"metadata); {start_over}")
-    conflict = _resume_conflict(cfg, recorded)
+    conflict = _resume_conflict(cfg, recorded, checkpoint["pdebench"].get("config"))
     if conflict is not None:
-        raise CheckpointError(f"cannot resume: checkpoint {last} was trained with {conflict}; {start_over}")
+        raise CheckpointError(f"cannot resume: checkpoint {last} was trained with {conflict}; choose a new label "
+                              f"(label=...) for a separate run, or {start_over}")
     return last
 
 
@@ -158,33 +193,96 @@ def make_trainer(cfg: dict[str, Any], run_dir: Path, callbacks: list[Callback]) 
         raise ValueError(f"Lightning refuses the trainer.* settings: {reason}") from None
 
 
+def check_validation_fits(history: int, n_valid_frames: int, frame_stride: int) -> None:
+    """Refuse, in one sentence naming the key, a `history` that leaves no step to roll out on the validation
+    trajectories (the training windows are `check_window_fits`'s)."""
+    valid_model_frames = (n_valid_frames - 1) // frame_stride + 1
+    if history + 1 > valid_model_frames:
+        raise DatasetError(
+            f"objective.history={history} leaves no step to roll out on the validation trajectories "
+            f"({valid_model_frames} model frames, {n_valid_frames} stored frames, frame_stride={frame_stride}); "
+            f"history must be below {valid_model_frames}"
+        )
+
+
+def selection_of(facts: dict[str, Any]) -> dict[str, Any]:
+    """What `best.ckpt` is chosen on: the PDE's headline metric and its direction, from the dataset's benchmark
+    facts (the PDE's `benchmark.headline`), checked against what a validation rollout can compute."""
+    metric, goal = str(facts["headline"]), str(facts.get("headline_goal", "min"))
+    known = validation_metric_names()
+    if metric not in known:
+        raise ValueError(f"benchmark.headline={metric} of this dataset's manifest is not a validation rollout metric; "
+                         f"choose one of: {', '.join(known)}")
+    return {"metric": metric, "goal": goal, "gmean_steps": int(facts.get("gmean_steps", 100))}
+
+
+def train_sampler(dataset: Any, trainer: L.Trainer, seed: int) -> DistributedSampler | None:
+    """The shuffling of a single-process run: the permutation Lightning's `DistributedSampler` draws for DDP
+    (seeded by `seed` and the epoch), so that one process with batch 2B sees, step by step, exactly the samples two
+    processes with batch B see together; and an interrupted run that resumes at epoch k draws epoch k's order.
+    None under DDP, where Lightning injects the distributed sampler itself."""
+    if trainer.world_size > 1:
+        return None
+    return DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed, drop_last=False)
+
+
 def train(cfg: dict[str, Any]) -> Path:
-    """Train `cfg["model"]` on `cfg["data"]`; returns the path of the checkpoint best on the validation rollout."""
+    """Train `cfg["model"]` on `cfg["data"]`; returns the path of the checkpoint best on the validation rollout
+    (on the PDE's headline metric; `checkpoints/last.ckpt` is the run's latest state, which a rerun resumes)."""
+    return fit(cfg)[0]
+
+
+def fit(cfg: dict[str, Any]) -> tuple[Path, float]:
+    """`train`, also returning the best validation selection score (the PDE's headline, higher is better), the
+    number a hyper-parameter sweep optimises."""
     check_training_config(cfg)
     data, objective = cfg["data"], cfg["objective"]
     run_dir = Path(cfg["run_dir"])
     resume_from = resume_checkpoint(cfg, run_dir)
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     checkpoints = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints", filename="best", monitor=VAL_METRIC, mode="min", save_top_k=1,
-        save_last=True, enable_version_counter=False, auto_insert_metric_name=False,
+        dirpath=run_dir / "checkpoints", filename="best", monitor=SELECTION_METRIC, mode="max", save_top_k=1,
+        save_last=False, enable_version_counter=False, auto_insert_metric_name=False,
     )
-    trainer = make_trainer(cfg, run_dir, [checkpoints, LearningRateMonitor(logging_interval="step")])
+    # last.ckpt after every validation (what a rerun resumes from); its own callback, since ModelCheckpoint's
+    # save_last writes it only when `best` improved. Listed after `best` so that it records best's updated state.
+    latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                             enable_version_counter=False, auto_insert_metric_name=False)
+    callbacks: list[Callback] = [checkpoints, latest, LearningRateMonitor(logging_interval="step")]
+    averaging = weight_averaging(cfg["optim"].get("ema_decay"))
+    if averaging is not None:
+        callbacks.append(averaging)
+    progress = progress_callback(cfg["trainer"]["enable_progress_bar"], cfg["progress_every_n_steps"])
+    if progress is not None:
+        callbacks.append(progress)
+    if cfg["logger"]["name"] == "wandb":
+        callbacks.append(RolloutPlot(run_dir / "plots", cfg["validation"]["rollout_steps"]))
+    trainer = make_trainer(cfg, run_dir, callbacks)
+    if cfg["logger"]["name"] != "csv":  # the CSV run keeps its config beside it (.hydra/, checkpoints)
+        trainer.logger.log_hyperparams({"config": cfg})
     dataset_dir = open_dataset_dir(data["root"], data["pde"], data["preset"])
     verify_dataset(dataset_dir, ("train", "valid"))  # against the manifest, before any split is read
     frame_stride = resolve_frame_stride(data, dataset_dir)
-    spec = WindowSpec(objective["history"], objective["bundle"], frame_stride)
+    selection = selection_of(benchmark_facts(dataset_dir))
+    check_window_fits(objective, TrajectoryFile(split_path(dataset_dir, "train")).n_frames, frame_stride)
+    check_validation_fits(objective["history"], TrajectoryFile(split_path(dataset_dir, "valid")).n_frames, frame_stride)
+    spec = WindowSpec(*window_frames(objective), frame_stride)  # unrolled steps and label stencils included
     train_set = WindowDataset(split_path(dataset_dir, "train"), spec)
     val_set = TrajectoryDataset(split_path(dataset_dir, "valid"), frame_stride, cfg["validation"]["max_trajectories"])
     module = SurrogateModule(
         model=cfg["model"], objective=objective, optim=cfg["optim"], validation=cfg["validation"],
         data_info=describe_data(dataset_dir, train_set.file, frame_stride),
-        run={"label": cfg["label"], "seed": cfg["seed"], "git_commit": git_commit()},
+        run={"label": cfg["label"], "seed": cfg["seed"], "git_commit": git_commit()}, selection=selection,
     )
+    module.run_config = cfg
     loader_kwargs = {"num_workers": data["num_workers"], "persistent_workers": data["num_workers"] > 0,
                      "collate_fn": collate}
-    train_loader = DataLoader(train_set, batch_size=data["batch_size"], shuffle=True, drop_last=True,
-                              **loader_kwargs)
+    sampler = train_sampler(train_set, trainer, cfg["seed"])
+    train_loader = DataLoader(train_set, batch_size=data["batch_size"], shuffle=sampler is None, sampler=sampler,
+                              drop_last=True, **loader_kwargs)
     val_loader = DataLoader(val_set, batch_size=data["batch_size"], **loader_kwargs)
     trainer.fit(module, train_loader, val_loader, ckpt_path=None if resume_from is None else str(resume_from))
-    return Path(checkpoints.best_model_path)
+    if cfg["logger"]["name"] == "wandb" and trainer.is_global_zero:
+        trainer.logger.experiment.finish()  # writes the summary; the next run of a sweep starts its own
+    best = checkpoints.best_model_score
+    return Path(checkpoints.best_model_path), float("nan") if best is None else float(best)
