@@ -59,8 +59,13 @@ leaderboard: setup
 	$(BIN)/pdebench-leaderboard $(ARGS)
 
 bench: setup-bench
-	$(BIN)/python scripts/bench_datagen.py
+	$(BIN)/python scripts/bench_datagen.py --pde all
+	$(BIN)/python scripts/bench_datagen_smoke.py
+	$(BIN)/python scripts/bench_datagen_swe.py
+	$(BIN)/python scripts/bench_datagen_cores.py
+	$(BIN)/python scripts/bench_models.py
 	$(BIN)/python scripts/bench_training.py
+	$(BIN)/python scripts/bench_eval.py
 
 clean:
 	rm -rf runs results leaderboard .pytest_cache .ruff_cache
