@@ -203,6 +203,8 @@ def stop(root: Path, timeout_s: float = 15.0) -> list[str]:
     if not state.is_file():
         return []
     pids: dict[str, int] = json.loads(state.read_text())
+    conf = root.resolve() / "slurm.conf"
+    _cancel_jobs(conf, timeout_s)
     for name in ("slurmd", "slurmctld", "munged"):
         pid = pids.get(name)
         if pid is None or not _alive(pid):
@@ -213,8 +215,61 @@ def stop(root: Path, timeout_s: float = 15.0) -> list[str]:
             time.sleep(0.1)
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
+    _kill_job_processes(conf)
     state.unlink()
     return [name for name in pids]
+
+
+def _cancel_jobs(conf: Path, timeout_s: float) -> None:
+    """Cancel every job of this cluster (it is ours alone) and wait until none is left, so no job step outlives it."""
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    scancel, squeue = shutil.which("scancel"), shutil.which("squeue")
+    if scancel is None or squeue is None:
+        return
+    subprocess.run([scancel, "--full", "--quiet", "--partition", PARTITION], env=env, capture_output=True)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        proc = subprocess.run([squeue, "-h", "-o", "%i"], env=env, capture_output=True, text=True)
+        if proc.returncode != 0 or not proc.stdout.strip():
+            return
+        time.sleep(0.2)
+
+
+def job_processes(conf: Path) -> set[int]:
+    """What is running of this cluster's jobs: every `slurmstepd` started with this cluster's `SLURM_CONF`, and all of
+    their descendants (batch scripts, srun, tasks). Zombies are left out: they hold no resources."""
+    wanted = f"SLURM_CONF={Path(conf).resolve()}".encode()
+    parents: dict[int, int] = {}
+    steps: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if fields[0] == "Z":
+                continue
+            parents[int(entry.name)] = int(fields[1])
+            if (entry / "comm").read_text().strip() == "slurmstepd" and \
+                    wanted in (entry / "environ").read_bytes().split(b"\0"):
+                steps.add(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    found, grew = set(steps), True
+    while grew:
+        children = {pid for pid, parent in parents.items() if parent in found} - found
+        found |= children
+        grew = bool(children)
+    return found
+
+
+def _kill_job_processes(conf: Path) -> None:
+    """SIGKILL what is left of this cluster's jobs once its daemons are gone (slurmstepd outlives slurmd by design, so
+    a job that ignored its cancellation would otherwise keep running)."""
+    for pid in job_processes(conf):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ from synthetic import write_dataset
 import pdebench
 from pdebench.data.dataset import TrajectoryDataset
 from pdebench.data.grid import Grid
-from pdebench.data.manifest import benchmark_facts, manifest_hash
+from pdebench.data.manifest import benchmark_facts, file_sha256, manifest_hash
 from pdebench.data.reader import TrajectoryFile
 from pdebench.data.schema import DatasetError
 from pdebench.forecast.checkpoint import CheckpointError, load_forecaster
@@ -87,6 +87,17 @@ def test_values_that_agree_with_the_checkpoint_are_accepted(evaluate_cfg, traine
     result = evaluate(evaluate_cfg(f"ckpt={trained_checkpoint}", "seed=1", "objective.history=1", "data=ks",
                                    "data.preset=tiny", "rollout.max_steps=2"), progress=False)
     assert result.content["seed"] == 1 and result.content["n_steps"] == 2
+
+
+def test_a_run_folder_stands_for_its_best_checkpoint(evaluate_cfg, trained_checkpoint: Path, tmp_path: Path) -> None:
+    run_dir = trained_checkpoint.parent.parent
+    assert trained_checkpoint == run_dir / "checkpoints" / "best.ckpt"
+    result = evaluate(evaluate_cfg(f"ckpt={run_dir}", "rollout.max_steps=2"), progress=False)
+    assert result.content["checkpoint"] == str(trained_checkpoint)
+    assert result.content["checkpoint_sha256"] == file_sha256(trained_checkpoint)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"ckpt=.*empty is a folder without checkpoints/best\.ckpt"):
+        evaluate(evaluate_cfg(f"ckpt={tmp_path / 'empty'}"), progress=False)
 
 
 def test_reference_row_needs_no_checkpoint(evaluate_cfg, tmp_path: Path) -> None:

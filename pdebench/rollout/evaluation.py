@@ -323,10 +323,25 @@ def _launched(fabric: Any, cfg: Mapping[str, Any], progress: bool) -> list[Resul
     return out
 
 
+def checkpoint_of(given: str | Path) -> Path:
+    """`ckpt=` as given: a checkpoint file, or a training run folder, which stands for its `best` checkpoint
+    (`<run>/checkpoints/best.ckpt`, chosen on the PDE's headline validation metric)."""
+    path = Path(given)
+    if not path.is_dir():
+        return path
+    best = path / "checkpoints" / "best.ckpt"
+    if not best.is_file():
+        raise ValueError(f"ckpt={given} is a folder without checkpoints/best.ckpt: pass a checkpoint file or the "
+                         "folder of a pdebench-train run")
+    return best
+
+
 def evaluate_all(cfg: Mapping[str, Any], progress: bool = True) -> list[Result]:
     """Every row `cfg` asks for (one, or one per solver setting); on several processes, rank 0 gets the results and
     the other ranks an empty list."""
     validate_config(cfg, EvaluateConfig)
+    if cfg.get("ckpt"):
+        cfg = {**cfg, "ckpt": str(checkpoint_of(cfg["ckpt"]))}
     request = _distributed_request(cfg.get("trainer"))
     if request is None:
         return _evaluate_rows(cfg, progress, None)

@@ -56,6 +56,8 @@ def slurm_cluster(slurm_local: ModuleType, tmp_path_factory: pytest.TempPathFact
         slurm_local.stop(root)
         alive = [name for name, pid in pids.items() if _running(pid)]
         assert not alive, f"daemons still running after stop: {alive}"
+        left = slurm_local.job_processes(root / "slurm.conf")
+        assert not left, f"job processes of the test cluster still running after stop: {sorted(left)}"
 
 
 def _running(pid: int) -> bool:
