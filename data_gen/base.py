@@ -43,6 +43,14 @@ class TrajectoryGenerator(Protocol):
     def generate(self, seeds: Sequence[int], n_frames: int, device: torch.device) -> GeneratedBatch: ...
 
 
+def check_generate_request(seeds: Sequence[int], n_frames: int) -> None:
+    """The arguments every `TrajectoryGenerator.generate` refuses: no seeds, or fewer than one frame."""
+    if n_frames < 1:
+        raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+    if len(seeds) == 0:
+        raise ValueError("seeds must not be empty")
+
+
 class SolverDiverged(RuntimeError):
     """A solver produced non-finite values or broke its stability limit (e.g. CFL).
 

@@ -50,7 +50,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from data_gen.base import GeneratedBatch, SolverDiverged
+from data_gen.base import GeneratedBatch, SolverDiverged, check_generate_request
 from data_gen.registry import register_generator
 from data_gen.spectral import (
     ETDRK4,
@@ -537,10 +537,7 @@ class KolmogorovGenerator:
         A non-finite state or a Courant number above `max_courant` raises `SolverDiverged` with the affected seeds
         and the time since the branch point (or since the start of the shared spin-up, if it fails there).
         """
-        if n_frames < 1:
-            raise ValueError(f"n_frames must be >= 1, got {n_frames}")
-        if len(seeds) == 0:
-            raise ValueError("seeds must not be empty")
+        check_generate_request(seeds, n_frames)
         c = self.config
         device = torch.device(device)
         seeds = [int(s) for s in seeds]

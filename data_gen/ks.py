@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from data_gen.base import GeneratedBatch
+from data_gen.base import GeneratedBatch, check_generate_request
 from data_gen.registry import register_generator
 from data_gen.spectral import (
     ETDRK4,
@@ -334,10 +334,7 @@ class KSGenerator:
 
     def generate(self, seeds: Sequence[int], n_frames: int, device: torch.device) -> GeneratedBatch:
         """Fields `{"u": float32 [B, n_frames, N]}`, parameters `{"L", "nu", "dt", "dx": float64 [B]}`."""
-        if n_frames < 1:
-            raise ValueError(f"n_frames must be >= 1, got {n_frames}")
-        if len(seeds) == 0:
-            raise ValueError("seeds must not be empty")
+        check_generate_request(seeds, n_frames)
         c = self.config
         device = torch.device(device)
         draws = [sample_trajectory(s, c) for s in seeds]

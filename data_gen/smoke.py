@@ -58,7 +58,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from data_gen.base import GeneratedBatch, SolverDiverged
+from data_gen.base import GeneratedBatch, SolverDiverged, check_generate_request
 from data_gen.registry import register_generator
 from data_gen.spectral import single_threaded
 from pdebench.data.schema import Coordinate, FieldSpec, ParameterSpec
@@ -637,10 +637,7 @@ class SmokeGenerator:
 
     def generate(self, seeds: Sequence[int], n_frames: int, device: torch.device) -> GeneratedBatch:
         """Fields `smoke`, `vx`, `vy`: float32 `[B, n_frames, nx, ny]`; parameters float64 `[B]`."""
-        if n_frames < 1:
-            raise ValueError(f"n_frames must be >= 1, got {n_frames}")
-        if len(seeds) == 0:
-            raise ValueError("seeds must not be empty")
+        check_generate_request(seeds, n_frames)
         c = self.config
         device = torch.device(device)
         draws = [sample_trajectory(s, c) for s in seeds]

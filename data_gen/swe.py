@@ -60,7 +60,7 @@ import torch
 import torch_harmonics as th
 from torch import Tensor
 
-from data_gen.base import GeneratedBatch, SolverDiverged
+from data_gen.base import GeneratedBatch, SolverDiverged, check_generate_request
 from data_gen.registry import register_generator
 from data_gen.spectral import single_threaded
 from pdebench.data.schema import Coordinate, FieldSpec, ParameterSpec
@@ -314,6 +314,7 @@ class SphericalShallowWater:
         self.n_lat, self.n_lon, self.device = int(n_lat), int(n_lon), torch.device(device)
         self.truncation = truncation_degree(n_lat, n_lon)
         self.time_step, self.radius, self.gravity = float(time_step), float(radius), float(gravity)
+        self.omega = float(omega)
         n_modes = self.truncation + 1
         transforms = SphericalTransforms(n_lat, n_lon, n_modes, self.device)
         self.transforms = transforms
@@ -517,6 +518,35 @@ def _chunked(fn: Callable[[Tensor, slice], Tensor], n: int, chunk: int) -> list[
     return out
 
 
+def williamson2_state(solver: SphericalShallowWater) -> tuple[Tensor, Tensor]:
+    """Williamson et al. (1992) test case 2 (alpha = 0), steady geostrophic flow: height `[1, n_lat, n_lon]` (m) and
+    wind `[1, 2, n_lat, n_lon]` (m/s) on the solver's grid; an exact steady state of the equations."""
+    a, omega, g = solver.radius, solver.omega, solver.gravity
+    u0, gh0 = 2 * math.pi * a / (12 * 86400.0), 2.94e4
+    lat = solver.latitudes[:, None].expand(-1, solver.n_lon)
+    u = u0 * torch.cos(lat)
+    height = (gh0 - (a * omega * u0 + 0.5 * u0**2) * torch.sin(lat) ** 2) / g
+    return height[None], torch.stack([u, torch.zeros_like(u)])[None]
+
+
+def rossby_haurwitz_state(solver: SphericalShallowWater) -> tuple[Tensor, Tensor]:
+    """Williamson test case 6, the wavenumber-4 Rossby-Haurwitz wave (a smooth, balanced, evolving flow): height
+    `[1, n_lat, n_lon]` (m) and wind `[1, 2, n_lat, n_lon]` (m/s) on the solver's grid."""
+    a, big_omega, g = solver.radius, solver.omega, solver.gravity
+    w = k = 7.848e-6
+    r, h0 = 4, 8000.0
+    lat, lon = solver.latitudes[:, None], solver.longitudes[None, :]
+    c = torch.cos(lat)
+    u = a * w * c + a * k * c ** (r - 1) * (r * torch.sin(lat) ** 2 - c**2) * torch.cos(r * lon)
+    v = -a * k * r * c ** (r - 1) * torch.sin(lat) * torch.sin(r * lon)
+    big_a = (0.5 * w * (2 * big_omega + w) * c**2
+             + 0.25 * k**2 * c ** (2 * r) * ((r + 1) * c**2 + (2 * r**2 - r - 2) - 2 * r**2 * c**-2))
+    big_b = 2 * (big_omega + w) * k / ((r + 1) * (r + 2)) * c**r * ((r**2 + 2 * r + 2) - (r + 1) ** 2 * c**2)
+    big_c = 0.25 * k**2 * c ** (2 * r) * ((r + 1) * c**2 - (r + 2))
+    height = h0 + a**2 * (big_a + big_b * torch.cos(r * lon) + big_c * torch.cos(2 * r * lon)) / g
+    return height[None], torch.stack([u, v])[None]
+
+
 @register_generator("swe", config=SWEConfig)
 class SWEGenerator:
     """Batched, per-seed shallow-water generator on the sphere (satisfies `data_gen.base.TrajectoryGenerator` and
@@ -600,10 +630,7 @@ class SWEGenerator:
 
     def generate(self, seeds: Sequence[int], n_frames: int, device: torch.device) -> GeneratedBatch:
         """Fields `{"height", "u", "v": float32 [B, n_frames, n_lat, n_lon]}`; no parameters."""
-        if n_frames < 1:
-            raise ValueError(f"n_frames must be >= 1, got {n_frames}")
-        if len(seeds) == 0:
-            raise ValueError("seeds must not be empty")
+        check_generate_request(seeds, n_frames)
         c = self.config
         device = torch.device(device)
         seeds = [int(s) for s in seeds]

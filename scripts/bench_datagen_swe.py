@@ -19,14 +19,20 @@ hyperdiffusion, for one random-jet trajectory (after its spin-up) and for the Ro
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import torch
 from torch_harmonics.examples.shallow_water_equations import ShallowWaterSolver
 from tqdm.auto import tqdm
 
-from data_gen.swe import SphericalShallowWater, SWEConfig, SWEGenerator, truncation_degree
+from data_gen.swe import (
+    SphericalShallowWater,
+    SWEConfig,
+    SWEGenerator,
+    rossby_haurwitz_state,
+    truncation_degree,
+    williamson2_state,
+)
 
 EARTH = dict(radius=6.37122e6, omega=7.292e-5, gravity=9.80616)
 
@@ -52,33 +58,6 @@ def time_generator(n_lat: int, n_lon: int, dt: float, n_traj: int, n_steps: int,
     return (time.process_time() - start) / (n_traj * 3 * frame_steps)
 
 
-def williamson2(solver: SphericalShallowWater) -> tuple[torch.Tensor, torch.Tensor]:
-    """Williamson test case 2 (alpha = 0): height `[1, n_lat, n_lon]` (m) and wind `[1, 2, n_lat, n_lon]` (m/s)."""
-    a, omega, g = solver.radius, EARTH["omega"], solver.gravity
-    u0, gh0 = 2 * math.pi * a / (12 * 86400.0), 2.94e4
-    lat = solver.latitudes[:, None].expand(-1, solver.n_lon)
-    u = u0 * torch.cos(lat)
-    height = (gh0 - (a * omega * u0 + 0.5 * u0**2) * torch.sin(lat) ** 2) / g
-    return height[None], torch.stack([u, torch.zeros_like(u)])[None]
-
-
-def rossby_haurwitz(solver: SphericalShallowWater) -> tuple[torch.Tensor, torch.Tensor]:
-    """Williamson test case 6 (wavenumber 4): height `[1, n_lat, n_lon]` (m) and wind `[1, 2, ...]` (m/s)."""
-    a, big_omega, g = solver.radius, EARTH["omega"], solver.gravity
-    w = k = 7.848e-6
-    r, h0 = 4, 8000.0
-    lat, lon = solver.latitudes[:, None], solver.longitudes[None, :]
-    c = torch.cos(lat)
-    u = a * w * c + a * k * c ** (r - 1) * (r * torch.sin(lat) ** 2 - c**2) * torch.cos(r * lon)
-    v = -a * k * r * c ** (r - 1) * torch.sin(lat) * torch.sin(r * lon)
-    big_a = (0.5 * w * (2 * big_omega + w) * c**2
-             + 0.25 * k**2 * c ** (2 * r) * ((r + 1) * c**2 + (2 * r**2 - r - 2) - 2 * r**2 * c**-2))
-    big_b = 2 * (big_omega + w) * k / ((r + 1) * (r + 2)) * c**r * ((r**2 + 2 * r + 2) - (r + 1) ** 2 * c**2)
-    big_c = 0.25 * k**2 * c ** (2 * r) * ((r + 1) * c**2 - (r + 2))
-    height = h0 + a**2 * (big_a + big_b * torch.cos(r * lon) + big_c * torch.cos(2 * r * lon)) / g
-    return height[None], torch.stack([u, v])[None]
-
-
 def validate(n_lat: int, dt: float) -> None:
     """Print the physics checks of the module docstring on the `n_lat x 2 n_lat` grid with step `dt`."""
     def solver(hours: float, time_step: float = dt) -> SphericalShallowWater:
@@ -86,7 +65,7 @@ def validate(n_lat: int, dt: float) -> None:
                                      hyperdiffusion_order=4, **EARTH)
 
     w2 = solver(2.0, 300.0)
-    height, wind = williamson2(w2)
+    height, wind = williamson2_state(w2)
     steps = round(5 * 86400 / 300.0)
     out = w2.to_grid(w2.integrate(w2.from_grid(height, wind), steps, steps)[-1])
     error = float((out[0, 0] - height[0]).norm() / height[0].norm())
@@ -97,7 +76,8 @@ def validate(n_lat: int, dt: float) -> None:
         s = solver(hours)
         jets = generator.initial_states(s, [0])
         jets = s.integrate(jets, round(48 * 3600 / dt), round(48 * 3600 / dt))[-1]  # after the spin-up
-        for name, state in (("random jets (seed 0)", jets), ("Rossby-Haurwitz 4", s.from_grid(*rossby_haurwitz(s)))):
+        rossby = s.from_grid(*rossby_haurwitz_state(s))
+        for name, state in (("random jets (seed 0)", jets), ("Rossby-Haurwitz 4", rossby)):
             start = time.process_time()
             final = s.integrate(state, steps, steps)[-1]
             d_energy = float(s.energy(final) / s.energy(state) - 1)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from compose import compose_config
 
 from data_gen.generate import generate_dataset
@@ -56,3 +57,13 @@ def work(data_root: Path, tmp_path: Path) -> Path:
     """A working directory whose `data/ks-tiny` is a private copy of the session's tiny KS dataset (to damage)."""
     shutil.copytree(data_root / "ks-tiny", tmp_path / "data" / "ks-tiny")
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Torch on one thread for a whole test module (`pytestmark = pytest.mark.usefixtures("one_torch_thread")`): tiny
+    nets are dominated by per-op overhead, and on a busy machine extra threads make every step many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -16,13 +16,7 @@ from pdebench.data.grid import SPHERE_AXES, Grid
 SPHERE = Grid.uniform("sphere", (16, 32))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny nets run fastest on one thread; two threads on a busy machine make every step many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def fno(spec: NetSpec, **settings) -> torch.nn.Module:

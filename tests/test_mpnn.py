@@ -4,7 +4,6 @@ parameter count, and one-sentence refusals."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +22,7 @@ CONF = Path(__file__).resolve().parents[1] / "conf" / "model" / "mpnn.yaml"
 TINY = MPNNConfig.tiny()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Graphs this small are dominated by per-op overhead; extra threads only contend on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_net(spec: NetSpec, **overrides: object) -> MPNN:

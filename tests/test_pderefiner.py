@@ -27,13 +27,7 @@ SPEC_2D = NetSpec(("vx", "vy"), 2, 1, ("buoyancy",), Grid.uniform("periodic", (1
 FNO_BACKBONE = {"name": "fno", "n_modes": [8], "hidden_channels": 8, "n_layers": 2}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny nets run fastest on one thread; two threads on a busy machine make every step many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def refiner(spec: NetSpec, backbone: dict | None = None, steps: int = 3, sigma_min: float = DEFAULT_SIGMA_MIN

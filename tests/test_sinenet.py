@@ -1,5 +1,5 @@
-"""SineNet: shapes in 1-D, 2-D and on the sphere, translation equivariance on periodic axes, conditioning, learning,
-the published parameter budget (about 35.5M at width 64 for every number of waves) and refusals."""
+"""SineNet: disentangled waves, the published parameter budget (about 35.5M at width 64 for every number of waves)
+and refusals. Shapes, equivariance, conditioning and learning are tested with the U-Net in test_unet_family.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import dataclasses
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from baselines import NetSpec, build_model, model_config
 from baselines.sinenet import (
@@ -28,13 +27,7 @@ FACTOR = TINY.downsampling_factor  # 4: every tiny wave pools twice
 SMOKE_FIELDS, SMOKE_HISTORY, SMOKE_GRID = ("smoke", "vx", "vy"), 4, Grid.uniform("box", (128, 128))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Nets this small run fastest on one thread, and the tests share the machine's cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def spec_on(kind: str, shape: tuple[int, ...], n_cond: int = 2, fields: tuple[str, ...] = ("u",), history: int = 1,
@@ -42,25 +35,8 @@ def spec_on(kind: str, shape: tuple[int, ...], n_cond: int = 2, fields: tuple[st
     return NetSpec(fields, history, bundle, tuple(f"p{i}" for i in range(n_cond)), Grid.uniform(kind, shape))
 
 
-def rolled(x: torch.Tensor, shift: int, axes: tuple[int, ...]) -> torch.Tensor:
-    return torch.roll(x, (shift,) * len(axes), tuple(2 + a for a in axes))
-
-
 def n_parameters(net: torch.nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
-
-
-@pytest.mark.parametrize(("kind", "shape"), [("periodic", (32,)), ("box", (16,)), ("periodic", (16, 32)),
-                                             ("box", (16, 16)), ("sphere", (16, 32))])
-def test_sinenet_maps_shapes_and_every_parameter_learns(kind: str, shape: tuple[int, ...]) -> None:
-    torch.manual_seed(0)
-    spec = spec_on(kind, shape, n_cond=2, fields=("u", "v"), history=2, bundle=3)
-    net = build_model(TINY, spec)
-    out = net(torch.randn(3, 4, *shape), torch.randn(3, 2))
-    assert out.shape == (3, 6, *shape)
-    out.square().mean().backward()
-    missing = [name for name, p in net.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
-    assert not missing
 
 
 def test_sinenet_waves_are_disentangled() -> None:
@@ -71,66 +47,6 @@ def test_sinenet_waves_are_disentangled() -> None:
     assert wave.down_blocks[0][0].conv1.conv.in_channels == width
     assert wave.down_blocks[1][0].conv1.conv.in_channels == first + width
     assert len(net.waves) == TINY.waves
-
-
-@pytest.mark.parametrize("shape", [(32,), (16, 16)])
-def test_sinenet_is_translation_equivariant_for_multiples_of_its_pooling(shape: tuple[int, ...]) -> None:
-    """Circular padding and periodic interpolation commute with every roll, 2x pooling only with even ones; so the
-    net commutes with rolls by multiples of 2 ** levels (4 for the tiny net), and not with a roll by one cell."""
-    torch.manual_seed(0)
-    net = build_model(TINY, spec_on("periodic", shape)).double()
-    x = torch.randn(2, 1, *shape, dtype=torch.float64)
-    cond = torch.randn(2, 2, dtype=torch.float64)
-    axes = tuple(range(len(shape)))
-    for shift in (FACTOR, 3 * FACTOR):
-        torch.testing.assert_close(net(rolled(x, shift, axes), cond), rolled(net(x, cond), shift, axes),
-                                   rtol=0, atol=1e-5)
-    assert (net(rolled(x, 1, axes), cond) - rolled(net(x, cond), 1, axes)).abs().max() > 1e-3
-
-
-def test_sinenet_wraps_longitude_but_not_latitude_on_the_sphere() -> None:
-    torch.manual_seed(0)
-    net = build_model(TINY, spec_on("sphere", (16, 32))).double()
-    x = torch.randn(2, 1, 16, 32, dtype=torch.float64)
-    cond = torch.randn(2, 2, dtype=torch.float64)
-    torch.testing.assert_close(net(rolled(x, FACTOR, (1,)), cond), rolled(net(x, cond), FACTOR, (1,)),
-                               rtol=0, atol=1e-5)
-    assert (net(rolled(x, FACTOR, (0,)), cond) - rolled(net(x, cond), FACTOR, (0,))).abs().max() > 1e-3
-
-
-def test_sinenet_uses_its_conditioning_and_serves_none() -> None:
-    torch.manual_seed(0)
-    net = build_model(TINY, spec_on("periodic", (32,), n_cond=3))
-    x = torch.randn(2, 1, 32)
-    cond = torch.randn(2, 3)
-    other = cond.clone()
-    other[:, 1] += 0.5
-    assert (net(x, cond) - net(x, other)).abs().max() > 1e-4
-    plain = build_model(TINY, spec_on("periodic", (32,), n_cond=0))
-    assert plain.embedding is None and plain(x, torch.zeros(2, 0)).shape == (2, 1, 32)
-    with pytest.raises(ValueError, match=r"model sinenet expects conditioning of shape \[batch, 3\], got \(2, 4\)"):
-        net(x, torch.zeros(2, 4))
-
-
-@pytest.mark.parametrize("shape", [(32,), (16, 16)])
-def test_sinenet_overfits_one_tiny_batch(shape: tuple[int, ...]) -> None:
-    torch.manual_seed(0)
-    net = build_model(TINY, spec_on("periodic", shape, n_cond=1))
-    coords = torch.meshgrid(*(torch.linspace(0, 2 * torch.pi, n + 1)[:-1] for n in shape), indexing="ij")
-    x = torch.stack([torch.sin(k * coords[0] + (coords[-1] if len(shape) > 1 else 0)) for k in (1, 2, 3, 4)])
-    x = x.unsqueeze(1)
-    y = torch.roll(x, 3, dims=2) * 0.5 + x**2
-    cond = torch.randn(4, 1)
-    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
-    initial = F.mse_loss(net(x, cond), y).item()
-    for _ in range(400):
-        optimizer.zero_grad()
-        loss = F.mse_loss(net(x, cond), y)
-        loss.backward()
-        optimizer.step()
-        if loss.item() < initial / 200:
-            break
-    assert loss.item() < initial / 100
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +18,10 @@ from data_gen.swe import (
     SphericalTransforms,
     SWEConfig,
     SWEGenerator,
+    rossby_haurwitz_state,
     sample_jets,
     truncation_degree,
+    williamson2_state,
 )
 from pdebench.data.check import check_file
 from pdebench.data.grid import Grid
@@ -33,34 +34,6 @@ EARTH = dict(radius=6.37122e6, omega=7.292e-5, gravity=9.80616)
 def _solver(n_lat: int, time_step: float, hyperdiffusion_hours: float = 2.0) -> SphericalShallowWater:
     return SphericalShallowWater(n_lat, 2 * n_lat, time_step=time_step, hyperdiffusion_hours=hyperdiffusion_hours,
                                  hyperdiffusion_order=4, **EARTH)
-
-
-def _williamson2(solver: SphericalShallowWater) -> tuple[torch.Tensor, torch.Tensor]:
-    """Williamson et al. (1992) test case 2 (alpha = 0): height `[1, n_lat, n_lon]` (m), wind `[1, 2, ...]`."""
-    a, omega, g = solver.radius, EARTH["omega"], solver.gravity
-    u0, gh0 = 2 * math.pi * a / (12 * 86400.0), 2.94e4
-    lat = solver.latitudes[:, None].expand(-1, solver.n_lon)
-    u = u0 * torch.cos(lat)
-    height = (gh0 - (a * omega * u0 + 0.5 * u0**2) * torch.sin(lat) ** 2) / g
-    return height[None], torch.stack([u, torch.zeros_like(u)])[None]
-
-
-def _rossby_haurwitz(solver: SphericalShallowWater) -> tuple[torch.Tensor, torch.Tensor]:
-    """Williamson test case 6, the wavenumber-4 Rossby–Haurwitz wave: a smooth, balanced, evolving flow."""
-    a, big_omega, g = solver.radius, EARTH["omega"], solver.gravity
-    w = k = 7.848e-6
-    r, h0 = 4, 8000.0
-    lat = solver.latitudes[:, None]
-    lon = solver.longitudes[None, :]
-    c = torch.cos(lat)
-    u = a * w * c + a * k * c ** (r - 1) * (r * torch.sin(lat) ** 2 - c**2) * torch.cos(r * lon)
-    v = -a * k * r * c ** (r - 1) * torch.sin(lat) * torch.sin(r * lon)
-    big_a = (0.5 * w * (2 * big_omega + w) * c**2
-             + 0.25 * k**2 * c ** (2 * r) * ((r + 1) * c**2 + (2 * r**2 - r - 2) - 2 * r**2 * c**-2))
-    big_b = 2 * (big_omega + w) * k / ((r + 1) * (r + 2)) * c**r * ((r**2 + 2 * r + 2) - (r + 1) ** 2 * c**2)
-    big_c = 0.25 * k**2 * c ** (2 * r) * ((r + 1) * c**2 - (r + 2))
-    height = h0 + a**2 * (big_a + big_b * torch.cos(r * lon) + big_c * torch.cos(2 * r * lon)) / g
-    return height[None], torch.stack([u, v])[None]
 
 
 def _rel(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> float:
@@ -107,7 +80,7 @@ def test_williamson2_stays_steady_rel_height_error_1e_6(n_lat: int, time_step: f
     (T63, 96 x 192; the full 5 days there take ~10 s of one core, `scripts/bench_datagen_swe.py --validate`
     measures them: 4e-9)."""
     solver = _solver(n_lat, time_step)
-    height, wind = _williamson2(solver)
+    height, wind = williamson2_state(solver)
     steps = round(days * 86400 / time_step)
     state = solver.integrate(solver.from_grid(height, wind), steps, steps)[-1]
     out = solver.to_grid(state)
@@ -129,7 +102,7 @@ def test_mass_conserved_to_1e_12_relative_for_unstable_jets_with_hyperdiffusion(
 def test_energy_drift_without_hyperdiffusion_below_1e_4_over_20_days() -> None:
     """The Rossby–Haurwitz wave (smooth, balanced, evolving) on T10 with 900 s steps; measured drift 4e-6."""
     solver = _solver(16, 900.0, hyperdiffusion_hours=0.0)
-    height, wind = _rossby_haurwitz(solver)
+    height, wind = rossby_haurwitz_state(solver)
     state = solver.from_grid(height, wind)
     steps = 20 * 96
     final = solver.integrate(state, steps, steps)[-1]
