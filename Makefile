@@ -42,6 +42,7 @@ quickstart: setup
 	$(BIN)/pdebench-train experiment=ks_fno_quickstart data.root=$(DATA)
 	$(BIN)/pdebench-evaluate ckpt=runs/ks-small/fno-quickstart/seed0/checkpoints/best.ckpt data.root=$(DATA)
 	$(BIN)/pdebench-evaluate model=persistence data=ks data.root=$(DATA)
+	$(BIN)/pdebench-evaluate model=solver data=ks data.root=$(DATA)
 	$(BIN)/pdebench-leaderboard
 
 # Every split of each PDE on every core (progress bars: trajectories done, ETA); ARGS adds overrides, e.g.

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from compose import compose_config
 
+import pdebench.leaderboard.plots as plots_module
 from pdebench.leaderboard import (
     SkippedResultWarning,
     build_tables,
@@ -385,6 +386,21 @@ def test_sample_rollout_plot(tmp_path, space):
     table = build_tables([_plain(_result("fno", 0, 10.0, 0.5, sample=sample))])[0]
     png = plot_sample(table, tmp_path / "sample.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_sample_plot_shows_the_best_surrogate_before_reference_rows(tmp_path, monkeypatch):
+    """A solver row ranked above the surrogate (it is more accurate) must not take the sample plot from it."""
+    truth = np.zeros((3, 8))
+    solver = _result("solver", 0, 20.0, 0.1, model="solver", checkpoint_sha256=None,
+                     sample={"trajectory": 0, "field": "u", "time": [1, 2, 3], "true": truth, "pred": truth + 1})
+    fno = _result("fno", 0, 10.0, 0.5, sample={"trajectory": 0, "field": "u", "time": [1, 2, 3], "true": truth,
+                                                "pred": truth + 2})
+    table = build_tables([_plain(solver), _plain(fno)])[0]
+    assert [row["label"] for row in table.rows] == ["solver", "fno"]
+    drawn = []
+    monkeypatch.setattr(plots_module, "_as_float_array", lambda values: drawn.append(values) or np.asarray(values))
+    plot_sample(table, tmp_path / "sample.png")
+    assert drawn[1] == _plain(fno)["sample"]["pred"]
 
 
 def test_make_leaderboard_from_a_sweep_folder(results_dir, tmp_path):

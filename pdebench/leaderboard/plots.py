@@ -186,13 +186,15 @@ def plot_frontier(table: Table, path: Path) -> Path | None:
 
 
 def plot_sample(table: Table, path: Path) -> Path | None:
-    """One test trajectory of the best-ranked row next to the truth, if a result stores one under `sample`:
+    """One test trajectory of the best-ranked surrogate (a trained row; a reference row only if there is none) next to
+    the truth, if a result stores one under `sample`:
     `{"trajectory": int, "field": str, "time": [T], "pred": [T, *space], "true": [T, *space]}`.
 
     1-D: space-time images (time down) of truth, prediction and error; 2-D (or the sphere, lat x lon): the first,
     middle and last sampled frames of truth and prediction. None if no result of the table stores a sample.
     """
-    for row in table.rows:
+    ranked = sorted(table.rows, key=lambda row: row["objective"] == "reference")  # stable: keeps the table order
+    for row in ranked:
         sample = next((r["sample"] for r in row["results"] if isinstance(r.get("sample"), dict)), None)
         if sample is not None:
             break
