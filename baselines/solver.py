@@ -31,7 +31,9 @@ class SolverConfig(ModelConfig):
     """The settings of the solver rows; every (resolution, time_step_factor) pair is one row.
 
     resolutions: coarser grid point counts along the first axis besides the stored grid, which is always a row; the
-        other axes keep the stored aspect ratio (a 96 x 192 sphere at 48 is 48 x 96).
+        other axes keep the stored aspect ratio (a 96 x 192 sphere at 48 is 48 x 96). Counts not below the stored
+        grid's are ignored, and a setting the dataset's solver cannot run is skipped with a warning, so one list
+        serves every dataset.
     time_step_factors: multipliers of the solver's internal step (1 = the generator's own step).
     """
 
@@ -50,8 +52,10 @@ class SolverConfig(ModelConfig):
         """`(resolution or None for the stored grid, time_step_factor)` of every row, the stored grid first."""
         resolutions: list[tuple[int, ...] | None] = [None]
         for r in self.resolutions:
+            if int(r) >= grid_shape[0]:  # only coarser grids than the stored one make rows
+                continue
             shape = tuple(max(1, round(n * int(r) / grid_shape[0])) for n in grid_shape)
-            if shape != tuple(grid_shape) and shape not in resolutions:
+            if shape not in resolutions:
                 resolutions.append(shape)
         return [(r, float(f)) for r in resolutions for f in self.time_step_factors]
 

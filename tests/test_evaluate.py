@@ -465,3 +465,25 @@ def test_evaluate_checks_the_test_split_it_reads_against_the_manifest(compose_cf
     with pytest.raises(DatasetError, match=r"test\.h5"):
         run()
 
+
+
+@pytest.mark.parametrize("pde", ["kolmogorov", "smoke", "swe"])
+def test_the_solver_row_serves_every_dataset_and_skips_what_its_solver_cannot_do(
+    compose_cfg, pde: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One list of solver settings (conf/model/solver.yaml, made for KS) on the 2-D and spherical datasets: the stored
+    grid reproduces the stored frames, settings no coarser than the stored grid make no row, and a setting the
+    dataset's solver refuses is skipped with a warning naming it (SWE's tiny preset cannot take 4x its step)."""
+    from data_gen.generate import generate
+
+    root = tmp_path / "data"
+    generate(compose_cfg("generate", [f"pde={pde}", "preset=tiny", f"root={root}", "workers=1"]), progress=False)
+    rows = evaluate_all(compose_cfg("evaluate", [f"data={pde}", "data.preset=tiny", f"data.root={root}",
+                                                 f"results_dir={tmp_path / 'results'}", "model=solver",
+                                                 "rollout.device=cpu"]), progress=False)
+    labels = [row.content["label"] for row in rows]
+    assert labels[0] == "solver" and all("-n" not in label for label in labels)  # tiny grids are <= 32 points
+    assert rows[0].content["summary"]["one_step_nrmse"] < 1e-5
+    skipped = "solver-dt4x" not in labels
+    assert skipped == (pde == "swe")
+    assert ("warning: model=solver skips solver-dt4x" in capsys.readouterr().err) == skipped
