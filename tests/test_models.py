@@ -87,9 +87,10 @@ def overfit_tests() -> tuple[tuple[str, str], ...]:
 
 def own_overfit_test(name: str) -> str | None:
     """`file::function` of the test that proves `name` overfits a tiny batch in another file, if there is one: a
-    function named `*overfit*` in `test_<name>.py`, or one named `test_<name>_*overfit*` in any test file."""
+    function named `*overfit*` in a file named for the model (`test_<name>.py`, or `test_<a>_<b>.py` for models
+    tested together), or one named `test_<name>_*overfit*` in any test file."""
     for file, function in overfit_tests():
-        if file == f"test_{name}.py" or re.match(rf"test_{re.escape(name)}_", function):
+        if name in file.removesuffix(".py").split("_")[1:] or re.match(rf"test_{re.escape(name)}_", function):
             return f"{file}::{function}"
     return None
 

@@ -1,5 +1,5 @@
 """SineNet: disentangled waves, the published parameter budget (about 35.5M at width 64 for every number of waves)
-and refusals. Shapes, equivariance, conditioning and learning are tested with the U-Net in test_unet_family.py."""
+and refusals. Shapes, equivariance, conditioning and learning are tested with the U-Net in test_unet_sinenet.py."""
 
 from __future__ import annotations
 

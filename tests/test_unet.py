@@ -1,7 +1,7 @@
 """The modern U-Net and the grid-aware layers it shares with SineNet: padding by the grid (circular on periodic axes,
 longitude only on the sphere), periodic up-sampling equal to the plain operation on a tiled signal, the sinusoidal
 embedding, configuration and refusals. What the U-Net shares with SineNet as a net (shapes, equivariance, conditioning,
-learning) is in test_unet_family.py."""
+learning) is in test_unet_sinenet.py."""
 
 from __future__ import annotations
 
