@@ -130,40 +130,86 @@ def _nonfinite_error(batch: GeneratedBatch, layout: DatasetLayout, path: Path, b
     return None
 
 
-def generate_split(generator: TrajectoryGenerator, path: Path, layout: DatasetLayout, seeds: Sequence[int],
-                   batch_size: int, device: torch.device, progress: bool = True, *,
-                   solver: BlockSolver | None = None, first_index: int = 0, desc: str | None = None) -> Path:
-    """Write one split file (or shard file), resuming after the last complete block of an interrupted run.
+@dataclass(frozen=True)
+class SplitJob:
+    """One file to write: a split file, or a split's part in a shard file.
 
-    seeds: `[layout.n_traj]`, one per trajectory of the file. Trajectories are appended in blocks of `batch_size`
-    counted from the file's first trajectory, which fixes the file's bytes; `solver` solves each block (over its
-    worker processes; default: in this process). `first_index`: the split index of the file's first trajectory
-    (non-zero for a shard), used to name a trajectory whose solve diverged (`GenerationDiverged`).
+    seeds: `[layout.n_traj]`, one per trajectory of the file. first_index: the split index of the file's first
+    trajectory (non-zero for a shard), used to name a trajectory whose solve diverged (`GenerationDiverged`).
     """
-    own_solver = solver is None
-    solver = BlockSolver(generator, device, 1) if solver is None else solver
-    try:
-        with TrajectoryWriter(path, layout) as writer:
-            desc = desc or f"{layout.dataset_name} {layout.split}"
-            with tqdm(total=layout.n_traj, initial=writer.n_done, desc=desc, unit="traj", disable=not progress,
-                      dynamic_ncols=True) as bar:
-                starts = range(writer.n_done, layout.n_traj, batch_size)
-                blocks = [np.asarray(seeds[lo : lo + batch_size]) for lo in starts]
-                with contextlib.closing(solver.solve(blocks, layout.n_frames, bar.update)) as solved:
-                    for lo, block in zip(starts, blocks, strict=True):
-                        try:
-                            batch = next(solved)
-                        except SolverDiverged as error:
-                            raise _diverged_error(error, layout, path, block, first_index + lo,
-                                                  writer.n_done) from None
-                        blow_up = _nonfinite_error(batch, layout, path, block, first_index + lo, writer.n_done)
-                        if blow_up is not None:
-                            raise blow_up
-                        writer.append(batch.fields, batch.parameters, block)
-            return writer.finalize()
-    finally:
-        if own_solver:
-            solver.close()
+
+    path: Path
+    layout: DatasetLayout
+    seeds: np.ndarray
+    first_index: int = 0
+
+
+def generate_files(jobs: Sequence[SplitJob], batch_size: int, solver: BlockSolver, progress: bool = True,
+                   desc: str | None = None) -> list[Path]:
+    """Write the files of `jobs` (resuming each after its last complete block of an interrupted run), solving
+    all of them together on `solver`'s processes; returns their paths.
+
+    Trajectories are appended in blocks of `batch_size` counted from the file's first trajectory, which fixes the
+    file's bytes whatever the number of processes. Each file is finished (renamed into place) as soon as its last
+    block is written; a divergence stops everything with `GenerationDiverged`, keeping every block written so far.
+    One progress bar counts the trajectories of all files (`desc`, default the dataset name).
+    """
+    solver.start()  # a forked worker must not inherit the open split files
+    with contextlib.ExitStack() as stack:
+        writers = [stack.enter_context(TrajectoryWriter(job.path, job.layout)) for job in jobs]
+        starts = [range(w.n_done, int(job.layout.n_traj), batch_size) for w, job in zip(writers, jobs, strict=True)]
+        blocks = [[np.asarray(job.seeds[lo : lo + batch_size]) for lo in run]
+                  for job, run in zip(jobs, starts, strict=True)]
+        written = [0] * len(jobs)
+        done = [w.n_done for w in writers]
+        total = sum(int(job.layout.n_traj) for job in jobs)
+        desc = desc or (jobs[0].layout.dataset_name if jobs else "")
+        with tqdm(total=total, initial=sum(done), desc=desc, unit="traj", disable=not progress,
+                  dynamic_ncols=True) as bar:
+
+            def postfix() -> None:
+                bar.set_postfix_str(" ".join(f"{job.layout.split} {d}/{job.layout.n_traj}"
+                                             for job, d in zip(jobs, done, strict=True)), refresh=False)
+
+            postfix()
+            streams = [(b, int(job.layout.n_frames)) for b, job in zip(blocks, jobs, strict=True)]
+            for writer, todo in zip(writers, blocks, strict=True):
+                if not todo:  # complete, but interrupted before it was renamed into place
+                    writer.finalize()
+            with contextlib.closing(solver.solve_streams(streams, bar.update)) as solved:
+                while True:
+                    try:
+                        index, batch = next(solved)
+                    except StopIteration:
+                        break
+                    except SolverDiverged as error:
+                        index = _failed_stream(error, blocks, written)
+                        job, block = jobs[index], blocks[index][written[index]]
+                        raise _diverged_error(error, job.layout, job.path, block,
+                                              job.first_index + starts[index][written[index]],
+                                              writers[index].n_done) from None
+                    job, writer, block = jobs[index], writers[index], blocks[index][written[index]]
+                    lo = starts[index][written[index]]
+                    blow_up = _nonfinite_error(batch, job.layout, job.path, block, job.first_index + lo, writer.n_done)
+                    if blow_up is not None:
+                        raise blow_up
+                    writer.append(batch.fields, batch.parameters, block)
+                    written[index] += 1
+                    done[index] = writer.n_done
+                    postfix()
+                    if written[index] == len(blocks[index]):
+                        writer.finalize()
+    return [job.path for job in jobs]
+
+
+def _failed_stream(error: SolverDiverged, blocks: Sequence[Sequence[np.ndarray]], written: Sequence[int]) -> int:
+    """The stream whose next block holds the seeds the solver diverged on (the first unfinished one if none)."""
+    diverged = {int(s) for s in error.seeds}
+    unfinished = [i for i, b in enumerate(blocks) if written[i] < len(b)]
+    for index in unfinished:
+        if diverged & {int(s) for s in blocks[index][written[index]]}:
+            return index
+    return unfinished[0]
 
 
 def _is_int(value: Any) -> bool:
@@ -191,8 +237,8 @@ def _check_driver_arguments(batch_size: Any, seed: Any, overwrite: Any, progress
             raise ValueError(f"merge=true joins every shard of the dataset, so it takes no shard (got "
                              f"shard={shard!r}); run it once, without shard=, after every shard has finished")
         if n_shards is None:
-            raise ValueError(f"shard={shard!r} needs n_shards, the number of shards (e.g. "
-                             "-m shard='range(0,4)' n_shards=4)")
+            raise ValueError(f"shard={shard!r} needs n_shards, the number of shards: sweep the shards "
+                             "(-m shard='range(0,4)') or give it (n_shards=4)")
         if not _is_int(shard) or not 0 <= shard < n_shards:
             raise ValueError(f"shard must be an integer in 0 .. n_shards - 1 = {n_shards - 1}, got {shard!r}")
     elif n_shards is not None and not merge:
@@ -386,13 +432,10 @@ def generate_dataset(pde: Mapping[str, Any], preset: str, root: str | Path, *, s
             (out_dir / VERIFIED_NAME).unlink(missing_ok=True)
             _remove_splits(out_dir)
         _check_existing_splits(out_dir, plan.config, plan.layouts)
+        jobs = [SplitJob(out_dir / f"{split}.h5", layout, plan.seeds(split))
+                for split, layout in plan.layouts.items() if not (out_dir / f"{split}.h5").exists()]
         with BlockSolver(plan.generator, torch_device, n_workers) as solver:
-            for split, layout in plan.layouts.items():
-                path = out_dir / f"{split}.h5"
-                if path.exists():
-                    continue
-                generate_split(plan.generator, path, layout, plan.seeds(split), batch_size, torch_device, progress,
-                               solver=solver)
+            generate_files(jobs, batch_size, solver, progress)
         write_manifest(out_dir, plan.config)
     return out_dir
 
@@ -428,25 +471,25 @@ def _generate_shard(plan: _Plan, shard: int, n_shards: int, batch_size: int, dev
         _remove_stale_scratch(directory)
         if overwrite:
             _remove_splits(directory)
+        jobs = []
+        for split in SPLITS:
+            layout = plan.shard_layout(split, shard, n_shards)
+            path = directory / f"{split}.h5"
+            if layout is None:
+                continue
+            if path.exists():
+                _check_shard_file(plan, path, split, shard, n_shards)
+                continue
+            part = shard_range(int(plan.layouts[split].n_traj), shard, n_shards)
+            jobs.append(SplitJob(path, layout, plan.seeds(split)[part.start : part.stop], part.start))
         with BlockSolver(plan.generator, device, workers) as solver:
-            for split in SPLITS:
-                layout = plan.shard_layout(split, shard, n_shards)
-                path = directory / f"{split}.h5"
-                if layout is None:
-                    continue
-                if path.exists():
-                    _check_shard_file(plan, path, split, shard, n_shards)
-                    continue
-                part = shard_range(int(plan.layouts[split].n_traj), shard, n_shards)
-                desc = f"{layout.dataset_name} {split} [shard {shard}/{n_shards}]"
-                generate_split(plan.generator, path, layout, plan.seeds(split)[part.start : part.stop], batch_size,
-                               device, progress, solver=solver, first_index=part.start, desc=desc)
+            generate_files(jobs, batch_size, solver, progress, f"{plan.out_dir.name} [shard {shard}/{n_shards}]")
     return directory
 
 
 def _sweep_command(dataset_dir: Path) -> str:
     """The command that generates 4 shards of a dataset as a Hydra sweep."""
-    return generate_command(dataset_dir, "-m", "n_shards=4", "shard='range(0,4)'")
+    return generate_command(dataset_dir, "-m", "shard='range(0,4)'")
 
 
 def _shard_command(plan: _Plan, shard: int, n_shards: int, *extra: str) -> str:
@@ -609,6 +652,45 @@ def merge_shards(pde: Mapping[str, Any], preset: str, root: str | Path, *, seed:
     return out_dir
 
 
+def shards_in_sweep() -> int | None:
+    """The shard count of the Hydra sweep this job belongs to, e.g. 16 for `-m shard='range(0,16)'` (None outside a
+    sweep, or when the sweep does not sweep `shard`).
+
+    A job of a sweep sees only its own `shard=k`; the sweep as typed is in `<hydra.sweep.dir>/multirun.yaml`, which
+    the sweeper writes before launching any job (on a cluster the jobs share that folder). The swept values must be
+    exactly 0 .. n - 1, so that no shard is missing or written twice.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    sweep_file = Path(HydraConfig.get().sweep.dir) / "multirun.yaml"
+    try:
+        typed = yaml.safe_load(sweep_file.read_text())["hydra"]["overrides"]["task"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return None
+    for text in typed:
+        override = OverridesParser.create().parse_override(text)
+        if override.get_key_element().lstrip("+~") != "shard" or not override.is_sweep_override():
+            continue
+        values = [int(v) for v in override.sweep_iterator()]
+        if sorted(values) != list(range(len(values))):
+            raise ValueError(f"{text} sweeps the shards {values}, but the shards of a dataset are 0 .. n - 1, each "
+                             f"once (e.g. shard='range(0,{max(values, default=0) + 1})'), or give n_shards= as well")
+        return len(values)
+    return None
+
+
+def resolve_shard_count(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """`cfg` with `n_shards` taken from the sweep (`shards_in_sweep`) when a shard is asked for without it."""
+    cfg = dict(cfg)
+    if cfg.get("shard") is not None and cfg.get("n_shards") is None:
+        cfg["n_shards"] = shards_in_sweep()
+    return cfg
+
+
 def generate(cfg: Mapping[str, Any], progress: bool = True) -> Path:
     """`pdebench-generate` as a library call: validate the whole resolved config, then generate the dataset, one
     shard of it (`shard`, `n_shards`) or join its shards (`merge=true`); returns the directory written.
@@ -619,6 +701,7 @@ def generate(cfg: Mapping[str, Any], progress: bool = True) -> Path:
     from pdebench.config import GenerateConfig, validate_config  # pdebench.config imports data_gen: import late
 
     validate_config(cfg, GenerateConfig)
+    cfg = resolve_shard_count(cfg)
     common = {"seed": cfg["seed"], "batch_size": cfg["batch_size"], "overwrite": cfg["overwrite"],
               "progress": progress}
     if cfg.get("merge", False):

@@ -9,6 +9,7 @@ import filecmp
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import xarray
 from cli import BIN, run_cli
 from compose import compose_config
 
+from data_gen import parallel
 from data_gen.base import GeneratedBatch, SolverDiverged
 from data_gen.generate import (
     SHARDS_DIR,
@@ -33,7 +35,7 @@ from data_gen.generate import (
     shard_range,
     trajectory_seeds,
 )
-from data_gen.parallel import available_cores, resolve_workers
+from data_gen.parallel import available_cores, plan_parts, resolve_workers
 from data_gen.registry import GENERATORS, GeneratorEntry
 from pdebench.cli.common import USER_ERRORS
 from pdebench.data.check import check_file
@@ -200,7 +202,7 @@ def test_shard_jobs_of_a_finished_dataset_do_nothing_and_merging_again_keeps_it(
 
 def test_merge_without_shards_says_how_to_make_them(tmp_path: Path) -> None:
     (tmp_path / "waves-tiny").mkdir()
-    with pytest.raises(DatasetError, match=r"no shards of waves-tiny to merge .* -m n_shards=4 shard='range\(0,4\)'"):
+    with pytest.raises(DatasetError, match=r"no shards of waves-tiny to merge .* -m shard='range\(0,4\)'"):
         merge_shards(waves_pde(), "tiny", tmp_path, progress=False)
 
 
@@ -232,10 +234,113 @@ def test_workers_default_to_every_core_on_a_cpu_and_one_on_a_gpu() -> None:
     assert compose_config("generate", ["pde=ks"])["workers"] is None  # the command's default: every core
 
 
-def test_two_workers_write_the_bytes_of_one(ks_tiny: Path, tmp_path: Path) -> None:
-    """Blocks of 4 cut into 2 sub-batches solved by 2 processes: the files of the session's one-process run."""
+@pytest.fixture(params=["fork", "spawn"])
+def start_method(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Workers forked from this process (the default on Linux with one torch thread per process) or started as
+    fresh interpreters (the fallback everywhere else)."""
+    if request.param == "fork" and not parallel.can_fork_workers(torch.device("cpu"), 1):
+        pytest.skip("workers are forked only on Linux")
+    monkeypatch.setattr(parallel, "can_fork_workers", lambda device, threads: request.param == "fork")
+    return request.param
+
+
+def test_two_workers_write_the_bytes_of_one(ks_tiny: Path, tmp_path: Path, start_method: str) -> None:
+    """Blocks of 4 solved by 2 processes: the files of the session's one-process run."""
     out = generate_dataset(ks_pde(), "tiny", tmp_path, batch_size=4, device="cpu", progress=False, workers=2)
     assert_same_files(ks_tiny, out)
+
+
+class KilledInWorkers(BoxWaves):
+    """Solves like `BoxWaves` in the process that built it; any other process (a worker) is killed on its first
+    block, as by the out-of-memory killer."""
+
+    def __init__(self, config: WavesConfig) -> None:
+        super().__init__(config)
+        self.parent = os.getpid()
+
+    def generate(self, seeds: Sequence[int], n_frames: int, device: torch.device) -> GeneratedBatch:
+        if os.getpid() != self.parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().generate(seeds, n_frames, device)
+
+
+def test_a_killed_worker_stops_the_solve_with_its_exit_code(start_method: str) -> None:
+    blocks = [np.arange(lo, lo + 2) for lo in range(0, 8, 2)]
+    with parallel.BlockSolver(KilledInWorkers(WavesConfig()), torch.device("cpu"), 2) as solver:
+        with pytest.raises(parallel.WorkerFailed, match=r"generation worker process \(pid \d+\) exited with code -9"):
+            list(solver.solve_streams([(blocks, 3)]))
+
+
+class Sleeping(BoxWaves):
+    def generate(self, seeds: Sequence[int], n_frames: int, device: torch.device) -> GeneratedBatch:
+        time.sleep(600)
+        raise AssertionError("unreachable")
+
+
+_ORPHAN_SCRIPT = """
+import numpy as np, torch
+from data_gen import parallel
+from test_generate_scaleout import Sleeping, WavesConfig
+parallel.can_fork_workers = lambda device, threads: {fork}
+solver = parallel.BlockSolver(Sleeping(WavesConfig()), torch.device("cpu"), 3)
+solver.start()
+print(*[worker.process.pid for worker in solver._pool], flush=True)
+list(solver.solve_streams([([np.arange(i, i + 1) for i in range(6)], 2)]))
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_workers_exit_when_their_parent_is_killed(start_method: str) -> None:
+    """Each worker holds the only other end of its pipes (a forked one closes those of its siblings), so a parent
+    killed by SIGKILL leaves no worker behind."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs /proc to watch the workers")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
+    parent = subprocess.Popen([sys.executable, "-c", _ORPHAN_SCRIPT.format(fork=start_method == "fork")],
+                              stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    try:
+        assert parent.stdout is not None
+        pids = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(pids) == 2 and all(_running(pid) for pid in pids)
+        time.sleep(0.5)  # the workers are inside the solve
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 30
+    while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_running(pid) for pid in pids), "a worker outlived its parent"
+
+
+def _blocks(n_traj: int, size: int) -> list[np.ndarray]:
+    return [np.arange(lo, min(lo + size, n_traj)) for lo in range(0, n_traj, size)]
+
+
+def test_blocks_stay_whole_unless_one_is_more_than_a_fair_share_and_go_out_longest_first() -> None:
+    """Train: blocks of 4, 4, 2 trajectories x 5 frames; test: one block of 3 x 40 frames. Of the total 170, a fair
+    share of 2 processes is 85: the test block (120) is cut in two parts (2 + 1 trajectories), which go out first;
+    the train blocks stay whole and keep their order."""
+    parts, order = plan_parts([(_blocks(10, 4), 5), (_blocks(3, 4), 40)], processes=2)
+    assert [(p.stream, p.seeds) for p in parts] == [(0, [0, 1, 2, 3]), (0, [4, 5, 6, 7]), (0, [8, 9]),
+                                                     (1, [0, 1]), (1, [2])]
+    assert order == [3, 4, 0, 1, 2]
+    parts, order = plan_parts([(_blocks(10, 4), 5), (_blocks(3, 4), 40)], processes=1)
+    assert len(parts) == 4 and order == [3, 0, 1, 2]  # one process: nothing is cut
+
+
+def test_two_workers_cutting_a_block_write_the_bytes_of_one(tmp_path: Path) -> None:
+    """One block of train (7 trajectories) is more than half the work: cut in two, solved in two processes while
+    the other splits go on, the files are those of one process."""
+    one = generate_dataset(waves_pde(), "tiny", tmp_path / "one", batch_size=8, progress=False, workers=1)
+    two = generate_dataset(waves_pde(), "tiny", tmp_path / "two", batch_size=8, progress=False, workers=2)
+    assert_same_files(one, two)
 
 
 # --- blow-ups -----------------------------------------------------------------------------------------------------
@@ -312,12 +417,20 @@ def test_sigkilled_generation_resumes_to_the_same_file(tmp_path: Path) -> None:
 # --- launchers ----------------------------------------------------------------------------------------------------
 def test_shards_run_as_submitit_jobs_and_merge_into_the_single_job(ks_tiny: Path, tmp_path: Path) -> None:
     common = ["pde=ks", "preset=tiny", "device=cpu", "workers=1", f"root={tmp_path / 'data'}"]
-    run_cli("generate", "-m", *common, "batch_size=3", "n_shards=2", "shard=range(0,2)",
-            "hydra/launcher=submitit_local", cwd=tmp_path)
+    run_cli("generate", "-m", *common, "batch_size=3", "shard=range(0,2)", "hydra/launcher=submitit_local",
+            cwd=tmp_path)  # each job takes the shard count from the sweep
     assert len(list(tmp_path.glob("runs/multirun/*/.submitit/*"))) >= 2  # real submitit jobs ran the shards
     assert sorted(p.name for p in (tmp_path / "data" / "ks-tiny" / SHARDS_DIR).iterdir()) == ["0-of-2", "1-of-2"]
     generate(compose_config("generate", [*common, "batch_size=4", "merge=true"]), progress=False)
     assert_same_files(ks_tiny, tmp_path / "data" / "ks-tiny")
+
+
+def test_a_sweep_of_shards_that_is_not_0_to_n_minus_1_stops_every_job(tmp_path: Path) -> None:
+    proc = run_cli("generate", "-m", "pde=ks", "preset=tiny", f"root={tmp_path / 'data'}", "shard=1,2",
+                   cwd=tmp_path, check=False)
+    assert proc.returncode == 1
+    assert "error: shard=1,2 sweeps the shards [1, 2], but the shards of a dataset are 0 .. n - 1" in proc.stderr
+    assert not (tmp_path / "data").exists()
 
 
 def test_slurm_launcher_composes_for_generation(tmp_path: Path) -> None:
@@ -344,4 +457,5 @@ def test_make_datasets_generates_every_pde_config_by_default() -> None:
 def test_progress_bar_shows_trajectories_done_and_eta(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     generate_dataset(waves_pde(), "tiny", tmp_path, batch_size=2, progress=True)
     err = capsys.readouterr().err
-    assert "waves-tiny train" in err and "7/7" in err and "traj/s" in err and "<" in err  # elapsed<remaining
+    assert "waves-tiny" in err and "12/12" in err and "traj/s" in err and "<" in err  # elapsed<remaining
+    assert "train 7/7 valid 3/3 test 2/2" in err  # how far each split is

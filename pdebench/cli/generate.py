@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
-from data_gen.generate import generate
-from pdebench.cli.common import CONFIG_DIR, HYDRA_VERSION_BASE, report_user_errors, to_container
+from data_gen.generate import generate, resolve_shard_count
+from pdebench.cli.common import hydra_app, to_container
+from pdebench.config import GenerateConfig
 from pdebench.data.manifest import generate_command
 
 
-@hydra.main(config_path=CONFIG_DIR, config_name="generate", version_base=HYDRA_VERSION_BASE)
-@report_user_errors
+@hydra_app("generate", GenerateConfig)
 def main(cfg: DictConfig) -> None:
-    config = to_container(cfg)
+    config = resolve_shard_count(to_container(cfg))
     out_dir = generate(config)
     if config.get("shard") is None:
         print(f"dataset written: {out_dir}")

@@ -171,7 +171,7 @@ def test_batch_size_zero_creates_nothing(tmp_path: Path) -> None:
 def test_a_second_generation_of_the_same_dataset_stops_clearly(tmp_path: Path, monkeypatch) -> None:
     """Run A holds the dataset (blocked inside its first split); run B, started meanwhile, gets one clear error."""
     entered, release = threading.Event(), threading.Event()
-    original = generate_module.generate_split
+    original = generate_module.generate_files
     outcome: dict[str, object] = {}
 
     def held(*args, **kwargs):
@@ -185,7 +185,7 @@ def test_a_second_generation_of_the_same_dataset_stops_clearly(tmp_path: Path, m
         except BaseException as exc:  # reported by the assertion below
             outcome["a"] = exc
 
-    monkeypatch.setattr(generate_module, "generate_split", held)
+    monkeypatch.setattr(generate_module, "generate_files", held)
     thread = threading.Thread(target=run_a)
     thread.start()
     try:
@@ -197,7 +197,7 @@ def test_a_second_generation_of_the_same_dataset_stops_clearly(tmp_path: Path, m
         thread.join(60)
     assert_one_sentence(str(info.value), "another generation is writing this dataset", "ks-tiny")
     assert outcome["a"] == tmp_path / "ks-tiny", outcome["a"]
-    monkeypatch.setattr(generate_module, "generate_split", original)
+    monkeypatch.setattr(generate_module, "generate_files", original)
     verify_dataset(_generate(tmp_path))  # the lock is released: a rerun keeps and verifies everything
 
 
