@@ -1,17 +1,37 @@
-"""Shared plumbing of the Hydra mains: config location, schema registration, one-sentence errors."""
+"""Shared plumbing of the Hydra mains: config location, schema registration, one-sentence errors.
+
+`hydra_app` is the `@hydra.main` of every command. Before Hydra runs, it composes what the command line asks for
+(`check_command_line`) and, on a bad override, prints one line (`error: model=fnoo is not a model; choose one of:
+...`) and exits 1, so that Hydra's own multi-line dump never reaches the user and nothing (no run folder, no sweep
+folder) is written. Then the real Hydra app runs unchanged. With `HYDRA_FULL_ERROR=1` the check is skipped and
+Hydra reports as it always does, with the full stack trace; a check that fails for a reason of its own (not a
+config error) also leaves the command line to Hydra, so the check can only ever make a refusal clearer.
+"""
 
 from __future__ import annotations
 
+import copy
 import functools
+import os
 import sys
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+import hydra
+from hydra import compose, initialize_config_dir
+from hydra._internal.utils import get_args_parser  # the very parser `hydra.main` reads sys.argv with
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import InterpolationKeyError, MissingMandatoryValue, OmegaConfBaseException
 
-from pdebench.config import register_configs
+from pdebench.cli.config_errors import describe_composition_error, describe_omegaconf_error
+from pdebench.config import ConfigError, register_configs, validate_config
 
 
 def _config_dir() -> str:
@@ -33,8 +53,16 @@ HYDRA_VERSION_BASE = "1.3"
 # Errors whose message is already the one sentence a user needs (DatasetError, CheckpointError, ResultError and
 # bad settings are ValueErrors; unknown registry names KeyErrors); anything else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError)
+# Hydra's in-process launcher and sweeper: with them every job of a sweep runs here, on this machine.
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 register_configs()
+
+
+def _exit_with(message: object) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(1)
 
 
 def report_user_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
@@ -45,9 +73,7 @@ def report_user_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfi
         try:
             return task(cfg)
         except USER_ERRORS as error:
-            message = error.args[0] if isinstance(error, KeyError) and error.args else error
-            print(f"error: {message}", file=sys.stderr)
-            sys.exit(1)
+            _exit_with(error.args[0] if isinstance(error, KeyError) and error.args else error)
 
     return wrapped
 
@@ -55,3 +81,153 @@ def report_user_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfi
 def to_container(cfg: DictConfig) -> dict[str, Any]:
     """Resolved plain-dict copy of a config (for hyper-parameters, result files and manifests)."""
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
+
+
+def _compose(config_name: str, overrides: list[Override], command: str) -> DictConfig:
+    """The config `overrides` compose to (with its `hydra` node); a Hydra or OmegaConf refusal as a ConfigError."""
+    try:
+        return compose(config_name, overrides=[o.input_line for o in overrides], return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException, ValueError) as error:
+        raise ConfigError(describe_composition_error(error, overrides, command)) from None
+
+
+def _without_hydra(cfg: DictConfig) -> DictConfig:
+    task = copy.deepcopy(cfg)
+    with open_dict(task):
+        task.pop("hydra", None)
+    return task
+
+
+def _validate(task: DictConfig, schema: type) -> None:
+    """The library's own `validate_config` on the resolved config, as the task would run it first.
+
+    A config that does not resolve here for a reason the run itself would not have (an `${hydra:...}`
+    interpolation, which needs the running job) is left to the task."""
+    try:
+        plain = OmegaConf.to_container(task, resolve=True, throw_on_missing=True)
+    except (InterpolationKeyError, MissingMandatoryValue) as error:
+        raise ConfigError(describe_omegaconf_error(error, None, "")) from None
+    except OmegaConfBaseException:
+        return
+    validate_config(plain, schema)  # type: ignore[arg-type]
+
+
+def _sweep_values(override: Override) -> list[Override]:
+    """A discrete sweep (`seed=0,1`, `range(0,4)`, `choice(a,b)`, a glob of group options) as one override a value."""
+    parser = OverridesParser.create(config_loader=override.config_loader)
+    key = override.get_key_element()
+    return [parser.parse_override(f"{key}={value}") for value in override.sweep_string_iterator()]
+
+
+def _apply(cfg: DictConfig, override: Override, command: str) -> None:
+    """Set one value override on `cfg` as Hydra would when composing a job (a wrong type or key fails)."""
+    try:
+        OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True,
+                         force_add=override.is_add() or override.is_force_add())
+    except OmegaConfBaseException as error:
+        raise ConfigError(describe_omegaconf_error(error, override, command)) from None
+
+
+def _check_overrides(config_name: str, schema: type | None, arguments: list[str], multirun: bool,
+                     runs_task: bool, command: str) -> None:
+    """Compose every distinct job `arguments` ask for; refuse the first that Hydra or `validate_config` would."""
+    loader = GlobalHydra.instance().config_loader()
+    try:
+        overrides = OverridesParser.create(config_loader=loader).parse_overrides(arguments)
+    except HydraException as error:
+        raise ConfigError(describe_composition_error(error, [], command)) from None
+    for override in overrides:
+        if not override.is_delete() and override.value() is None and loader.get_group_options(override.key_or_group):
+            raise ConfigError(f"{override.input_line}: a config group takes the name of one of its configs ("
+                              + ", ".join(loader.get_group_options(override.key_or_group))
+                              + f"); to leave it out use ~{override.key_or_group}")
+    sweeps = [o for o in overrides if o.is_sweep_override()]
+    for sweep in sweeps:
+        if not multirun:
+            raise ConfigError(f"{sweep.input_line} is a sweep; add -m (--multirun) to run one job per value, or "
+                              f"write a list as {sweep.key_or_group}=[a,b] or a string with commas in quotes")
+        if sweep.is_hydra_override():
+            raise ConfigError(f"{sweep.input_line}: Hydra's own settings cannot be swept; sweep a setting of "
+                              f"{command} instead")
+    discrete = {id(o): _sweep_values(o) for o in sweeps if o.is_discrete_sweep()}
+    # each sweep at its first value; a sampled range (optuna's interval) cannot be composed and is left out
+    first = [discrete[id(o)][0] if id(o) in discrete else o
+             for o in overrides if not o.is_sweep_override() or id(o) in discrete]
+    base = _compose(config_name, first, command)
+    if multirun and OmegaConf.select(base, "hydra.sweeper._target_") == BASIC_SWEEPER:
+        for sweep in sweeps:
+            if not sweep.is_discrete_sweep():
+                raise ConfigError(f"{sweep.input_line} is a range only a searching sweeper samples (e.g. "
+                                  f"hydra/sweeper=optuna); the basic sweeper takes values: "
+                                  f"{sweep.key_or_group}=a,b,c, range(start,stop) or choice(a,b)")
+    composed = [base]
+    for sweep in sweeps:
+        values = discrete.get(id(sweep), [])
+        if len(values) < 2:
+            continue
+        is_group = bool(loader.get_group_options(sweep.key_or_group))
+        task = None if is_group else _without_hydra(base)  # each value replaces the one before it
+        for value in values[1:]:
+            if is_group:  # another config file: compose that job as Hydra's sweeper will
+                job = [value if o is discrete[id(sweep)][0] else o for o in first]
+                try:
+                    composed.append(_compose(config_name, job, command))
+                except ConfigError as error:  # name the job unless the sentence is about its choice itself
+                    if value.input_line in str(error):
+                        raise
+                    raise ConfigError(f"in the job with {value.input_line}: {error}") from None
+            else:  # another value of one setting: its type is checked against the composed config
+                _apply(typing.cast(DictConfig, task), value, command)
+    # Settings are checked only where the task is about to run here (a run, or a sweep on the basic launcher): a
+    # SLURM sweep submitted from a login node without a GPU may well ask for one, and --cfg/--info only print.
+    local = not multirun or OmegaConf.select(base, "hydra.launcher._target_") == BASIC_LAUNCHER
+    if schema is not None and runs_task and local:
+        for cfg in composed:
+            _validate(_without_hydra(cfg), schema)
+
+
+def check_command_line(config_name: str, schema: type | None, argv: Sequence[str]) -> None:
+    """Refuse, with a ConfigError of one sentence, a command line whose overrides Hydra could not compose.
+
+    Parses `argv` with Hydra's own argument parser, composes the config in the Hydra context `hydra.main` would
+    use (for `-m`, the first value of every sweep, then each other config-group choice as its own job and each
+    other value against the composed config), and, where the task will run on this machine, runs
+    `validate_config` on it. Help, version, shell completion, rerun and a user config directory are Hydra's
+    alone. Costs one composition and one validation (about 0.1 s together, scripts/bench_config_check.py) per
+    run and per swept config-group choice.
+    """
+    args = get_args_parser().parse_args(list(argv))
+    if (args.help or args.hydra_help or args.shell_completion or args.experimental_rerun is not None
+            or args.config_path is not None or args.config_dir is not None):
+        return
+    command = f"pdebench-{config_name}"
+    runs_task = args.cfg is None and args.info is None
+    if args.config_name not in (None, config_name):  # another primary config: compose it, its schema is not ours
+        config_name, schema = args.config_name, None
+    with initialize_config_dir(CONFIG_DIR, version_base=HYDRA_VERSION_BASE):
+        _check_overrides(config_name, schema, list(args.overrides), args.multirun, runs_task, command)
+
+
+def hydra_app(config_name: str, schema: type | None) -> Callable[[Callable[[DictConfig], Any]], Callable[..., Any]]:
+    """`@hydra.main` on `conf/<config_name>.yaml` for a task wrapped in `report_user_errors`, whose command line is
+    checked first (`check_command_line`): a bad override is one line on stderr and exit code 1, before Hydra
+    writes anything. `schema` is the config's dataclass (`validate_config`), None to only compose."""
+
+    def decorate(task: Callable[[DictConfig], Any]) -> Callable[..., Any]:
+        app = hydra.main(config_path=CONFIG_DIR, config_name=config_name,
+                         version_base=HYDRA_VERSION_BASE)(report_user_errors(task))
+
+        @functools.wraps(task)
+        def main(cfg_passthrough: DictConfig | None = None) -> Any:
+            if cfg_passthrough is None and os.environ.get("HYDRA_FULL_ERROR") != "1":
+                try:
+                    check_command_line(config_name, schema, sys.argv[1:])
+                except USER_ERRORS as error:
+                    _exit_with(error.args[0] if isinstance(error, KeyError) and error.args else error)
+                except Exception:  # noqa: BLE001 - a check that cannot decide leaves the command line to Hydra
+                    pass
+            return app(cfg_passthrough)
+
+        return main
+
+    return decorate

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
-from pdebench.cli.common import CONFIG_DIR, HYDRA_VERSION_BASE, report_user_errors, to_container
+from pdebench.cli.common import hydra_app, to_container
+from pdebench.config import EvaluateConfig
 from pdebench.rollout.evaluation import evaluate_all
 from pdebench.rollout.metrics import threshold_key
 
@@ -15,8 +15,7 @@ def _number(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-@hydra.main(config_path=CONFIG_DIR, config_name="evaluate", version_base=HYDRA_VERSION_BASE)
-@report_user_errors
+@hydra_app("evaluate", EvaluateConfig)
 def main(cfg: DictConfig) -> None:
     threshold = threshold_key(cfg.rollout.thresholds[0])
     for written in evaluate_all(to_container(cfg)):  # empty on every rank but 0 of a multi-process evaluation

@@ -9,15 +9,14 @@ from __future__ import annotations
 import sys
 import warnings
 
-import hydra
 from omegaconf import DictConfig
 
-from pdebench.cli.common import CONFIG_DIR, HYDRA_VERSION_BASE, report_user_errors, to_container
+from pdebench.cli.common import hydra_app, to_container
+from pdebench.config import LeaderboardConfig
 from pdebench.leaderboard import SkippedResultWarning, make_leaderboard
 
 
-@hydra.main(config_path=CONFIG_DIR, config_name="leaderboard", version_base=HYDRA_VERSION_BASE)
-@report_user_errors
+@hydra_app("leaderboard", LeaderboardConfig)
 def main(cfg: DictConfig) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedResultWarning)  # printed below as one line each

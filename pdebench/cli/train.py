@@ -8,13 +8,13 @@ checkpoints and metrics, and takes the evaluation's result file. With `hydra/swe
 
 from __future__ import annotations
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
-from pdebench.cli.common import CONFIG_DIR, HYDRA_VERSION_BASE, report_user_errors, to_container
+from pdebench.cli.common import hydra_app, to_container
+from pdebench.config import TrainConfig
 from pdebench.training.run import fit
 
 
@@ -28,8 +28,7 @@ def sweep_run_dir(cfg: dict, overrides: list[str]) -> dict:
     return cfg
 
 
-@hydra.main(config_path=CONFIG_DIR, config_name="train", version_base=HYDRA_VERSION_BASE)
-@report_user_errors
+@hydra_app("train", TrainConfig)
 def main(cfg: DictConfig) -> float:
     plain = to_container(cfg)
     if HydraConfig.initialized():
