@@ -123,11 +123,17 @@ class EvaluateDataConfig:
     frame_stride: int | None = None
     batch_size: int = 32
     num_workers: int = 0
+    # training: hold the train (and validation) split in memory (true), read it lazily from HDF5 (false), or the
+    # former when it fits under a quarter of the free memory shared by the node's training processes (auto;
+    # pdebench.data.dataset.preload_limit_bytes). Batches are identical either way.
+    preload: Any = "auto"  # auto | true | false (Any: OmegaConf unions break Hydra composition)
 
     def __post_init__(self) -> None:
         _at_least(self, "frame_stride", 1, "stored frames per model step", optional=True)
         _at_least(self, "batch_size", 1, "a batch size")
         _at_least(self, "num_workers", 0, "a number of data-loader worker processes")
+        if not (self.preload is True or self.preload is False or self.preload == "auto"):
+            raise SettingError("preload", self.preload, "is not valid: expected auto, true or false")
 
 
 @dataclass
@@ -167,6 +173,7 @@ class ObjectiveConfig:
     unroll_steps: int = 0
     input_noise_std: float = 0.0  # Gaussian noise added to the standardised inputs of the net during training
     fd_order: int = 1  # target=derivative: finite-difference order of the du/dt label (1, 2 or 4)
+    fd_spacing: int = 1  # target=derivative: stored-frame intervals between the label stencil's points (1: finest)
     integrator: str = "euler"  # target=derivative: euler | heun | rk4 | ab2, over one model step at inference
     substeps: int = 1  # target=derivative: integrator steps per model step
 
@@ -175,6 +182,7 @@ class ObjectiveConfig:
         _at_least(self, "unroll_steps", 0, "a number of unrolled steps")
         _positive(self, "input_noise_std", "the std of the input noise", allow_zero=True)
         _at_least(self, "substeps", 1, "a number of integrator steps per model step")
+        _at_least(self, "fd_spacing", 1, "a number of stored-frame intervals between finite-difference points")
 
 
 @dataclass
@@ -529,9 +537,20 @@ def _pde_schema(generator: str, settings: type) -> type:
                           bases=(PDEGenConfig,))
 
 
+def default_run_label(model: str, objective: str, target: str) -> str:
+    """A training run's default `label` (`${run_label:...}` in train.yaml), which names its run folder and its
+    leaderboard row: the model name, then the objective and the target where they differ from the defaults
+    (`onestep`, `state`), so that e.g. `objective=derivative` (a onestep objective) trains into `fno-derivative`
+    instead of resuming a plain `fno` run; a model trained with its own objective (PDE-Refiner's) keeps its name."""
+    if objective == model:
+        return model
+    return "-".join([model, *([objective] if objective != "onestep" else []), *([target] if target != "state" else [])])
+
+
 def register_configs() -> None:
-    """Register the schemas with Hydra's ConfigStore (idempotent), looping over the model and generator
-    registries: adding a model or a PDE never edits this file."""
+    """Register the schemas with Hydra's ConfigStore and the `run_label` resolver (idempotent), looping over the
+    model and generator registries: adding a model or a PDE never edits this file."""
+    OmegaConf.register_new_resolver("run_label", default_run_label, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)

@@ -1,12 +1,14 @@
 """Training throughput: the full Lightning path against a bare torch loop, same FNO and same windows.
 
-Lightning side: exactly what `pdebench.training.run.train` builds -- `WindowDataset` over the HDF5 train
-split, a shuffling `DataLoader` (batch_size, drop_last, `num_workers=0` as in `conf/data/ks.yaml`),
-`SurrogateModule` and a `lightning.Trainer` with the default trainer settings (`conf/trainer/cpu.yaml` on
-`TrainerConfig`: fp32, gradient clipping at 1.0 (`--clip`), log every 10 steps) -- minus what a benchmark
-must not time: no validation, no logger, no checkpoints, no progress bar. Bare side: the same net
-(`baselines.build_model` inside a `Forecaster`), the same normalisation, loss, AdamW, warmup-cosine schedule
-and gradient clipping, on all windows preloaded into one tensor and batched by random-permutation indexing.
+Lightning side: exactly what `pdebench.training.run.train` builds -- the objective's training window
+(`window_spec`), the train split as `run.load_splits` loads it (`data.preload`, default `auto`: held in memory
+when it fits, else read lazily from HDF5; `--preload`), the loader of `run.train_loader` (the seeded
+`DistributedSampler` order, batch_size, drop_last, `num_workers=0` as in `conf/data/ks.yaml`), `SurrogateModule`
+and a `lightning.Trainer` with the default trainer settings (`conf/trainer/cpu.yaml` on `TrainerConfig`: fp32,
+gradient clipping at 1.0 (`--clip`), log every 10 steps) -- minus what a benchmark must not time: no validation,
+no logger, no checkpoints, no progress bar. Bare side: the same net (`baselines.build_model` inside a
+`Forecaster`), the same normalisation, loss, AdamW, warmup-cosine schedule and gradient clipping, on all windows
+stacked into in-memory tensors and batched by random-permutation indexing.
 
 Both run `--warmup` untimed steps, then `--steps` timed ones; the timed window runs from the end of the
 last warm-up step to the end of the last step, so it holds `--steps` batch fetches and `--steps`
@@ -20,7 +22,7 @@ EMAWeightAveraging, updated after every step) is timed on the Lightning side aga
 its overhead per step in ms and as a fraction of the step.
 
 Usage: python scripts/bench_training.py [--steps 60] [--warmup 10] [--batch-size 32] [--data-dir DIR]
-       [--cases onestep,bundle4,pushforward]
+       [--cases onestep,bundle4,pushforward] [--preload auto|true|false] [--profile FILE]
 """
 
 from __future__ import annotations
@@ -47,13 +49,13 @@ from torch.utils.data import DataLoader
 from data_gen.generate import generate_dataset
 from pdebench.config import OptimConfig, TrainerConfig, ValidationConfig
 from pdebench.data.batch import WindowBatch, collate
-from pdebench.data.dataset import WindowDataset, WindowSpec
+from pdebench.data.dataset import WindowDataset
 from pdebench.data.reader import split_path
 from pdebench.forecast.checkpoint import build_forecaster
 from pdebench.training.callbacks import weight_averaging
 from pdebench.training.module import SurrogateModule, clip_gradient_norm, warmup_cosine
-from pdebench.training.objectives import OBJECTIVES, make_objective
-from pdebench.training.run import describe_data
+from pdebench.training.objectives import OBJECTIVES, make_objective, window_spec
+from pdebench.training.run import describe_data, load_splits, train_loader
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_PRESET = "bench"
@@ -85,6 +87,8 @@ def configs(args: argparse.Namespace, objective: str = "onestep", bundle: int = 
     objective_cfg.update({"history": HISTORY, "bundle": bundle, "loss": "mse", "target": "state",
                           "target_scale": 1.0})
     return {
+        "data": {"preload": args.preload, "batch_size": args.batch_size, "num_workers": 0},
+        "trainer": {"enable_progress_bar": False},
         "model": {"name": "fno", "n_modes": [args.modes], "hidden_channels": args.hidden,
                   "n_layers": args.layers, "factorization": None, "rank": 1.0},
         "objective": objective_cfg,
@@ -137,24 +141,36 @@ def run_lightning(dataset_dir: Path, cfg: dict[str, dict[str, Any]], data_info: 
                   args: argparse.Namespace, ema_decay: float | None = None) -> tuple[float, float]:
     """(window, median step) seconds of `Trainer.fit` set up as `pdebench.training.run.train` does."""
     L.seed_everything(SEED, workers=True, verbose=False)
-    spec = WindowSpec(HISTORY, cfg["objective"]["bundle"], FRAME_STRIDE)
-    train_set = WindowDataset(split_path(dataset_dir, "train"), spec)
-    module = SurrogateModule(model=cfg["model"], objective=cfg["objective"], optim=cfg["optim"],
-                             validation=cfg["validation"], data_info=data_info,
-                             run={"label": "bench", "seed": SEED, "git_commit": None})
-    loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True, num_workers=0,
-                        persistent_workers=False, collate_fn=collate)
     timer = StepTimer()
     averaging = weight_averaging(ema_decay)
     callbacks = [timer] if averaging is None else [averaging, timer]  # the timer reads after the EMA update
     trainer = L.Trainer(callbacks=callbacks, **trainer_kwargs(args.warmup + args.steps, args.clip))
-    trainer.fit(module, loader)
+    train_set, _ = load_splits(cfg, dataset_dir, window_spec(cfg["objective"], FRAME_STRIDE), trainer)
+    module = SurrogateModule(model=cfg["model"], objective=cfg["objective"], optim=cfg["optim"],
+                             validation=cfg["validation"], data_info=data_info,
+                             run={"label": "bench", "seed": SEED, "git_commit": None})
+    loader = train_loader(train_set, cfg["data"], trainer, SEED)
+    if args.profile is None:
+        trainer.fit(module, loader)
+    else:
+        profile_fit(trainer, module, loader, args.profile)
     return timed_window(timer.ends, args.warmup, args.steps)
 
 
-def preload_windows(dataset_dir: Path, bundle: int) -> WindowBatch:
-    """Every training window of the split, stacked (the `WindowDataset` items)."""
-    dataset = WindowDataset(split_path(dataset_dir, "train"), WindowSpec(HISTORY, bundle, FRAME_STRIDE))
+def profile_fit(trainer: L.Trainer, module: SurrogateModule, loader: DataLoader, path: Path) -> None:
+    """`trainer.fit` under cProfile; writes the stats to `path` and prints the 25 largest cumulative entries."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.runcall(trainer.fit, module, loader)
+    profiler.dump_stats(str(path))
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+
+
+def preload_windows(dataset_dir: Path, cfg: dict[str, dict[str, Any]]) -> WindowBatch:
+    """Every training window of the split for this objective, stacked (the lazily read `WindowDataset` items)."""
+    dataset = WindowDataset(split_path(dataset_dir, "train"), window_spec(cfg["objective"], FRAME_STRIDE))
     return collate([dataset[i] for i in range(len(dataset))])
 
 
@@ -182,7 +198,7 @@ def run_bare(windows: WindowBatch, cfg: dict[str, dict[str, Any]],
             perm = torch.randperm(n_samples)
         idx = perm[b * args.batch_size : (b + 1) * args.batch_size]
         batch = WindowBatch(windows.inputs[idx], windows.targets[idx], windows.cond[idx], windows.step_time[idx],
-                            windows.index[idx])
+                            windows.index[idx], None if windows.labels is None else windows.labels[idx])
         loss = objective.loss(forecaster, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -192,6 +208,13 @@ def run_bare(windows: WindowBatch, cfg: dict[str, dict[str, Any]],
         schedule.step()
         ends.append(time.perf_counter())
     return timed_window(ends, args.warmup, args.steps)
+
+
+def _preload_choice(text: str) -> bool | str:
+    choices = {"auto": "auto", "true": True, "false": False}
+    if text not in choices:
+        raise argparse.ArgumentTypeError(f"expected auto, true or false, got {text!r}")
+    return choices[text]
 
 
 def parse_args() -> argparse.Namespace:
@@ -213,6 +236,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ema-decay", type=float, default=0.995, help="decay of the timed EMA (0: skip that part)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's choice, one per core)")
+    parser.add_argument("--preload", type=_preload_choice, default="auto",
+                        help="data.preload of the Lightning side: auto (as train chooses), true or false")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="run each Lightning fit under cProfile, writing the stats to this file (overwritten); "
+                             "timings are then not comparable")
     args = parser.parse_args()
     if args.warmup < 1 or args.steps < 1:
         parser.error("--warmup and --steps must be at least 1")
@@ -223,7 +251,8 @@ def quiet_lightning() -> None:
     """Keep Lightning's set-up chatter and its warnings about what the benchmark leaves out off the table."""
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    for message in (".*does not have many workers.*", ".*no `val_dataloader`.*", ".*LeafSpec.*"):
+    for message in (".*does not have many workers.*", ".*no `val_dataloader`.*", ".*LeafSpec.*",
+                    ".*`srun` command is available.*"):
         warnings.filterwarnings("ignore", message=message)
 
 
@@ -239,6 +268,14 @@ def cpu_snapshot() -> tuple[float, float, float] | None:
     return busy, own.user + own.system, time.perf_counter()
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages of the machine, or "unknown"."""
+    try:
+        return ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def foreign_load(before: tuple[float, float, float] | None) -> str:
     """Mean number of cores other processes kept busy since `before` (they distort every timing here)."""
     after = cpu_snapshot()
@@ -247,9 +284,13 @@ def foreign_load(before: tuple[float, float, float] | None) -> str:
     return f"{max(0.0, (after[0] - before[0]) - (after[1] - before[1])) / (after[2] - before[2]):.2f} cores"
 
 
-def compare(label: str, runners: dict[str, Any], args: argparse.Namespace) -> dict[str, tuple[float, float]]:
-    """Best (window, median step) seconds of each runner over `--repeats`, alternating which goes first."""
+def compare(label: str, runners: dict[str, Any], args: argparse.Namespace
+            ) -> tuple[dict[str, tuple[float, float]], list[float]]:
+    """Best (window, median step) seconds of each runner over `--repeats`, alternating which goes first; and, per
+    repeat, the first runner's speed relative to the second's from their median steps (two runs back to back share
+    the machine's state of the moment, so these ratios vary less than the runs do)."""
     best: dict[str, tuple[float, float]] = {}
+    paired: list[float] = []
     names = list(runners)
     for repeat in range(args.repeats):
         load = cpu_snapshot()
@@ -258,10 +299,16 @@ def compare(label: str, runners: dict[str, Any], args: argparse.Namespace) -> di
         for name, (window, median) in times.items():
             old = best.get(name, (math.inf, math.inf))
             best[name] = (min(old[0], window), min(old[1], median))
+        paired.append(times[names[1]][1] / times[names[0]][1])
         parts = [f"{name} {window:.3f} s (median step {1e3 * median:.1f} ms)"
                  for name, (window, median) in times.items()]
         print(f"  {label} repeat {repeat + 1}: " + ", ".join(parts) + f"; other processes: {foreign_load(load)}")
-    return best
+    return best, paired
+
+
+def spread(values: list[float]) -> str:
+    """`median [min-max]` of a few ratios."""
+    return f"{statistics.median(values):.3f} [{min(values):.3f}-{max(values):.3f}]"
 
 
 def benchmark(dataset_dir: Path, args: argparse.Namespace) -> None:
@@ -270,11 +317,15 @@ def benchmark(dataset_dir: Path, args: argparse.Namespace) -> None:
     unknown = [c for c in cases if c not in CASES]
     if unknown:
         raise SystemExit(f"--cases: unknown case(s) {', '.join(unknown)}; choose among {', '.join(CASES)}")
-    train_set = WindowDataset(split_path(dataset_dir, "train"), WindowSpec(HISTORY, 1, FRAME_STRIDE))
+    cfg = configs(args)
+    train_set, _ = load_splits(cfg, dataset_dir, window_spec(cfg["objective"], FRAME_STRIDE),
+                               L.Trainer(**trainer_kwargs(1, args.clip)))
     data_info = describe_data(dataset_dir, train_set.file, FRAME_STRIDE)
-    print(f"data: {dataset_dir.name}, {len(train_set)} windows; FNO hidden={args.hidden} modes={args.modes} "
-          f"layers={args.layers}; batch {args.batch_size}, {args.warmup} warm-up + {args.steps} timed steps; "
-          f"torch threads {torch.get_num_threads()}")
+    mode = "preloaded" if train_set.preloaded else "read lazily from HDF5"
+    print(f"data: {dataset_dir.name}, {len(train_set)} windows, {mode} (data.preload={args.preload}); FNO "
+          f"hidden={args.hidden} modes={args.modes} layers={args.layers}; batch {args.batch_size}, {args.warmup} "
+          f"warm-up + {args.steps} timed steps; torch threads {torch.get_num_threads()}; load average "
+          f"{load_average()}")
     rows = []
     for case in cases:
         objective, bundle = CASES[case]
@@ -282,8 +333,8 @@ def benchmark(dataset_dir: Path, args: argparse.Namespace) -> None:
             print(f"  {case}: skipped, objective {objective!r} is not registered")
             continue
         cfg = configs(args, objective, bundle)
-        windows = preload_windows(dataset_dir, bundle)
-        best = compare(case, {
+        windows = preload_windows(dataset_dir, cfg)
+        best, paired = compare(case, {
             "lightning": lambda cfg=cfg: run_lightning(dataset_dir, copy.deepcopy(cfg), data_info, args),
             "bare": lambda cfg=cfg, windows=windows: run_bare(windows, copy.deepcopy(cfg), data_info, args),
         }, args)
@@ -291,20 +342,23 @@ def benchmark(dataset_dir: Path, args: argparse.Namespace) -> None:
         # is robust to a neighbour process taking the cores during part of a repeat).
         rate = {name: (args.steps * args.batch_size / window, args.batch_size / median)
                 for name, (window, median) in best.items()}
-        rows.append((case, rate))
-    print(f"\n{'case':<12} {'lightning':>10} {'bare':>10} {'ratio':>7} {'ratio (median step)':>20}   samples/s")
-    for case, rate in rows:
+        rows.append((case, rate, paired))
+    print(f"\n{'case':<12} {'lightning':>10} {'bare':>10} {'ratio':>7} {'ratio (median step)':>20} "
+          f"{'paired ratio, median [range]':>29}   samples/s; ratios lightning / bare")
+    for case, rate, paired in rows:
         ratio = [rate["lightning"][k] / rate["bare"][k] for k in range(2)]
-        print(f"{case:<12} {rate['lightning'][0]:>10.1f} {rate['bare'][0]:>10.1f} {ratio[0]:>7.3f} {ratio[1]:>20.3f}")
+        print(f"{case:<12} {rate['lightning'][0]:>10.1f} {rate['bare'][0]:>10.1f} {ratio[0]:>7.3f} {ratio[1]:>20.3f} "
+              f"{spread(paired):>29}")
     if args.ema_decay:
         cfg = configs(args)
-        best = compare("ema", {
+        best, paired = compare("ema", {
             "no EMA": lambda: run_lightning(dataset_dir, copy.deepcopy(cfg), data_info, args),
             "EMA": lambda: run_lightning(dataset_dir, copy.deepcopy(cfg), data_info, args, args.ema_decay),
         }, args)
         plain, averaged = best["no EMA"][1], best["EMA"][1]
         print(f"\nEMA (decay {args.ema_decay}) overhead per step: {1e3 * (averaged - plain):.2f} ms on "
-              f"{1e3 * plain:.2f} ms ({100 * (averaged - plain) / plain:+.1f}%, median step times)")
+              f"{1e3 * plain:.2f} ms ({100 * (averaged - plain) / plain:+.1f}%, best median step times); per "
+              f"repeat, step time with EMA / without: {spread(paired)}")
 
 
 def main() -> None:

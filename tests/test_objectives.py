@@ -1,33 +1,40 @@
 """Training objectives: losses against hand-computed values; pushforward and unrolled gradients against their
-closed forms on a one-parameter model; the pushforward curriculum; input noise; windows sized to what each
-objective reads; every misfit refused by key; and each objective trained end to end through the Lightning module."""
+closed forms on a one-parameter model; the pushforward curriculum; input noise, per rank and step; windows sized to
+what each objective reads, label frames read from the right stored frames; every misfit refused by key; default run
+labels; and each objective trained end to end through the Lightning module."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import Tensor, nn
 
-from pdebench.data.batch import WindowBatch
-from pdebench.data.dataset import DatasetError
+from pdebench.config import default_run_label
+from pdebench.data.batch import WindowBatch, collate
+from pdebench.data.dataset import DatasetError, WindowDataset, WindowSpec, split_window
 from pdebench.data.grid import Grid
 from pdebench.data.netspec import NetSpec
 from pdebench.data.normalization import Normalizer
+from pdebench.data.reader import TrajectoryFile
 from pdebench.forecast.checkpoint import load_forecaster
 from pdebench.forecast.forecaster import Forecaster
 from pdebench.forecast.targets import DerivativeTarget, DifferenceTarget, target_from_config
 from pdebench.training.objectives import (
     OneStep,
     Pushforward,
+    Refinement,
     Unrolled,
     check_window_fits,
     make_objective,
     mse_loss,
+    noise_seed,
     relative_l2_loss,
     window_frames,
+    window_spec,
 )
 from pdebench.training.run import check_training_config, train
 
@@ -37,8 +44,8 @@ U0 = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)
 
 def objective_config(name: str = "onestep", **settings) -> dict:
     return {"name": name, "history": 1, "bundle": 1, "loss": "mse", "target": "state", "target_scale": 1.0,
-            "unroll_steps": 0, "input_noise_std": 0.0, "fd_order": 1, "integrator": "euler", "substeps": 1,
-            **settings}
+            "unroll_steps": 0, "input_noise_std": 0.0, "fd_order": 1, "fd_spacing": 1, "integrator": "euler",
+            "substeps": 1, **settings}
 
 
 class Scale(nn.Module):
@@ -145,17 +152,122 @@ def test_input_noise_perturbs_what_the_net_sees_by_the_configured_std() -> None:
     assert (fc.net.inputs[-1].view(64, 1, 1, 4) - inputs).std().item() == pytest.approx(0.05, rel=0.15)
 
 
-def test_derivative_label_reads_past_frames_from_the_window() -> None:
-    """A central difference needs the frame before the current one: the window carries it, the net sees only
-    `history` frames, and the label is (u_{n+1} - u_{n-1}) / 2."""
+def test_input_noise_differs_between_ranks_and_repeats_for_a_rank() -> None:
+    """Data-parallel ranks draw their own noise (a seed per rank and step), and the same rank, seed and step draw the
+    same noise again (what a resumed run relies on: the step is restored, no generator state is needed)."""
+    seeds = {(rank, step): noise_seed(5, rank, step) for rank in range(3) for step in range(3)}
+    assert len(set(seeds.values())) == 9 and noise_seed(5, 1, 2) == seeds[1, 2] != noise_seed(6, 1, 2)
+    inputs = torch.zeros(64, 1, 1, 4, dtype=torch.float64)
+    batch = WindowBatch(inputs, inputs.clone(), torch.zeros(64, 0, dtype=torch.float64), torch.ones(64),
+                        torch.arange(64))
+    objective = OneStep(objective_config(input_noise_std=0.05))
+    seen: dict[int, list[Tensor]] = {}
+    for rank in (0, 1, 0):
+        fc = scale_forecaster(1.0)
+        objective.start_batch(noise_seed(5, rank, 3))
+        objective.loss(fc, batch)
+        seen.setdefault(rank, []).append(fc.net.inputs[-1])
+    torch.testing.assert_close(seen[0][0], seen[0][1], rtol=0, atol=0)
+    assert (seen[0][0] - seen[1][0]).abs().min() > 0  # not one element in common
+    for noise in (seen[0][0], seen[1][0]):
+        assert noise.std().item() == pytest.approx(0.05, rel=0.15)
+    refiner = Refinement(objective_config("pderefiner", target="difference"))  # its refinement noise, likewise
+    draws = []
+    for rank in (0, 1, 0):
+        refiner.start_batch(noise_seed(5, rank, 3))
+        draws.append(refiner.gaussian_like(torch.zeros(64)))
+    assert torch.equal(draws[0], draws[2]) and not torch.equal(draws[0], draws[1])
+
+
+def test_training_step_seeds_the_noise_by_run_rank_and_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Lightning module hands the objective the seed of its run, rank and step before every loss."""
+    from pdebench.training.module import SurrogateModule
+
+    data_info = {"fields": ["u"], "parameters": [], "grid": Grid.uniform("periodic", (8,)).to_record(),
+                 "stats": Normalizer([0.0], [1.0], [], []).stats(), "frame_stride": 1}
+    module = SurrogateModule({"name": "fno", "hidden_channels": 4, "n_modes": [4], "n_layers": 1},
+                             objective_config(input_noise_std=0.1), {"lr": 1e-3}, {}, data_info,
+                             {"label": "x", "seed": 7})
+    seeds: list[int] = []
+    monkeypatch.setattr(module.objective, "start_batch", seeds.append)
+    batch = WindowBatch(torch.zeros(2, 1, 1, 8), torch.zeros(2, 1, 1, 8), torch.zeros(2, 0), torch.ones(2),
+                        torch.arange(2))
+    for rank in (0, 1):
+        monkeypatch.setattr(SurrogateModule, "global_rank", property(lambda self, rank=rank: rank))
+        module.training_step(batch, 0)
+    assert seeds == [noise_seed(7, 0, 0), noise_seed(7, 1, 0)]
+
+
+def test_derivative_label_reads_the_stored_label_frames() -> None:
+    """The central difference reads the stored frames around the current state (`batch.labels`), not the model
+    frames; the net sees only `history` frames; the label is (u_{+1} - u_{-1}) / 2 per stored interval, times
+    frame_stride = 4 per model step."""
     fc = scale_forecaster(0.0, "derivative")
-    fc.target = DerivativeTarget(fd_order=2)
-    frames = torch.tensor([1.0, 4.0, 9.0], dtype=torch.float64).view(1, 1, 3, 1).expand(1, 1, 3, 4)
-    batch = WindowBatch(frames[:, :, :2], frames[:, :, 2:], torch.zeros(1, 0, dtype=torch.float64), torch.ones(1),
-                        torch.zeros(1, dtype=torch.long))
+    fc.target = DerivativeTarget(fd_order=2, frame_stride=4)
+    labels = torch.tensor([1.0, 4.0, 9.0], dtype=torch.float64).view(1, 1, 3, 1).expand(1, 1, 3, 4)
+    batch = WindowBatch(labels[:, :, 1:2], labels[:, :, :0], torch.zeros(1, 0, dtype=torch.float64), torch.ones(1),
+                        torch.zeros(1, dtype=torch.long), labels)
     loss = OneStep(objective_config(target="derivative", fd_order=2)).loss(fc, batch)
-    assert loss.item() == pytest.approx(16.0)  # net outputs 0, label (9 - 1) / 2 = 4
+    assert loss.item() == pytest.approx(16.0**2)  # net outputs 0, label 4 * (9 - 1) / 2 = 16
     assert fc.net.inputs[-1].shape == (1, 1, 4)
+
+
+def test_pushforward_derivative_label_is_taken_around_the_state_it_reached(monkeypatch: pytest.MonkeyPatch) -> None:
+    """net = a u as a rate, Euler over one model step: the state after one free step is v = (1 + a) u_0. Its label
+    is the forward difference of the stored frames one and two states on plus the gap to the true state,
+    (u_2 - u_1) + (u_1 - v) = u_2 - v, so the loss is mean(((1 + a) v - u_2)^2) = ((1 + a)^2 - b^2)^2 mean(u_0^2)."""
+    a, b = 0.2, TRUE_FACTOR
+    fc = scale_forecaster(a, "derivative")
+    config = objective_config("pushforward", unroll_steps=2, target="derivative")
+    assert window_spec(config, 1).label_offsets == (0, 1, 1, 2, 2, 3)
+    objective = Pushforward(config)
+    monkeypatch.setattr(objective, "draw_steps", lambda: 1)
+    frames = geometric_batch(3).targets
+    labels = torch.cat([U0.view(1, 1, 1, 4), frames], dim=2)[:, :, [0, 1, 1, 2, 2, 3]]
+    batch = WindowBatch(U0.view(1, 1, 1, 4), frames[:, :, :2], torch.zeros(1, 0, dtype=torch.float64),
+                        torch.ones(1, dtype=torch.float64), torch.zeros(1, dtype=torch.long), labels)
+    loss = objective.loss(fc, batch)
+    assert loss.item() == pytest.approx(((1 + a) ** 2 - b**2) ** 2 * (U0**2).mean().item())
+    with pytest.raises(ValueError, match=r"needs 2 label frames around the state 1 model steps on, but the batch "
+                                         r"holds 2 label frames in all"):
+        objective.loss(fc, WindowBatch(batch.inputs, batch.targets, batch.cond, batch.step_time, batch.index,
+                                       labels[:, :, :2]))
+
+
+def test_window_layout_on_an_integer_ramp() -> None:
+    """Stored frames numbered 0.. in a window: inputs, targets and label frames land where the spec says."""
+    ramp = torch.arange(40.0).view(1, 40)
+    spec = WindowSpec(history=2, bundle=1, frame_stride=4, label_offsets=(-2, -1, 0, 1, 2))
+    assert (spec.lead, spec.span) == (0, 9)  # the current state (stored frame 4) has two frames before it
+    inputs, targets, labels = split_window(ramp[:, : spec.span], spec)
+    assert inputs.tolist() == [[0.0, 4.0]] and targets.tolist() == [[8.0]] and labels.tolist() == [[2, 3, 4, 5, 6]]
+    spec = WindowSpec(history=1, bundle=0, frame_stride=4, label_offsets=(-2, -1, 0, 1, 2))
+    assert (spec.lead, spec.span) == (2, 5)  # the window starts two stored frames before its one input
+    inputs, targets, labels = split_window(ramp[:, 10: 10 + spec.span], spec)
+    assert inputs.tolist() == [[12.0]] and targets.shape == (1, 0) and labels.tolist() == [[10, 11, 12, 13, 14]]
+    spec = WindowSpec(history=1, bundle=2, frame_stride=4, label_offsets=(0, 1, 4, 5, 8, 9))  # unrolled, order 1
+    inputs, targets, labels = split_window(ramp[:, : spec.span], spec)
+    assert (inputs.tolist(), targets.tolist(), labels.tolist()) == ([[0.0]], [[4.0, 8.0]], [[0, 1, 4, 5, 8, 9]])
+    assert split_window(ramp[:, :9], WindowSpec(2, 1, 4))[2] is None
+
+
+def test_windows_carry_the_stored_label_frames(ks_tiny: Path) -> None:
+    """On the real file: an unrolled derivative window (order 4, frame_stride 4) holds, per reachable state j, the
+    stored frames current + 4 j + (-2..2); collated batches stack them and leave `labels` None without them."""
+    spec = window_spec(objective_config("unrolled", unroll_steps=2, target="derivative", fd_order=4), 4)
+    assert spec.label_offsets == (-2, -1, 0, 1, 2, 2, 3, 4, 5, 6)
+    data = WindowDataset(ks_tiny / "train.h5", spec)
+    with TrajectoryFile(ks_tiny / "train.h5") as file:
+        u = file.read_field("u", 2)
+        assert data.windows_per_traj == file.n_frames - 8  # stored frames -2..6 around the first current state
+    item = data[2 * data.windows_per_traj + 5]  # trajectory 2, window starting at stored frame 5, current at 7
+    np.testing.assert_array_equal(item.inputs[0].numpy(), u[[7]])
+    np.testing.assert_array_equal(item.targets[0].numpy(), u[[11]])
+    np.testing.assert_array_equal(item.labels[0].numpy(), u[[5, 6, 7, 8, 9, 9, 10, 11, 12, 13]])
+    batch = collate([data[0], data[3]])
+    assert batch.labels.shape == (2, 1, 10, 256)
+    plain = WindowDataset(ks_tiny / "train.h5", window_spec(objective_config(), 4))
+    assert collate([plain[0], plain[1]]).labels is None
 
 
 @pytest.mark.parametrize(
@@ -165,13 +277,31 @@ def test_derivative_label_reads_past_frames_from_the_window() -> None:
         ({"history": 3, "bundle": 2}, (3, 2)),
         ({"name": "pushforward", "unroll_steps": 2, "history": 3, "bundle": 2}, (3, 6)),
         ({"name": "unrolled", "unroll_steps": 3}, (1, 3)),
-        ({"target": "derivative", "fd_order": 4}, (3, 2)),
-        ({"name": "pushforward", "unroll_steps": 1, "target": "derivative", "fd_order": 2, "history": 2}, (2, 2)),
+        ({"target": "derivative", "fd_order": 4}, (1, 0)),
+        ({"name": "pushforward", "unroll_steps": 1, "target": "derivative", "fd_order": 2, "history": 2}, (2, 1)),
         ({"name": "pderefiner", "target": "difference"}, (1, 1)),
     ],
 )
 def test_windows_hold_what_each_objective_reads(settings: dict, frames: tuple[int, int]) -> None:
     assert window_frames(objective_config(**settings)) == frames
+
+
+@pytest.mark.parametrize(
+    ("settings", "offsets", "span"),
+    [
+        ({}, (), 5),
+        ({"target": "derivative", "fd_order": 2}, (-1, 0, 1), 3),
+        ({"target": "derivative", "fd_order": 2, "fd_spacing": 4}, (-4, 0, 4), 9),
+        ({"target": "derivative", "fd_order": 1, "history": 2}, (0, 1), 6),
+        ({"name": "pushforward", "unroll_steps": 2, "target": "derivative", "fd_order": 2},
+         (-1, 0, 1, 3, 4, 5, 7, 8, 9), 11),
+        ({"name": "unrolled", "unroll_steps": 2, "target": "derivative"}, (0, 1, 4, 5), 6),
+    ],
+)
+def test_window_spec_adds_the_label_frames_of_every_reachable_state(settings: dict, offsets: tuple, span: int) -> None:
+    """frame_stride=4: label offsets (stored frames) around the current state and each state an unroll reaches."""
+    spec = window_spec(objective_config(**settings), 4)
+    assert (spec.label_offsets, spec.span) == (offsets, span)
 
 
 @pytest.mark.parametrize(
@@ -202,8 +332,17 @@ def test_window_longer_than_the_trajectories_names_the_keys() -> None:
                                            r"objective.unroll_steps=9 need training windows of 11 model frames .* "
                                            r"hold 10 \(37 stored frames, frame_stride=4\)"):
         check_window_fits(config, n_train_frames=37, frame_stride=4)
-    with pytest.raises(DatasetError, match=r"objective.target=derivative, objective.fd_order=4 need .* 5 model"):
-        check_window_fits(objective_config(target="derivative", fd_order=4), n_train_frames=4, frame_stride=1)
+    derivative = objective_config(target="derivative", fd_order=4)
+    check_window_fits(derivative, n_train_frames=5, frame_stride=4)  # stored frames -2..2: less than 2 model steps
+    with pytest.raises(DatasetError, match=r"^objective.name=onestep, objective.history=1, objective.bundle=1, "
+                                           r"objective.target=derivative, objective.fd_order=4, objective.fd_spacing=1 "
+                                           r"need training windows of 5 stored frames \(1 model frames in, 0 after, "
+                                           r"frame_stride=4, and label frames from 2 stored frames before to 2 after "
+                                           r"the current state\), but the train trajectories hold 4 stored frames; "
+                                           r"lower one of these settings or generate longer trajectories$"):
+        check_window_fits(derivative, n_train_frames=4, frame_stride=4)
+    with pytest.raises(DatasetError, match=r"objective.fd_spacing=4 need training windows of 17 stored frames"):
+        check_window_fits({**derivative, "fd_spacing": 4}, n_train_frames=16, frame_stride=4)
 
 
 # A small, fast FNO; each run trains two steps an epoch and validates a short rollout.
@@ -263,6 +402,9 @@ def test_each_objective_trains_end_to_end(compose_cfg, data_root: Path, tmp_path
     assert trained.record["objective"] == cfg["objective"]
     if isinstance(expected, DerivativeTarget):
         assert trained.forecaster.target.integrator_name == cfg["objective"]["integrator"]
+        # labelled one stored interval apart on frame_stride=4 data, as the record says
+        assert (trained.forecaster.target.fd_spacing, trained.forecaster.target.frame_stride) == (1, 4)
+        assert trained.record["objective"]["fd_spacing"] == 1 and trained.record["data"]["frame_stride"] == 4
     if isinstance(expected, DifferenceTarget):
         assert trained.forecaster.target.scale == 0.3
     if cfg["objective"]["name"] == "pushforward":
@@ -282,3 +424,24 @@ def test_ks_unet_preset_is_pde_refiners_mse_baseline(compose_cfg) -> None:
     assert (cfg["model"]["name"], cfg["objective"]["name"], cfg["objective"]["loss"]) == ("unet", "onestep", "mse")
     assert (cfg["objective"]["target"], cfg["objective"]["target_scale"]) == ("difference", 0.3)
     assert cfg["optim"]["ema_decay"] == 0.995
+
+
+@pytest.mark.parametrize(
+    ("overrides", "label"),
+    [
+        ([], "fno"),
+        (["objective=derivative"], "fno-derivative"),
+        (["objective=pushforward"], "fno-pushforward"),
+        (["objective=unrolled", "objective.target=derivative"], "fno-unrolled-derivative"),
+        (["objective.target=difference"], "fno-difference"),
+        (["experiment=ks_pderefiner"], "pderefiner"),
+        (["experiment=ks_fno_quickstart"], "fno-quickstart"),
+        (["objective=derivative", "label=mine"], "mine"),
+    ],
+)
+def test_default_label_names_objective_and_target(compose_cfg, overrides: list[str], label: str) -> None:
+    """A derivative or pushforward run gets its own run folder instead of resuming (or being refused by) the plain
+    onestep run of the same model; default runs keep theirs."""
+    cfg = compose_cfg("train", overrides)
+    assert cfg["label"] == label and cfg["run_dir"] == f"runs/ks-small/{label}/seed0"
+    assert default_run_label("unet", "onestep", "state") == "unet"

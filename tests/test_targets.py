@@ -1,5 +1,6 @@
-"""Targets and integrators: finite-difference labels and integrators converge at their orders on analytic signals,
-and what a target encodes its `advance` gives back."""
+"""Targets and integrators: finite-difference labels on the stored frames and integrators converge at their orders
+on analytic signals, the stored spacing beats the model step by frame_stride**order, and what a target encodes its
+`advance` gives back."""
 
 from __future__ import annotations
 
@@ -16,39 +17,73 @@ from pdebench.forecast.forecaster import Forecaster
 from pdebench.forecast.integrators import INTEGRATORS, ORDERS
 from pdebench.forecast.targets import DerivativeTarget, make_target, target_from_config
 
-OMEGA = 1.3
-PHASES = torch.linspace(0.0, 2.0, 5, dtype=torch.float64)
+WAVE_SPEED = 1.3
+X = torch.linspace(0.0, 2.0 * math.pi, 17, dtype=torch.float64)[:-1]
+NOW = 0.4  # physical time of the current state
 
 
-def sampled_sine(spacing: float, past: int, future: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Frames of u(t) = sin(omega t + phase) at t = k * spacing, k = -past..future, split at k = 0 into inputs
-    `[B, 1, past + 1, 5]` and targets `[B, 1, future, 5]`, with the exact du/dt at t = 0 `[B, 1, 1, 5]`."""
-    k = torch.arange(-past, future + 1, dtype=torch.float64)
-    frames = torch.sin(OMEGA * spacing * k[:, None] + PHASES).view(1, 1, -1, 5)
-    rate = (OMEGA * torch.cos(PHASES)).view(1, 1, 1, 5)
-    return frames[:, :, : past + 1], frames[:, :, past + 1:], rate
+def travelling_wave(times: Tensor) -> Tensor:
+    """u(x, t) = sin(x - c t) at `times [T]`: frames `[1, 1, T, 16]`."""
+    return torch.sin(X - WAVE_SPEED * times[:, None]).view(1, 1, -1, X.numel())
+
+
+def derivative_label_error(target: DerivativeTarget, stored_dt: float) -> float:
+    """Largest error of `target`'s label, read as du/dt (divided by the model step `frame_stride * stored_dt`), on
+    u = sin(x - c t) stored every `stored_dt` time units; the label frames are those at `target.label_offsets`."""
+    offsets = torch.tensor(target.label_offsets(1), dtype=torch.float64)
+    labels = travelling_wave(NOW + offsets * stored_dt)
+    current = travelling_wave(torch.tensor([NOW], dtype=torch.float64))
+    exact = -WAVE_SPEED * torch.cos(X - WAVE_SPEED * NOW)
+    label = target.encode(current, current[:, :, :0], labels)
+    return (label.flatten() / (target.frame_stride * stored_dt) - exact).abs().max().item()
 
 
 @pytest.mark.parametrize("order", [1, 2, 4])
-def test_finite_difference_labels_converge_at_their_order(order: int) -> None:
-    """The label is du/ds (per model step): divided by the spacing it approaches du/dt with error ~ spacing**order."""
-    target = DerivativeTarget(fd_order=order)
-    past, future = target.label_frames(1)
-    errors = []
-    for spacing in (0.1, 0.05):
-        inputs, targets, rate = sampled_sine(spacing, past, future)
-        errors.append((target.encode(inputs, targets) / spacing - rate).abs().max().item())
-    assert math.log2(errors[0] / errors[1]) == pytest.approx(order, abs=0.25)
+def test_stored_frame_labels_converge_at_their_order(order: int) -> None:
+    """frame_stride=4: halving the stored interval divides the label error by 2**order."""
+    target = target_from_config({"target": "derivative", "fd_order": order}, frame_stride=4)
+    errors = [derivative_label_error(target, stored_dt) for stored_dt in (0.02, 0.01)]
+    assert math.log2(errors[0] / errors[1]) == pytest.approx(order, abs=0.1)
 
 
-def test_label_frames_and_scale() -> None:
-    assert DerivativeTarget(fd_order=1).label_frames(1) == (0, 1)
-    assert DerivativeTarget(fd_order=2).label_frames(1) == (1, 1)
-    assert DerivativeTarget(fd_order=4).label_frames(1) == (2, 2)
+@pytest.mark.parametrize("order", [1, 2, 4])
+def test_stored_frame_labels_are_frame_stride_to_the_order_more_accurate(order: int) -> None:
+    """The default label (fd_spacing=1: one stored interval) against the stencil on the model frames (fd_spacing =
+    frame_stride = 4, what labels one model step apart give): the error is 4**order times smaller."""
+    stored_dt = 0.01
+    default = target_from_config({"target": "derivative", "fd_order": order}, frame_stride=4)
+    model_step = target_from_config({"target": "derivative", "fd_order": order, "fd_spacing": 4}, frame_stride=4)
+    assert (default.fd_spacing, model_step.fd_spacing) == (1, 4)
+    ratio = derivative_label_error(model_step, stored_dt) / derivative_label_error(default, stored_dt)
+    assert math.log(ratio, 4) == pytest.approx(order, abs=0.05)
+
+
+def test_label_offsets_and_scale() -> None:
+    """Offsets in stored frames: the stencil (times fd_spacing) and the current state; hand-computed labels."""
+    assert DerivativeTarget(fd_order=1).label_frames(1) == (0, 0)  # no model frame beyond the net's inputs
+    assert DerivativeTarget(fd_order=1).label_offsets(1) == (0, 1)
+    assert DerivativeTarget(fd_order=2).label_offsets(1) == (-1, 0, 1)
+    assert DerivativeTarget(fd_order=4).label_offsets(1) == (-2, -1, 0, 1, 2)
+    assert DerivativeTarget(fd_order=2, fd_spacing=4, frame_stride=4).label_offsets(1) == (-4, 0, 4)
     assert make_target("difference", 0.3).label_frames(3) == (0, 3)
-    # hand-computed: central difference of [1, 4, 9] is (9 - 1) / 2 = 4, divided by the scale 0.5
-    inputs, targets = torch.tensor([1.0, 4.0]).view(1, 1, 2, 1), torch.tensor([9.0]).view(1, 1, 1, 1)
-    assert DerivativeTarget(scale=0.5, fd_order=2).encode(inputs, targets).item() == pytest.approx(8.0)
+    assert make_target("difference", 0.3).label_offsets(3) == make_target("state").label_offsets(1) == ()
+    # central difference of [1, 4, 9] one stored interval apart: (9 - 1) / 2 = 4 per stored interval, 16 per model
+    # step of frame_stride=4 stored frames, divided by the scale 0.5
+    labels = torch.tensor([1.0, 4.0, 9.0]).view(1, 1, 3, 1)
+    target = DerivativeTarget(scale=0.5, fd_order=2, frame_stride=4)
+    assert target.encode(torch.tensor([4.0]).view(1, 1, 1, 1), labels[:, :, :0], labels).item() == pytest.approx(32.0)
+    # the net sees 3 instead of the true 4: the label adds the gap 4 - 3 = 1 per model step, (16 + 1) / 0.5
+    assert target.encode(torch.tensor([3.0]).view(1, 1, 1, 1), labels[:, :, :0], labels).item() == pytest.approx(34.0)
+
+
+def test_derivative_label_without_its_frames_is_refused() -> None:
+    target = DerivativeTarget(fd_order=4)
+    frames = torch.zeros(1, 1, 1, 4)
+    with pytest.raises(ValueError, match=r"reads its label from the 5 stored frames at offsets \[-2, -1, 0, 1, 2\] "
+                                         r"around the current state, but the batch holds none"):
+        target.encode(frames, frames[:, :, :0])
+    with pytest.raises(ValueError, match="but the batch holds 2"):
+        target.encode(frames, frames[:, :, :0], torch.zeros(1, 1, 2, 4))
 
 
 def logistic_rate(state: Tensor) -> Tensor:
@@ -103,16 +138,20 @@ def test_derivative_forecaster_integrates_the_predicted_rate(name: str, calls_pe
 
 
 @pytest.mark.parametrize("history", [1, 3])
-def test_forward_difference_with_one_euler_step_round_trips(history: int) -> None:
-    """fd_order=1 + euler + 1 substep: advancing the label gives back the stored next frame exactly."""
+@pytest.mark.parametrize("frame_stride", [1, 4])
+def test_forward_difference_over_a_model_step_with_one_euler_step_round_trips(history: int, frame_stride: int) -> None:
+    """fd_order=1 on the model step (fd_spacing = frame_stride) + euler + 1 substep: advancing the label from the
+    state the net sees (here noisy) gives back the stored next frame exactly."""
     torch.manual_seed(0)
-    inputs, targets = torch.randn(2, 3, history, 8), torch.randn(2, 3, 1, 8)
-    target = make_target("derivative", 0.3, 1, "euler", 1)
+    inputs, targets, current = torch.randn(2, 3, history, 8), torch.randn(2, 3, 1, 8), torch.randn(2, 3, 1, 8)
+    target = make_target("derivative", 0.3, 1, "euler", 1, fd_spacing=frame_stride, frame_stride=frame_stride)
+    labels = torch.cat([current, targets], dim=2)  # the true frames at offsets 0 and frame_stride
 
     def no_more_calls(window: Tensor) -> Tensor:
         raise AssertionError("one Euler step needs no further net call")
 
-    torch.testing.assert_close(target.advance(inputs, target.encode(inputs, targets), no_more_calls), targets)
+    label = target.encode(inputs, targets[:, :, :0], labels)
+    torch.testing.assert_close(target.advance(inputs, label, no_more_calls), targets)
 
 
 @pytest.mark.parametrize("name", ["state", "difference"])
@@ -143,6 +182,7 @@ def test_integrator_stages_keep_the_earlier_history_frames() -> None:
         ({"target": "derivative", "fd_order": 3}, r"objective.fd_order=3 .*choose one of: 1, 2, 4"),
         ({"target": "derivative", "integrator": "rk5"}, r"objective.integrator='rk5' .*euler, heun, rk4, ab2"),
         ({"target": "derivative", "substeps": 0}, r"objective.substeps=0 is not valid"),
+        ({"target": "derivative", "fd_spacing": 0}, r"objective.fd_spacing=0 is not valid: expected a positive number"),
         ({"target": "derivative", "target_scale": 0.0}, r"objective.target_scale must be positive"),
         ({"target": "velocity"}, r"objective.target='velocity' .*state, difference, derivative"),
     ],

@@ -19,7 +19,9 @@ class WindowBatch:
 
     inputs `[B, C, history, *space]`, targets `[B, C, bundle, *space]` (the frames after the inputs, one model step
     apart), cond `[B, P]` per-trajectory parameters, step_time `[B]` time units per model step, index `[B]`
-    trajectory index in the split file.
+    trajectory index in the split file. labels `[B, C, K, *space]`: the stored frames at the K offsets the window
+    was asked for (`WindowSpec.label_offsets`, in stored frames from the last input frame), finer than a model step
+    when `frame_stride > 1`; None when none were asked for.
     """
 
     inputs: Tensor
@@ -27,6 +29,7 @@ class WindowBatch:
     cond: Tensor
     step_time: Tensor
     index: Tensor
+    labels: Tensor | None = None
 
 
 @dataclass
@@ -46,9 +49,24 @@ class TrajectoryBatch:
 BatchT = TypeVar("BatchT", WindowBatch, TrajectoryBatch)
 
 
-def collate(items: list[BatchT]) -> BatchT:
-    """Stack items (each a batch dataclass of unbatched tensors) along a new leading batch axis."""
+def _stack(name: str, values: list[Tensor | None]) -> Tensor | None:
+    """The values of one field stacked along a new leading axis; None if every item leaves the field out."""
+    missing = sum(value is None for value in values)
+    if missing == len(values):
+        return None
+    if missing:
+        raise ValueError(f"cannot collate field '{name}': {missing} of {len(values)} items have none; expected every "
+                         "item to hold it or none")
+    return torch.stack(values)  # type: ignore[arg-type]
+
+
+def collate(items: list[BatchT] | BatchT) -> BatchT:
+    """Stack items (each a batch dataclass of unbatched tensors) along a new leading batch axis; an optional field
+    (`WindowBatch.labels`) stays None when no item holds it. A batch a dataset's `__getitems__` already gathered
+    passes through unchanged."""
+    if isinstance(items, WindowBatch | TrajectoryBatch):
+        return items
     if not items:
         raise ValueError("cannot collate an empty list of items")
     cls = type(items[0])
-    return cls(**{f.name: torch.stack([getattr(item, f.name) for item in items]) for f in fields(cls)})
+    return cls(**{f.name: _stack(f.name, [getattr(item, f.name) for item in items]) for f in fields(cls)})

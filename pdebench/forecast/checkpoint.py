@@ -46,7 +46,7 @@ def build_forecaster(model: dict[str, Any], objective: dict[str, Any], data_info
     """A fresh (untrained) Forecaster for a run's model, objective and data (an EnsembleForecaster when the net
     can draw samples)."""
     spec = net_spec(objective, data_info)
-    target = target_from_config(objective)
+    target = target_from_config(objective, int(data_info.get("frame_stride") or 1))  # a derivative label's spacing
     return make_forecaster(build_model(model, spec), Normalizer.from_stats(data_info["stats"]), target, spec)
 
 

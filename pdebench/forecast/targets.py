@@ -2,17 +2,21 @@
 
 A `Target` turns (standardised) frames into the net's label (`encode`) and a net output back into the next frames
 (`advance`). Frames are `[B, C, T, *space]`, one model step apart; the last input frame `inputs[:, :, -1:]` is the
-current state u(t). `label_frames(bundle)` says which frames `encode` reads around it: `past` input frames before
-the current one and `future` frames after it, so a training window can be sized to hold them.
+current state u(t). `label_frames(bundle)` says which model frames `encode` reads around it (`past` input frames
+before the current one, `future` frames after it), and `label_offsets(bundle)` which stored frames, in stored frames
+from the current state, it reads from `labels` (a finite difference finer than the model step), so that a training
+window can be sized to hold them (`pdebench.data.dataset.WindowSpec`).
 
 * `state`: the net outputs the next `bundle` states.
 * `difference`: the net outputs `(u(t + k) - u(t)) / scale`, k = 1..bundle.
 * `derivative`: the net outputs `du/ds / scale`, the rate of change per model step (s = t / step_time) at the
-  current state, labelled by a finite difference of the stored frames (order 1: forward; 2 and 4: central), and at
-  inference integrated over one model step by `euler`, `heun`, `rk4` or `ab2` in `substeps` equal substeps (as in
-  "Predicting Change, Not States"; see `pdebench.forecast.integrators`). Each integrator stage calls the net again
-  on the window whose last frame is the stage state (earlier history frames are kept). One output frame per call:
-  it needs `objective.bundle=1`.
+  current state, labelled by a finite difference of the stored frames (order 1: forward; 2 and 4: central) with a
+  spacing of `fd_spacing` stored intervals (1: the finest the data holds, `frame_stride` times finer than a model
+  step, so the truncation error is `frame_stride**order` times smaller than a stencil on the model frames). At
+  inference it is integrated over one model step by `euler`, `heun`, `rk4` or `ab2` in `substeps` equal substeps
+  (as in "Predicting Change, Not States"; see `pdebench.forecast.integrators`). Each integrator stage calls the net
+  again on the window whose last frame is the stage state (earlier history frames are kept). One output frame per
+  call: it needs `objective.bundle=1`.
 """
 
 from __future__ import annotations
@@ -35,11 +39,16 @@ class Target(Protocol):
         """`(past, future)`: input frames before the current state and frames after it that `encode` reads."""
         ...
 
-    def encode(self, inputs: Tensor, targets: Tensor) -> Tensor:
+    def label_offsets(self, bundle: int) -> tuple[int, ...]:
+        """Stored-frame offsets from the current state of the frames `encode` reads from `labels` (empty: none)."""
+        ...
+
+    def encode(self, inputs: Tensor, targets: Tensor, labels: Tensor | None = None) -> Tensor:
         """The label `[B, C, bundle, *space]` a net is trained to output for these (standardised) frames.
 
-        `inputs` ends with the current state and holds at least `past + 1` frames; `targets` starts one model step
-        later and holds at least `future` frames.
+        `inputs` ends with the current state the net sees and holds at least `past + 1` frames; `targets` starts one
+        model step later and holds at least `future` frames; `labels [B, C, K, *space]` holds the true stored frames
+        at `label_offsets`, in that order.
         """
         ...
 
@@ -57,7 +66,10 @@ class StateTarget:
     def label_frames(self, bundle: int) -> tuple[int, int]:
         return 0, bundle
 
-    def encode(self, inputs: Tensor, targets: Tensor) -> Tensor:
+    def label_offsets(self, bundle: int) -> tuple[int, ...]:
+        return ()
+
+    def encode(self, inputs: Tensor, targets: Tensor, labels: Tensor | None = None) -> Tensor:
         return targets
 
     def decode(self, inputs: Tensor, output: Tensor) -> Tensor:
@@ -84,7 +96,10 @@ class DifferenceTarget:
     def label_frames(self, bundle: int) -> tuple[int, int]:
         return 0, bundle
 
-    def encode(self, inputs: Tensor, targets: Tensor) -> Tensor:
+    def label_offsets(self, bundle: int) -> tuple[int, ...]:
+        return ()
+
+    def encode(self, inputs: Tensor, targets: Tensor, labels: Tensor | None = None) -> Tensor:
         return (targets - inputs[:, :, -1:]) / self.scale
 
     def decode(self, inputs: Tensor, output: Tensor) -> Tensor:
@@ -103,50 +118,77 @@ STENCILS: dict[int, tuple[tuple[int, ...], tuple[float, ...]]] = {
 }
 
 
+def _whole(value: Any, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
 class DerivativeTarget:
     """The net outputs `du/ds / scale` at the current state (s in model steps), integrated at inference.
 
-    Label: the finite difference of order `fd_order` (1, 2 or 4) of the standardised frames, one model step apart.
+    Label: the finite difference of order `fd_order` (1, 2 or 4) of the true standardised stored frames around the
+    current state, `fd_spacing` stored intervals apart (`frame_stride` stored intervals make one model step, so
+    the rate per model step is the stencil sum times `frame_stride / fd_spacing`), plus `u(t) - v`, the gap between
+    the true current state u(t) and the state v the net sees (noisy inputs, or a state reached on the net's own
+    outputs): the rate that, held over one model step, carries v back onto the true trajectory, so the net learns
+    to correct noise as a `difference` target does. Without noise or unrolling the gap is 0 and the label is the
+    finite difference alone.
+
     Inference: `integrator` (euler, heun, rk4, ab2) over one model step in `substeps` substeps; the net is called
     once per stage (rk4 with 2 substeps: 8 calls per model step, the first reusing the output already computed).
-    With fd_order=1, euler and one substep, `advance(encode(...))` gives back the stored next frame exactly.
+    With fd_order=1, `fd_spacing == frame_stride` (the model-step stencil), euler and one substep,
+    `advance(encode(...))` gives back the stored next frame exactly.
     """
 
     name = "derivative"
 
     def __init__(self, scale: float = 1.0, fd_order: int = 1, integrator_name: str = "euler",
-                 substeps: int = 1) -> None:
+                 substeps: int = 1, fd_spacing: int = 1, frame_stride: int = 1) -> None:
         if not scale > 0:
             raise ValueError(f"objective.target_scale must be positive, got {scale}")
         if isinstance(fd_order, bool) or fd_order not in STENCILS:
             raise ValueError(f"objective.fd_order={fd_order!r} is not a finite-difference order the derivative target "
                              f"offers; choose one of: {', '.join(map(str, STENCILS))}")
-        if isinstance(substeps, bool) or not isinstance(substeps, int) or substeps < 1:
+        if not _whole(substeps, 1):
             raise ValueError(f"objective.substeps={substeps!r} is not valid: expected a positive number of integrator "
                              "steps per model step")
+        if not _whole(fd_spacing, 1):
+            raise ValueError(f"objective.fd_spacing={fd_spacing!r} is not valid: expected a positive number of stored "
+                             "frame intervals between the finite-difference stencil's points")
+        if not _whole(frame_stride, 1):
+            raise ValueError(f"frame_stride={frame_stride!r} is not valid: expected a positive number of stored frames "
+                             "per model step")
         self.scale = float(scale)
         self.fd_order = int(fd_order)
         self.integrator_name = integrator_name
         self.integrate = integrator(integrator_name)
         self.substeps = substeps
+        self.fd_spacing, self.frame_stride = fd_spacing, frame_stride
         offsets, weights = STENCILS[self.fd_order]
-        self.offsets, self.weights = offsets, weights
+        stencil = dict(zip((o * fd_spacing for o in offsets), weights, strict=True))
+        # the stencil's stored-frame offsets and the current state (offset 0, for the gap u(t) - v), in order
+        self.offsets = tuple(sorted({*stencil, 0}))
+        self.weights = tuple(stencil.get(o, 0.0) for o in self.offsets)
+        self.steps_per_spacing = frame_stride / fd_spacing  # 1 / (stencil spacing in model steps)
 
     def label_frames(self, bundle: int) -> tuple[int, int]:
         if bundle != 1:
             raise ValueError(f"objective.target=derivative predicts the rate of change at one state, so it needs "
                              f"objective.bundle=1, got objective.bundle={bundle}")
-        return max(0, -min(self.offsets)), max(self.offsets)
+        return 0, 0
 
-    def encode(self, inputs: Tensor, targets: Tensor) -> Tensor:
-        frames = {0: inputs[:, :, -1:]}
-        for offset in self.offsets:
-            if offset < 0:
-                frames[offset] = inputs[:, :, offset - 1:offset]
-            elif offset > 0:
-                frames[offset] = targets[:, :, offset - 1:offset]
-        rate = sum(weight * frames[offset] for offset, weight in zip(self.offsets, self.weights, strict=True))
-        return rate / self.scale
+    def label_offsets(self, bundle: int) -> tuple[int, ...]:
+        self.label_frames(bundle)
+        return self.offsets
+
+    def encode(self, inputs: Tensor, targets: Tensor, labels: Tensor | None = None) -> Tensor:
+        if labels is None or labels.shape[2] != len(self.offsets):
+            held = "none" if labels is None else f"{labels.shape[2]}"
+            raise ValueError(f"objective.target=derivative reads its label from the {len(self.offsets)} stored frames "
+                             f"at offsets {list(self.offsets)} around the current state, but the batch holds {held}; "
+                             "size the training windows with window_spec")
+        rate = sum(weight * labels[:, :, i:i + 1] for i, weight in enumerate(self.weights) if weight)
+        gap = labels[:, :, self.offsets.index(0):self.offsets.index(0) + 1] - inputs[:, :, -1:]
+        return (self.steps_per_spacing * rate + gap) / self.scale
 
     def advance(self, inputs: Tensor, output: Tensor, net: NetCall) -> Tensor:
         earlier = inputs[:, :, :-1]
@@ -162,20 +204,22 @@ TARGETS = ("state", "difference", "derivative")
 
 
 def make_target(name: str, scale: float = 1.0, fd_order: int = 1, integrator_name: str = "euler",
-                substeps: int = 1) -> Target:
+                substeps: int = 1, fd_spacing: int = 1, frame_stride: int = 1) -> Target:
     """The target called `name` (`objective.target`), with `scale` for `difference` and `derivative`, and the
-    finite-difference order, integrator and substeps of `derivative`."""
+    finite-difference order and spacing (stored intervals), integrator and substeps of `derivative`, whose label
+    also needs the data's `frame_stride` (stored frames per model step)."""
     if name == "state":
         return StateTarget()
     if name == "difference":
         return DifferenceTarget(scale)
     if name == "derivative":
-        return DerivativeTarget(scale, fd_order, integrator_name, substeps)
+        return DerivativeTarget(scale, fd_order, integrator_name, substeps, fd_spacing, frame_stride)
     raise ValueError(f"objective.target={name!r} is not a known target; choose one of: {', '.join(TARGETS)}")
 
 
-def target_from_config(objective: Mapping[str, Any]) -> Target:
-    """The target an `objective` config section describes (keys absent from older checkpoints take defaults)."""
+def target_from_config(objective: Mapping[str, Any], frame_stride: int = 1) -> Target:
+    """The target an `objective` config section describes on data with `frame_stride` stored frames per model step
+    (keys absent from older checkpoints take defaults; only training reads a derivative label's spacing)."""
     return make_target(objective.get("target", "state"), objective.get("target_scale", 1.0),
                        objective.get("fd_order", 1), objective.get("integrator", "euler"),
-                       objective.get("substeps", 1))
+                       objective.get("substeps", 1), objective.get("fd_spacing", 1), frame_stride)

@@ -18,7 +18,7 @@ from pdebench.forecast.checkpoint import build_forecaster
 from pdebench.forecast.stepper import Stepper
 from pdebench.rollout.metrics import summarize_rollout
 from pdebench.rollout.scoring import score_batch
-from pdebench.training.objectives import check_objective_fits, make_objective
+from pdebench.training.objectives import check_objective_fits, make_objective, noise_seed
 
 VAL_METRIC = "val/rollout_nrmse"
 SELECTION_METRIC = "val/selection"  # what `best.ckpt` is chosen on (see `selection_score`)
@@ -145,6 +145,9 @@ class SurrogateModule(L.LightningModule):
             set_epoch(self.current_epoch)
 
     def training_step(self, batch: WindowBatch, batch_idx: int) -> Tensor:
+        start_batch = getattr(self.objective, "start_batch", None)
+        if callable(start_batch):  # input noise of its own per rank and step; the step is restored on resume
+            start_batch(noise_seed(int(self.hparams.run.get("seed", 0)), self.global_rank, self.global_step))
         loss = self.objective.loss(self.forecaster, batch)
         if not torch.isfinite(loss):
             raise TrainingDiverged(

@@ -10,11 +10,20 @@ no-grad steps on the net's own outputs, then one gradient step), `unrolled` (bac
 `unroll_steps` steps), each with `history`, `bundle`, any target (`state`, `difference`, `derivative`), input noise
 (`input_noise_std`) and the loss `mse` or `rel_l2`; and `pderefiner` (PDE-Refiner's, for `model=pderefiner`).
 
-Training windows are sized by the objective (`window_frames`): a batch's `inputs` may hold more than `history`
-frames (a central finite-difference label reads earlier ones) and its `targets` every frame after the current
-state that the longest unroll and its last label read. `check_window_fits` refuses, naming the keys, an objective
-the stored trajectories are too short for; `make_objective` refuses every other misfit (unknown choices, a setting
-the objective would ignore, a target it cannot train) before any data is read.
+Training windows are sized by the objective (`window_spec`): a batch's `inputs` hold the `history` frames the net
+sees (more if a target's label reads earlier model frames), its `targets` every model frame after the current state
+that the longest unroll and its last label read, and its `labels` the stored frames a finer label reads (the
+derivative target's finite difference) around every state a gradient step may start from: the current one, and
+with pushforward or unrolled training each state reached after j <= `unroll_steps` model steps. `check_window_fits`
+refuses, naming the keys, an objective the stored trajectories are too short for; `make_objective` refuses every
+other misfit (unknown choices, a setting the objective would ignore, a target it cannot train) before any data is
+read.
+
+Per-sample random draws (input noise; PDE-Refiner's refinement steps and noise) come from a stream of their own per
+optimisation step and rank (`noise_seed(seed, rank, step)`, set by the training loop through `start_batch`):
+data-parallel ranks perturb their samples independently, and a resumed run draws exactly what an uninterrupted one
+would (the step is restored; no generator state to save). Pushforward's number of unrolled steps stays on the
+global torch stream, identical on every rank, so that ranks unroll in step.
 
 A net may name the one objective it can be trained with (`training_objective`, e.g. PDE-Refiner's), and an
 objective may need a net with particular methods; `check_objective_fits` refuses a mismatch in one sentence.
@@ -25,11 +34,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from pdebench.data.batch import WindowBatch
-from pdebench.data.dataset import DatasetError
+from pdebench.data.dataset import DatasetError, WindowSpec
 from pdebench.forecast.forecaster import Forecaster
 from pdebench.forecast.targets import TARGETS, target_from_config
 
@@ -74,18 +84,52 @@ def register_objective(name: str) -> Callable[[ObjectiveFactory], ObjectiveFacto
     return wrap
 
 
+def noise_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of the random draws (input noise, refinement noise) of optimisation step `step` on data-parallel rank
+    `rank` of a run seeded `seed`: a pure function (NumPy's SeedSequence hash of the three), distinct for every rank
+    and step, so ranks never share a noise pattern and a resumed run, whose step counter is restored, draws the noise
+    an uninterrupted one would."""
+    return int(np.random.SeedSequence((int(seed), int(rank), int(step))).generate_state(1, dtype=np.uint64)[0])
+
+
+class BatchRandomness:
+    """The random stream of one training batch: seeded by `start_batch` (the training loop passes `noise_seed(seed,
+    rank, step)`), created on the device of the first tensor drawn; without `start_batch` (direct calls) draws come
+    from the global torch stream."""
+
+    _batch_seed: int | None = None
+    _batch_generator: torch.Generator | None = None
+
+    def start_batch(self, seed: int) -> None:
+        """Draw this batch's random numbers from a stream seeded `seed` (see `noise_seed`)."""
+        self._batch_seed, self._batch_generator = int(seed), None
+
+    def generator(self, device: torch.device) -> torch.Generator | None:
+        """The batch's generator on `device`, or None (the global stream) when no batch stream was started."""
+        if self._batch_seed is None:
+            return None
+        if self._batch_generator is None or self._batch_generator.device != device:
+            self._batch_generator = torch.Generator(device=device).manual_seed(self._batch_seed)
+        return self._batch_generator
+
+    def gaussian_like(self, like: Tensor) -> Tensor:
+        """Standard normal noise shaped like `like`, from the batch's stream."""
+        return torch.randn(like.shape, generator=self.generator(like.device), device=like.device, dtype=like.dtype)
+
+
 def _fold(frames: Tensor) -> Tensor:
     """`[B, C, T, *space]` -> `[B, C * T, *space]` (field-major), the layout nets see."""
     return frames.reshape(frames.shape[0], frames.shape[1] * frames.shape[2], *frames.shape[3:])
 
 
-class WindowedObjective:
+class WindowedObjective(BatchRandomness):
     """What every built-in objective shares: `history`, `bundle`, the loss, input noise, the target's label frames.
 
-    `window_frames()` is the training window it reads, `(input frames, frames after them)`: at least `history`
-    inputs, more when the target's label reads earlier frames (a central finite difference), and enough later frames
-    for every step it unrolls plus the last label. Input noise (`input_noise_std`, standardised units) is added to
-    the frames the net sees on every step that takes a gradient, and the label is formed from the same noisy frames,
+    `window_frames()` is the training window it reads in model frames, `(input frames, frames after them)`: at least
+    `history` inputs, more when the target's label reads earlier model frames, and enough later frames for every step
+    it unrolls plus the last label; `window_spec(frame_stride)` adds the stored label frames (`label_offsets`) around
+    every state a gradient step may start from. Input noise (`input_noise_std`, standardised units) is added to the
+    frames the net sees on every step that takes a gradient, and the label is formed against the same noisy frames,
     so the net learns to land on the true next state (for `difference` and `derivative`: to correct the noise).
     """
 
@@ -97,6 +141,7 @@ class WindowedObjective:
         self.history, self.bundle = int(config.get("history", 1)), int(config.get("bundle", 1))
         self.noise_std = float(config.get("input_noise_std", 0.0) or 0.0)
         self.unroll_steps = int(config.get("unroll_steps", 0) or 0)
+        self.config = dict(config)
         self.target = target_from_config(config)
         self.label_past, self.label_future = self.target.label_frames(self.bundle)
 
@@ -110,14 +155,41 @@ class WindowedObjective:
         return 0
 
     def window_frames(self) -> tuple[int, int]:
-        """`(inputs, targets)`: the frames a training window holds before and after the current state."""
+        """`(inputs, targets)`: the model frames a training window holds before and after the current state."""
         return self.context, self.steps_after_first() * self.bundle + self.label_future
 
+    def label_offsets(self, frame_stride: int) -> tuple[int, ...]:
+        """Stored-frame offsets, from the window's current state, of the label frames of every state a gradient step
+        may start from (j = 0..steps_after_first model steps later), grouped by j: `batch.labels[:, :, j*K:(j+1)*K]`
+        are the K frames around the state j model steps on."""
+        per_state = target_from_config(self.config, frame_stride).label_offsets(self.bundle)
+        shift = self.bundle * frame_stride
+        return tuple(o + j * shift for j in range(self.steps_after_first() + 1) for o in per_state)
+
+    def window_spec(self, frame_stride: int) -> WindowSpec:
+        """The training window on data with `frame_stride` stored frames per model step."""
+        return WindowSpec(*self.window_frames(), frame_stride, self.label_offsets(frame_stride))
+
     def noisy(self, frames: Tensor) -> Tensor:
-        """`frames` plus Gaussian noise of std `input_noise_std` (unchanged when it is 0)."""
+        """`frames` plus Gaussian noise of std `input_noise_std` (unchanged when it is 0), drawn on `frames`' device
+        from the batch's own stream (`start_batch`)."""
         if self.noise_std <= 0:
             return frames
-        return frames + self.noise_std * torch.randn_like(frames)
+        return frames + self.noise_std * self.gaussian_like(frames)
+
+    @staticmethod
+    def state_labels(forecaster: Forecaster, batch: WindowBatch, state: int) -> Tensor | None:
+        """The standardised label frames `[B, C, K, *space]` around the state `state` model steps after the window's
+        current state (None when the target reads none)."""
+        count = len(forecaster.target.label_offsets(forecaster.bundle))
+        if not count:
+            return None
+        held = 0 if batch.labels is None else batch.labels.shape[2]
+        if held < (state + 1) * count:
+            raise ValueError(f"objective.target={forecaster.target.name} needs {count} label frames around the state "
+                             f"{state} model steps on, but the batch holds {held} label frames in all; size the "
+                             "training windows with window_spec")
+        return forecaster.normalizer.normalize_fields(batch.labels[:, :, state * count:(state + 1) * count])
 
     def unrolled_loss(self, forecaster: Forecaster, batch: WindowBatch, free_steps: int, grad_steps: int) -> Tensor:
         """`free_steps` model steps on the net's own outputs without gradient, then `grad_steps` steps whose losses
@@ -137,7 +209,8 @@ class WindowedObjective:
         for step in range(grad_steps):
             now = frames.shape[2]  # index in `truth` of the first frame after the current state
             window = self.noisy(frames[:, :, -context:])
-            label = target.encode(window, truth[:, :, now: now + future])
+            labels = self.state_labels(forecaster, batch, free_steps + step)
+            label = target.encode(window, truth[:, :, now: now + future], labels)
             output = forecaster.net_output(window[:, :, -history:], cond)
             total = total + self.loss_fn(output, label)
             if step + 1 < grad_steps:
@@ -152,7 +225,8 @@ class OneStep(WindowedObjective):
     def loss(self, forecaster: Forecaster, batch: WindowBatch) -> Tensor:
         norm = forecaster.normalizer
         inputs = self.noisy(norm.normalize_fields(batch.inputs))
-        label = forecaster.target.encode(inputs, norm.normalize_fields(batch.targets))
+        label = forecaster.target.encode(inputs, norm.normalize_fields(batch.targets),
+                                         self.state_labels(forecaster, batch, 0))
         net_inputs = inputs[:, :, -forecaster.history:]
         return self.loss_fn(forecaster.net_output(net_inputs, norm.normalize_params(batch.cond)), label)
 
@@ -210,7 +284,7 @@ class Unrolled(WindowedObjective):
 
 
 @register_objective("pderefiner")
-class Refinement:
+class Refinement(BatchRandomness):
     """PDE-Refiner's training (see `baselines.pderefiner`): per sample a refinement step k is drawn uniformly from
     0..K; step 0 predicts the label from an empty estimate, step k >= 1 predicts the unit noise added with std
     sigma_k to the label. One backbone call per batch; `loss` (mse) compares the output with its goal."""
@@ -225,16 +299,17 @@ class Refinement:
         norm, net = forecaster.normalizer, forecaster.net
         inputs = norm.normalize_fields(batch.inputs)
         label = _fold(forecaster.target.encode(inputs, norm.normalize_fields(batch.targets)))
-        step = torch.randint(0, net.refinement_steps + 1, (label.shape[0],), device=label.device)
+        step = torch.randint(0, net.refinement_steps + 1, (label.shape[0],), device=label.device,
+                             generator=self.generator(label.device))
         prediction, goal = net.refinement_pair(_fold(inputs), norm.normalize_params(batch.cond), label, step,
-                                               torch.randn_like(label))
+                                               self.gaussian_like(label))
         return self.loss_fn(prediction, goal)
 
 
 # Optional objective settings, their "off" values, and who reads them: a value set where nothing reads it is refused
 # (a setting silently ignored is how a "conditioned" or "noisy" run ends up being neither).
 OBJECTIVE_OPTIONS = {"unroll_steps": 0, "input_noise_std": 0.0}
-DERIVATIVE_OPTIONS = {"fd_order": 1, "integrator": "euler", "substeps": 1}
+DERIVATIVE_OPTIONS = {"fd_order": 1, "fd_spacing": 1, "integrator": "euler", "substeps": 1}
 
 
 def check_settings_used(name: str, factory: ObjectiveFactory, config: Mapping[str, Any]) -> None:
@@ -271,29 +346,47 @@ def make_objective(config: Mapping[str, Any]) -> Objective:
 
 def window_frames(config: Mapping[str, Any]) -> tuple[int, int]:
     """`(inputs, targets)`: the model frames a training window of this objective holds before and after the current
-    state (`WindowSpec(inputs, targets, frame_stride)`); `(history, bundle)` for an objective that does not say."""
+    state; `(history, bundle)` for an objective that does not say."""
     objective = make_objective(config)
     frames = getattr(objective, "window_frames", None)
     return frames() if callable(frames) else (int(config["history"]), int(config["bundle"]))
+
+
+def window_spec(config: Mapping[str, Any], frame_stride: int) -> WindowSpec:
+    """The training window of this objective on data with `frame_stride` stored frames per model step: its model
+    frames (`window_frames`) and the stored label frames its target reads around every state a gradient step may
+    start from."""
+    objective = make_objective(config)
+    spec = getattr(objective, "window_spec", None)
+    return spec(frame_stride) if callable(spec) else WindowSpec(*window_frames(config), frame_stride)
 
 
 def check_window_fits(config: Mapping[str, Any], n_train_frames: int, frame_stride: int) -> None:
     """Refuse, in one sentence naming the keys, an objective whose training windows the stored train trajectories
     (`n_train_frames` stored frames, a model step every `frame_stride`) cannot hold: `history`, `bundle`,
     `unroll_steps` or a finite-difference stencil too long for them."""
-    inputs, targets = window_frames(config)
-    model_frames = (n_train_frames - 1) // frame_stride + 1
-    if inputs + targets <= model_frames:
+    spec = window_spec(config, frame_stride)
+    if spec.span <= n_train_frames:
         return
+    inputs, targets = spec.history, spec.bundle
     keys = ["name", "history", "bundle"]
     keys += [key for key, off in OBJECTIVE_OPTIONS.items() if key == "unroll_steps" and config.get(key, off) != off]
     if config.get("target") == "derivative":
-        keys += ["target", "fd_order"]
+        keys += ["target", "fd_order", "fd_spacing"]
     settings = ", ".join(f"objective.{key}={config.get(key)}" for key in keys)
+    model_frames = (n_train_frames - 1) // frame_stride + 1
+    if not spec.label_offsets:
+        raise DatasetError(
+            f"{settings} need training windows of {inputs + targets} model frames ({inputs} in, {targets} after), but "
+            f"the train trajectories hold {model_frames} ({n_train_frames} stored frames, "
+            f"frame_stride={frame_stride}); lower one of these settings or generate longer trajectories"
+        )
+    before, after = max(0, -min(spec.label_offsets)), max(0, max(spec.label_offsets))
     raise DatasetError(
-        f"{settings} need training windows of {inputs + targets} model frames ({inputs} in, {targets} after), but "
-        f"the train trajectories hold {model_frames} ({n_train_frames} stored frames, frame_stride={frame_stride}); "
-        "lower one of these settings or generate longer trajectories"
+        f"{settings} need training windows of {spec.span} stored frames ({inputs} model frames in, {targets} after, "
+        f"frame_stride={frame_stride}, and label frames from {before} stored frames before to {after} after the "
+        f"current state), but the train trajectories hold {n_train_frames} stored frames; lower one of these "
+        "settings or generate longer trajectories"
     )
 
 

@@ -20,7 +20,14 @@ from torch.utils.data import DataLoader, DistributedSampler
 from baselines.registry import model_config, model_entry
 from pdebench.config import TrainConfig, format_value, validate_config
 from pdebench.data.batch import collate
-from pdebench.data.dataset import DatasetError, TrajectoryDataset, WindowDataset, WindowSpec
+from pdebench.data.dataset import (
+    DatasetError,
+    TrajectoryDataset,
+    WindowDataset,
+    WindowSpec,
+    preload_limit_bytes,
+    split_field_bytes,
+)
 from pdebench.data.manifest import benchmark_facts, manifest_hash, verify_dataset
 from pdebench.data.normalization import compute_train_statistics
 from pdebench.data.reader import TrajectoryFile, open_dataset_dir, split_path
@@ -29,7 +36,7 @@ from pdebench.forecast.targets import make_target
 from pdebench.provenance import git_commit
 from pdebench.training.callbacks import RolloutPlot, progress_callback, weight_averaging
 from pdebench.training.module import SELECTION_METRIC, SurrogateModule, validation_metric_names
-from pdebench.training.objectives import check_window_fits, make_objective, window_frames
+from pdebench.training.objectives import check_window_fits, make_objective, window_spec
 
 
 def resolve_frame_stride(data: dict[str, Any], dataset_dir: Path) -> int:
@@ -99,13 +106,14 @@ class WeightsOnlyCheckpointIO(TorchCheckpointIO):
         return load_checkpoint_weights_only(path, "cpu" if map_location is None else map_location)
 
 
-# Settings a resumed run may change: how long it runs, how it reports, where it reads the (same, manifest-checked)
-# data from and on which kind of device. Any other difference would be silently ignored by the restored state (the
-# optimiser keeps its learning rates, the net its shape) or would mix two runs' numbers under one label.
+# Settings a resumed run may change: how long it runs, how it reports, where and how it reads the (same,
+# manifest-checked) data (preloaded or lazily: identical batches) and on which kind of device. Any other difference
+# would be silently ignored by the restored state (the optimiser keeps its learning rates, the net its shape) or would
+# mix two runs' numbers under one label.
 RESUMABLE_CHANGES = (
     "trainer.max_epochs", "trainer.max_steps", "trainer.max_time", "trainer.enable_progress_bar",
-    "trainer.log_every_n_steps", "trainer.accelerator", "data.root", "data.num_workers", "logger.", "resume",
-    "run_dir", "progress_every_n_steps",
+    "trainer.log_every_n_steps", "trainer.accelerator", "data.root", "data.num_workers", "data.preload", "logger.",
+    "resume", "run_dir", "progress_every_n_steps",
 )
 # Checkpoints written before the whole config was recorded: compare what their hyper-parameters hold.
 RESUME_SECTIONS = ("model", "objective", "optim", "validation")
@@ -226,6 +234,35 @@ def train_sampler(dataset: Any, trainer: L.Trainer, seed: int) -> DistributedSam
     return DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed, drop_last=False)
 
 
+def load_splits(cfg: dict[str, Any], dataset_dir: Path, spec: WindowSpec, trainer: L.Trainer
+                ) -> tuple[WindowDataset, TrajectoryDataset]:
+    """The train windows and the validation trajectories, each held in memory or read lazily as `data.preload`
+    says; `auto` preloads while both together fit under `preload_limit_bytes` for this node's training processes
+    (train first: it is read every step, validation once an epoch)."""
+    preload, progress = cfg["data"]["preload"], cfg["trainer"]["enable_progress_bar"]
+    room = preload_limit_bytes(trainer.num_devices) if preload == "auto" else None
+    train_set = WindowDataset(split_path(dataset_dir, "train"), spec, preload, room, progress)
+    if room is not None and train_set.preloaded:
+        room -= split_field_bytes(train_set.file)
+    val_set = TrajectoryDataset(split_path(dataset_dir, "valid"), spec.frame_stride,
+                                cfg["validation"]["max_trajectories"], preload, room, progress)
+    return train_set, val_set
+
+
+def loader_options(data: dict[str, Any]) -> dict[str, Any]:
+    """DataLoader settings shared by the train and validation loaders. Batches come whole from the datasets'
+    `__getitems__` (one gather when preloaded); `collate` passes them through. Forked workers share a preloaded
+    split copy-on-write."""
+    return {"num_workers": data["num_workers"], "persistent_workers": data["num_workers"] > 0, "collate_fn": collate}
+
+
+def train_loader(train_set: WindowDataset, data: dict[str, Any], trainer: L.Trainer, seed: int) -> DataLoader:
+    """Batches of `data.batch_size` windows (the last short one dropped), in `train_sampler`'s order."""
+    sampler = train_sampler(train_set, trainer, seed)
+    return DataLoader(train_set, batch_size=data["batch_size"], shuffle=sampler is None, sampler=sampler,
+                      drop_last=True, **loader_options(data))
+
+
 def train(cfg: dict[str, Any]) -> Path:
     """Train `cfg["model"]` on `cfg["data"]`; returns the path of the checkpoint best on the validation rollout
     (on the PDE's headline metric; `checkpoints/last.ckpt` is the run's latest state, which a rerun resumes)."""
@@ -266,22 +303,17 @@ def fit(cfg: dict[str, Any]) -> tuple[Path, float]:
     selection = selection_of(benchmark_facts(dataset_dir))
     check_window_fits(objective, TrajectoryFile(split_path(dataset_dir, "train")).n_frames, frame_stride)
     check_validation_fits(objective["history"], TrajectoryFile(split_path(dataset_dir, "valid")).n_frames, frame_stride)
-    spec = WindowSpec(*window_frames(objective), frame_stride)  # unrolled steps and label stencils included
-    train_set = WindowDataset(split_path(dataset_dir, "train"), spec)
-    val_set = TrajectoryDataset(split_path(dataset_dir, "valid"), frame_stride, cfg["validation"]["max_trajectories"])
+    spec = window_spec(objective, frame_stride)  # unrolled steps and label stencils included
+    train_set, val_set = load_splits(cfg, dataset_dir, spec, trainer)
     module = SurrogateModule(
         model=cfg["model"], objective=objective, optim=cfg["optim"], validation=cfg["validation"],
         data_info=describe_data(dataset_dir, train_set.file, frame_stride),
         run={"label": cfg["label"], "seed": cfg["seed"], "git_commit": git_commit()}, selection=selection,
     )
     module.run_config = cfg
-    loader_kwargs = {"num_workers": data["num_workers"], "persistent_workers": data["num_workers"] > 0,
-                     "collate_fn": collate}
-    sampler = train_sampler(train_set, trainer, cfg["seed"])
-    train_loader = DataLoader(train_set, batch_size=data["batch_size"], shuffle=sampler is None, sampler=sampler,
-                              drop_last=True, **loader_kwargs)
-    val_loader = DataLoader(val_set, batch_size=data["batch_size"], **loader_kwargs)
-    trainer.fit(module, train_loader, val_loader, ckpt_path=None if resume_from is None else str(resume_from))
+    val_loader = DataLoader(val_set, batch_size=data["batch_size"], **loader_options(data))
+    trainer.fit(module, train_loader(train_set, data, trainer, cfg["seed"]), val_loader,
+                ckpt_path=None if resume_from is None else str(resume_from))
     if cfg["logger"]["name"] == "wandb" and trainer.is_global_zero:
         trainer.logger.experiment.finish()  # writes the summary; the next run of a sweep starts its own
     best = checkpoints.best_model_score
