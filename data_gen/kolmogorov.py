@@ -50,7 +50,13 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from data_gen.base import GeneratedBatch, SolverDiverged, check_generate_request
+from data_gen.base import (
+    GeneratedBatch,
+    SolverDiverged,
+    check_generate_request,
+    check_integer,
+    check_number,
+)
 from data_gen.registry import register_generator
 from data_gen.spectral import (
     ETDRK4,
@@ -116,20 +122,8 @@ class KolmogorovConfig:
     contour_points: int = 32
 
     def __post_init__(self) -> None:
-        def _int(name: str, minimum: int) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ValueError(f"KolmogorovConfig.{name} must be an integer >= {minimum}, got {value!r}")
-
-        def _number(name: str, positive: bool) -> None:
-            value = getattr(self, name)
-            ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
-            if not (ok and math.isfinite(value) and (value > 0.0 if positive else value >= 0.0)):
-                bound = "> 0" if positive else ">= 0"
-                raise ValueError(f"KolmogorovConfig.{name} must be a finite number {bound}, got {value!r}")
-
         for name in ("resolution", "dns_resolution"):
-            _int(name, 8)
+            check_integer(self, name, 8)
             if getattr(self, name) % 2:
                 raise ValueError(f"KolmogorovConfig.{name} must be even, got {getattr(self, name)}")
         if dealias_cutoff(self.dns_resolution) < self.resolution // 2 - 1:
@@ -139,24 +133,24 @@ class KolmogorovConfig:
                 f"the stored {self.resolution}^2 grid, got {self.dns_resolution}"
             )
         for name in ("reynolds", "frame_interval", "max_courant"):
-            _number(name, positive=True)
+            check_number(self, name, low_open=True)
         for name in ("drag", "forcing_amplitude", "spinup_time", "branch_time", "perturbation"):
-            _number(name, positive=False)
-        _int("forcing_wavenumber", 1)
+            check_number(self, name)
+        check_integer(self, "forcing_wavenumber", 1)
         if self.forcing_wavenumber > self.resolution // 2 - 1:
             raise ValueError(
                 f"KolmogorovConfig.forcing_wavenumber must be a mode of the stored grid (<= {self.resolution // 2 - 1}"
                 f"), got {self.forcing_wavenumber}"
             )
-        _int("substeps", 1)
-        _int("spinup_seed", 0)
-        _int("init_modes", 1)
+        check_integer(self, "substeps", 1)
+        check_integer(self, "spinup_seed", 0)
+        check_integer(self, "init_modes", 1)
         if self.init_modes > self.resolution // 2 - 1:
             raise ValueError(
                 f"KolmogorovConfig.init_modes must be <= {self.resolution // 2 - 1} (modes of the stored grid), got "
                 f"{self.init_modes}"
             )
-        _int("contour_points", 4)
+        check_integer(self, "contour_points", 4)
         if self.contour_points % 2:
             raise ValueError(f"KolmogorovConfig.contour_points must be even, got {self.contour_points}")
 

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from data_gen.base import GeneratedBatch, check_generate_request
+from data_gen.base import GeneratedBatch, check_generate_request, check_integer, check_interval, check_number
 from data_gen.registry import register_generator
 from data_gen.spectral import (
     ETDRK4,
@@ -101,43 +101,22 @@ class KSConfig:
     contour_points: int = 32
 
     def __post_init__(self) -> None:
-        def _int(name: str, minimum: int) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ValueError(f"KSConfig.{name} must be an integer >= {minimum}, got {value!r}")
-
-        def _range(name: str) -> None:
-            value = getattr(self, name)
-            try:
-                low, high = (float(v) for v in value)
-            except (TypeError, ValueError):
-                raise ValueError(f"KSConfig.{name} must be a (low, high) pair of numbers, got {value!r}") from None
-            if not (math.isfinite(low) and math.isfinite(high) and 0.0 < low <= high):
-                raise ValueError(f"KSConfig.{name} must satisfy 0 < low <= high (finite), got {value!r}")
-            setattr(self, name, (low, high))
-
-        def _non_negative(name: str) -> None:
-            value = getattr(self, name)
-            ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
-            if not (ok and math.isfinite(value) and value >= 0.0):
-                raise ValueError(f"KSConfig.{name} must be a finite number >= 0, got {value!r}")
-
-        _int("n_points", 8)
+        check_integer(self, "n_points", 8)
         if self.n_points % 2:
             raise ValueError(f"KSConfig.n_points must be even, got {self.n_points}")
         for name in ("length_range", "nu_range", "dt_range"):
-            _range(name)
-        _int("n_sines", 1)
-        _non_negative("amplitude")
-        _int("max_mode", 1)
+            setattr(self, name, check_interval(self, name, 0.0, low_open=True))
+        check_integer(self, "n_sines", 1)
+        check_number(self, "amplitude")
+        check_integer(self, "max_mode", 1)
         if self.max_mode >= n_retained_modes(self.n_points):
             raise ValueError(
                 f"KSConfig.max_mode must be below the 2/3-rule cutoff {n_retained_modes(self.n_points)} "
                 f"for n_points={self.n_points}, got {self.max_mode}"
             )
-        _non_negative("burn_in_time")
-        _int("substeps", 1)
-        _int("contour_points", 4)
+        check_number(self, "burn_in_time")
+        check_integer(self, "substeps", 1)
+        check_integer(self, "contour_points", 4)
         if self.contour_points % 2:
             raise ValueError(f"KSConfig.contour_points must be even, got {self.contour_points}")
 

@@ -270,12 +270,13 @@ class _Worker:
 
 
 class _Part:
-    """Seeds `seeds` (a block of stream `stream`, or a contiguous part of it) to solve for `n_frames` frames."""
+    """Seeds `seeds` (block `block` of stream `stream`, or a contiguous part of it) to solve for `n_frames` frames;
+    `cost` is its block's (trajectories x frames)."""
 
-    __slots__ = ("cost", "n_frames", "seeds", "stream")
+    __slots__ = ("block", "cost", "n_frames", "seeds", "stream")
 
-    def __init__(self, stream: int, seeds: list[int], n_frames: int, cost: float) -> None:
-        self.stream, self.seeds, self.n_frames, self.cost = stream, seeds, n_frames, cost
+    def __init__(self, stream: int, block: int, seeds: list[int], n_frames: int, cost: float) -> None:
+        self.stream, self.block, self.seeds, self.n_frames, self.cost = stream, block, seeds, n_frames, cost
 
 
 def plan_parts(streams: Sequence[tuple[Sequence[np.ndarray], int]], processes: int) -> tuple[list[_Part], list[int]]:
@@ -293,12 +294,12 @@ def plan_parts(streams: Sequence[tuple[Sequence[np.ndarray], int]], processes: i
     share = max(total / processes, 1)
     parts: list[_Part] = []
     for index, (blocks, n_frames) in enumerate(streams):
-        for block in blocks:
+        for number, block in enumerate(blocks):
             seeds = [int(s) for s in block]
             cost = len(seeds) * n_frames
             pieces = min(len(seeds), max(1, math.ceil(cost / share - 1e-9)))
             size = math.ceil(len(seeds) / pieces)
-            parts += [_Part(index, seeds[i : i + size], n_frames, cost) for i in range(0, len(seeds), size)]
+            parts += [_Part(index, number, seeds[i : i + size], n_frames, cost) for i in range(0, len(seeds), size)]
     order = sorted(range(len(parts)), key=lambda i: -parts[i].cost)  # stable: ties keep stream and block order
     return parts, order
 
@@ -326,18 +327,12 @@ class _Schedule:
         self.changed = threading.Condition()
         # block b of stream s is parts blocks[s][b][0] .. blocks[s][b][1] - 1
         self.blocks: list[list[tuple[int, int]]] = [[] for _ in streams]
-        first = 0
-        for index, (blocks, _) in enumerate(streams):
-            for block in blocks:
-                self.blocks[index].append((first, first + self._n_parts(first, len(block))))
-                first = self.blocks[index][-1][1]
-
-    def _n_parts(self, first: int, n_seeds: int) -> int:
-        count, seen = 0, 0
-        while seen < n_seeds:
-            seen += len(self.parts[first + count].seeds)
-            count += 1
-        return count
+        for k, part in enumerate(self.parts):  # parts are stream by stream, block by block
+            ranges = self.blocks[part.stream]
+            if len(ranges) == part.block:
+                ranges.append((k, k + 1))
+            else:
+                ranges[-1] = (ranges[-1][0], k + 1)
 
     # --- called with self.changed held ----------------------------------------------------------------------------
     def _take(self) -> int | None:

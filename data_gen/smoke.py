@@ -58,7 +58,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from data_gen.base import GeneratedBatch, SolverDiverged, check_generate_request
+from data_gen.base import (
+    GeneratedBatch,
+    SolverDiverged,
+    check_generate_request,
+    check_integer,
+    check_number,
+)
 from data_gen.registry import register_generator
 from data_gen.spectral import single_threaded
 from pdebench.data.schema import Coordinate, FieldSpec, ParameterSpec
@@ -429,56 +435,34 @@ class SmokeConfig:
     max_courant: float = 64.0
 
     def __post_init__(self) -> None:
-        def number(name: str, value: Any) -> float:
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-                raise ValueError(f"SmokeConfig.{name} must be a number, got {value!r}")
-            value = float(value)
-            if not math.isfinite(value):
-                raise ValueError(f"SmokeConfig.{name} must be finite, got {value!r}")
-            return value
-
-        def integer(name: str, value: Any, minimum: int) -> int:
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ValueError(f"SmokeConfig.{name} must be an integer >= {minimum}, got {value!r}")
-            return int(value)
-
         def pair(name: str) -> tuple[Any, Any]:
             value = getattr(self, name)
             if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
                 raise ValueError(f"SmokeConfig.{name} must be a pair of numbers, got {value!r}")
             return value[0], value[1]
 
-        self.resolution = tuple(integer("resolution", v, 2) for v in pair("resolution"))  # type: ignore[assignment]
+        resolution = tuple(check_integer(self, "resolution", 2, v) for v in pair("resolution"))
+        self.resolution = resolution  # type: ignore[assignment]
         if self.stored_resolution is not None:
-            stored = tuple(integer("stored_resolution", v, 2) for v in pair("stored_resolution"))
+            stored = tuple(check_integer(self, "stored_resolution", 2, v) for v in pair("stored_resolution"))
             if any(n % m for n, m in zip(self.resolution, stored, strict=True)):
                 raise ValueError(f"SmokeConfig.stored_resolution must divide resolution {self.resolution} axis by "
                                  f"axis, got {self.stored_resolution!r}")
             self.stored_resolution = stored  # type: ignore[assignment]
-        size = tuple(number("domain_size", v) for v in pair("domain_size"))
-        if min(size) <= 0:
-            raise ValueError(f"SmokeConfig.domain_size must be positive lengths, got {self.domain_size!r}")
+        size = tuple(check_number(self, "domain_size", low_open=True, value=v) for v in pair("domain_size"))
         self.domain_size = size  # type: ignore[assignment]
-        low, high = (number("buoyancy_range", v) for v in pair("buoyancy_range"))
+        low, high = (check_number(self, "buoyancy_range", -math.inf, value=v) for v in pair("buoyancy_range"))
         if low > high:
             raise ValueError(f"SmokeConfig.buoyancy_range must satisfy low <= high, got {self.buoyancy_range!r}")
         self.buoyancy_range = (low, high)
-        self.nu = number("nu", self.nu)
-        if self.nu < 0:
-            raise ValueError(f"SmokeConfig.nu must be >= 0, got {self.nu!r}")
-        self.frame_interval = number("frame_interval", self.frame_interval)
-        if self.frame_interval <= 0:
-            raise ValueError(f"SmokeConfig.frame_interval must be > 0, got {self.frame_interval!r}")
-        self.substeps = integer("substeps", self.substeps, 1)
-        self.warmup_frames = integer("warmup_frames", self.warmup_frames, 0)
-        self.noise_smoothness = number("noise_smoothness", self.noise_smoothness)
-        if self.noise_smoothness < 0:
-            raise ValueError(f"SmokeConfig.noise_smoothness must be >= 0, got {self.noise_smoothness!r}")
+        self.nu = check_number(self, "nu")
+        self.frame_interval = check_number(self, "frame_interval", low_open=True)
+        self.substeps = check_integer(self, "substeps", 1)
+        self.warmup_frames = check_integer(self, "warmup_frames", 0)
+        self.noise_smoothness = check_number(self, "noise_smoothness")
         if self.backtrace not in BACKTRACES:
             raise ValueError(f"SmokeConfig.backtrace must be one of {', '.join(BACKTRACES)}, got {self.backtrace!r}")
-        self.max_courant = number("max_courant", self.max_courant)
-        if self.max_courant <= 0:
-            raise ValueError(f"SmokeConfig.max_courant must be > 0, got {self.max_courant!r}")
+        self.max_courant = check_number(self, "max_courant", low_open=True)
 
     @property
     def spacing(self) -> tuple[float, float]:

@@ -60,7 +60,14 @@ import torch
 import torch_harmonics as th
 from torch import Tensor
 
-from data_gen.base import GeneratedBatch, SolverDiverged, check_generate_request
+from data_gen.base import (
+    GeneratedBatch,
+    SolverDiverged,
+    check_generate_request,
+    check_integer,
+    check_interval,
+    check_number,
+)
 from data_gen.registry import register_generator
 from data_gen.spectral import single_threaded
 from pdebench.data.schema import Coordinate, FieldSpec, ParameterSpec
@@ -235,49 +242,25 @@ class SWEConfig:
     max_courant: float = 0.7
 
     def __post_init__(self) -> None:
-        def number(name: str, low: float, high: float = math.inf, low_open: bool = False) -> None:
-            value = getattr(self, name)
-            ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-            ok = ok and math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
-            if not ok:
-                bound = f"{'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if high < math.inf else "")
-                raise ValueError(f"SWEConfig.{name} must be a finite number {bound}, got {value!r}")
-            setattr(self, name, float(value))
-
-        def integer(name: str, minimum: int) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ValueError(f"SWEConfig.{name} must be an integer >= {minimum}, got {value!r}")
-
-        def interval(name: str, low: float, high: float) -> None:
-            value = getattr(self, name)
-            try:
-                a, b = (float(v) for v in value)
-            except (TypeError, ValueError):
-                raise ValueError(f"SWEConfig.{name} must be a (low, high) pair of numbers, got {value!r}") from None
-            if not (math.isfinite(a) and math.isfinite(b) and low <= a <= b <= high):
-                raise ValueError(f"SWEConfig.{name} must satisfy {low:g} <= low <= high <= {high:g}, got {value!r}")
-            setattr(self, name, (a, b))
-
-        integer("n_lat", 4)
-        integer("n_lon", 4)
+        check_integer(self, "n_lat", 4)
+        check_integer(self, "n_lon", 4)
         _check_grid(self.n_lat, self.n_lon, "SWEConfig.n_lat x n_lon")
         for name in ("time_step", "frame_interval_hours", "radius", "gravity", "mean_height", "max_courant"):
-            number(name, 0.0, low_open=True)
+            setattr(self, name, check_number(self, name, low_open=True))
         for name in ("spin_up_hours", "hyperdiffusion_hours", "omega"):
-            number(name, 0.0)
-        integer("hyperdiffusion_order", 1)
-        interval("jet_latitude_range", 0.0, 90.0)
-        interval("jet_half_width_range", 0.0, 90.0)
+            setattr(self, name, check_number(self, name))
+        check_integer(self, "hyperdiffusion_order", 1)
+        for name in ("jet_latitude_range", "jet_half_width_range"):
+            setattr(self, name, check_interval(self, name, 0.0, 90.0))
         if self.jet_half_width_range[0] <= 0.0:
             raise ValueError(f"SWEConfig.jet_half_width_range must be positive, got {self.jet_half_width_range}")
         if self.jet_latitude_range[1] + self.jet_half_width_range[1] >= 90.0:
             raise ValueError("SWEConfig.jet_latitude_range plus jet_half_width_range must stay below 90 degrees, got "
                              f"{self.jet_latitude_range} and {self.jet_half_width_range}")
-        interval("jet_speed_range", 0.0, math.inf)
-        interval("bump_height_range", 0.0, math.inf)
-        number("two_jet_probability", 0.0, 1.0)
-        integer("chunk", 1)
+        for name in ("jet_speed_range", "bump_height_range"):
+            setattr(self, name, check_interval(self, name, 0.0))
+        self.two_jet_probability = check_number(self, "two_jet_probability", 0.0, 1.0)
+        check_integer(self, "chunk", 1)
         if self.chunk & (self.chunk - 1):
             raise ValueError(f"SWEConfig.chunk must be a power of two (1, 2, 4, 8, ...), got {self.chunk}")
         steps = self.frame_interval_hours * SECONDS_PER_HOUR / self.time_step

@@ -58,3 +58,18 @@ def test_unknown_solver_setting_is_named() -> None:
         make_generator("ks", {"n_point": 128})
     with pytest.raises(ValueError, match="unknown generator 'heat'"):
         make_generator("heat", {})
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"n_points": True}, "KSConfig.n_points must be an integer >= 8, got True"),
+    ({"amplitude": float("nan")}, "KSConfig.amplitude must be a finite number >= 0, got nan"),
+    ({"dt_range": (0.0, 0.2)}, "KSConfig.dt_range must satisfy 0 < low <= high (finite), got (0.0, 0.2)"),
+    ({"dt_range": "ab"}, "KSConfig.dt_range must be a (low, high) pair of numbers, got 'ab'"),
+])
+def test_solver_settings_are_refused_in_one_sentence_naming_config_and_key(overrides: dict, message: str) -> None:
+    """The checks every generator config shares (`data_gen.base.check_*`), here through KS's."""
+    from data_gen.ks import KSConfig
+
+    with pytest.raises(ValueError) as info:
+        KSConfig(**overrides)
+    assert str(info.value) == message
