@@ -10,16 +10,20 @@ no logger, no checkpoints, no progress bar. Bare side: the same net (`baselines.
 `Forecaster`), the same normalisation, loss, AdamW, warmup-cosine schedule and gradient clipping, on all windows
 stacked into in-memory tensors and batched by random-permutation indexing.
 
-Both run `--warmup` untimed steps, then `--steps` timed ones; the timed window runs from the end of the
-last warm-up step to the end of the last step, so it holds `--steps` batch fetches and `--steps`
-optimisation steps. Best of `--repeats`; the two sides take turns, first one then the other first. Prints
-samples/s for each and the ratio lightning / bare, both from the whole timed window and from the median step
-time (the latter shrugs off a neighbour process taking the cores for part of a run).
+The two sides run interleaved in one process: after every Lightning step, one bare step (`InterleavedBare`).
+Step k of each side thus runs right after step k of the other and both meet the machine in the same state (clock
+speed, a neighbour's load); separate runs of the two differ by up to +-10% on a shared machine, which hid a few
+percent of difference. Both take `--warmup` untimed steps, then `--steps` timed ones, `--repeats` times. Prints,
+per case, samples/s of each side (median over repeats), the speed ratio lightning / bare as the median of the
+per-step ratios with a distribution-free ~95% interval, and the Lightning path's extra milliseconds per step (with
+a tiny net, e.g. `--hidden 4 --modes 4 --layers 1`, that is the fixed cost of the loop itself).
 
 Cases (`--cases`): `onestep` (history 1, bundle 1), `bundle4` (one call predicts 4 frames) and `pushforward`
-(when that objective is registered). Then the EMA of the weights (`optim.ema_decay`, Lightning's
-EMAWeightAveraging, updated after every step) is timed on the Lightning side against the same run without it:
-its overhead per step in ms and as a fraction of the step.
+(when that objective is registered), timed with its curriculum at full depth (as from epoch `unroll_steps` on) and
+the same draws of the number of unrolled steps on both sides, so that step k does the same work on each. Then the
+EMA of the weights (`optim.ema_decay`, updated after every step): its update is timed inside the run, in ms and as
+a share of the step, for `pdebench.training.callbacks.weight_averaging` and for Lightning's `EMAWeightAveraging`
+as it comes.
 
 Usage: python scripts/bench_training.py [--steps 60] [--warmup 10] [--batch-size 32] [--data-dir DIR]
        [--cases onestep,bundle4,pushforward] [--preload auto|true|false] [--profile FILE]
@@ -43,7 +47,7 @@ from typing import Any
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, EMAWeightAveraging
 from torch.utils.data import DataLoader
 
 from data_gen.generate import generate_dataset
@@ -54,7 +58,7 @@ from pdebench.data.reader import split_path
 from pdebench.forecast.checkpoint import build_forecaster
 from pdebench.training.callbacks import weight_averaging
 from pdebench.training.module import SurrogateModule, clip_gradient_norm, warmup_cosine
-from pdebench.training.objectives import OBJECTIVES, make_objective, window_spec
+from pdebench.training.objectives import OBJECTIVES, Objective, Pushforward, make_objective, window_spec
 from pdebench.training.run import describe_data, load_splits, train_loader
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,6 +75,17 @@ HISTORY = 1
 SEED = 0
 # case -> (objective name, bundle)
 CASES = {"onestep": ("onestep", 1), "bundle4": ("onestep", 4), "pushforward": ("pushforward", 1)}
+
+
+def pin_unroll_draws(objective: Objective) -> None:
+    """Pushforward only: its curriculum at full depth whatever the epoch, and its draws of k (unrolled steps) from a
+    stream of its own seeded `SEED`, so that the Lightning and the bare side unroll equally far at every step."""
+    if not isinstance(objective, Pushforward):
+        return
+    draws = torch.Generator().manual_seed(SEED)
+    objective.set_epoch = lambda epoch: None  # type: ignore[method-assign]
+    objective.draw_steps = lambda: int(  # type: ignore[method-assign]
+        torch.randint(0, objective.unroll_steps + 1, (), generator=draws))
 
 
 def make_dataset(root: Path) -> Path:
@@ -118,43 +133,53 @@ def trainer_kwargs(max_steps: int, clip: float) -> dict[str, Any]:
     return kwargs | {"logger": False, "enable_checkpointing": False, "enable_model_summary": False}
 
 
-class StepTimer(Callback):
-    """Clock reading at the end of every optimisation step (`ends[k]`: end of step k + 1)."""
+class TimedUpdates(Callback):
+    """Times the per-step update of a weight-averaging callback (it does all its per-step work in
+    `on_train_batch_end`) and the whole Lightning iteration around it; list it after that callback."""
 
-    def __init__(self) -> None:
+    def __init__(self, averaging: Callback) -> None:
+        self.update_s: list[float] = []
         self.ends: list[float] = []
+        update = averaging.on_train_batch_end
+
+        def timed_update(*args: Any, **kwargs: Any) -> None:
+            start = time.perf_counter()
+            update(*args, **kwargs)
+            self.update_s.append(time.perf_counter() - start)
+
+        averaging.on_train_batch_end = timed_update  # type: ignore[method-assign]
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         self.ends.append(time.perf_counter())
 
 
-def timed_window(ends: list[float], warmup: int, steps: int) -> tuple[float, float]:
-    """(seconds from the end of step `warmup` to the end of step `warmup + steps`, median step seconds)."""
-    if len(ends) < warmup + steps:
-        raise RuntimeError(f"training stopped after {len(ends)} of {warmup + steps} steps")
-    window = ends[warmup - 1 : warmup + steps]
-    return window[-1] - window[0], statistics.median(b - a for a, b in itertools.pairwise(window))
-
-
-def run_lightning(dataset_dir: Path, cfg: dict[str, dict[str, Any]], data_info: dict[str, Any],
-                  args: argparse.Namespace, ema_decay: float | None = None) -> tuple[float, float]:
-    """(window, median step) seconds of `Trainer.fit` set up as `pdebench.training.run.train` does."""
+def run_averaging(dataset_dir: Path, cfg: dict[str, dict[str, Any]], data_info: dict[str, Any],
+                  args: argparse.Namespace, averaging: Callback) -> tuple[list[float], list[float]]:
+    """Per timed step of one `Trainer.fit` with `averaging`: (seconds of its update, seconds of the iteration)."""
     L.seed_everything(SEED, workers=True, verbose=False)
-    timer = StepTimer()
-    averaging = weight_averaging(ema_decay)
-    callbacks = [timer] if averaging is None else [averaging, timer]  # the timer reads after the EMA update
+    timed = TimedUpdates(averaging)
+    fit_lightning(dataset_dir, cfg, data_info, args, [averaging, timed])
+    steps = [b - a for a, b in itertools.pairwise(timed.ends)][args.warmup - 1 :]
+    if len(steps) < args.steps:
+        raise RuntimeError(f"training stopped after {len(timed.ends)} of {args.warmup + args.steps} steps")
+    return timed.update_s[args.warmup :], steps
+
+
+def fit_lightning(dataset_dir: Path, cfg: dict[str, dict[str, Any]], data_info: dict[str, Any],
+                  args: argparse.Namespace, callbacks: list[Callback]) -> None:
+    """`Trainer.fit` of `--warmup + --steps` steps, built as `pdebench.training.run.train` builds it."""
     trainer = L.Trainer(callbacks=callbacks, **trainer_kwargs(args.warmup + args.steps, args.clip))
     train_set, _ = load_splits(cfg, dataset_dir, window_spec(cfg["objective"], FRAME_STRIDE), trainer)
     module = SurrogateModule(model=cfg["model"], objective=cfg["objective"], optim=cfg["optim"],
                              validation=cfg["validation"], data_info=data_info,
                              run={"label": "bench", "seed": SEED, "git_commit": None})
+    pin_unroll_draws(module.objective)
     loader = train_loader(train_set, cfg["data"], trainer, SEED)
     if args.profile is None:
         trainer.fit(module, loader)
     else:
         profile_fit(trainer, module, loader, args.profile)
-    return timed_window(timer.ends, args.warmup, args.steps)
 
 
 def profile_fit(trainer: L.Trainer, module: SurrogateModule, loader: DataLoader, path: Path) -> None:
@@ -174,40 +199,86 @@ def preload_windows(dataset_dir: Path, cfg: dict[str, dict[str, Any]]) -> Window
     return collate([dataset[i] for i in range(len(dataset))])
 
 
-def run_bare(windows: WindowBatch, cfg: dict[str, dict[str, Any]],
-             data_info: dict[str, Any], args: argparse.Namespace) -> tuple[float, float]:
-    """(window, median step) seconds of a plain torch loop, same optimisation and loss, on in-memory windows."""
+class BareLoop:
+    """A plain torch training loop on in-memory windows: the same net, normalisation, loss, AdamW, warmup-cosine
+    schedule and gradient clipping as the Lightning side, batches drawn by random-permutation indexing."""
+
+    def __init__(self, windows: WindowBatch, cfg: dict[str, dict[str, Any]], data_info: dict[str, Any],
+                 args: argparse.Namespace) -> None:
+        self.windows, self.batch_size, self.clip = windows, args.batch_size, args.clip
+        self.forecaster = build_forecaster(cfg["model"], cfg["objective"], data_info)
+        self.forecaster.train()
+        self.objective = make_objective(cfg["objective"])
+        pin_unroll_draws(self.objective)
+        optim = cfg["optim"]
+        total = args.warmup + args.steps
+        warmup_lr = max(1, int(optim["warmup_fraction"] * total))
+        self.optimizer = torch.optim.AdamW(self.forecaster.parameters(), lr=optim["lr"],
+                                           weight_decay=optim["weight_decay"])
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: warmup_cosine(step, total, warmup_lr, optim["min_lr_ratio"])
+        )
+        self.n_batches = len(windows.inputs) // args.batch_size
+        self.steps = 0
+        self.perm = torch.randperm(len(windows.inputs))
+
+    def step(self) -> None:
+        """One batch: gather it, forward, backward, clip, AdamW, schedule."""
+        b = self.steps % self.n_batches
+        if b == 0 and self.steps:
+            self.perm = torch.randperm(len(self.windows.inputs))
+        idx = self.perm[b * self.batch_size : (b + 1) * self.batch_size]
+        w = self.windows
+        batch = WindowBatch(w.inputs[idx], w.targets[idx], w.cond[idx], w.step_time[idx], w.index[idx],
+                            None if w.labels is None else w.labels[idx])
+        with torch.enable_grad():
+            loss = self.objective.loss(self.forecaster, batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        if self.clip:
+            clip_gradient_norm(self.forecaster.parameters(), self.clip)
+        self.optimizer.step()
+        self.schedule.step()
+        self.steps += 1
+
+
+class InterleavedBare(Callback):
+    """One `BareLoop` step after every Lightning step, in the same process: step k of each side runs right after
+    step k of the other, so both see the machine in the same state (clock speed, a neighbour's load), and the
+    per-step ratios cancel what makes separate runs of the two differ by +-10% on a shared machine.
+
+    `lightning[k]`: seconds from the end of bare step k to the end of Lightning step k + 1 (the whole Lightning
+    iteration: loop bookkeeping, batch fetch, hooks, forward, backward, clipping, optimizer, schedule).
+    `bare[k]`: seconds of bare step k.
+    """
+
+    def __init__(self, bare: BareLoop) -> None:
+        self.loop = bare
+        self.lightning: list[float] = []
+        self.bare: list[float] = []
+        self._last: float | None = None
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            self.lightning.append(now - self._last)
+        self.loop.step()
+        self._last = time.perf_counter()
+        self.bare.append(self._last - now)
+
+
+def run_interleaved(dataset_dir: Path, windows: WindowBatch, cfg: dict[str, dict[str, Any]],
+                    data_info: dict[str, Any], args: argparse.Namespace) -> tuple[list[float], list[float]]:
+    """Per timed step, (Lightning seconds, bare seconds) from one `Trainer.fit` interleaved with a `BareLoop`."""
     L.seed_everything(SEED, workers=True, verbose=False)
-    forecaster = build_forecaster(cfg["model"], cfg["objective"], data_info)
-    forecaster.train()
-    objective = make_objective(cfg["objective"])
-    optim = cfg["optim"]
-    total = args.warmup + args.steps
-    warmup_lr = max(1, int(optim["warmup_fraction"] * total))
-    optimizer = torch.optim.AdamW(forecaster.parameters(), lr=optim["lr"], weight_decay=optim["weight_decay"])
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_cosine(step, total, warmup_lr, optim["min_lr_ratio"])
-    )
-    n_samples = len(windows.inputs)
-    n_batches = n_samples // args.batch_size
-    perm = torch.randperm(n_samples)
-    ends = []
-    for step in range(total):
-        b = step % n_batches
-        if b == 0 and step:
-            perm = torch.randperm(n_samples)
-        idx = perm[b * args.batch_size : (b + 1) * args.batch_size]
-        batch = WindowBatch(windows.inputs[idx], windows.targets[idx], windows.cond[idx], windows.step_time[idx],
-                            windows.index[idx], None if windows.labels is None else windows.labels[idx])
-        loss = objective.loss(forecaster, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if args.clip:
-            clip_gradient_norm(forecaster.parameters(), args.clip)
-        optimizer.step()
-        schedule.step()
-        ends.append(time.perf_counter())
-    return timed_window(ends, args.warmup, args.steps)
+    interleaved = InterleavedBare(BareLoop(windows, copy.deepcopy(cfg), data_info, args))
+    fit_lightning(dataset_dir, cfg, data_info, args, [interleaved])
+    timed = slice(args.warmup - 1, args.warmup - 1 + args.steps)
+    lightning, bare = interleaved.lightning[timed], interleaved.bare[args.warmup : args.warmup + args.steps]
+    if len(lightning) < args.steps:
+        raise RuntimeError(f"training stopped after {len(interleaved.bare)} of {args.warmup + args.steps} steps")
+    return lightning, bare
 
 
 def _preload_choice(text: str) -> bool | str:
@@ -284,35 +355,44 @@ def foreign_load(before: tuple[float, float, float] | None) -> str:
     return f"{max(0.0, (after[0] - before[0]) - (after[1] - before[1])) / (after[2] - before[2]):.2f} cores"
 
 
-def compare(label: str, runners: dict[str, Any], args: argparse.Namespace
-            ) -> tuple[dict[str, tuple[float, float]], list[float]]:
-    """Best (window, median step) seconds of each runner over `--repeats`, alternating which goes first; and, per
-    repeat, the first runner's speed relative to the second's from their median steps (two runs back to back share
-    the machine's state of the moment, so these ratios vary less than the runs do)."""
-    best: dict[str, tuple[float, float]] = {}
-    paired: list[float] = []
-    names = list(runners)
+def median_interval(values: list[float], z: float = 1.96) -> tuple[float, float, float]:
+    """(median, low, high): the sample median and a distribution-free ~95% confidence interval for the population
+    median, between the order statistics of ranks n/2 -+ z sqrt(n)/2 (the normal approximation of the binomial)."""
+    ordered = sorted(values)
+    n = len(ordered)
+    half = z * math.sqrt(n) / 2
+    low = max(0, math.floor(n / 2 - half))
+    high = min(n - 1, math.ceil(n / 2 + half) - 1)
+    return statistics.median(ordered), ordered[low], ordered[high]
+
+
+def interleaved_case(case: str, dataset_dir: Path, cfg: dict[str, dict[str, Any]], data_info: dict[str, Any],
+                     args: argparse.Namespace) -> tuple[str, ...]:
+    """One case, `--repeats` interleaved fits: a table row (samples/s of each side, the per-step speed ratio
+    lightning / bare with its ~95% interval, the extra milliseconds per step of the Lightning path)."""
+    windows = preload_windows(dataset_dir, cfg)
+    ratios: list[float] = []
+    extra: list[float] = []
+    rates: dict[str, list[float]] = {"lightning": [], "bare": []}
     for repeat in range(args.repeats):
         load = cpu_snapshot()
-        order = names if repeat % 2 == 0 else names[::-1]  # cancel drifts
-        times = {name: runners[name]() for name in order}
-        for name, (window, median) in times.items():
-            old = best.get(name, (math.inf, math.inf))
-            best[name] = (min(old[0], window), min(old[1], median))
-        paired.append(times[names[1]][1] / times[names[0]][1])
-        parts = [f"{name} {window:.3f} s (median step {1e3 * median:.1f} ms)"
-                 for name, (window, median) in times.items()]
-        print(f"  {label} repeat {repeat + 1}: " + ", ".join(parts) + f"; other processes: {foreign_load(load)}")
-    return best, paired
-
-
-def spread(values: list[float]) -> str:
-    """`median [min-max]` of a few ratios."""
-    return f"{statistics.median(values):.3f} [{min(values):.3f}-{max(values):.3f}]"
+        lightning, bare = run_interleaved(dataset_dir, windows, copy.deepcopy(cfg), data_info, args)
+        ratios += [b / t for t, b in zip(lightning, bare, strict=True)]
+        extra += [t - b for t, b in zip(lightning, bare, strict=True)]
+        rates["lightning"].append(args.steps * args.batch_size / sum(lightning))
+        rates["bare"].append(args.steps * args.batch_size / sum(bare))
+        print(f"  {case} repeat {repeat + 1}: median step lightning {1e3 * statistics.median(lightning):.1f} ms, "
+              f"bare {1e3 * statistics.median(bare):.1f} ms; speed ratio over the repeat "
+              f"{sum(bare) / sum(lightning):.3f}"
+              f"; other processes: {foreign_load(load)}")
+    ratio, low, high = median_interval(ratios)
+    cost, cost_low, cost_high = (1e3 * v for v in median_interval(extra))
+    return (case, f"{statistics.median(rates['lightning']):.1f}", f"{statistics.median(rates['bare']):.1f}",
+            f"{ratio:.3f} [{low:.3f}, {high:.3f}]", f"{cost:.2f} [{cost_low:.2f}, {cost_high:.2f}]")
 
 
 def benchmark(dataset_dir: Path, args: argparse.Namespace) -> None:
-    """Time both sides `--repeats` times per case on `dataset_dir`, then the EMA, and print the tables."""
+    """Time both sides, interleaved, `--repeats` times per case on `dataset_dir`, then the EMA; print the tables."""
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in cases if c not in CASES]
     if unknown:
@@ -332,33 +412,40 @@ def benchmark(dataset_dir: Path, args: argparse.Namespace) -> None:
         if objective not in OBJECTIVES:
             print(f"  {case}: skipped, objective {objective!r} is not registered")
             continue
-        cfg = configs(args, objective, bundle)
-        windows = preload_windows(dataset_dir, cfg)
-        best, paired = compare(case, {
-            "lightning": lambda cfg=cfg: run_lightning(dataset_dir, copy.deepcopy(cfg), data_info, args),
-            "bare": lambda cfg=cfg, windows=windows: run_bare(windows, copy.deepcopy(cfg), data_info, args),
-        }, args)
-        # samples/s over the whole timed window of the best repeat, and from the best median step time (the latter
-        # is robust to a neighbour process taking the cores during part of a repeat).
-        rate = {name: (args.steps * args.batch_size / window, args.batch_size / median)
-                for name, (window, median) in best.items()}
-        rows.append((case, rate, paired))
-    print(f"\n{'case':<12} {'lightning':>10} {'bare':>10} {'ratio':>7} {'ratio (median step)':>20} "
-          f"{'paired ratio, median [range]':>29}   samples/s; ratios lightning / bare")
-    for case, rate, paired in rows:
-        ratio = [rate["lightning"][k] / rate["bare"][k] for k in range(2)]
-        print(f"{case:<12} {rate['lightning'][0]:>10.1f} {rate['bare'][0]:>10.1f} {ratio[0]:>7.3f} {ratio[1]:>20.3f} "
-              f"{spread(paired):>29}")
+        rows.append(interleaved_case(case, dataset_dir, configs(args, objective, bundle), data_info, args))
+    header = ("case", "lightning", "bare", "ratio [95% CI]", "extra ms/step [95% CI]")
+    widths = [max(len(str(r[k])) for r in [header, *rows]) for k in range(len(header))]
+    print("\nsamples/s (median over repeats); ratio: per-step speed lightning / bare, median over all timed steps; "
+          "extra: lightning - bare step time")
+    for row in [header, *rows]:
+        cells = [str(v).rjust(w) if k else str(v).ljust(w) for k, (v, w) in enumerate(zip(row, widths, strict=True))]
+        print("  ".join(cells))
     if args.ema_decay:
-        cfg = configs(args)
-        best, paired = compare("ema", {
-            "no EMA": lambda: run_lightning(dataset_dir, copy.deepcopy(cfg), data_info, args),
-            "EMA": lambda: run_lightning(dataset_dir, copy.deepcopy(cfg), data_info, args, args.ema_decay),
-        }, args)
-        plain, averaged = best["no EMA"][1], best["EMA"][1]
-        print(f"\nEMA (decay {args.ema_decay}) overhead per step: {1e3 * (averaged - plain):.2f} ms on "
-              f"{1e3 * plain:.2f} ms ({100 * (averaged - plain) / plain:+.1f}%, best median step times); per "
-              f"repeat, step time with EMA / without: {spread(paired)}")
+        ema_table(dataset_dir, configs(args), data_info, args)
+
+
+def ema_table(dataset_dir: Path, cfg: dict[str, dict[str, Any]], data_info: dict[str, Any],
+              args: argparse.Namespace) -> None:
+    """The EMA's update per step, timed inside the run (one-step case): ours (`weight_averaging`, one in-place
+    `_foreach_lerp_`) against Lightning's `EMAWeightAveraging` as it comes (per-tensor arithmetic), taking turns."""
+    variants = {"weight_averaging": lambda: weight_averaging(args.ema_decay),
+                "EMAWeightAveraging": lambda: EMAWeightAveraging(decay=args.ema_decay)}
+    updates: dict[str, list[float]] = {name: [] for name in variants}
+    steps: dict[str, list[float]] = {name: [] for name in variants}
+    for repeat in range(args.repeats):
+        order = list(variants) if repeat % 2 == 0 else list(variants)[::-1]
+        for name in order:
+            update_s, step_s = run_averaging(dataset_dir, copy.deepcopy(cfg), data_info, args, variants[name]())
+            updates[name] += update_s
+            steps[name] += step_s
+    print(f"\nEMA of the weights (decay {args.ema_decay}), updated after every step; medians over all timed steps")
+    for name in variants:
+        update, low, high = (1e3 * v for v in median_interval(updates[name]))
+        step = 1e3 * statistics.median(steps[name])
+        print(f"  {name:<20} update {update:.2f} ms [{low:.2f}, {high:.2f}] per step of {step:.1f} ms "
+              f"({100 * update / step:.1f}% of the step)")
+    ours, default = (statistics.median(updates[name]) for name in variants)
+    print(f"  update time, ours / EMAWeightAveraging's default: {ours / default:.2f}")
 
 
 def main() -> None:

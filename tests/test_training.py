@@ -7,6 +7,7 @@ import copy
 import math
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from conftest import TRAINED_OVERRIDES
@@ -17,6 +18,7 @@ from pdebench.data.grid import Grid
 from pdebench.data.normalization import compute_train_statistics
 from pdebench.data.reader import TrajectoryFile
 from pdebench.forecast.checkpoint import CheckpointError, load_forecaster
+from pdebench.training.callbacks import weight_averaging
 from pdebench.training.module import SurrogateModule, warmup_cosine
 from pdebench.training.objectives import loss_function
 from pdebench.training.run import check_training_config, make_logger, train
@@ -38,6 +40,50 @@ def test_warmup_then_cosine_to_the_floor() -> None:
 def test_unknown_loss_names_the_choices() -> None:
     with pytest.raises(ValueError, match="objective.loss='l1'.*mse, rel_l2"):
         loss_function("l1")
+
+
+class _RealAndComplexWeights(L.LightningModule):
+    """Two weights, one real and one complex (like an FNO's spectral weights), moved by plain SGD on random data."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.real = torch.nn.Parameter(torch.tensor([0.5, -1.0, 2.0]))
+        self.spectral = torch.nn.Parameter(torch.tensor([1.0 + 2.0j, -0.5j]))
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x = batch[0][0]
+        return ((self.real * x).sum() - 1.0) ** 2 + (self.spectral.abs() ** 2).sum() * x.square().mean()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.05)
+
+
+class _RawWeights(L.Callback):
+    def __init__(self) -> None:
+        self.after_step: list[dict[str, torch.Tensor]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.after_step.append({n: p.detach().clone() for n, p in pl_module.named_parameters()})
+
+
+def test_the_weight_average_is_the_exponential_average_after_every_step() -> None:
+    """`optim.ema_decay=d`: after steps with raw weights w_1..w_n the average is e_1 = w_1,
+    e_k = d e_(k-1) + (1 - d) w_k, for real and complex weights alike, and training ends with it in the module."""
+    decay = 0.7
+    raw = _RawWeights()
+    trainer = L.Trainer(max_epochs=2, callbacks=[raw, weight_averaging(decay)], logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    module = _RealAndComplexWeights()
+    data = torch.utils.data.TensorDataset(torch.randn(4, 3, generator=torch.Generator().manual_seed(0)))
+    trainer.fit(module, torch.utils.data.DataLoader(data, batch_size=1))
+    assert len(raw.after_step) == 8
+    expected = {n: w.to(torch.complex128 if w.is_complex() else torch.float64) for n, w in raw.after_step[0].items()}
+    for weights in raw.after_step[1:]:
+        expected = {n: decay * e + (1 - decay) * weights[n] for n, e in expected.items()}
+    for name, parameter in module.named_parameters():
+        assert not torch.allclose(parameter.detach().to(expected[name].dtype), raw.after_step[-1][name].to(
+            expected[name].dtype), atol=1e-3), f"{name}: the average should differ from the last raw weights"
+        torch.testing.assert_close(parameter.detach().to(expected[name].dtype), expected[name], rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize(
