@@ -142,6 +142,10 @@ COMPOSE_ROWS = [
     ("train", ["-m", "seed=range(0,3)", "objective=onestep,pushfoward"], ("objective=pushfoward is not an objective",)),
     ("train", ["-m", "seed=0,1", "optim.lr=1e-3,abc"], ("optim.lr=abc: expected a number (float), got 'abc'",)),
     ("train", ["-m", "seed=0,1", "optim.lrr=3"], ("optim.lrr is not a setting of optim",)),
+    # a value the setting's own checks refuse, wherever it stands in the sweep (a range: either end)
+    ("train", ["-m", "seed=0,1,-1"], ("seed=-1 is not a valid seed: expected a whole number from 0",)),
+    ("train", ["-m", "seed=range(2,-2,-1)"], ("seed=-1 is not a valid seed",)),
+    ("train", ["-m", "model=fno,unet", "optim.lr=1e-3,0"], ("optim.lr=0.0 is not valid: expected a learning rate",)),
     ("train", ["-m", "model=fno,unet", "model.n_modes=[8]"],
      ("in the job with model=unet: model.n_modes is not a setting of model", "valid keys: name, hidden_channels")),
     ("train", ["-m", "optim.lr=interval(1e-4,1e-2)"], ("optim.lr=interval(1e-4,1e-2) is a range only a searching "

@@ -25,7 +25,7 @@ from hydra import compose, initialize_config_dir
 from hydra._internal.utils import get_args_parser  # the very parser `hydra.main` reads sys.argv with
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override
+from hydra.core.override_parser.types import Override, RangeSweep
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationKeyError, MissingMandatoryValue, OmegaConfBaseException
@@ -160,6 +160,10 @@ def _check_overrides(config_name: str, schema: type | None, arguments: list[str]
                 raise ConfigError(f"{sweep.input_line} is a range only a searching sweeper samples (e.g. "
                                   f"hydra/sweeper=optuna); the basic sweeper takes values: "
                                   f"{sweep.key_or_group}=a,b,c, range(start,stop) or choice(a,b)")
+    # Settings are checked only where the task is about to run here (a run, or a sweep on the basic launcher): a
+    # SLURM sweep submitted from a login node without a GPU may well ask for one, and --cfg/--info only print.
+    local = not multirun or OmegaConf.select(base, "hydra.launcher._target_") == BASIC_LAUNCHER
+    validates = schema is not None and runs_task and local
     composed = [base]
     for sweep in sweeps:
         values = discrete.get(id(sweep), [])
@@ -167,6 +171,9 @@ def _check_overrides(config_name: str, schema: type | None, arguments: list[str]
             continue
         is_group = bool(loader.get_group_options(sweep.key_or_group))
         task = None if is_group else _without_hydra(base)  # each value replaces the one before it
+        # the values a setting's own checks see: each one typed out, but only the far end of a range (its first
+        # value is in `base`; the checks are bounds, so a range that passes at both ends passes throughout)
+        checked = {id(values[-1])} if isinstance(sweep.value(), RangeSweep) else {id(v) for v in values}
         for value in values[1:]:
             if is_group:  # another config file: compose that job as Hydra's sweeper will
                 job = [value if o is discrete[id(sweep)][0] else o for o in first]
@@ -176,14 +183,14 @@ def _check_overrides(config_name: str, schema: type | None, arguments: list[str]
                     if value.input_line in str(error):
                         raise
                     raise ConfigError(f"in the job with {value.input_line}: {error}") from None
-            else:  # another value of one setting: its type is checked against the composed config
-                _apply(typing.cast(DictConfig, task), value, command)
-    # Settings are checked only where the task is about to run here (a run, or a sweep on the basic launcher): a
-    # SLURM sweep submitted from a login node without a GPU may well ask for one, and --cfg/--info only print.
-    local = not multirun or OmegaConf.select(base, "hydra.launcher._target_") == BASIC_LAUNCHER
-    if schema is not None and runs_task and local:
+                continue
+            # another value of one setting: its type against the composed config, then the settings' own checks
+            _apply(typing.cast(DictConfig, task), value, command)
+            if validates and id(value) in checked:
+                _validate(typing.cast(DictConfig, task), typing.cast(type, schema))
+    if validates:
         for cfg in composed:
-            _validate(_without_hydra(cfg), schema)
+            _validate(_without_hydra(cfg), typing.cast(type, schema))
 
 
 def check_command_line(config_name: str, schema: type | None, argv: Sequence[str]) -> None:
@@ -192,9 +199,10 @@ def check_command_line(config_name: str, schema: type | None, argv: Sequence[str
     Parses `argv` with Hydra's own argument parser, composes the config in the Hydra context `hydra.main` would
     use (for `-m`, the first value of every sweep, then each other config-group choice as its own job and each
     other value against the composed config), and, where the task will run on this machine, runs
-    `validate_config` on it. Help, version, shell completion, rerun and a user config directory are Hydra's
-    alone. Costs one composition and one validation (about 0.1 s together, scripts/bench_config_check.py) per
-    run and per swept config-group choice.
+    `validate_config` on it (and on every other typed-out value of a swept setting, and the far end of a swept
+    range). Help, version, shell completion, rerun and a user config directory are Hydra's alone. Costs one
+    composition and one validation (about 0.1 s together, scripts/bench_config_check.py) per run and per swept
+    config-group choice, and about 0.03 s per other checked value.
     """
     args = get_args_parser().parse_args(list(argv))
     if (args.help or args.hydra_help or args.shell_completion or args.experimental_rerun is not None
