@@ -213,6 +213,43 @@ def test_a_non_finite_loss_stops_training_naming_step_and_batch(compose_cfg, dat
         train(cfg)
 
 
+def test_a_non_finite_loss_found_later_names_its_step_and_no_checkpoint_holds_it(
+        compose_cfg, data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checked in arrears (as on an accelerator, where each check is a host sync): the loss of a step in epoch 2
+    turns NaN; the error still names that step, and last.ckpt stays epoch 1's, whose weights are finite."""
+    from pdebench.training.module import SurrogateModule, TrainingDiverged
+    from pdebench.training.objectives import OneStep
+
+    honest, start_epoch = OneStep.loss, SurrogateModule.on_train_epoch_start
+    epochs: list[int] = []  # the epoch of every loss computed
+
+    def note_epoch(self) -> None:
+        epochs.append(self.current_epoch)
+        start_epoch(self)
+
+    def diverge_at_the_second_batch_of_epoch_1(self, forecaster, batch):
+        loss = honest(self, forecaster, batch)
+        epochs.append(epochs[-1])
+        return loss * float("nan") if epochs.count(1) == 3 else loss
+
+    monkeypatch.setattr(SurrogateModule, "on_train_epoch_start", note_epoch)
+    monkeypatch.setattr(OneStep, "loss", diverge_at_the_second_batch_of_epoch_1)
+    monkeypatch.setattr(SurrogateModule, "finite_check_interval", 1000)
+    run_dir = tmp_path / "run"
+    cfg = compose_cfg("train", [*TRAINED_OVERRIDES, f"data.root={data_root}", f"run_dir={run_dir}",
+                                "trainer.max_epochs=3"])
+    with pytest.raises(TrainingDiverged) as stopped:
+        train(cfg)
+    steps_per_epoch = epochs.count(0) - 1
+    bad_step = steps_per_epoch + 1
+    message = str(stopped.value)
+    assert f"the loss is nan at step {bad_step} (epoch 1, batch 1, trajectories [" in message, message
+    assert f"found at step {2 * steps_per_epoch - 1})" in message, message  # at the validation of epoch 1
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert (last["epoch"], last["global_step"]) == (0, steps_per_epoch)
+    assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
+
+
 def test_selection_score_orders_by_the_headline_and_breaks_ties_within_half_a_step() -> None:
     from pdebench.training.module import selection_score
 

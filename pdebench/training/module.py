@@ -6,6 +6,7 @@ import math
 import random
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -103,7 +104,28 @@ def restore_rng_states(states: dict[str, Any]) -> None:
 
 
 class TrainingDiverged(ValueError):
-    """A non-finite loss: training stops at once, naming the step and the batch; written checkpoints stay."""
+    """A non-finite loss: training stops, naming the step and the batch; written checkpoints stay."""
+
+
+@dataclass(frozen=True)
+class StepLoss:
+    """The loss of one optimisation step and where it came from, until it is checked to be finite."""
+
+    loss: Tensor  # [], detached, on the training device
+    step: int
+    epoch: int
+    batch_idx: int
+    trajectories: Tensor  # [B] trajectory index of each window of the batch
+
+
+def first_non_finite(losses: list[StepLoss]) -> StepLoss | None:
+    """The earliest of `losses` that is not finite, or None; one host sync for all of them."""
+    if not losses:
+        return None
+    finite = torch.isfinite(torch.stack([entry.loss for entry in losses]))
+    if bool(finite.all()):
+        return None
+    return losses[int((~finite).nonzero()[0, 0])]
 
 
 class SurrogateModule(L.LightningModule):
@@ -114,6 +136,13 @@ class SurrogateModule(L.LightningModule):
     frame_stride, manifest hash, fields, parameters, grid record, train statistics); `run` is the run's identity
     (label, seed, git commit). See `pdebench.forecast.checkpoint`.
     """
+
+    # Optimisation steps between checks that the loss is finite. None: every step on a CPU, where a check costs
+    # nothing, and every `trainer.log_every_n_steps` steps on an accelerator, where each check waits for the device
+    # to catch up (a host sync per step would stall its queue). Pending losses are always checked before a
+    # checkpoint is written and before validation, so no checkpoint holds weights a non-finite loss has touched,
+    # and the error names the first bad step whenever it is found.
+    finite_check_interval: int | None = None
 
     def __init__(self, model: dict[str, Any], objective: dict[str, Any], optim: dict[str, Any],
                  validation: dict[str, Any], data_info: dict[str, Any], run: dict[str, Any],
@@ -130,6 +159,7 @@ class SurrogateModule(L.LightningModule):
                              persistent=False)
         self.train_time_s = 0.0
         self._fit_clock: float | None = None
+        self._unchecked_losses: list[StepLoss] = []
 
     def forward(self, frames: Tensor, cond: Tensor) -> Tensor:
         return self.forecaster(frames, cond)
@@ -149,13 +179,11 @@ class SurrogateModule(L.LightningModule):
         if callable(start_batch):  # input noise of its own per rank and step; the step is restored on resume
             start_batch(noise_seed(int(self.hparams.run.get("seed", 0)), self.global_rank, self.global_step))
         loss = self.objective.loss(self.forecaster, batch)
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(
-                f"training stopped: the loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}, "
-                f"batch {batch_idx}, trajectories {sorted(set(batch.index.tolist()))}); the checkpoints already "
-                "written are kept"
-            )
         self.last_loss = loss.detach()
+        self._unchecked_losses.append(StepLoss(self.last_loss, self.global_step, self.current_epoch, batch_idx,
+                                               batch.index))
+        if len(self._unchecked_losses) >= self._finite_check_every(loss.device):
+            self.check_losses_finite()
         # Logged only on the steps the logger writes: a `self.log` call per step (and the host sync its progress-bar
         # value costs) is a measurable share of a small model's step (scripts/bench_training.py).
         if self._trainer is not None and (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
@@ -178,7 +206,28 @@ class SurrogateModule(L.LightningModule):
         part["step_time"] = batch.step_time.double().reshape(-1, 1).expand(-1, n_steps)
         self._val_parts.append(part)
 
+    def _finite_check_every(self, device: torch.device) -> int:
+        if self.finite_check_interval is not None:
+            return max(1, int(self.finite_check_interval))
+        if device.type == "cpu" or self._trainer is None:
+            return 1
+        return max(1, int(self.trainer.log_every_n_steps))
+
+    def check_losses_finite(self) -> None:
+        """Raise `TrainingDiverged` naming the first step since the last check whose loss was not finite."""
+        pending, self._unchecked_losses = self._unchecked_losses, []
+        bad = first_non_finite(pending)
+        if bad is None:
+            return
+        found = "" if bad is pending[-1] else f", found at step {pending[-1].step}"
+        raise TrainingDiverged(
+            f"training stopped: the loss is {bad.loss.item()} at step {bad.step} (epoch {bad.epoch}, batch "
+            f"{bad.batch_idx}, trajectories {sorted(set(bad.trajectories.tolist()))}{found}); the checkpoints "
+            "already written are kept"
+        )
+
     def on_validation_epoch_start(self) -> None:
+        self.check_losses_finite()
         self._val_parts = []
 
     def on_validation_epoch_end(self) -> None:
@@ -233,7 +282,11 @@ class SurrogateModule(L.LightningModule):
         running = 0.0 if self._fit_clock is None else time.perf_counter() - self._fit_clock
         return self.train_time_s + running
 
+    def on_train_end(self) -> None:
+        self.check_losses_finite()
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.check_losses_finite()  # before anything is written
         checkpoint["pdebench"] = {
             "train_time_s": self._elapsed_train_time(),
             "n_parameters": sum(p.numel() for p in self.forecaster.parameters()),
