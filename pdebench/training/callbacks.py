@@ -101,8 +101,8 @@ def weight_averaging(decay: float | None) -> Callback | None:
     Lightning's `WeightAveraging` (update after every optimiser step) with torch's multi-tensor EMA
     (`get_ema_multi_avg_fn`: one in-place `_foreach_lerp_` over all weights) rather than `EMAWeightAveraging`,
     whose per-tensor `decay * average + (1 - decay) * current` allocates two temporaries per tensor and passes over
-    the weights three times: the same average to float rounding, in 0.58x the time per step
-    (`scripts/bench_training.py`; 1.8 ms instead of 3.1 ms for its FNO on 2 CPU cores).
+    the weights three times: the same average to float rounding, in 0.6-0.7x the time per step
+    (`scripts/bench_training.py`: 1.8-1.9 ms instead of 2.8-3.1 ms for its FNO on 2 CPU cores).
     """
     if decay is None:
         return None
