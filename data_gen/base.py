@@ -89,8 +89,9 @@ def check_interval(config: object, name: str, low: float, high: float = math.inf
         raise ValueError(f"{where} must be a (low, high) pair of numbers, got {value!r}") from None
     above_low = a > low if low_open else a >= low
     if not (math.isfinite(a) and math.isfinite(b) and above_low and a <= b <= high):
+        lower = f"{low:g} {'<' if low_open else '<='} " if low > -math.inf else ""
         upper = f" <= {high:g}" if high < math.inf else " (finite)"
-        raise ValueError(f"{where} must satisfy {low:g} {'<' if low_open else '<='} low <= high{upper}, got {value!r}")
+        raise ValueError(f"{where} must satisfy {lower}low <= high{upper}, got {value!r}")
     return a, b
 
 

@@ -160,16 +160,15 @@ def generate_files(jobs: Sequence[SplitJob], batch_size: int, solver: BlockSolve
         starts = [range(w.n_done, int(job.layout.n_traj), batch_size) for w, job in zip(writers, jobs, strict=True)]
         blocks = [[np.asarray(job.seeds[lo : lo + batch_size]) for lo in run]
                   for job, run in zip(jobs, starts, strict=True)]
-        written = [0] * len(jobs)
-        done = [w.n_done for w in writers]
+        written = [0] * len(jobs)  # blocks written per file by this run
         total = sum(int(job.layout.n_traj) for job in jobs)
         desc = desc or (jobs[0].layout.dataset_name if jobs else "")
-        with tqdm(total=total, initial=sum(done), desc=desc, unit="traj", disable=not progress,
+        with tqdm(total=total, initial=sum(w.n_done for w in writers), desc=desc, unit="traj", disable=not progress,
                   dynamic_ncols=True) as bar:
 
             def postfix() -> None:
-                bar.set_postfix_str(" ".join(f"{job.layout.split} {d}/{job.layout.n_traj}"
-                                             for job, d in zip(jobs, done, strict=True)), refresh=False)
+                bar.set_postfix_str(" ".join(f"{job.layout.split} {w.n_done}/{job.layout.n_traj}"
+                                             for job, w in zip(jobs, writers, strict=True)), refresh=False)
 
             postfix()
             streams = [(b, int(job.layout.n_frames)) for b, job in zip(blocks, jobs, strict=True)]
@@ -195,7 +194,6 @@ def generate_files(jobs: Sequence[SplitJob], batch_size: int, solver: BlockSolve
                         raise blow_up
                     writer.append(batch.fields, batch.parameters, block)
                     written[index] += 1
-                    done[index] = writer.n_done
                     postfix()
                     if written[index] == len(blocks[index]):
                         writer.finalize()

@@ -446,7 +446,7 @@ class BlockSolver:
     """Solves blocks of seeds with one generator: in this process alone (`workers == 1`), or in this process and
     `workers - 1` worker processes side by side.
 
-    Use as a context manager; the worker processes start on the first block that needs them (this process solves
+    Use as a context manager; the worker processes start with `start()` or on the first solve (this process solves
     parts meanwhile, so their start-up costs little) and stop on exit, or are killed if the solve was abandoned
     (e.g. after a divergence).
     """
@@ -476,17 +476,6 @@ class BlockSolver:
             for worker in self._pool:
                 worker.listen()
         return self._pool
-
-    def solve(self, blocks: Sequence[np.ndarray], n_frames: int,
-              on_progress: Callable[[int], None] = lambda n: None) -> Iterator[GeneratedBatch]:
-        """Yield one `GeneratedBatch` per block of seeds, in order; `on_progress(n)` as `n` more trajectories finish.
-
-        Raises `SolverDiverged` when it reaches a block in which the solver diverged; every block before it has been
-        yielded by then.
-        """
-        with contextlib.closing(self.solve_streams([(blocks, n_frames)], on_progress)) as solved:
-            for _, batch in solved:
-                yield batch
 
     def solve_streams(self, streams: Sequence[tuple[Sequence[np.ndarray], int]],
                       on_progress: Callable[[int], None] = lambda n: None) -> Iterator[tuple[int, GeneratedBatch]]:

@@ -63,6 +63,7 @@ from data_gen.base import (
     SolverDiverged,
     check_generate_request,
     check_integer,
+    check_interval,
     check_number,
 )
 from data_gen.registry import register_generator
@@ -451,10 +452,7 @@ class SmokeConfig:
             self.stored_resolution = stored  # type: ignore[assignment]
         size = tuple(check_number(self, "domain_size", low_open=True, value=v) for v in pair("domain_size"))
         self.domain_size = size  # type: ignore[assignment]
-        low, high = (check_number(self, "buoyancy_range", -math.inf, value=v) for v in pair("buoyancy_range"))
-        if low > high:
-            raise ValueError(f"SmokeConfig.buoyancy_range must satisfy low <= high, got {self.buoyancy_range!r}")
-        self.buoyancy_range = (low, high)
+        self.buoyancy_range = check_interval(self, "buoyancy_range", -math.inf)
         self.nu = check_number(self, "nu")
         self.frame_interval = check_number(self, "frame_interval", low_open=True)
         self.substeps = check_integer(self, "substeps", 1)

@@ -250,10 +250,8 @@ class SWEConfig:
         for name in ("spin_up_hours", "hyperdiffusion_hours", "omega"):
             setattr(self, name, check_number(self, name))
         check_integer(self, "hyperdiffusion_order", 1)
-        for name in ("jet_latitude_range", "jet_half_width_range"):
-            setattr(self, name, check_interval(self, name, 0.0, 90.0))
-        if self.jet_half_width_range[0] <= 0.0:
-            raise ValueError(f"SWEConfig.jet_half_width_range must be positive, got {self.jet_half_width_range}")
+        self.jet_latitude_range = check_interval(self, "jet_latitude_range", 0.0, 90.0)
+        self.jet_half_width_range = check_interval(self, "jet_half_width_range", 0.0, 90.0, low_open=True)
         if self.jet_latitude_range[1] + self.jet_half_width_range[1] >= 90.0:
             raise ValueError("SWEConfig.jet_latitude_range plus jet_half_width_range must stay below 90 degrees, got "
                              f"{self.jet_latitude_range} and {self.jet_half_width_range}")

@@ -217,6 +217,7 @@ def test_reference_solver_refuses_bad_settings_and_shapes(tiny_generator, tiny_b
     ("spin_up_hours", 5.0, "whole number of frame intervals"),
     ("jet_latitude_range", [50.0, 80.0], "below 90 degrees"),
     ("jet_speed_range", [80.0, 50.0], "low <= high"),
+    ("jet_half_width_range", [0.0, 10.0], "0 < low <= high <= 90"),
     ("chunk", 0, "chunk must be an integer >= 1"),
     ("hyperdiffusion_hours", -1.0, "hyperdiffusion_hours must be a finite number >= 0"),
 ])

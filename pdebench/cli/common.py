@@ -60,7 +60,9 @@ BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 register_configs()
 
 
-def _exit_with(message: object) -> None:
+def _exit_with(error: BaseException) -> None:
+    """A user error as one line on stderr (a KeyError's bare message, not its repr), then exit 1."""
+    message = error.args[0] if isinstance(error, KeyError) and error.args else error
     print(f"error: {message}", file=sys.stderr)
     sys.exit(1)
 
@@ -73,7 +75,7 @@ def report_user_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfi
         try:
             return task(cfg)
         except USER_ERRORS as error:
-            _exit_with(error.args[0] if isinstance(error, KeyError) and error.args else error)
+            _exit_with(error)
 
     return wrapped
 
@@ -231,7 +233,7 @@ def hydra_app(config_name: str, schema: type | None) -> Callable[[Callable[[Dict
                 try:
                     check_command_line(config_name, schema, sys.argv[1:])
                 except USER_ERRORS as error:
-                    _exit_with(error.args[0] if isinstance(error, KeyError) and error.args else error)
+                    _exit_with(error)
                 except Exception:  # noqa: BLE001 - a check that cannot decide leaves the command line to Hydra
                     pass
             return app(cfg_passthrough)

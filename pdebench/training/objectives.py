@@ -141,7 +141,6 @@ class WindowedObjective(BatchRandomness):
         self.history, self.bundle = int(config.get("history", 1)), int(config.get("bundle", 1))
         self.noise_std = float(config.get("input_noise_std", 0.0) or 0.0)
         self.unroll_steps = int(config.get("unroll_steps", 0) or 0)
-        self.config = dict(config)
         self.target = target_from_config(config)
         self.label_past, self.label_future = self.target.label_frames(self.bundle)
 
@@ -162,7 +161,7 @@ class WindowedObjective(BatchRandomness):
         """Stored-frame offsets, from the window's current state, of the label frames of every state a gradient step
         may start from (j = 0..steps_after_first model steps later), grouped by j: `batch.labels[:, :, j*K:(j+1)*K]`
         are the K frames around the state j model steps on."""
-        per_state = target_from_config(self.config, frame_stride).label_offsets(self.bundle)
+        per_state = self.target.label_offsets(self.bundle)  # in stored frames whatever the frame_stride
         shift = self.bundle * frame_stride
         return tuple(o + j * shift for j in range(self.steps_after_first() + 1) for o in per_state)
 
@@ -347,7 +346,10 @@ def make_objective(config: Mapping[str, Any]) -> Objective:
 def window_frames(config: Mapping[str, Any]) -> tuple[int, int]:
     """`(inputs, targets)`: the model frames a training window of this objective holds before and after the current
     state; `(history, bundle)` for an objective that does not say."""
-    objective = make_objective(config)
+    return _window_frames(make_objective(config), config)
+
+
+def _window_frames(objective: Objective, config: Mapping[str, Any]) -> tuple[int, int]:
     frames = getattr(objective, "window_frames", None)
     return frames() if callable(frames) else (int(config["history"]), int(config["bundle"]))
 
@@ -358,7 +360,7 @@ def window_spec(config: Mapping[str, Any], frame_stride: int) -> WindowSpec:
     start from."""
     objective = make_objective(config)
     spec = getattr(objective, "window_spec", None)
-    return spec(frame_stride) if callable(spec) else WindowSpec(*window_frames(config), frame_stride)
+    return spec(frame_stride) if callable(spec) else WindowSpec(*_window_frames(objective, config), frame_stride)
 
 
 def check_window_fits(config: Mapping[str, Any], n_train_frames: int, frame_stride: int) -> None:
