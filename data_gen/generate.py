@@ -19,7 +19,7 @@ import json
 import re
 import shutil
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,9 @@ import pdebench
 from data_gen.base import GeneratedBatch, SolverDiverged, TrajectoryGenerator
 from data_gen.parallel import BlockSolver, resolve_workers
 from data_gen.registry import make_generator
+from pdebench.data.atomic import reporting_full_disk
 from pdebench.data.check import check_file
+from pdebench.data.lock import directory_lock
 from pdebench.data.manifest import VERIFIED_NAME, generate_command, read_manifest, verify_split, write_manifest
 from pdebench.data.reader import TrajectoryFile
 from pdebench.data.schema import (
@@ -244,26 +246,15 @@ def _check_driver_arguments(batch_size: Any, seed: Any, overwrite: Any, progress
                          "generate shards, or merge=true to join them")
 
 
-@contextlib.contextmanager
-def _generation_lock(out_dir: Path) -> Iterator[None]:
-    """Hold `<out_dir>/.generate.lock` for the whole generation; a second generation of it stops at once."""
-    try:
-        import fcntl
-    except ImportError:  # no flock on this platform (Windows): generate unguarded, as before
-        yield
-        return
-    with open(out_dir / LOCK_NAME, "a+b") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DatasetError(
-                f"another generation is writing this dataset ({out_dir}); wait for it to finish (or stop it) "
-                f"and rerun"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+def _generation_lock(out_dir: Path) -> contextlib.AbstractContextManager[None]:
+    """Hold `<out_dir>/.generate.lock` for the whole generation; a second generation of it stops at once, naming
+    the process that holds it."""
+
+    def busy(holder: str) -> DatasetError:
+        return DatasetError(f"another generation is writing this dataset ({out_dir}; {holder}); wait for it to "
+                            f"finish (or stop it) and rerun")
+
+    return directory_lock(out_dir, LOCK_NAME, busy)
 
 
 def _config_difference(recorded: Any, config: Mapping[str, Any]) -> list[str]:
@@ -327,6 +318,12 @@ def _check_existing_splits(out_dir: Path, config: Mapping[str, Any], layouts: Ma
             verify_split(out_dir, manifest, split, verified)
         else:
             _check_unlisted_split(out_dir / f"{split}.h5", layouts[split], config)
+
+
+def _write_manifest(out_dir: Path, config: dict[str, Any]) -> None:
+    """`write_manifest`, with a full disk reported as one sentence (every split file is finished by then)."""
+    with reporting_full_disk(out_dir / MANIFEST_NAME, "every split file is finished and kept"):
+        write_manifest(out_dir, config)
 
 
 def _remove_stale_scratch(out_dir: Path) -> None:
@@ -434,7 +431,7 @@ def generate_dataset(pde: Mapping[str, Any], preset: str, root: str | Path, *, s
                 for split, layout in plan.layouts.items() if not (out_dir / f"{split}.h5").exists()]
         with BlockSolver(plan.generator, torch_device, n_workers) as solver:
             generate_files(jobs, batch_size, solver, progress)
-        write_manifest(out_dir, plan.config)
+        _write_manifest(out_dir, plan.config)
     return out_dir
 
 
@@ -643,7 +640,7 @@ def merge_shards(pde: Mapping[str, Any], preset: str, root: str | Path, *, seed:
             sources = {split: _shard_sources(plan, split, count) for split in missing}  # all checked first
         for split, split_sources in sources.items():
             _merge_split(out_dir / f"{split}.h5", plan.layouts[split], split_sources, batch_size, progress)
-        write_manifest(out_dir, plan.config)
+        _write_manifest(out_dir, plan.config)
     # the merged shards, or after an earlier merge, shards left over by a rerun shard job: no longer needed
     for merged in [count] if count is not None else _shard_counts(out_dir):
         _remove_shards(plan, merged)

@@ -15,7 +15,7 @@ that the error names the full dotted key.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, make_dataclass
 from typing import Any
 
@@ -26,11 +26,12 @@ from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBas
 import baselines
 import data_gen
 from baselines.registry import model_config
+from pdebench.data.names import name_problem, seed_problem
 from pdebench.devices import accelerator_problem, device_problem
 
-# torch.manual_seed and Lightning's seed_everything take seeds in [0, 2**32 - 1]; Lightning silently replaces an
-# out-of-range seed by a random one, which would change every number of a run without a word.
-MAX_SEED = 2**32 - 1
+# A bootstrap costs one resampled summary per resample; past this many the interval's own Monte-Carlo error (about
+# 1/sqrt(n) of its width's) is far below anything a table shows, and the time grows without bound.
+MAX_BOOTSTRAP_RESAMPLES = 100_000
 
 
 class ConfigError(ValueError):
@@ -96,12 +97,25 @@ def _fraction(owner: Any, key: str, what: str) -> None:
         raise SettingError(key, value, f"is not valid: expected {what}, a number between 0 and 1")
 
 
-def _seed(owner: Any, key: str, optional: bool = False) -> None:
+def _follows(rule: Callable[[Any], str | None], owner: Any, key: str, optional: bool = False) -> None:
+    """`owner.key` must pass `rule` (a `pdebench.data.names` check returning the problem, or None); a long value is
+    quoted cut to 80 characters."""
     value = getattr(owner, key)
     if optional and value is None:
         return
-    if not (_is_int(value) and 0 <= value <= MAX_SEED):
-        raise SettingError(key, value, f"is not a valid seed: expected a whole number from 0 to {MAX_SEED}")
+    problem = rule(value)
+    if problem is not None:
+        raise SettingError(key, value if len(str(value)) <= 80 else f"{str(value)[:80]}...", problem)
+
+
+def _seed(owner: Any, key: str, optional: bool = False) -> None:
+    """`owner.key` must be a seed torch and Lightning take as it is."""
+    _follows(seed_problem, owner, key, optional)
+
+
+def _name(owner: Any, key: str, optional: bool = False) -> None:
+    """`owner.key` must be a name that can become part of a file name (a label, a pde, a preset)."""
+    _follows(name_problem, owner, key, optional)
 
 
 def _batch_limit(owner: Any, key: str) -> None:
@@ -129,6 +143,8 @@ class EvaluateDataConfig:
     preload: Any = "auto"  # auto | true | false (Any: OmegaConf unions break Hydra composition)
 
     def __post_init__(self) -> None:
+        _name(self, "pde", optional=True)  # the dataset folder <root>/<pde>-<preset> and the run folder name them
+        _name(self, "preset", optional=True)
         _at_least(self, "frame_stride", 1, "stored frames per model step", optional=True)
         _at_least(self, "batch_size", 1, "a batch size")
         _at_least(self, "num_workers", 0, "a number of data-loader worker processes")
@@ -301,6 +317,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _seed(self, "seed")
+        _name(self, "label")
         _at_least(self, "progress_every_n_steps", 0, "a number of steps between progress lines")
 
 
@@ -336,7 +353,10 @@ class RolloutConfig:
             raise SettingError("stability_factor", self.stability_factor,
                                "is not valid: expected a finite number >= 1 (below 1 the truth itself is unstable)")
         _at_least(self, "ensemble", 1, "a number of ensemble members")
-        _at_least(self, "bootstrap_resamples", 1, "a number of bootstrap resamples")
+        if not (_is_int(self.bootstrap_resamples) and 1 <= self.bootstrap_resamples <= MAX_BOOTSTRAP_RESAMPLES):
+            raise SettingError("bootstrap_resamples", self.bootstrap_resamples,
+                               f"is not valid: expected a number of bootstrap resamples, a whole number from 1 to "
+                               f"{MAX_BOOTSTRAP_RESAMPLES:,}")
         _seed(self, "bootstrap_seed")
         problem = device_problem(self.device)
         if problem is not None:
@@ -360,6 +380,7 @@ class EvaluateConfig:
 
     def __post_init__(self) -> None:
         _seed(self, "seed", optional=True)
+        _name(self, "label", optional=True)
 
 
 @dataclass
@@ -429,6 +450,9 @@ class PDEGenConfig:
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     presets: dict[str, PresetConfig] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        _name(self, "name")  # the dataset folder <root>/<name>-<preset>
+
 
 @dataclass
 class GenerateConfig:
@@ -445,6 +469,7 @@ class GenerateConfig:
     merge: bool = False  # join the finished shards into the split files and write the manifest
 
     def __post_init__(self) -> None:
+        _name(self, "preset")
         _at_least(self, "batch_size", 1, "a number of trajectories per solver call")
         _seed(self, "seed")
         _at_least(self, "workers", 1, "a number of worker processes", optional=True)

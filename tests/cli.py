@@ -20,9 +20,11 @@ TINY_TRAIN = [
 ]
 
 
-def run_cli(command: str, *args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run `pdebench-<command> args...` in `cwd`; with `check`, fail the test showing its output."""
-    env = {**os.environ, "MPLBACKEND": "Agg", "HYDRA_FULL_ERROR": "0"}
+def run_cli(command: str, *args: str, cwd: Path, check: bool = True,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `pdebench-<command> args...` in `cwd` (with `env` added to the environment); with `check`, fail the test
+    showing its output."""
+    env = {**os.environ, "MPLBACKEND": "Agg", "HYDRA_FULL_ERROR": "0", **(env or {})}
     proc = subprocess.run([str(BIN / f"pdebench-{command}"), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=600)
     if check and proc.returncode != 0:

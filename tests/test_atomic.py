@@ -9,7 +9,7 @@ import pytest
 
 from pdebench.data import atomic
 from pdebench.data.atomic import atomic_write_text, replace_durably
-from pdebench.rollout.results import read_result, write_result
+from pdebench.rollout.results import ResultError, read_result, write_result
 
 
 def _names(directory: Path) -> list[str]:
@@ -106,7 +106,7 @@ def test_write_result_uses_the_helper_and_cleans_up(tmp_path: Path, monkeypatch:
         raise OSError("no space")
 
     monkeypatch.setattr(atomic.os, "replace", failing_replace)
-    with pytest.raises(OSError, match="no space"):
+    with pytest.raises(ResultError, match=r"could not be written \(no space\); the previous result there is kept"):
         write_result(path, {**base, "seed": 1})
     assert read_result(path)["seed"] == 0
     assert _names(path.parent) == ["r.json"]

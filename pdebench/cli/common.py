@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import functools
 import os
+import re
 import sys
 import typing
 from collections.abc import Callable, Sequence
@@ -58,6 +59,10 @@ BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 register_configs()
+# Settings that become part of file names and result records. They take literal text or other settings of the
+# config, never the environment: `label=${oc.env:HOME}` would put a home folder (or the whole PATH) into file names.
+NAME_KEYS = ("label",)
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][\w.]*)\}")  # `${model.name}`: another setting of the same config
 
 
 def _exit_with(error: BaseException) -> None:
@@ -67,12 +72,41 @@ def _exit_with(error: BaseException) -> None:
     sys.exit(1)
 
 
+def _raw_value(cfg: DictConfig, key: str) -> Any:
+    """The value of `key` as written, before interpolation (None where there is no such key)."""
+    node: Any = cfg
+    for part in key.split("."):
+        node = node._get_node(part, validate_access=False) if isinstance(node, DictConfig) else None
+        if node is None:
+            return None
+    return node._value()
+
+
+def _reads_environment(cfg: DictConfig, key: str, seen: frozenset[str] = frozenset()) -> bool:
+    """Whether `key` interpolates `oc.env`, directly or through the settings it refers to."""
+    raw = _raw_value(cfg, key)
+    if not isinstance(raw, str) or "${" not in raw:
+        return False
+    if "oc.env" in raw:
+        return True
+    return any(_reads_environment(cfg, ref, seen | {key}) for ref in _REFERENCE.findall(raw) if ref not in seen)
+
+
+def refuse_environment_in_names(cfg: DictConfig) -> None:
+    """A ConfigError if a setting of `NAME_KEYS` reads the environment (`label=${oc.env:HOME}`)."""
+    for key in NAME_KEYS:
+        if _reads_environment(cfg, key):
+            raise ConfigError(f"{key}={_raw_value(cfg, key)} reads the environment; a {key} becomes part of file "
+                              f"names and result files, so write the name itself (letters, digits, '.', '_', '-')")
+
+
 def report_user_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     """Print a user error as one line on stderr and exit 1 instead of showing a stack trace."""
 
     @functools.wraps(task)
     def wrapped(cfg: DictConfig) -> Any:
         try:
+            refuse_environment_in_names(cfg)
             return task(cfg)
         except USER_ERRORS as error:
             _exit_with(error)
@@ -166,6 +200,7 @@ def _check_overrides(config_name: str, schema: type | None, arguments: list[str]
     # SLURM sweep submitted from a login node without a GPU may well ask for one, and --cfg/--info only print.
     local = not multirun or OmegaConf.select(base, "hydra.launcher._target_") == BASIC_LAUNCHER
     validates = schema is not None and runs_task and local
+    refuse_environment_in_names(base)
     composed = [base]
     for sweep in sweeps:
         values = discrete.get(id(sweep), [])

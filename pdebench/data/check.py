@@ -4,6 +4,11 @@
 variable; it never raises on a malformed file. Every field is read completely, block by block (memory use
 does not grow with the size of the file), which finds NaN/inf and makes HDF5 verify the Fletcher-32 checksum
 of every chunk: a corrupted chunk is reported with its field and trajectories.
+
+Before any variable is opened, every link of the file is walked (`_foreign_data`): an external, soft or user-defined
+link, a virtual dataset or external raw storage anywhere in the file is refused, also where the reader never looks,
+and no link is followed (an external link's target is never opened). Root attributes are held to the reader's limits
+(`reader.root_attribute_problems`), and no message quotes more than the start of a value.
 """
 
 from __future__ import annotations
@@ -16,13 +21,17 @@ import h5py
 import numpy as np
 
 from pdebench.data.grid import SPHERE_AXES, canonical_grid_kind
+from pdebench.data.names import name_problem, shown
 from pdebench.data.reader import (
     HDF5_ERRORS,
     attr_to_python,
     hdf5_reason,
     header_problem,
+    link_problem,
     open_h5,
+    root_attribute_problems,
     split_names,
+    storage_problem,
 )
 from pdebench.data.schema import (
     FLETCHER32_SINCE,
@@ -108,8 +117,36 @@ def _scan_field(dset: h5py.Dataset) -> tuple[list[int], list[int], str | None]:
 
 
 def _describe(indices: list[int]) -> str:
-    shown = ", ".join(str(i) for i in indices[:5])
-    return shown + (", ..." if len(indices) > 5 else "")
+    listed = ", ".join(str(i) for i in indices[:5])
+    return listed + (", ..." if len(indices) > 5 else "")
+
+
+def _foreign_data(path: Path, f: h5py.File) -> dict[str, str]:
+    """Every member of the file whose data is not the file's own: name -> the sentence refusing it.
+
+    HDF5's link walk (H5Lvisit) visits every link once and descends only through hard links to groups, so it never
+    follows a soft or external link; only objects reached through hard links are opened (to check their storage).
+    """
+    found: dict[str, str] = {}
+
+    def visit(raw: bytes) -> None:
+        name = raw.decode("utf-8", "replace")
+        problem = link_problem(path, f, name)
+        if problem is None:
+            try:
+                obj = f[raw]
+            except HDF5_ERRORS:  # a damaged object header: a variable reports it when it is checked
+                return
+            if isinstance(obj, h5py.Dataset):
+                problem = storage_problem(path, name, obj)
+        if problem is not None:
+            found[name] = problem
+
+    try:
+        f.id.links.visit(visit)
+    except HDF5_ERRORS as exc:
+        found[""] = f"{path}: the links of the file cannot be walked ({hdf5_reason(exc)}); the file is damaged"
+    return found
 
 
 def check_file(path: str | Path) -> list[str]:
@@ -136,6 +173,9 @@ def _check_open(path: Path, f: h5py.File) -> list[str]:
     for name in REQUIRED_ROOT_ATTRS:
         if name not in attrs:
             problems.append(f"{path}: missing root attribute '{name}'")
+    problems.extend(root_attribute_problems(path, attrs))
+    foreign = _foreign_data(path, f)
+    problems.extend(foreign.values())
 
     fields = split_names(attrs.get("fields", ""))
     params = split_names(attrs.get("parameters", ""))
@@ -144,14 +184,14 @@ def _check_open(path: Path, f: h5py.File) -> list[str]:
         problems.append(f"{path}: root attribute 'fields' lists no field; expected at least one")
     if "split" in attrs and attrs["split"] not in SPLITS:
         problems.append(
-            f"{path}: root attribute 'split' is {attrs['split']!r}; expected one of {', '.join(SPLITS)}"
+            f"{path}: root attribute 'split' is {shown(attrs['split'])}; expected one of {', '.join(SPLITS)}"
         )
     if "spatial_dims" in attrs and "spatial_coordinates" in attrs and attrs["spatial_dims"] != len(coords):
         problems.append(
-            f"{path}: root attribute 'spatial_dims' is {attrs['spatial_dims']!r}; expected {len(coords)} "
+            f"{path}: root attribute 'spatial_dims' is {shown(attrs['spatial_dims'])}; expected {len(coords)} "
             f"(the number of names in 'spatial_coordinates')"
         )
-    if "grid" in attrs:
+    if "grid" in attrs and name_problem(attrs["grid"]) is None:  # a grid that is no name is reported above
         try:
             grid_kind = canonical_grid_kind(str(attrs["grid"]))
         except ValueError as exc:
@@ -162,11 +202,15 @@ def _check_open(path: Path, f: h5py.File) -> list[str]:
     if "frame_interval" in attrs:
         fi = attrs["frame_interval"]
         if not isinstance(fi, int | float) or not math.isfinite(fi) or fi <= 0:
-            problems.append(f"{path}: root attribute 'frame_interval' is {fi!r}; expected a positive number")
+            problems.append(f"{path}: root attribute 'frame_interval' is {shown(fi)}; expected a positive number")
 
     def variable(name: str, role: str) -> h5py.Dataset | None:
-        # `name in f` asks only whether the link exists; opening it reads (and checksums) the object header, so a
-        # damaged header is reported as damage, not as a missing variable (h5py's `f.get` would return None).
+        # A name that is no name (an HDF5 path) or a member refused by the link walk is reported already; `in` and
+        # `f[name]` would follow its links. For the rest, `name in f` asks only whether the (hard) link exists;
+        # opening it reads (and checksums) the object header, so a damaged header is reported as damage, not as a
+        # missing variable (h5py's `f.get` would return None).
+        if name_problem(name) is not None or name in foreign:
+            return None
         try:
             if name not in f:
                 problems.append(f"{path}: missing variable '{name}' ({role})")
@@ -195,9 +239,8 @@ def _check_open(path: Path, f: h5py.File) -> list[str]:
                 sizes[name] = var.shape[0]
                 if not np.array_equal(var[...], np.arange(var.shape[0])):
                     problems.append(f"{path}: coordinate '{name}' must hold 0..{var.shape[0] - 1}")
-    time_var = f.get(TIME_DIM)
-    if isinstance(time_var, h5py.Dataset) and attr_to_python(time_var.attrs.get("units")) != "frames":
-        problems.append(f"{path}: coordinate 'time' must have units 'frames'")
+            if name == TIME_DIM and attr_to_python(var.attrs.get("units")) != "frames":
+                problems.append(f"{path}: coordinate 'time' must have units 'frames'")
     for name in coords:
         var = variable(name, "spatial coordinate")
         sizes[name] = None
@@ -212,7 +255,7 @@ def _check_open(path: Path, f: h5py.File) -> list[str]:
     n_traj = sizes.get(TRAJ_DIM)
     if n_traj is not None and "n_traj_complete" in attrs and attrs["n_traj_complete"] != n_traj:
         problems.append(
-            f"{path}: root attribute 'n_traj_complete' is {attrs['n_traj_complete']}; expected {n_traj} "
+            f"{path}: root attribute 'n_traj_complete' is {shown(attrs['n_traj_complete'])}; expected {n_traj} "
             f"(the file was not written to completion)"
         )
 
@@ -232,9 +275,9 @@ def _check_open(path: Path, f: h5py.File) -> list[str]:
             continue
         dims = _dim_names(var)
         if dims != expected_dims:
-            shown = ", ".join(d or "?" for d in dims)
+            found = ", ".join(d or "?" for d in dims)
             problems.append(
-                f"{path}: field '{name}' has dims ({shown}); expected ({', '.join(expected_dims)})"
+                f"{path}: field '{name}' has dims ({found}); expected ({', '.join(expected_dims)})"
             )
         for axis, (dim, length) in enumerate(zip(expected_dims, var.shape, strict=True)):
             want = sizes.get(dim)

@@ -11,6 +11,9 @@ The manifest pins a dataset twice over:
 Verifying means hashing every byte, so `verify_dataset` remembers what it verified in a small record next to the
 manifest (`VERIFIED_NAME`: per split the size, mtime_ns, ctime_ns and the sha256 that matched) and re-hashes a file
 only when its size or times changed; the size is compared with the manifest every time.
+
+The split files' `pde` and `preset` attributes are copied into results, but neither hash covers them: so
+`verify_dataset` and the checker also compare them with the manifest's config (`header_disagreement`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from pdebench.data.atomic import atomic_write_text
+from pdebench.data.names import missing_or_kind, shown
 from pdebench.data.reader import TrajectoryFile
 from pdebench.data.schema import MANIFEST_NAME, SCHEMA_NAME, SCHEMA_VERSION, SEED_VAR, SPLITS, DatasetError
 
@@ -203,8 +207,8 @@ def read_manifest(dataset_dir: Path) -> dict[str, Any]:
     """
     dataset_dir = Path(dataset_dir)
     path = dataset_dir / MANIFEST_NAME
-    if not path.is_file():
-        raise DatasetError(f"manifest {path} does not exist; {_rewrite_hint(dataset_dir)}")
+    if not path.is_file():  # a FIFO is named, never opened
+        raise DatasetError(f"{missing_or_kind(path, 'manifest')}; {_rewrite_hint(dataset_dir)}")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -246,6 +250,22 @@ def _raise_mismatch(path: Path, manifest_path: Path, what: str, actual: object, 
     raise DatasetError(f"{sentence}; {_regenerate_hint(path.parent)}")
 
 
+def header_disagreement(path: Path, manifest_path: Path, manifest: dict[str, Any]) -> str | None:
+    """The sentence when split file `path` names another `pde` or `preset` than the config of its manifest, else
+    None (a key the config lacks is not compared). Opens the file's header (raising the reader's DatasetError for a
+    file it refuses); reads no data."""
+    with TrajectoryFile(path) as tf:
+        found = {"pde": tf.pde, "preset": tf.preset}
+    for key, value in found.items():
+        expected = manifest["config"].get(key)
+        if expected is not None and value != expected:
+            return (
+                f"{path}: root attribute '{key}' is {shown(value)}; expected {shown(expected)}, the {key} of manifest "
+                f"{manifest_path}; {_regenerate_hint(path.parent)}"
+            )
+    return None
+
+
 def verify_split(dataset_dir: Path, manifest: dict[str, Any], split: str, verified: dict[str, Any]) -> bool:
     """Check one existing split file against its manifest entry, raising DatasetError on a mismatch.
 
@@ -276,17 +296,23 @@ def verify_dataset(dataset_dir: Path, splits: Sequence[str] = SPLITS) -> Path:
     """Check the split files `splits` of a dataset directory against its manifest before they are used.
 
     Cheap on repeated use: sizes are compared every time, a file is hashed only when its size or times changed
-    since it was last verified (see `VERIFIED_NAME`). A split file that does not exist is left to the reader,
-    which names the command that generates it. Raises DatasetError naming the file and both sizes or hashes, or
-    naming a missing or invalid manifest and the command that rewrites it. Returns `dataset_dir`.
+    since it was last verified (see `VERIFIED_NAME`); its header is read every time and must name the manifest's
+    pde and preset (`header_disagreement`). A split file that does not exist (or is no regular file) is left to the
+    reader, which names the command that generates it. Raises DatasetError naming the file and both sizes or hashes,
+    a pde or preset the manifest does not record, or a missing or invalid manifest and the command that rewrites it.
+    Returns `dataset_dir`.
     """
     dataset_dir = Path(dataset_dir)
     manifest = read_manifest(dataset_dir)
     verified = _load_verified(dataset_dir)
     changed = False
     for split in splits:
-        if (dataset_dir / f"{split}.h5").is_file():
+        path = dataset_dir / f"{split}.h5"
+        if path.is_file():
             changed = verify_split(dataset_dir, manifest, split, verified) or changed
+            problem = header_disagreement(path, dataset_dir / MANIFEST_NAME, manifest)
+            if problem is not None:
+                raise DatasetError(problem)
     if changed:
         _save_verified(dataset_dir, verified)
     return dataset_dir
@@ -311,7 +337,7 @@ def manifest_problems(dataset_dir: Path, splits: Sequence[str], whole: bool) -> 
         entry = manifest["splits"].get(split)
         if not path.is_file():
             if entry is not None and whole:
-                problems.append(f"split file {path} listed in manifest {manifest_path} does not exist")
+                problems.append(f"{missing_or_kind(path, 'split file')}, but manifest {manifest_path} lists it")
             continue
         if entry is None:
             problems.append(f"split file {path} is not listed in manifest {manifest_path}")
@@ -332,6 +358,13 @@ def manifest_problems(dataset_dir: Path, splits: Sequence[str], whole: bool) -> 
                 continue
             if content != entry["content_sha256"]:
                 problems.append(_mismatch(path, manifest_path, "content_sha256", content, entry["content_sha256"]))
+                continue
+        try:
+            problem = header_disagreement(path, manifest_path, manifest)
+        except DatasetError as exc:
+            problem = str(exc)
+        if problem is not None:
+            problems.append(problem)
     return problems
 
 

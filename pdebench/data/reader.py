@@ -8,6 +8,14 @@ No damaged file may change a number silently: every HDF5 access goes through `_H
 errors h5py raises on a corrupted file (a failed Fletcher-32 chunk checksum, a broken object header) into one
 `DatasetError` naming the file, the variable and the trajectory, and every array read is checked to be finite
 (a NaN or inf written into a finished file is reported with its variable, trajectory and frame).
+
+A split file must hold its data itself: the manifest pins a split file by the sha256 of its bytes, so data reached
+through an HDF5 external or soft link, a virtual dataset or external raw storage could change every score under the
+same `manifest_sha256`. `open_variable` refuses each of them for every variable the reader opens, looking at the link
+and the dataset's creation properties only (O(1), and an external link's target is never opened). The root
+attributes are checked too (`root_attribute_problems`): names follow `pdebench.data.names`' rule and free text has a
+cap (`MAX_TEXT_ATTRIBUTE`), because they are copied into results and echoed in messages. A path that is no regular
+file (a FIFO, a device, a symbolic link loop) is refused by what it is before anything opens it, so nothing blocks.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import h5py
 import numpy as np
 
 from pdebench.data.grid import Grid, canonical_grid_kind
+from pdebench.data.names import missing_or_kind, name_problem, shown
 from pdebench.data.schema import (
     FRAME_DT_PARAMETER,
     PARTIAL_SUFFIX,
@@ -43,6 +52,19 @@ _FLOAT32 = h5py.h5t.py_create(np.dtype(np.float32))
 # truncated file), RuntimeError and KeyError (a broken object header, B-tree or link), ValueError and TypeError
 # (an undecodable datatype, dataspace or attribute message).
 HDF5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
+# Longest text (in characters) a root attribute may hold. The longest ones a generator writes, `generation_config`
+# and `solver_settings`, are YAML of a few KB; every open reads all root attributes and results copy some of them.
+MAX_TEXT_ATTRIBUTE = 1 << 20
+# Root attributes that are names (`names.NAME_RULE`): they name folders and datasets and are copied into results.
+NAME_ATTRS = ("pde", "preset", "split", "grid", "solver")
+# Root attributes that list variable names, comma-separated: each one is a name (so never an HDF5 path like `g/u`).
+NAME_LIST_ATTRS = ("fields", "parameters", "spatial_coordinates")
+# How a variable whose data is not in the split file is refused (the end of the sentence).
+OWN_DATA = "a split file must hold its data itself"
+# Characters of a link target or source file name quoted in a message before it is cut.
+_TARGET_SHOWN = 200
+# Characters quoted from the beginning of a root attribute's text that is too long.
+_TEXT_QUOTED = 40
 
 
 def attr_to_python(value: Any) -> Any:
@@ -102,10 +124,11 @@ def _hint(dataset_dir: Path) -> str:
 
 
 def open_dataset_dir(root: str | Path, pde: str, preset: str) -> Path:
-    """Return `root/<pde>-<preset>`, the directory holding the split files, or explain how to create it."""
+    """Return `root/<pde>-<preset>`, the directory holding the split files, or say what is there instead (a file, a
+    symbolic link loop, nothing) and how to create it."""
     dataset_dir = Path(root) / dataset_name(pde, preset)
     if not dataset_dir.is_dir():
-        raise DatasetError(f"dataset directory {dataset_dir} does not exist; {_hint(dataset_dir)}")
+        raise DatasetError(f"{missing_or_kind(dataset_dir, 'dataset directory', directory=True)}; {_hint(dataset_dir)}")
     return dataset_dir
 
 
@@ -115,27 +138,27 @@ def split_path(dataset_dir: Path, split: str) -> Path:
         raise DatasetError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     dataset_dir = Path(dataset_dir)
     path = dataset_dir / f"{split}.h5"
-    if path.is_dir():
-        raise DatasetError(f"split file {path} is a directory, not a file; remove it and {_hint(dataset_dir)}")
-    if not path.is_file():
-        partial = path.with_name(path.name + PARTIAL_SUFFIX)
-        if partial.exists():
-            raise DatasetError(
-                f"split file {path} does not exist, but an interrupted run left {partial.name}; "
-                f"rerun the same generation command to resume it ({_hint(dataset_dir)})"
-            )
-        raise DatasetError(f"split file {path} does not exist; {_hint(dataset_dir)}")
-    return path
+    if path.is_file():
+        return path
+    sentence = missing_or_kind(path, "split file")  # what is there (a directory, a FIFO, a link loop) or nothing
+    if os.path.lexists(path):
+        raise DatasetError(f"{sentence}; remove it and {_hint(dataset_dir)}")
+    partial = path.with_name(path.name + PARTIAL_SUFFIX)
+    if partial.exists():
+        raise DatasetError(
+            f"{sentence}, but an interrupted run left {partial.name}; "
+            f"rerun the same generation command to resume it ({_hint(dataset_dir)})"
+        )
+    raise DatasetError(f"{sentence}; {_hint(dataset_dir)}")
 
 
 def open_h5(path: Path) -> h5py.File:
-    """Open an HDF5 file read-only, turning every failure into one DatasetError sentence about `path`."""
-    if not path.exists():
-        raise DatasetError(f"dataset file {path} does not exist")
-    if path.is_dir():
-        raise DatasetError(f"dataset file {path} is a directory, not a file")
+    """Open an HDF5 file read-only, turning every failure into one DatasetError sentence about `path`.
+
+    Anything but a regular file is refused by what it is before it is opened (opening a FIFO would block).
+    """
     if not path.is_file():
-        raise DatasetError(f"dataset file {path} is not a regular file")
+        raise DatasetError(missing_or_kind(path, "dataset file"))
     try:
         return h5py.File(path, "r", rdcc_nbytes=_CHUNK_CACHE_BYTES)
     except OSError as exc:
@@ -149,16 +172,111 @@ def header_problem(path: Path, attrs: dict[str, Any]) -> str | None:
     schema = attrs.get("schema")
     if schema != SCHEMA_NAME:
         return (
-            f"{path}: root attribute 'schema' is {schema!r}; expected {SCHEMA_NAME!r} "
+            f"{path}: root attribute 'schema' is {shown(schema)}; expected {SCHEMA_NAME!r} "
             f"(not a pdebench trajectory file)"
         )
     version = attrs.get("schema_version")
     if version not in SUPPORTED_SCHEMA_VERSIONS:
         return (
-            f"{path}: schema_version {version!r} is not supported by this pdebench "
+            f"{path}: schema_version {shown(version)} is not supported by this pdebench "
             f"(supported: {', '.join(SUPPORTED_SCHEMA_VERSIONS)}); regenerate the dataset or upgrade pdebench"
         )
     return None
+
+
+def _text_size(value: Any) -> int:
+    """Characters of text in an attribute value (a string, or a list of them); 0 for numbers."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list):
+        return sum(_text_size(v) for v in value)
+    return 0
+
+
+def _attribute_problem(key: str, value: Any) -> str | None:
+    """What is wrong with root attribute `key` = `value` (a phrase after "root attribute 'key'"), or None."""
+    if key in NAME_ATTRS:
+        problem = name_problem(value)
+        return None if problem is None else f"is {shown(value)}, which {problem}"
+    size = _text_size(value)
+    if size > MAX_TEXT_ATTRIBUTE:
+        beginning = shown(value[:_TEXT_QUOTED] if isinstance(value, str) else value)
+        return f"holds {size} characters, beginning {beginning}; expected at most {MAX_TEXT_ATTRIBUTE} characters"
+    if key in NAME_LIST_ATTRS:
+        for name in split_names(value):
+            problem = name_problem(name)
+            if problem is not None:
+                return f"names {shown(name)}, which {problem}"
+    return None
+
+
+def root_attribute_problems(path: Path, attrs: dict[str, Any]) -> list[str]:
+    """One sentence per root attribute that breaks the limits: a name (`NAME_ATTRS`, each entry of `NAME_LIST_ATTRS`)
+    that is no name, a text longer than `MAX_TEXT_ATTRIBUTE`. No sentence quotes more than the start of a value."""
+    problems = []
+    for key, value in attrs.items():
+        problem = _attribute_problem(key, value)
+        if problem is not None:
+            problems.append(f"{path}: root attribute {shown(key)} {problem}")
+    return problems
+
+
+def _target_text(raw: bytes | str) -> str:
+    """A link target or source file name as quoted in a message (cut when long)."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    return text if len(text) <= _TARGET_SHOWN else shown(text)
+
+
+def link_problem(path: Path, group: h5py.Group, name: str) -> str | None:
+    """The sentence refusing member `name` of `group` when it is not a hard link (an external, soft or user-defined
+    link); None for a hard link or no link at all.
+
+    Reads the link itself, never what it points to: h5py's `name in group` and `group.get(name, getlink=True)` open
+    an external link's target file to see whether it exists. `name` is one link name, or a path through hard links.
+    """
+    links = group.id.links
+    key = name.encode()
+    if not links.exists(key):
+        return None
+    kind = links.get_info(key).type
+    if kind == h5py.h5l.TYPE_HARD:
+        return None
+    if kind == h5py.h5l.TYPE_EXTERNAL:
+        file_name, target = links.get_val(key)
+        what = f"an external link to {_target_text(file_name)}:{_target_text(target)}"
+    elif kind == h5py.h5l.TYPE_SOFT:
+        what = f"a soft link to {_target_text(links.get_val(key))}"
+    else:
+        what = f"a user-defined link (HDF5 link type {kind})"
+    return f"{path}: variable '{name}' is {what}; {OWN_DATA}"
+
+
+def storage_problem(path: Path, name: str, dset: h5py.Dataset) -> str | None:
+    """The sentence refusing dataset `name` when its data lies outside the file (a virtual dataset, external raw
+    storage), else None; reads the dataset's creation properties only."""
+    if dset.is_virtual:
+        sources = ", ".join(f"{source.file_name}:{source.dset_name}" for source in dset.virtual_sources())
+        return f"{path}: variable '{name}' is a virtual dataset mapping {_target_text(sources)}; {OWN_DATA}"
+    external = dset.external
+    if external:
+        files = ", ".join(_target_text(entry[0]) for entry in external)
+        return f"{path}: variable '{name}' is stored in external raw file(s) {_target_text(files)}; {OWN_DATA}"
+    return None
+
+
+def open_variable(path: Path, group: h5py.Group, name: str) -> h5py.Dataset:
+    """`group[name]`, refused with one DatasetError sentence unless it is a dataset of this file holding its own
+    data (no external or soft link, no group, no virtual dataset or external storage)."""
+    problem = link_problem(path, group, name)
+    if problem is not None:
+        raise DatasetError(problem)
+    obj = group[name]
+    if not isinstance(obj, h5py.Dataset):
+        raise DatasetError(f"{path}: '{name}' is a group; expected a variable")
+    problem = storage_problem(path, name, obj)
+    if problem is not None:
+        raise DatasetError(problem)
+    return obj
 
 
 def hdf5_reason(exc: BaseException) -> str:
@@ -258,6 +376,9 @@ class TrajectoryFile:
         missing = [a for a in REQUIRED_ROOT_ATTRS if a not in attrs]
         if missing:
             raise DatasetError(f"{self.path}: missing root attribute(s) {', '.join(missing)}")
+        problems = root_attribute_problems(self.path, attrs)
+        if problems:
+            raise DatasetError(problems[0])
         self.attrs: dict[str, Any] = attrs
         self.pde: str = str(attrs["pde"])
         self.preset: str = str(attrs["preset"])
@@ -269,13 +390,18 @@ class TrajectoryFile:
         self.frame_interval: float = _as_number(attrs["frame_interval"], float)
         if not (math.isfinite(self.frame_interval) and self.frame_interval > 0):
             raise DatasetError(
-                f"{self.path}: root attribute 'frame_interval' is {attrs['frame_interval']!r}; "
+                f"{self.path}: root attribute 'frame_interval' is {shown(attrs['frame_interval'])}; "
                 f"expected a positive number"
             )
         self.field_names: tuple[str, ...] = split_names(attrs["fields"])
         self.parameter_names: tuple[str, ...] = split_names(attrs["parameters"])
         self.coordinate_names: tuple[str, ...] = split_names(attrs["spatial_coordinates"])
         needed = (TRAJ_DIM, TIME_DIM, SEED_VAR, *self.coordinate_names, *self.field_names)
+        for name in (*needed, *self.parameter_names):  # before `in`, which would follow an external link
+            with self._reading(name):
+                problem = link_problem(self.path, f, name)
+            if problem is not None:
+                raise DatasetError(problem)
         absent = [n for n in (*needed, *self.parameter_names) if n not in f]
         if absent:
             raise DatasetError(f"{self.path}: missing variable(s) {', '.join(absent)}")
@@ -284,10 +410,7 @@ class TrajectoryFile:
         variables: dict[str, h5py.Dataset] = {}
         for name in (*needed, *self.parameter_names):
             with self._reading(name):
-                obj = f[name]
-            if not isinstance(obj, h5py.Dataset):
-                raise DatasetError(f"{self.path}: '{name}' is a group; expected a variable")
-            variables[name] = obj
+                variables[name] = open_variable(self.path, f, name)
         for name in (TRAJ_DIM, TIME_DIM, *self.coordinate_names):
             self._expect(variables[name], name, "coordinate", None, None)
         self.n_traj: int = int(variables[TRAJ_DIM].shape[0])
@@ -306,7 +429,7 @@ class TrajectoryFile:
         self._expect(variables[SEED_VAR], SEED_VAR, "seed", (self.n_traj,), np.dtype(np.int64))
         if _as_number(attrs["n_traj_complete"], int) != self.n_traj:
             raise DatasetError(
-                f"{self.path}: only {attrs['n_traj_complete']} of {self.n_traj} trajectories are complete "
+                f"{self.path}: only {shown(attrs['n_traj_complete'])} of {self.n_traj} trajectories are complete "
                 f"(unfinished file)"
             )
 
@@ -336,11 +459,15 @@ class TrajectoryFile:
         return self._file
 
     def _dataset(self, name: str) -> h5py.Dataset:
-        """Cached h5py Dataset for one variable (lookups by name are slow on the hot path)."""
+        """Cached h5py Dataset for one variable (lookups by name are slow on the hot path).
+
+        Checked again on first use in each process (`open_variable`, O(1)): the file may have been replaced since the
+        header was read, and a link must never be followed.
+        """
         f = self._handle()
         dset = self._datasets.get(name)
         if dset is None:
-            dset = f[name]
+            dset = open_variable(self.path, f, name)
             self._datasets[name] = dset
         return dset
 

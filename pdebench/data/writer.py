@@ -4,26 +4,41 @@ The file is built as `<name>.partial` next to its final path: the structure (dim
 attributes) is created once with h5netcdf so that xarray sees a proper netCDF4 dataset, then blocks of
 trajectories are written with h5py. After each block the data is flushed before the root attribute
 `n_traj_complete` is bumped, so an interrupted run can resume after its last complete trajectory.
-`finalize` renames the finished file into place with `os.replace`, so the final path either does not
-exist or holds a complete file.
+`finalize` closes the file, verifies it (`pdebench.data.check.check_file`: every trajectory readable and finite)
+and only then renames it into place with `os.replace`, so the final path either does not exist or holds a complete
+file.
+
+A full disk. Before each block the writer makes sure the disk has room for it (its chunks and some metadata):
+HDF5 cannot undo a block that fails half way (its metadata, flushed part way, can leave the file unreadable), so a
+disk too full for the next block stops the write *before* it, with the file as its last block left it. One
+`DiskFull` sentence names the `.partial` file and what it keeps; rerunning the same command after freeing space
+resumes. The disk can still fill up under a block (another process writing, a quota): so every write, flush and
+close is checked too. h5py reports a failed write of cached chunks only while it frees the dataset object
+("Exception ignored in ..."), too late to keep `n_traj_complete` from counting trajectories that never reached the
+disk; so the file is opened without a chunk cache and each block's chunks are written, or fail, in the assignment
+itself. A `.partial` such a failure damaged is refused when it is reopened (its chunk index is read through).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import math
 import re
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import h5netcdf
 import h5py
 import numpy as np
 
-from pdebench.data.atomic import replace_durably, temp_path_for
+from pdebench.data.atomic import atomic_file, disk_full_error, replace_durably, reporting_full_disk
+from pdebench.data.check import check_file
 from pdebench.data.grid import GRID_KINDS, SPHERE_AXES
-from pdebench.data.reader import attr_to_python
+from pdebench.data.reader import HDF5_ERRORS, attr_to_python, hdf5_reason
 from pdebench.data.schema import (
     FINGERPRINT_ATTR,
     PARTIAL_SUFFIX,
@@ -45,6 +60,9 @@ MAX_CHUNK_FRAMES = 32
 # flipped byte in field data fails the read instead of changing a number. netCDF4 knows the filter, so h5netcdf
 # passes it through and xarray/netCDF-C read the files unchanged. No compression: reads stay cheap.
 FIELD_FILTERS: dict[str, Any] = {"fletcher32": True}
+
+# Room a block needs on disk beyond its field chunks: parameters, seeds, chunk-index nodes and other metadata.
+BLOCK_METADATA_BYTES = 256 << 10
 
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _RESERVED_VARS = (TRAJ_DIM, TIME_DIM, SEED_VAR)
@@ -140,7 +158,33 @@ def validate_layout(layout: DatasetLayout) -> None:
         raise DatasetError(f"invalid layout for {layout.dataset_name}/{layout.split}: " + "; ".join(problems))
 
 
-def _create_structure(path: Path, layout: DatasetLayout, fingerprint: str) -> None:
+def _mib(n_bytes: int) -> str:
+    return f"{n_bytes / (1 << 20):.1f} MiB"
+
+
+def _chunk_index_damage(f: h5py.File, fields: list[str]) -> str | None:
+    """Why the chunk index of a field cannot be read through (every node of it is read), or None if all can.
+
+    A block whose write failed part way can leave the index pointing at nodes that were never written; writing
+    into such a file would fail deep inside HDF5 (or worse), so it is refused when it is reopened."""
+    for name in fields:
+        try:
+            f[name].id.get_num_chunks()
+        except HDF5_ERRORS as exc:
+            return f"the chunk index of field '{name}' cannot be read ({hdf5_reason(exc)})"
+    return None
+
+
+def _structure_image(layout: DatasetLayout, fingerprint: str) -> bytes:
+    """The bytes of an empty split file, built in memory: no disk write can fail inside h5netcdf or h5py (whose
+    failed close on a full disk leaves a file object that crashes the process when it is collected), and the image
+    is then written as plain, checked file writes."""
+    image = io.BytesIO()
+    _create_structure(image, layout, fingerprint)
+    return image.getvalue()
+
+
+def _create_structure(path: Path | IO[bytes], layout: DatasetLayout, fingerprint: str) -> None:
     """Create an empty split file (dims, coordinates, attributes, unfilled variables) with h5netcdf."""
     spatial = tuple(c.name for c in layout.coordinates)
     n_traj, n_frames = int(layout.n_traj), int(layout.n_frames)
@@ -215,23 +259,20 @@ class TrajectoryWriter:
         self.resumed = self.partial.exists()
         if not self.resumed:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Build the structure under a scratch name first: a crash here leaves no half-made .partial. The name
-            # is unique (`.<name>.partial.<random>.tmp`), so two writers never build in one scratch file; a failure
-            # removes it (a hard kill can leave one, which the generation driver clears under its lock).
-            scratch = temp_path_for(self.partial)
-            try:
-                _create_structure(scratch, layout, self.fingerprint)
-                replace_durably(scratch, self.partial)
-            except BaseException:
-                scratch.unlink(missing_ok=True)
-                raise
+            # The structure is built in memory and written whole under a scratch name, then renamed: a crash or a
+            # full disk here leaves no half-made .partial. The name is unique (`.<name>.partial.<random>.tmp`), so two
+            # writers never build in one scratch file; a failure removes it (a hard kill can leave one, which the
+            # generation driver clears under its lock).
+            with reporting_full_disk(self.partial, "nothing of this split was written yet"):
+                with atomic_file(self.partial) as scratch:
+                    scratch.write(_structure_image(layout, self.fingerprint))
         self._file: h5py.File | None = self._open_partial()
         self.n_done: int = int(attr_to_python(self._file.attrs["n_traj_complete"]))
 
     def _open_partial(self) -> h5py.File:
         """Open the .partial file for writing and make sure it was started with this very layout."""
         try:
-            f = h5py.File(self.partial, "r+")
+            f = h5py.File(self.partial, "r+", rdcc_nbytes=0)  # no chunk cache: a block's write fails in place
         except OSError as exc:
             raise DatasetError(
                 f"cannot open the interrupted write {self.partial} ({exc}); if no other process is writing "
@@ -244,9 +285,39 @@ class TrajectoryWriter:
                 f"{self.partial} was started with a different configuration (layout fingerprint differs); "
                 f"rerun with the original configuration to resume it, or delete it to start this split over"
             )
+        damage = _chunk_index_damage(f, [fs.name for fs in self.layout.fields])
+        if damage is not None:
+            f.close()
+            raise DatasetError(
+                f"cannot resume the interrupted write {self.partial}: {damage} (a write cut short, e.g. by a full "
+                f"disk, can leave it so); delete it to start this split over"
+            )
         return f
 
     # --- writing ------------------------------------------------------------------------------------
+    def _block_bytes(self, b: int) -> int:
+        """An upper bound of the disk space that appending b trajectories takes: every chunk of their fields (edge
+        chunks are stored whole, each with its 4-byte checksum) and `BLOCK_METADATA_BYTES`."""
+        chunks = field_chunks(int(self.layout.n_frames), self.layout.spatial_shape)
+        chunk_bytes = 4 * math.prod(chunks) + 4
+        per_trajectory = math.ceil(int(self.layout.n_frames) / chunks[1]) * chunk_bytes * len(self.layout.fields)
+        return b * per_trajectory + BLOCK_METADATA_BYTES
+
+    def _check_room(self, b: int) -> None:
+        """Raise DiskFull, before anything of the block is written, if the disk has no room for b trajectories (a
+        file system that reports no size at all, as some network and FUSE mounts do, is not judged)."""
+        usage = shutil.disk_usage(self.partial.parent)
+        need, free = self._block_bytes(b), usage.free
+        if usage.total > 0 and free < need:
+            raise disk_full_error(self.partial, f"{self._kept()}; the next {b} need about {_mib(need)} and "
+                                                f"{_mib(free)} are free")
+
+    def _kept(self) -> str:
+        """What of the file survives a failed write, for `DiskFull`."""
+        if self.n_done == 0:
+            return "no trajectory of it was complete yet"
+        return f"its first {self.n_done} of {self.layout.n_traj} trajectories are kept"
+
     def _require_open(self) -> h5py.File:
         if self._file is None:
             state = "finalized" if self._finalized else "closed"
@@ -310,40 +381,62 @@ class TrajectoryWriter:
             n: self._as_float_array("parameter", n, parameters[n], (b,), np.float64) for n in param_names
         }
 
+        self._check_room(b)
         lo, hi = self.n_done, self.n_done + b
-        for name, arr in field_data.items():
-            f[name][lo:hi] = arr
-        for name, arr in param_data.items():
-            f[name][lo:hi] = arr
-        f[SEED_VAR][lo:hi] = seeds_arr.astype(np.int64)
-        f.flush()  # the data is on its way to disk before the block is declared complete
-        f.attrs["n_traj_complete"] = np.array([hi], dtype=np.int64)
-        f.flush()
+        with reporting_full_disk(self.partial, self._kept()):
+            for name, arr in {**field_data, **param_data, SEED_VAR: seeds_arr.astype(np.int64)}.items():
+                f[name][lo:hi] = arr
+            f.flush()  # the data is on its way to disk before the block is declared complete
+            f.attrs["n_traj_complete"] = np.array([hi], dtype=np.int64)
+            f.flush()
         self.n_done = hi
 
     def finalize(self) -> Path:
-        """Close the complete file and atomically rename `<name>.partial` to its final path, returned."""
+        """Close the complete file, verify it, and atomically rename `<name>.partial` to its final path, returned.
+
+        Only a file that closed cleanly and passes `check_file` (every trajectory readable, finite, counted) gets
+        the final name; one that does not stays `.partial` and a DatasetError names its first problem.
+        """
         self._require_open()
         if self.n_done != self.layout.n_traj:
             raise DatasetError(
                 f"cannot finalize {self.partial}: {self.n_done} of {self.layout.n_traj} trajectories written"
             )
         self.close()
-        replace_durably(self.partial, self.path)  # fsync, os.replace, fsync of the directory
+        problems = check_file(self.partial)
+        if problems:
+            raise DatasetError(
+                f"{self.partial} was written to the end but does not verify, so it was not renamed to "
+                f"{self.path.name} ({problems[0]}); delete it and rerun the same command to write it again"
+            )
+        with reporting_full_disk(self.partial, "every trajectory of it is written and kept"):
+            replace_durably(self.partial, self.path)  # fsync, os.replace, fsync of the directory
         self._finalized = True
         return self.path
 
     def close(self) -> None:
-        """Close the .partial file without finalizing (it stays on disk, ready to be resumed)."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        """Flush and close the .partial file without finalizing (it stays on disk, ready to be resumed); a full
+        disk raises `DiskFull` naming it."""
+        f, self._file = self._file, None
+        if f is None:
+            return
+        with reporting_full_disk(self.partial, self._kept()):
+            try:
+                f.flush()
+            finally:
+                f.close()
 
     def __enter__(self) -> TrajectoryWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        # Leaving on an error: that error is what the caller must see, not a second one from closing (a full disk
+        # fails the close too). The file keeps what its last successful flush counted, ready to be resumed.
+        with contextlib.suppress(Exception):
+            self.close()
 
     def __repr__(self) -> str:
         return f"TrajectoryWriter({str(self.path)!r}, n_done={self.n_done}/{self.layout.n_traj})"

@@ -24,6 +24,7 @@ import torch
 
 from baselines.registry import build_model
 from pdebench.data.grid import Grid
+from pdebench.data.names import missing_or_kind
 from pdebench.data.netspec import NetSpec
 from pdebench.data.normalization import Normalizer
 from pdebench.forecast.forecaster import Forecaster, make_forecaster
@@ -112,7 +113,7 @@ def load_forecaster(path: str | Path) -> TrainedForecaster:
     """Rebuild the trained forecaster of a `pdebench-train` checkpoint (loaded with `weights_only=True`)."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise CheckpointError(missing_or_kind(path, "checkpoint"))
     checkpoint = load_checkpoint_weights_only(path)
     if not isinstance(checkpoint, dict) or "pdebench" not in checkpoint or "hyper_parameters" not in checkpoint:
         raise CheckpointError(f"checkpoint {path} was not written by pdebench-train (no 'pdebench' metadata)")

@@ -4,12 +4,15 @@ from pdebench.leaderboard.build import Leaderboard, file_stem, make_leaderboard,
 from pdebench.leaderboard.html import leaderboard_page, table_html, table_id
 from pdebench.leaderboard.loading import SkippedResultWarning, load_results
 from pdebench.leaderboard.plots import plot_curves, plot_frontier, plot_sample, plot_spectra
+from pdebench.leaderboard.publish import LeaderboardWriteError
 from pdebench.leaderboard.render import (
     cell_text,
     csv_header,
+    csv_text,
     format_mean_std,
     format_number,
     latex_escape,
+    md_escape,
     to_csv,
     to_latex,
     to_markdown,
@@ -30,12 +33,14 @@ __all__ = [
     "DEFAULT_HEADLINE",
     "Column",
     "Leaderboard",
+    "LeaderboardWriteError",
     "SkippedResultWarning",
     "Table",
     "aggregate",
     "build_tables",
     "cell_text",
     "csv_header",
+    "csv_text",
     "file_stem",
     "format_mean_std",
     "format_number",
@@ -45,6 +50,7 @@ __all__ = [
     "leaderboard_rows",
     "load_results",
     "make_leaderboard",
+    "md_escape",
     "objective_text",
     "plot_curves",
     "plot_frontier",

@@ -38,7 +38,7 @@ def _read(file: Path, strict: bool) -> dict | None:
         skip(f"skipped: {error}")
         return None
     if data is not None:
-        data.setdefault(SOURCE_KEY, str(file))
+        data[SOURCE_KEY] = str(file)  # the file it was read from, whatever the file claims
     return data
 
 
@@ -55,8 +55,10 @@ def load_results(paths_or_dirs: Sequence[Path | str]) -> list[dict]:
         :data:`SOURCE_KEY`.
 
     Warns:
-        SkippedResultWarning: for every file that is not valid JSON, misses a required key, or has another format
-            or a newer format version (and, for a file named explicitly, for JSON that is not a result at all).
+        SkippedResultWarning: for every file that is not valid JSON, misses a required key, has another format
+            or a newer format version, or holds a name, type or value no evaluation writes (see
+            `pdebench.rollout.results.read_result`), and, for a file named explicitly, for JSON that is not a
+            result at all. The message names the file and what is wrong.
 
     Raises:
         FileNotFoundError: a given path does not exist.

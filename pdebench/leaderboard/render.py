@@ -12,7 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pdebench.leaderboard.tables import SPEEDUP_ACCURACY, Column, Table
@@ -80,19 +81,40 @@ def cell_text(column: Column, cell: dict[str, Any], seeds: int) -> str:
     return text
 
 
-def sort_note(table: Table) -> str:
-    """One paragraph under a table's heading: sort order, what cells mean, the table's notes."""
+def sort_note(table: Table, code: Callable[[str], str] = "`{}`".format, text: Callable[[str], str] = str) -> str:
+    """One paragraph under a table's heading: sort order, what cells mean, the table's notes.
+
+    `code` and `text` render what comes from result files (the headline metric as code, the notes, which name the
+    dataset and manifest) for the target format; as they are, the paragraph is Markdown-like prose for the HTML page,
+    which escapes it whole.
+    """
     metric, direction = table.headline
     better = "higher" if direction == "desc" else "lower"
-    text = (f"Sorted by `{metric}` ({better} is better). Values are mean ± std over seeds (sample std); brackets: "
+    note = (f"Sorted by {code(metric)} ({better} is better). Values are mean ± std over seeds (sample std); brackets: "
             "95% bootstrap interval over test trajectories (seed mean of its ends). Times are in PDE time units after "
             "the last input frame; `≥` marks a time at its ceiling (the rollout length). Speed-ups are over the "
             "dataset's solver rows on the same kind of device; `≤`/`≥` mark bounds off the solver frontier.")
-    return " ".join([text, *table.notes])
+    return " ".join([note, *map(text, table.notes)])
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_MD_SPECIAL = {"\\": "\\\\", "`": "\\`", "|": "\\|", "&": "&amp;", "<": "&lt;"}
+
+
+def md_escape(text: str) -> str:
+    """`text` as literal Markdown (CommonMark/GitHub) on one line, safe in a table cell: control characters and line
+    breaks become spaces, `<` and `&` HTML entities (no tag, no entity trick), `\\`, `` ` `` and `|` are
+    backslash-escaped, and `](` becomes `]\\(` (no link or image). `>` stays: it opens markup only at the start of a
+    line, and every line written starts with text of the suite's own."""
+    escaped = "".join(_MD_SPECIAL.get(ch, ch) for ch in _CONTROL.sub(" ", str(text)))
+    return escaped.replace("](", "]\\(")
+
+
+def md_code(text: str) -> str:
+    """`text` as a Markdown code span, or as escaped text (:func:`md_escape`) where it holds a character that
+    escaping would change (a backtick would end the span, and inside one an entity shows as written)."""
+    plain = _CONTROL.sub(" ", str(text))
+    return f"`{plain}`" if md_escape(plain) == plain else md_escape(plain)
 
 
 LEAD_HEADERS = ("model", "label", "objective", "seeds")
@@ -100,15 +122,16 @@ LEAD_HEADERS = ("model", "label", "objective", "seeds")
 
 def to_markdown(table: Table) -> str:
     """One table as a Markdown section: heading, manifest, sort note and the table."""
-    lines = [f"## {_md_escape(table.name)}", "",
-             f"Dataset `{table.dataset}` (PDE `{table.pde}`), manifest `{table.manifest}`.", "", sort_note(table), ""]
+    lines = [f"## {md_escape(table.name)}", "",
+             f"Dataset {md_code(table.dataset)} (PDE {md_code(table.pde)}), manifest {md_code(str(table.manifest))}.",
+             "", sort_note(table, md_code, md_escape), ""]
     headers = [*LEAD_HEADERS, *(c.header for c in table.columns)]
-    lines.append("| " + " | ".join(_md_escape(h) for h in headers) + " |")
+    lines.append("| " + " | ".join(md_escape(h) for h in headers) + " |")
     lines.append("|" + "|".join(["---"] * len(LEAD_HEADERS) + ["---:"] * len(table.columns)) + "|")
     for row in table.rows:
         cells = [row["model"], row["name"], row["objective"], str(row["seeds"])]
         cells += [cell_text(c, row[c.key], row["seeds"]) for c in table.columns]
-        lines.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+        lines.append("| " + " | ".join(md_escape(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -132,16 +155,31 @@ def _csv_number(x: float | None) -> str:
     return "" if x is None else repr(float(x))
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value: Any) -> str:
+    """A text cell that a spreadsheet will not run: one starting with `=`, `+`, `-`, `@`, tab or carriage return
+    gets a leading `'` (OWASP's advice against CSV injection). Numbers are written by their own columns and stay
+    numbers (a negative mean is `-0.25`, not `'-0.25`)."""
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+_TEXT_COLUMNS = ("label", "model", "objective", "seed_values", "dataset", "manifest_sha256")
+
+
 def to_csv(table: Table) -> str:
     """One table as CSV (:func:`csv_header` columns; an empty cell is a value missing or not finite)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     header = csv_header(table)
-    writer.writerow(header)
+    writer.writerow([csv_text(h) for h in header])
     for row in table.rows:
         values: dict[str, Any] = {"label": row["label"], "model": row["model"], "objective": row["objective"],
                                   "seeds": row["seeds"], "seed_values": " ".join(map(str, row["seed_values"])),
                                   "dataset": table.dataset, "manifest_sha256": table.manifest or ""}
+        values.update({key: csv_text(values[key]) for key in _TEXT_COLUMNS})
         params = row["n_parameters"]["mean"]
         values["n_parameters"] = "" if params is None else round(params)
         for column in table.columns[1:]:
@@ -150,7 +188,7 @@ def to_csv(table: Table) -> str:
             interval = cell["interval"] or (None, None)
             values[f"{column.key}_ci_low"], values[f"{column.key}_ci_high"] = map(_csv_number, interval)
             values[f"{column.key}_ceiling"] = _csv_number(cell["ceiling"])
-            values[f"{column.key}_status"] = cell.get("status") or ""
+            values[f"{column.key}_status"] = csv_text(cell.get("status") or "")
         writer.writerow([values[h] for h in header])
     return buf.getvalue()
 
@@ -161,8 +199,9 @@ _LATEX_SYMBOLS = {"±": r"$\pm$", "≥": r"$\geq$", "≤": r"$\leq$", "—": "--
 
 
 def latex_escape(text: str) -> str:
-    """`text` with LaTeX's special characters escaped and ± ≥ ≤ — as math/text commands."""
-    out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+    """`text` with LaTeX's special characters escaped, ± ≥ ≤ — as math/text commands, control characters and line
+    breaks as spaces (a blank line would end the paragraph inside a table)."""
+    out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in _CONTROL.sub(" ", text))
     for symbol, command in _LATEX_SYMBOLS.items():
         out = out.replace(symbol, command)
     return out

@@ -45,6 +45,9 @@ DEFAULT_HEADLINE: tuple[str, str] = ("vrmse_mean", "asc")
 SOLVER_MODEL = "solver"
 """Model name of the numerical-solver reference rows, which make the accuracy-cost frontier."""
 
+DERIVED = "_derived"
+"""Key of the speed-ups :func:`build_tables` attaches to a result (a result file's own value is dropped)."""
+
 SPEEDUP_ACCURACY = "speedup_equal_accuracy"
 SPEEDUP_GRID = "speedup_equal_grid"
 
@@ -180,7 +183,7 @@ def _value(result: dict, key: str) -> Any:
     summary = result.get("summary") or {}
     if key in summary:
         return summary[key]
-    derived = result.get("_derived") or {}
+    derived = result.get(DERIVED) or {}
     if key in derived:
         return derived[key]
     return result.get(key)
@@ -216,7 +219,7 @@ def _cell(group: Sequence[dict], column: Column) -> dict[str, Any]:
     cell: dict[str, Any] = aggregate([_value(r, column.key) for r in group])
     cell["interval"] = _interval(group, column.key) if cell["mean"] is not None else None
     cell["ceiling"] = aggregate([_value(r, column.ceiling) for r in group])["mean"] if column.ceiling else None
-    statuses = {(r.get("_derived") or {}).get(f"{column.key}_status") for r in group} - {None}
+    statuses = {(r.get(DERIVED) or {}).get(f"{column.key}_status") for r in group} - {None}
     cell["status"] = statuses.pop() if len(statuses) == 1 else ("mixed" if statuses else None)
     return cell
 
@@ -267,9 +270,9 @@ def _derive_speedups(members: list[dict], headline: tuple[str, str]) -> None:
         if throughput is not None and points.get(kind):
             place = speedup_at_equal_accuracy(points[kind], _number(_value(r, metric)), throughput, goal)
             derived[SPEEDUP_ACCURACY], derived[f"{SPEEDUP_ACCURACY}_status"] = place["speedup"], place["status"]
-        if throughput is not None and kind in stored:
+        if throughput is not None and stored.get(kind):
             derived[SPEEDUP_GRID] = throughput / stored[kind]
-        r["_derived"] = derived
+        r[DERIVED] = derived
 
 
 def _sort_key(row: dict, metric: str, direction: str) -> tuple:
@@ -338,7 +341,7 @@ def build_tables(results: Sequence[dict]) -> list[Table]:
     for dataset in sorted(by_dataset):
         manifests = by_dataset[dataset]
         for manifest in sorted(manifests, key=lambda m: m or ""):
-            members = [dict(r) for r in manifests[manifest]]
+            members = [{k: v for k, v in r.items() if k != DERIVED} for r in manifests[manifest]]  # ours alone
             headline = headline_of(members)
             kept = []
             for r in members:

@@ -33,6 +33,7 @@ from baselines.solver import SolverConfig, SolverStepper, setting_label
 from pdebench.config import BenchmarkConfig, EvaluateConfig, validate_config
 from pdebench.data.dataset import TrajectoryDataset
 from pdebench.data.manifest import benchmark_facts, file_sha256, manifest_hash, verify_dataset
+from pdebench.data.names import check_name, check_seed, inside
 from pdebench.data.netspec import NetSpec
 from pdebench.data.reader import TrajectoryFile, open_dataset_dir, split_path
 from pdebench.devices import resolve_device
@@ -93,9 +94,22 @@ def _agree(given: Any, recorded: Any, key: str, ckpt: Path) -> Any:
     return recorded
 
 
+def _checked_record(record: Mapping[str, Any], ckpt: Path) -> Mapping[str, Any]:
+    """`record` once the parts of it that name files (label, seed, pde, preset) are checked: a checkpoint is
+    untrusted input, and its label or seed would otherwise become a path (`label='../../x'`)."""
+    source = f"the run record of checkpoint {ckpt}"
+    check_name(record.get("label"), "label", source)
+    check_seed(record.get("seed"), "seed", source)
+    data = record.get("data")
+    for key in ("pde", "preset"):
+        check_name(data.get(key) if isinstance(data, Mapping) else None, f"data.{key}", source)
+    return record
+
+
 def _from_checkpoint(cfg: Mapping[str, Any]) -> _Subject:
     trained = load_forecaster(cfg["ckpt"])
-    record, ckpt = trained.record, trained.path
+    ckpt = trained.path
+    record = _checked_record(trained.record, ckpt)
     if cfg.get("model") is not None:
         _agree(cfg["model"].get("name"), record["model"]["name"], "model", ckpt)
     objective = {key: _agree(given, record["objective"].get(key), f"objective.{key}", ckpt)
@@ -150,7 +164,8 @@ def _reference_rows(cfg: Mapping[str, Any], test: TrajectoryFile, frame_stride: 
         stepper.attach(reference, frame_stride)
         label = setting_label(resolution, factor)
         if cfg.get("label"):
-            label = label.replace("solver", str(cfg["label"]), 1)
+            label = check_name(label.replace("solver", str(cfg["label"]), 1), "label",
+                               f"label={cfg['label']} with the solver setting {label}")
         setting = {"resolution": None if resolution is None else list(resolution), "time_step_factor": factor,
                    "stored_resolution": list(test.grid.shape), "generator": test.attrs.get("solver")}
         rows.append(_Subject(
@@ -470,5 +485,5 @@ def _evaluate_one(cfg: Mapping[str, Any], subject: _Subject, dataset_dir: Path, 
     results_dir = Path(cfg["results_dir"]) / dataset_dir.name
     if subject.solver_setting is None:
         content["frontier"] = _frontier(results_dir, content, bench)
-    path = results_dir / f"{subject.label}-seed{subject.seed}.json"
+    path = inside(cfg["results_dir"], dataset_dir.name, f"{subject.label}-seed{subject.seed}.json")
     return Result(write_result(path, content), content, scores)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,14 +28,12 @@ from typing import Any
 import numpy as np
 
 from pdebench.data.atomic import atomic_write_text
+from pdebench.data.names import shown
+from pdebench.rollout.result_content import ResultError, check_content
 
 RESULT_FORMAT = "pdebench-result"
 RESULT_FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format", "format_version", "dataset", "pde", "model", "label", "seed", "summary", "curves")
-
-
-class ResultError(ValueError):
-    """A result file is unreadable, not valid JSON, of another format or missing a required key."""
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -69,18 +68,35 @@ def _validate(result: Any, path: Path) -> dict:
             raise ResultError(f"Result file {path} is missing the required key {key!r}.")
     if result["format"] != RESULT_FORMAT:
         raise ResultError(
-            f"Result file {path} has key 'format' = {result['format']!r}, expected {RESULT_FORMAT!r}."
+            f"Result file {path} has key 'format' = {shown(result['format'])}, expected {RESULT_FORMAT!r}."
         )
     version = result["format_version"]
     if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= RESULT_FORMAT_VERSION:
         raise ResultError(
-            f"Result file {path} has key 'format_version' = {version!r}, "
+            f"Result file {path} has key 'format_version' = {shown(version)}, "
             f"this pdebench reads versions 1..{RESULT_FORMAT_VERSION}."
         )
     for key in ("summary", "curves"):
         if not isinstance(result[key], dict):
             raise ResultError(f"Result file {path} has key {key!r} that is not a JSON object.")
     return result
+
+
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of JSON arrays and objects in a result file; a real one nests fewer than 10 levels, and deeper
+data would exhaust Python's recursion limit in whatever walks it next (json.dumps of the config on the page)."""
+
+
+def _nested_deeper_than(data: Any, limit: int) -> bool:
+    """Whether arrays and objects in `data` nest more than `limit` levels (walked without recursion)."""
+    stack = [(data, 1)] if isinstance(data, (dict, list)) else []
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def write_result(path: Path, result: dict) -> Path:
@@ -90,37 +106,58 @@ def write_result(path: Path, result: dict) -> Path:
     and torch values are converted and non-finite floats are written as ``null``.
 
     Raises:
-        ResultError: the result lacks a required key or names another format.
+        ResultError: the result lacks a required key or names another format, or the file system refused the write
+            (a full disk, no permission): one sentence, and a previous result at `path` is kept whole.
     """
     path = Path(path)
     full = {"format": RESULT_FORMAT, "format_version": RESULT_FORMAT_VERSION, **result}
     data = _validate(to_jsonable(full), path)
     text = json.dumps(data, indent=2, allow_nan=False) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write_text(path, text)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return atomic_write_text(path, text)
+    except OSError as error:
+        kept = "the previous result there is kept" if path.is_file() else "nothing was written"
+        raise ResultError(f"result file {path} could not be written ({error.strerror or error}); {kept}") from None
 
 
 def _load_json(path: Path) -> Any:
+    """The JSON in `path`; a ResultError naming the file for anything Python's json module cannot read or
+    :data:`MAX_JSON_DEPTH` forbids."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ResultError(f"Result file {path} cannot be read ({e}).") from e
+    deep = ResultError(f"Result file {path} is JSON nested more than {MAX_JSON_DEPTH} levels deep (a result file "
+                       "nests fewer than 10).")
     try:
         # NaN/Infinity are not strict JSON; accept them from foreign writers but read them as None.
-        return json.loads(text, parse_constant=lambda _name: None)
+        data = json.loads(text, parse_constant=lambda _name: None)
     except json.JSONDecodeError as e:
         raise ResultError(f"Result file {path} is not valid JSON ({e}).") from e
+    except RecursionError:
+        raise deep from None
+    except ValueError:  # the only other ValueError: an integer longer than Python converts
+        raise ResultError(f"Result file {path} holds an integer of more than {sys.get_int_max_str_digits()} "
+                          "digits, too long to read.") from None
+    if _nested_deeper_than(data, MAX_JSON_DEPTH):
+        raise deep
+    return data
 
 
 def read_result(path: Path) -> dict:
     """Read and validate one result file.
 
     Raises:
-        ResultError: the file is unreadable, not valid JSON, of another format/version, or misses one
-            of :data:`REQUIRED_KEYS` (the message names the file and the key).
+        ResultError: the file is unreadable, not valid JSON (or nested too deeply, or holding an integer too long
+            to read), of another format/version, misses one of :data:`REQUIRED_KEYS`, or holds what no evaluation
+            writes: a label, model, dataset or pde that is not a name or a seed that is not a seed
+            (`pdebench.data.names`), a value of the wrong type or outside what its metric allows
+            (`pdebench.rollout.result_content`), a sample or spectra of the
+            wrong shape. The message names the file and the key.
     """
     path = Path(path)
-    return _validate(_load_json(path), path)
+    return check_content(_validate(_load_json(path), path), path)
 
 
 def try_read_result(path: Path) -> dict | None:
@@ -128,10 +165,10 @@ def try_read_result(path: Path) -> dict | None:
 
     Valid JSON of another kind (not an object, no ``format`` key, or another format) gives ``None``;
     a file that is not valid JSON, or a result (``format`` = :data:`RESULT_FORMAT`) that fails
-    validation, raises :class:`ResultError` naming the file.
+    validation (see :func:`read_result`), raises :class:`ResultError` naming the file.
     """
     path = Path(path)
     data = _load_json(path)
     if not isinstance(data, dict) or data.get("format") != RESULT_FORMAT:
         return None
-    return _validate(data, path)
+    return check_content(_validate(data, path), path)

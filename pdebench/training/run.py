@@ -2,15 +2,25 @@
 
 Everything that can be refused without the data is refused first: the config (keys, ranges, the model's own
 settings, devices), the Lightning Trainer's settings and the checkpoint a rerun would resume from. Only then is the
-dataset opened; so a bad setting never costs a data load, and a bad run never leaves files behind.
+dataset opened, and what needs the data (windows that fit, a batch that fits) refused; so a bad setting never costs
+a data load, and a bad run never leaves files behind.
+
+Only then does the run write: under a lock on its run folder (`RUN_LOCK_NAME`; a second run of the same folder
+stops, naming the process that holds it), with every checkpoint written to a temporary file beside it and renamed
+into place (`WeightsOnlyCheckpointIO`), and a full disk reported as one sentence (`DiskFull`) instead of a traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
@@ -19,6 +29,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from baselines.registry import model_config, model_entry
 from pdebench.config import TrainConfig, format_value, validate_config
+from pdebench.data.atomic import atomic_file, reporting_full_disk
 from pdebench.data.batch import collate
 from pdebench.data.dataset import (
     DatasetError,
@@ -28,6 +39,7 @@ from pdebench.data.dataset import (
     preload_limit_bytes,
     split_field_bytes,
 )
+from pdebench.data.lock import DirectoryBusy, directory_lock
 from pdebench.data.manifest import benchmark_facts, manifest_hash, verify_dataset
 from pdebench.data.normalization import compute_train_statistics
 from pdebench.data.reader import TrajectoryFile, open_dataset_dir, split_path
@@ -37,6 +49,10 @@ from pdebench.provenance import git_commit
 from pdebench.training.callbacks import RolloutPlot, progress_callback, weight_averaging
 from pdebench.training.module import SELECTION_METRIC, SurrogateModule, validation_metric_names
 from pdebench.training.objectives import check_window_fits, make_objective, window_spec
+
+# Held (flock, non-blocking; `pdebench.data.lock`) by the run training in a run folder, so that two runs of one folder
+# never overwrite each other's checkpoints.
+RUN_LOCK_NAME = ".train.lock"
 
 
 def resolve_frame_stride(data: dict[str, Any], dataset_dir: Path) -> int:
@@ -94,16 +110,35 @@ def check_training_config(cfg: dict[str, Any]) -> None:
 
 
 class WeightsOnlyCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint IO with every load forced through `load_checkpoint_weights_only`.
+    """Lightning's checkpoint IO with every load forced through `load_checkpoint_weights_only`, and every save
+    atomic.
 
-    Lightning hands `torch.load` whatever `weights_only` it was given (None unless `Trainer.fit(weights_only=...)`,
-    which older Lightning releases lack), so with torch < 2.6 or `TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1` a crafted
-    `last.ckpt` would run code when a run resumes. This plugin ignores the argument: every load the Trainer makes
-    (resume, `ckpt_path="best"`) is weights-only.
+    Loads: Lightning hands `torch.load` whatever `weights_only` it was given (None unless
+    `Trainer.fit(weights_only=...)`, which older Lightning releases lack), so with torch < 2.6 or
+    `TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1` a crafted `last.ckpt` would run code when a run resumes. This plugin ignores
+    the argument: every load the Trainer makes (resume, `ckpt_path="best"`) is weights-only.
+
+    Saves: Lightning's own save writes the checkpoint to the system temp folder and copies it over the old one, so a
+    full disk leaves a truncated `last.ckpt` under its final name, which no rerun can resume from. Here it goes to a
+    temporary file beside it, is fsynced and renamed over the old one (`pdebench.data.atomic.atomic_file`): a failed
+    write leaves the previous checkpoint as it was, and a full disk is one `DiskFull` sentence naming the file.
     """
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
         return load_checkpoint_weights_only(path, "cpu" if map_location is None else map_location)
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None:  # refused, as Lightning's own save refuses them
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        path = Path(path)
+        buffer = io.BytesIO()  # serialised first: the file sees plain writes, whose errors say what failed
+        torch.save(checkpoint, buffer)
+        kept = f"the previous {path.name} is kept" if path.is_file() else f"no {path.name} was written"
+        with reporting_full_disk(path, kept):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_file(path) as fh:
+                fh.write(buffer.getbuffer())
 
 
 # Settings a resumed run may change: how long it runs, how it reports, where and how it reads the (same,
@@ -256,11 +291,46 @@ def loader_options(data: dict[str, Any]) -> dict[str, Any]:
     return {"num_workers": data["num_workers"], "persistent_workers": data["num_workers"] > 0, "collate_fn": collate}
 
 
+def check_batch_fits(batch_size: int, n_windows: int, world_size: int, path: Path) -> None:
+    """Refuse a `data.batch_size` for which the train loader yields no batch at all (Lightning would "train" nothing
+    and exit as if it had).
+
+    The loader drops an incomplete last batch (`drop_last=True`), so a process needs at least `batch_size` windows.
+    One process gets all `n_windows`; each of `world_size` DDP processes gets ceil(n_windows / world_size) (the
+    distributed sampler pads the last share with repeats).
+    """
+    per_process = math.ceil(n_windows / world_size)
+    if batch_size <= per_process:
+        return
+    share = (f"the {n_windows} training windows of {path}" if world_size == 1 else
+             f"the {per_process} training windows each of the {world_size} processes gets from the {n_windows} of "
+             f"{path}")
+    raise ValueError(f"data.batch_size={batch_size} is larger than {share} (the train loader drops an incomplete "
+                     f"last batch, so no batch would be trained); use data.batch_size<={per_process}")
+
+
 def train_loader(train_set: WindowDataset, data: dict[str, Any], trainer: L.Trainer, seed: int) -> DataLoader:
     """Batches of `data.batch_size` windows (the last short one dropped), in `train_sampler`'s order."""
     sampler = train_sampler(train_set, trainer, seed)
     return DataLoader(train_set, batch_size=data["batch_size"], shuffle=sampler is None, sampler=sampler,
                       drop_last=True, **loader_options(data))
+
+
+@contextlib.contextmanager
+def run_folder_lock(run_dir: Path, trainer: L.Trainer) -> Iterator[None]:
+    """Hold `<run_dir>/RUN_LOCK_NAME` while the run writes; another run holding it stops this one at once, naming its
+    pid and host. Only global rank 0 locks: the other DDP processes are the same run."""
+    if trainer.global_rank != 0:
+        yield
+        return
+
+    def busy(holder: str) -> DirectoryBusy:
+        return DirectoryBusy(f"another pdebench-train ({holder}) is training in run folder {run_dir}; wait for it to "
+                             f"finish (or stop it) and rerun, or train into another folder (label= or run_dir=)")
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with directory_lock(run_dir, RUN_LOCK_NAME, busy):
+        yield
 
 
 def train(cfg: dict[str, Any]) -> Path:
@@ -295,8 +365,6 @@ def fit(cfg: dict[str, Any]) -> tuple[Path, float]:
     if cfg["logger"]["name"] == "wandb":
         callbacks.append(RolloutPlot(run_dir / "plots", cfg["validation"]["rollout_steps"]))
     trainer = make_trainer(cfg, run_dir, callbacks)
-    if cfg["logger"]["name"] != "csv":  # the CSV run keeps its config beside it (.hydra/, checkpoints)
-        trainer.logger.log_hyperparams({"config": cfg})
     dataset_dir = open_dataset_dir(data["root"], data["pde"], data["preset"])
     verify_dataset(dataset_dir, ("train", "valid"))  # against the manifest, before any split is read
     frame_stride = resolve_frame_stride(data, dataset_dir)
@@ -305,6 +373,7 @@ def fit(cfg: dict[str, Any]) -> tuple[Path, float]:
     check_validation_fits(objective["history"], TrajectoryFile(split_path(dataset_dir, "valid")).n_frames, frame_stride)
     spec = window_spec(objective, frame_stride)  # unrolled steps and label stencils included
     train_set, val_set = load_splits(cfg, dataset_dir, spec, trainer)
+    check_batch_fits(data["batch_size"], len(train_set), trainer.world_size, train_set.file.path)
     module = SurrogateModule(
         model=cfg["model"], objective=objective, optim=cfg["optim"], validation=cfg["validation"],
         data_info=describe_data(dataset_dir, train_set.file, frame_stride),
@@ -312,9 +381,12 @@ def fit(cfg: dict[str, Any]) -> tuple[Path, float]:
     )
     module.run_config = cfg
     val_loader = DataLoader(val_set, batch_size=data["batch_size"], **loader_options(data))
-    trainer.fit(module, train_loader(train_set, data, trainer, cfg["seed"]), val_loader,
-                ckpt_path=None if resume_from is None else str(resume_from))
-    if cfg["logger"]["name"] == "wandb" and trainer.is_global_zero:
-        trainer.logger.experiment.finish()  # writes the summary; the next run of a sweep starts its own
+    with reporting_full_disk(run_dir, "the checkpoints written before are kept"), run_folder_lock(run_dir, trainer):
+        if cfg["logger"]["name"] != "csv":  # the CSV run keeps its config beside it (.hydra/, checkpoints)
+            trainer.logger.log_hyperparams({"config": cfg})
+        trainer.fit(module, train_loader(train_set, data, trainer, cfg["seed"]), val_loader,
+                    ckpt_path=None if resume_from is None else str(resume_from))
+        if cfg["logger"]["name"] == "wandb" and trainer.is_global_zero:
+            trainer.logger.experiment.finish()  # writes the summary; the next run of a sweep starts its own
     best = checkpoints.best_model_score
     return Path(checkpoints.best_model_path), float("nan") if best is None else float(best)

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import multiprocessing
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from compose import compose_config
 
 from pdebench.cli.common import USER_ERRORS
@@ -93,3 +95,33 @@ def assert_one_sentence(message: str, *fragments: str) -> None:
     assert "Traceback" not in message, message
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} not in: {message}"
+
+
+# A command that opened a FIFO or /dev/zero would block or read for ever, inside HDF5 or torch with the GIL held (a
+# thread could not time out): such rows run the command in a forked child that is killed when it does not answer.
+NO_ANSWER_TIMEOUT_S = 120
+
+
+def _answer(connection, command: str, work: Path, overrides: tuple[str, ...]) -> None:  # runs in the child
+    try:
+        connection.send(("message", run_command(command, work, *overrides)))
+    except BaseException as error:  # noqa: BLE001 - everything goes back to the parent, which fails the test
+        connection.send(("error", f"{type(error).__name__}: {error}"))
+
+
+def run_command_without_blocking(command: str, work: Path, *overrides: str) -> str:
+    """`run_command` in a forked child; the test fails if it does not answer within `NO_ANSWER_TIMEOUT_S`."""
+    context = multiprocessing.get_context("fork")
+    parent, child = context.Pipe(duplex=False)
+    process = context.Process(target=_answer, args=(child, command, work, overrides), daemon=True)
+    process.start()
+    try:
+        if not parent.poll(NO_ANSWER_TIMEOUT_S):
+            pytest.fail(f"{command} did not answer within {NO_ANSWER_TIMEOUT_S} s (blocked opening a FIFO?)")
+        kind, text = parent.recv()
+    finally:
+        process.kill()
+        process.join()
+    if kind != "message":
+        pytest.fail(text)
+    return text

@@ -1,0 +1,273 @@
+"""What a result file may hold, checked whenever one is read (`pdebench.rollout.results.read_result`).
+
+A result file is untrusted input: the leaderboard ranks its numbers, draws its sample and prints its names. So names
+follow the one rule of `pdebench.data.names`, and every value is typed and within what its metric allows: a
+`corr_time_0.8` of 1e308 against a ceiling of 8.43 is refused, not ranked first; a sample or spectra of the wrong
+shape is refused, not a crash in the middle of plotting.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pdebench.data.names import UnsafeNameError, check_name, check_seed, shown
+
+
+class ResultError(ValueError):
+    """A result file is unreadable, not valid JSON, of another format, missing a required key, or holding a name,
+    type or value that no evaluation writes (see :func:`read_result`)."""
+
+
+_LARGEST_FLOAT_INT = int(sys.float_info.max)
+_HEX = re.compile(r"[0-9a-fA-F]{1,128}")
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """The values a metric may take: `low`..`high` (`low_open`: `low` itself excluded), whole numbers only where
+    `integer`; `ceiling` names the summary key whose value is the upper bound instead of `high` (a time metric
+    cannot exceed the rollout length). Bounds are checked with a relative tolerance of 1e-9 (float rounding)."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    integer: bool = False
+    ceiling: str | None = None
+
+    def bounds(self, summary: Mapping[str, Any]) -> tuple[float, float]:
+        """(low, high), `high` read from `summary[ceiling]` where that is a finite number."""
+        if self.ceiling is None:
+            return self.low, self.high
+        ceiling = summary.get(self.ceiling)
+        finite = _is_number(ceiling) and math.isfinite(ceiling)
+        return self.low, ceiling if finite else self.high
+
+    def admits(self, value: float, low: float, high: float) -> bool:
+        above_low = value > low if self.low_open else value >= low - 1e-9 * max(1.0, abs(low))
+        return above_low and value <= high + 1e-9 * max(1.0, abs(high))
+
+    def text(self, low: float, high: float) -> str:
+        """`[0, 8.43] (0 to the summary's 'time_ceiling')`, `(0, inf)`, `[-1, 1]`."""
+        shown_range = f"{'(' if self.low_open else '['}{low!r}, {high!r}{']' if math.isfinite(high) else ')'}"
+        return shown_range + (f" ({low!r} to the summary's {self.ceiling!r})" if self.ceiling else "")
+
+
+_NON_NEGATIVE = Allowed(0)
+_ERRORS = r"(one_step_)?(mse|rmse|nrmse|vrmse)(_.*)?|(one_step_)?spectral_rmse_.*"
+SUMMARY_RANGES: tuple[tuple[re.Pattern[str], Allowed], ...] = tuple((re.compile(p), a) for p, a in (
+    (r"corr_time_median_[0-9.]+", Allowed(0, ceiling="time_ceiling_median")),
+    (r"corr_time_[0-9.]+", Allowed(0, ceiling="time_ceiling")),
+    (r"stable_horizon_median", Allowed(0, ceiling="time_ceiling_median")),
+    (r"stable_fraction", Allowed(0, 1)),
+    (r"nrmse_gmean_steps|n_members", Allowed(1, integer=True)),
+    (rf"time_ceiling(_median)?|{_ERRORS}|conservation_drift_.*|crps_mean|spread_skill_ratio", _NON_NEGATIVE),
+))
+"""What each summary key may hold (docs/metrics.md, `pdebench.rollout.metrics`): times within [0, their ceiling],
+errors, drifts, CRPS and ratios >= 0, fractions in [0, 1], counts whole and >= 1; first match wins, and a key
+matching none may hold any number (a PDE's own headline metric may be negative)."""
+
+CURVE_RANGES: tuple[tuple[re.Pattern[str], Allowed], ...] = tuple((re.compile(p), a) for p, a in (
+    (r"step", Allowed(0, integer=True)),
+    (r"time", _NON_NEGATIVE),
+    (r"corr", Allowed(-1, 1)),
+    (rf"{_ERRORS}|drift|crps|spread2|ens_mse|spread_skill", _NON_NEGATIVE),
+))
+"""What each per-step curve may hold: correlations in [-1, 1], errors and times >= 0, steps whole numbers."""
+
+TOP_LEVEL_RANGES = {"n_parameters": Allowed(0, integer=True), "train_time_s": _NON_NEGATIVE,
+                    "throughput_traj_steps_per_s": Allowed(0, low_open=True)}
+"""Top-level numbers the leaderboard ranks or divides by (a throughput of 0 would divide by zero)."""
+
+NAME_KEYS = ("label", "model", "dataset", "pde")
+"""Result keys that must be names (`pdebench.data.names`): they become file names, table rows and plot labels."""
+
+
+def _fail(path: Path, text: str) -> ResultError:
+    return ResultError(f"Result file {path} {text}.")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _allowed(key: str, table: tuple[tuple[re.Pattern[str], Allowed], ...]) -> Allowed:
+    return next((allowed for pattern, allowed in table if pattern.fullmatch(key)), Allowed())
+
+
+def _check_number(value: Any, where: str, allowed: Allowed, path: Path, summary: Mapping[str, Any]) -> None:
+    """`value` is null or a number `allowed` admits (non-finite floats, read as "not finite", pass)."""
+    if value is None:
+        return
+    if not _is_number(value):
+        raise _fail(path, f"has {where} = {shown(value)}, not a number or null")
+    if isinstance(value, int) and abs(value) > _LARGEST_FLOAT_INT:
+        raise _fail(path, f"has {where} = {shown(value)}, an integer too large for a float")
+    if allowed.integer and not isinstance(value, int):
+        raise _fail(path, f"has {where} = {shown(value)}, not a whole number")
+    low, high = allowed.bounds(summary)
+    if math.isfinite(value) and not allowed.admits(value, low, high):
+        raise _fail(path, f"has {where} = {shown(value)}, outside its allowed range {allowed.text(low, high)}")
+
+
+def _numbers(values: Any, where: str, allowed: Allowed, path: Path) -> list:
+    """`values`, a JSON list of numbers (or nulls) `allowed` admits."""
+    if not isinstance(values, list):
+        raise _fail(path, f"has {where} = {shown(values)}, not a list of numbers")
+    for i, value in enumerate(values):
+        _check_number(value, f"{where} item {i}", replace(allowed, ceiling=None), path, {})
+    return values
+
+
+def _array(value: Any, ndims: tuple[int, ...]) -> np.ndarray | None:
+    """`value` as an object array if it is a rectangular, non-empty array of numbers or nulls of one of `ndims`."""
+    try:
+        array = np.array(value, dtype=object)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    if array.ndim not in ndims or 0 in array.shape:
+        return None
+    fits = all(v is None or (_is_number(v) and abs(v) <= _LARGEST_FLOAT_INT) for v in array.flat)
+    return array if fits else None
+
+
+def _object(result: dict, key: str, path: Path) -> dict:
+    """`result[key]`, a JSON object or absent/null (then `{}`)."""
+    value = result.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise _fail(path, f"has key {key!r} that is not a JSON object")
+    return value or {}
+
+
+def _check_names(result: dict, path: Path) -> None:
+    source = f"result file {path}"
+    try:
+        for key in NAME_KEYS:
+            check_name(result[key], key, source)
+        check_seed(result["seed"], "seed", source)
+    except UnsafeNameError as error:
+        raise ResultError(str(error)) from None
+
+
+def _check_benchmark(result: dict, path: Path) -> None:
+    """The headline metric is a name (it becomes a column header) that the summary holds; its goal min or max."""
+    benchmark = _object(result, "benchmark", path)
+    headline, goal = benchmark.get("headline"), benchmark.get("headline_goal")
+    if goal not in (None, "min", "max"):
+        raise _fail(path, f"has benchmark.headline_goal = {shown(goal)}, expected 'min' or 'max'")
+    if headline in (None, ""):
+        return
+    try:
+        check_name(headline, "benchmark.headline", f"result file {path}")
+    except UnsafeNameError as error:
+        raise ResultError(str(error)) from None
+    if headline not in result["summary"] and headline not in result:
+        raise _fail(path, f"is partial: its summary lacks its headline metric {headline!r}")
+
+
+def _check_provenance(result: dict, path: Path) -> None:
+    """The manifest hash (whose start names a table) is hexadecimal; the objects the leaderboard reads are objects."""
+    manifest = result.get("manifest_sha256")
+    if manifest is not None and not (isinstance(manifest, str) and _HEX.fullmatch(manifest)):
+        raise _fail(path, f"has 'manifest_sha256' = {shown(manifest)}, not a hexadecimal hash")
+    _object(result, "objective", path)
+    setting = _object(result, "solver_setting", path)
+    if "time_step_factor" in setting:
+        factor = setting["time_step_factor"]
+        if not _is_number(factor):
+            raise _fail(path, f"has solver_setting 'time_step_factor' = {shown(factor)}, not a number")
+        _check_number(factor, "solver_setting 'time_step_factor'", Allowed(0, low_open=True), path, {})
+
+
+def _check_metrics(result: dict, path: Path) -> None:
+    """Top-level numbers, summary values, intervals and curves: typed, and within what each metric allows."""
+    summary = result["summary"]
+    for key, allowed in TOP_LEVEL_RANGES.items():
+        _check_number(result.get(key), repr(key), allowed, path, summary)
+    for key, value in summary.items():
+        _check_number(value, f"summary {key!r}", _allowed(key, SUMMARY_RANGES), path, summary)
+    for key, interval in _object(result, "intervals", path).items():
+        _check_interval(interval, key, path)
+    for key, values in result["curves"].items():
+        _numbers(values, f"curves {key!r}", _allowed(key, CURVE_RANGES), path)
+
+
+def _check_interval(interval: Any, key: str, path: Path) -> None:
+    """A bootstrap interval is null or [low, high], each end null or a number in the metric's range (its ceiling
+    aside: a resample's rollout length differs), low <= high."""
+    where = f"intervals {key!r}"
+    if interval is None:
+        return
+    if not isinstance(interval, list) or len(interval) != 2:
+        raise _fail(path, f"has {where} = {shown(interval)}, not a [low, high] pair or null")
+    _numbers(interval, where, _allowed(key, SUMMARY_RANGES), path)
+    low, high = interval
+    if low is not None and high is not None and low > high:
+        raise _fail(path, f"has {where} = {shown(interval)}, whose low end is above its high end")
+
+
+def _check_sample(result: dict, path: Path) -> None:
+    """`sample` (drawn by the leaderboard): `true` and `pred` arrays [T, x] or [T, y, x] of one shape, `time` T
+    numbers, `field` text."""
+    sample = result.get("sample")
+    if sample is None:
+        return
+    if not isinstance(sample, dict):
+        raise _fail(path, "has key 'sample' that is not a JSON object or null")
+    arrays = {key: _array(sample.get(key), (2, 3)) for key in ("true", "pred")}
+    for key, array in arrays.items():
+        if array is None:
+            raise _fail(path, f"has sample {key!r} that is not a [T, x] or [T, y, x] array of numbers")
+    if arrays["true"].shape != arrays["pred"].shape:
+        raise _fail(path, f"has sample 'pred' of shape {arrays['pred'].shape} and 'true' of shape "
+                          f"{arrays['true'].shape}; they must match")
+    if sample.get("time") is not None:
+        frames = arrays["true"].shape[0]
+        if len(_numbers(sample["time"], "sample 'time'", Allowed(), path)) != frames:
+            raise _fail(path, f"has sample 'time' of {len(sample['time'])} values for {frames} frames")
+    if not isinstance(sample.get("field") or "", str):
+        raise _fail(path, f"has sample 'field' = {shown(sample['field'])}, not text")
+
+
+def _check_spectra(result: dict, path: Path) -> None:
+    """`spectra` (plotted): `steps` whole numbers, `shell` K numbers, `pred`/`true` [steps, channels, K] arrays."""
+    spectra = result.get("spectra")
+    if spectra is None:
+        return
+    if not isinstance(spectra, dict):
+        raise _fail(path, "has key 'spectra' that is not a JSON object or null")
+    steps = spectra.get("steps")
+    if steps is not None and not (isinstance(steps, list) and all(isinstance(s, int) and not isinstance(s, bool)
+                                                                  for s in steps)):
+        raise _fail(path, f"has spectra 'steps' = {shown(steps)}, not a list of whole numbers")
+    for key in ("shell", "band_edges"):
+        if spectra.get(key) is not None:
+            _numbers(spectra[key], f"spectra {key!r}", Allowed(), path)
+    if not isinstance(spectra.get("shell_unit") or "", str):
+        raise _fail(path, f"has spectra 'shell_unit' = {shown(spectra['shell_unit'])}, not text")
+    shells = "shells" if spectra.get("shell") is None else f"{len(spectra['shell'])} shells"
+    for key in ("pred", "true"):
+        if spectra.get(key) is not None:
+            array = _array(spectra[key], (3,))
+            if array is None or (spectra.get("shell") is not None and array.shape[2] != len(spectra["shell"])):
+                raise _fail(path, f"has spectra {key!r} that is not a [steps, channels, {shells}] array of numbers")
+
+
+def check_content(result: dict, path: Path) -> dict:
+    """What the leaderboard (and anyone plotting a result) relies on, checked when a file is read: names by the
+    one rule of `pdebench.data.names`, every value typed and within what its metric allows (so a corr_time of
+    1e308 is refused, not ranked first), the sample and spectra shaped as the plots need."""
+    _check_names(result, path)
+    _check_benchmark(result, path)
+    _check_provenance(result, path)
+    _check_metrics(result, path)
+    _check_spectra(result, path)
+    _check_sample(result, path)
+    return result
