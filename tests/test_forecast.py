@@ -218,8 +218,10 @@ def test_a_checkpoint_that_is_not_ours_or_does_not_fit_is_refused_by_name(tmp_pa
     (tmp_path / "garbage.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="garbage.ckpt is not a readable PyTorch checkpoint"):
         load_forecaster(tmp_path / "garbage.ckpt")
-    with pytest.raises(CheckpointError, match="does not exist"):
+    with pytest.raises(CheckpointError, match="is a directory, not a file"):
         load_forecaster(tmp_path)  # a directory is not a checkpoint file
+    with pytest.raises(CheckpointError, match="none.ckpt does not exist"):
+        load_forecaster(tmp_path / "none.ckpt")
 
 
 class Payload:
