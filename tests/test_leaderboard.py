@@ -302,7 +302,7 @@ def test_crps_column_only_where_an_ensemble_was_scored():
 
 def test_corrupt_and_partial_result_files_are_skipped_with_a_warning(results_dir, tmp_path):
     (results_dir / "fno" / "seed2.json").write_text('{"format": "pdebench-result", "dataset": ')  # cut short
-    partial = _plain(_result("unet", 2, 99.0, 0.1))
+    partial = _plain(_result("unet", 2, 30.0, 0.1))
     del partial["summary"]["corr_time_0.8"]
     write_result(results_dir / "unet" / "seed2.json", partial)
     no_label = _plain(_result("x", 0, 1.0, 0.1))
