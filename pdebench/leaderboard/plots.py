@@ -11,8 +11,6 @@ written atomically (a temporary sibling renamed into place), so a plot that exis
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from pdebench.data.atomic import replace_durably, temp_path_for
+from pdebench.data.atomic import atomic_file
 from pdebench.leaderboard.tables import SOLVER_MODEL, Table
 from pdebench.rollout.frontier import FrontierPoint, pareto_front
 
@@ -51,18 +49,13 @@ def _figure(width: float = 7.0, height: float = 4.5) -> Figure:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    """Write `fig` as PNG to `path` atomically: into a temporary sibling, then renamed onto `path` (a symbolic link
-    at `path` is replaced, never followed)."""
+    """Write `fig` as PNG to `path` atomically (`pdebench.data.atomic.atomic_file`: a temporary sibling renamed onto
+    `path`, so a symbolic link at `path` is replaced, never followed)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(path)
-    try:
-        fig.savefig(tmp, format="png")
-        return replace_durably(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as fh:
+        fig.savefig(fh, format="png")
+    return path
 
 
 def _series(row: dict, metric: str) -> tuple[np.ndarray, np.ndarray] | None:

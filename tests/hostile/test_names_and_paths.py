@@ -99,11 +99,13 @@ def test_a_label_never_reads_the_environment(monkeypatch: pytest.MonkeyPatch, ar
     assert os.environ["PATH"] not in str(refused.value)
 
 
-def test_the_environment_label_is_refused_by_the_installed_command(tmp_path: Path) -> None:
-    """As a user runs it: one line on stderr, exit 1, no result file anywhere (HOME points into the test folder)."""
+@pytest.mark.parametrize("full_error", ["0", "1"], ids=["checked-before-hydra", "checked-in-the-job"])
+def test_the_environment_label_is_refused_by_the_installed_command(tmp_path: Path, full_error: str) -> None:
+    """As a user runs it: one line on stderr, exit 1, no result file anywhere (HOME points into the test folder);
+    with HYDRA_FULL_ERROR=1 the command-line check is skipped and the job's own check refuses it."""
     home = tmp_path / "home"
     proc = run_cli("evaluate", "model=persistence", "data=ks", "data.preset=tiny", "label=${oc.env:HOME}",
-                   cwd=tmp_path, check=False, env={"HOME": str(home)})
+                   cwd=tmp_path, check=False, env={"HOME": str(home), "HYDRA_FULL_ERROR": full_error})
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.strip().splitlines() == [
         "error: label=${oc.env:HOME} reads the environment; a label becomes part of file names and result files, "

@@ -30,7 +30,7 @@ from matrix import assert_one_sentence
 from test_leaderboard import _plain, _result
 from test_leaderboard_inputs import raw_field, result_file, sample, spectra
 
-from pdebench.data.names import MAX_SEED, NAME_PATTERN, UnsafeNameError, check_name, check_seed, inside
+from pdebench.data.names import MAX_NAME_LENGTH, MAX_SEED, NAME_PATTERN, UnsafeNameError, check_name, check_seed, inside
 from pdebench.leaderboard import SkippedResultWarning, build_tables, make_leaderboard, to_csv, to_latex, to_markdown
 from pdebench.leaderboard.html import table_html
 
@@ -208,7 +208,7 @@ def test_the_name_rule_accepts_only_names_that_stay_inside(value: Any) -> None:
         assert_one_sentence(str(error), "label=", "result file x.json")
         assert "\n" not in str(error)
         return
-    assert name == value and NAME_PATTERN.fullmatch(name)
+    assert name == value and NAME_PATTERN.fullmatch(name) and len(name) <= MAX_NAME_LENGTH
     root = Path(tempfile.gettempdir()) / "pdebench-names"
     assert root.resolve() in inside(root, name, f"{name}.md").resolve().parents
 
