@@ -383,6 +383,11 @@ def test_wandb_offline_run_holds_config_metrics_and_a_rollout_plot(compose_cfg, 
     train(compose_cfg("train", [*TRAINED_OVERRIDES, f"data.root={data_root}", f"run_dir={run_dir}", "logger=wandb",
                                 "trainer.max_epochs=1", "trainer.limit_train_batches=2",
                                 "trainer.log_every_n_steps=1", "validation.max_trajectories=2"]))
+    # `finish` returns before wandb's service has flushed the run's transaction log; at process exit an atexit hook
+    # waits for it. The test reads the log in-process, so it waits the same way.
+    import wandb
+
+    wandb.teardown()
     (offline,) = (run_dir / "wandb").glob("offline-run-*")
     # The offline run's records (config, history, summary) sit in its transaction log as protobuf messages whose
     # strings (keys, JSON values) are stored verbatim; `wandb sync` uploads exactly this file.
