@@ -31,8 +31,10 @@ $(VENV)/.installed-bench: $(VENV)/.installed
 
 setup-bench: $(VENV)/.installed-bench
 
+# ruff, then the import layers of pyproject.toml ([tool.importlinter]; docs/architecture.md).
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 test: setup lint
 	$(BIN)/python -m pytest

@@ -9,7 +9,6 @@ length first (neuraloperator's domain padding), so the FFT does not wrap one wal
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,14 +17,13 @@ from neuralop.models import FNO
 from torch import Tensor, nn
 
 from baselines.registry import ModelConfig, register
+from pdebench.config.checks import SettingError, finite_number, is_whole_number, whole_number
 from pdebench.data.netspec import NetSpec
+from pdebench.errors import InvalidSetting
 
 # The tensor factorizations neuraloperator's spectral convolution builds (through tltorch); null is dense.
 FACTORIZATIONS = ("dense", "tucker", "cp", "tt")
 
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass
@@ -52,24 +50,15 @@ class FNOConfig(ModelConfig):
     def __post_init__(self) -> None:
         """Refuse sizes neuraloperator would only reject (or misuse) once the net is built, after the data loaded."""
         for key, what in (("hidden_channels", "a number of channels"), ("n_layers", "a number of Fourier layers")):
-            value = getattr(self, key)
-            if not (_is_int(value) and value >= 1):
-                raise ValueError(f"model.{key}={value} for model fno is not valid: expected {what}, "
-                                 "a whole number >= 1")
-        if not (len(self.n_modes) >= 1 and all(_is_int(m) and m >= 1 for m in self.n_modes)):
-            raise ValueError(f"model.n_modes={list(self.n_modes)} for model fno is not valid: expected a non-empty "
-                             "list of kept Fourier modes per axis, each a whole number >= 1")
+            whole_number(self, key, 1, what)
+        if not (len(self.n_modes) >= 1 and all(is_whole_number(m) and m >= 1 for m in self.n_modes)):
+            raise SettingError("n_modes", list(self.n_modes), "is not valid: expected a non-empty list of kept Fourier "
+                                                              "modes per axis, each a whole number >= 1")
         if self.factorization is not None and str(self.factorization).lower() not in FACTORIZATIONS:
-            raise ValueError(f"model.factorization={self.factorization} for model fno is not valid: expected null "
-                             f"(dense) or one of {', '.join(FACTORIZATIONS)}")
-        if not (isinstance(self.rank, (int, float)) and not isinstance(self.rank, bool) and math.isfinite(self.rank)
-                and self.rank > 0):
-            raise ValueError(f"model.rank={self.rank} for model fno is not valid: expected a finite number > 0 (the "
-                             "factorised weights' share of the dense parameter count)")
-        if not (isinstance(self.domain_padding, (int, float)) and not isinstance(self.domain_padding, bool)
-                and 0 <= self.domain_padding <= 1):
-            raise ValueError(f"model.domain_padding={self.domain_padding} for model fno is not valid: expected the "
-                             "padded fraction of each non-periodic axis, a number from 0 to 1")
+            raise SettingError("factorization", self.factorization,
+                               f"is not valid: expected null (dense) or one of {', '.join(FACTORIZATIONS)}")
+        finite_number(self, "rank", low_open=True, what="the factorised weights' share of the dense parameter count")
+        finite_number(self, "domain_padding", 0.0, 1.0, what="the padded fraction of each non-periodic axis")
 
     @classmethod
     def tiny(cls) -> FNOConfig:
@@ -88,8 +77,8 @@ def modes_per_axis(model: str, n_modes: list[int], spatial_dims: int) -> tuple[i
     if len(modes) == 1 and spatial_dims > 1:
         modes = modes * spatial_dims
     if len(modes) != spatial_dims:
-        raise ValueError(f"model.n_modes has {len(modes)} entries but the data has {spatial_dims} spatial dims "
-                         f"(model {model}: give one entry, or one per axis)")
+        raise InvalidSetting(f"model.n_modes has {len(modes)} entries but the data has {spatial_dims} spatial dims "
+                             f"(model {model}: give one entry, or one per axis)")
     return tuple(modes)
 
 

@@ -30,6 +30,7 @@ from torch import Tensor
 from torch_geometric.data import Batch, Data
 
 from pdebench.data.grid import Grid
+from pdebench.errors import InvalidSetting
 
 # Relative slack on the radius, so a neighbour at exactly `radius` spacings is kept despite rounding.
 RADIUS_SLACK = 1e-6
@@ -150,9 +151,9 @@ def grid_graph(grid: Grid, radius: float, max_neighbours: int) -> GridGraph:
     """The neighbourhood graph of `grid` (see the module docstring); cached, so every net on an equal grid with
     the same settings shares one graph, and its device copies."""
     if not radius > 0:
-        raise ValueError(f"model.radius must be a positive number of grid spacings, got {radius}")
+        raise InvalidSetting(f"model.radius must be a positive number of grid spacings, got {radius}")
     if max_neighbours < 1:
-        raise ValueError(f"model.max_neighbours must be a whole number >= 1, got {max_neighbours}")
+        raise InvalidSetting(f"model.max_neighbours must be a whole number >= 1, got {max_neighbours}")
     if grid.kind == "sphere":
         source, target, offset = _sphere_candidates(grid, radius)
         distance = _great_circle(grid, source, target)
@@ -160,7 +161,7 @@ def grid_graph(grid: Grid, radius: float, max_neighbours: int) -> GridGraph:
         source, target, offset = _flat_candidates(grid, radius)
         distance = np.linalg.norm(offset, axis=1)
     else:
-        raise ValueError(f"no neighbourhood graph for grid kind {grid.kind!r}; expected periodic, box or sphere")
+        raise InvalidSetting(f"no neighbourhood graph for grid kind {grid.kind!r}; expected periodic, box or sphere")
     keep = _cap_neighbours(source, target, distance, offset, max_neighbours)
     edge_index = np.stack([source[keep], target[keep]]).astype(np.int64)
     return GridGraph(int(np.prod(grid.shape)), edge_index, np.ascontiguousarray(offset[keep]))

@@ -22,13 +22,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pdebench.errors import InvalidSetting
+
 SPATIAL_DIMS = (1, 2)
 
 
 def check_spatial_dims(model: str, ndim: int) -> None:
     """Refuse, in one sentence, a grid with a number of spatial axes the convolutional models do not serve."""
     if ndim not in SPATIAL_DIMS:
-        raise ValueError(f"model {model} supports 1-D and 2-D grids, got a grid with {ndim} spatial axes")
+        raise InvalidSetting(f"model {model} supports 1-D and 2-D grids, got a grid with {ndim} spatial axes")
 
 
 def check_divisible(model: str, shape: Sequence[int], factor: int, how: str) -> None:
@@ -37,8 +39,8 @@ def check_divisible(model: str, shape: Sequence[int], factor: int, how: str) -> 
     `factor` is the total down-sampling factor; `how` names the setting that fixes it (e.g. "model.levels=4").
     """
     if any(n % factor for n in shape):
-        raise ValueError(f"model {model} halves the grid {int(math.log2(factor))} times ({how}), so every grid "
-                         f"axis must be divisible by {factor}; the grid shape {tuple(shape)} is not")
+        raise InvalidSetting(f"model {model} halves the grid {int(math.log2(factor))} times ({how}), so every grid "
+                             f"axis must be divisible by {factor}; the grid shape {tuple(shape)} is not")
 
 
 def _conv_cls(ndim: int, transposed: bool = False) -> type[nn.Module]:

@@ -37,13 +37,11 @@ from torch_geometric.nn import InstanceNorm, MessagePassing
 
 from baselines.graphs import GridGraph, grid_graph, grid_to_nodes, nodes_to_grid
 from baselines.registry import ModelConfig, register
-from pdebench.data.netspec import NetSpec
+from pdebench.config.checks import SettingError, finite_number, whole_number
+from pdebench.data.netspec import NetSpec, fold_frames, unfold_frames
+from pdebench.errors import InvalidSetting
 
 SUPPORTED_GRID_KINDS = ("periodic", "box", "sphere")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass
@@ -78,17 +76,12 @@ class MPNNConfig(ModelConfig):
         for key, what in (("hidden_channels", "a number of channels"), ("n_layers", "a number of processor layers"),
                           ("max_neighbours", "a number of neighbours"), ("decoder_channels", "a number of channels"),
                           ("decoder_kernel", "a kernel size"), ("decoder_stride", "a stride")):
-            value = getattr(self, key)
-            if not (_is_int(value) and value >= 1):
-                raise ValueError(f"model.{key}={value} for model mpnn is not valid: expected {what}, a whole "
-                                 "number >= 1")
-        if not (isinstance(self.radius, (int, float)) and not isinstance(self.radius, bool)
-                and np.isfinite(self.radius) and self.radius > 0):
-            raise ValueError(f"model.radius={self.radius} for model mpnn is not valid: expected a finite number of "
-                             "grid spacings > 0")
+            whole_number(self, key, 1, what)
+        finite_number(self, "radius", low_open=True, what="a number of grid spacings")
         if self.decoder_kernel > self.hidden_channels:
-            raise ValueError(f"model.decoder_kernel={self.decoder_kernel} for model mpnn is not valid: expected at "
-                             f"most model.hidden_channels={self.hidden_channels}, the length it convolves over")
+            raise SettingError("decoder_kernel", self.decoder_kernel,
+                               f"is not valid: expected at most model.hidden_channels={self.hidden_channels}, the "
+                               "length it convolves over")
 
     @classmethod
     def tiny(cls) -> MPNNConfig:
@@ -146,7 +139,7 @@ class BundleDecoder(nn.Module):
         length = (hidden - kernel) // stride + 1
         last_kernel = length - bundle + 1
         if last_kernel < 1:
-            raise ValueError(
+            raise InvalidSetting(
                 f"model mpnn cannot emit bundle={bundle} frames: its first decoder convolution leaves {length} "
                 f"positions of model.hidden_channels={hidden} (model.decoder_kernel={kernel}, "
                 f"model.decoder_stride={stride}); lower the stride or kernel, or widen the net"
@@ -165,8 +158,8 @@ class MPNN(nn.Module):
     def __init__(self, spec: NetSpec, config: MPNNConfig) -> None:
         super().__init__()
         if spec.grid.kind not in SUPPORTED_GRID_KINDS:
-            raise ValueError(f"model mpnn does not support grid kind {spec.grid.kind!r}; it builds graphs on "
-                             f"{', '.join(SUPPORTED_GRID_KINDS)} grids")
+            raise InvalidSetting(f"model mpnn does not support grid kind {spec.grid.kind!r}; it builds graphs on "
+                                 f"{', '.join(SUPPORTED_GRID_KINDS)} grids")
         self.spec = spec
         self.shape = tuple(spec.grid.shape)
         self.history, self.bundle, self.n_fields = spec.history, spec.bundle, spec.n_fields
@@ -207,10 +200,9 @@ class MPNN(nn.Module):
         out = nodes_to_grid(self.decoder(h), batch_size, self.shape)  # [B, n_fields * bundle, *space]
         if not self.residual:
             return out
-        out = out.reshape(batch_size, self.n_fields, self.bundle, *self.shape)
-        last = x.reshape(batch_size, self.n_fields, self.history, *self.shape)[:, :, -1:]
+        last = unfold_frames(x, self.n_fields)[:, :, -1:]
         steps = self.steps.to(x.dtype).view(1, 1, -1, *([1] * len(self.shape)))
-        return (last + steps * out).reshape(batch_size, self.n_fields * self.bundle, *self.shape)
+        return fold_frames(last + steps * unfold_frames(out, self.n_fields))
 
 
 @register("mpnn", config=MPNNConfig)

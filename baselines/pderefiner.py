@@ -32,15 +32,13 @@ import torch
 from torch import Tensor, nn
 
 from baselines.registry import MODELS, ModelConfig, build_model, model_entry, register
-from pdebench.data.netspec import NetSpec
-from pdebench.data.typed_config import to_typed
+from pdebench.config.checks import SettingError, is_finite_number, is_whole_number, whole_number
+from pdebench.config.loading import typed_settings
+from pdebench.data.netspec import NetSpec, fold_frames, unfold_frames
+from pdebench.data.schema import DatasetError
 
 REFINEMENT_STEP = "refinement_step"
 DEFAULT_SIGMA_MIN = math.sqrt(4e-7)  # the std the public implementation's "min_noise_std = 4e-7" amounts to
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass
@@ -60,13 +58,10 @@ class PDERefinerConfig(ModelConfig):
     sigma_min: float = DEFAULT_SIGMA_MIN
 
     def __post_init__(self) -> None:
-        if not (_is_int(self.refinement_steps) and self.refinement_steps >= 1):
-            raise ValueError(f"model.refinement_steps={self.refinement_steps} for model pderefiner is not valid: "
-                             "expected the number of refinement steps K, a whole number >= 1")
-        if not (isinstance(self.sigma_min, (int, float)) and not isinstance(self.sigma_min, bool)
-                and 0 < self.sigma_min < 1):
-            raise ValueError(f"model.sigma_min={self.sigma_min} for model pderefiner is not valid: expected the "
-                             "last refinement step's noise std, a number strictly between 0 and 1")
+        whole_number(self, "refinement_steps", 1, "the number of refinement steps K")
+        if not (is_finite_number(self.sigma_min) and 0 < self.sigma_min < 1):
+            raise SettingError("sigma_min", self.sigma_min, "is not valid: expected the last refinement step's noise "
+                                                            "std, a number strictly between 0 and 1")
         self.backbone_config()
 
     def backbone_config(self) -> ModelConfig:
@@ -75,9 +70,10 @@ class PDERefinerConfig(ModelConfig):
         name = backbone.get("name")
         if name not in MODELS or name == "pderefiner" or not MODELS[name].trainable:
             nets = sorted(n for n, e in MODELS.items() if e.trainable and n != "pderefiner")
-            raise ValueError(f"model.backbone.name={name} for model pderefiner is not valid: expected a trainable "
-                             f"net of the zoo, one of {', '.join(nets)}")
-        return to_typed(model_entry(name).config, backbone, "model.backbone", f"the backbone {name} of pderefiner")
+            raise SettingError("backbone.name", name,
+                               f"is not valid: expected a trainable net of the zoo, one of {', '.join(nets)}")
+        return typed_settings(model_entry(name).config, backbone, "model.backbone",
+                              f"the backbone {name} of pderefiner")
 
     @classmethod
     def tiny(cls) -> PDERefinerConfig:
@@ -87,8 +83,8 @@ class PDERefinerConfig(ModelConfig):
 def backbone_spec(spec: NetSpec) -> NetSpec:
     """The NetSpec the backbone is built with: the estimate's frames join the input, `refinement_step` the cond."""
     if REFINEMENT_STEP in spec.conditioning:
-        raise ValueError(f"the data already has a conditioning scalar named {REFINEMENT_STEP!r}, which model "
-                         "pderefiner appends itself; rename that parameter")
+        raise DatasetError(f"the data already has a conditioning scalar named {REFINEMENT_STEP!r}, which model "
+                           "pderefiner appends itself; rename that parameter")
     return NetSpec(spec.fields, spec.history + spec.bundle, spec.bundle, (*spec.conditioning, REFINEMENT_STEP),
                    spec.grid)
 
@@ -113,12 +109,10 @@ class PDERefiner(nn.Module):
     def denoiser(self, x: Tensor, estimate: Tensor, step: Tensor, cond: Tensor) -> Tensor:
         """One backbone call for refinement steps `step [B]` (integers 0..K) on `estimate [B, n_fields * bundle,
         *space]`: the first prediction for step 0, the predicted unit-variance noise for steps >= 1."""
-        batch, space = x.shape[0], x.shape[2:]
         n_fields = self.spec.n_fields
-        frames = torch.cat([x.reshape(batch, n_fields, -1, *space), estimate.reshape(batch, n_fields, -1, *space)],
-                           dim=2)
+        frames = torch.cat([unfold_frames(x, n_fields), unfold_frames(estimate, n_fields)], dim=2)
         step_cond = (step.to(cond.dtype) / self.refinement_steps).unsqueeze(1)
-        return self.backbone(frames.reshape(batch, -1, *space), torch.cat([cond, step_cond], dim=1))
+        return self.backbone(fold_frames(frames), torch.cat([cond, step_cond], dim=1))
 
     def refinement_pair(self, x: Tensor, cond: Tensor, label: Tensor, step: Tensor, noise: Tensor
                         ) -> tuple[Tensor, Tensor]:
@@ -148,7 +142,7 @@ class PDERefiner(nn.Module):
 
     def sample(self, x: Tensor, cond: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
         """`n` forecasts of every input, batched into one refinement chain: `[n, B, n_fields * bundle, *space]`."""
-        if not (_is_int(n) and n >= 1):
+        if not (is_whole_number(n) and n >= 1):
             raise ValueError(f"the number of samples must be a whole number >= 1, got {n!r}")
         batch = x.shape[0]
         repeated = x.unsqueeze(0).expand(n, *x.shape).reshape(n * batch, *x.shape[1:])

@@ -22,8 +22,10 @@ from typing import Any
 from omegaconf import MISSING
 from torch import nn
 
+from pdebench.config.loading import typed_settings
 from pdebench.data.netspec import NetSpec
-from pdebench.data.typed_config import to_typed
+from pdebench.errors import InvalidSetting
+from pdebench.registry import Registry
 
 ENTRY_KINDS = ("net", "stepper")
 
@@ -55,7 +57,7 @@ class ModelEntry:
         return self.kind == "net"
 
 
-MODELS: dict[str, ModelEntry] = {}
+MODELS: Registry[ModelEntry] = Registry("model")
 
 
 def register(name: str, *, config: type[ModelConfig], kind: str = "net") -> Callable[[Builder], Builder]:
@@ -69,17 +71,14 @@ def register(name: str, *, config: type[ModelConfig], kind: str = "net") -> Call
         raise ValueError(f"model {name!r}: {config.__name__}.name defaults to {default_name!r}; it must be {name!r}")
 
     def wrap(builder: Builder) -> Builder:
-        if name in MODELS:
-            raise ValueError(f"model {name!r} is registered twice")
-        MODELS[name] = ModelEntry(name, builder, config, kind)
+        MODELS.add(name, ModelEntry(name, builder, config, kind))
         return builder
 
     return wrap
 
 
 def model_entry(name: str) -> ModelEntry:
-    if name not in MODELS:
-        raise KeyError(f"unknown model {name!r}; registered models: {', '.join(sorted(MODELS))}")
+    """The entry registered as `name` (`UnknownName`, listing the registered models, if there is none)."""
     return MODELS[name]
 
 
@@ -92,9 +91,9 @@ def model_config(config: Mapping[str, Any] | ModelConfig) -> ModelConfig:
     if isinstance(config, ModelConfig):
         return config
     if "name" not in config:
-        raise ValueError(f"the model config has no 'name'; registered models: {', '.join(sorted(MODELS))}")
+        raise InvalidSetting(f"the model config has no 'name'; registered models: {', '.join(sorted(MODELS))}")
     entry = model_entry(str(config["name"]))
-    return to_typed(entry.config, config, "model", f"model {entry.name}")
+    return typed_settings(entry.config, config, "model", f"model {entry.name}")
 
 
 def build_model(config: Mapping[str, Any] | ModelConfig, spec: NetSpec) -> nn.Module:

@@ -10,9 +10,11 @@ from neuralop.layers.spherical_convolution import SphericalConv
 from neuralop.models import SFNO
 from torch import Tensor, nn
 
-from baselines.fno import _drop_neuralop_metadata, _is_int, broadcast_cond, modes_per_axis
+from baselines.fno import _drop_neuralop_metadata, broadcast_cond, modes_per_axis
 from baselines.registry import ModelConfig, register
+from pdebench.config.checks import SettingError, finite_number, is_whole_number, whole_number
 from pdebench.data.netspec import NetSpec
+from pdebench.errors import InvalidSetting
 
 SHT_GRIDS = ("equiangular", "legendre-gauss")
 
@@ -37,17 +39,14 @@ class SFNOConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         for key in ("hidden_channels", "n_layers"):
-            value = getattr(self, key)
-            if not (_is_int(value) and value >= 1):
-                raise ValueError(f"model.{key}={value} for model sfno is not valid: expected a whole number >= 1")
-        if not (1 <= len(self.n_modes) <= 2 and all(_is_int(m) and m >= 1 for m in self.n_modes)):
-            raise ValueError(f"model.n_modes={list(self.n_modes)} for model sfno is not valid: expected one or two "
-                             "(lat, lon) mode counts, each a whole number >= 1")
+            whole_number(self, key, 1)
+        if not (1 <= len(self.n_modes) <= 2 and all(is_whole_number(m) and m >= 1 for m in self.n_modes)):
+            raise SettingError("n_modes", list(self.n_modes), "is not valid: expected one or two (lat, lon) mode "
+                                                              "counts, each a whole number >= 1")
         if self.sht_grid is not None and self.sht_grid not in SHT_GRIDS:
-            raise ValueError(f"model.sht_grid={self.sht_grid} for model sfno is not valid: expected null or one of "
-                             f"{', '.join(SHT_GRIDS)}")
-        if not (isinstance(self.rank, (int, float)) and not isinstance(self.rank, bool) and self.rank > 0):
-            raise ValueError(f"model.rank={self.rank} for model sfno is not valid: expected a number > 0")
+            raise SettingError("sht_grid", self.sht_grid,
+                               f"is not valid: expected null or one of {', '.join(SHT_GRIDS)}")
+        finite_number(self, "rank", low_open=True)
 
     @classmethod
     def tiny(cls) -> SFNOConfig:
@@ -90,6 +89,6 @@ class ConditionedSFNO(nn.Module):
 @register("sfno", config=SFNOConfig)
 def build_sfno(config: SFNOConfig, spec: NetSpec) -> nn.Module:
     if spec.grid.kind != "sphere":
-        raise ValueError(f"model sfno does not support grid kind {spec.grid.kind!r}: its spherical-harmonic layers "
-                         "need a sphere grid (lat, lon); use model=fno on periodic and box grids")
+        raise InvalidSetting(f"model sfno does not support grid kind {spec.grid.kind!r}: its spherical-harmonic layers "
+                             "need a sphere grid (lat, lon); use model=fno on periodic and box grids")
     return ConditionedSFNO(spec, config)

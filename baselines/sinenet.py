@@ -36,14 +36,13 @@ from baselines.layers import (
     grid_interpolate_up,
 )
 from baselines.registry import ModelConfig, register
+from pdebench.config.checks import SettingError, finite_number, whole_number
 from pdebench.data.netspec import NetSpec
+from pdebench.errors import InvalidSetting
 
 # Published channel multipliers giving every number of waves about the same parameter count (~35.5M at width 64).
 PUBLISHED_MULTIPLIERS = {2: 1.8075, 4: 1.611, 6: 1.5, 8: 1.425}
 
-
-def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass
@@ -69,20 +68,17 @@ class SineNetConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         for key in ("hidden_channels", "waves", "levels", "blocks_per_level", "norm_groups"):
-            value = getattr(self, key)
-            if not (_whole(value) and value >= 1):
-                raise ValueError(f"model.{key}={value} for model sinenet is not valid: expected a whole number >= 1")
+            whole_number(self, key, 1)
         if self.channel_multiplier is None and self.waves not in PUBLISHED_MULTIPLIERS:
-            raise ValueError(f"model.waves={self.waves} for model sinenet has no published channel multiplier "
-                             f"(those exist for waves {', '.join(map(str, PUBLISHED_MULTIPLIERS))}); "
-                             "set model.channel_multiplier")
-        if self.channel_multiplier is not None and not self.channel_multiplier >= 1:
-            raise ValueError(f"model.channel_multiplier={self.channel_multiplier} for model sinenet is not valid: "
-                             "expected a number >= 1 (channels grow towards the coarse levels)")
+            raise SettingError("waves", self.waves, "has no published channel multiplier (those exist for waves "
+                                                    f"{', '.join(map(str, PUBLISHED_MULTIPLIERS))}); set "
+                                                    "model.channel_multiplier")
+        if self.channel_multiplier is not None:
+            finite_number(self, "channel_multiplier", 1.0, what="the channel growth towards the coarse levels")
         bad = [c for c in self.level_channels if c % self.norm_groups]
         if bad:
-            raise ValueError(f"model.norm_groups={self.norm_groups} for model sinenet is not valid: a level has "
-                             f"{bad[0]} channels, which GroupNorm cannot split into {self.norm_groups} groups")
+            raise SettingError("norm_groups", self.norm_groups, f"is not valid: a level has {bad[0]} channels, which "
+                                                                "GroupNorm cannot split into that many groups")
 
     @property
     def multiplier(self) -> float:
@@ -177,8 +173,8 @@ class SineNet(nn.Module):
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
         if cond.dim() != 2 or cond.shape[1] != self.n_cond:
-            raise ValueError(f"model sinenet expects conditioning of shape [batch, {self.n_cond}], "
-                             f"got {tuple(cond.shape)}")
+            raise InvalidSetting(f"model sinenet expects conditioning of shape [batch, {self.n_cond}], "
+                                 f"got {tuple(cond.shape)}")
         emb = self.embedding(cond.to(x.dtype)) if self.embedding is not None else None
         h = self.lift(x)
         for wave in self.waves:
@@ -207,9 +203,10 @@ def multiplier_for_budget(config: SineNetConfig, spec: NetSpec, n_params: int, h
         return parameter_count(dataclasses.replace(config, channel_multiplier=multiplier), spec)
 
     if not count(1.0) <= n_params <= count(highest):
-        raise ValueError(f"a budget of {n_params} parameters is outside what model sinenet with waves={config.waves} "
-                         f"and hidden_channels={config.hidden_channels} reaches with channel multipliers in "
-                         f"[1, {highest}]: {count(1.0)} to {count(highest)}")
+        raise InvalidSetting(f"a budget of {n_params} parameters is outside what model sinenet with "
+                             f"waves={config.waves} "
+                             f"and hidden_channels={config.hidden_channels} reaches with channel multipliers in "
+                             f"[1, {highest}]: {count(1.0)} to {count(highest)}")
     low, high = 1.0, highest
     while high - low > 1e-4:
         middle = 0.5 * (low + high)

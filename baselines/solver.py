@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from baselines.registry import ModelConfig, register
+from pdebench.config.checks import SettingError, is_finite_number, is_whole_number
 from pdebench.data.netspec import NetSpec
 
 
@@ -42,11 +43,12 @@ class SolverConfig(ModelConfig):
     time_step_factors: list[float] = field(default_factory=lambda: [1.0])
 
     def __post_init__(self) -> None:
-        if any(isinstance(r, bool) or not isinstance(r, int) or r < 2 for r in self.resolutions):
-            raise ValueError(f"model.resolutions must be grid point counts >= 2, got {list(self.resolutions)}")
-        if not self.time_step_factors or any(not f > 0 for f in self.time_step_factors):
-            raise ValueError(f"model.time_step_factors must be a non-empty list of numbers > 0, "
-                             f"got {list(self.time_step_factors)}")
+        if not all(is_whole_number(r) and r >= 2 for r in self.resolutions):
+            raise SettingError("resolutions", list(self.resolutions),
+                               "is not valid: expected grid point counts, each a whole number >= 2")
+        if not self.time_step_factors or not all(is_finite_number(f) and f > 0 for f in self.time_step_factors):
+            raise SettingError("time_step_factors", list(self.time_step_factors),
+                               "is not valid: expected a non-empty list of finite numbers > 0")
 
     def settings(self, grid_shape: Sequence[int]) -> list[tuple[tuple[int, ...] | None, float]]:
         """`(resolution or None for the stored grid, time_step_factor)` of every row, the stored grid first."""

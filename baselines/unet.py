@@ -27,11 +27,9 @@ from baselines.layers import (
     check_spatial_dims,
 )
 from baselines.registry import ModelConfig, register
+from pdebench.config.checks import SettingError, is_whole_number, whole_number
 from pdebench.data.netspec import NetSpec
-
-
-def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+from pdebench.errors import InvalidSetting
 
 
 @dataclass
@@ -60,20 +58,20 @@ class UNetConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         for key in ("hidden_channels", "blocks_per_level", "attention_heads", "norm_groups"):
-            value = getattr(self, key)
-            if not (_whole(value) and value >= 1):
-                raise ValueError(f"model.{key}={value} for model unet is not valid: expected a whole number >= 1")
+            whole_number(self, key, 1)
         multipliers = list(self.channel_multipliers)
-        if not (multipliers and all(_whole(m) and m >= 1 for m in multipliers)):
-            raise ValueError(f"model.channel_multipliers={multipliers} for model unet is not valid: expected a "
-                             "non-empty list of whole numbers >= 1, one per level")
+        if not (multipliers and all(is_whole_number(m) and m >= 1 for m in multipliers)):
+            raise SettingError("channel_multipliers", multipliers, "is not valid: expected a non-empty list of whole "
+                                                                   "numbers >= 1, one per level")
         for channels in (self.hidden_channels * m for m in multipliers):
             if channels % self.norm_groups:
-                raise ValueError(f"model.norm_groups={self.norm_groups} for model unet is not valid: a level has "
-                                 f"{channels} channels, which GroupNorm cannot split into {self.norm_groups} groups")
+                raise SettingError("norm_groups", self.norm_groups,
+                                   f"is not valid: a level has {channels} channels, which GroupNorm cannot split into "
+                                   "that many groups")
         if self.mid_attention and (self.hidden_channels * multipliers[-1]) % self.attention_heads:
-            raise ValueError(f"model.attention_heads={self.attention_heads} for model unet is not valid: it must "
-                             f"divide the {self.hidden_channels * multipliers[-1]} channels of the coarsest level")
+            raise SettingError("attention_heads", self.attention_heads,
+                               f"is not valid: it must divide the {self.hidden_channels * multipliers[-1]} channels "
+                               "of the coarsest level")
 
     @property
     def downsampling_factor(self) -> int:
@@ -141,8 +139,8 @@ class UNet(nn.Module):
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
         if cond.dim() != 2 or cond.shape[1] != self.n_cond:
-            raise ValueError(f"model unet expects conditioning of shape [batch, {self.n_cond}], "
-                             f"got {tuple(cond.shape)}")
+            raise InvalidSetting(f"model unet expects conditioning of shape [batch, {self.n_cond}], "
+                                 f"got {tuple(cond.shape)}")
         emb = self.embedding(cond.to(x.dtype)) if self.embedding is not None else None
         h = self.lift(x)
         skips = [h]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -11,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pdebench.config.checks import SettingError, is_whole_number
 from pdebench.data.schema import Coordinate, FieldSpec, ParameterSpec
 
 
@@ -52,47 +52,13 @@ def check_generate_request(seeds: Sequence[int], n_frames: int) -> None:
         raise ValueError("seeds must not be empty")
 
 
-_FROM_CONFIG: Any = object()  # check_*: read the value from the config attribute
-
-
-def check_integer(config: object, name: str, minimum: int, value: Any = _FROM_CONFIG) -> int:
-    """A solver setting (`config.<name>`, or `value` given for it) as an int >= `minimum`; otherwise ValueError
-    `<ConfigClass>.<name> must be an integer >= <minimum>, got <value>` (bools are refused)."""
-    value = getattr(config, name) if value is _FROM_CONFIG else value
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{type(config).__name__}.{name} must be an integer >= {minimum}, got {value!r}")
+def even_number(owner: Any, key: str, minimum: int, what: str, why: str) -> int:
+    """`owner.key` as an even int >= `minimum` (a grid size, a number of contour points); otherwise `SettingError`
+    `key=value is not valid: expected <what>, an even whole number >= <minimum> (<why>)`. Returns the int."""
+    value = getattr(owner, key)
+    if not (is_whole_number(value) and value >= minimum and value % 2 == 0):
+        raise SettingError(key, value, f"is not valid: expected {what}, an even whole number >= {minimum} ({why})")
     return int(value)
-
-
-def check_number(config: object, name: str, low: float = 0.0, high: float = math.inf, low_open: bool = False,
-                 value: Any = _FROM_CONFIG) -> float:
-    """A solver setting (`config.<name>`, or `value` given for it) as a finite float within [low, high] (`(low,
-    high]` if `low_open`); otherwise ValueError `<ConfigClass>.<name> must be a finite number > 0, got <value>`."""
-    value = getattr(config, name) if value is _FROM_CONFIG else value
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not (ok and math.isfinite(value) and (value > low if low_open else value >= low) and value <= high):
-        bounds = [f"{'>' if low_open else '>='} {low:g}"] if low > -math.inf else []
-        bounds += [f"<= {high:g}"] if high < math.inf else []
-        bound = f" {' and '.join(bounds)}" if bounds else ""
-        raise ValueError(f"{type(config).__name__}.{name} must be a finite number{bound}, got {value!r}")
-    return float(value)
-
-
-def check_interval(config: object, name: str, low: float, high: float = math.inf, low_open: bool = False
-                   ) -> tuple[float, float]:
-    """A `(low, high)` solver setting `config.<name>` as two finite floats with low <= high inside the bounds
-    (`low_open`: strictly above `low`); otherwise ValueError naming `<ConfigClass>.<name>`."""
-    where, value = f"{type(config).__name__}.{name}", getattr(config, name)
-    try:
-        a, b = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where} must be a (low, high) pair of numbers, got {value!r}") from None
-    above_low = a > low if low_open else a >= low
-    if not (math.isfinite(a) and math.isfinite(b) and above_low and a <= b <= high):
-        lower = f"{low:g} {'<' if low_open else '<='} " if low > -math.inf else ""
-        upper = f" <= {high:g}" if high < math.inf else " (finite)"
-        raise ValueError(f"{where} must satisfy {lower}low <= high{upper}, got {value!r}")
-    return a, b
 
 
 class SolverDiverged(RuntimeError):

@@ -54,8 +54,7 @@ from data_gen.base import (
     GeneratedBatch,
     SolverDiverged,
     check_generate_request,
-    check_integer,
-    check_number,
+    even_number,
 )
 from data_gen.registry import register_generator
 from data_gen.spectral import (
@@ -66,7 +65,9 @@ from data_gen.spectral import (
     rfftn,
     single_threaded,
 )
+from pdebench.config.checks import SettingError, finite_number, whole_number
 from pdebench.data.schema import Coordinate, FieldSpec, ParameterSpec
+from pdebench.errors import InvalidSetting
 
 __all__ = [
     "FIELD_NAMES",
@@ -85,6 +86,13 @@ __all__ = [
 DOMAIN = 2.0 * math.pi
 FIELD_NAMES = ("vorticity", "vx", "vy")
 
+# KolmogorovConfig's float settings and what they are: those that must be > 0, and those that may also be 0.
+_POSITIVE_FLOATS = {"reynolds": "a Reynolds number", "frame_interval": "a time between stored frames",
+                    "max_courant": "a Courant-number limit"}
+_NON_NEGATIVE_FLOATS = {"drag": "a linear drag coefficient", "forcing_amplitude": "a forcing amplitude",
+                        "spinup_time": "a spin-up time", "branch_time": "a branch time",
+                        "perturbation": "a perturbation rms relative to the spun-up state"}
+
 
 @dataclass
 class KolmogorovConfig:
@@ -102,7 +110,7 @@ class KolmogorovConfig:
     perturbation: rms of a trajectory's random perturbation relative to the rms vorticity of the spun-up state.
     init_modes: random fields (spin-up start, perturbations) use the modes `1 <= |m| <= init_modes`.
     contour_points: points of the ETDRK4 contour-integral coefficients (even).
-    Invalid values raise `ValueError` naming the field.
+    Invalid values raise `SettingError` (`pdebench.config.checks`) naming the field.
     """
 
     resolution: int = 64
@@ -122,37 +130,33 @@ class KolmogorovConfig:
     contour_points: int = 32
 
     def __post_init__(self) -> None:
-        for name in ("resolution", "dns_resolution"):
-            check_integer(self, name, 8)
-            if getattr(self, name) % 2:
-                raise ValueError(f"KolmogorovConfig.{name} must be even, got {getattr(self, name)}")
+        even = "the spectral solver is written for even grids"
+        even_number(self, "resolution", 8, "a number of stored grid points per axis", even)
+        even_number(self, "dns_resolution", 8, "a number of DNS grid points per axis", even)
         if dealias_cutoff(self.dns_resolution) < self.resolution // 2 - 1:
-            need = solver_grid_for(self.resolution)
-            raise ValueError(
-                f"KolmogorovConfig.dns_resolution must be >= {need} so that its 2/3-rule modes hold every mode of "
-                f"the stored {self.resolution}^2 grid, got {self.dns_resolution}"
-            )
-        for name in ("reynolds", "frame_interval", "max_courant"):
-            check_number(self, name, low_open=True)
-        for name in ("drag", "forcing_amplitude", "spinup_time", "branch_time", "perturbation"):
-            check_number(self, name)
-        check_integer(self, "forcing_wavenumber", 1)
-        if self.forcing_wavenumber > self.resolution // 2 - 1:
-            raise ValueError(
-                f"KolmogorovConfig.forcing_wavenumber must be a mode of the stored grid (<= {self.resolution // 2 - 1}"
-                f"), got {self.forcing_wavenumber}"
-            )
-        check_integer(self, "substeps", 1)
-        check_integer(self, "spinup_seed", 0)
-        check_integer(self, "init_modes", 1)
-        if self.init_modes > self.resolution // 2 - 1:
-            raise ValueError(
-                f"KolmogorovConfig.init_modes must be <= {self.resolution // 2 - 1} (modes of the stored grid), got "
-                f"{self.init_modes}"
-            )
-        check_integer(self, "contour_points", 4)
-        if self.contour_points % 2:
-            raise ValueError(f"KolmogorovConfig.contour_points must be even, got {self.contour_points}")
+            raise SettingError("dns_resolution", self.dns_resolution,
+                               f"is not valid: expected at least {solver_grid_for(self.resolution)} for "
+                               f"resolution={self.resolution} (the DNS's 2/3-rule modes must hold every mode of the "
+                               "stored grid)")
+        for name, what in _POSITIVE_FLOATS.items():
+            finite_number(self, name, low_open=True, what=what)
+        for name, what in _NON_NEGATIVE_FLOATS.items():
+            finite_number(self, name, what=what)
+        top = self.resolution // 2 - 1  # the highest mode of the stored grid below Nyquist
+        whole_number(self, "forcing_wavenumber", 1, "a forcing wavenumber k_f")
+        if self.forcing_wavenumber > top:
+            raise SettingError("forcing_wavenumber", self.forcing_wavenumber,
+                               f"is not valid: expected at most {top} for resolution={self.resolution} (the forcing "
+                               "must be a mode the stored grid holds)")
+        whole_number(self, "substeps", 1, "a number of ETDRK4 steps per stored frame")
+        whole_number(self, "spinup_seed", 0, "a seed of the spin-up's random field")
+        whole_number(self, "init_modes", 1, "the highest mode of the random fields")
+        if self.init_modes > top:
+            raise SettingError("init_modes", self.init_modes,
+                               f"is not valid: expected at most {top} for resolution={self.resolution} (the random "
+                               "fields may only use modes the stored grid holds)")
+        even_number(self, "contour_points", 4, "a number of contour points", "the ETDRK4 coefficients are averaged "
+                    "over complex-conjugate pairs of points on the unit circle")
 
     @property
     def viscosity(self) -> float:
@@ -577,12 +581,12 @@ class KolmogorovReferenceSolver:
         else:
             dims = tuple(int(v) for v in resolution)
             if len(dims) != 2 or dims[0] != dims[1] or dims[0] % 2 or not 8 <= dims[0] <= stored:
-                raise ValueError(f"resolution must be (r, r) with r even and 8 <= r <= {stored} (the stored grid), "
-                                 f"got {tuple(resolution)}")
+                raise InvalidSetting(f"resolution must be (r, r) with r even and 8 <= r <= {stored} (the stored grid), "
+                                     f"got {tuple(resolution)}")
             r = dims[0]
         if not (isinstance(time_step_factor, (int, float)) and math.isfinite(time_step_factor)
                 and time_step_factor > 0):
-            raise ValueError(f"time_step_factor must be a finite number > 0, got {time_step_factor!r}")
+            raise InvalidSetting(f"time_step_factor must be a finite number > 0, got {time_step_factor!r}")
         self.config, self.resolution, self.stored = config, r, stored
         self.grid = solver_grid_for(r)
         self.substeps = max(1, math.ceil(config.substeps * self.grid / config.dns_resolution / time_step_factor

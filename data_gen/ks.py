@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from data_gen.base import GeneratedBatch, check_generate_request, check_integer, check_interval, check_number
+from data_gen.base import GeneratedBatch, check_generate_request, even_number
 from data_gen.registry import register_generator
 from data_gen.spectral import (
     ETDRK4,
@@ -57,7 +57,9 @@ from data_gen.spectral import (
     rfft_wavenumbers,
     single_threaded,
 )
+from pdebench.config.checks import SettingError, finite_number, number_interval, whole_number
 from pdebench.data.schema import Coordinate, FieldSpec, ParameterSpec
+from pdebench.errors import InvalidSetting
 
 __all__ = [
     "KSConfig",
@@ -86,7 +88,7 @@ class KSConfig:
     substeps: ETDRK4 steps per stored frame (`h = dt / substeps`; see the module docstring for the
     accuracy of the default). contour_points: points (even) on the unit circle of the
     contour-integral coefficient evaluation (32: coefficients to ~5e-13 relative).
-    Invalid values raise `ValueError` naming the field.
+    Invalid values raise `SettingError` (`pdebench.config.checks`) naming the field.
     """
 
     n_points: int = 256
@@ -101,24 +103,23 @@ class KSConfig:
     contour_points: int = 32
 
     def __post_init__(self) -> None:
-        check_integer(self, "n_points", 8)
-        if self.n_points % 2:
-            raise ValueError(f"KSConfig.n_points must be even, got {self.n_points}")
-        for name in ("length_range", "nu_range", "dt_range"):
-            setattr(self, name, check_interval(self, name, 0.0, low_open=True))
-        check_integer(self, "n_sines", 1)
-        check_number(self, "amplitude")
-        check_integer(self, "max_mode", 1)
-        if self.max_mode >= n_retained_modes(self.n_points):
-            raise ValueError(
-                f"KSConfig.max_mode must be below the 2/3-rule cutoff {n_retained_modes(self.n_points)} "
-                f"for n_points={self.n_points}, got {self.max_mode}"
-            )
-        check_number(self, "burn_in_time")
-        check_integer(self, "substeps", 1)
-        check_integer(self, "contour_points", 4)
-        if self.contour_points % 2:
-            raise ValueError(f"KSConfig.contour_points must be even, got {self.contour_points}")
+        even_number(self, "n_points", 8, "a number of grid points", "the spectral solver is written for even grids")
+        ranges = {"length_range": "a range of domain lengths L", "nu_range": "a range of hyper-viscosities nu",
+                  "dt_range": "a range of times dt between stored frames"}
+        for name, what in ranges.items():
+            setattr(self, name, number_interval(self, name, 0.0, low_open=True, what=what))
+        whole_number(self, "n_sines", 1, "a number of sines in the initial state")
+        finite_number(self, "amplitude", what="the largest amplitude of an initial sine")
+        whole_number(self, "max_mode", 1, "the highest mode of an initial sine")
+        cutoff = n_retained_modes(self.n_points)
+        if self.max_mode >= cutoff:
+            raise SettingError("max_mode", self.max_mode, f"is not valid: expected a mode below {cutoff}, the 2/3-rule "
+                                                          f"cutoff of n_points={self.n_points} (the solver drops every "
+                                                          "mode from it on)")
+        finite_number(self, "burn_in_time", what="a burn-in time")
+        whole_number(self, "substeps", 1, "a number of ETDRK4 steps per stored frame")
+        even_number(self, "contour_points", 4, "a number of contour points", "the ETDRK4 coefficients are averaged "
+                    "over complex-conjugate pairs of points on the unit circle")
 
 
 def n_retained_modes(n_points: int) -> int:
@@ -356,10 +357,10 @@ class KSReferenceSolver:
     def __init__(self, config: KSConfig, resolution: Sequence[int] | None, time_step_factor: float) -> None:
         n = None if resolution is None else [int(r) for r in resolution]
         if n is not None and (len(n) != 1 or n[0] < 8 or n[0] % 2 or n[0] > config.n_points):
-            raise ValueError(f"KS solver resolution must be one even number of points from 8 to the stored "
-                             f"{config.n_points}, got {list(resolution)}")
+            raise InvalidSetting(f"KS solver resolution must be one even number of points from 8 to the stored "
+                                 f"{config.n_points}, got {list(resolution)}")
         if not (math.isfinite(float(time_step_factor)) and float(time_step_factor) > 0):
-            raise ValueError(f"KS solver time_step_factor must be a finite number > 0, got {time_step_factor!r}")
+            raise InvalidSetting(f"KS solver time_step_factor must be a finite number > 0, got {time_step_factor!r}")
         self.config, self.n_points = config, (config.n_points if n is None else n[0])
         self.time_step_factor = float(time_step_factor)
         self._cached: tuple[tuple[Tensor, ...], int, ETDRK4] | None = None

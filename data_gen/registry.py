@@ -13,7 +13,8 @@ from dataclasses import dataclass, is_dataclass
 from typing import Any
 
 from data_gen.base import TrajectoryGenerator
-from pdebench.data.typed_config import to_typed
+from pdebench.config.loading import typed_settings
+from pdebench.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class GeneratorEntry:
     config: type
 
 
-GENERATORS: dict[str, GeneratorEntry] = {}
+GENERATORS: Registry[GeneratorEntry] = Registry("generator")
 
 
 def register_generator(name: str, *, config: type) -> Callable[[type], type]:
@@ -32,24 +33,21 @@ def register_generator(name: str, *, config: type) -> Callable[[type], type]:
         raise TypeError(f"generator {name!r}: config must be a dataclass")
 
     def wrap(cls: type) -> type:
-        if name in GENERATORS:
-            raise ValueError(f"generator {name!r} is registered twice")
-        GENERATORS[name] = GeneratorEntry(name, cls, config)
+        GENERATORS.add(name, GeneratorEntry(name, cls, config))
         return cls
 
     return wrap
 
 
 def generator_entry(name: str) -> GeneratorEntry:
-    if name not in GENERATORS:
-        raise ValueError(f"unknown generator {name!r}; available generators: {', '.join(sorted(GENERATORS))}")
+    """The entry registered as `name` (`UnknownName`, listing the registered generators, if there is none)."""
     return GENERATORS[name]
 
 
 def solver_config(name: str, settings: Mapping[str, Any]) -> Any:
     """The typed solver settings of generator `name`; an unknown key or a wrong type fails naming it."""
     entry = generator_entry(name)
-    return to_typed(entry.config, settings, "pde.solver", f"the {name} generator")
+    return typed_settings(entry.config, settings, "pde.solver", f"the {name} generator")
 
 
 def make_generator(name: str, settings: Mapping[str, Any]) -> TrajectoryGenerator:

@@ -26,8 +26,8 @@ One step of length `h` (operator splitting, in the order of PDEArena's PhiFlow s
    2-D DCT-II (the eigenbasis of the cell-centred Neumann Laplacian) and `grad p` is subtracted from the interior
    faces, so the discrete divergence after projection is zero to round-off. No iterative solve is involved, so
    nothing can stall or diverge.
-All real-to-real transforms are computed with `torch.fft.rfft` / `irfft` of even or odd extensions (length
-`2n`) along the contiguous last axis, in float64.
+All real-to-real transforms (`data_gen.transforms`) are computed with `torch.fft.rfft` / `irfft` of even or odd
+extensions (length `2n`) along the contiguous last axis, in float64.
 
 Initial state (per trajectory, all draws from `numpy.random.default_rng(seed)`): velocity at rest; smoke the
 absolute value of a Gaussian random field whose Fourier amplitudes fall off as `|m|^-noise_smoothness` (mode
@@ -50,7 +50,7 @@ and on CPU it runs on one thread (`data_gen.spectral.single_threaded`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,13 +62,21 @@ from data_gen.base import (
     GeneratedBatch,
     SolverDiverged,
     check_generate_request,
-    check_integer,
-    check_interval,
-    check_number,
 )
 from data_gen.registry import register_generator
 from data_gen.spectral import single_threaded
+from data_gen.transforms import along_axis, dct2, dst1, dst2, half_sample_angles, idct2, idst1
+from pdebench.config.checks import (
+    SettingError,
+    finite_number,
+    format_value,
+    is_finite_number,
+    is_whole_number,
+    number_interval,
+    whole_number,
+)
 from pdebench.data.schema import Coordinate, FieldSpec, ParameterSpec
+from pdebench.errors import InvalidSetting
 
 __all__ = [
     "BoxOperators",
@@ -80,12 +88,7 @@ __all__ = [
     "cell_mean_matrix",
     "centres_to_faces",
     "courant_number",
-    "dct2",
-    "dst1",
-    "dst2",
     "faces_to_centres",
-    "idct2",
-    "idst1",
     "initial_smoke",
     "run_frames",
     "sample_trajectory",
@@ -96,82 +99,8 @@ BACKTRACES = ("euler", "midpoint")
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Real-to-real transforms along the last axis, via the rfft of an even or odd extension of length 2n.
-# Unnormalised as scipy.fft's `dct(type=2)`, `dst(type=1)`, `dst(type=2)`; each `i...` is the exact inverse.
+# MAC grid: velocity between faces and cell centres
 # --------------------------------------------------------------------------------------------------------------
-
-
-def _angles(n: int, like: Tensor) -> tuple[Tensor, Tensor]:
-    """`cos(pi k / (2n))`, `sin(pi k / (2n))` for `k = 0 .. n` (dtype and device of `like`)."""
-    phi = torch.arange(n + 1, dtype=like.dtype, device=like.device) * (math.pi / (2 * n))
-    return torch.cos(phi), torch.sin(phi)
-
-
-def dct2(x: Tensor) -> Tensor:
-    """DCT-II along the last axis: `X_k = 2 sum_j x_j cos(pi k (2j + 1) / (2n))`, `[..., n] -> [..., n]`.
-
-    The eigenbasis of the cell-centred 3-point Laplacian with homogeneous Neumann walls.
-    """
-    n = x.shape[-1]
-    spec = torch.fft.rfft(torch.cat([x, x.flip(-1)], dim=-1))[..., :n]  # = exp(i pi k / 2n) X_k
-    c, s = _angles(n, x)
-    return spec.real * c[:n] + spec.imag * s[:n]
-
-
-def idct2(v: Tensor) -> Tensor:
-    """Inverse of `dct2` along the last axis, `[..., n] -> [..., n]`."""
-    n = v.shape[-1]
-    c, s = _angles(n, v)
-    pad = torch.zeros_like(v[..., :1])
-    spec = torch.complex(torch.cat([v * c[:n], pad], -1), torch.cat([v * s[:n], pad], -1))
-    return torch.fft.irfft(spec, n=2 * n)[..., :n]
-
-
-def dst1(f: Tensor) -> Tensor:
-    """DST-I along the last axis of face values including both walls: `[..., n + 1] -> [..., n + 1]`.
-
-    `F_k = 2 sum_{j=1}^{n-1} f_j sin(pi k j / n)` for `k = 1 .. n - 1` and `F_0 = F_n = 0`; the wall values `f_0`,
-    `f_n` are taken as the zeros of a Dirichlet wall (they are ignored). The eigenbasis of the face-centred
-    3-point Laplacian with Dirichlet walls.
-    """
-    n = f.shape[-1] - 1
-    inner = f[..., 1:n]
-    zero = torch.zeros_like(f[..., :1])
-    spec = torch.fft.rfft(torch.cat([zero, inner, zero, -inner.flip(-1)], dim=-1))  # = -i F_k
-    out = -spec.imag
-    out[..., 0] = 0.0
-    out[..., n] = 0.0
-    return out
-
-
-def idst1(v: Tensor) -> Tensor:
-    """Inverse of `dst1` along the last axis, `[..., n + 1] -> [..., n + 1]`, with exact zeros at both walls."""
-    n = v.shape[-1] - 1
-    inner = v.clone()
-    inner[..., 0] = 0.0
-    inner[..., n] = 0.0
-    out = torch.fft.irfft(torch.complex(torch.zeros_like(inner), -inner), n=2 * n)[..., : n + 1]
-    out[..., 0] = 0.0
-    out[..., n] = 0.0
-    return out
-
-
-def dst2(x: Tensor) -> Tensor:
-    """DST-II along the last axis: `S_k = 2 sum_j x_j sin(pi k (2j + 1) / (2n))` for `k = 1 .. n`, returned as
-    `[..., n + 1]` with index `k` (entry 0 is 0)."""
-    n = x.shape[-1]
-    spec = torch.fft.rfft(torch.cat([x, -x.flip(-1)], dim=-1))  # = -i exp(i pi k / 2n) S_k, k = 0 .. n
-    c, s = _angles(n, x)
-    out = spec.real * s - spec.imag * c
-    out[..., 0] = 0.0
-    return out
-
-
-def _along(fn: Any, x: Tensor, axis: int) -> Tensor:
-    """Apply a last-axis transform `fn` along spatial `axis` (-1 or -2) of `x`, keeping the other axes' order."""
-    if axis == -1:
-        return fn(x)
-    return fn(x.transpose(-1, -2).contiguous()).transpose(-1, -2)
 
 
 def faces_to_centres(vx: Tensor, vy: Tensor) -> tuple[Tensor, Tensor]:
@@ -188,7 +117,7 @@ def _centres_to_faces_last(c: Tensor) -> Tensor:
     """
     n = c.shape[-1]
     spec = dst2(c)  # [..., n + 1]
-    cos = _angles(n, c)[0]
+    cos = half_sample_angles(n, c)[0]
     faces_spec = torch.zeros_like(spec)
     faces_spec[..., 1:n] = spec[..., 1:n] / cos[1:n]
     return idst1(faces_spec)
@@ -201,7 +130,7 @@ def centres_to_faces(ux: Tensor, uy: Tensor) -> tuple[Tensor, Tensor]:
     that came from `faces_to_centres`; the grid-scale zigzag along a component's own axis, which no face field
     averages to, is dropped.
     """
-    return _along(_centres_to_faces_last, ux, -2), _centres_to_faces_last(uy)
+    return along_axis(_centres_to_faces_last, ux, -2), _centres_to_faces_last(uy)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -257,8 +186,8 @@ class BoxOperators:
 
         `lap_h` is the 5-point cell-centred Laplacian with mirror ghost cells (zero normal gradient at the walls).
         """
-        spec = _along(dct2, dct2(rhs), -2) * self.inv_laplacian
-        return _along(idct2, idct2(spec), -2)
+        spec = along_axis(dct2, dct2(rhs), -2) * self.inv_laplacian
+        return along_axis(idct2, idct2(spec), -2)
 
     def project(self, vx: Tensor, vy: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Divergence-free part of the face velocities (walls stay zero) and the pressure `p` (length^2/time)
@@ -276,8 +205,8 @@ class BoxOperators:
             return vx, vy
         gx = torch.exp((h * nu) * (self.lam_fx[:, None] + self.lam_cy[None, :]))  # [nx + 1, ny]
         gy = torch.exp((h * nu) * (self.lam_cx[:, None] + self.lam_fy[None, :]))  # [nx, ny + 1]
-        vx = _along(idst1, idct2(_along(dst1, dct2(vx), -2) * gx), -2)
-        vy = idst1(_along(idct2, _along(dct2, dst1(vy), -2) * gy, -2))
+        vx = along_axis(idst1, idct2(along_axis(dst1, dct2(vx), -2) * gx), -2)
+        vy = idst1(along_axis(idct2, along_axis(dct2, dst1(vy), -2) * gy, -2))
         return vx, vy
 
     # --- interpolation -------------------------------------------------------------------------------------------
@@ -405,6 +334,24 @@ def _check_state(ops: BoxOperators, state: SmokeState, h: float, max_courant: fl
 # --------------------------------------------------------------------------------------------------------------
 
 
+def _pair(owner: Any, key: str, accepts: Callable[[Any], bool], expected: str, kind: type) -> tuple[Any, Any]:
+    """`owner.key` as a pair of `kind` whose two entries `accepts`; otherwise `SettingError` naming the whole pair
+    (`key=[8.5,8] is not valid: expected <expected>`)."""
+    value = getattr(owner, key)
+    if (isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2
+            or not all(accepts(v) for v in value)):
+        raise SettingError(key, value, f"is not valid: expected {expected}")
+    return kind(value[0]), kind(value[1])
+
+
+def _is_cell_count(value: Any) -> bool:
+    return is_whole_number(value) and value >= 2
+
+
+def _is_length(value: Any) -> bool:
+    return is_finite_number(value) and value > 0
+
+
 @dataclass
 class SmokeConfig:
     """Settings of the smoke generator.
@@ -420,7 +367,7 @@ class SmokeConfig:
     PDEArena's PhiFlow script does (about a quarter cheaper, but it loses up to ~15% of the smoke over a paper
     trajectory, against ~3% for the midpoint rule; see docs/pde_smoke.md).
     max_courant: largest allowed face-velocity displacement per step in cells; beyond it the run is declared
-    diverged (`SolverDiverged`). Invalid values raise `ValueError` naming the field.
+    diverged (`SolverDiverged`). Invalid values raise `SettingError` (`pdebench.config.checks`) naming the field.
     """
 
     resolution: tuple[int, int] = (128, 128)
@@ -436,31 +383,29 @@ class SmokeConfig:
     max_courant: float = 64.0
 
     def __post_init__(self) -> None:
-        def pair(name: str) -> tuple[Any, Any]:
-            value = getattr(self, name)
-            if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
-                raise ValueError(f"SmokeConfig.{name} must be a pair of numbers, got {value!r}")
-            return value[0], value[1]
-
-        resolution = tuple(check_integer(self, "resolution", 2, v) for v in pair("resolution"))
-        self.resolution = resolution  # type: ignore[assignment]
+        cells = "a pair [nx, ny] of cell counts, whole numbers >= 2"
+        self.resolution = _pair(self, "resolution", _is_cell_count, cells, int)
         if self.stored_resolution is not None:
-            stored = tuple(check_integer(self, "stored_resolution", 2, v) for v in pair("stored_resolution"))
+            stored = _pair(self, "stored_resolution", _is_cell_count, f"{cells} (or null)", int)
             if any(n % m for n, m in zip(self.resolution, stored, strict=True)):
-                raise ValueError(f"SmokeConfig.stored_resolution must divide resolution {self.resolution} axis by "
-                                 f"axis, got {self.stored_resolution!r}")
-            self.stored_resolution = stored  # type: ignore[assignment]
-        size = tuple(check_number(self, "domain_size", low_open=True, value=v) for v in pair("domain_size"))
-        self.domain_size = size  # type: ignore[assignment]
-        self.buoyancy_range = check_interval(self, "buoyancy_range", -math.inf)
-        self.nu = check_number(self, "nu")
-        self.frame_interval = check_number(self, "frame_interval", low_open=True)
-        self.substeps = check_integer(self, "substeps", 1)
-        self.warmup_frames = check_integer(self, "warmup_frames", 0)
-        self.noise_smoothness = check_number(self, "noise_smoothness")
+                raise SettingError("stored_resolution", self.stored_resolution,
+                                   f"is not valid: expected a divisor of resolution={format_value(self.resolution)} "
+                                   "on each axis (a stored cell is the mean of a block of solver cells)")
+            self.stored_resolution = stored
+        lengths = "a pair [Lx, Ly] of domain lengths, finite numbers > 0"
+        self.domain_size = _pair(self, "domain_size", _is_length, lengths, float)
+        self.buoyancy_range = number_interval(self, "buoyancy_range", -math.inf, what="a range of buoyancies")
+        self.nu = finite_number(self, "nu", what="a kinematic viscosity")
+        self.frame_interval = finite_number(self, "frame_interval", low_open=True, what="a time between stored frames")
+        self.substeps = whole_number(self, "substeps", 1, "a number of solver steps per frame interval")
+        self.warmup_frames = whole_number(self, "warmup_frames", 0, "a number of frame intervals run before frame 0")
+        self.noise_smoothness = finite_number(self, "noise_smoothness",
+                                              what="the exponent of the initial noise's power-law fall-off")
         if self.backtrace not in BACKTRACES:
-            raise ValueError(f"SmokeConfig.backtrace must be one of {', '.join(BACKTRACES)}, got {self.backtrace!r}")
-        self.max_courant = check_number(self, "max_courant", low_open=True)
+            raise SettingError("backtrace", self.backtrace, f"is not valid: expected {' or '.join(BACKTRACES)} (the "
+                                                            "rule that finds the departure points of advection)")
+        self.max_courant = finite_number(self, "max_courant", low_open=True,
+                                         what="a largest displacement per step in cells")
 
     @property
     def spacing(self) -> tuple[float, float]:
@@ -660,14 +605,14 @@ class SmokeReferenceSolver:
             resolution = stored
         if (isinstance(resolution, (str, bytes)) or not isinstance(resolution, Sequence) or len(resolution) != 2
                 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in resolution)):
-            raise ValueError(f"resolution must be a pair of cell counts (nx, ny), got {resolution!r}")
+            raise InvalidSetting(f"resolution must be a pair of cell counts (nx, ny), got {resolution!r}")
         resolution = (int(resolution[0]), int(resolution[1]))
         if any(not 2 <= n <= s for n, s in zip(resolution, stored, strict=True)):
-            raise ValueError(f"resolution must be between 2 and the stored grid {tuple(stored)} cells per axis, "
-                             f"got {resolution}")
+            raise InvalidSetting(f"resolution must be between 2 and the stored grid {tuple(stored)} cells per axis, "
+                                 f"got {resolution}")
         if isinstance(time_step_factor, bool) or not (isinstance(time_step_factor, (int, float))
                                                       and math.isfinite(time_step_factor) and time_step_factor > 0):
-            raise ValueError(f"time_step_factor must be a finite number > 0, got {time_step_factor!r}")
+            raise InvalidSetting(f"time_step_factor must be a finite number > 0, got {time_step_factor!r}")
         self.config, self.resolution, self.time_step_factor = config, resolution, float(time_step_factor)
         self.stored = tuple(stored)
         self.spacing = (config.domain_size[0] / resolution[0], config.domain_size[1] / resolution[1])

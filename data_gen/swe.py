@@ -64,13 +64,12 @@ from data_gen.base import (
     GeneratedBatch,
     SolverDiverged,
     check_generate_request,
-    check_integer,
-    check_interval,
-    check_number,
 )
 from data_gen.registry import register_generator
 from data_gen.spectral import single_threaded
+from pdebench.config.checks import SettingError, finite_number, format_value, number_interval, whole_number
 from pdebench.data.schema import Coordinate, FieldSpec, ParameterSpec
+from pdebench.errors import InvalidSetting
 
 __all__ = [
     "SWEConfig",
@@ -110,8 +109,8 @@ def gaussian_latitudes(n_lat: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _check_grid(n_lat: int, n_lon: int, where: str) -> None:
     if n_lat < 4 or n_lon < 7:
-        raise ValueError(f"{where} must be a Gaussian grid of at least 4 x 7 points (n_lat x n_lon, e.g. 96 x 192), "
-                         f"got {n_lat} x {n_lon}")
+        raise InvalidSetting(f"{where} must be a Gaussian grid of at least 4 x 7 points (n_lat x n_lon, e.g. "
+                             f"96 x 192), got {n_lat} x {n_lon}")
 
 
 class SphericalTransforms:
@@ -202,6 +201,22 @@ class SphericalTransforms:
         return self._longitude_inverse(spec).reshape(*lead, 2, self.n_lat, self.n_lon)
 
 
+# SWEConfig's float settings and what they are: those that must be > 0, and those that may also be 0.
+_POSITIVE_FLOATS = {
+    "time_step": "an AB3 time step in seconds",
+    "frame_interval_hours": "a time between stored frames in hours",
+    "radius": "a planet radius in metres",
+    "gravity": "a gravitational acceleration in m/s^2",
+    "mean_height": "a mean depth in metres",
+    "max_courant": "a Courant-number limit",
+}
+_NON_NEGATIVE_FLOATS = {
+    "spin_up_hours": "a spin-up time in hours",
+    "hyperdiffusion_hours": "an e-folding time in hours (0: no hyperdiffusion)",
+    "omega": "a rotation rate in rad/s",
+}
+
+
 @dataclass
 class SWEConfig:
     """Settings of the shallow-water generator; every range is `(low, high)`, a uniform draw per trajectory.
@@ -219,7 +234,7 @@ class SWEConfig:
     chunk: trajectories integrated together, a power of two; results do not depend on the batch size (the
     Legendre products are then row-independent, as measured), but they do on `chunk`.
     max_courant: the stability limit checked at every frame (see the module docstring).
-    Invalid values raise `ValueError` naming the field.
+    Invalid values raise `SettingError` (`pdebench.config.checks`) naming the field.
     """
 
     n_lat: int = 96
@@ -242,33 +257,46 @@ class SWEConfig:
     max_courant: float = 0.7
 
     def __post_init__(self) -> None:
-        check_integer(self, "n_lat", 4)
-        check_integer(self, "n_lon", 4)
-        _check_grid(self.n_lat, self.n_lon, "SWEConfig.n_lat x n_lon")
-        for name in ("time_step", "frame_interval_hours", "radius", "gravity", "mean_height", "max_courant"):
-            setattr(self, name, check_number(self, name, low_open=True))
-        for name in ("spin_up_hours", "hyperdiffusion_hours", "omega"):
-            setattr(self, name, check_number(self, name))
-        check_integer(self, "hyperdiffusion_order", 1)
-        self.jet_latitude_range = check_interval(self, "jet_latitude_range", 0.0, 90.0)
-        self.jet_half_width_range = check_interval(self, "jet_half_width_range", 0.0, 90.0, low_open=True)
-        if self.jet_latitude_range[1] + self.jet_half_width_range[1] >= 90.0:
-            raise ValueError("SWEConfig.jet_latitude_range plus jet_half_width_range must stay below 90 degrees, got "
-                             f"{self.jet_latitude_range} and {self.jet_half_width_range}")
-        for name in ("jet_speed_range", "bump_height_range"):
-            setattr(self, name, check_interval(self, name, 0.0))
-        self.two_jet_probability = check_number(self, "two_jet_probability", 0.0, 1.0)
-        check_integer(self, "chunk", 1)
+        whole_number(self, "n_lat", 4, "a number of latitudes of the Gaussian grid")
+        whole_number(self, "n_lon", 7, "a number of longitudes of the Gaussian grid")
+        for name, what in _POSITIVE_FLOATS.items():
+            setattr(self, name, finite_number(self, name, low_open=True, what=what))
+        for name, what in _NON_NEGATIVE_FLOATS.items():
+            setattr(self, name, finite_number(self, name, what=what))
+        whole_number(self, "hyperdiffusion_order", 1, "a power of the Laplacian")
+        self.jet_latitude_range = number_interval(self, "jet_latitude_range", 0.0, 90.0,
+                                                  what="a range of jet latitudes in degrees")
+        self.jet_half_width_range = number_interval(self, "jet_half_width_range", 0.0, 90.0, low_open=True,
+                                                    what="a range of jet half widths in degrees")
+        widest = self.jet_half_width_range[1]
+        if self.jet_latitude_range[1] + widest >= 90.0:
+            raise SettingError("jet_latitude_range", self.jet_latitude_range,
+                               f"is not valid: expected a high end below {90.0 - widest:g} degrees, so that a jet "
+                               f"of the largest half width in jet_half_width_range="
+                               f"{format_value(self.jet_half_width_range)} stays off the pole")
+        self.jet_speed_range = number_interval(self, "jet_speed_range", 0.0, what="a range of peak jet speeds in m/s")
+        self.bump_height_range = number_interval(self, "bump_height_range", 0.0,
+                                                 what="a range of bump heights in metres")
+        self.two_jet_probability = finite_number(self, "two_jet_probability", 0.0, 1.0,
+                                                 what="a chance of a jet in both hemispheres")
+        whole_number(self, "chunk", 1, "a number of trajectories integrated together")
         if self.chunk & (self.chunk - 1):
-            raise ValueError(f"SWEConfig.chunk must be a power of two (1, 2, 4, 8, ...), got {self.chunk}")
-        steps = self.frame_interval_hours * SECONDS_PER_HOUR / self.time_step
+            raise SettingError("chunk", self.chunk, "is not valid: expected a power of two (1, 2, 4, 8, ...), a chunk "
+                                                    "size whose rows are computed alike wherever they sit, so that a "
+                                                    "trajectory does not depend on its batch")
+        seconds = self.frame_interval_hours * SECONDS_PER_HOUR
+        steps = seconds / self.time_step
         if abs(steps - round(steps)) > 1e-9 * steps or round(steps) < 1:
-            raise ValueError(f"SWEConfig.time_step ({self.time_step:g} s) must divide frame_interval_hours "
-                             f"({self.frame_interval_hours:g} h) into a whole number of steps")
+            raise SettingError("time_step", self.time_step,
+                               f"is not valid: expected a step in seconds that divides frame_interval_hours="
+                               f"{format_value(self.frame_interval_hours)} ({seconds:g} s) into a whole number of "
+                               "steps (a frame is stored after a whole number of steps)")
         frames = self.spin_up_hours / self.frame_interval_hours
         if abs(frames - round(frames)) > 1e-9 * max(frames, 1.0):
-            raise ValueError(f"SWEConfig.spin_up_hours ({self.spin_up_hours:g}) must be a whole number of "
-                             f"frame intervals ({self.frame_interval_hours:g} h)")
+            raise SettingError("spin_up_hours", self.spin_up_hours,
+                               f"is not valid: expected a whole number of frame intervals of frame_interval_hours="
+                               f"{format_value(self.frame_interval_hours)} (the spin-up is run in whole frame "
+                               "intervals)")
 
     @property
     def steps_per_frame(self) -> int:
@@ -499,35 +527,6 @@ def _chunked(fn: Callable[[Tensor, slice], Tensor], n: int, chunk: int) -> list[
     return out
 
 
-def williamson2_state(solver: SphericalShallowWater) -> tuple[Tensor, Tensor]:
-    """Williamson et al. (1992) test case 2 (alpha = 0), steady geostrophic flow: height `[1, n_lat, n_lon]` (m) and
-    wind `[1, 2, n_lat, n_lon]` (m/s) on the solver's grid; an exact steady state of the equations."""
-    a, omega, g = solver.radius, solver.omega, solver.gravity
-    u0, gh0 = 2 * math.pi * a / (12 * 86400.0), 2.94e4
-    lat = solver.latitudes[:, None].expand(-1, solver.n_lon)
-    u = u0 * torch.cos(lat)
-    height = (gh0 - (a * omega * u0 + 0.5 * u0**2) * torch.sin(lat) ** 2) / g
-    return height[None], torch.stack([u, torch.zeros_like(u)])[None]
-
-
-def rossby_haurwitz_state(solver: SphericalShallowWater) -> tuple[Tensor, Tensor]:
-    """Williamson test case 6, the wavenumber-4 Rossby-Haurwitz wave (a smooth, balanced, evolving flow): height
-    `[1, n_lat, n_lon]` (m) and wind `[1, 2, n_lat, n_lon]` (m/s) on the solver's grid."""
-    a, big_omega, g = solver.radius, solver.omega, solver.gravity
-    w = k = 7.848e-6
-    r, h0 = 4, 8000.0
-    lat, lon = solver.latitudes[:, None], solver.longitudes[None, :]
-    c = torch.cos(lat)
-    u = a * w * c + a * k * c ** (r - 1) * (r * torch.sin(lat) ** 2 - c**2) * torch.cos(r * lon)
-    v = -a * k * r * c ** (r - 1) * torch.sin(lat) * torch.sin(r * lon)
-    big_a = (0.5 * w * (2 * big_omega + w) * c**2
-             + 0.25 * k**2 * c ** (2 * r) * ((r + 1) * c**2 + (2 * r**2 - r - 2) - 2 * r**2 * c**-2))
-    big_b = 2 * (big_omega + w) * k / ((r + 1) * (r + 2)) * c**r * ((r**2 + 2 * r + 2) - (r + 1) ** 2 * c**2)
-    big_c = 0.25 * k**2 * c ** (2 * r) * ((r + 1) * c**2 - (r + 2))
-    height = h0 + a**2 * (big_a + big_b * torch.cos(r * lon) + big_c * torch.cos(2 * r * lon)) / g
-    return height[None], torch.stack([u, v])[None]
-
-
 @register_generator("swe", config=SWEConfig)
 class SWEGenerator:
     """Batched, per-seed shallow-water generator on the sphere (satisfies `data_gen.base.TrajectoryGenerator` and
@@ -655,17 +654,17 @@ class SWEReferenceSolver:
         self.generator = generator
         self.resolution = (c.n_lat, c.n_lon) if resolution is None else tuple(int(r) for r in resolution)
         if len(self.resolution) != 2 or self.resolution[0] > c.n_lat or self.resolution[1] > c.n_lon:
-            raise ValueError(f"reference solver resolution must be (n_lat, n_lon) no finer than the stored "
-                             f"{c.n_lat} x {c.n_lon}, got {resolution!r}")
+            raise InvalidSetting(f"reference solver resolution must be (n_lat, n_lon) no finer than the stored "
+                                 f"{c.n_lat} x {c.n_lon}, got {resolution!r}")
         _check_grid(*self.resolution, "the reference solver resolution")
         if not (isinstance(time_step_factor, (int, float)) and math.isfinite(time_step_factor)
                 and time_step_factor > 0):
-            raise ValueError(f"time_step_factor must be a positive number, got {time_step_factor!r}")
+            raise InvalidSetting(f"time_step_factor must be a positive number, got {time_step_factor!r}")
         self.time_step_factor = float(time_step_factor)
         steps = c.steps_per_frame / self.time_step_factor
         if abs(steps - round(steps)) > 1e-9 * steps or round(steps) < 1:
-            raise ValueError(f"time_step_factor {time_step_factor:g} must divide the {c.steps_per_frame} solver "
-                             "steps of a frame interval into a whole number of steps")
+            raise InvalidSetting(f"time_step_factor {time_step_factor:g} must divide the {c.steps_per_frame} solver "
+                                 "steps of a frame interval into a whole number of steps")
         self.steps_per_frame = round(steps)
         self._solvers: dict[torch.device, tuple[SphericalShallowWater, SphericalShallowWater]] = {}
 

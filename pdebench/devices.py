@@ -6,10 +6,20 @@ before any data is read or written; torch would otherwise fail deep inside the f
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+from pdebench.errors import InvalidSetting
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside each function: the config schemas check devices with these, and a command that never
+# touches a tensor (the leaderboard, `--help`) should not pay for importing torch.
 
 
 def _mps_available() -> bool:
+    import torch
+
     mps = getattr(torch.backends, "mps", None)
     return bool(mps is not None and mps.is_available())
 
@@ -22,6 +32,8 @@ def device_problem(name: str) -> str | None:
     """
     if name == "auto":
         return None
+    import torch
+
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):
@@ -43,6 +55,8 @@ def accelerator_problem(name: str) -> str | None:
     Only the accelerators this machine may lack are checked (`gpu`, `cuda`, `mps`); Lightning validates the rest
     when the Trainer is built, which `pdebench.training.run.train` also does before reading any data.
     """
+    import torch
+
     if name in ("gpu", "cuda") and torch.cuda.is_available():
         return None
     if name == "gpu" and _mps_available():
@@ -57,11 +71,13 @@ def accelerator_problem(name: str) -> str | None:
 def resolve_device(name: str, key: str = "device") -> torch.device:
     """`auto` picks the GPU when there is one, else the CPU; anything else is passed to `torch.device`.
 
-    Raises ValueError, in one sentence naming `key`, for a device this machine does not have.
+    Raises InvalidSetting, in one sentence naming `key`, for a device this machine does not have.
     """
+    import torch
+
     problem = device_problem(name)
     if problem is not None:
-        raise ValueError(f"{key}={name} {problem.format(key=key)}")
+        raise InvalidSetting(f"{key}={name} {problem.format(key=key)}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)

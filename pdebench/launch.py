@@ -24,10 +24,12 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from submitit.slurm.slurm import SlurmInfoWatcher
 
+from pdebench.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
-class LaunchError(ValueError):
+class LaunchError(UserError, ValueError):
     """A SLURM request that cannot run; the message is one sentence naming the setting to change."""
 
 

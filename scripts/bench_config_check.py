@@ -19,7 +19,8 @@ from collections.abc import Callable
 from hydra import compose, initialize_config_dir
 
 from pdebench.cli.common import CONFIG_DIR, HYDRA_VERSION_BASE, check_command_line
-from pdebench.config import TrainConfig
+from pdebench.cli.hydra_setup import register_configs
+from pdebench.training.config import train_config
 
 # command line -> the overrides of its config as Hydra composes it (a sweep's at its first values)
 CASES = {
@@ -51,9 +52,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
+    register_configs()
     print(f"{'command line':40s} {'check (ms)':>11s} {'compose (ms)':>13s} {'ratio':>6s}")
     for name, (argv, overrides) in CASES.items():
-        check = median_ms(lambda argv=argv: check_command_line("train", TrainConfig, argv), args.repeats)
+        check = median_ms(lambda argv=argv: check_command_line("train", train_config, argv), args.repeats)
         own = median_ms(lambda overrides=overrides: hydra_compose(overrides), args.repeats)
         print(f"{name:40s} {check:11.0f} {own:13.0f} {check / own:6.2f}")
 

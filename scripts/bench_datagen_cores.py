@@ -10,13 +10,12 @@ on a machine shared with other work (the load average is printed before and afte
 extra CPU, and equal CPU time with 1 and N workers then shows that the split itself costs nothing.
 
 Usage: python scripts/bench_datagen_cores.py [--pde ks] [--preset small] [--fraction 0.125] [--workers 1,2]
-       [--batch-size 64] [--repeats 2]
+       [--batch-size 64] [--repeats 2] [--device cpu]
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import filecmp
 import math
 import os
@@ -24,28 +23,29 @@ import resource
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from data_gen.config import generate_config
 from data_gen.generate import generate_dataset
 from data_gen.parallel import available_cores
-from pdebench.cli.common import CONFIG_DIR
+from pdebench.cli.common import CONFIG_DIR, HYDRA_VERSION_BASE
+from pdebench.cli.hydra_setup import register_configs
+from pdebench.config import GenerateConfig
 from pdebench.data.schema import SPLITS
 
 
-def scaled_pde(pde: str, preset: str, fraction: float) -> tuple[dict[str, Any], int]:
-    """The composed `conf/pde/<pde>.yaml` with every split of `preset` scaled to `fraction` of its trajectories."""
-    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
-        cfg = OmegaConf.to_container(compose("generate", [f"pde={pde}", f"preset={preset}"]), resolve=True)
-    config = copy.deepcopy(cfg["pde"])
-    sizes = config["presets"][preset]
-    total = 0
+def scaled_config(overrides: list[str], fraction: float) -> tuple[GenerateConfig, int]:
+    """The `pdebench-generate` config of these overrides, typed (`generate_config`), with every split of its preset
+    scaled to `fraction` of its trajectories (at least one each); and the number of trajectories in all."""
+    register_configs()
+    with initialize_config_dir(CONFIG_DIR, version_base=HYDRA_VERSION_BASE):
+        cfg = generate_config(OmegaConf.to_container(compose("generate", overrides), resolve=True))
+    sizes = cfg.pde.presets[cfg.preset]
     for split in SPLITS:
-        sizes[split]["n_traj"] = max(1, math.ceil(sizes[split]["n_traj"] * fraction))
-        total += sizes[split]["n_traj"]
-    return config, total
+        getattr(sizes, split).n_traj = max(1, math.ceil(getattr(sizes, split).n_traj * fraction))
+    return cfg, sum(getattr(sizes, split).n_traj for split in SPLITS)
 
 
 def cpu_seconds() -> float:
@@ -57,19 +57,23 @@ def cpu_seconds() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pde", default="ks")
-    parser.add_argument("--preset", default="small")
+    parser.add_argument("--preset", default=None, help="the preset (default: the generate config's)")
     parser.add_argument("--fraction", type=float, default=0.125, help="share of the preset's trajectories")
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts; the first is the baseline")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=None, help="trajectories per block (default: the "
+                                                                       "generate config's)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     counts = [int(w) for w in args.workers.split(",")]
-    pde, n_traj = scaled_pde(args.pde, args.preset, args.fraction)
-    sizes = pde["presets"][args.preset]
-    per_split = ", ".join(f"{s} {sizes[s]['n_traj']}" for s in SPLITS)
-    print(f"{args.pde}-{args.preset} x {args.fraction:g}: {n_traj} trajectories ({per_split}), batch_size "
-          f"{args.batch_size}, device {args.device}; {available_cores()} cores available, "
+    overrides = [f"pde={args.pde}", f"device={args.device}"]
+    overrides += [f"{key}={value}" for key, value in (("preset", args.preset), ("batch_size", args.batch_size))
+                  if value is not None]
+    cfg, n_traj = scaled_config(overrides, args.fraction)
+    sizes = cfg.pde.presets[cfg.preset]
+    per_split = ", ".join(f"{s} {getattr(sizes, s).n_traj}" for s in SPLITS)
+    print(f"{cfg.pde.name}-{cfg.preset} x {args.fraction:g}: {n_traj} trajectories ({per_split}), batch_size "
+          f"{cfg.batch_size}, device {cfg.device}; {available_cores()} cores available, "
           f"load average {os.getloadavg()[0]:.2f}")
     best: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,8 +82,8 @@ def main() -> None:
             for workers in counts:
                 root = Path(tmp) / f"w{workers}-r{repeat}"
                 cpu_start, start = cpu_seconds(), time.perf_counter()
-                out = generate_dataset(pde, args.preset, root, batch_size=args.batch_size, device=args.device,
-                                       progress=False, workers=workers)
+                out = generate_dataset(cfg.pde, cfg.preset, root, seed=cfg.seed, batch_size=cfg.batch_size,
+                                       device=cfg.device, progress=False, workers=workers)
                 elapsed, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
                 best[workers] = min(best.get(workers, math.inf), elapsed)
                 outputs.setdefault(workers, out)

@@ -21,35 +21,37 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from data_gen.generate import generate_dataset, trajectory_seeds
-from data_gen.registry import make_generator
-from pdebench.cli.common import CONFIG_DIR
-from pdebench.config import register_configs
+from data_gen.config import generate_config
+from data_gen.generate import generate_dataset
+from data_gen.plan import DatasetPlan, plan_dataset, trajectory_seeds
+from pdebench.cli.common import CONFIG_DIR, HYDRA_VERSION_BASE
+from pdebench.cli.hydra_setup import register_configs
+from pdebench.config import GenerateConfig
 
-SPLITS = ("train", "valid", "test")
 
-
-def pde_config(pde: str) -> dict[str, Any]:
-    """The resolved `conf/pde/<pde>.yaml`, as `pdebench-generate` composes it."""
+def preset_plan(pde: str, preset: str) -> tuple[GenerateConfig, DatasetPlan]:
+    """The typed config of `pdebench-generate pde=<pde> preset=<preset>` and the driver's plan of it: the generator
+    with the preset's solver settings, the split layouts and the seeds (nothing is written)."""
     register_configs()
-    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
-        cfg = compose("generate", overrides=[f"pde={pde}"])
-    return OmegaConf.to_container(cfg, resolve=True)["pde"]  # type: ignore[index,return-value]
+    with initialize_config_dir(CONFIG_DIR, version_base=HYDRA_VERSION_BASE):
+        cfg = compose("generate", overrides=[f"pde={pde}", f"preset={preset}"])
+    typed = generate_config(OmegaConf.to_container(cfg, resolve=True))
+    return typed, plan_dataset(typed.pde, typed.preset, typed.root, typed.seed)
 
 
-def measure(pde: dict[str, Any], preset: str, n_traj: int, batch: int, device: torch.device,
-            use_cpu_time: bool) -> dict[str, Any]:
-    sizes = pde["presets"][preset]
-    solver = {**pde["solver"], **sizes.get("solver", {})}
-    generator = make_generator(pde["generator"], solver)
-    n_frames = int(sizes["train"]["n_frames"])
-    seeds = [int(s) for s in trajectory_seeds(0, "train", n_traj)]
+def measure(plan: DatasetPlan, n_traj: int, batch: int, device: torch.device, use_cpu_time: bool) -> dict[str, Any]:
+    """Cost of `n_traj` train trajectories of the planned preset, generated in batches of `batch`, and the whole
+    preset's time extrapolated from it (every split charged at its own frame count)."""
+    generator = plan.generator
+    n_frames = plan.layouts["train"].n_frames
+    seeds = [int(s) for s in trajectory_seeds(plan.seed, "train", n_traj)]
     generator.generate(seeds[:1], 2, device)  # untimed warm-up (allocator, kernels)
     start, start_cpu = time.perf_counter(), time.process_time()
     for i in range(0, n_traj, batch):
@@ -60,20 +62,26 @@ def measure(pde: dict[str, Any], preset: str, n_traj: int, batch: int, device: t
     seconds = cpu if device.type == "cpu" and use_cpu_time else wall
     c = generator.config
     steps = n_traj * (c.warmup_frames + n_frames) * c.substeps
-    total_traj = sum(int(sizes[s]["n_traj"]) for s in SPLITS)
     per_traj = seconds / n_traj
-    # every split is charged at its own frame count
-    preset_seconds = sum(int(sizes[s]["n_traj"]) * per_traj * (c.warmup_frames + int(sizes[s]["n_frames"]))
-                         / (c.warmup_frames + n_frames) for s in SPLITS)
+    layouts = plan.layouts.values()
+    preset_seconds = sum(layout.n_traj * per_traj * (c.warmup_frames + layout.n_frames) / (c.warmup_frames + n_frames)
+                         for layout in layouts)
     return {
         "grid": f"{c.resolution[0]}x{c.resolution[1]}",
         "wall_over_cpu": wall / cpu,
         "seconds_per_traj": per_traj,
         "frames_per_s": n_traj * n_frames / seconds,
         "steps_per_s": steps / seconds,
-        "total_traj": total_traj,
+        "total_traj": sum(layout.n_traj for layout in layouts),
         "preset_seconds": preset_seconds,
     }
+
+
+def generate_whole(cfg: GenerateConfig, root: Path, batch: int, device: str) -> float:
+    """Minutes to generate every split of the preset of `cfg` under `root` through the driver."""
+    start = time.perf_counter()
+    generate_dataset(cfg.pde, cfg.preset, root, seed=cfg.seed, batch_size=batch, device=device, progress=True)
+    return (time.perf_counter() - start) / 60
 
 
 def main() -> None:
@@ -88,23 +96,21 @@ def main() -> None:
                         help="rates from wall time (default on CPU: process CPU time, robust to other load)")
     args = parser.parse_args()
     device = torch.device(args.device)
-    pde = pde_config(args.pde)
     clock = "wall" if args.wall or device.type != "cpu" else "CPU"
     print(f"{args.pde}: {args.traj} trajectories per preset in batches of {args.batch} on {device} (one thread), "
           f"{clock} time")
     print(f"{'preset':<8}{'grid':>9}{'s/traj':>9}{'frames/s':>10}{'steps/s':>10}{'traj':>7}{'preset time':>14}"
           f"{'wall/cpu':>10}")
     for preset in args.presets:
-        r = measure(pde, preset, args.traj, args.batch, device, use_cpu_time=not args.wall)
+        r = measure(preset_plan(args.pde, preset)[1], args.traj, args.batch, device, use_cpu_time=not args.wall)
         hours = r["preset_seconds"] / 3600
         when = f"{r['preset_seconds'] / 60:.1f} min" if hours < 1 else f"{hours:.1f} h"
         print(f"{preset:<8}{r['grid']:>9}{r['seconds_per_traj']:>9.3f}{r['frames_per_s']:>10.1f}"
               f"{r['steps_per_s']:>10.1f}{r['total_traj']:>7}{when:>14}{r['wall_over_cpu']:>10.2f}")
     if args.full_small:
         with tempfile.TemporaryDirectory() as root:
-            start = time.perf_counter()
-            generate_dataset(pde, "small", root, batch_size=args.batch, device=args.device, progress=True)
-            print(f"small generated through the driver in {(time.perf_counter() - start) / 60:.1f} min")
+            minutes = generate_whole(preset_plan(args.pde, "small")[0], Path(root), args.batch, args.device)
+            print(f"small generated through the driver in {minutes:.1f} min")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ the contraction layout. The generator's time includes its initial balance, stabi
     python scripts/bench_datagen_swe.py --validate     # physics on the benchmark grid (minutes on one core)
     python scripts/bench_datagen_swe.py --preset-cost  # time of the `small` preset, from a measured fraction
 
+`--preset-cost` plans the preset as `pdebench-generate pde=swe preset=small` does (its grid, time step, spin-up,
+chunk, frames and trajectory counts), times one chunk of its generator over a few frames and extrapolates.
+
 `--validate` measures on the benchmark grid (T63, 96 x 192): the relative height error of Williamson test case 2
 after 5 days, and the relative change of total energy and mass over 20 days with and without the production
 hyperdiffusion, for one random-jet trajectory (after its spin-up) and for the Rossby-Haurwitz wave.
@@ -19,22 +22,24 @@ hyperdiffusion, for one random-jet trajectory (after its spin-up) and for the Ro
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from torch_harmonics.examples.shallow_water_equations import ShallowWaterSolver
 from tqdm.auto import tqdm
 
-from data_gen.swe import (
-    SphericalShallowWater,
-    SWEConfig,
-    SWEGenerator,
-    rossby_haurwitz_state,
-    truncation_degree,
-    williamson2_state,
-)
+from data_gen.config import generate_config
+from data_gen.plan import DatasetPlan, plan_dataset
+from data_gen.swe import SphericalShallowWater, SWEConfig, SWEGenerator, truncation_degree
+from data_gen.williamson import rossby_haurwitz_state, williamson2_state
+from pdebench.cli.common import CONFIG_DIR, HYDRA_VERSION_BASE
+from pdebench.cli.hydra_setup import register_configs
 
-EARTH = dict(radius=6.37122e6, omega=7.292e-5, gravity=9.80616)
+# The preset whose generation time `--preset-cost` estimates.
+COST_PRESET = "small"
 
 
 def time_example(n_lat: int, n_lon: int, dt: float, n_traj: int, n_steps: int, lmax: int | None) -> float:
@@ -60,9 +65,12 @@ def time_generator(n_lat: int, n_lon: int, dt: float, n_traj: int, n_steps: int,
 
 def validate(n_lat: int, dt: float) -> None:
     """Print the physics checks of the module docstring on the `n_lat x 2 n_lat` grid with step `dt`."""
+    earth = SWEConfig()  # the planet and the hyperdiffusion order of the generator's defaults
+
     def solver(hours: float, time_step: float = dt) -> SphericalShallowWater:
         return SphericalShallowWater(n_lat, 2 * n_lat, time_step=time_step, hyperdiffusion_hours=hours,
-                                     hyperdiffusion_order=4, **EARTH)
+                                     hyperdiffusion_order=earth.hyperdiffusion_order, radius=earth.radius,
+                                     omega=earth.omega, gravity=earth.gravity)
 
     w2 = solver(2.0, 300.0)
     height, wind = williamson2_state(w2)
@@ -86,26 +94,46 @@ def validate(n_lat: int, dt: float) -> None:
                   f"{d_mass:+.1e} ({time.process_time() - start:.0f} s)", flush=True)
 
 
-def preset_cost(n_lat: int, dt: float, n_traj: int, n_frames: int, spin_up_hours: float, chunk: int) -> None:
-    """Measure one chunk over a few frames and extrapolate to a preset of `n_traj` trajectories."""
-    config = SWEConfig(n_lat=n_lat, n_lon=2 * n_lat, time_step=dt, spin_up_hours=0.0, chunk=chunk)
+def swe_plan(preset: str) -> DatasetPlan:
+    """The driver's plan of `pdebench-generate pde=swe preset=<preset>` (generator with the preset's solver settings,
+    split layouts); nothing is written."""
+    register_configs()
+    with initialize_config_dir(CONFIG_DIR, version_base=HYDRA_VERSION_BASE):
+        cfg = generate_config(OmegaConf.to_container(compose("generate", ["pde=swe", f"preset={preset}"]),
+                                                     resolve=True))
+    return plan_dataset(cfg.pde, cfg.preset, cfg.root, cfg.seed)
+
+
+def preset_cost(preset: str, chunk: int | None) -> None:
+    """Measure one chunk (`chunk`, default the preset's) of the preset's generator over a few frames, without its
+    spin-up, and extrapolate to every trajectory of every split, spin-up included."""
+    plan = swe_plan(preset)
+    planned = plan.generator.config
+    config = dataclasses.replace(planned, spin_up_hours=0.0, chunk=chunk or planned.chunk)
     generator = SWEGenerator(config)
     frames = 4
     start = time.process_time()
-    generator.generate(list(range(chunk)), frames + 1, torch.device("cpu"))
-    per_frame = (time.process_time() - start) / (chunk * frames)  # seconds per trajectory-frame interval
-    total_frames = n_traj * (n_frames - 1 + spin_up_hours / config.frame_interval_hours)
-    print(f"{n_lat} x {2 * n_lat}, dt {dt:g} s, chunk {chunk}: {per_frame:.3f} s per trajectory-frame on one core; "
-          f"{n_traj} trajectories x ({n_frames} frames + {spin_up_hours:g} h spin-up) = "
+    generator.generate(list(range(config.chunk)), frames + 1, torch.device("cpu"))
+    per_frame = (time.process_time() - start) / (config.chunk * frames)  # seconds per trajectory-frame interval
+    spin_up_frames = planned.spin_up_hours / planned.frame_interval_hours
+    layouts = plan.layouts.values()
+    total_frames = sum(layout.n_traj * (layout.n_frames - 1 + spin_up_frames) for layout in layouts)
+    n_frames = "/".join(str(n) for n in sorted({layout.n_frames for layout in layouts}))
+    print(f"{preset}: {config.n_lat} x {config.n_lon}, dt {config.time_step:g} s, chunk {config.chunk}: "
+          f"{per_frame:.3f} s per trajectory-frame on one core; {sum(layout.n_traj for layout in layouts)} "
+          f"trajectories x ({n_frames} frames + {planned.spin_up_hours:g} h spin-up) = "
           f"{per_frame * total_frames / 60:.1f} core-minutes")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-lat", type=int, default=96)
-    parser.add_argument("--dt", type=float, default=150.0, help="time step (s), the same for both solvers")
+    parser.add_argument("--n-lat", type=int, default=SWEConfig.n_lat, help="Gaussian latitudes (default: the "
+                                                                           "generator's)")
+    parser.add_argument("--dt", type=float, default=SWEConfig.time_step,
+                        help="time step (s), the same for both solvers (default: the generator's)")
     parser.add_argument("--traj", type=int, default=16, help="trajectories for the batched generator")
-    parser.add_argument("--chunk", type=int, default=8, help="the generator's chunk size")
+    parser.add_argument("--chunk", type=int, default=None,
+                        help="the generator's chunk size (default: the generator's; --preset-cost: the preset's)")
     parser.add_argument("--steps", type=int, default=72, help="steps per trajectory (a multiple of 3)")
     parser.add_argument("--example-traj", type=int, default=2, help="trajectories looped through the example")
     parser.add_argument("--validate", action="store_true", help="run the physics checks instead")
@@ -116,17 +144,18 @@ def main() -> None:
         validate(args.n_lat, args.dt)
         return
     if args.preset_cost:
-        preset_cost(48, 300.0, 208, 81, 48.0, args.chunk)  # the `small` preset (train + valid + test)
+        preset_cost(COST_PRESET, args.chunk)
         return
     n_lat, n_lon = args.n_lat, 2 * args.n_lat
     n_modes = truncation_degree(n_lat, n_lon) + 1
-    batched = time_generator(n_lat, n_lon, args.dt, args.traj, args.steps, args.chunk)
+    chunk = args.chunk or SWEConfig.chunk
+    batched = time_generator(n_lat, n_lon, args.dt, args.traj, args.steps, chunk)
     example_default = time_example(n_lat, n_lon, args.dt, args.example_traj, args.steps, None)
     example_same = time_example(n_lat, n_lon, args.dt, args.example_traj, args.steps, n_modes)
-    batched_again = time_generator(n_lat, n_lon, args.dt, args.traj, args.steps, args.chunk)
+    batched_again = time_generator(n_lat, n_lon, args.dt, args.traj, args.steps, chunk)
     batched = min(batched, batched_again)
     print(f"grid {n_lat} x {n_lon} Gaussian, dt = {args.dt:g} s, 1 thread")
-    print(f"batched generator (chunk {args.chunk}, T{n_modes - 1}): {1e3 * batched:8.2f} ms per trajectory-step")
+    print(f"batched generator (chunk {chunk}, T{n_modes - 1}): {1e3 * batched:8.2f} ms per trajectory-step")
     print(f"example, default truncation:         {1e3 * example_default:8.2f} ms  -> speed-up "
           f"{example_default / batched:5.2f}x")
     print(f"example, T{n_modes - 1} (lmax = mmax = {n_modes}):      {1e3 * example_same:8.2f} ms  -> speed-up "

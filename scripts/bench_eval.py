@@ -11,7 +11,9 @@ Memory: peak resident memory of a fresh process that scores a test split of `--n
 8 times larger (same net, same batch size); reading is batch by batch, so the peak must not grow with the split.
 
 The data are synthetic 1-D periodic fields (a few travelling sines, 256 points, like KS) written through the real
-writer, so the benchmark needs no generated dataset. The net is an untrained FNO of the `conf/model/fno.yaml` size.
+writer, so the benchmark needs no generated dataset; their manifest records KS's benchmark facts (`benchmark:` of
+`conf/pde/ks.yaml`), from which the evaluator's scoring settings come as `pdebench-evaluate` derives them
+(`scoring_spec` with the `RolloutConfig` defaults). The net is an untrained FNO at `conf/model/fno.yaml`.
 
 Usage: python scripts/bench_eval.py [--n-traj 16] [--n-frames 161] [--batch-size 16] [--repeats 3]
 """
@@ -24,23 +26,49 @@ import resource
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from torch import Tensor, nn
 
 from baselines import build_model
+from pdebench.cli.common import CONFIG_DIR
+from pdebench.cli.models import reference_config
+from pdebench.config import BenchmarkConfig, RolloutConfig
 from pdebench.data.dataset import TrajectoryDataset
 from pdebench.data.grid import Grid
-from pdebench.data.manifest import write_manifest
+from pdebench.data.manifest import benchmark_facts, benchmark_settings, write_manifest
 from pdebench.data.netspec import NetSpec
-from pdebench.data.schema import Coordinate, DatasetLayout, FieldSpec, ParameterSpec
+from pdebench.data.reader import TrajectoryFile
+from pdebench.data.schema import MANIFEST_NAME, Coordinate, DatasetLayout, FieldSpec, ParameterSpec
 from pdebench.data.writer import TrajectoryWriter
+from pdebench.rollout.evaluation import scoring_spec
 from pdebench.rollout.scoring import ScoringSpec, score
 
 N_POINTS = 256
-FRAME_STRIDE = 4
-SPEC = ScoringSpec(band_edges=(5.0, 12.0), spectrum_steps=(1, 10, 25), conserved="mean", energy_factor=2.0)
+
+
+def ks_benchmark_facts() -> dict[str, Any]:
+    """KS's benchmark facts (`benchmark:` of `conf/pde/ks.yaml`), as generation records them in a manifest."""
+    return yaml.safe_load((Path(CONFIG_DIR) / "pde" / "ks.yaml").read_text())["benchmark"]
+
+
+def write_dataset(directory: Path, n_traj: int, n_frames: int) -> None:
+    """A dataset of one test split (`write_split`) whose manifest records KS's benchmark facts."""
+    directory.mkdir()
+    write_split(directory / "test.h5", n_traj, n_frames)
+    write_manifest(directory, {"pde": "bench", "benchmark": ks_benchmark_facts()})
+
+
+def dataset_settings(directory: Path) -> tuple[BenchmarkConfig, ScoringSpec]:
+    """The benchmark facts of a dataset written by `write_dataset` and what the evaluator scores on its test split,
+    read back as `pdebench-evaluate` reads them (the rollout settings at their defaults)."""
+    manifest = directory / MANIFEST_NAME
+    bench = benchmark_settings(benchmark_facts(directory), manifest)
+    with TrajectoryFile(directory / "test.h5") as test:
+        return bench, scoring_spec(bench, RolloutConfig(), test, manifest)
 
 
 def write_split(path: Path, n_traj: int, n_frames: int, seed: int = 0) -> None:
@@ -71,7 +99,7 @@ class NetStepper(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         spec = NetSpec(("u",), 1, 1, ("dt",), Grid.uniform("periodic", (N_POINTS,)))
-        self.net = build_model({"name": "fno", "n_modes": [64], "hidden_channels": 64, "n_layers": 4}, spec)
+        self.net = build_model(reference_config("fno"), spec)
 
     def forward(self, frames: Tensor, cond: Tensor) -> Tensor:
         return self.net(frames[:, :, -1], cond)[:, :, None]
@@ -91,23 +119,28 @@ def bare_loop(model: NetStepper, dataset: TrajectoryDataset, batch_size: int) ->
     return time.perf_counter() - start, len(dataset) * n_steps
 
 
-def evaluator(model: NetStepper, dataset: TrajectoryDataset, batch_size: int) -> tuple[float, int]:
+def evaluator(model: NetStepper, dataset: TrajectoryDataset, batch_size: int, spec: ScoringSpec
+              ) -> tuple[float, int]:
+    """Seconds and trajectory-steps of `score` on every trajectory of `dataset`."""
     start = time.perf_counter()
-    scores = score(model, dataset, batch_size=batch_size, spec=SPEC, progress=False)
+    scores = score(model, dataset, batch_size=batch_size, spec=spec, progress=False)
     return time.perf_counter() - start, len(scores) * scores.n_steps
 
 
-def _peak_rss(path: str, batch_size: int, queue: mp.Queue) -> None:
+def _peak_rss(directory: str, batch_size: int, queue: mp.Queue) -> None:
     torch.manual_seed(0)
     model = NetStepper()
-    score(model, TrajectoryDataset(path, FRAME_STRIDE), batch_size=batch_size, spec=SPEC, progress=False)
+    bench, spec = dataset_settings(Path(directory))
+    score(model, TrajectoryDataset(Path(directory) / "test.h5", bench.frame_stride), batch_size=batch_size,
+          spec=spec, progress=False)
     queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # MiB on Linux
 
 
-def peak_memory(path: Path, batch_size: int) -> float:
+def peak_memory(directory: Path, batch_size: int) -> float:
+    """Peak resident memory (MiB) of a fresh process that scores the test split of `directory`."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_peak_rss, args=(str(path), batch_size, queue))
+    proc = ctx.Process(target=_peak_rss, args=(str(directory), batch_size, queue))
     proc.start()
     value = queue.get()
     proc.join()
@@ -124,27 +157,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for name, n in (("small", args.n_traj), ("large", 8 * args.n_traj)):
-            (root / name).mkdir()
-            write_split(root / name / "test.h5", n, args.n_frames)
-            write_manifest(root / name, {"pde": "bench", "benchmark": {"frame_stride": FRAME_STRIDE}})
-        dataset = TrajectoryDataset(root / "small" / "test.h5", FRAME_STRIDE)
+            write_dataset(root / name, n, args.n_frames)
+        bench, spec = dataset_settings(root / "small")
+        dataset = TrajectoryDataset(root / "small" / "test.h5", bench.frame_stride)
         torch.manual_seed(0)
         model = NetStepper().eval()
-        evaluator(model, dataset, args.batch_size)  # warm-up
+        evaluator(model, dataset, args.batch_size, spec)  # warm-up
         bare_s, eval_s = [], []
         for r in range(args.repeats):
-            sides = (bare_loop, evaluator) if r % 2 == 0 else (evaluator, bare_loop)
-            for side in sides:
-                seconds, steps = side(model, dataset, args.batch_size)
-                (bare_s if side is bare_loop else eval_s).append(steps / seconds)
+            for side in ("bare", "evaluator") if r % 2 == 0 else ("evaluator", "bare"):
+                if side == "bare":
+                    seconds, steps = bare_loop(model, dataset, args.batch_size)
+                else:
+                    seconds, steps = evaluator(model, dataset, args.batch_size, spec)
+                (bare_s if side == "bare" else eval_s).append(steps / seconds)
         bare, ours = max(bare_s), max(eval_s)
         print(f"threads {torch.get_num_threads()}, {len(dataset)} trajectories x {dataset.n_model_frames - 1} steps, "
               f"batch {args.batch_size}")
         print(f"bare loop of model(x): {bare:10.1f} trajectory-steps/s")
         print(f"evaluator (score):     {ours:10.1f} trajectory-steps/s")
         print(f"ratio evaluator / bare: {ours / bare:.3f}  (goal >= 0.9)")
-        small = peak_memory(root / "small" / "test.h5", args.batch_size)
-        large = peak_memory(root / "large" / "test.h5", args.batch_size)
+        small = peak_memory(root / "small", args.batch_size)
+        large = peak_memory(root / "large", args.batch_size)
         print(f"peak RSS scoring {args.n_traj} trajectories: {small:8.1f} MiB; {8 * args.n_traj}: {large:8.1f} MiB "
               f"(ratio {large / small:.3f}; must not grow with the split)")
 

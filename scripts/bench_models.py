@@ -33,7 +33,7 @@ from pdebench.data.netspec import NetSpec
 from pdebench.data.normalization import Normalizer
 from pdebench.forecast.forecaster import make_forecaster
 from pdebench.forecast.rollout import rollout
-from pdebench.forecast.targets import make_target
+from pdebench.forecast.targets import objective_config, target_from_config
 
 
 def timed(fn: Callable[[], object], device: torch.device) -> float:
@@ -49,8 +49,8 @@ def timed(fn: Callable[[], object], device: torch.device) -> float:
 def bench_model(name: str, info: DatasetInfo, args: argparse.Namespace, device: torch.device,
                 dtype: torch.dtype | None) -> dict[str, float]:
     """Numbers of one model on one dataset's shapes; `dtype` bf16 runs everything under autocast."""
-    objective = reference_objective(name)
-    history = args.history or objective["history"]
+    objective = objective_config(reference_objective(name))
+    history = args.history or objective.history
     spec = NetSpec(info.fields, history, args.bundle, info.parameters, info.grid)
     torch.manual_seed(0)
     net = build_model(reference_config(name), spec).to(device)
@@ -61,8 +61,7 @@ def bench_model(name: str, info: DatasetInfo, args: argparse.Namespace, device: 
     frames = torch.randn(batch, spec.n_fields, history, *space, device=device)
     params = torch.randn(batch, spec.n_cond, device=device)
     normalizer = Normalizer([0.5] * spec.n_fields, [2.0] * spec.n_fields, [0.1] * spec.n_cond, [3.0] * spec.n_cond)
-    stepper = make_forecaster(net, normalizer, make_target(objective["target"], objective["target_scale"]),
-                              spec).to(device)
+    stepper = make_forecaster(net, normalizer, target_from_config(objective), spec).to(device)
     autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
     label = torch.randn(batch, spec.out_channels, *space, device=device)

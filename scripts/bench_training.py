@@ -1,14 +1,17 @@
 """Training throughput: the full Lightning path against a bare torch loop, same FNO and same windows.
 
-Lightning side: exactly what `pdebench.training.run.train` builds -- the objective's training window
-(`window_spec`), the train split as `run.load_splits` loads it (`data.preload`, default `auto`: held in memory
-when it fits, else read lazily from HDF5; `--preload`), the loader of `run.train_loader` (the seeded
-`DistributedSampler` order, batch_size, drop_last, `num_workers=0` as in `conf/data/ks.yaml`), `SurrogateModule`
-and a `lightning.Trainer` with the default trainer settings (`conf/trainer/cpu.yaml` on `TrainerConfig`: fp32,
-gradient clipping at 1.0 (`--clip`), log every 10 steps) -- minus what a benchmark must not time: no validation,
-no logger, no checkpoints, no progress bar. Bare side: the same net (`baselines.build_model` inside a
-`Forecaster`), the same normalisation, loss, AdamW, warmup-cosine schedule and gradient clipping, on all windows
-stacked into in-memory tensors and batched by random-permutation indexing.
+Config: what `pdebench-train data=ks model=fno objective=<case's> trainer=cpu` composes, typed once by
+`train_config`, with the benchmark's arguments as overrides (`--batch-size`, `--hidden`, `--modes`, `--layers`,
+`--clip`, `--preload`; each left out keeps the config tree's value). Lightning side: exactly what
+`pdebench.training.run.train` builds from it -- the objective's training window (`window_spec`, at the frame stride
+the dataset's manifest records), the train split as `run.load_splits` loads it (`data.preload`, default `auto`:
+held in memory when it fits, else read lazily from HDF5), the loader of `run.train_loader` (the seeded
+`DistributedSampler` order, batch_size, drop_last, `num_workers` of `conf/data/ks.yaml`), `SurrogateModule` and a
+`lightning.Trainer` with the trainer settings (`conf/trainer/cpu.yaml` on `TrainerConfig`: fp32, gradient
+clipping, log every 10 steps) -- minus what a benchmark must not time: no validation, no logger, no checkpoints, no
+progress bar. Bare side: the same net (`baselines.build_model` inside a `Forecaster`), the same normalisation, loss,
+AdamW, warmup-cosine schedule and gradient clipping, on all windows stacked into in-memory tensors and batched by
+random-permutation indexing.
 
 The two sides run interleaved in one process: after every Lightning step, one bare step (`InterleavedBare`).
 Step k of each side thus runs right after step k of the other and both meet the machine in the same state (clock
@@ -25,14 +28,13 @@ EMA of the weights (`optim.ema_decay`, updated after every step): its update is 
 a share of the step, for `pdebench.training.callbacks.weight_averaging` and for Lightning's `EMAWeightAveraging`
 as it comes.
 
-Usage: python scripts/bench_training.py [--steps 60] [--warmup 10] [--batch-size 32] [--data-dir DIR]
+Usage: python scripts/bench_training.py [--steps 60] [--warmup 10] [--batch-size N] [--data-dir DIR]
        [--cases onestep,bundle4,pushforward] [--preload auto|true|false] [--profile FILE]
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import itertools
 import logging
 import math
@@ -46,22 +48,27 @@ from typing import Any
 
 import lightning as L
 import torch
-import yaml
+from hydra import compose, initialize_config_dir
 from lightning.pytorch.callbacks import Callback, EMAWeightAveraging
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from data_gen.generate import generate_dataset
-from pdebench.config import OptimConfig, TrainerConfig, ValidationConfig
+from pdebench.cli.common import CONFIG_DIR, HYDRA_VERSION_BASE
+from pdebench.cli.hydra_setup import register_configs
+from pdebench.config import TrainConfig, plain_config
 from pdebench.data.batch import WindowBatch, collate
 from pdebench.data.dataset import WindowDataset
+from pdebench.data.manifest import benchmark_facts, benchmark_settings
 from pdebench.data.reader import split_path
+from pdebench.data.schema import MANIFEST_NAME
 from pdebench.forecast.checkpoint import build_forecaster
 from pdebench.training.callbacks import weight_averaging
+from pdebench.training.config import train_config
 from pdebench.training.module import SurrogateModule, clip_gradient_norm, warmup_cosine
 from pdebench.training.objectives import OBJECTIVES, Objective, Pushforward, make_objective, window_spec
-from pdebench.training.run import describe_data, load_splits, train_loader
+from pdebench.training.run import describe_data, load_splits, resolve_frame_stride, train_loader
 
-REPO = Path(__file__).resolve().parents[1]
 BENCH_PRESET = "bench"
 # Small enough to generate in seconds, large enough for more than one epoch of 32-sample batches.
 BENCH_SIZES: dict[str, Any] = {
@@ -70,8 +77,6 @@ BENCH_SIZES: dict[str, Any] = {
     "test": {"n_traj": 2, "n_frames": 16},
     "solver": {"burn_in_time": 10.0},
 }
-FRAME_STRIDE = 4
-HISTORY = 1
 SEED = 0
 # case -> (objective name, bundle)
 CASES = {"onestep": ("onestep", 1), "bundle4": ("onestep", 4), "pushforward": ("pushforward", 1)}
@@ -88,48 +93,43 @@ def pin_unroll_draws(objective: Objective) -> None:
         torch.randint(0, objective.unroll_steps + 1, (), generator=draws))
 
 
+def composed(app: str, overrides: list[str]) -> dict[str, Any]:
+    """The resolved config of `pdebench-<app>` with these command-line overrides, as Hydra composes it."""
+    with initialize_config_dir(CONFIG_DIR, version_base=HYDRA_VERSION_BASE):
+        return OmegaConf.to_container(compose(app, overrides=overrides), resolve=True)  # type: ignore[return-value]
+
+
 def make_dataset(root: Path) -> Path:
-    """Generate the KS `bench` preset under `root` and return its dataset directory."""
-    pde = yaml.safe_load((REPO / "conf" / "pde" / "ks.yaml").read_text())
-    pde.pop("defaults", None)
-    pde["presets"] = {BENCH_PRESET: BENCH_SIZES}
+    """Generate the KS `bench` preset (`BENCH_SIZES`) under `root` and return its dataset directory."""
+    pde = composed("generate", ["pde=ks"])["pde"]
+    pde["presets"][BENCH_PRESET] = BENCH_SIZES
     return generate_dataset(pde, BENCH_PRESET, root, seed=SEED, device="cpu", progress=False)
 
 
-def configs(args: argparse.Namespace, objective: str = "onestep", bundle: int = 1) -> dict[str, dict[str, Any]]:
-    """The config sections `train` reads, at their defaults except for the benchmark's arguments."""
-    objective_cfg = dict(compose_objective(objective))
-    objective_cfg.update({"history": HISTORY, "bundle": bundle, "loss": "mse", "target": "state",
-                          "target_scale": 1.0})
-    return {
-        "data": {"preload": args.preload, "batch_size": args.batch_size, "num_workers": 0},
-        "trainer": {"enable_progress_bar": False},
-        "model": {"name": "fno", "n_modes": [args.modes], "hidden_channels": args.hidden,
-                  "n_layers": args.layers, "factorization": None, "rank": 1.0},
-        "objective": objective_cfg,
-        "optim": vars(OptimConfig()),
-        "validation": vars(ValidationConfig()),
-    }
+def configs(args: argparse.Namespace, objective: str = "onestep", bundle: int = 1) -> TrainConfig:
+    """The config `pdebench-train data=ks model=fno objective=<objective> trainer=cpu` runs with, the benchmark's
+    arguments as overrides, typed once (`train_config`); every other setting is the config tree's own."""
+    overrides = ["data=ks", f"data.preload={args.preload}", "model=fno", f"objective={objective}",
+                 f"objective.bundle={bundle}", "trainer=cpu", "trainer.enable_progress_bar=false", f"seed={SEED}"]
+    given = {"data.batch_size": args.batch_size, "model.n_modes": None if args.modes is None else [args.modes],
+             "model.hidden_channels": args.hidden, "model.n_layers": args.layers,
+             "trainer.gradient_clip_val": args.clip}
+    overrides += [f"{key}={value}" for key, value in given.items() if value is not None]
+    return train_config(composed("train", overrides))
 
 
-def compose_objective(name: str) -> dict[str, Any]:
-    """`conf/objective/<name>.yaml` over the schema defaults (what `objective=<name>` composes to)."""
-    from dataclasses import asdict
-
-    from pdebench.config import ObjectiveConfig
-
-    values = asdict(ObjectiveConfig()) | {"name": name}
-    path = REPO / "conf" / "objective" / f"{name}.yaml"
-    if path.is_file():
-        values |= {k: v for k, v in (yaml.safe_load(path.read_text()) or {}).items() if k != "defaults"}
-    return values
+def frame_stride_of(cfg: TrainConfig, dataset_dir: Path) -> int:
+    """Stored frames per model step, as training resolves it: `data.frame_stride`, else the dataset's manifest."""
+    bench = benchmark_settings(benchmark_facts(dataset_dir), dataset_dir / MANIFEST_NAME)
+    return resolve_frame_stride(cfg.data, bench)
 
 
-def trainer_kwargs(max_steps: int, clip: float) -> dict[str, Any]:
-    """`TrainerConfig` defaults with `conf/trainer/cpu.yaml` on top, made into a bare timed training loop."""
-    kwargs = vars(TrainerConfig()) | {"accelerator": "cpu", "devices": 1, "precision": "32-true"}
-    kwargs |= {"gradient_clip_val": clip or None, "max_epochs": -1, "max_steps": max_steps,
-               "limit_val_batches": 0, "num_sanity_val_steps": 0, "enable_progress_bar": False}
+def trainer_kwargs(cfg: TrainConfig, max_steps: int) -> dict[str, Any]:
+    """The `trainer` settings of `cfg` (`conf/trainer/cpu.yaml` on `TrainerConfig`), made into a bare timed training
+    loop: `max_steps` steps, no validation, logger, checkpoints or progress bar."""
+    kwargs = plain_config(cfg.trainer) | {"gradient_clip_val": cfg.trainer.gradient_clip_val or None}
+    kwargs |= {"max_epochs": -1, "max_steps": max_steps, "limit_val_batches": 0, "num_sanity_val_steps": 0,
+               "enable_progress_bar": False}
     return kwargs | {"logger": False, "enable_checkpointing": False, "enable_model_summary": False}
 
 
@@ -154,7 +154,7 @@ class TimedUpdates(Callback):
         self.ends.append(time.perf_counter())
 
 
-def run_averaging(dataset_dir: Path, cfg: dict[str, dict[str, Any]], data_info: dict[str, Any],
+def run_averaging(dataset_dir: Path, cfg: TrainConfig, data_info: dict[str, Any],
                   args: argparse.Namespace, averaging: Callback) -> tuple[list[float], list[float]]:
     """Per timed step of one `Trainer.fit` with `averaging`: (seconds of its update, seconds of the iteration)."""
     L.seed_everything(SEED, workers=True, verbose=False)
@@ -166,16 +166,15 @@ def run_averaging(dataset_dir: Path, cfg: dict[str, dict[str, Any]], data_info: 
     return timed.update_s[args.warmup :], steps
 
 
-def fit_lightning(dataset_dir: Path, cfg: dict[str, dict[str, Any]], data_info: dict[str, Any],
+def fit_lightning(dataset_dir: Path, cfg: TrainConfig, data_info: dict[str, Any],
                   args: argparse.Namespace, callbacks: list[Callback]) -> None:
     """`Trainer.fit` of `--warmup + --steps` steps, built as `pdebench.training.run.train` builds it."""
-    trainer = L.Trainer(callbacks=callbacks, **trainer_kwargs(args.warmup + args.steps, args.clip))
-    train_set, _ = load_splits(cfg, dataset_dir, window_spec(cfg["objective"], FRAME_STRIDE), trainer)
-    module = SurrogateModule(model=cfg["model"], objective=cfg["objective"], optim=cfg["optim"],
-                             validation=cfg["validation"], data_info=data_info,
-                             run={"label": "bench", "seed": SEED, "git_commit": None})
+    trainer = L.Trainer(callbacks=callbacks, **trainer_kwargs(cfg, args.warmup + args.steps))
+    train_set, _ = load_splits(cfg, dataset_dir, window_spec(cfg.objective, data_info["frame_stride"]), trainer)
+    module = SurrogateModule(model=cfg.model, objective=cfg.objective, optim=cfg.optim, validation=cfg.validation,
+                             data_info=data_info, run={"label": cfg.label, "seed": cfg.seed, "git_commit": None})
     pin_unroll_draws(module.objective)
-    loader = train_loader(train_set, cfg["data"], trainer, SEED)
+    loader = train_loader(train_set, cfg.data, trainer, cfg.seed)
     if args.profile is None:
         trainer.fit(module, loader)
     else:
@@ -193,9 +192,9 @@ def profile_fit(trainer: L.Trainer, module: SurrogateModule, loader: DataLoader,
     pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
 
 
-def preload_windows(dataset_dir: Path, cfg: dict[str, dict[str, Any]]) -> WindowBatch:
+def preload_windows(dataset_dir: Path, cfg: TrainConfig, frame_stride: int) -> WindowBatch:
     """Every training window of the split for this objective, stacked (the lazily read `WindowDataset` items)."""
-    dataset = WindowDataset(split_path(dataset_dir, "train"), window_spec(cfg["objective"], FRAME_STRIDE))
+    dataset = WindowDataset(split_path(dataset_dir, "train"), window_spec(cfg.objective, frame_stride))
     return collate([dataset[i] for i in range(len(dataset))])
 
 
@@ -203,22 +202,21 @@ class BareLoop:
     """A plain torch training loop on in-memory windows: the same net, normalisation, loss, AdamW, warmup-cosine
     schedule and gradient clipping as the Lightning side, batches drawn by random-permutation indexing."""
 
-    def __init__(self, windows: WindowBatch, cfg: dict[str, dict[str, Any]], data_info: dict[str, Any],
+    def __init__(self, windows: WindowBatch, cfg: TrainConfig, data_info: dict[str, Any],
                  args: argparse.Namespace) -> None:
-        self.windows, self.batch_size, self.clip = windows, args.batch_size, args.clip
-        self.forecaster = build_forecaster(cfg["model"], cfg["objective"], data_info)
+        self.windows, self.batch_size, self.clip = windows, cfg.data.batch_size, cfg.trainer.gradient_clip_val
+        self.forecaster = build_forecaster(cfg.model, cfg.objective, data_info)
         self.forecaster.train()
-        self.objective = make_objective(cfg["objective"])
+        self.objective = make_objective(cfg.objective)
         pin_unroll_draws(self.objective)
-        optim = cfg["optim"]
+        optim = cfg.optim
         total = args.warmup + args.steps
-        warmup_lr = max(1, int(optim["warmup_fraction"] * total))
-        self.optimizer = torch.optim.AdamW(self.forecaster.parameters(), lr=optim["lr"],
-                                           weight_decay=optim["weight_decay"])
+        warmup_lr = max(1, int(optim.warmup_fraction * total))
+        self.optimizer = torch.optim.AdamW(self.forecaster.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
         self.schedule = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: warmup_cosine(step, total, warmup_lr, optim["min_lr_ratio"])
+            self.optimizer, lambda step: warmup_cosine(step, total, warmup_lr, optim.min_lr_ratio)
         )
-        self.n_batches = len(windows.inputs) // args.batch_size
+        self.n_batches = len(windows.inputs) // self.batch_size
         self.steps = 0
         self.perm = torch.randperm(len(windows.inputs))
 
@@ -268,11 +266,11 @@ class InterleavedBare(Callback):
         self.bare.append(self._last - now)
 
 
-def run_interleaved(dataset_dir: Path, windows: WindowBatch, cfg: dict[str, dict[str, Any]],
+def run_interleaved(dataset_dir: Path, windows: WindowBatch, cfg: TrainConfig,
                     data_info: dict[str, Any], args: argparse.Namespace) -> tuple[list[float], list[float]]:
     """Per timed step, (Lightning seconds, bare seconds) from one `Trainer.fit` interleaved with a `BareLoop`."""
     L.seed_everything(SEED, workers=True, verbose=False)
-    interleaved = InterleavedBare(BareLoop(windows, copy.deepcopy(cfg), data_info, args))
+    interleaved = InterleavedBare(BareLoop(windows, cfg, data_info, args))
     fit_lightning(dataset_dir, cfg, data_info, args, [interleaved])
     timed = slice(args.warmup - 1, args.warmup - 1 + args.steps)
     lightning, bare = interleaved.lightning[timed], interleaved.bare[args.warmup : args.warmup + args.steps]
@@ -281,33 +279,27 @@ def run_interleaved(dataset_dir: Path, windows: WindowBatch, cfg: dict[str, dict
     return lightning, bare
 
 
-def _preload_choice(text: str) -> bool | str:
-    choices = {"auto": "auto", "true": True, "false": False}
-    if text not in choices:
-        raise argparse.ArgumentTypeError(f"expected auto, true or false, got {text!r}")
-    return choices[text]
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=60, help="timed optimisation steps")
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps before them (>= 1)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--hidden", type=int, default=64, help="FNO hidden channels")
-    parser.add_argument("--modes", type=int, default=64, help="FNO Fourier modes")
-    parser.add_argument("--layers", type=int, default=4, help="FNO layers")
+    parser.add_argument("--batch-size", type=int, default=None, help="data.batch_size (default: conf/data/ks.yaml's)")
+    parser.add_argument("--hidden", type=int, default=None, help="FNO hidden channels (default: conf/model/fno.yaml's)")
+    parser.add_argument("--modes", type=int, default=None, help="FNO Fourier modes (default: conf/model/fno.yaml's)")
+    parser.add_argument("--layers", type=int, default=None, help="FNO layers (default: conf/model/fno.yaml's)")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs per side")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="existing KS dataset directory (holding train.h5); default: generate one in a "
                              "temporary directory")
-    parser.add_argument("--clip", type=float, default=TrainerConfig().gradient_clip_val,
-                        help="gradient-norm clipping on both sides, as trainer.gradient_clip_val (0: none)")
+    parser.add_argument("--clip", type=float, default=None,
+                        help="gradient-norm clipping on both sides, as trainer.gradient_clip_val (0: none; default: "
+                             "the trainer config's)")
     parser.add_argument("--cases", default="onestep,bundle4,pushforward",
                         help=f"comma-separated cases among {', '.join(CASES)}")
     parser.add_argument("--ema-decay", type=float, default=0.995, help="decay of the timed EMA (0: skip that part)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's choice, one per core)")
-    parser.add_argument("--preload", type=_preload_choice, default="auto",
+    parser.add_argument("--preload", choices=("auto", "true", "false"), default="auto",
                         help="data.preload of the Lightning side: auto (as train chooses), true or false")
     parser.add_argument("--profile", type=Path, default=None,
                         help="run each Lightning fit under cProfile, writing the stats to this file (overwritten); "
@@ -366,21 +358,22 @@ def median_interval(values: list[float], z: float = 1.96) -> tuple[float, float,
     return statistics.median(ordered), ordered[low], ordered[high]
 
 
-def interleaved_case(case: str, dataset_dir: Path, cfg: dict[str, dict[str, Any]], data_info: dict[str, Any],
+def interleaved_case(case: str, dataset_dir: Path, cfg: TrainConfig, data_info: dict[str, Any],
                      args: argparse.Namespace) -> tuple[str, ...]:
     """One case, `--repeats` interleaved fits: a table row (samples/s of each side, the per-step speed ratio
     lightning / bare with its ~95% interval, the extra milliseconds per step of the Lightning path)."""
-    windows = preload_windows(dataset_dir, cfg)
+    windows = preload_windows(dataset_dir, cfg, data_info["frame_stride"])
+    batch_size = cfg.data.batch_size
     ratios: list[float] = []
     extra: list[float] = []
     rates: dict[str, list[float]] = {"lightning": [], "bare": []}
     for repeat in range(args.repeats):
         load = cpu_snapshot()
-        lightning, bare = run_interleaved(dataset_dir, windows, copy.deepcopy(cfg), data_info, args)
+        lightning, bare = run_interleaved(dataset_dir, windows, cfg, data_info, args)
         ratios += [b / t for t, b in zip(lightning, bare, strict=True)]
         extra += [t - b for t, b in zip(lightning, bare, strict=True)]
-        rates["lightning"].append(args.steps * args.batch_size / sum(lightning))
-        rates["bare"].append(args.steps * args.batch_size / sum(bare))
+        rates["lightning"].append(args.steps * batch_size / sum(lightning))
+        rates["bare"].append(args.steps * batch_size / sum(bare))
         print(f"  {case} repeat {repeat + 1}: median step lightning {1e3 * statistics.median(lightning):.1f} ms, "
               f"bare {1e3 * statistics.median(bare):.1f} ms; speed ratio over the repeat "
               f"{sum(bare) / sum(lightning):.3f}"
@@ -398,13 +391,15 @@ def benchmark(dataset_dir: Path, args: argparse.Namespace) -> None:
     if unknown:
         raise SystemExit(f"--cases: unknown case(s) {', '.join(unknown)}; choose among {', '.join(CASES)}")
     cfg = configs(args)
-    train_set, _ = load_splits(cfg, dataset_dir, window_spec(cfg["objective"], FRAME_STRIDE),
-                               L.Trainer(**trainer_kwargs(1, args.clip)))
-    data_info = describe_data(dataset_dir, train_set.file, FRAME_STRIDE)
+    frame_stride = frame_stride_of(cfg, dataset_dir)
+    train_set, _ = load_splits(cfg, dataset_dir, window_spec(cfg.objective, frame_stride),
+                               L.Trainer(**trainer_kwargs(cfg, 1)))
+    data_info = describe_data(dataset_dir, train_set.file, frame_stride)
     mode = "preloaded" if train_set.preloaded else "read lazily from HDF5"
-    print(f"data: {dataset_dir.name}, {len(train_set)} windows, {mode} (data.preload={args.preload}); FNO "
-          f"hidden={args.hidden} modes={args.modes} layers={args.layers}; batch {args.batch_size}, {args.warmup} "
-          f"warm-up + {args.steps} timed steps; torch threads {torch.get_num_threads()}; load average "
+    print(f"data: {dataset_dir.name}, {len(train_set)} windows, {mode} (data.preload={cfg.data.preload}); FNO "
+          f"hidden={cfg.model.hidden_channels} modes={cfg.model.n_modes} layers={cfg.model.n_layers}; batch "
+          f"{cfg.data.batch_size}, {args.warmup} warm-up + {args.steps} timed steps; gradient clip "
+          f"{cfg.trainer.gradient_clip_val}; torch threads {torch.get_num_threads()}; load average "
           f"{load_average()}")
     rows = []
     for case in cases:
@@ -421,10 +416,10 @@ def benchmark(dataset_dir: Path, args: argparse.Namespace) -> None:
         cells = [str(v).rjust(w) if k else str(v).ljust(w) for k, (v, w) in enumerate(zip(row, widths, strict=True))]
         print("  ".join(cells))
     if args.ema_decay:
-        ema_table(dataset_dir, configs(args), data_info, args)
+        ema_table(dataset_dir, cfg, data_info, args)
 
 
-def ema_table(dataset_dir: Path, cfg: dict[str, dict[str, Any]], data_info: dict[str, Any],
+def ema_table(dataset_dir: Path, cfg: TrainConfig, data_info: dict[str, Any],
               args: argparse.Namespace) -> None:
     """The EMA's update per step, timed inside the run (one-step case): ours (`weight_averaging`, one in-place
     `_foreach_lerp_`) against Lightning's `EMAWeightAveraging` as it comes (per-tensor arithmetic), taking turns."""
@@ -435,7 +430,7 @@ def ema_table(dataset_dir: Path, cfg: dict[str, dict[str, Any]], data_info: dict
     for repeat in range(args.repeats):
         order = list(variants) if repeat % 2 == 0 else list(variants)[::-1]
         for name in order:
-            update_s, step_s = run_averaging(dataset_dir, copy.deepcopy(cfg), data_info, args, variants[name]())
+            update_s, step_s = run_averaging(dataset_dir, cfg, data_info, args, variants[name]())
             updates[name] += update_s
             steps[name] += step_s
     print(f"\nEMA of the weights (decay {args.ema_decay}), updated after every step; medians over all timed steps")
@@ -453,6 +448,7 @@ def main() -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     quiet_lightning()
+    register_configs()
     if args.data_dir is not None:
         benchmark(args.data_dir, args)
         return

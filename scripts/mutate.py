@@ -85,6 +85,8 @@ MODULES: dict[str, Module] = {
     "normalization": Module(("pdebench/data/normalization.py",), ("tests/test_normalization.py",)),
     "writer": Module(("pdebench/data/writer.py",), ("tests/test_writer.py", "tests/test_data_schema.py")),
     "rollout": Module(
+        # the whole package: per-step metrics (step_metrics.py), their summaries and intervals (reductions.py),
+        # scoring, evaluation, result files; test_metrics covers the first two
         ("pdebench/rollout",),
         # test_leaderboard reads result files (results.py); test_two_d scores on area-weighted sphere cells
         ("tests/test_metrics.py", "tests/test_rollout.py", "tests/test_evaluate.py", "tests/test_leaderboard.py",
@@ -100,6 +102,23 @@ MODULES: dict[str, Module] = {
         ("data_gen/spectral.py",), ("tests/test_spectral.py", "tests/test_ks_solver.py"),
         # dealias_cutoff runs while conftest imports (KSConfig defaults); test_spectral checks its values by hand.
         keep_lines=(r"^    return \(int\(n_points\) - 1\) // 3$",),
+    ),
+    # the real-to-real transforms of the smoke solver's box (test_spectral against scipy, test_smoke through it)
+    "transforms": Module(("data_gen/transforms.py",), ("tests/test_spectral.py", "tests/test_smoke.py")),
+    # the generation driver and the modules it runs: the plan, the writing of split files, what a rerun keeps,
+    # shards and their merge
+    "generate": Module(
+        ("data_gen/generate.py", "data_gen/plan.py", "data_gen/writing.py", "data_gen/resume.py", "data_gen/shards.py"),
+        ("tests/test_generate.py", "tests/test_generate_scaleout.py", "tests/hostile/test_manifest_and_generation.py"),
+    ),
+    # Resolved config -> typed objects. Only loading.py: the range checks of checks.py and the schemas'
+    # `__post_init__` run while conftest imports (tests/compose.py fills Hydra's ConfigStore), see the docstring.
+    "config": Module(
+        ("pdebench/config/loading.py",),
+        ("tests/test_config.py", "tests/test_cli_errors.py", "tests/hostile/test_config_and_checkpoints.py"),
+        # these two train a model first (the `real_run` fixture)
+        deselect=("tests/hostile/test_config_and_checkpoints.py::test_bad_checkpoint_stops_the_command",
+                  "tests/hostile/test_config_and_checkpoints.py::test_a_sound_checkpoint_still_resumes"),
     ),
 }
 

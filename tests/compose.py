@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from pdebench.cli.common import CONFIG_DIR
-from pdebench.config import register_configs
+from pdebench.cli.hydra_setup import register_configs
 
 register_configs()
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf.errors import ConfigKeyError, ValidationError
+
+from pdebench.config.location import CONFIG_DIR
 
 
 @pytest.mark.parametrize(
@@ -85,7 +89,7 @@ def test_config_store_is_filled_from_the_registries() -> None:
 
     from baselines.registry import MODELS, ModelConfig, register
     from data_gen.registry import GENERATORS
-    from pdebench.config import register_configs
+    from pdebench.cli.hydra_setup import register_configs
 
     @dataclasses.dataclass
     class ProbeConfig(ModelConfig):
@@ -103,11 +107,8 @@ def test_config_store_is_filled_from_the_registries() -> None:
 
 
 def test_every_registry_entry_has_its_yaml() -> None:
-    from pathlib import Path
-
     from baselines.registry import MODELS
     from data_gen.registry import GENERATORS
-    from pdebench.cli.common import CONFIG_DIR
 
     conf = Path(CONFIG_DIR)
     assert {p.stem for p in (conf / "model").glob("*.yaml")} == set(MODELS)
@@ -126,5 +127,28 @@ def test_solver_settings_are_typed(compose_cfg, tmp_path) -> None:
     with pytest.raises(ValueError, match=r"pde.solver.n_pionts for the ks generator; valid keys: n_points"):
         generate_dataset(pde, "tiny", tmp_path, progress=False)
     pde["presets"]["tiny"]["solver"] = {"n_points": 63}
-    with pytest.raises(ValueError, match="n_points must be even"):
+    with pytest.raises(ValueError, match=r"^pde\.solver\.n_points=63 for the ks generator is not valid: expected a "
+                                         r"number of grid points, an even whole number >= 8"):
         generate_dataset(pde, "tiny", tmp_path, progress=False)
+
+
+PDE_CONFIGS = sorted(path.stem for path in (Path(CONFIG_DIR) / "pde").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("pde", PDE_CONFIGS)
+def test_every_pde_config_plans_each_of_its_presets(compose_cfg, pde: str, tmp_path: Path) -> None:
+    """Every `conf/pde/*.yaml` composes and types (its solver settings by its generator's dataclass), and every
+    preset's solver overrides type on top of them and build the generator, whose grid and fields agree with the
+    planned files; nothing is generated. A new PDE gets this for free."""
+    from data_gen.config import generate_config
+    from data_gen.plan import plan_dataset
+
+    cfg = generate_config(compose_cfg("generate", [f"pde={pde}"]))
+    assert cfg.pde.name == pde and set(cfg.pde.presets) >= {"tiny", "small", "paper"}
+    for preset, sizes in cfg.pde.presets.items():
+        plan = plan_dataset(cfg.pde, preset, tmp_path, seed=0)
+        assert plan.generator.pde and plan.generator.fields, (pde, preset)
+        for split in ("train", "valid", "test"):
+            layout = plan.layouts[split]
+            assert (layout.n_traj, layout.n_frames) == (getattr(sizes, split).n_traj, getattr(sizes, split).n_frames)
+            assert layout.grid == plan.generator.grid and layout.pde == pde and layout.preset == preset

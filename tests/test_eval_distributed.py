@@ -12,13 +12,15 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pdebench.config import BenchmarkConfig
 from pdebench.data.dataset import TrajectoryDataset
 from pdebench.forecast.checkpoint import load_forecaster
 from pdebench.rollout.evaluation import evaluate, evaluate_all, shard
-from pdebench.rollout.scoring import Scores, score
+from pdebench.rollout.scoring import Scores, ScoringSpec, score
 
 # What may differ between two runs of the same evaluation: where it ran, how long it took, how it was batched.
 RUN_KEYS = ("throughput_traj_steps_per_s", "n_processes", "config", "git_commit", "frontier")
+SPEC = ScoringSpec(energy_factor=BenchmarkConfig().stability_energy_factor)  # a PDE's default scoring
 
 
 @pytest.fixture()
@@ -71,9 +73,9 @@ def test_uneven_shards_joined_equal_one_pass_for_a_trained_net(data_root: Path, 
     of one pass."""
     forecaster = load_forecaster(trained_checkpoint).forecaster
     dataset = TrajectoryDataset(data_root / "ks-tiny" / "test.h5", frame_stride=4)
-    whole = score(forecaster, dataset, batch_size=8, progress=False)
-    joined = Scores.join([score(forecaster, dataset, shard(len(dataset), r, 3), batch_size=8, progress=False)
-                          for r in range(3)])
+    whole = score(forecaster, dataset, batch_size=8, spec=SPEC, progress=False)
+    joined = Scores.join([score(forecaster, dataset, shard(len(dataset), r, 3), batch_size=8, spec=SPEC,
+                                progress=False) for r in range(3)])
     assert joined.index.tolist() == whole.index.tolist() == [0, 1, 2, 3]
     for name in whole.per_step:
         np.testing.assert_array_equal(joined.per_step[name], whole.per_step[name])

@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,20 +17,15 @@ import torch
 from synthetic import write_dataset
 
 import pdebench
+from pdebench.config import BenchmarkConfig, ObjectiveConfig, RolloutConfig
 from pdebench.data.dataset import TrajectoryDataset
 from pdebench.data.grid import Grid
-from pdebench.data.manifest import benchmark_facts, file_sha256, manifest_hash
+from pdebench.data.manifest import benchmark_facts, benchmark_settings, file_sha256, manifest_hash
 from pdebench.data.reader import TrajectoryFile
 from pdebench.data.schema import DatasetError
 from pdebench.forecast.checkpoint import CheckpointError, load_forecaster
 from pdebench.provenance import git_commit
-from pdebench.rollout.evaluation import (
-    REFERENCE_OBJECTIVE,
-    benchmark_settings,
-    evaluate,
-    evaluate_all,
-    scoring_spec,
-)
+from pdebench.rollout.evaluation import evaluate, evaluate_all, scoring_spec
 from pdebench.rollout.frontier import FrontierPoint, pareto_front, speedup_at_equal_accuracy
 from pdebench.rollout.results import ResultError, read_result, try_read_result, write_result
 from pdebench.training.module import SurrogateModule
@@ -245,7 +241,10 @@ def test_a_reference_result_records_what_it_was_scored_with(
         "n_processes", "frontier", "sample",
     }
     assert (content["format"], content["format_version"]) == ("pdebench-result", 1)
-    assert content["objective"] == {**REFERENCE_OBJECTIVE, "history": 2}
+    defaults = ObjectiveConfig()  # a reference row's objective: the given values, and the defaults for the rest
+    assert content["objective"] == {"name": defaults.name, "history": 2, "bundle": defaults.bundle,
+                                    "loss": defaults.loss, "target": defaults.target,
+                                    "target_scale": defaults.target_scale}
     identity = ("dataset", "pde", "preset", "model", "label", "seed", "n_trajectories", "n_steps")
     assert tuple(content[key] for key in identity) == ("ks-tiny", "ks", "tiny", "persistence", "still", 3, 4, 4)
     assert content["benchmark"] == benchmark_facts(ks_tiny) and content["manifest_sha256"] == manifest_hash(ks_tiny)
@@ -300,15 +299,19 @@ def test_the_stability_factor_of_the_rollout_config_overrides_the_pdes(tmp_path:
     out = write_dataset(tmp_path / "data", "decay", Grid.uniform("periodic", (8,)), ("u",), (), decaying,
                         {"train": (2, 4), "valid": (2, 4), "test": (2, 4)},
                         {"frame_stride": 1, "headline": "vrmse_mean", "headline_goal": "min", "conserved": None})
-    bench = benchmark_settings(benchmark_facts(out))
+    bench = benchmark_settings(benchmark_facts(out), out / "manifest.json")
     test = TrajectoryFile(out / "test.h5")
-    assert bench["stability_energy_factor"] == 4.0  # a manifest that predates the field gets the default
-    assert scoring_spec(bench, {"stability_factor": None}, test, out).energy_factor == 4.0
-    assert scoring_spec(bench, {"stability_factor": 20.0}, test, out).energy_factor == 20.0
-    with pytest.raises(ValueError, match=r"benchmark.conserved='energy' is not a quantity the evaluator knows"):
-        scoring_spec({**bench, "conserved": "energy"}, {}, test, out / "manifest.json")
-    with pytest.raises(ValueError, match=r"benchmark.conserved_fields names \['h'\], which .* lacks"):
-        scoring_spec({**bench, "conserved": "mass", "conserved_fields": ["h"]}, {}, test, out / "manifest.json")
+    assert isinstance(bench, BenchmarkConfig)
+    assert bench.stability_energy_factor == 4.0  # a manifest that predates the field gets the default
+    assert scoring_spec(bench, RolloutConfig(stability_factor=None), test, out).energy_factor == 4.0
+    assert scoring_spec(bench, RolloutConfig(stability_factor=20.0), test, out).energy_factor == 20.0
+    with pytest.raises(DatasetError, match=r"benchmark.conserved='energy' is not a quantity the evaluator knows"):
+        scoring_spec(replace(bench, conserved="energy"), RolloutConfig(), test, out / "manifest.json")
+    with pytest.raises(DatasetError, match=r"benchmark.conserved_fields names \['h'\], which .* lacks"):
+        scoring_spec(replace(bench, conserved="mass", conserved_fields=["h"]), RolloutConfig(), test,
+                     out / "manifest.json")
+    with pytest.raises(DatasetError, match=r"manifest.json: benchmark facts refused: .*stability_energy_factor=0.5"):
+        benchmark_settings({**benchmark_facts(out), "stability_energy_factor": 0.5}, out / "manifest.json")
 
 
 def test_a_result_stores_intervals_spectra_and_ks_benchmark_settings(evaluate_cfg, ks_tiny: Path) -> None:

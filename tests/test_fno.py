@@ -163,7 +163,7 @@ def test_sfno_refuses_grids_other_than_the_sphere(kind: str) -> None:
 @pytest.mark.parametrize(("settings", "message"), [
     ({"name": "fno", "domain_padding": 2.0}, "model.domain_padding=2.0 for model fno is not valid"),
     ({"name": "fno", "factorization": "qr"}, "model.factorization=qr for model fno is not valid"),
-    ({"name": "sfno", "n_modes": [4, 4, 4]}, r"model.n_modes=\[4, 4, 4\] for model sfno is not valid"),
+    ({"name": "sfno", "n_modes": [4, 4, 4]}, r"model.n_modes=\[4,4,4\] for model sfno is not valid"),
     ({"name": "sfno", "sht_grid": "healpix"}, "model.sht_grid=healpix for model sfno is not valid"),
 ])
 def test_bad_settings_are_refused_by_name(settings: dict, message: str) -> None:

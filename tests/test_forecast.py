@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from baselines import build_model
+from pdebench.config import ObjectiveConfig
 from pdebench.data.batch import WindowBatch
 from pdebench.data.grid import Grid
 from pdebench.data.netspec import NetSpec
@@ -81,9 +82,9 @@ def test_one_step_loss_is_zero_for_the_exact_next_state(target_name: str) -> Non
     fc = forecaster(target_name, 0.5)
     truth = fc(FRAMES, COND).detach()  # what the net's output decodes to is the label's frames
     batch = WindowBatch(FRAMES, truth, COND, torch.ones(1), torch.zeros(1, dtype=torch.long))
-    assert OneStep({"loss": "mse"}).loss(fc, batch).item() == pytest.approx(0.0, abs=1e-12)
+    assert OneStep(ObjectiveConfig()).loss(fc, batch).item() == pytest.approx(0.0, abs=1e-12)
     wrong = WindowBatch(FRAMES, truth + 1.0, COND, torch.ones(1), torch.zeros(1, dtype=torch.long))
-    assert OneStep({"loss": "mse"}).loss(fc, wrong).item() > 0.1
+    assert OneStep(ObjectiveConfig()).loss(fc, wrong).item() > 0.1
 
 
 def test_rollout_feeds_predictions_back_and_cuts_the_last_bundle() -> None:

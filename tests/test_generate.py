@@ -7,9 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_gen.generate import generate_dataset, make_generator, trajectory_seeds
+from data_gen.config import generate_config
+from data_gen.generate import generate_dataset
 from data_gen.ks import KSGenerator
+from data_gen.plan import trajectory_seeds
+from data_gen.registry import make_generator
+from pdebench.data.manifest import manifest_hash
 from pdebench.data.reader import TrajectoryFile
+from pdebench.errors import InvalidSetting, UnknownName
 
 
 def test_seeds_depend_only_on_split_and_index() -> None:
@@ -53,6 +58,21 @@ def test_interrupted_generation_resumes_to_the_same_file(compose_cfg, ks_tiny: P
                 assert np.array_equal(ref.parameters()[name], new.parameters()[name])
 
 
+def test_a_typed_pde_config_writes_the_dataset_its_plain_mapping_does(compose_cfg, ks_tiny: Path,
+                                                                     tmp_path: Path) -> None:
+    """The session's ks-tiny was generated from the plain `pde` mapping; the typed config is the same dataset."""
+    typed = generate_config(compose_cfg("generate", ["pde=ks", "preset=tiny"])).pde
+    out = generate_dataset(typed, "tiny", tmp_path, batch_size=4, device="cpu", progress=False)
+    assert manifest_hash(out) == manifest_hash(ks_tiny)
+
+
+def test_an_unknown_preset_is_a_user_error_listing_the_presets(compose_cfg, tmp_path: Path) -> None:
+    pde = compose_cfg("generate", ["pde=ks"])["pde"]
+    with pytest.raises(UnknownName, match="unknown preset 'huge' for pde=ks; available presets: tiny, small, paper"):
+        generate_dataset(pde, "huge", tmp_path, progress=False)
+    assert not (tmp_path / "ks-huge").exists()
+
+
 def test_unknown_solver_setting_is_named() -> None:
     with pytest.raises(ValueError, match=r"unknown key\(s\) pde.solver.n_point for the ks generator; valid keys: n_po"):
         make_generator("ks", {"n_point": 128})
@@ -60,16 +80,35 @@ def test_unknown_solver_setting_is_named() -> None:
         make_generator("heat", {})
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"n_points": True}, "KSConfig.n_points must be an integer >= 8, got True"),
-    ({"amplitude": float("nan")}, "KSConfig.amplitude must be a finite number >= 0, got nan"),
-    ({"dt_range": (0.0, 0.2)}, "KSConfig.dt_range must satisfy 0 < low <= high (finite), got (0.0, 0.2)"),
-    ({"dt_range": "ab"}, "KSConfig.dt_range must be a (low, high) pair of numbers, got 'ab'"),
-])
-def test_solver_settings_are_refused_in_one_sentence_naming_config_and_key(overrides: dict, message: str) -> None:
-    """The checks every generator config shares (`data_gen.base.check_*`), here through KS's."""
-    from data_gen.ks import KSConfig
+GRID_POINTS = "a number of grid points, an even whole number >= 8 (the spectral solver is written for even grids)"
+DT_RANGE = ("a range of times dt between stored frames, a pair [low, high] of finite numbers with 0 < low <= "
+            "high")
 
-    with pytest.raises(ValueError) as info:
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"n_points": True}, f"n_points=true is not valid: expected {GRID_POINTS}"),
+    ({"n_points": 7}, f"n_points=7 is not valid: expected {GRID_POINTS}"),
+    ({"amplitude": float("nan")},
+     "amplitude=nan is not valid: expected the largest amplitude of an initial sine, a finite number >= 0"),
+    ({"dt_range": (0.0, 0.2)}, f"dt_range=[0.0,0.2] is not valid: expected {DT_RANGE}"),
+    ({"dt_range": "ab"}, f"dt_range=ab is not valid: expected {DT_RANGE}"),
+])
+def test_solver_settings_are_refused_in_one_sentence_naming_the_field(overrides: dict, message: str) -> None:
+    """The generic checks of `pdebench.config.checks`, here through KS's settings built directly."""
+    from data_gen.ks import KSConfig
+    from pdebench.config.checks import SettingError
+
+    with pytest.raises(SettingError) as info:  # a user error: one sentence, no traceback
         KSConfig(**overrides)
     assert str(info.value) == message
+
+
+def test_solver_settings_from_a_config_are_refused_naming_the_key_and_the_generator() -> None:
+    """A settings error through `make_generator` (the path of a user's config) names `pde.solver.<key>` as typed."""
+    with pytest.raises(InvalidSetting) as info:
+        make_generator("ks", {"n_points": 7})
+    assert str(info.value) == f"pde.solver.n_points=7 for the ks generator is not valid: expected {GRID_POINTS}"
+    with pytest.raises(InvalidSetting) as info:
+        make_generator("ks", {"n_points": 64, "max_mode": 22})
+    assert str(info.value) == ("pde.solver.max_mode=22 for the ks generator is not valid: expected a mode below 22, "
+                               "the 2/3-rule cutoff of n_points=64 (the solver drops every mode from it on)")

@@ -26,17 +26,12 @@ from compose import compose_config
 
 from data_gen import parallel
 from data_gen.base import GeneratedBatch, SolverDiverged
-from data_gen.generate import (
-    SHARDS_DIR,
-    GenerationDiverged,
-    generate,
-    generate_dataset,
-    merge_shards,
-    shard_range,
-    trajectory_seeds,
-)
+from data_gen.generate import generate, generate_dataset, merge_shards
 from data_gen.parallel import available_cores, plan_parts, resolve_workers
+from data_gen.plan import trajectory_seeds
 from data_gen.registry import GENERATORS, GeneratorEntry
+from data_gen.shards import SHARDS_DIR, shard_range
+from data_gen.writing import GenerationDiverged
 from pdebench.cli.common import USER_ERRORS
 from pdebench.data.check import check_file
 from pdebench.data.manifest import manifest_hash
@@ -104,7 +99,7 @@ def waves_pde(**solver: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module", autouse=True)
 def waves_registered() -> Iterator[None]:
-    """The synthetic generator, registered for this module only."""
+    """The synthetic generator, registered for this module only (the registry itself refuses to forget a name)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(GENERATORS, "waves", GeneratorEntry("waves", BoxWaves, WavesConfig))
         yield

@@ -22,6 +22,7 @@ from data_gen.kolmogorov import (
     solver_grid_for,
     velocity_from_vorticity,
 )
+from pdebench.config.checks import SettingError
 from pdebench.data.check import check_file
 
 CPU = torch.device("cpu")
@@ -241,33 +242,42 @@ def test_reference_solver_rejects_fields_of_the_wrong_shape(tiny_generator):
 
 
 # --- configuration, metadata and the driver --------------------------------------------------------------------------
+EVEN = "an even whole number >= 8 (the spectral solver is written for even grids)"
+CONTOUR = ("a number of contour points, an even whole number >= 4 (the ETDRK4 coefficients are averaged over "
+           "complex-conjugate pairs of points on the unit circle)")
+
+
 @pytest.mark.parametrize(
-    ("field", "value"),
+    ("field", "value", "problem"),
     [
-        ("resolution", 31),
-        ("resolution", 4),
-        ("dns_resolution", 64),  # cannot hold the 64^2 grid's modes: needs >= 96
-        ("dns_resolution", 97),
-        ("reynolds", 0.0),
-        ("reynolds", float("inf")),
-        ("drag", -0.1),
-        ("forcing_wavenumber", 0),
-        ("forcing_wavenumber", 32),
-        ("frame_interval", 0.0),
-        ("substeps", 0),
-        ("max_courant", -1.0),
-        ("spinup_time", float("nan")),
-        ("branch_time", -1.0),
-        ("perturbation", -0.1),
-        ("init_modes", 0),
-        ("init_modes", 40),
-        ("contour_points", 31),
-        ("spinup_seed", -1),
+        ("resolution", 31, f"a number of stored grid points per axis, {EVEN}"),
+        ("resolution", 4, f"a number of stored grid points per axis, {EVEN}"),
+        # cannot hold the 64^2 grid's modes: needs >= 94
+        ("dns_resolution", 64, "at least 94 for resolution=64 (the DNS's 2/3-rule modes must hold every mode of the "
+                               "stored grid)"),
+        ("dns_resolution", 97, f"a number of DNS grid points per axis, {EVEN}"),
+        ("reynolds", 0.0, "a Reynolds number, a finite number > 0"),
+        ("reynolds", float("inf"), "a Reynolds number, a finite number > 0"),
+        ("drag", -0.1, "a linear drag coefficient, a finite number >= 0"),
+        ("forcing_wavenumber", 0, "a forcing wavenumber k_f, a whole number >= 1"),
+        ("forcing_wavenumber", 32, "at most 31 for resolution=64 (the forcing must be a mode the stored grid holds)"),
+        ("frame_interval", 0.0, "a time between stored frames, a finite number > 0"),
+        ("substeps", 0, "a number of ETDRK4 steps per stored frame, a whole number >= 1"),
+        ("max_courant", -1.0, "a Courant-number limit, a finite number > 0"),
+        ("spinup_time", float("nan"), "a spin-up time, a finite number >= 0"),
+        ("branch_time", -1.0, "a branch time, a finite number >= 0"),
+        ("perturbation", -0.1, "a perturbation rms relative to the spun-up state, a finite number >= 0"),
+        ("init_modes", 0, "the highest mode of the random fields, a whole number >= 1"),
+        ("init_modes", 40, "at most 31 for resolution=64 (the random fields may only use modes the stored grid "
+                           "holds)"),
+        ("contour_points", 31, CONTOUR),
+        ("spinup_seed", -1, "a seed of the spin-up's random field, a whole number >= 0"),
     ],
 )
-def test_config_rejects_bad_values(field, value):
-    with pytest.raises(ValueError, match=f"KolmogorovConfig.{field}"):
+def test_config_rejects_bad_values(field, value, problem):
+    with pytest.raises(SettingError) as info:
         KolmogorovConfig(**{field: value})
+    assert str(info.value) == f"{field}={value} is not valid: expected {problem}"
 
 
 def test_generate_shapes_dtypes_and_metadata(tiny_generator, tiny_batch):

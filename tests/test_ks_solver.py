@@ -22,6 +22,7 @@ from data_gen.ks import (
     solve_ks,
     wavenumbers,
 )
+from pdebench.config.checks import SettingError
 
 F64 = torch.float64
 CPU = torch.device("cpu")
@@ -185,29 +186,44 @@ def test_per_trajectory_burn_in_matches_separate_runs_exactly():
         assert torch.equal(together[i], alone[0])
 
 
+GRID = "a number of grid points, an even whole number >= 8 (the spectral solver is written for even grids)"
+PAIR = "a pair [low, high] of finite numbers with 0 < low <= high"
+
+
 @pytest.mark.parametrize(
-    ("field", "value"),
+    ("field", "value", "message"),
     [
-        ("n_points", 255),
-        ("n_points", 4),
-        ("length_range", (70.0, 60.0)),
-        ("length_range", (0.0, 1.0)),
-        ("nu_range", (1.0, float("nan"))),
-        ("dt_range", (-0.1, 0.2)),
-        ("dt_range", 0.2),
-        ("n_sines", 0),
-        ("amplitude", -0.5),
-        ("max_mode", 0),
-        ("max_mode", 86),
-        ("burn_in_time", -1.0),
-        ("substeps", 0),
-        ("substeps", 2.5),
-        ("contour_points", 31),
+        ("n_points", 255, f"n_points=255 is not valid: expected {GRID}"),
+        ("n_points", 4, f"n_points=4 is not valid: expected {GRID}"),
+        ("length_range", (70.0, 60.0), f"length_range=[70.0,60.0] is not valid: expected a range of domain lengths "
+                                       f"L, {PAIR}"),
+        ("length_range", (0.0, 1.0), f"length_range=[0.0,1.0] is not valid: expected a range of domain lengths L, "
+                                     f"{PAIR}"),
+        ("nu_range", (1.0, float("nan")), f"nu_range=[1.0,nan] is not valid: expected a range of hyper-viscosities "
+                                          f"nu, {PAIR}"),
+        ("dt_range", (-0.1, 0.2), f"dt_range=[-0.1,0.2] is not valid: expected a range of times dt between stored "
+                                  f"frames, {PAIR}"),
+        ("dt_range", 0.2, f"dt_range=0.2 is not valid: expected a range of times dt between stored frames, {PAIR}"),
+        ("n_sines", 0, "n_sines=0 is not valid: expected a number of sines in the initial state, a whole number >= 1"),
+        ("amplitude", -0.5, "amplitude=-0.5 is not valid: expected the largest amplitude of an initial sine, a finite "
+                            "number >= 0"),
+        ("max_mode", 0, "max_mode=0 is not valid: expected the highest mode of an initial sine, a whole number >= 1"),
+        ("max_mode", 86, "max_mode=86 is not valid: expected a mode below 86, the 2/3-rule cutoff of n_points=256 "
+                         "(the solver drops every mode from it on)"),
+        ("burn_in_time", -1.0, "burn_in_time=-1.0 is not valid: expected a burn-in time, a finite number >= 0"),
+        ("substeps", 0, "substeps=0 is not valid: expected a number of ETDRK4 steps per stored frame, a whole number "
+                        ">= 1"),
+        ("substeps", 2.5, "substeps=2.5 is not valid: expected a number of ETDRK4 steps per stored frame, a whole "
+                          "number >= 1"),
+        ("contour_points", 31, "contour_points=31 is not valid: expected a number of contour points, an even whole "
+                               "number >= 4 (the ETDRK4 coefficients are averaged over complex-conjugate pairs of "
+                               "points on the unit circle)"),
     ],
 )
-def test_config_rejects_bad_values(field, value):
-    with pytest.raises(ValueError, match=field):
+def test_config_rejects_bad_values(field, value, message):
+    with pytest.raises(SettingError) as info:
         KSConfig(**{field: value})
+    assert str(info.value) == message
 
 
 def test_generate_shapes_dtypes_and_ranges():

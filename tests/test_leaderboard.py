@@ -15,7 +15,6 @@ import pdebench.leaderboard.plots as plots_module
 from pdebench.leaderboard import (
     SkippedResultWarning,
     build_tables,
-    latex_escape,
     leaderboard_rows,
     load_results,
     make_leaderboard,
@@ -26,6 +25,7 @@ from pdebench.leaderboard import (
     to_markdown,
     write_leaderboard,
 )
+from pdebench.leaderboard.render import latex_escape
 from pdebench.rollout.results import (
     RESULT_FORMAT,
     RESULT_FORMAT_VERSION,

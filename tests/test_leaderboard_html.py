@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from test_leaderboard import _plain, _result, _solver, _spectra
 
-from pdebench.leaderboard import build_tables, table_id, write_tables
+from pdebench.leaderboard import build_tables, write_tables
+from pdebench.leaderboard.html import table_id
 
 BROWSER_TIMEOUT_S = 120
 

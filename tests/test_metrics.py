@@ -11,22 +11,33 @@ import numpy as np
 import pytest
 import torch
 
+from pdebench.config import BenchmarkConfig, RolloutConfig
 from pdebench.data.grid import Grid
-from pdebench.rollout.metrics import (
-    bootstrap_intervals,
-    energy,
-    ensemble_scores,
+from pdebench.rollout import reductions
+from pdebench.rollout.reductions import (
     geometric_mean_over_steps,
     high_correlation_time,
-    invariant,
     spread_skill_ratio,
     stable_steps,
-    step_errors,
-    summarize_rollout,
-    unstable,
-    unstable_energy,
 )
 from pdebench.rollout.spectra import GridSpectrum
+from pdebench.rollout.step_metrics import energy, ensemble_scores, invariant, step_errors, unstable, unstable_energy
+
+# evaluate's default summary settings (the schemas'), for the tests that leave them out
+ROLLOUT = RolloutConfig()
+SUMMARY_DEFAULTS = {"thresholds": ROLLOUT.thresholds, "gmean_steps": BenchmarkConfig().gmean_steps,
+                    "windows": ROLLOUT.windows}
+
+
+def summarized(per_step, flags, step_time, **settings):
+    """`reductions.summarize_rollout` with evaluate's default settings where a test leaves them out."""
+    return reductions.summarize_rollout(per_step, flags, step_time, **{**SUMMARY_DEFAULTS, **settings})
+
+
+def bootstrapped(per_step, flags, step_time, **settings):
+    """`reductions.bootstrap_intervals` with evaluate's default settings where a test leaves them out."""
+    defaults = {**SUMMARY_DEFAULTS, "n_resamples": ROLLOUT.bootstrap_resamples, "seed": ROLLOUT.bootstrap_seed}
+    return reductions.bootstrap_intervals(per_step, flags, step_time, **{**defaults, **settings})
 
 
 def _t(values) -> torch.Tensor:
@@ -204,7 +215,7 @@ def _hand_per_step() -> dict[str, np.ndarray]:
 
 
 def test_summarize_rollout_hand_computed():
-    summary, curves = summarize_rollout(
+    summary, curves = summarized(
         _hand_per_step(), np.zeros((2, 3), dtype=bool), np.array([0.25, 0.25]), gmean_steps=100
     )
     assert set(summary) == {
@@ -246,7 +257,7 @@ def test_summarize_rollout_hand_computed():
     assert curves["vrmse"] == pytest.approx([1.0, 1.0, 1.0])
     json.dumps({"summary": summary, "curves": curves}, allow_nan=False)
 
-    summary2, _ = summarize_rollout(_hand_per_step(), np.zeros((2, 3), bool), 0.25, gmean_steps=2)
+    summary2, _ = summarized(_hand_per_step(), np.zeros((2, 3), bool), 0.25, gmean_steps=2)
     assert summary2["nrmse_gmean"] == pytest.approx(math.sqrt(0.1 * 0.2))
     assert summary2["nrmse_gmean_steps"] == 2
 
@@ -264,7 +275,7 @@ def test_summarize_rollout_with_nan_prediction():
             per_step_lists.setdefault(name, []).append(value.numpy())
         flags.append(unstable(pred[:, k], torch.full((n_traj,), 100.0)).numpy())
     per_step = {name: np.stack(v, axis=1) for name, v in per_step_lists.items()}  # [n_traj, n_steps, C]
-    summary, curves = summarize_rollout(per_step, np.stack(flags, axis=1), np.array([0.5, 0.5]))
+    summary, curves = summarized(per_step, np.stack(flags, axis=1), np.array([0.5, 0.5]))
     assert summary["stable_fraction"] == 0.5
     assert summary["stable_fraction"] < 1
     # stable steps 4 and 1 -> times 2.0 and 0.5 -> median 1.25
@@ -282,9 +293,9 @@ def test_summarize_rollout_with_nan_prediction():
 def test_summarize_rollout_rejects_bad_input():
     per_step = _hand_per_step()
     with pytest.raises(ValueError):
-        summarize_rollout({k: v for k, v in per_step.items() if k != "corr"}, np.zeros((2, 3), bool), 1.0)
+        summarized({k: v for k, v in per_step.items() if k != "corr"}, np.zeros((2, 3), bool), 1.0)
     with pytest.raises(ValueError):
-        summarize_rollout(per_step, np.zeros((2, 4), bool), 1.0)
+        summarized(per_step, np.zeros((2, 4), bool), 1.0)
 
 
 def test_median_aggregates_use_each_trajectory_step_time():
@@ -305,7 +316,7 @@ def test_median_aggregates_use_each_trajectory_step_time():
         [False, True, True, True],  # from index 1
     ])
     step_time = np.array([1.0, 0.5, 4.0])
-    summary, _ = summarize_rollout(per_step, flags, step_time, thresholds=(0.8,))
+    summary, _ = summarized(per_step, flags, step_time, thresholds=(0.8,))
     # first crossings in time: 2 * 1.0 = 2.0, 4 * 0.5 = 2.0, 0 * 4.0 = 0 -> median 2.0 (mean 1.33; shared 1.83 -> 3.67)
     assert summary["corr_time_median_0.8"] == pytest.approx(2.0)
     # stable steps 3, 4, 1 -> times 3.0, 2.0, 4.0 -> median 3.0 (mean 3.0 too, but shared step 1.83: 5.5)
@@ -313,7 +324,7 @@ def test_median_aggregates_use_each_trajectory_step_time():
     # PDE-Refiner count: mean corr per step [0.88, 0.9, 0.783, 0.75] -> 2 steps x mean step time 1.833
     assert summary["corr_time_0.8"] == pytest.approx(2 * 5.5 / 3)
     flags[0, 3] = False  # stable steps 4, 4, 1 -> times 4.0, 2.0, 4.0: median 4.0, mean 3.33
-    summary, _ = summarize_rollout(per_step, flags, step_time, thresholds=(0.8,))
+    summary, _ = summarized(per_step, flags, step_time, thresholds=(0.8,))
     assert summary["stable_horizon_median"] == pytest.approx(4.0)
 
 
@@ -391,17 +402,18 @@ def test_geometric_mean_of_one_step_and_of_none():
 
 
 def test_summarize_rollout_aggregates_100_steps_by_default_and_at_least_one():
+    assert SUMMARY_DEFAULTS["gmean_steps"] == 100  # the PDE's default benchmark.gmean_steps
     n_steps = 120
     nrmse = np.full((1, n_steps, 1), 0.5)
     nrmse[0, 100:] = 8.0  # steps beyond the first 100 do not enter the default aggregate
     per_step = {"mse": nrmse**2, "nrmse": nrmse, "vrmse": nrmse, "corr": np.ones((1, n_steps, 1))}
     flags = np.zeros((1, n_steps), dtype=bool)
-    summary, _ = summarize_rollout(per_step, flags, 0.1)
+    summary, _ = summarized(per_step, flags, 0.1)
     assert summary["nrmse_gmean_steps"] == 100 and summary["nrmse_gmean"] == pytest.approx(0.5)
     for asked in (1, 0):
-        summary, _ = summarize_rollout(per_step, flags, 0.1, gmean_steps=asked)
+        summary, _ = summarized(per_step, flags, 0.1, gmean_steps=asked)
         assert summary["nrmse_gmean_steps"] == 1 and summary["nrmse_gmean"] == pytest.approx(0.5)
-    one, _ = summarize_rollout({k: v[:, :1] for k, v in per_step.items()}, flags[:, :1], 0.1)  # a single step
+    one, _ = summarized({k: v[:, :1] for k, v in per_step.items()}, flags[:, :1], 0.1)  # a single step
     assert one["nrmse_gmean"] == pytest.approx(0.5) and one["corr_time_0.8"] == pytest.approx(0.1)
 
 
@@ -409,7 +421,7 @@ def test_summarize_rollout_counts_nan_correlation_as_zero_and_nan_errors_as_dive
     per_step = _hand_per_step()
     per_step["corr"][1, 2, :] = np.nan  # trajectory 1, last step: no correlation
     per_step["vrmse"][0, 1, 0] = np.nan  # trajectory 0, step 1: a diverged error
-    summary, curves = summarize_rollout(per_step, np.zeros((2, 3), dtype=bool), 0.25)
+    summary, curves = summarized(per_step, np.zeros((2, 3), dtype=bool), 0.25)
     assert curves["corr"] == pytest.approx([0.97, 0.875, 0.85 / 2])  # (0.85 + 0) / 2
     assert summary["vrmse_mean"] is None and curves["vrmse"] == [1.0, None, 1.0]
     json.dumps({"summary": summary, "curves": curves}, allow_nan=False)
@@ -421,7 +433,7 @@ def test_summarize_rollout_is_computed_in_float64_whatever_it_is_given():
     single = {name: values.astype(np.float32) for name, values in per_step.items()}
     double = {name: values.astype(np.float32).astype(np.float64) for name, values in per_step.items()}
     flags = np.zeros((5, 7), dtype=bool)
-    assert summarize_rollout(single, flags, 0.25) == summarize_rollout(double, flags, 0.25)
+    assert summarized(single, flags, 0.25) == summarized(double, flags, 0.25)
 
 
 def test_summarizing_a_blown_up_rollout_emits_no_warning():
@@ -429,7 +441,7 @@ def test_summarizing_a_blown_up_rollout_emits_no_warning():
     per_step["mse"][:, 0, :] = 1e308  # finite per entry, but their mean overflows
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        summary, curves = summarize_rollout(per_step, np.zeros((2, 3), dtype=bool), 0.25)
+        summary, curves = summarized(per_step, np.zeros((2, 3), dtype=bool), 0.25)
     assert summary["one_step_mse"] is None and curves["mse"][0] is None
 
 
@@ -444,16 +456,16 @@ def test_summarizing_a_blown_up_rollout_emits_no_warning():
 )
 def test_summarize_rollout_names_the_malformed_metric(change, message):
     with pytest.raises(ValueError, match=message):
-        summarize_rollout({**_hand_per_step(), **change}, np.zeros((2, 3), dtype=bool), 1.0)
+        summarized({**_hand_per_step(), **change}, np.zeros((2, 3), dtype=bool), 1.0)
 
 
 def test_summarize_rollout_names_what_is_missing_and_accepts_one_trajectory():
     with pytest.raises(ValueError, match=r"per_step is missing metric\(s\) \['corr'\]"):
-        summarize_rollout({k: v for k, v in _hand_per_step().items() if k != "corr"}, np.zeros((2, 3), bool), 1.0)
+        summarized({k: v for k, v in _hand_per_step().items() if k != "corr"}, np.zeros((2, 3), bool), 1.0)
     with pytest.raises(ValueError, match=r"unstable_flags must have shape \(2, 3\), got \(2, 4\)"):
-        summarize_rollout(_hand_per_step(), np.zeros((2, 4), bool), 1.0)
+        summarized(_hand_per_step(), np.zeros((2, 4), bool), 1.0)
     first = {name: values[:1] for name, values in _hand_per_step().items()}
-    summary, _ = summarize_rollout(first, np.zeros((1, 3), dtype=bool), 0.25)
+    summary, _ = summarized(first, np.zeros((1, 3), dtype=bool), 0.25)
     assert summary["one_step_nrmse"] == pytest.approx(0.1) and summary["vrmse_mean"] == pytest.approx(0.5)
 
 
@@ -593,7 +605,7 @@ def test_summary_reports_bands_drift_and_ensemble_scores():
         "crps": np.full((n, steps, 1), 0.5), "spread2": np.full((n, steps, 1), 2.0),
         "ens_mse": np.full((n, steps, 1), 1.0),
     }
-    summary, curves = summarize_rollout(per_step, np.zeros((n, steps), bool), 0.5, gmean_steps=2, n_members=2)
+    summary, curves = summarized(per_step, np.zeros((n, steps), bool), 0.5, gmean_steps=2, n_members=2)
     assert summary["spectral_rmse_low"] == pytest.approx(0.1) and summary["spectral_rmse_high"] == pytest.approx(0.3)
     assert summary["one_step_spectral_rmse_mid"] == pytest.approx(0.2)
     assert summary["conservation_drift_final"] == pytest.approx(0.2)  # (0.3 + 0.1) / 2
@@ -610,7 +622,7 @@ def test_a_blown_up_trajectory_keeps_its_record_and_the_others_go_on():
     corr = np.array([[[0.99]] * 4, [[0.95], [0.9], [0.0], [0.0]]])
     per_step = {"mse": nrmse**2, "nrmse": nrmse, "vrmse": nrmse, "corr": corr}
     flags = np.array([[False] * 4, [False, False, True, True]])
-    summary, curves = summarize_rollout(per_step, flags, 1.0, gmean_steps=2)
+    summary, curves = summarized(per_step, flags, 1.0, gmean_steps=2)
     assert summary["one_step_nrmse"] == pytest.approx(0.15)
     assert summary["nrmse_gmean"] == pytest.approx(0.15)  # the first two steps are finite for both
     assert summary["vrmse_mean"] is None  # a diverged trajectory has no finite mean error
@@ -626,9 +638,9 @@ def test_bootstrap_intervals_are_reproducible_and_bracket_the_estimate():
     nrmse = rng.uniform(0.1, 0.5, size=(n, steps, 1))
     per_step = {"mse": nrmse**2, "nrmse": nrmse, "vrmse": nrmse, "corr": 1 - nrmse}
     flags = np.zeros((n, steps), bool)
-    summary, _ = summarize_rollout(per_step, flags, 0.5)
-    a = bootstrap_intervals(per_step, flags, 0.5, n_resamples=300, seed=1)
-    b = bootstrap_intervals(per_step, flags, 0.5, n_resamples=300, seed=1)
+    summary, _ = summarized(per_step, flags, 0.5)
+    a = bootstrapped(per_step, flags, 0.5, n_resamples=300, seed=1)
+    b = bootstrapped(per_step, flags, 0.5, n_resamples=300, seed=1)
     assert a == b
     assert "time_ceiling" not in a and "nrmse_gmean_steps" not in a
     low, high = a["one_step_nrmse"]
@@ -638,7 +650,7 @@ def test_bootstrap_intervals_are_reproducible_and_bracket_the_estimate():
     assert high - low == pytest.approx(expected, rel=0.3)
     # identical trajectories leave nothing to resample: zero width
     same = {k: np.repeat(v[:1], n, axis=0) for k, v in per_step.items()}
-    low, high = bootstrap_intervals(same, flags, 0.5, n_resamples=50)["corr_time_0.8"]
+    low, high = bootstrapped(same, flags, 0.5, n_resamples=50)["corr_time_0.8"]
     assert low == high
     with pytest.raises(ValueError, match="n_resamples"):
-        bootstrap_intervals(per_step, flags, 0.5, n_resamples=0)
+        bootstrapped(per_step, flags, 0.5, n_resamples=0)

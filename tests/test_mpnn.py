@@ -261,7 +261,8 @@ def test_reference_parameter_count_is_mp_pde() -> None:
 @pytest.mark.parametrize(("key", "value", "message"), [
     ("hidden_channels", 0, r"model.hidden_channels=0 for model mpnn is not valid: expected a number of channels"),
     ("n_layers", -1, r"model.n_layers=-1 for model mpnn is not valid"),
-    ("radius", 0.0, r"model.radius=0.0 for model mpnn is not valid: expected a finite number of grid spacings > 0"),
+    ("radius", 0.0, r"model.radius=0.0 for model mpnn is not valid: expected a number of grid spacings, a finite "
+                    r"number > 0"),
     ("max_neighbours", 0, r"model.max_neighbours=0 for model mpnn is not valid"),
     ("decoder_kernel", 200, r"model.decoder_kernel=200 for model mpnn is not valid: expected at most "
                             r"model.hidden_channels=128"),

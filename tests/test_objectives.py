@@ -5,6 +5,7 @@ labels; and each objective trained end to end through the Lightning module."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from pdebench.config import default_run_label
+from pdebench.config import ObjectiveConfig, default_run_label
 from pdebench.data.batch import WindowBatch, collate
 from pdebench.data.dataset import DatasetError, WindowDataset, WindowSpec, split_window
 from pdebench.data.grid import Grid
@@ -23,6 +24,7 @@ from pdebench.data.reader import TrajectoryFile
 from pdebench.forecast.checkpoint import load_forecaster
 from pdebench.forecast.forecaster import Forecaster
 from pdebench.forecast.targets import DerivativeTarget, DifferenceTarget, target_from_config
+from pdebench.training.config import train_config
 from pdebench.training.objectives import (
     OneStep,
     Pushforward,
@@ -42,10 +44,8 @@ TRUE_FACTOR = 0.9  # the data: u_k = TRUE_FACTOR**k * u_0
 U0 = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)
 
 
-def objective_config(name: str = "onestep", **settings) -> dict:
-    return {"name": name, "history": 1, "bundle": 1, "loss": "mse", "target": "state", "target_scale": 1.0,
-            "unroll_steps": 0, "input_noise_std": 0.0, "fd_order": 1, "fd_spacing": 1, "integrator": "euler",
-            "substeps": 1, **settings}
+def objective_config(name: str = "onestep", **settings) -> ObjectiveConfig:
+    return ObjectiveConfig(**{"name": name, **settings})
 
 
 class Scale(nn.Module):
@@ -124,7 +124,7 @@ def test_unrolled_with_one_step_is_one_step_training() -> None:
                         torch.zeros(3, 0, dtype=torch.float64), torch.ones(3), torch.arange(3))
     config = objective_config(target="difference", target_scale=0.3)
     one = OneStep(config).loss(scale_forecaster(0.7, "difference"), batch)
-    config.update(name="unrolled", unroll_steps=1)
+    config = dataclasses.replace(config, name="unrolled", unroll_steps=1)
     unrolled = Unrolled(config).loss(scale_forecaster(0.7, "difference"), batch)
     assert unrolled.item() == pytest.approx(one.item())
 
@@ -342,7 +342,7 @@ def test_window_longer_than_the_trajectories_names_the_keys() -> None:
                                            r"lower one of these settings or generate longer trajectories$"):
         check_window_fits(derivative, n_train_frames=4, frame_stride=4)
     with pytest.raises(DatasetError, match=r"objective.fd_spacing=4 need training windows of 17 stored frames"):
-        check_window_fits({**derivative, "fd_spacing": 4}, n_train_frames=16, frame_stride=4)
+        check_window_fits(dataclasses.replace(derivative, fd_spacing=4), n_train_frames=16, frame_stride=4)
 
 
 # A small, fast FNO; each run trains two steps an epoch and validates a short rollout.
@@ -355,7 +355,7 @@ def test_config_errors_come_before_any_data(compose_cfg, tmp_path: Path) -> None
     cfg = compose_cfg("train", [*FAST, "objective=pushforward", "objective.unroll_steps=0",
                                 f"data.root={tmp_path}/nowhere", f"run_dir={tmp_path}/run"])
     with pytest.raises(ValueError, match="objective.unroll_steps=0 gives pushforward no unrolled step"):
-        check_training_config(cfg)
+        check_training_config(train_config(cfg))
     with pytest.raises(ValueError, match="objective.unroll_steps=0 gives pushforward"):
         train(cfg)
     assert not (tmp_path / "run").exists()
@@ -420,7 +420,7 @@ def test_each_objective_trains_end_to_end(compose_cfg, data_root: Path, tmp_path
 def test_ks_unet_preset_is_pde_refiners_mse_baseline(compose_cfg) -> None:
     """U-Net, one-step MSE on the difference to the last state scaled by 0.3, EMA 0.995."""
     cfg = compose_cfg("train", ["experiment=ks_unet"])
-    check_training_config(cfg)
+    check_training_config(train_config(cfg))
     assert (cfg["model"]["name"], cfg["objective"]["name"], cfg["objective"]["loss"]) == ("unet", "onestep", "mse")
     assert (cfg["objective"]["target"], cfg["objective"]["target_scale"]) == ("difference", 0.3)
     assert cfg["optim"]["ema_decay"] == 0.995

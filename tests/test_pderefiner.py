@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from baselines import MODELS, NetSpec, build_model
 from baselines.pderefiner import DEFAULT_SIGMA_MIN, PDERefiner
+from pdebench.config import ObjectiveConfig
 from pdebench.data.batch import WindowBatch
 from pdebench.data.grid import Grid
 from pdebench.data.normalization import Normalizer
@@ -84,7 +85,7 @@ def test_training_draws_every_refinement_step_uniformly() -> None:
     net = refiner(spec, {"name": "fno", "n_modes": [4], "hidden_channels": 4, "n_layers": 1})
     calls = BackboneCalls(net)
     forecaster = make_forecaster(net, Normalizer.identity(1, 1), StateTarget(), spec)
-    objective = make_objective({"name": "pderefiner", "loss": "mse"})
+    objective = make_objective(ObjectiveConfig(name="pderefiner"))
     batch = WindowBatch(torch.randn(32, 1, 1, 8), torch.randn(32, 1, 1, 8), torch.randn(32, 1), torch.ones(32),
                         torch.arange(32))
     with torch.no_grad():
@@ -173,7 +174,7 @@ def test_overfits_one_tiny_batch() -> None:
     torch.manual_seed(0)
     net = refiner(SPEC_1D, {"name": "fno", "n_modes": [12], "hidden_channels": 16, "n_layers": 2}, steps=2)
     forecaster = make_forecaster(net, Normalizer.identity(1, 1), StateTarget(), SPEC_1D)
-    objective = make_objective({"name": "pderefiner", "loss": "mse"})
+    objective = make_objective(ObjectiveConfig(name="pderefiner"))
     batch = tiny_batch()
 
     def forecast_error() -> float:
@@ -196,10 +197,10 @@ def test_objective_and_model_must_fit_each_other() -> None:
     with pytest.raises(ValueError, match=r"objective=pderefiner cannot train model=fno, whose net has no "
                                          r"refinement_pair\(\); wrap it in PDE-Refiner instead: model=pderefiner "
                                          r"model.backbone.name=fno"):
-        check_objective_fits("pderefiner", make_objective({"name": "pderefiner", "loss": "mse"}), plain, "fno")
+        check_objective_fits("pderefiner", make_objective(ObjectiveConfig(name="pderefiner")), plain, "fno")
     with pytest.raises(ValueError, match="model=pderefiner is trained with objective=pderefiner, not "
                                          "objective=onestep; pass objective=pderefiner"):
-        check_objective_fits("onestep", make_objective({"name": "onestep", "loss": "mse"}), refiner(SPEC_1D),
+        check_objective_fits("onestep", make_objective(ObjectiveConfig()), refiner(SPEC_1D),
                              "pderefiner")
 
 

@@ -217,11 +217,13 @@ def test_the_auto_limit_is_a_share_of_the_headroom_per_process(monkeypatch: pyte
     assert preload_limit_bytes() == 0  # unknown memory: read lazily
 
 
-def test_train_splits_follow_data_preload(ks_tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_train_splits_follow_data_preload(compose_cfg, ks_tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`auto` gives the train split the room first and the validation split what is left."""
+    from dataclasses import replace
     from types import SimpleNamespace
 
     from pdebench.training import run
+    from pdebench.training.config import train_config
 
     with TrajectoryFile(ks_tiny / "train.h5") as file:
         train_bytes = split_field_bytes(file)
@@ -229,11 +231,11 @@ def test_train_splits_follow_data_preload(ks_tiny: Path, monkeypatch: pytest.Mon
         valid_bytes = split_field_bytes(file, 2)
     trainer = SimpleNamespace(num_devices=1)
     spec = SPECS["onestep"]
+    base = train_config(compose_cfg("train", ["trainer.enable_progress_bar=false", "validation.max_trajectories=2"]))
 
     def splits(preload: object, limit: int) -> tuple[bool, bool]:
         monkeypatch.setattr(run, "preload_limit_bytes", lambda processes: limit)
-        cfg = {"data": {"preload": preload}, "trainer": {"enable_progress_bar": False},
-               "validation": {"max_trajectories": 2}}
+        cfg = replace(base, data=replace(base.data, preload=preload))
         train_set, val_set = run.load_splits(cfg, ks_tiny, spec, trainer)
         return train_set.preloaded, val_set.preloaded
 

@@ -13,14 +13,23 @@ import torch
 from synthetic import write_dataset
 from torch import Tensor
 
+from pdebench.config import BenchmarkConfig
 from pdebench.data.dataset import TrajectoryDataset
 from pdebench.data.grid import Grid
 from pdebench.forecast.rollout import rollout
 from pdebench.leaderboard import make_leaderboard
 from pdebench.rollout.evaluation import evaluate, evaluate_all, shard
-from pdebench.rollout.scoring import SAMPLE_MAX_FRAMES, SAMPLE_MAX_POINTS, Scores, sample_strides, score
+from pdebench.rollout.scoring import (
+    SAMPLE_MAX_FRAMES,
+    SAMPLE_MAX_POINTS,
+    Scores,
+    ScoringSpec,
+    sample_strides,
+    score,
+)
 
 BENCH = {"frame_stride": 1, "headline": "vrmse_mean", "headline_goal": "min", "conserved": None}
+SPEC = ScoringSpec(energy_factor=BenchmarkConfig().stability_energy_factor)  # a PDE's default scoring
 
 
 class ShiftMix:
@@ -66,7 +75,7 @@ def test_strides_keep_at_most_64_frames_and_128_points_per_axis() -> None:
 
 def test_the_sample_is_the_steppers_rollout_of_the_lowest_trajectory(toy_split: TrajectoryDataset) -> None:
     stepper = ShiftMix()
-    scores = score(stepper, toy_split, [2, 1], batch_size=2, progress=False)
+    scores = score(stepper, toy_split, [2, 1], batch_size=2, spec=SPEC, progress=False)
     sample = scores.sample
     assert sample is not None and sample.trajectory == 1 and sample.channel == 0
     traj = toy_split[1]
@@ -90,8 +99,8 @@ def test_the_sample_is_the_steppers_rollout_of_the_lowest_trajectory(toy_split: 
 
 def test_only_the_rank_holding_trajectory_0_keeps_it_and_the_join_has_it(toy_split: TrajectoryDataset) -> None:
     stepper = ShiftMix()
-    whole = score(stepper, toy_split, batch_size=2, progress=False)
-    parts = [score(stepper, toy_split, shard(len(toy_split), rank, 2), batch_size=2, progress=False,
+    whole = score(stepper, toy_split, batch_size=2, spec=SPEC, progress=False)
+    parts = [score(stepper, toy_split, shard(len(toy_split), rank, 2), batch_size=2, spec=SPEC, progress=False,
                    sample_trajectory=0) for rank in range(2)]
     assert parts[0].sample is not None and parts[1].sample is None
     joined = Scores.join(parts[::-1])
@@ -100,9 +109,9 @@ def test_only_the_rank_holding_trajectory_0_keeps_it_and_the_join_has_it(toy_spl
     np.testing.assert_array_equal(joined.sample.true, whole.sample.true)
     for name in whole.per_step:  # keeping a sample changes no metric
         np.testing.assert_array_equal(whole.per_step[name],
-                                      score(stepper, toy_split, batch_size=2, progress=False,
+                                      score(stepper, toy_split, batch_size=2, spec=SPEC, progress=False,
                                             keep_sample=False).per_step[name])
-    assert score(stepper, toy_split, batch_size=2, progress=False, keep_sample=False).sample is None
+    assert score(stepper, toy_split, batch_size=2, spec=SPEC, progress=False, keep_sample=False).sample is None
 
 
 def test_persistence_result_stores_the_sample_and_the_leaderboard_draws_it(compose_cfg, data_root: Path,

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from pdebench.forecast.checkpoint import CheckpointError
+from pdebench.training.config import train_config
 from pdebench.training.run import _resume_conflict, resume_checkpoint, train
 
 # A small FNO, 4 steps per epoch, 3 epochs, an EMA of the weights: one progress line per step, so the test can kill
@@ -138,6 +139,6 @@ def test_rerun_with_a_new_learning_rate_is_refused_naming_the_key(compose_cfg, u
     with pytest.raises(CheckpointError, match=r"trained with optim\.lr=0\.001 but this run asks for optim\.lr=0\.1; "
                                               r"choose a new label \(label=\.\.\.\) for a separate run, or pass "
                                               r"resume=false"):
-        resume_checkpoint(cfg, uninterrupted)
+        resume_checkpoint(train_config(cfg), uninterrupted)
     longer = compose_cfg("train", [*RUN, "data.root=nowhere", f"run_dir={uninterrupted}", "trainer.max_epochs=5"])
-    assert resume_checkpoint(longer, uninterrupted) == uninterrupted / "checkpoints" / "last.ckpt"
+    assert resume_checkpoint(train_config(longer), uninterrupted) == uninterrupted / "checkpoints" / "last.ckpt"

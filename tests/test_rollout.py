@@ -12,10 +12,27 @@ import torch
 from torch import Tensor, nn
 
 from baselines import build_model
+from pdebench.config import BenchmarkConfig, RolloutConfig
 from pdebench.data.batch import TrajectoryBatch
 from pdebench.data.dataset import TrajectoryDataset
 from pdebench.forecast.checkpoint import load_forecaster
-from pdebench.rollout.scoring import Scores, score, score_batch, summarize
+from pdebench.rollout.scoring import Scores, ScoringSpec, score, score_batch, summarize
+
+ROLLOUT = RolloutConfig()  # evaluate's default rollout settings
+BENCHMARK = BenchmarkConfig()  # a PDE's default benchmark facts
+SPEC = ScoringSpec(energy_factor=BENCHMARK.stability_energy_factor)
+
+
+def scored(stepper, dataset: TrajectoryDataset, indices=None, **options) -> Scores:
+    """`score` with evaluate's default batch size and pointwise scoring, where a test leaves them out."""
+    return score(stepper, dataset, indices, **{"batch_size": ROLLOUT.batch_size, "spec": SPEC, **options})
+
+
+def summarized(scores: Scores, **settings):
+    """`summarize` with evaluate's default thresholds and windows and a PDE's default geometric-mean steps, where a
+    test leaves them out."""
+    defaults = {"thresholds": ROLLOUT.thresholds, "gmean_steps": BENCHMARK.gmean_steps, "windows": ROLLOUT.windows}
+    return summarize(scores, **{**defaults, **settings})
 
 
 def persistence(dataset: TrajectoryDataset, history: int = 1, bundle: int = 1):
@@ -53,10 +70,10 @@ def all_frames(data: TrajectoryDataset) -> np.ndarray:
 
 def test_scores_start_at_the_first_predicted_frame(test_set: TrajectoryDataset) -> None:
     oracle = Oracle(torch.from_numpy(all_frames(test_set)).float())
-    scores = score(oracle, test_set, batch_size=3, progress=False)
+    scores = scored(oracle, test_set, batch_size=3, progress=False)
     assert scores.n_steps == test_set.n_model_frames - 1
     assert np.all(scores.per_step["mse"] == 0) and np.allclose(scores.per_step["corr"], 1)
-    summary, _ = summarize(scores)
+    summary, _ = summarized(scores)
     assert summary["corr_time_0.8"] == pytest.approx(scores.n_steps * scores.step_time.mean())
 
 
@@ -66,17 +83,17 @@ def relative_l2(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 
 def test_persistence_errors_are_the_change_since_the_initial_frame(test_set: TrajectoryDataset) -> None:
-    scores = score(persistence(test_set), test_set, batch_size=3, progress=False)
+    scores = scored(persistence(test_set), test_set, batch_size=3, progress=False)
     frames = all_frames(test_set)
     for k in (0, 5):
         np.testing.assert_allclose(scores.per_step["nrmse"][:, k, 0],
                                    relative_l2(frames[:, 0, 0], frames[:, 0, k + 1]), rtol=1e-6)
-    summary, _ = summarize(scores)
+    summary, _ = summarized(scores)
     assert summary["one_step_nrmse"] == pytest.approx(relative_l2(frames[:, 0, 0], frames[:, 0, 1]).mean(), rel=1e-6)
 
 
 def test_max_steps_truncates_and_history_shifts_the_first_target(test_set: TrajectoryDataset) -> None:
-    scores = score(persistence(test_set, history=2), test_set, max_steps=3, progress=False)
+    scores = scored(persistence(test_set, history=2), test_set, max_steps=3, progress=False)
     frames = all_frames(test_set)
     assert scores.n_steps == 3
     np.testing.assert_allclose(scores.per_step["mse"][:, 0, 0],
@@ -86,18 +103,18 @@ def test_max_steps_truncates_and_history_shifts_the_first_target(test_set: Traje
 def test_scores_are_keyed_by_trajectory_with_its_own_step_time(test_set: TrajectoryDataset) -> None:
     """A subset in any order: rows come back sorted by trajectory index, each with its own step time (the dataset's
     order would give trajectory 0's and 1's times to trajectories 1 and 3)."""
-    scores = score(persistence(test_set), test_set, indices=[3, 1], batch_size=1, progress=False)
+    scores = scored(persistence(test_set), test_set, indices=[3, 1], batch_size=1, progress=False)
     assert scores.index.tolist() == [1, 3]
     np.testing.assert_array_equal(scores.step_time, test_set.step_times.numpy()[[1, 3]])
     assert len(set(test_set.step_times.tolist())) == len(test_set)  # the tiny preset draws dt per trajectory
-    whole = score(persistence(test_set), test_set, batch_size=4, progress=False)
+    whole = scored(persistence(test_set), test_set, batch_size=4, progress=False)
     np.testing.assert_allclose(scores.per_step["nrmse"], whole.per_step["nrmse"][[1, 3]], rtol=1e-12)
 
 
 def test_joining_shards_equals_one_pass(test_set: TrajectoryDataset) -> None:
     stepper = persistence(test_set)
-    parts = [score(stepper, test_set, indices=shard, progress=False) for shard in ([2, 0], [3, 1])]
-    joined, whole = Scores.join(parts), score(stepper, test_set, progress=False)
+    parts = [scored(stepper, test_set, indices=shard, progress=False) for shard in ([2, 0], [3, 1])]
+    joined, whole = Scores.join(parts), scored(stepper, test_set, progress=False)
     assert joined.index.tolist() == [0, 1, 2, 3]
     for name in whole.per_step:
         np.testing.assert_array_equal(joined.per_step[name], whole.per_step[name])
@@ -121,7 +138,7 @@ class ModeRecorder(nn.Module):
 
 def test_the_stepper_runs_in_eval_mode_and_gets_its_mode_back(test_set: TrajectoryDataset) -> None:
     stepper = ModeRecorder().train()
-    score(stepper, test_set, max_steps=2, progress=False)
+    scored(stepper, test_set, max_steps=2, progress=False)
     assert stepper.modes and not any(stepper.modes) and stepper.training
 
 
@@ -131,13 +148,13 @@ def test_batch_size_does_not_change_a_trained_nets_scores(test_set: TrajectoryDa
     takes another path). Batches of 1 (each padded to 2 rows), 3 (padded: 3 + 1 + 2 copies) and 4 give bitwise
     equal scores."""
     forecaster = load_forecaster(trained_checkpoint).forecaster
-    one = score(forecaster, test_set, batch_size=1, progress=False)
-    three = score(forecaster, test_set, batch_size=3, progress=False)
-    four = score(forecaster, test_set, batch_size=4, progress=False)
+    one = scored(forecaster, test_set, batch_size=1, progress=False)
+    three = scored(forecaster, test_set, batch_size=3, progress=False)
+    four = scored(forecaster, test_set, batch_size=4, progress=False)
     for name in three.per_step:
         np.testing.assert_array_equal(three.per_step[name], four.per_step[name])
         np.testing.assert_array_equal(one.per_step[name], four.per_step[name])
-    assert summarize(one)[0] == summarize(three)[0] == summarize(four)[0]
+    assert summarized(one)[0] == summarized(three)[0] == summarized(four)[0]
 
 
 class CallRecorder:
@@ -155,14 +172,14 @@ class CallRecorder:
 
 def test_a_short_last_batch_is_padded_and_its_copies_discarded(test_set: TrajectoryDataset) -> None:
     stepper = CallRecorder()
-    scores = score(stepper, test_set, batch_size=3, max_steps=2, progress=False)
+    scores = scored(stepper, test_set, batch_size=3, max_steps=2, progress=False)
     assert stepper.sizes == [3, 3, 3, 3]  # 4 trajectories: batches of 3 and 1 + 2 copies, 2 steps each
     assert scores.index.tolist() == [0, 1, 2, 3] and scores.per_step["mse"].shape[0] == 4
     stepper = CallRecorder()
-    score(stepper, test_set, indices=[1], batch_size=32, max_steps=1, progress=False)
+    scored(stepper, test_set, indices=[1], batch_size=32, max_steps=1, progress=False)
     assert stepper.sizes == [4], "a batch larger than the split is cut to the split's size, whatever the shard"
     stepper = CallRecorder()
-    score(stepper, test_set, indices=[2], batch_size=1, max_steps=1, progress=False)
+    scored(stepper, test_set, indices=[2], batch_size=1, max_steps=1, progress=False)
     assert stepper.sizes == [2], "never one row alone: single-row batches take other kernel paths"
 
 
@@ -183,28 +200,25 @@ class NoisyEnsemble:
 
 
 def test_an_ensemble_stepper_gets_crps_and_spread_skill_per_step(test_set: TrajectoryDataset) -> None:
-    from pdebench.rollout.scoring import ScoringSpec
-
-    spec = ScoringSpec(ensemble=8)
-    scores = score(NoisyEnsemble(0.05), test_set, spec=spec, max_steps=3, progress=False)
+    spec = ScoringSpec(energy_factor=SPEC.energy_factor, ensemble=8)
+    scores = scored(NoisyEnsemble(0.05), test_set, spec=spec, max_steps=3, progress=False)
     assert {"crps", "spread2", "ens_mse"} <= set(scores.per_step)
     # step 1: members are last + noise, so the unbiased spread^2 is about sigma^2 = 0.0025 at every point
     assert scores.per_step["spread2"][:, 0].mean() == pytest.approx(0.0025, rel=0.1)
-    again = score(NoisyEnsemble(0.05), test_set, spec=spec, max_steps=3, progress=False)
+    again = scored(NoisyEnsemble(0.05), test_set, spec=spec, max_steps=3, progress=False)
     np.testing.assert_array_equal(again.per_step["crps"], scores.per_step["crps"])  # seeded draws
-    summary, curves = summarize(scores, n_members=8, gmean_steps=3)
+    summary, curves = summarized(scores, n_members=8, gmean_steps=3)
     assert summary["n_members"] == 8 and summary["crps_mean"] > 0 and len(curves["spread_skill"]) == 3
     # noise far below the persistence error: an under-dispersed ensemble
     assert summary["spread_skill_ratio"] < 0.5
     with pytest.raises(ValueError, match="rollout.ensemble=8 needs a stochastic stepper with a `sample` method"):
-        score(CallRecorder(), test_set, spec=spec, max_steps=1, progress=False)
+        scored(CallRecorder(), test_set, spec=spec, max_steps=1, progress=False)
 
 
 def test_spectra_drift_and_bands_are_scored_from_the_spec(test_set: TrajectoryDataset) -> None:
-    from pdebench.rollout.scoring import ScoringSpec
-
-    spec = ScoringSpec(band_edges=(5, 12), spectrum_steps=(1, 3, 99), conserved="mean")
-    scores = score(persistence(test_set), test_set, spec=spec, max_steps=4, progress=False)
+    spec = ScoringSpec(energy_factor=SPEC.energy_factor, band_edges=(5, 12), spectrum_steps=(1, 3, 99),
+                       conserved="mean")
+    scores = scored(persistence(test_set), test_set, spec=spec, max_steps=4, progress=False)
     bands = sum(scores.per_step[f"mse_{b}"] for b in ("low", "mid", "high"))
     np.testing.assert_allclose(bands, scores.per_step["mse"], rtol=1e-9)  # Parseval: the bands split the MSE
     np.testing.assert_allclose(scores.per_step["drift"], 0.0, atol=1e-12)  # persistence conserves the mean
@@ -243,14 +257,13 @@ class Constant:
 def test_unstable_means_beyond_the_factor_times_the_trajectorys_largest_energy() -> None:
     """Energy = mean over space of u^2 summed over fields. Trajectory 0: 1 + 100 = 101, trajectory 1: 16 + 16 = 32.
     A constant prediction c has energy 2 c^2; the default factor 4 gives bounds 404 and 128."""
-    from pdebench.rollout.scoring import ScoringSpec
-
+    assert SPEC.energy_factor == 4.0
     batch = hand_batch()
-    _, flags = score_batch(Constant(10.0), batch, 2)  # 200: <= 404, > 128
+    _, flags = score_batch(Constant(10.0), batch, 2, spec=SPEC)  # 200: <= 404, > 128
     assert flags.tolist() == [[False, False], [True, True]]
-    _, flags = score_batch(Constant(8.0), batch, 2)  # 128: exactly at the bound is still stable
+    _, flags = score_batch(Constant(8.0), batch, 2, spec=SPEC)  # 128: exactly at the bound is still stable
     assert flags.tolist() == [[False, False], [False, False]]
-    _, flags = score_batch(Constant(15.0), batch, 1)  # 450
+    _, flags = score_batch(Constant(15.0), batch, 1, spec=SPEC)  # 450
     assert flags.tolist() == [[True], [True]]
     _, flags = score_batch(Constant(15.0), batch, 1, spec=ScoringSpec(energy_factor=5.0))  # bounds 505 and 160
     assert flags.tolist() == [[False], [True]]
@@ -258,12 +271,12 @@ def test_unstable_means_beyond_the_factor_times_the_trajectorys_largest_energy()
 
 def test_score_batch_checks_the_number_of_steps() -> None:
     batch = hand_batch()  # 3 model frames: history 1 leaves 2 steps
-    per_step, flags = score_batch(Constant(1.0), batch, 1)
+    per_step, flags = score_batch(Constant(1.0), batch, 1, spec=SPEC)
     assert flags.shape == (2, 1) and all(values.shape == (2, 1, 2) for values in per_step.values())
     for n_steps in (0, 3):
         with pytest.raises(ValueError, match=rf"trajectories have 3 model frames, too few for history=1 plus "
                                              rf"{n_steps} predicted step"):
-            score_batch(Constant(1.0), batch, n_steps)
+            score_batch(Constant(1.0), batch, n_steps, spec=SPEC)
 
 
 class CondRecorder:
@@ -281,7 +294,7 @@ class CondRecorder:
 
 def test_every_step_gets_each_trajectorys_own_parameters(test_set: TrajectoryDataset) -> None:
     stepper = CondRecorder()
-    score(stepper, test_set, indices=[2, 0], max_steps=2, batch_size=2, progress=False)
+    scored(stepper, test_set, indices=[2, 0], max_steps=2, batch_size=2, progress=False)
     expected = torch.stack([test_set[2].cond, test_set[0].cond])
     assert len(stepper.conds) == 2 and all(torch.equal(cond, expected) for cond in stepper.conds)
 
@@ -298,7 +311,7 @@ class Sleeper:
 
 def test_forecast_time_adds_up_every_stepper_call(test_set: TrajectoryDataset) -> None:
     start = time.perf_counter()
-    scores = score(Sleeper(), test_set, indices=[0, 1, 2, 3], max_steps=3, batch_size=2, progress=False)
+    scores = scored(Sleeper(), test_set, indices=[0, 1, 2, 3], max_steps=3, batch_size=2, progress=False)
     wall = time.perf_counter() - start
     assert 6 * 0.01 <= scores.forecast_seconds <= wall  # 2 batches x 3 steps, at least 10 ms each
     assert scores.throughput == pytest.approx(4 * 3 / scores.forecast_seconds)
@@ -334,8 +347,9 @@ def test_joined_scores_add_their_stepper_time_and_validate_shapes() -> None:
 
 def test_summarize_passes_its_thresholds_and_aggregates_100_steps_by_default() -> None:
     scores = synthetic_scores([0, 1], 120)
-    summary, curves = summarize(scores)
+    assert BENCHMARK.gmean_steps == 100
+    summary, curves = summarized(scores)
     assert summary["nrmse_gmean_steps"] == 100 and "corr_time_0.95" in summary and len(curves["step"]) == 120
-    summary, _ = summarize(scores, thresholds=(0.5,), gmean_steps=7)
+    summary, _ = summarized(scores, thresholds=(0.5,), gmean_steps=7)
     assert summary["nrmse_gmean_steps"] == 7
     assert summary["corr_time_0.5"] == pytest.approx(120 * 0.5) and "corr_time_0.8" not in summary

@@ -1,4 +1,5 @@
-"""Tests of the generic spectral toolkit (`data_gen.spectral`): wavenumbers, 2/3 masks, batched ETDRK4."""
+"""Tests of the generic spectral toolkit (`data_gen.spectral`): wavenumbers, 2/3 masks, batched ETDRK4; and of the
+real-to-real transforms beside it (`data_gen.transforms`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.fft
 import torch
 
 from data_gen.spectral import (
@@ -20,6 +22,7 @@ from data_gen.spectral import (
     rfft_wavenumbers,
     rfftn,
 )
+from data_gen.transforms import along_axis, dct2, dst1, dst2, idct2, idst1
 
 F64, C128 = torch.float64, torch.complex128
 
@@ -553,3 +556,22 @@ def test_rollout_defaults_to_no_burn_in_and_checks_its_counts():
         etdrk4_rollout(stepper(), 4, 2, -2)
     with pytest.raises(ValueError, match=r"^burn_in_steps must be >= 0$"):  # one per trajectory, one negative
         etdrk4_rollout(stepper(), 4, 2, torch.tensor([-1]))
+
+
+# ---------------------------------------------------------------- real-to-real transforms (data_gen.transforms)
+def test_real_to_real_transforms_match_scipy_to_1e_13():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 11))
+    t = torch.from_numpy(x)
+    np.testing.assert_allclose(dct2(t).numpy(), scipy.fft.dct(x, type=2), atol=1e-13)
+    np.testing.assert_allclose(dst2(t).numpy()[:, 1:], scipy.fft.dst(x, type=2), atol=1e-13)
+    np.testing.assert_allclose(idct2(dct2(t)).numpy(), x, atol=1e-13)
+    faces = np.zeros((3, 12))
+    faces[:, 1:-1] = rng.standard_normal((3, 10))
+    spec = dst1(torch.from_numpy(faces)).numpy()
+    np.testing.assert_allclose(spec[:, 1:-1], scipy.fft.dst(faces[:, 1:-1], type=1), atol=1e-13)
+    assert (spec[:, 0] == 0).all() and (spec[:, -1] == 0).all()
+    np.testing.assert_allclose(idst1(torch.from_numpy(spec)).numpy(), faces, atol=1e-13)
+    grid = rng.standard_normal((2, 7, 5))
+    along_rows = along_axis(dct2, torch.from_numpy(grid), -2).numpy()
+    np.testing.assert_allclose(along_rows, scipy.fft.dct(grid, type=2, axis=-2), atol=1e-13)

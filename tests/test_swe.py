@@ -18,11 +18,11 @@ from data_gen.swe import (
     SphericalTransforms,
     SWEConfig,
     SWEGenerator,
-    rossby_haurwitz_state,
     sample_jets,
     truncation_degree,
-    williamson2_state,
 )
+from data_gen.williamson import rossby_haurwitz_state, williamson2_state
+from pdebench.config.checks import format_value
 from pdebench.data.check import check_file
 from pdebench.data.grid import Grid
 from pdebench.data.reader import TrajectoryFile
@@ -211,19 +211,28 @@ def test_reference_solver_refuses_bad_settings_and_shapes(tiny_generator, tiny_b
         tiny_generator.reference_solver().advance(fields[:, 1, :2], {}, 1)
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("n_lon", 6, "at least 4 x 7 points"),
-    ("time_step", 700.0, "whole number of steps"),
-    ("spin_up_hours", 5.0, "whole number of frame intervals"),
-    ("jet_latitude_range", [50.0, 80.0], "below 90 degrees"),
-    ("jet_speed_range", [80.0, 50.0], "low <= high"),
-    ("jet_half_width_range", [0.0, 10.0], "0 < low <= high <= 90"),
-    ("chunk", 0, "chunk must be an integer >= 1"),
-    ("hyperdiffusion_hours", -1.0, "hyperdiffusion_hours must be a finite number >= 0"),
+@pytest.mark.parametrize(("key", "value", "problem"), [
+    ("n_lon", 6, "expected a number of longitudes of the Gaussian grid, a whole number >= 7"),
+    ("time_step", 700.0, "expected a step in seconds that divides frame_interval_hours=6.0 (21600 s) into a whole "
+                         "number of steps (a frame is stored after a whole number of steps)"),
+    ("spin_up_hours", 5.0, "expected a whole number of frame intervals of frame_interval_hours=6.0 (the spin-up is "
+                           "run in whole frame intervals)"),
+    ("jet_latitude_range", [50.0, 80.0], "expected a high end below 70 degrees, so that a jet of the largest half "
+                                         "width in jet_half_width_range=[12.0,20.0] stays off the pole"),
+    ("jet_speed_range", [80.0, 50.0], "expected a range of peak jet speeds in m/s, a pair [low, high] of finite "
+                                      "numbers with 0 <= low <= high"),
+    ("jet_half_width_range", [0.0, 10.0], "expected a range of jet half widths in degrees, a pair [low, high] of "
+                                          "finite numbers with 0 < low <= high <= 90"),
+    ("chunk", 0, "expected a number of trajectories integrated together, a whole number >= 1"),
+    ("chunk", 6, "expected a power of two (1, 2, 4, 8, ...), a chunk size whose rows are computed alike wherever "
+                 "they sit, so that a trajectory does not depend on its batch"),
+    ("hyperdiffusion_hours", -1.0, "expected an e-folding time in hours (0: no hyperdiffusion), a finite number >= 0"),
 ])
-def test_bad_settings_are_named(key, value, message) -> None:
-    with pytest.raises(ValueError, match=f"SWEConfig.{key}.*{message}|{message}"):
+def test_bad_settings_are_named(key, value, problem) -> None:
+    """A bad setting of a user's config is named as typed (`pde.solver.<key>`), with the generator."""
+    with pytest.raises(ValueError) as info:
         make_generator("swe", {"n_lat": 16, "n_lon": 32, key: value})
+    assert str(info.value) == f"pde.solver.{key}={format_value(value)} for the swe generator is not valid: {problem}"
 
 
 def test_truncation_is_the_quadratic_grid() -> None:

@@ -182,8 +182,9 @@ def test_integrator_stages_keep_the_earlier_history_frames() -> None:
         ({"target": "derivative", "fd_order": 3}, r"objective.fd_order=3 .*choose one of: 1, 2, 4"),
         ({"target": "derivative", "integrator": "rk5"}, r"objective.integrator='rk5' .*euler, heun, rk4, ab2"),
         ({"target": "derivative", "substeps": 0}, r"objective.substeps=0 is not valid"),
-        ({"target": "derivative", "fd_spacing": 0}, r"objective.fd_spacing=0 is not valid: expected a positive number"),
-        ({"target": "derivative", "target_scale": 0.0}, r"objective.target_scale must be positive"),
+        ({"target": "derivative", "fd_spacing": 0}, r"objective.fd_spacing=0 is not valid: expected a number of "
+                                                    r"stored-frame intervals"),
+        ({"target": "derivative", "target_scale": 0.0}, r"objective.target_scale=0.0 is not valid: .* > 0"),
         ({"target": "velocity"}, r"objective.target='velocity' .*state, difference, derivative"),
     ],
 )

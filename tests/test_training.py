@@ -19,6 +19,7 @@ from pdebench.data.normalization import compute_train_statistics
 from pdebench.data.reader import TrajectoryFile
 from pdebench.forecast.checkpoint import CheckpointError, load_forecaster
 from pdebench.training.callbacks import weight_averaging
+from pdebench.training.config import train_config
 from pdebench.training.module import SurrogateModule, warmup_cosine
 from pdebench.training.objectives import loss_function
 from pdebench.training.run import check_training_config, make_logger, train
@@ -97,20 +98,20 @@ def test_the_weight_average_is_the_exponential_average_after_every_step() -> Non
 )
 def test_bad_training_config_fails_before_any_work(compose_cfg, override: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        check_training_config(compose_cfg("train", [override]))
+        check_training_config(train_config(compose_cfg("train", [override])))
 
 
 def test_csv_is_the_default_logger(compose_cfg, tmp_path: Path) -> None:
     cfg = compose_cfg("train", [])
     assert cfg["logger"]["name"] == "csv"
-    assert isinstance(make_logger(cfg["logger"], tmp_path), CSVLogger)
+    assert isinstance(make_logger(train_config(cfg).logger, tmp_path), CSVLogger)
 
 
 def test_wandb_logs_offline_without_network(compose_cfg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     cfg = compose_cfg("train", ["logger=wandb"])
     assert cfg["logger"]["offline"] is True
-    logger = make_logger(cfg["logger"], tmp_path)
+    logger = make_logger(train_config(cfg).logger, tmp_path)
     logger.log_metrics({"train/loss": 1.0}, step=0)
     logger.experiment.finish()
     assert list((tmp_path / "wandb").glob("offline-run-*")), "no offline run directory was written"
@@ -337,9 +338,9 @@ def test_config_errors_of_composition_name_the_key_and_choices(compose_cfg, over
 
 def test_misspelt_added_key_names_the_valid_keys(compose_cfg) -> None:
     with pytest.raises(ValueError, match="unknown config key optim.lrr; valid keys under optim: lr, weight_decay"):
-        check_training_config(compose_cfg("train", ["+optim.lrr=0.1"]))
+        check_training_config(train_config(compose_cfg("train", ["+optim.lrr=0.1"])))
     with pytest.raises(ValueError, match=r"optim.ema_decay=1.5 is not valid: expected a decay strictly between"):
-        check_training_config(compose_cfg("train", ["optim.ema_decay=1.5"]))
+        check_training_config(train_config(compose_cfg("train", ["optim.ema_decay=1.5"])))
 
 
 @pytest.mark.parametrize(

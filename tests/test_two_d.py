@@ -10,11 +10,12 @@ import pytest
 import torch
 from synthetic import write_dataset
 
+from pdebench.config import BenchmarkConfig, RolloutConfig
 from pdebench.data.dataset import TrajectoryDataset
 from pdebench.data.grid import Grid
 from pdebench.leaderboard import build_tables, leaderboard_rows, to_markdown, write_leaderboard
 from pdebench.rollout.evaluation import evaluate
-from pdebench.rollout.scoring import score, summarize
+from pdebench.rollout.scoring import ScoringSpec, score, summarize
 from pdebench.training.run import train
 
 GRID_2D = Grid.uniform("periodic", (16, 16))
@@ -94,8 +95,14 @@ def test_sphere_metrics_weight_cells_by_area(tmp_path: Path) -> None:
                         {"frame_stride": 1, "headline": "vrmse_mean", "headline_goal": "min", "conserved": None})
     dataset = TrajectoryDataset(out / "test.h5", frame_stride=1)
     assert dataset.file.grid == SPHERE and dataset.file.grid.periodic == (False, True)
-    polar = summarize(score(PerturbRows([0, 7]), dataset, progress=False))[0]
-    equatorial = summarize(score(PerturbRows([3, 4]), dataset, progress=False))[0]
+    rollout, bench = RolloutConfig(), BenchmarkConfig()  # the default settings of an evaluation
+
+    def summary(stepper: PerturbRows) -> dict:
+        scores = score(stepper, dataset, batch_size=rollout.batch_size, progress=False,
+                       spec=ScoringSpec(energy_factor=bench.stability_energy_factor))
+        return summarize(scores, rollout.thresholds, bench.gmean_steps, rollout.windows)[0]
+
+    polar, equatorial = summary(PerturbRows([0, 7])), summary(PerturbRows([3, 4]))
     # rows 0 and 7 hold (1 - sin 67.5°) / sin 22.5° = 0.20 of the area of rows 3 and 4 on an 8-row equiangular
     # grid; unweighted, both errors would be equal
     assert polar["one_step_mse"] / equatorial["one_step_mse"] == pytest.approx(0.199, abs=0.002)

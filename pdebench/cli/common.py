@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib
 import os
 import re
 import sys
 import typing
 from collections.abc import Callable, Sequence
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import hydra
@@ -32,33 +31,20 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from pdebench.cli.config_errors import describe_composition_error, describe_omegaconf_error
-from pdebench.config import ConfigError, register_configs, validate_config
+from pdebench.cli.hydra_setup import register_configs
+from pdebench.config import ConfigError
+from pdebench.config.location import CONFIG_DIR
+from pdebench.errors import UserError
 
-
-def _config_dir() -> str:
-    """The Hydra config directory: `pdebench/conf` of an installed wheel, else `conf/` of the source checkout.
-
-    The configs live in `conf/` at the repository root; a regular (non-editable) install ships them as package
-    data under `pdebench/conf` (see pyproject.toml), while a checkout or an editable install has no such
-    directory next to the code and reads the repository's `conf/` directly. Hydra needs a real directory, so a
-    zipped install is not supported.
-    """
-    packaged = Path(str(resources.files("pdebench") / "conf"))
-    if packaged.is_dir():
-        return str(packaged)
-    return str(Path(__file__).resolve().parents[2] / "conf")
-
-
-CONFIG_DIR = _config_dir()
 HYDRA_VERSION_BASE = "1.3"
-# Errors whose message is already the one sentence a user needs (DatasetError, CheckpointError, ResultError and
-# bad settings are ValueErrors; unknown registry names KeyErrors); anything else is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, KeyError, FileNotFoundError)
+# Errors whose message is already the one sentence a user needs (pdebench.errors); anything else is a bug and keeps
+# its traceback.
+USER_ERRORS = (UserError,)
 # Hydra's in-process launcher and sweeper: with them every job of a sweep runs here, on this machine.
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
-register_configs()
+Loader = Callable[[dict[str, Any]], Any]  # a command's resolved config -> its typed config (`train_config`, ...)
 # Settings that become part of file names and result records. They take literal text or other settings of the
 # config, never the environment: `label=${oc.env:HOME}` would put a home folder (or the whole PATH) into file names.
 NAME_KEYS = ("label",)
@@ -66,9 +52,8 @@ _REFERENCE = re.compile(r"\$\{([A-Za-z_][\w.]*)\}")  # `${model.name}`: another 
 
 
 def _exit_with(error: BaseException) -> None:
-    """A user error as one line on stderr (a KeyError's bare message, not its repr), then exit 1."""
-    message = error.args[0] if isinstance(error, KeyError) and error.args else error
-    print(f"error: {message}", file=sys.stderr)
+    """A user error as one line on stderr, then exit 1."""
+    print(f"error: {error}", file=sys.stderr)
     sys.exit(1)
 
 
@@ -134,8 +119,8 @@ def _without_hydra(cfg: DictConfig) -> DictConfig:
     return task
 
 
-def _validate(task: DictConfig, schema: type) -> None:
-    """The library's own `validate_config` on the resolved config, as the task would run it first.
+def _validate(task: DictConfig, load: Loader) -> None:
+    """The library's own loading (`load`, e.g. `train_config`) of the resolved config, as the task would run it.
 
     A config that does not resolve here for a reason the run itself would not have (an `${hydra:...}`
     interpolation, which needs the running job) is left to the task."""
@@ -145,7 +130,7 @@ def _validate(task: DictConfig, schema: type) -> None:
         raise ConfigError(describe_omegaconf_error(error, None, "")) from None
     except OmegaConfBaseException:
         return
-    validate_config(plain, schema)  # type: ignore[arg-type]
+    load(plain)  # type: ignore[arg-type]
 
 
 def _sweep_values(override: Override) -> list[Override]:
@@ -164,9 +149,9 @@ def _apply(cfg: DictConfig, override: Override, command: str) -> None:
         raise ConfigError(describe_omegaconf_error(error, override, command)) from None
 
 
-def _check_overrides(config_name: str, schema: type | None, arguments: list[str], multirun: bool,
+def _check_overrides(config_name: str, load: Loader | None, arguments: list[str], multirun: bool,
                      runs_task: bool, command: str) -> None:
-    """Compose every distinct job `arguments` ask for; refuse the first that Hydra or `validate_config` would."""
+    """Compose every distinct job `arguments` ask for; refuse the first that Hydra or `load` would."""
     loader = GlobalHydra.instance().config_loader()
     try:
         overrides = OverridesParser.create(config_loader=loader).parse_overrides(arguments)
@@ -199,7 +184,7 @@ def _check_overrides(config_name: str, schema: type | None, arguments: list[str]
     # Settings are checked only where the task is about to run here (a run, or a sweep on the basic launcher): a
     # SLURM sweep submitted from a login node without a GPU may well ask for one, and --cfg/--info only print.
     local = not multirun or OmegaConf.select(base, "hydra.launcher._target_") == BASIC_LAUNCHER
-    validates = schema is not None and runs_task and local
+    validates = load is not None and runs_task and local
     refuse_environment_in_names(base)
     composed = [base]
     for sweep in sweeps:
@@ -224,22 +209,23 @@ def _check_overrides(config_name: str, schema: type | None, arguments: list[str]
             # another value of one setting: its type against the composed config, then the settings' own checks
             _apply(typing.cast(DictConfig, task), value, command)
             if validates and id(value) in checked:
-                _validate(typing.cast(DictConfig, task), typing.cast(type, schema))
+                _validate(typing.cast(DictConfig, task), typing.cast(Loader, load))
     if validates:
         for cfg in composed:
-            _validate(_without_hydra(cfg), typing.cast(type, schema))
+            _validate(_without_hydra(cfg), typing.cast(Loader, load))
 
 
-def check_command_line(config_name: str, schema: type | None, argv: Sequence[str]) -> None:
+def check_command_line(config_name: str, load: Loader | None, argv: Sequence[str]) -> None:
     """Refuse, with a ConfigError of one sentence, a command line whose overrides Hydra could not compose.
 
     Parses `argv` with Hydra's own argument parser, composes the config in the Hydra context `hydra.main` would
     use (for `-m`, the first value of every sweep, then each other config-group choice as its own job and each
     other value against the composed config), and, where the task will run on this machine, runs
-    `validate_config` on it (and on every other typed-out value of a swept setting, and the far end of a swept
-    range). Help, version, shell completion, rerun and a user config directory are Hydra's alone. Costs one
-    composition and one validation (about 0.1 s together, scripts/bench_config_check.py) per run and per swept
-    config-group choice, and about 0.03 s per other checked value.
+    `load` (the command's own conversion to its typed config) on it (and on every other typed-out value of a
+    swept setting, and the far end of a swept range). Help, version, shell completion, rerun and a user config
+    directory are Hydra's alone. Costs one composition and one validation (about 0.1 s together,
+    scripts/bench_config_check.py) per run and per swept config-group choice, and about 0.03 s per other checked
+    value.
     """
     args = get_args_parser().parse_args(list(argv))
     if (args.help or args.hydra_help or args.shell_completion or args.experimental_rerun is not None
@@ -248,25 +234,59 @@ def check_command_line(config_name: str, schema: type | None, argv: Sequence[str
     command = f"pdebench-{config_name}"
     runs_task = args.cfg is None and args.info is None
     if args.config_name not in (None, config_name):  # another primary config: compose it, its schema is not ours
-        config_name, schema = args.config_name, None
+        config_name, load = args.config_name, None
     with initialize_config_dir(CONFIG_DIR, version_base=HYDRA_VERSION_BASE):
-        _check_overrides(config_name, schema, list(args.overrides), args.multirun, runs_task, command)
+        _check_overrides(config_name, load, list(args.overrides), args.multirun, runs_task, command)
 
 
-def hydra_app(config_name: str, schema: type | None) -> Callable[[Callable[[DictConfig], Any]], Callable[..., Any]]:
+def lazy_loader(module: str, name: str) -> Loader:
+    """The loader `module.name` (e.g. `pdebench.training.config.train_config`), imported when a config is loaded:
+    the loaders type the model and solver settings with the registries, which `--help` does not import."""
+
+    def load(cfg: dict[str, Any]) -> Any:
+        return getattr(importlib.import_module(module), name)(cfg)
+
+    load.__qualname__ = load.__name__ = name
+    return load
+
+
+def _register_schemas(argv: Sequence[str], zoo_groups: Sequence[str]) -> None:
+    """Fill Hydra's ConfigStore for this command line: the command schemas always; the model and generator schemas
+    (which import the zoo and the solvers) when the command composes one of `zoo_groups` (`model`, `pde`) to run.
+    `--help` only prints the composed config, for which untyped stand-ins of those schemas do."""
+    try:
+        args = get_args_parser().parse_args(list(argv))
+        help_only = bool(args.help or args.hydra_help)
+    except (Exception, SystemExit):  # noqa: BLE001 - a command line argparse refuses: Hydra reports it
+        help_only = False
+    zoo = () if help_only else tuple(zoo_groups)
+    register_configs(models="model" in zoo, generators="pde" in zoo)
+
+
+def hydra_app(config_name: str, load: Loader | None,
+              zoo_groups: Sequence[str] = ()) -> Callable[[Callable[[Any], Any]], Callable[..., Any]]:
     """`@hydra.main` on `conf/<config_name>.yaml` for a task wrapped in `report_user_errors`, whose command line is
     checked first (`check_command_line`): a bad override is one line on stderr and exit code 1, before Hydra
-    writes anything. `schema` is the config's dataclass (`validate_config`), None to only compose."""
+    writes anything.
 
-    def decorate(task: Callable[[DictConfig], Any]) -> Callable[..., Any]:
+    `load` turns the resolved config into the command's typed config (`train_config`, ...), once: the task gets
+    that object, and the command-line check runs the same function. `zoo_groups` are the config groups whose
+    schemas come from the model or generator registries (`model`, `pde`)."""
+
+    def decorate(task: Callable[[Any], Any]) -> Callable[..., Any]:
+        def typed_task(cfg: DictConfig) -> Any:
+            return task(cfg if load is None else load(to_container(cfg)))
+
+        functools.update_wrapper(typed_task, task)
         app = hydra.main(config_path=CONFIG_DIR, config_name=config_name,
-                         version_base=HYDRA_VERSION_BASE)(report_user_errors(task))
+                         version_base=HYDRA_VERSION_BASE)(report_user_errors(typed_task))
 
         @functools.wraps(task)
         def main(cfg_passthrough: DictConfig | None = None) -> Any:
+            _register_schemas(sys.argv[1:], zoo_groups)
             if cfg_passthrough is None and os.environ.get("HYDRA_FULL_ERROR") != "1":
                 try:
-                    check_command_line(config_name, schema, sys.argv[1:])
+                    check_command_line(config_name, load, sys.argv[1:])
                 except USER_ERRORS as error:
                     _exit_with(error)
                 except Exception:  # noqa: BLE001 - a check that cannot decide leaves the command line to Hydra

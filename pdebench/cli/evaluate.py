@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
-
-from pdebench.cli.common import hydra_app, to_container
+from pdebench.cli.common import hydra_app, lazy_loader
 from pdebench.config import EvaluateConfig
-from pdebench.rollout.evaluation import evaluate_all
-from pdebench.rollout.metrics import threshold_key
 
 
 def _number(value: float | None, spec: str) -> str:
@@ -15,10 +11,13 @@ def _number(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-@hydra_app("evaluate", EvaluateConfig)
-def main(cfg: DictConfig) -> None:
+@hydra_app("evaluate", lazy_loader("pdebench.rollout.config", "evaluate_config"), zoo_groups=("model",))
+def main(cfg: EvaluateConfig) -> None:
+    from pdebench.rollout.evaluation import evaluate_all  # the models and solvers: not for `--help`
+    from pdebench.rollout.reductions import threshold_key
+
     threshold = threshold_key(cfg.rollout.thresholds[0])
-    for written in evaluate_all(to_container(cfg)):  # empty on every rank but 0 of a multi-process evaluation
+    for written in evaluate_all(cfg):  # empty on every rank but 0 of a multi-process evaluation
         result = written.content
         summary = result["summary"]
         key = f"corr_time_{threshold}"

@@ -9,18 +9,17 @@ from __future__ import annotations
 import sys
 import warnings
 
-from omegaconf import DictConfig
-
-from pdebench.cli.common import hydra_app, to_container
+from pdebench.cli.common import hydra_app
 from pdebench.config import LeaderboardConfig
 from pdebench.leaderboard import SkippedResultWarning, make_leaderboard
+from pdebench.leaderboard.config import leaderboard_config
 
 
-@hydra_app("leaderboard", LeaderboardConfig)
-def main(cfg: DictConfig) -> None:
+@hydra_app("leaderboard", leaderboard_config)
+def main(cfg: LeaderboardConfig) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedResultWarning)  # printed below as one line each
-        board = make_leaderboard(to_container(cfg))
+        board = make_leaderboard(cfg)
     for message in board.skipped:
         print(f"warning: {message}", file=sys.stderr)
     if cfg.print:

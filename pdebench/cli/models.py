@@ -20,8 +20,10 @@ from omegaconf import OmegaConf
 from baselines.registry import MODELS, build_model
 from data_gen.registry import make_generator
 from pdebench.cli.common import CONFIG_DIR, HYDRA_VERSION_BASE
+from pdebench.cli.hydra_setup import register_configs
 from pdebench.data.grid import Grid
 from pdebench.data.netspec import NetSpec
+from pdebench.errors import InvalidSetting, UserError
 
 # The grids a model is tried on to say which kinds it serves (tiny config, small grids).
 PROBE_GRIDS = {
@@ -45,6 +47,7 @@ class DatasetInfo:
 
 
 def _compose(app: str, overrides: list[str]) -> dict:
+    register_configs()
     with initialize_config_dir(CONFIG_DIR, version_base=HYDRA_VERSION_BASE):
         cfg = compose(app, overrides=overrides)
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
@@ -61,7 +64,7 @@ def dataset_info(name: str, preset: str | None = None) -> DatasetInfo:
     preset = preset or data["preset"]
     pde = _compose("generate", [f"pde={data['pde']}"])["pde"]
     if preset not in pde["presets"]:
-        raise ValueError(f"dataset {name} (pde={data['pde']}) has no preset {preset!r}; available presets: "
+        raise InvalidSetting(f"dataset {name} (pde={data['pde']}) has no preset {preset!r}; available presets: "
                          f"{', '.join(pde['presets'])}")
     solver = {**pde["solver"], **(pde["presets"][preset].get("solver") or {})}
     generator = make_generator(pde["generator"], solver)
@@ -116,8 +119,7 @@ def zoo_table(models: Sequence[str] | None = None, datasets: Sequence[str] | Non
     """The Markdown table of the zoo and the notes under it (refusals, datasets whose configs do not load)."""
     models = list(models or sorted(MODELS))
     for name in models:
-        if name not in MODELS:
-            raise KeyError(f"unknown model {name!r}; registered models: {', '.join(sorted(MODELS))}")
+        MODELS[name]  # an unknown name: UnknownName, listing the registered models
     infos, notes = [], []
     for name in datasets or dataset_names():
         try:
@@ -146,9 +148,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         table, notes = zoo_table(args.model, args.dataset, args.preset)
-    except (KeyError, ValueError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"error: {message}", file=sys.stderr)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     print("Parameter counts at the reference configs (conf/model/<name>.yaml); — where a model refuses the grid.")
     print(table)

@@ -8,32 +8,34 @@ checkpoints and metrics, and takes the evaluation's result file. With `hydra/swe
 
 from __future__ import annotations
 
+import dataclasses
+
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig
 
-from pdebench.cli.common import hydra_app, to_container
+from pdebench.cli.common import hydra_app, lazy_loader
 from pdebench.config import TrainConfig
-from pdebench.training.run import fit
 
 
-def sweep_run_dir(cfg: dict, overrides: list[str]) -> dict:
+def sweep_run_dir(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
     """In a sweep, each job trains in its Hydra output folder unless `run_dir=` was given on the command line."""
     if not HydraConfig.initialized():
         return cfg
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN and not any(o.split("=", 1)[0].lstrip("+~") == "run_dir" for o in overrides):
-        cfg = {**cfg, "run_dir": hydra_cfg.runtime.output_dir}
+        cfg = dataclasses.replace(cfg, run_dir=hydra_cfg.runtime.output_dir)
     return cfg
 
 
-@hydra_app("train", TrainConfig)
-def main(cfg: DictConfig) -> float:
-    plain = to_container(cfg)
+@hydra_app("train", lazy_loader("pdebench.training.config", "train_config"), zoo_groups=("model",))
+def main(cfg: TrainConfig) -> float:
+    from lightning.pytorch.utilities import rank_zero_only  # Lightning and the zoo: not for `--help`
+
+    from pdebench.training.run import fit
+
     if HydraConfig.initialized():
-        plain = sweep_run_dir(plain, list(HydraConfig.get().overrides.task))
-    best, score = fit(plain)
+        cfg = sweep_run_dir(cfg, list(HydraConfig.get().overrides.task))
+    best, score = fit(cfg)
     if rank_zero_only.rank == 0:
         print(f"best checkpoint (highest validation selection score {score:.6g}): {best}")
     return score

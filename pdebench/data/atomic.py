@@ -31,6 +31,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from pdebench.errors import UserError
+
 TEMP_SUFFIX = ".tmp"
 # errno values of a write that failed for want of space: a full file system, or the user's quota used up.
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -38,7 +40,7 @@ DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 _HDF5_ERRNO_RE = re.compile(r"errno = (\d+)")
 
 
-class DiskFull(ValueError):
+class DiskFull(UserError, ValueError):
     """The disk (or quota) filled up while a file was written: one sentence naming the file and what was kept; the
     user frees space and reruns the same command, which resumes."""
 

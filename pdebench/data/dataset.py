@@ -29,9 +29,11 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from pdebench.config.checks import is_whole_number
 from pdebench.data.batch import TrajectoryBatch, WindowBatch, collate
 from pdebench.data.reader import TrajectoryFile
 from pdebench.data.schema import DatasetError
+from pdebench.errors import InvalidSetting
 
 
 class LoaderDatasetError(DatasetError):
@@ -67,10 +69,10 @@ class WindowSpec:
     def __post_init__(self) -> None:
         for name, least in (("history", 1), ("bundle", 0), ("frame_stride", 1)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            if not (is_whole_number(value) and value >= least):
                 raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
         offsets = tuple(self.label_offsets)
-        if not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets):
+        if not all(is_whole_number(o) for o in offsets):
             raise ValueError(f"label_offsets must be whole numbers of stored frames, got {self.label_offsets!r}")
         object.__setattr__(self, "label_offsets", offsets)
 
@@ -211,7 +213,7 @@ def resolve_preload(preload: Preload, nbytes: int, limit_bytes: int | None = Non
     if preload is True or preload is False:
         return preload
     if preload != "auto":
-        raise ValueError(f"preload={preload!r} is not valid; expected 'auto', True or False")
+        raise InvalidSetting(f"preload={preload!r} is not valid; expected 'auto', True or False")
     return nbytes <= (preload_limit_bytes() if limit_bytes is None else limit_bytes)
 
 

@@ -1,6 +1,6 @@
 """One writer per directory: an exclusive, non-blocking lock on a file in it, naming its holder.
 
-Generation locks a dataset directory (`data_gen.generate`), training its run folder (`pdebench.training.run`), so
+Generation locks a dataset directory (`data_gen.resume`), training its run folder (`pdebench.training.run`), so
 two processes never write one dataset or overwrite each other's checkpoints. The lock is `flock` on
 `<directory>/<name>`: the operating system releases it when its holder exits, however it exits, so a killed run
 never leaves a stale lock. The holder writes `<pid> <host>` into the file, so that a refused process can say which
@@ -16,8 +16,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
+from pdebench.errors import UserError
 
-class DirectoryBusy(ValueError):
+
+class DirectoryBusy(UserError, ValueError):
     """Another process holds the lock of a directory; the message names the directory and the holder."""
 
 

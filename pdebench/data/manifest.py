@@ -22,12 +22,13 @@ import contextlib
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pdebench.config import BenchmarkConfig, ConfigError, load_config
 from pdebench.data.atomic import atomic_write_text
 from pdebench.data.names import missing_or_kind, shown
 from pdebench.data.reader import TrajectoryFile
@@ -404,3 +405,12 @@ def benchmark_facts(dataset_dir: Path) -> dict[str, Any]:
             f"rerun the generation command of {dataset_dir.name} to rewrite it (finished split files are kept)"
         )
     return facts
+
+
+def benchmark_settings(facts: Mapping[str, Any], manifest_path: Path | str = MANIFEST_NAME) -> BenchmarkConfig:
+    """Benchmark facts (`benchmark_facts`) as a `BenchmarkConfig` (a field the manifest predates takes its default);
+    a manifest is a file on disk, so a fact the schema refuses is a DatasetError naming it."""
+    try:
+        return load_config(dict(facts), BenchmarkConfig)
+    except ConfigError as error:
+        raise DatasetError(f"{manifest_path}: benchmark facts refused: {error}") from None

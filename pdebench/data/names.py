@@ -25,6 +25,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from pdebench.errors import UserError
+
 MAX_NAME_LENGTH = 64
 # torch.manual_seed and Lightning's seed_everything take seeds in [0, 2**32 - 1]; Lightning silently replaces an
 # out-of-range seed by a random one, which would change every number of a run without a word.
@@ -36,7 +38,7 @@ SEED_RULE = f"expected a whole number from 0 to {MAX_SEED}"
 _SHOWN = 80  # characters of a refused value quoted in a message
 
 
-class UnsafeNameError(ValueError):
+class UnsafeNameError(UserError, ValueError):
     """A label, name or seed that may not be used (it is a ValueError, so every command reports it in one line)."""
 
 

@@ -5,7 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from torch import Tensor
+
 from pdebench.data.grid import Grid
+from pdebench.errors import InvalidSetting
+
+
+def fold_frames(frames: Tensor) -> Tensor:
+    """`[B, C, T, *space]` -> `[B, C * T, *space]`: frames folded into channels, field-major (channel `c * T + t`),
+    the layout every net of the zoo takes and returns (`NetSpec`)."""
+    return frames.reshape(frames.shape[0], frames.shape[1] * frames.shape[2], *frames.shape[3:])
+
+
+def unfold_frames(channels: Tensor, n_fields: int) -> Tensor:
+    """`[B, n_fields * T, *space]` -> `[B, n_fields, T, *space]`, the inverse of `fold_frames`."""
+    if channels.shape[1] % n_fields:
+        raise ValueError(f"{channels.shape[1]} channels do not split into {n_fields} fields")
+    return channels.reshape(channels.shape[0], n_fields, channels.shape[1] // n_fields, *channels.shape[2:])
 
 
 @dataclass(frozen=True)
@@ -31,7 +47,7 @@ class NetSpec:
         for name in ("history", "bundle"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"objective.{name} must be a positive integer, got {value!r}")
+                raise InvalidSetting(f"objective.{name} must be a positive integer, got {value!r}")
 
     @property
     def n_fields(self) -> int:

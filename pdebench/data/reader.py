@@ -99,7 +99,7 @@ def _hint(dataset_dir: Path) -> str:
         return "generate it with `pdebench-generate`"
     import yaml
 
-    from pdebench.cli.common import CONFIG_DIR  # only on this error path: it pulls in Hydra
+    from pdebench.config.location import CONFIG_DIR
 
     try:
         name, doc = pde, {}

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pdebench.errors import UserError
+
 SCHEMA_NAME = "pdebench-trajectories"
 # 1.1: root attribute `grid` is one of `periodic`, `box`, `sphere` (1.0 wrote `periodic-uniform` for `periodic`).
 # 1.2: every field carries HDF5's Fletcher-32 checksum filter, so a corrupted chunk fails to read.
@@ -52,7 +54,7 @@ def dataset_name(pde: str, preset: str) -> str:
     return f"{pde}-{preset}"
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset file or directory is missing, malformed or does not match what was asked for."""
 
 

@@ -16,36 +16,46 @@ from __future__ import annotations
 
 import pickle
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from baselines.registry import build_model
+from baselines.registry import ModelConfig, build_model, model_config
+from pdebench.config import ObjectiveConfig
 from pdebench.data.grid import Grid
 from pdebench.data.names import missing_or_kind
 from pdebench.data.netspec import NetSpec
 from pdebench.data.normalization import Normalizer
+from pdebench.errors import UserError
 from pdebench.forecast.forecaster import Forecaster, make_forecaster
-from pdebench.forecast.targets import target_from_config
+from pdebench.forecast.targets import objective_config, target_from_config
 
 STATE_PREFIX = "forecaster."
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint is missing, unreadable, not ours, or does not fit what it is used for."""
 
 
-def net_spec(objective: dict[str, Any], data_info: dict[str, Any]) -> NetSpec:
+def net_spec(objective: ObjectiveConfig, data_info: dict[str, Any]) -> NetSpec:
     """The NetSpec a run's data and objective fix."""
-    return NetSpec(tuple(data_info["fields"]), int(objective["history"]), int(objective["bundle"]),
-                   tuple(data_info["parameters"]), Grid.from_record(data_info["grid"]))
+    return NetSpec(tuple(data_info["fields"]), objective.history, objective.bundle, tuple(data_info["parameters"]),
+                   Grid.from_record(data_info["grid"]))
 
 
-def build_forecaster(model: dict[str, Any], objective: dict[str, Any], data_info: dict[str, Any]) -> Forecaster:
+def build_forecaster(model: Mapping[str, Any] | ModelConfig, objective: Mapping[str, Any] | ObjectiveConfig,
+                     data_info: dict[str, Any]) -> Forecaster:
     """A fresh (untrained) Forecaster for a run's model, objective and data (an EnsembleForecaster when the net
-    can draw samples)."""
+    can draw samples).
+
+    `model` and `objective` are typed here when given as a checkpoint's plain records (a setting an older record
+    lacks takes the schema's default; one the schema refuses is an InvalidSetting); `data_info` is the run's data
+    record.
+    """
+    model, objective = model_config(model), objective_config(objective)
     spec = net_spec(objective, data_info)
     target = target_from_config(objective, int(data_info.get("frame_stride") or 1))  # a derivative label's spacing
     return make_forecaster(build_model(model, spec), Normalizer.from_stats(data_info["stats"]), target, spec)

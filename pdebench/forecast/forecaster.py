@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from pdebench.data.netspec import NetSpec
+from pdebench.data.netspec import NetSpec, fold_frames, unfold_frames
 from pdebench.data.normalization import Normalizer
 from pdebench.forecast.targets import Target
 
@@ -28,9 +28,7 @@ class Forecaster(nn.Module):
 
     def net_output(self, frames: Tensor, cond: Tensor) -> Tensor:
         """The raw net output `[B, C, bundle, *space]` for standardised frames and conditioning."""
-        batch, n_fields, history = frames.shape[:3]
-        out = self.net(frames.reshape(batch, n_fields * history, *frames.shape[3:]), cond)
-        return out.view(batch, n_fields, self.bundle, *frames.shape[3:])
+        return unfold_frames(self.net(fold_frames(frames), cond), frames.shape[1])
 
     def advance(self, frames: Tensor, output: Tensor, cond: Tensor) -> Tensor:
         """The next `bundle` standardised frames from standardised frames and the net's `output` on them.
@@ -61,14 +59,12 @@ class EnsembleForecaster(Forecaster):
         """`n` forecasts `[n, B, C, bundle, *space]` in physical units; the same `seed` gives the same samples."""
         norm = self.normalizer
         inputs, params = norm.normalize_fields(frames), norm.normalize_params(cond)
-        batch, n_fields, history = inputs.shape[:3]
-        space = inputs.shape[3:]
         generator = None if seed is None else torch.Generator(device=frames.device).manual_seed(int(seed))
-        out = self.net.sample(inputs.reshape(batch, n_fields * history, *space), params, n, generator)
-        repeated = inputs.unsqueeze(0).expand(n, *inputs.shape).reshape(n * batch, *inputs.shape[1:])
-        repeated_params = params.unsqueeze(0).expand(n, *params.shape).reshape(n * batch, *params.shape[1:])
-        decoded = self.advance(repeated, out.reshape(n * batch, n_fields, self.bundle, *space), repeated_params)
-        return norm.denormalize_fields(decoded).view(n, batch, n_fields, self.bundle, *space)
+        out = self.net.sample(fold_frames(inputs), params, n, generator)  # [n, B, C * bundle, *space]
+        repeated = inputs.unsqueeze(0).expand(n, *inputs.shape).flatten(0, 1)  # member-major, as `out` flattened
+        repeated_params = params.unsqueeze(0).expand(n, *params.shape).flatten(0, 1)
+        decoded = self.advance(repeated, unfold_frames(out.flatten(0, 1), inputs.shape[1]), repeated_params)
+        return norm.denormalize_fields(decoded).unflatten(0, (n, inputs.shape[0]))
 
 
 def make_forecaster(net: nn.Module, normalizer: Normalizer, target: Target, spec: NetSpec) -> Forecaster:

@@ -18,6 +18,8 @@ from collections.abc import Callable
 
 from torch import Tensor
 
+from pdebench.errors import InvalidSetting
+
 Rate = Callable[[Tensor], Tensor]
 
 
@@ -76,6 +78,6 @@ ORDERS: dict[str, int] = {"euler": 1, "heun": 2, "rk4": 4, "ab2": 2}
 def integrator(name: str) -> Integrator:
     """The integrator called `name` (`objective.integrator`)."""
     if name not in INTEGRATORS:
-        raise ValueError(f"objective.integrator={name!r} is not a known integrator; choose one of: "
-                         f"{', '.join(INTEGRATORS)}")
+        raise InvalidSetting(f"objective.integrator={name!r} is not a known integrator; choose one of: "
+                             f"{', '.join(INTEGRATORS)}")
     return INTEGRATORS[name]

@@ -27,6 +27,8 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from pdebench.config import ObjectiveConfig, is_whole_number, typed_settings
+from pdebench.errors import InvalidSetting
 from pdebench.forecast.integrators import integrator
 
 NetCall = Callable[[Tensor], Tensor]  # standardised window [B, C, history, *space] -> raw net output
@@ -90,7 +92,7 @@ class DifferenceTarget:
 
     def __init__(self, scale: float) -> None:
         if not scale > 0:
-            raise ValueError(f"objective.target_scale must be positive, got {scale}")
+            raise InvalidSetting(f"objective.target_scale must be positive, got {scale}")
         self.scale = float(scale)
 
     def label_frames(self, bundle: int) -> tuple[int, int]:
@@ -118,10 +120,6 @@ STENCILS: dict[int, tuple[tuple[int, ...], tuple[float, ...]]] = {
 }
 
 
-def _whole(value: Any, least: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= least
-
-
 class DerivativeTarget:
     """The net outputs `du/ds / scale` at the current state (s in model steps), integrated at inference.
 
@@ -144,19 +142,19 @@ class DerivativeTarget:
     def __init__(self, scale: float = 1.0, fd_order: int = 1, integrator_name: str = "euler",
                  substeps: int = 1, fd_spacing: int = 1, frame_stride: int = 1) -> None:
         if not scale > 0:
-            raise ValueError(f"objective.target_scale must be positive, got {scale}")
+            raise InvalidSetting(f"objective.target_scale must be positive, got {scale}")
         if isinstance(fd_order, bool) or fd_order not in STENCILS:
-            raise ValueError(f"objective.fd_order={fd_order!r} is not a finite-difference order the derivative target "
-                             f"offers; choose one of: {', '.join(map(str, STENCILS))}")
-        if not _whole(substeps, 1):
-            raise ValueError(f"objective.substeps={substeps!r} is not valid: expected a positive number of integrator "
-                             "steps per model step")
-        if not _whole(fd_spacing, 1):
-            raise ValueError(f"objective.fd_spacing={fd_spacing!r} is not valid: expected a positive number of stored "
-                             "frame intervals between the finite-difference stencil's points")
-        if not _whole(frame_stride, 1):
-            raise ValueError(f"frame_stride={frame_stride!r} is not valid: expected a positive number of stored frames "
-                             "per model step")
+            raise InvalidSetting(f"objective.fd_order={fd_order!r} is not a finite-difference order the derivative "
+                                 f"target offers; choose one of: {', '.join(map(str, STENCILS))}")
+        if not (is_whole_number(substeps) and substeps >= 1):
+            raise InvalidSetting(f"objective.substeps={substeps!r} is not valid: expected a positive number of "
+                                 "integrator steps per model step")
+        if not (is_whole_number(fd_spacing) and fd_spacing >= 1):
+            raise InvalidSetting(f"objective.fd_spacing={fd_spacing!r} is not valid: expected a positive number of "
+                                 "stored frame intervals between the finite-difference stencil's points")
+        if not (is_whole_number(frame_stride) and frame_stride >= 1):
+            raise InvalidSetting(f"frame_stride={frame_stride!r} is not valid: expected a positive number of stored "
+                                 "frames per model step")
         self.scale = float(scale)
         self.fd_order = int(fd_order)
         self.integrator_name = integrator_name
@@ -172,8 +170,8 @@ class DerivativeTarget:
 
     def label_frames(self, bundle: int) -> tuple[int, int]:
         if bundle != 1:
-            raise ValueError(f"objective.target=derivative predicts the rate of change at one state, so it needs "
-                             f"objective.bundle=1, got objective.bundle={bundle}")
+            raise InvalidSetting(f"objective.target=derivative predicts the rate of change at one state, so it needs "
+                                 f"objective.bundle=1, got objective.bundle={bundle}")
         return 0, 0
 
     def label_offsets(self, bundle: int) -> tuple[int, ...]:
@@ -214,12 +212,18 @@ def make_target(name: str, scale: float = 1.0, fd_order: int = 1, integrator_nam
         return DifferenceTarget(scale)
     if name == "derivative":
         return DerivativeTarget(scale, fd_order, integrator_name, substeps, fd_spacing, frame_stride)
-    raise ValueError(f"objective.target={name!r} is not a known target; choose one of: {', '.join(TARGETS)}")
+    raise InvalidSetting(f"objective.target={name!r} is not a known target; choose one of: {', '.join(TARGETS)}")
 
 
-def target_from_config(objective: Mapping[str, Any], frame_stride: int = 1) -> Target:
+def objective_config(objective: ObjectiveConfig | Mapping[str, Any]) -> ObjectiveConfig:
+    """An `objective` section as its typed config: a plain one (a checkpoint's hyper-parameters) is typed again,
+    each setting it lacks (a checkpoint written before that setting existed) taking its schema default."""
+    return typed_settings(ObjectiveConfig, objective, "objective")
+
+
+def target_from_config(objective: ObjectiveConfig | Mapping[str, Any], frame_stride: int = 1) -> Target:
     """The target an `objective` config section describes on data with `frame_stride` stored frames per model step
-    (keys absent from older checkpoints take defaults; only training reads a derivative label's spacing)."""
-    return make_target(objective.get("target", "state"), objective.get("target_scale", 1.0),
-                       objective.get("fd_order", 1), objective.get("integrator", "euler"),
-                       objective.get("substeps", 1), objective.get("fd_spacing", 1), frame_stride)
+    (only training reads a derivative label's spacing); a plain section is typed first (`objective_config`)."""
+    objective = objective_config(objective)
+    return make_target(objective.target, objective.target_scale, objective.fd_order, objective.integrator,
+                       objective.substeps, objective.fd_spacing, frame_stride)

@@ -1,7 +1,8 @@
 """Write a leaderboard: per table Markdown, CSV, LaTeX and PNG plots, and one HTML page for all tables.
 
-`make_leaderboard(cfg)` is the `pdebench-leaderboard` command as a library call, like `train` and `evaluate`: the
-Hydra main only prints around it, and tests and scripts call it with a composed config and get the same checks.
+`make_leaderboard(cfg)` is the `pdebench-leaderboard` command as a library call, like `train` and `evaluate`: it
+takes the typed `LeaderboardConfig` (a plain mapping is typed and checked at the entry), the Hydra main only prints
+around it, and tests and scripts call it with a composed config and get the same checks.
 
 The whole board is built in a staging folder beside `out_dir` and swapped in at the end (`pdebench.leaderboard.
 publish`): a reader sees the previous board or the new one, never a mix, and a failed or killed build changes
@@ -19,15 +20,18 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from pdebench.config import LeaderboardConfig, validate_config
+from pdebench.config import LeaderboardConfig
 from pdebench.data.atomic import atomic_write_text
 from pdebench.data.names import inside
+from pdebench.errors import MissingFile
+from pdebench.leaderboard.config import leaderboard_config
 from pdebench.leaderboard.html import leaderboard_page
 from pdebench.leaderboard.loading import SkippedResultWarning, load_results
 from pdebench.leaderboard.plots import plot_curves, plot_frontier, plot_sample, plot_spectra
 from pdebench.leaderboard.publish import staged_folder
 from pdebench.leaderboard.render import to_csv, to_latex, to_markdown
 from pdebench.leaderboard.tables import Table, build_tables
+from pdebench.rollout.result_content import ResultError
 
 PAGE_NAME = "index.html"
 
@@ -53,12 +57,13 @@ def file_stem(name: str) -> str:
 
 
 def _stems(tables: Sequence[Table]) -> list[str]:
-    """Each table's file stem; two tables that would share one are an error naming both."""
+    """Each table's file stem; two tables that would share one are a ResultError naming both (their names come
+    from the results given)."""
     stems: dict[str, str] = {}
     for table in tables:
         stem = file_stem(table.name)
         if stem in stems:
-            raise ValueError(f"tables {stems[stem]!r} and {table.name!r} map to the same file name {stem!r}")
+            raise ResultError(f"tables {stems[stem]!r} and {table.name!r} map to the same file name {stem!r}")
         stems[stem] = table.name
     return list(stems)
 
@@ -102,7 +107,7 @@ def write_tables(tables: Sequence[Table], out_dir: Path, skipped: Sequence[str] 
     leaderboard never wrote stay. Every path written resolves inside the new folder (`pdebench.data.names.inside`).
 
     Raises:
-        ValueError: two tables map to one file name (before anything is written).
+        ResultError: a ValueError: two tables map to one file name (before anything is written).
         LeaderboardWriteError: a ValueError: `out_dir` is not a folder or the file system refused a write (a full
             disk); one sentence, and `out_dir` keeps its previous board.
     """
@@ -118,20 +123,27 @@ def write_leaderboard(results: Sequence[dict], out_dir: Path, progress: bool = F
     return write_tables(build_tables(results), out_dir, progress=progress)
 
 
-def make_leaderboard(cfg: Mapping[str, Any], progress: bool = True) -> Leaderboard:
-    """Validate `cfg` (shape of `pdebench.config.LeaderboardConfig`), read every result file under `cfg["results"]`
-    (directories such as `results/` or a Hydra sweep folder, or files) and write the leaderboard to
-    `cfg["out_dir"]`.
+def _sources(cfg: LeaderboardConfig) -> list[str]:
+    """The result paths of `cfg.results`, which is one path (`results=runs/multirun/<date>`) or a list of them."""
+    return [cfg.results] if isinstance(cfg.results, str) else list(cfg.results)
+
+
+def make_leaderboard(cfg: LeaderboardConfig | Mapping[str, Any], progress: bool = True) -> Leaderboard:
+    """Read every result file under `cfg.results` (directories such as `results/` or a Hydra sweep folder, or
+    files) and write the leaderboard to `cfg.out_dir`.
+
+    `cfg` is a `pdebench.config.LeaderboardConfig`; a plain mapping of that shape is typed and checked first
+    (`pdebench.leaderboard.config.leaderboard_config`: an unknown key or an empty `results` is a ConfigError).
 
     A corrupt or partial result file, or one holding what no evaluation writes (a label, model, dataset or seed that
     breaks the name rule of `pdebench.data.names`, a value outside what its metric allows, a wrongly typed field), is
-    skipped with a :class:`SkippedResultWarning` naming it and why (the page lists them too). An unknown key or an
-    empty `results` fails before anything is read; a path that does not exist, or no usable result file at all, is
-    a FileNotFoundError naming where it looked. `out_dir` is replaced as a whole (see :func:`write_tables`); a full
-    disk is one sentence and leaves the previous board.
+    skipped with a :class:`SkippedResultWarning` naming it and why (the page lists them too). A path that does not
+    exist, or no usable result file at all, is a MissingFile (a FileNotFoundError) naming where it looked.
+    `out_dir` is replaced as a whole (see :func:`write_tables`); a full disk is one sentence and leaves the previous
+    board.
     """
-    validate_config(cfg, LeaderboardConfig)
-    sources = [cfg["results"]] if isinstance(cfg["results"], str) else list(cfg["results"])
+    cfg = leaderboard_config(cfg)
+    sources = _sources(cfg)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SkippedResultWarning)
         results = load_results([Path(p) for p in sources])
@@ -140,7 +152,7 @@ def make_leaderboard(cfg: Mapping[str, Any], progress: bool = True) -> Leaderboa
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if not tables:
-        raise FileNotFoundError(f"no usable result files found under {', '.join(map(str, sources))}; "
-                                "run pdebench-evaluate first")
-    written = write_tables(tables, Path(cfg["out_dir"]), skipped, progress)
+        raise MissingFile(f"no usable result files found under {', '.join(map(str, sources))}; "
+                          "run pdebench-evaluate first")
+    written = write_tables(tables, Path(cfg.out_dir), skipped, progress)
     return Leaderboard(written, {t.name: to_markdown(t) for t in tables}, tables, skipped)

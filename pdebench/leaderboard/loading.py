@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from pdebench.errors import MissingFile
 from pdebench.rollout.results import ResultError, read_result, try_read_result
 
 SOURCE_KEY = "source"
@@ -61,7 +62,7 @@ def load_results(paths_or_dirs: Sequence[Path | str]) -> list[dict]:
             result at all. The message names the file and what is wrong.
 
     Raises:
-        FileNotFoundError: a given path does not exist.
+        MissingFile: a FileNotFoundError: a given path does not exist.
     """
     results: list[dict] = []
     seen: set[Path] = set()
@@ -71,7 +72,7 @@ def load_results(paths_or_dirs: Sequence[Path | str]) -> list[dict]:
         elif entry.is_file():
             files, strict = [entry], True
         else:
-            raise FileNotFoundError(f"result path {entry} does not exist (expected a result file or a directory "
+            raise MissingFile(f"result path {entry} does not exist (expected a result file or a directory "
                                     "of result files, e.g. results or runs/multirun/<date>)")
         for file in files:
             key = file.resolve()

@@ -1,7 +1,8 @@
 """Leaderboard plots of one table, as PNG: per-step curves, energy spectra and the accuracy-cost frontier.
 
 Uses matplotlib's Agg canvas directly (no pyplot, no global backend switch), so it works headless and does not
-disturb an interactive session that imports pdebench. Rows are drawn in leaderboard order with the row's display
+disturb an interactive session that imports pdebench. matplotlib is imported by the functions that draw, so importing
+the leaderboard (to build or render tables) does not load it. Rows are drawn in leaderboard order with the row's display
 name; a row with several seeds is drawn as the seed mean with the min-max band over seeds shaded.
 
 Text from result files (row names, a sample's field, a spectrum's unit) is drawn literally: matplotlib reads text
@@ -12,16 +13,16 @@ written atomically (a temporary sibling renamed into place), so a plot that exis
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
 
 from pdebench.data.atomic import atomic_file
 from pdebench.leaderboard.tables import SOLVER_MODEL, Table
 from pdebench.rollout.frontier import FrontierPoint, pareto_front
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CORR_REFERENCE = 0.8
 """Correlation level drawn as a dashed line on correlation plots."""
@@ -43,6 +44,10 @@ def _as_float_array(values: Any) -> np.ndarray:
 
 
 def _figure(width: float = 7.0, height: float = 4.5) -> Figure:
+    """An empty figure of `width` x `height` inches on its own Agg canvas (matplotlib imported here, see above)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height), dpi=110)
     FigureCanvasAgg(fig)
     return fig
@@ -134,6 +139,8 @@ def plot_spectra(table: Table, path: Path) -> Path | None:
     steps = all_steps[:_MAX_SPECTRUM_PANELS]
     if not steps:
         return None
+    from matplotlib.ticker import NullFormatter
+
     shell = _as_float_array(reference["shell"])
     fig = _figure(3.4 * len(steps) + 0.6, 3.8)
     axes = [fig.add_subplot(1, len(steps), i + 1) for i in range(len(steps))]

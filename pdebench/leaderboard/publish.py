@@ -28,12 +28,13 @@ from pathlib import Path
 
 from pdebench.data.atomic import atomic_write_text, fsync_path, temp_path_for
 from pdebench.data.names import path_kind
+from pdebench.errors import UserError
 
 RECORD_NAME = ".leaderboard-files.json"
 """Hidden file in `out_dir`: the names of the files the last build wrote there (a JSON list)."""
 
 
-class LeaderboardWriteError(ValueError):
+class LeaderboardWriteError(UserError, ValueError):
     """The leaderboard could not be written (a full disk, no permission, `out_dir` not a folder); the previous board
     in `out_dir` is unchanged. A ValueError, so every command reports it in one sentence."""
 

@@ -13,7 +13,7 @@ import csv
 import io
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from pdebench.leaderboard.tables import SPEEDUP_ACCURACY, Column, Table
@@ -234,8 +234,3 @@ def to_latex(table: Table) -> str:
 def latex_label(name: str) -> str:
     """A LaTeX label key from a table name (letters, digits, `-`, `.`, `:` only)."""
     return "".join(ch if ch.isalnum() or ch in "-.:" else "-" for ch in name)
-
-
-def markdown_document(tables: Sequence[Table]) -> str:
-    """Every table's Markdown section, in order."""
-    return "\n".join(to_markdown(t) for t in tables)

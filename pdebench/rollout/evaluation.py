@@ -19,7 +19,7 @@ import copy
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +28,32 @@ import torch
 import yaml
 
 import pdebench
-from baselines.registry import build_model, model_config, model_entry
+from baselines.registry import ModelConfig, build_model, model_entry
 from baselines.solver import SolverConfig, SolverStepper, setting_label
-from pdebench.config import BenchmarkConfig, EvaluateConfig, validate_config
+from pdebench.config import (
+    BenchmarkConfig,
+    DataConfig,
+    EvaluateConfig,
+    ObjectiveConfig,
+    ObjectiveOverrides,
+    RolloutConfig,
+    TrainerConfig,
+    plain_config,
+)
 from pdebench.data.dataset import TrajectoryDataset
-from pdebench.data.manifest import benchmark_facts, file_sha256, manifest_hash, verify_dataset
+from pdebench.data.manifest import benchmark_facts, benchmark_settings, file_sha256, manifest_hash, verify_dataset
 from pdebench.data.names import check_name, check_seed, inside
 from pdebench.data.netspec import NetSpec
 from pdebench.data.reader import TrajectoryFile, open_dataset_dir, split_path
+from pdebench.data.schema import MANIFEST_NAME, DatasetError
 from pdebench.devices import resolve_device
+from pdebench.errors import InvalidSetting
 from pdebench.forecast.checkpoint import CheckpointError, load_forecaster
 from pdebench.forecast.stepper import Stepper
 from pdebench.provenance import git_commit
+from pdebench.rollout.config import evaluate_config
 from pdebench.rollout.frontier import frontier_points, speedup_at_equal_accuracy
-from pdebench.rollout.metrics import INVARIANTS, bootstrap_intervals
+from pdebench.rollout.reductions import INTERVAL_LEVEL, bootstrap_intervals
 from pdebench.rollout.results import (
     RESULT_FORMAT,
     RESULT_FORMAT_VERSION,
@@ -52,10 +64,10 @@ from pdebench.rollout.results import (
 )
 from pdebench.rollout.scoring import RolloutSample, Scores, ScoringSpec, score, summarize
 from pdebench.rollout.spectra import GridSpectrum
+from pdebench.rollout.step_metrics import INVARIANTS
 
-# The objective a reference row is rolled out with when evaluate's `objective.*` leaves a value null.
-REFERENCE_OBJECTIVE = {"name": "onestep", "history": 1, "bundle": 1, "loss": "mse", "target": "state",
-                       "target_scale": 1.0}
+REFERENCE_SEED = 0
+"""The seed a reference row's result is filed under when `seed` is not given (it has no training seed)."""
 
 
 @dataclass
@@ -69,14 +81,20 @@ class Result:
 
 @dataclass
 class _Subject:
-    """The stepper under evaluation and the identity its result gets."""
+    """The stepper under evaluation and the identity its result gets.
+
+    model and objective are plain records (a checkpoint's, or a reference row's settings); pde, preset and
+    frame_stride name the data (frame_stride null: the PDE's model step).
+    """
 
     stepper: Stepper
     label: str
     seed: int
     model: dict[str, Any]
     objective: dict[str, Any]
-    data: dict[str, Any]  # pde, preset, frame_stride (null: the PDE's)
+    pde: str | None
+    preset: str | None
+    frame_stride: int | None
     n_parameters: int
     train_time_s: float | None
     checkpoint_sha256: str | None
@@ -106,47 +124,69 @@ def _checked_record(record: Mapping[str, Any], ckpt: Path) -> Mapping[str, Any]:
     return record
 
 
-def _from_checkpoint(cfg: Mapping[str, Any]) -> _Subject:
-    trained = load_forecaster(cfg["ckpt"])
+def _overrides(objective: ObjectiveOverrides) -> dict[str, Any]:
+    """evaluate's `objective.*` by key, null where not given."""
+    return {f.name: getattr(objective, f.name) for f in fields(objective)}
+
+
+def _from_checkpoint(cfg: EvaluateConfig) -> _Subject:
+    trained = load_forecaster(cfg.ckpt)
     ckpt = trained.path
     record = _checked_record(trained.record, ckpt)
-    if cfg.get("model") is not None:
-        _agree(cfg["model"].get("name"), record["model"]["name"], "model", ckpt)
-    objective = {key: _agree(given, record["objective"].get(key), f"objective.{key}", ckpt)
-                 for key, given in cfg["objective"].items()}
-    objective = {**record["objective"], **objective}
-    data = {key: _agree(cfg["data"].get(key), record["data"][key], f"data.{key}", ckpt)
+    if cfg.model is not None:
+        _agree(cfg.model.name, record["model"]["name"], "model", ckpt)
+    agreed = {key: _agree(given, record["objective"].get(key), f"objective.{key}", ckpt)
+              for key, given in _overrides(cfg.objective).items()}
+    data = {key: _agree(getattr(cfg.data, key), record["data"][key], f"data.{key}", ckpt)
             for key in ("pde", "preset", "frame_stride")}
     return _Subject(
         stepper=trained.forecaster,
-        label=_agree(cfg.get("label"), record["label"], "label", ckpt),
-        seed=_agree(cfg.get("seed"), record["seed"], "seed", ckpt),
-        model=record["model"], objective=objective, data=data,
+        label=_agree(cfg.label, record["label"], "label", ckpt),
+        seed=_agree(cfg.seed, record["seed"], "seed", ckpt),
+        model=record["model"], objective={**record["objective"], **agreed}, **data,
         n_parameters=trained.n_parameters, train_time_s=trained.train_time_s,
         checkpoint_sha256=file_sha256(ckpt), run=record,
     )
 
 
-def _reference_rows(cfg: Mapping[str, Any], test: TrajectoryFile, frame_stride: int) -> list[_Subject]:
+def reference_objective(given: ObjectiveOverrides) -> dict[str, Any]:
+    """The objective a reference row is rolled out with: evaluate's `objective.*`, each null replaced by the
+    `ObjectiveConfig` default (the result records these keys)."""
+    defaults = ObjectiveConfig()
+    return {key: getattr(defaults, key) if value is None else value for key, value in _overrides(given).items()}
+
+
+def _reference_model(cfg: EvaluateConfig) -> ModelConfig:
+    """The reference row named by `model`; a refusal when there is none or it needs training."""
+    if cfg.model is None:
+        raise InvalidSetting("nothing to evaluate: pass ckpt=PATH (a checkpoint from pdebench-train) or "
+                             "model=<reference row> (e.g. model=persistence); model=solver runs the dataset's own "
+                             "solver")
+    if model_entry(cfg.model.name).trainable:
+        raise InvalidSetting(f"model={cfg.model.name} must be trained first: pass ckpt=PATH (a checkpoint from "
+                             "pdebench-train)")
+    return cfg.model
+
+
+def _reference_rows(cfg: EvaluateConfig, test: TrajectoryFile, frame_stride: int) -> list[_Subject]:
     """The reference row named by `model` (persistence: one row; solver: one row per setting)."""
-    if cfg.get("model") is None:
-        raise ValueError("nothing to evaluate: pass ckpt=PATH (a checkpoint from pdebench-train) or "
-                         "model=<reference row> (e.g. model=persistence); model=solver runs the dataset's own solver")
-    typed = model_config(cfg["model"])
-    if model_entry(typed.name).trainable:
-        raise ValueError(f"model={typed.name} must be trained first: pass ckpt=PATH (a checkpoint from pdebench-train)")
-    objective = {key: REFERENCE_OBJECTIVE[key] if value is None else value
-                 for key, value in cfg["objective"].items()}
+    typed = _reference_model(cfg)
+    objective = reference_objective(cfg.objective)
     spec = NetSpec(test.field_names, objective["history"], objective["bundle"], test.parameter_names, test.grid)
-    data = {key: cfg["data"].get(key) for key in ("pde", "preset", "frame_stride")}
-    seed = 0 if cfg.get("seed") is None else cfg["seed"]
+    seed = REFERENCE_SEED if cfg.seed is None else cfg.seed
+    row = {"seed": seed, "model": plain_config(typed), "objective": objective, "pde": cfg.data.pde,
+           "preset": cfg.data.preset, "frame_stride": cfg.data.frame_stride, "train_time_s": None,
+           "checkpoint_sha256": None, "run": None}
     if not isinstance(typed, SolverConfig):
         stepper = build_model(typed, spec)
-        return [_Subject(
-            stepper=stepper, label=cfg.get("label") or typed.name, seed=seed, model=asdict(typed), objective=objective,
-            data=data, n_parameters=sum(p.numel() for p in stepper.parameters()), train_time_s=None,
-            checkpoint_sha256=None, run=None,
-        )]
+        return [_Subject(stepper=stepper, label=cfg.label or typed.name,
+                         n_parameters=sum(p.numel() for p in stepper.parameters()), **row)]
+    return _solver_rows(cfg, typed, spec, test, frame_stride, row)
+
+
+def _solver_rows(cfg: EvaluateConfig, typed: SolverConfig, spec: NetSpec, test: TrajectoryFile, frame_stride: int,
+                 row: dict[str, Any]) -> list[_Subject]:
+    """One row per solver setting the dataset's reference solver can run (`row`: what every row shares)."""
     generator = _dataset_generator(test)
     rows = []
     for resolution, factor in typed.settings(test.grid.shape):
@@ -154,7 +194,7 @@ def _reference_rows(cfg: Mapping[str, Any], test: TrajectoryFile, frame_stride: 
             reference = generator.reference_solver(resolution, factor)
         except ValueError as exc:
             if resolution is None and factor == 1.0:  # the stored grid with the generator's own step must always run
-                raise ValueError(f"model=solver: {exc}") from None
+                raise InvalidSetting(f"model=solver: {exc}") from None
             if _world()[0] == 0:  # one list of settings serves every dataset: skip what this solver cannot do
                 print(f"warning: model=solver skips {setting_label(resolution, factor)} on {test.path}: {exc}",
                       file=sys.stderr)
@@ -163,15 +203,12 @@ def _reference_rows(cfg: Mapping[str, Any], test: TrajectoryFile, frame_stride: 
         assert isinstance(stepper, SolverStepper)
         stepper.attach(reference, frame_stride)
         label = setting_label(resolution, factor)
-        if cfg.get("label"):
-            label = check_name(label.replace("solver", str(cfg["label"]), 1), "label",
-                               f"label={cfg['label']} with the solver setting {label}")
+        if cfg.label:
+            label = check_name(label.replace("solver", str(cfg.label), 1), "label",
+                               f"label={cfg.label} with the solver setting {label}")
         setting = {"resolution": None if resolution is None else list(resolution), "time_step_factor": factor,
                    "stored_resolution": list(test.grid.shape), "generator": test.attrs.get("solver")}
-        rows.append(_Subject(
-            stepper=stepper, label=label, seed=seed, model=asdict(typed), objective=objective, data=data,
-            n_parameters=0, train_time_s=None, checkpoint_sha256=None, run=None, solver_setting=setting,
-        ))
+        rows.append(_Subject(stepper=stepper, label=label, n_parameters=0, solver_setting=setting, **row))
     return rows
 
 
@@ -182,55 +219,53 @@ def _dataset_generator(test: TrajectoryFile) -> Any:
 
     name = test.attrs.get("solver")
     if name not in GENERATORS:
-        raise ValueError(f"{test.path}: root attribute 'solver' is {name!r}, not a generator of this pdebench "
-                         f"({', '.join(sorted(GENERATORS))}); the solver row cannot be built")
+        raise DatasetError(f"{test.path}: root attribute 'solver' is {name!r}, not a generator of this pdebench "
+                           f"({', '.join(sorted(GENERATORS))}); the solver row cannot be built")
     try:
         recorded = yaml.safe_load(str(test.attrs.get("generation_config", ""))) or {}
     except yaml.YAMLError:
         recorded = {}
     settings = recorded.get("solver") if isinstance(recorded, dict) else None
     if not isinstance(settings, dict):
-        raise ValueError(f"{test.path}: root attribute 'generation_config' records no solver settings; "
-                         f"the solver row cannot be built")
+        raise DatasetError(f"{test.path}: root attribute 'generation_config' records no solver settings; "
+                           f"the solver row cannot be built")
     generator = make_generator(name, settings)
     if not callable(getattr(generator, "reference_solver", None)):
-        raise ValueError(f"model=solver: the {name} generator has no reference solver yet (it needs a "
-                         f"`reference_solver` method, see data_gen.base.HasReferenceSolver)")
+        raise InvalidSetting(f"model=solver: the {name} generator has no reference solver yet (it needs a "
+                             f"`reference_solver` method, see data_gen.base.HasReferenceSolver)")
     return generator
 
 
-def _dataset_of(data: Mapping[str, Any], root: str) -> Path:
-    if data.get("pde") is None:
-        raise ValueError("no dataset given: pass data=<name> (e.g. data=ks), or ckpt=PATH to use the checkpoint's")
-    return verify_dataset(open_dataset_dir(root, data["pde"], data.get("preset") or "small"), ("test",))
+def _dataset_of(pde: str | None, preset: str | None, root: str) -> Path:
+    """The dataset folder `<root>/<pde>-<preset>` (preset null: `DataConfig`'s), checked to hold a test split."""
+    if pde is None:
+        raise InvalidSetting("no dataset given: pass data=<name> (e.g. data=ks), or ckpt=PATH to use the "
+                             "checkpoint's")
+    return verify_dataset(open_dataset_dir(root, pde, preset or DataConfig.preset), ("test",))
 
 
-def benchmark_settings(facts: Mapping[str, Any]) -> dict[str, Any]:
-    """The manifest's benchmark facts completed with `BenchmarkConfig`'s defaults for fields it predates."""
-    return {**asdict(BenchmarkConfig()), **facts}
-
-
-def scoring_spec(bench: Mapping[str, Any], rollout_cfg: Mapping[str, Any], test: TrajectoryFile,
+def scoring_spec(bench: BenchmarkConfig, rollout: RolloutConfig, test: TrajectoryFile,
                  manifest_path: Path) -> ScoringSpec:
-    """What to score besides pointwise errors, from the PDE's benchmark facts and the rollout config."""
-    conserved = bench.get("conserved")
+    """What to score besides pointwise errors, from the PDE's benchmark facts and the rollout config
+    (`rollout.stability_factor`, where given, overrides the PDE's `stability_energy_factor`)."""
+    conserved = bench.conserved
     if conserved is not None and conserved not in INVARIANTS:
-        raise ValueError(f"{manifest_path}: benchmark.conserved={conserved!r} is not a quantity the evaluator "
-                         f"knows ({', '.join(INVARIANTS)}, or null)")
+        raise DatasetError(f"{manifest_path}: benchmark.conserved={conserved!r} is not a quantity the evaluator "
+                           f"knows ({', '.join(INVARIANTS)}, or null)")
     channels = None
-    if conserved is not None and bench.get("conserved_fields") is not None:
-        unknown = [f for f in bench["conserved_fields"] if f not in test.field_names]
+    if conserved is not None and bench.conserved_fields is not None:
+        unknown = [f for f in bench.conserved_fields if f not in test.field_names]
         if unknown:
-            raise ValueError(f"{manifest_path}: benchmark.conserved_fields names {unknown}, which {test.path} lacks "
-                             f"(fields: {', '.join(test.field_names)})")
-        channels = tuple(test.field_names.index(f) for f in bench["conserved_fields"])
-    factor = rollout_cfg.get("stability_factor")
+            raise DatasetError(f"{manifest_path}: benchmark.conserved_fields names {unknown}, which {test.path} "
+                               f"lacks (fields: {', '.join(test.field_names)})")
+        channels = tuple(test.field_names.index(f) for f in bench.conserved_fields)
+    factor = bench.stability_energy_factor if rollout.stability_factor is None else rollout.stability_factor
     return ScoringSpec(
-        band_edges=tuple(float(e) for e in bench["spectral_bands"]),
-        spectrum_steps=tuple(int(k) for k in bench["spectrum_steps"]),
+        energy_factor=float(factor),
+        band_edges=tuple(float(e) for e in bench.spectral_bands),
+        spectrum_steps=tuple(int(k) for k in bench.spectrum_steps),
         conserved=conserved, conserved_channels=channels,
-        energy_factor=float(bench["stability_energy_factor"] if factor is None else factor),
-        ensemble=int(rollout_cfg.get("ensemble", 1)),
+        ensemble=int(rollout.ensemble),
     )
 
 
@@ -291,7 +326,7 @@ def _float32_lists(values: np.ndarray) -> list[Any]:
     return flat
 
 
-def _frontier(results_dir: Path, content: Mapping[str, Any], facts: Mapping[str, Any]) -> dict[str, Any] | None:
+def _frontier(results_dir: Path, content: Mapping[str, Any], bench: BenchmarkConfig) -> dict[str, Any] | None:
     """A surrogate's place on the solver frontier, from solver result files of the same dataset manifest."""
     siblings = []
     for path in sorted(results_dir.glob("*.json")):
@@ -301,12 +336,12 @@ def _frontier(results_dir: Path, content: Mapping[str, Any], facts: Mapping[str,
             continue
         if result is not None:
             siblings.append(result)
-    metric = facts["headline"]
+    metric = bench.headline
     points = frontier_points(siblings, metric, content["manifest_sha256"])
     if not points:
         return None
     out = speedup_at_equal_accuracy(points, content["summary"].get(metric), content["throughput_traj_steps_per_s"],
-                                    facts["headline_goal"])
+                                    bench.headline_goal)
     stored = [p for p in points if p.label == "solver"]
     out["metric"] = metric
     out["speedup_at_equal_grid"] = (content["throughput_traj_steps_per_s"] / stored[0].throughput
@@ -314,7 +349,7 @@ def _frontier(results_dir: Path, content: Mapping[str, Any], facts: Mapping[str,
     return out
 
 
-def _distributed_request(trainer: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def _distributed_request(trainer: TrainerConfig | None) -> dict[str, Any] | None:
     """Fabric settings when more than one process is asked for (trainer.devices / num_nodes, or torchrun)."""
     env_world = int(os.environ.get("WORLD_SIZE", "1"))
     if trainer is None:
@@ -322,16 +357,15 @@ def _distributed_request(trainer: Mapping[str, Any] | None) -> dict[str, Any] | 
             return None
         local = int(os.environ.get("LOCAL_WORLD_SIZE", env_world))
         return {"accelerator": "auto", "devices": local, "num_nodes": env_world // local, "strategy": "ddp"}
-    devices = trainer.get("devices", 1)
+    devices = trainer.devices
     many = (isinstance(devices, int) and devices > 1) or isinstance(devices, (list, tuple)) and len(devices) > 1
-    if not many and trainer.get("num_nodes", 1) <= 1 and env_world <= 1:
+    if not many and trainer.num_nodes <= 1 and env_world <= 1:
         return None
-    strategy = trainer.get("strategy", "auto")
-    return {"accelerator": trainer.get("accelerator", "auto"), "devices": devices,
-            "num_nodes": trainer.get("num_nodes", 1), "strategy": "ddp" if strategy == "auto" else strategy}
+    return {"accelerator": trainer.accelerator, "devices": devices, "num_nodes": trainer.num_nodes,
+            "strategy": "ddp" if trainer.strategy == "auto" else trainer.strategy}
 
 
-def _launched(fabric: Any, cfg: Mapping[str, Any], progress: bool) -> list[Result]:
+def _launched(fabric: Any, cfg: EvaluateConfig, progress: bool) -> list[Result]:
     """Rank 0's rows without their `sample`: a spawned process returns through a pipe that is read only after it
     exits, so a large return would block it forever; `evaluate_all` reads the sample back from the written file."""
     rows = _evaluate_rows(cfg, progress and fabric.global_rank == 0, fabric.device)
@@ -351,18 +385,18 @@ def checkpoint_of(given: str | Path) -> Path:
         return path
     best = path / "checkpoints" / "best.ckpt"
     if not best.is_file():
-        raise ValueError(f"ckpt={given} is a folder without checkpoints/best.ckpt: pass a checkpoint file or the "
-                         "folder of a pdebench-train run")
+        raise CheckpointError(f"ckpt={given} is a folder without checkpoints/best.ckpt: pass a checkpoint file or "
+                              "the folder of a pdebench-train run")
     return best
 
 
-def evaluate_all(cfg: Mapping[str, Any], progress: bool = True) -> list[Result]:
+def evaluate_all(cfg: EvaluateConfig | Mapping[str, Any], progress: bool = True) -> list[Result]:
     """Every row `cfg` asks for (one, or one per solver setting); on several processes, rank 0 gets the results and
-    the other ranks an empty list."""
-    validate_config(cfg, EvaluateConfig)
-    if cfg.get("ckpt"):
-        cfg = {**cfg, "ckpt": str(checkpoint_of(cfg["ckpt"]))}
-    request = _distributed_request(cfg.get("trainer"))
+    the other ranks an empty list. A plain mapping is checked and typed first (`evaluate_config`)."""
+    cfg = evaluate_config(cfg)
+    if cfg.ckpt:
+        cfg = replace(cfg, ckpt=str(checkpoint_of(cfg.ckpt)))
+    request = _distributed_request(cfg.trainer)
     if request is None:
         return _evaluate_rows(cfg, progress, None)
     from lightning.fabric import Fabric
@@ -374,10 +408,10 @@ def evaluate_all(cfg: Mapping[str, Any], progress: bool = True) -> list[Result]:
     return results
 
 
-def evaluate(cfg: Mapping[str, Any], progress: bool = True) -> Result:
+def evaluate(cfg: EvaluateConfig | Mapping[str, Any], progress: bool = True) -> Result:
     """Roll out the test split with a checkpoint (`ckpt`) or a reference row (`model`), write the result file.
 
-    `cfg` has the shape of `pdebench.config.EvaluateConfig` (plain containers). The result goes to
+    `cfg` is an `EvaluateConfig` (or a mapping of its shape, typed by `evaluate_config`). The result goes to
     `<results_dir>/<dataset>/<label>-seed<seed>.json`. Unknown keys and out-of-range values (e.g. empty
     `rollout.thresholds`, a `rollout.device` this machine lacks) fail before anything is loaded. For `model=solver`
     this returns the stored-resolution row (see `evaluate_all` for all of them).
@@ -388,69 +422,97 @@ def evaluate(cfg: Mapping[str, Any], progress: bool = True) -> Result:
     return results[0]
 
 
-def _evaluate_rows(cfg: Mapping[str, Any], progress: bool, device: torch.device | None) -> list[Result]:
-    if cfg.get("ckpt"):
+@dataclass(frozen=True)
+class _Setting:
+    """What every row of one evaluation shares: the dataset, its benchmark facts (as the manifest records them,
+    and typed), what is scored, and the device."""
+
+    dataset_dir: Path
+    manifest: str
+    facts: dict[str, Any]
+    bench: BenchmarkConfig
+    spec: ScoringSpec
+    device: torch.device
+
+
+def _evaluate_rows(cfg: EvaluateConfig, progress: bool, device: torch.device | None) -> list[Result]:
+    if cfg.ckpt:
         subject = _from_checkpoint(cfg)
-        dataset_dir = _dataset_of(subject.data, cfg["data"]["root"])
+        dataset_dir = _dataset_of(subject.pde, subject.preset, cfg.data.root)
         manifest = manifest_hash(dataset_dir)
         if subject.run["data"]["manifest_sha256"] != manifest and _world()[0] == 0:
-            print(f"warning: {dataset_dir.name} was regenerated since checkpoint {cfg['ckpt']} was trained "
+            print(f"warning: {dataset_dir.name} was regenerated since checkpoint {cfg.ckpt} was trained "
                   "(manifest hash differs)", file=sys.stderr)
         subjects = [subject]
     else:
-        dataset_dir = _dataset_of(cfg["data"], cfg["data"]["root"])
+        dataset_dir = _dataset_of(cfg.data.pde, cfg.data.preset, cfg.data.root)
         manifest = manifest_hash(dataset_dir)
         subjects = None
     facts = benchmark_facts(dataset_dir)
-    bench = benchmark_settings(facts)
+    bench = benchmark_settings(facts, dataset_dir / MANIFEST_NAME)
     test = TrajectoryFile(split_path(dataset_dir, "test"))
     if subjects is None:
-        stride = cfg["data"].get("frame_stride") or int(facts["frame_stride"])
-        subjects = _reference_rows(cfg, test, stride)
-    rollout_cfg = cfg["rollout"]
-    spec = scoring_spec(bench, rollout_cfg, test, dataset_dir / "manifest.json")
-    device = device if device is not None else resolve_device(rollout_cfg["device"])
-    rows = [_evaluate_one(cfg, subject, dataset_dir, manifest, facts, bench, spec, device, progress)
-            for subject in subjects]
+        subjects = _reference_rows(cfg, test, cfg.data.frame_stride or bench.frame_stride)
+    spec = scoring_spec(bench, cfg.rollout, test, dataset_dir / MANIFEST_NAME)
+    setting = _Setting(dataset_dir, manifest, facts, bench, spec,
+                       device if device is not None else resolve_device(cfg.rollout.device))
+    rows = [_evaluate_one(cfg, subject, setting, progress) for subject in subjects]
     return [row for row in rows if row is not None]
 
 
-def _evaluate_one(cfg: Mapping[str, Any], subject: _Subject, dataset_dir: Path, manifest: str,
-                  facts: Mapping[str, Any], bench: Mapping[str, Any], spec: ScoringSpec, device: torch.device,
-                  progress: bool) -> Result | None:
-    frame_stride = subject.data["frame_stride"] or int(facts["frame_stride"])
-    dataset = TrajectoryDataset(split_path(dataset_dir, "test"), frame_stride)
-    rollout_cfg = cfg["rollout"]
+SummarySettings = tuple[tuple[float, ...], int, list[tuple[int, int]]]
+"""`(thresholds, gmean_steps, windows)`: what `summarize` and `bootstrap_intervals` reduce a rollout with."""
+
+
+def summary_settings(rollout: RolloutConfig, bench: BenchmarkConfig) -> SummarySettings:
+    """The thresholds, geometric-mean steps and windows of a result's summary: the rollout config's, with a null
+    `rollout.gmean_steps` taking the PDE's `benchmark.gmean_steps`."""
+    gmean_steps = rollout.gmean_steps if rollout.gmean_steps is not None else bench.gmean_steps
+    return tuple(rollout.thresholds), int(gmean_steps), [(int(w[0]), int(w[1])) for w in rollout.windows]
+
+
+def _evaluate_one(cfg: EvaluateConfig, subject: _Subject, setting: _Setting, progress: bool) -> Result | None:
+    """Score `subject` on this rank's share of the test split; on rank 0, summarise and write its result file."""
+    frame_stride = subject.frame_stride or setting.bench.frame_stride
+    dataset = TrajectoryDataset(split_path(setting.dataset_dir, "test"), frame_stride)
     rank, world = _world()
-    stepper = subject.stepper.to(device) if hasattr(subject.stepper, "to") else subject.stepper
-    part = score(stepper, dataset, shard(len(dataset), rank, world), max_steps=rollout_cfg["max_steps"],
-                 batch_size=rollout_cfg["batch_size"], spec=spec, device=device, progress=progress,
+    stepper = subject.stepper.to(setting.device) if hasattr(subject.stepper, "to") else subject.stepper
+    part = score(stepper, dataset, shard(len(dataset), rank, world), max_steps=cfg.rollout.max_steps,
+                 batch_size=cfg.rollout.batch_size, spec=setting.spec, device=setting.device, progress=progress,
                  sample_trajectory=0)
     scores = gather_scores(part)
     if scores is None:
         return None
-    gmean_steps = rollout_cfg.get("gmean_steps") or int(bench["gmean_steps"])
-    windows = [tuple(w) for w in rollout_cfg["windows"]]
-    thresholds = tuple(rollout_cfg["thresholds"])
-    summary, curves = summarize(scores, thresholds=thresholds, gmean_steps=gmean_steps, windows=windows,
-                                n_members=spec.ensemble)
-    intervals = bootstrap_intervals(scores.per_step, scores.unstable, scores.step_time, thresholds=thresholds,
-                                    gmean_steps=gmean_steps, windows=windows, n_members=spec.ensemble,
-                                    n_resamples=rollout_cfg["bootstrap_resamples"], seed=rollout_cfg["bootstrap_seed"])
+    content = _content(cfg, subject, setting, dataset, scores, frame_stride, world)
+    if subject.solver_setting is None:
+        content["frontier"] = _frontier(Path(cfg.results_dir) / setting.dataset_dir.name, content, setting.bench)
+    path = inside(cfg.results_dir, setting.dataset_dir.name, f"{subject.label}-seed{subject.seed}.json")
+    return Result(write_result(path, content), content, scores)
+
+
+def _content(cfg: EvaluateConfig, subject: _Subject, setting: _Setting, dataset: TrajectoryDataset, scores: Scores,
+             frame_stride: int, world: int) -> dict[str, Any]:
+    """The result file of `subject` (docs/metrics.md), without its `frontier`."""
+    rollout, spec = cfg.rollout, setting.spec
+    thresholds, gmean_steps, windows = summary_settings(rollout, setting.bench)
+    summary, curves = summarize(scores, thresholds, gmean_steps, windows, n_members=spec.ensemble)
+    intervals = bootstrap_intervals(scores.per_step, scores.unstable, scores.step_time, thresholds, gmean_steps,
+                                    windows, spec.ensemble, n_resamples=rollout.bootstrap_resamples,
+                                    seed=rollout.bootstrap_seed, level=INTERVAL_LEVEL)
     spectrum = GridSpectrum(dataset.file.grid, spec.band_edges) if spec.band_edges is not None else None
-    data = {**subject.data, "frame_stride": frame_stride, "pde": dataset.file.pde, "preset": dataset.file.preset,
-            "root": cfg["data"]["root"]}
+    data = {"pde": dataset.file.pde, "preset": dataset.file.preset, "frame_stride": frame_stride,
+            "root": cfg.data.root}
     content = {
         "format": RESULT_FORMAT,
         "format_version": RESULT_FORMAT_VERSION,
-        "dataset": dataset_dir.name,
+        "dataset": setting.dataset_dir.name,
         "pde": dataset.file.pde,
         "preset": dataset.file.preset,
         "model": subject.model["name"],
         "label": subject.label,
         "seed": subject.seed,
         "objective": subject.objective,
-        "benchmark": facts,
+        "benchmark": setting.facts,
         "n_parameters": subject.n_parameters,
         "train_time_s": subject.train_time_s,
         "step_time": float(scores.step_time.mean()),
@@ -458,8 +520,8 @@ def _evaluate_one(cfg: Mapping[str, Any], subject: _Subject, dataset_dir: Path, 
         "n_steps": scores.n_steps,
         "summary": summary,
         "intervals": intervals,
-        "interval_method": {"kind": "percentile bootstrap over test trajectories", "level": 0.95,
-                            "n_resamples": rollout_cfg["bootstrap_resamples"], "seed": rollout_cfg["bootstrap_seed"]},
+        "interval_method": {"kind": "percentile bootstrap over test trajectories", "level": INTERVAL_LEVEL,
+                            "n_resamples": rollout.bootstrap_resamples, "seed": rollout.bootstrap_seed},
         "curves": curves,
         "spectra": _spectra(scores, spectrum, spec.spectrum_steps) if spectrum is not None else None,
         "scoring": {"channels": "scored per channel, then averaged", "band_edges": list(spec.band_edges or []),
@@ -468,22 +530,18 @@ def _evaluate_one(cfg: Mapping[str, Any], subject: _Subject, dataset_dir: Path, 
                     "ensemble": spec.ensemble, "gmean_steps": gmean_steps, "windows": [list(w) for w in windows]},
         "sample": _sample(scores.sample, dataset.file.field_names),
         "throughput_traj_steps_per_s": scores.throughput,
-        "device": str(device),
+        "device": str(setting.device),
         "n_processes": world,
         "config": {"data": data, "model": subject.model, "objective": subject.objective,
-                   "rollout": dict(rollout_cfg), "ckpt": cfg.get("ckpt"), "label": subject.label,
-                   "seed": subject.seed, "results_dir": cfg["results_dir"]},
+                   "rollout": plain_config(rollout), "ckpt": cfg.ckpt, "label": subject.label,
+                   "seed": subject.seed, "results_dir": cfg.results_dir},
         "run": subject.run,
-        "checkpoint": cfg.get("ckpt"),
+        "checkpoint": cfg.ckpt,
         "checkpoint_sha256": subject.checkpoint_sha256,
-        "manifest_sha256": manifest,
+        "manifest_sha256": setting.manifest,
         "package_version": pdebench.__version__,
         "git_commit": git_commit(),
     }
     if subject.solver_setting is not None:
         content["solver_setting"] = subject.solver_setting
-    results_dir = Path(cfg["results_dir"]) / dataset_dir.name
-    if subject.solver_setting is None:
-        content["frontier"] = _frontier(results_dir, content, bench)
-    path = inside(cfg["results_dir"], dataset_dir.name, f"{subject.label}-seed{subject.seed}.json")
-    return Result(write_result(path, content), content, scores)
+    return content

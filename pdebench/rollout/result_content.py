@@ -18,10 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from pdebench.config.checks import is_whole_number
 from pdebench.data.names import UnsafeNameError, check_name, check_seed, shown
+from pdebench.errors import UserError
 
 
-class ResultError(ValueError):
+class ResultError(UserError, ValueError):
     """A result file is unreadable, not valid JSON, of another format, missing a required key, or holding a name,
     type or value that no evaluation writes (see :func:`read_result`)."""
 
@@ -47,8 +49,8 @@ class Allowed:
         if self.ceiling is None:
             return self.low, self.high
         ceiling = summary.get(self.ceiling)
-        finite = _is_number(ceiling) and math.isfinite(ceiling)
-        return self.low, ceiling if finite else self.high
+        usable = _json_number(ceiling) and abs(ceiling) <= _LARGEST_FLOAT_INT  # finite, and within float range
+        return self.low, ceiling if usable else self.high
 
     def admits(self, value: float, low: float, high: float) -> bool:
         above_low = value > low if self.low_open else value >= low - 1e-9 * max(1.0, abs(low))
@@ -70,7 +72,7 @@ SUMMARY_RANGES: tuple[tuple[re.Pattern[str], Allowed], ...] = tuple((re.compile(
     (r"nrmse_gmean_steps|n_members", Allowed(1, integer=True)),
     (rf"time_ceiling(_median)?|{_ERRORS}|conservation_drift_.*|crps_mean|spread_skill_ratio", _NON_NEGATIVE),
 ))
-"""What each summary key may hold (docs/metrics.md, `pdebench.rollout.metrics`): times within [0, their ceiling],
+"""What each summary key may hold (docs/metrics.md, `pdebench.rollout.reductions`): times within [0, their ceiling],
 errors, drifts, CRPS and ratios >= 0, fractions in [0, 1], counts whole and >= 1; first match wins, and a key
 matching none may hold any number (a PDE's own headline metric may be negative)."""
 
@@ -94,8 +96,11 @@ def _fail(path: Path, text: str) -> ResultError:
     return ResultError(f"Result file {path} {text}.")
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool))
+def _json_number(value: Any) -> bool:
+    """A number as JSON reads one: a whole number (not a bool) or any float. Unlike
+    `pdebench.config.checks.is_finite_number`, a non-finite float counts (a literal like 1e999 reads as inf, which a
+    result may hold and which reads as "not finite")."""
+    return is_whole_number(value) or isinstance(value, float)
 
 
 def _allowed(key: str, table: tuple[tuple[re.Pattern[str], Allowed], ...]) -> Allowed:
@@ -106,7 +111,7 @@ def _check_number(value: Any, where: str, allowed: Allowed, path: Path, summary:
     """`value` is null or a number `allowed` admits (non-finite floats, read as "not finite", pass)."""
     if value is None:
         return
-    if not _is_number(value):
+    if not _json_number(value):
         raise _fail(path, f"has {where} = {shown(value)}, not a number or null")
     if isinstance(value, int) and abs(value) > _LARGEST_FLOAT_INT:
         raise _fail(path, f"has {where} = {shown(value)}, an integer too large for a float")
@@ -134,7 +139,7 @@ def _array(value: Any, ndims: tuple[int, ...]) -> np.ndarray | None:
         return None
     if array.ndim not in ndims or 0 in array.shape:
         return None
-    fits = all(v is None or (_is_number(v) and abs(v) <= _LARGEST_FLOAT_INT) for v in array.flat)
+    fits = all(v is None or (_json_number(v) and abs(v) <= _LARGEST_FLOAT_INT) for v in array.flat)
     return array if fits else None
 
 
@@ -180,7 +185,7 @@ def _check_provenance(result: dict, path: Path) -> None:
     setting = _object(result, "solver_setting", path)
     if "time_step_factor" in setting:
         factor = setting["time_step_factor"]
-        if not _is_number(factor):
+        if not _json_number(factor):
             raise _fail(path, f"has solver_setting 'time_step_factor' = {shown(factor)}, not a number")
         _check_number(factor, "solver_setting 'time_step_factor'", Allowed(0, low_open=True), path, {})
 
@@ -243,8 +248,7 @@ def _check_spectra(result: dict, path: Path) -> None:
     if not isinstance(spectra, dict):
         raise _fail(path, "has key 'spectra' that is not a JSON object or null")
     steps = spectra.get("steps")
-    if steps is not None and not (isinstance(steps, list) and all(isinstance(s, int) and not isinstance(s, bool)
-                                                                  for s in steps)):
+    if steps is not None and not (isinstance(steps, list) and all(is_whole_number(s) for s in steps)):
         raise _fail(path, f"has spectra 'steps' = {shown(steps)}, not a list of whole numbers")
     for key in ("shell", "band_edges"):
         if spectra.get(key) is not None:

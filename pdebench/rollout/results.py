@@ -8,7 +8,7 @@ A result is a JSON object with at least :data:`REQUIRED_KEYS`::
      "summary": {...}, "curves": {...}, "throughput_traj_steps_per_s": 1234.0, "config": {...},
      "checkpoint_sha256": "...", "manifest_sha256": "...", "package_version": "0.1.0", "git_commit": "..."}
 
-``summary`` and ``curves`` are the two outputs of :func:`pdebench.rollout.metrics.summarize_rollout`.
+``summary`` and ``curves`` are the two outputs of :func:`pdebench.rollout.reductions.summarize_rollout`.
 Optional fields the evaluator adds (``spectra``, ``sample``, ...) are described in docs/metrics.md; ``sample``
 holds one test trajectory's subsampled rollout next to the truth, which the leaderboard draws.
 Non-finite floats are stored as ``null`` (strict JSON has no NaN/Infinity), so readers treat ``None``

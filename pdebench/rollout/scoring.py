@@ -30,19 +30,12 @@ from tqdm.auto import tqdm
 
 from pdebench.data.batch import TrajectoryBatch, collate
 from pdebench.data.dataset import TrajectoryDataset
+from pdebench.errors import InvalidSetting
 from pdebench.forecast.rollout import rollout
 from pdebench.forecast.stepper import EnsembleStepper, Stepper
-from pdebench.rollout.metrics import (
-    DEFAULT_THRESHOLDS,
-    DEFAULT_WINDOWS,
-    energy,
-    ensemble_scores,
-    invariant,
-    step_errors,
-    summarize_rollout,
-    unstable_energy,
-)
+from pdebench.rollout.reductions import summarize_rollout
 from pdebench.rollout.spectra import GridSpectrum
+from pdebench.rollout.step_metrics import energy, ensemble_scores, invariant, step_errors, unstable_energy
 
 MIN_ROWS = 2
 """The fewest trajectories the stepper is called with (padding with copies where there are fewer)."""
@@ -88,23 +81,26 @@ class RolloutSample:
 
 @dataclass(frozen=True)
 class ScoringSpec:
-    """What is scored besides the pointwise errors; the PDE's values come from its benchmark facts.
+    """What is scored besides the pointwise errors; the PDE's values come from its benchmark facts
+    (`pdebench.rollout.evaluation.scoring_spec` builds one from them and the rollout config).
 
+    energy_factor: a prediction is unstable once its energy exceeds this factor times the largest energy of the
+        trajectory's stored frames (inputs and targets), or once it is non-finite (the PDE's
+        `benchmark.stability_energy_factor`, or `rollout.stability_factor`).
     band_edges: `(a, b)` shell edges of the low / mid / high spectral bands (None: no band errors).
-    spectrum_steps: 1-based model steps at which predicted and true energy spectra are kept per trajectory.
+    spectrum_steps: 1-based model steps at which predicted and true energy spectra are kept per trajectory (empty:
+        none).
     conserved: the PDE's invariant (`mean`, `mass`; None: no drift); conserved_channels: the channels it applies to
         (None: every channel).
-    energy_factor: a prediction is unstable once its energy exceeds this factor times the largest energy of the
-        trajectory's stored frames (inputs and targets), or once it is non-finite.
     ensemble: members M drawn with the stepper's `sample` (1: the deterministic call only).
     ensemble_seed: seed of the members' noise, set before each batch.
     """
 
+    energy_factor: float
     band_edges: tuple[float, float] | None = None
     spectrum_steps: tuple[int, ...] = ()
     conserved: str | None = None
     conserved_channels: tuple[int, ...] | None = None
-    energy_factor: float = 4.0
     ensemble: int = 1
     ensemble_seed: int = 0
 
@@ -244,8 +240,8 @@ def score_batch_full(
     batch: TrajectoryBatch,
     n_steps: int,
     *,
+    spec: ScoringSpec,
     weights: Tensor | None = None,
-    spec: ScoringSpec | None = None,
     spectrum: GridSpectrum | None = None,
     sample_row: int | None = None,
 ) -> BatchScores:
@@ -260,7 +256,6 @@ def score_batch_full(
     `sample_row` (a row of the batch) keeps that row's channel 0 (member 0) at every `time_stride`-th step from the
     first prediction, on every `space_stride`-th grid point (:func:`sample_strides`), next to the truth.
     """
-    spec = spec or ScoringSpec()
     history = stepper.history
     frames = batch.frames
     if n_steps < 1 or frames.shape[2] < history + n_steps:
@@ -281,8 +276,8 @@ def score_batch_full(
     if members > 1:
         inner = stepper.stepper if isinstance(stepper, _TimedStepper) else stepper
         if not callable(getattr(inner, "sample", None)):
-            raise ValueError(f"rollout.ensemble={members} needs a stochastic stepper with a `sample` method; "
-                             f"{type(inner).__name__} has none")
+            raise InvalidSetting(f"rollout.ensemble={members} needs a stochastic stepper with a `sample` method; "
+                                 f"{type(inner).__name__} has none")
         source = rollout(_OneDraw(stepper), initial.repeat(members, *([1] * (initial.dim() - 1))),
                          batch.cond.repeat(members, 1), n_steps)
     else:
@@ -338,8 +333,8 @@ def score_batch(
     batch: TrajectoryBatch,
     n_steps: int,
     *,
+    spec: ScoringSpec,
     weights: Tensor | None = None,
-    spec: ScoringSpec | None = None,
 ) -> tuple[dict[str, Tensor], Tensor]:
     """`(per_step, unstable)` of :func:`score_batch_full` (metric -> `[B, n_steps, C]`, `[B, n_steps]` bool)."""
     out = score_batch_full(stepper, batch, n_steps, weights=weights, spec=spec)
@@ -368,9 +363,9 @@ def score(
     dataset: TrajectoryDataset,
     indices: Sequence[int] | None = None,
     *,
+    batch_size: int,
+    spec: ScoringSpec,
     max_steps: int | None = None,
-    batch_size: int = 32,
-    spec: ScoringSpec | None = None,
     device: torch.device | str = "cpu",
     progress: bool = True,
     sample_trajectory: int | None = None,
@@ -386,13 +381,12 @@ def score(
     `Scores.sample` if this call scores it (one trajectory, subsampled while it runs; see :class:`RolloutSample`).
     """
     device = torch.device(device)
-    spec = spec or ScoringSpec()
     history = stepper.history
     n_steps = dataset.n_model_frames - history
     if max_steps is not None:
         n_steps = min(n_steps, int(max_steps))
-    if n_steps < 1:
-        raise ValueError(
+    if n_steps < 1:  # the settings (history, frame_stride, max_steps) leave nothing to predict on this split
+        raise InvalidSetting(
             f"{dataset.file.path}: trajectories have {dataset.n_model_frames} model frames, too few for "
             f"history={history} plus at least one predicted step"
         )
@@ -456,11 +450,11 @@ def _empty_scores(n_steps: int) -> Scores:
 
 def summarize(
     scores: Scores,
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    gmean_steps: int = 100,
-    windows: Sequence[Sequence[int]] = DEFAULT_WINDOWS,
+    thresholds: Sequence[float],
+    gmean_steps: int,
+    windows: Sequence[Sequence[int]],
     n_members: int = 1,
 ) -> tuple[dict[str, float | int | None], dict[str, list[float | int | None]]]:
-    """Headline numbers and per-step curves of joined scores (see `pdebench.rollout.metrics.summarize_rollout`)."""
+    """Headline numbers and per-step curves of joined scores (see `pdebench.rollout.reductions.summarize_rollout`)."""
     return summarize_rollout(scores.per_step, scores.unstable, scores.step_time, thresholds=thresholds,
                              gmean_steps=gmean_steps, windows=windows, n_members=n_members)

@@ -33,7 +33,7 @@ class LineProgress(ProgressBar):
     an ETA for the whole run from the mean step time so far; the epoch line adds the validation metrics.
     """
 
-    def __init__(self, every_n_steps: int = 100, stream: TextIO | None = None) -> None:
+    def __init__(self, every_n_steps: int, stream: TextIO | None = None) -> None:
         super().__init__()
         self.every_n_steps = every_n_steps
         self.stream = stream
@@ -114,7 +114,7 @@ class RolloutPlot(Callback):
     when averaging) next to the truth, saved under `run_dir/plots/` and sent to the logger when it takes images
     (wandb). A 1-D field is drawn as space-time images; a 2-D one as its first channel at the last step."""
 
-    def __init__(self, out_dir: Path, max_steps: int = 40) -> None:
+    def __init__(self, out_dir: Path, max_steps: int) -> None:
         self.out_dir = Path(out_dir)
         self.max_steps = max_steps
 

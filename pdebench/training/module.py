@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,25 +14,54 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from baselines.registry import ModelConfig, model_config
+from pdebench.config import (
+    BenchmarkConfig,
+    ObjectiveConfig,
+    OptimConfig,
+    RolloutConfig,
+    ValidationConfig,
+    plain_config,
+)
 from pdebench.data.batch import TrajectoryBatch, WindowBatch
+from pdebench.errors import UserError
 from pdebench.forecast.checkpoint import build_forecaster
 from pdebench.forecast.stepper import Stepper
-from pdebench.rollout.metrics import summarize_rollout
-from pdebench.rollout.scoring import score_batch
+from pdebench.forecast.targets import objective_config
+from pdebench.rollout.reductions import summarize_rollout
+from pdebench.rollout.scoring import ScoringSpec, score_batch
+from pdebench.training.config import typed_section
 from pdebench.training.objectives import check_objective_fits, make_objective, noise_seed
 
 VAL_METRIC = "val/rollout_nrmse"
 SELECTION_METRIC = "val/selection"  # what `best.ckpt` is chosen on (see `selection_score`)
-# The correlation thresholds of the `corr_time_*` keys the validation summary offers as a headline.
-VALIDATION_THRESHOLDS = (0.8, 0.9, 0.95)
-DEFAULT_SELECTION = {"metric": "vrmse_mean", "goal": "min", "gmean_steps": 100}
+# The validation summary reduces its rollout as an evaluation with the default rollout settings does: the same
+# correlation thresholds (`corr_time_*` keys) and step windows (`nrmse_steps_*`, `vrmse_steps_*`), so that any
+# headline a PDE names can choose the checkpoint. Its rollouts are flagged unstable at the default energy factor,
+# and score the pointwise errors only (no spectra, drift or ensemble).
+VALIDATION_ROLLOUT = RolloutConfig()
+VALIDATION_SCORING = ScoringSpec(energy_factor=BenchmarkConfig().stability_energy_factor)
+
+
+def validation_summary(per_step: dict[str, np.ndarray], unstable: np.ndarray, step_time: np.ndarray | float,
+                       gmean_steps: int) -> dict[str, float | int | None]:
+    """The summary of a validation rollout (`per_step`: name -> `[n_traj, n_steps, C]`), reduced as evaluation
+    reduces a test rollout (`VALIDATION_ROLLOUT`'s thresholds and windows)."""
+    summary, _ = summarize_rollout(per_step, unstable, step_time, VALIDATION_ROLLOUT.thresholds, gmean_steps,
+                                   VALIDATION_ROLLOUT.windows)
+    return summary
 
 
 def validation_metric_names(gmean_steps: int = 1) -> list[str]:
     """Every summary key a validation rollout offers as the checkpoint-selection metric (the PDE's headline)."""
     ones = {name: np.ones((1, 1, 1)) for name in ("mse", "nrmse", "vrmse", "corr")}
-    summary, _ = summarize_rollout(ones, np.zeros((1, 1), dtype=bool), 1.0, VALIDATION_THRESHOLDS, gmean_steps)
-    return sorted(summary)
+    return sorted(validation_summary(ones, np.zeros((1, 1), dtype=bool), 1.0, gmean_steps))
+
+
+def selection_record(bench: BenchmarkConfig) -> dict[str, Any]:
+    """What `best.ckpt` is chosen on, from the PDE's benchmark facts: its headline metric, the metric's direction
+    and the geometric-mean steps, as the plain dict the module keeps among its hyper-parameters."""
+    return {"metric": bench.headline, "goal": bench.headline_goal, "gmean_steps": bench.gmean_steps}
 
 
 def selection_score(value: float | None, goal: str, mean_nrmse: float, nrmse_cap: float, step_time: float,
@@ -103,7 +132,7 @@ def restore_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([state.cpu() for state in cuda])
 
 
-class TrainingDiverged(ValueError):
+class TrainingDiverged(UserError, ValueError):
     """A non-finite loss: training stops, naming the step and the batch; written checkpoints stay."""
 
 
@@ -131,10 +160,12 @@ def first_non_finite(losses: list[StepLoss]) -> StepLoss | None:
 class SurrogateModule(L.LightningModule):
     """Optimisation, logging and checkpoints of one `Forecaster`; the loss is the `Objective`'s.
 
-    Every hyper-parameter is a plain container, so checkpoints load with `weights_only=True`: `model`, `objective`,
-    `optim`, `validation` are the config sections; `data_info` is what the data fixes (dataset, pde, preset,
-    frame_stride, manifest hash, fields, parameters, grid record, train statistics); `run` is the run's identity
-    (label, seed, git commit). See `pdebench.forecast.checkpoint`.
+    `model`, `objective`, `optim`, `validation` are the typed config sections (the model's `ModelConfig`,
+    `ObjectiveConfig`, `OptimConfig`, `ValidationConfig`), or their plain dicts when the module is rebuilt from a
+    checkpoint, which are typed again here; `data_info` is what the data fixes (dataset, pde, preset, frame_stride,
+    manifest hash, fields, parameters, grid record, train statistics); `run` is the run's identity (label, seed, git
+    commit). Every hyper-parameter is stored as a plain container (the sections as the dicts a resolved config
+    holds), so checkpoints load with `weights_only=True`. See `pdebench.forecast.checkpoint`.
     """
 
     # Optimisation steps between checks that the loss is finite. None: every step on a CPU, where a check costs
@@ -144,17 +175,25 @@ class SurrogateModule(L.LightningModule):
     # and the error names the first bad step whenever it is found.
     finite_check_interval: int | None = None
 
-    def __init__(self, model: dict[str, Any], objective: dict[str, Any], optim: dict[str, Any],
-                 validation: dict[str, Any], data_info: dict[str, Any], run: dict[str, Any],
-                 selection: dict[str, Any] | None = None) -> None:
+    def __init__(self, model: ModelConfig | Mapping[str, Any], objective: ObjectiveConfig | Mapping[str, Any],
+                 optim: OptimConfig | Mapping[str, Any], validation: ValidationConfig | Mapping[str, Any],
+                 data_info: dict[str, Any], run: dict[str, Any], selection: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self.save_hyperparameters()
-        self.selection = {**DEFAULT_SELECTION, **(selection or {})}
+        model, objective = model_config(model), objective_config(objective)
+        self.optim_config = typed_section(optim, OptimConfig, "optim")
+        self.validation_config = typed_section(validation, ValidationConfig, "validation")
+        self.save_hyperparameters({
+            "model": plain_config(model), "objective": plain_config(objective),
+            "optim": plain_config(self.optim_config), "validation": plain_config(self.validation_config),
+            "data_info": data_info, "run": run, "selection": selection,
+        })
+        self.selection = {**selection_record(BenchmarkConfig()), **(selection or {})}
         self._val_parts: list[dict[str, Tensor]] = []
-        self.run_config: dict[str, Any] | None = None  # the whole resolved config, recorded in every checkpoint
+        # the whole resolved config as plain containers (`plain_config`), recorded in every checkpoint
+        self.run_config: dict[str, Any] | None = None
         self.forecaster = build_forecaster(model, objective, data_info)
         self.objective = make_objective(objective)
-        check_objective_fits(objective["name"], self.objective, self.forecaster.net, model["name"])
+        check_objective_fits(objective.name, self.objective, self.forecaster.net, model.name)
         self.register_buffer("quadrature_weights", torch.from_numpy(self.forecaster.spec.grid.weights()),
                              persistent=False)
         self.train_time_s = 0.0
@@ -177,7 +216,7 @@ class SurrogateModule(L.LightningModule):
     def training_step(self, batch: WindowBatch, batch_idx: int) -> Tensor:
         start_batch = getattr(self.objective, "start_batch", None)
         if callable(start_batch):  # input noise of its own per rank and step; the step is restored on resume
-            start_batch(noise_seed(int(self.hparams.run.get("seed", 0)), self.global_rank, self.global_step))
+            start_batch(noise_seed(int(self.hparams.run["seed"]), self.global_rank, self.global_step))
         loss = self.objective.loss(self.forecaster, batch)
         self.last_loss = loss.detach()
         self._unchecked_losses.append(StepLoss(self.last_loss, self.global_step, self.current_epoch, batch_idx,
@@ -192,9 +231,10 @@ class SurrogateModule(L.LightningModule):
 
     def validation_step(self, batch: TrajectoryBatch, batch_idx: int) -> None:
         stepper = self.evaluation_stepper()
-        cap = self.hparams.validation["nrmse_cap"]
-        n_steps = min(self.hparams.validation["rollout_steps"], batch.frames.shape[2] - stepper.history)
-        per_step, unstable = score_batch(stepper, batch, n_steps, weights=self.quadrature_weights)
+        cap = self.validation_config.nrmse_cap
+        n_steps = min(self.validation_config.rollout_steps, batch.frames.shape[2] - stepper.history)
+        per_step, unstable = score_batch(stepper, batch, n_steps, spec=VALIDATION_SCORING,
+                                         weights=self.quadrature_weights)
         nrmse = per_step["nrmse"].mean(dim=2)  # [B, n_steps], channels averaged
         per_traj = torch.nan_to_num(nrmse, nan=cap, posinf=cap).clamp(max=cap).float()
         batch_size = batch.frames.shape[0]
@@ -246,25 +286,24 @@ class SurrogateModule(L.LightningModule):
         arrays = {name: t.cpu().numpy() for name, t in joined.items()}
         per_step = {name: arrays[name][:, :, None] for name in ("mse", "nrmse", "vrmse", "corr")}
         step_time = arrays["step_time"][:, 0]
-        summary, _ = summarize_rollout(per_step, arrays["unstable"] > 0.5, step_time, VALIDATION_THRESHOLDS,
-                                       int(self.selection["gmean_steps"]))
+        summary = validation_summary(per_step, arrays["unstable"] > 0.5, step_time, int(self.selection["gmean_steps"]))
         metric, goal = self.selection["metric"], self.selection["goal"]
         value = summary.get(metric)
         headline = math.nan if value is None else float(value)
         score = selection_score(value, goal, float(arrays["capped_nrmse"].mean()),
-                                float(self.hparams.validation["nrmse_cap"]), float(step_time.mean()),
+                                float(self.validation_config.nrmse_cap), float(step_time.mean()),
                                 quantised=metric.startswith("corr_time"))
         # every rank holds the same numbers (computed from the gathered curves); the mean over ranks keeps them
         self.log(f"val/{metric}", headline, prog_bar=True, sync_dist=True)
         self.log(SELECTION_METRIC, score, sync_dist=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        cfg = self.hparams.optim
-        optimizer = torch.optim.AdamW(self.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+        cfg = self.optim_config
+        optimizer = torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = max(1, int(cfg["warmup_fraction"] * total))
+        warmup = max(1, int(cfg.warmup_fraction * total))
         schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine(step, total, warmup, cfg["min_lr_ratio"])
+            optimizer, lambda step: warmup_cosine(step, total, warmup, cfg.min_lr_ratio)
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 

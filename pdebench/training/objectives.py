@@ -31,17 +31,21 @@ objective may need a net with particular methods; `check_objective_fits` refuses
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from pdebench.config import ObjectiveConfig
 from pdebench.data.batch import WindowBatch
 from pdebench.data.dataset import DatasetError, WindowSpec
+from pdebench.data.netspec import fold_frames
+from pdebench.errors import InvalidSetting, UnknownName
 from pdebench.forecast.forecaster import Forecaster
 from pdebench.forecast.targets import TARGETS, target_from_config
+from pdebench.registry import Registry
 
 
 def mse_loss(pred: Tensor, target: Tensor) -> Tensor:
@@ -60,7 +64,7 @@ LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"mse": mse_loss, "rel_l
 
 def loss_function(name: str) -> Callable[[Tensor, Tensor], Tensor]:
     if name not in LOSSES:
-        raise ValueError(f"objective.loss={name!r} is not a known loss; choose one of: {', '.join(LOSSES)}")
+        raise InvalidSetting(f"objective.loss={name!r} is not a known loss; choose one of: {', '.join(LOSSES)}")
     return LOSSES[name]
 
 
@@ -68,18 +72,16 @@ class Objective(Protocol):
     def loss(self, forecaster: Forecaster, batch: WindowBatch) -> Tensor: ...
 
 
-ObjectiveFactory = Callable[[Mapping[str, Any]], Objective]
-OBJECTIVES: dict[str, ObjectiveFactory] = {}
+ObjectiveFactory = Callable[[ObjectiveConfig], Objective]
+OBJECTIVES: Registry[ObjectiveFactory] = Registry("objective")
 
 
 def register_objective(name: str) -> Callable[[ObjectiveFactory], ObjectiveFactory]:
-    """Decorator adding an objective (a class built from the whole `objective` config) under `objective.name`."""
+    """Decorator adding an objective (a class built from the whole typed `objective` config) under
+    `objective.name`."""
 
     def wrap(factory: ObjectiveFactory) -> ObjectiveFactory:
-        if name in OBJECTIVES:
-            raise ValueError(f"objective {name!r} is registered twice")
-        OBJECTIVES[name] = factory
-        return factory
+        return OBJECTIVES.add(name, factory)
 
     return wrap
 
@@ -117,11 +119,6 @@ class BatchRandomness:
         return torch.randn(like.shape, generator=self.generator(like.device), device=like.device, dtype=like.dtype)
 
 
-def _fold(frames: Tensor) -> Tensor:
-    """`[B, C, T, *space]` -> `[B, C * T, *space]` (field-major), the layout nets see."""
-    return frames.reshape(frames.shape[0], frames.shape[1] * frames.shape[2], *frames.shape[3:])
-
-
 class WindowedObjective(BatchRandomness):
     """What every built-in objective shares: `history`, `bundle`, the loss, input noise, the target's label frames.
 
@@ -136,11 +133,11 @@ class WindowedObjective(BatchRandomness):
     targets = TARGETS  # the targets this objective can train
     uses = ("input_noise_std",)  # the optional objective settings it reads (see `check_settings_used`)
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        self.loss_fn = loss_function(config["loss"])
-        self.history, self.bundle = int(config.get("history", 1)), int(config.get("bundle", 1))
-        self.noise_std = float(config.get("input_noise_std", 0.0) or 0.0)
-        self.unroll_steps = int(config.get("unroll_steps", 0) or 0)
+    def __init__(self, config: ObjectiveConfig) -> None:
+        self.loss_fn = loss_function(config.loss)
+        self.history, self.bundle = config.history, config.bundle
+        self.noise_std = float(config.input_noise_std)
+        self.unroll_steps = config.unroll_steps
         self.target = target_from_config(config)
         self.label_past, self.label_future = self.target.label_frames(self.bundle)
 
@@ -238,11 +235,11 @@ class Pushforward(WindowedObjective):
 
     uses = ("input_noise_std", "unroll_steps")
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
+    def __init__(self, config: ObjectiveConfig) -> None:
         super().__init__(config)
         if self.unroll_steps < 1:
-            raise ValueError(f"objective.unroll_steps={self.unroll_steps} gives pushforward no unrolled step; set "
-                             "objective.unroll_steps to at least 1 (MP-PDE: 1), or use objective=onestep")
+            raise InvalidSetting(f"objective.unroll_steps={self.unroll_steps} gives pushforward no unrolled step; set "
+                                 "objective.unroll_steps to at least 1 (MP-PDE: 1), or use objective=onestep")
         self.epoch = 0
         self.last_steps = 0  # the k drawn for the latest batch
 
@@ -269,11 +266,11 @@ class Unrolled(WindowedObjective):
 
     uses = ("input_noise_std", "unroll_steps")
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
+    def __init__(self, config: ObjectiveConfig) -> None:
         super().__init__(config)
         if self.unroll_steps < 1:
-            raise ValueError(f"objective.unroll_steps={self.unroll_steps} gives unrolled training no step; set "
-                             "objective.unroll_steps to the number of steps to backpropagate through (>= 1)")
+            raise InvalidSetting(f"objective.unroll_steps={self.unroll_steps} gives unrolled training no step; set "
+                                 "objective.unroll_steps to the number of steps to backpropagate through (>= 1)")
 
     def steps_after_first(self) -> int:
         return self.unroll_steps - 1
@@ -291,70 +288,78 @@ class Refinement(BatchRandomness):
     requires = "refinement_pair"
     hint = "wrap it in PDE-Refiner instead: model=pderefiner model.backbone.name={model}"
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        self.loss_fn = loss_function(config["loss"])
+    def __init__(self, config: ObjectiveConfig) -> None:
+        self.loss_fn = loss_function(config.loss)
 
     def loss(self, forecaster: Forecaster, batch: WindowBatch) -> Tensor:
         norm, net = forecaster.normalizer, forecaster.net
         inputs = norm.normalize_fields(batch.inputs)
-        label = _fold(forecaster.target.encode(inputs, norm.normalize_fields(batch.targets)))
+        label = fold_frames(forecaster.target.encode(inputs, norm.normalize_fields(batch.targets)))
         step = torch.randint(0, net.refinement_steps + 1, (label.shape[0],), device=label.device,
                              generator=self.generator(label.device))
-        prediction, goal = net.refinement_pair(_fold(inputs), norm.normalize_params(batch.cond), label, step,
+        prediction, goal = net.refinement_pair(fold_frames(inputs), norm.normalize_params(batch.cond), label, step,
                                                self.gaussian_like(label))
         return self.loss_fn(prediction, goal)
 
 
-# Optional objective settings, their "off" values, and who reads them: a value set where nothing reads it is refused
-# (a setting silently ignored is how a "conditioned" or "noisy" run ends up being neither).
-OBJECTIVE_OPTIONS = {"unroll_steps": 0, "input_noise_std": 0.0}
-DERIVATIVE_OPTIONS = {"fd_order": 1, "fd_spacing": 1, "integrator": "euler", "substeps": 1}
+# Optional objective settings: one set to anything but its schema default where nothing reads it is refused (a
+# setting silently ignored is how a "conditioned" or "noisy" run ends up being neither). The objective says which of
+# `OBJECTIVE_OPTIONS` it reads (`uses`); only the derivative target reads `DERIVATIVE_OPTIONS`.
+OBJECTIVE_OPTIONS = ("unroll_steps", "input_noise_std")
+DERIVATIVE_OPTIONS = ("fd_order", "fd_spacing", "integrator", "substeps")
+_DEFAULTS = ObjectiveConfig()
 
 
-def check_settings_used(name: str, factory: ObjectiveFactory, config: Mapping[str, Any]) -> None:
+def _is_set(config: ObjectiveConfig, key: str) -> bool:
+    """Whether `objective.<key>` differs from its schema default (its "off" value)."""
+    return getattr(config, key) != getattr(_DEFAULTS, key)
+
+
+def check_settings_used(name: str, factory: ObjectiveFactory, config: ObjectiveConfig) -> None:
     """Refuse, naming the key, a setting that objective `name` or its target would ignore, and a target it cannot
     train."""
     target_from_config(config)  # a known target with valid settings
-    target = config.get("target", "state")
     supported = getattr(factory, "targets", ("state", "difference"))
-    if target not in supported:
-        raise ValueError(f"objective.target={target} cannot be trained with objective.name={name}; choose one of: "
-                         f"{', '.join(supported)}")
+    if config.target not in supported:
+        raise InvalidSetting(f"objective.target={config.target} cannot be trained with objective.name={name}; choose "
+                             f"one of: {', '.join(supported)}")
     uses = getattr(factory, "uses", ())
-    for key, off in OBJECTIVE_OPTIONS.items():
-        if key not in uses and config.get(key, off) not in (off, None):
+    for key in OBJECTIVE_OPTIONS:
+        if key not in uses and _is_set(config, key):
             users = [n for n, f in OBJECTIVES.items() if key in getattr(f, "uses", ())]
-            raise ValueError(f"objective.{key}={config[key]} is not used by objective.name={name}; use it with one of: "
-                             f"{', '.join(users)}, or leave it at {off}")
-    if target != "derivative":
-        for key, off in DERIVATIVE_OPTIONS.items():
-            if config.get(key, off) not in (off, None):
-                raise ValueError(f"objective.{key}={config[key]} only applies to objective.target=derivative, not "
-                                 f"objective.target={target}; leave it at {off}")
+            raise InvalidSetting(f"objective.{key}={getattr(config, key)} is not used by objective.name={name}; use it "
+                                 f"with one of: {', '.join(users)}, or leave it at {getattr(_DEFAULTS, key)}")
+    if config.target != "derivative":
+        for key in DERIVATIVE_OPTIONS:
+            if _is_set(config, key):
+                raise InvalidSetting(f"objective.{key}={getattr(config, key)} only applies to "
+                                     f"objective.target=derivative, not objective.target={config.target}; leave it at "
+                                     f"{getattr(_DEFAULTS, key)}")
 
 
-def make_objective(config: Mapping[str, Any]) -> Objective:
-    """The objective `config["name"]` built from the whole `objective` config; every setting is checked here (known
+def make_objective(config: ObjectiveConfig) -> Objective:
+    """The objective `config.name` built from the whole `objective` config; every setting is checked here (known
     names and choices, settings the objective reads), so a bad objective fails before any data is read."""
-    name = config["name"]
-    if name not in OBJECTIVES:
-        raise ValueError(f"objective.name={name!r} is not a known objective; choose one of: {', '.join(OBJECTIVES)}")
-    check_settings_used(name, OBJECTIVES[name], config)
-    return OBJECTIVES[name](config)
+    if config.name not in OBJECTIVES:
+        raise UnknownName(f"objective.name={config.name!r} is not a known objective; choose one of: "
+                          f"{', '.join(OBJECTIVES)}")
+    factory = OBJECTIVES[config.name]
+    check_settings_used(config.name, factory, config)
+    return factory(config)
 
 
-def window_frames(config: Mapping[str, Any]) -> tuple[int, int]:
+def window_frames(config: ObjectiveConfig) -> tuple[int, int]:
     """`(inputs, targets)`: the model frames a training window of this objective holds before and after the current
     state; `(history, bundle)` for an objective that does not say."""
     return _window_frames(make_objective(config), config)
 
 
-def _window_frames(objective: Objective, config: Mapping[str, Any]) -> tuple[int, int]:
+def _window_frames(objective: Objective, config: ObjectiveConfig) -> tuple[int, int]:
     frames = getattr(objective, "window_frames", None)
-    return frames() if callable(frames) else (int(config["history"]), int(config["bundle"]))
+    return frames() if callable(frames) else (config.history, config.bundle)
 
 
-def window_spec(config: Mapping[str, Any], frame_stride: int) -> WindowSpec:
+def window_spec(config: ObjectiveConfig, frame_stride: int) -> WindowSpec:
     """The training window of this objective on data with `frame_stride` stored frames per model step: its model
     frames (`window_frames`) and the stored label frames its target reads around every state a gradient step may
     start from."""
@@ -363,7 +368,7 @@ def window_spec(config: Mapping[str, Any], frame_stride: int) -> WindowSpec:
     return spec(frame_stride) if callable(spec) else WindowSpec(*_window_frames(objective, config), frame_stride)
 
 
-def check_window_fits(config: Mapping[str, Any], n_train_frames: int, frame_stride: int) -> None:
+def check_window_fits(config: ObjectiveConfig, n_train_frames: int, frame_stride: int) -> None:
     """Refuse, in one sentence naming the keys, an objective whose training windows the stored train trajectories
     (`n_train_frames` stored frames, a model step every `frame_stride`) cannot hold: `history`, `bundle`,
     `unroll_steps` or a finite-difference stencil too long for them."""
@@ -372,10 +377,10 @@ def check_window_fits(config: Mapping[str, Any], n_train_frames: int, frame_stri
         return
     inputs, targets = spec.history, spec.bundle
     keys = ["name", "history", "bundle"]
-    keys += [key for key, off in OBJECTIVE_OPTIONS.items() if key == "unroll_steps" and config.get(key, off) != off]
-    if config.get("target") == "derivative":
+    keys += ["unroll_steps"] if _is_set(config, "unroll_steps") else []
+    if config.target == "derivative":
         keys += ["target", "fd_order", "fd_spacing"]
-    settings = ", ".join(f"objective.{key}={config.get(key)}" for key in keys)
+    settings = ", ".join(f"objective.{key}={getattr(config, key)}" for key in keys)
     model_frames = (n_train_frames - 1) // frame_stride + 1
     if not spec.label_offsets:
         raise DatasetError(
@@ -396,10 +401,10 @@ def check_objective_fits(objective_name: str, objective: Objective, net: nn.Modu
     """Refuse, in one sentence, a net trained with an objective it does not fit (e.g. PDE-Refiner with onestep)."""
     wanted = getattr(net, "training_objective", None)
     if wanted is not None and wanted != objective_name:
-        raise ValueError(f"model={model_name} is trained with objective={wanted}, not objective={objective_name}; "
-                         f"pass objective={wanted}")
+        raise InvalidSetting(f"model={model_name} is trained with objective={wanted}, not objective={objective_name}; "
+                             f"pass objective={wanted}")
     required = getattr(objective, "requires", None)
     if required is not None and not callable(getattr(net, required, None)):
         hint = getattr(objective, "hint", "choose another objective").format(model=model_name)
-        raise ValueError(f"objective={objective_name} cannot train model={model_name}, whose net has no "
-                         f"{required}(); {hint}")
+        raise InvalidSetting(f"objective={objective_name} cannot train model={model_name}, whose net has no "
+                             f"{required}(); {hint}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,15 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader, DistributedSampler
 
-from baselines.registry import model_config, model_entry
-from pdebench.config import TrainConfig, format_value, validate_config
+from baselines.registry import model_entry
+from pdebench.config import (
+    BenchmarkConfig,
+    DataConfig,
+    LoggerConfig,
+    TrainConfig,
+    format_value,
+    plain_config,
+)
 from pdebench.data.atomic import atomic_file, reporting_full_disk
 from pdebench.data.batch import collate
 from pdebench.data.dataset import (
@@ -40,14 +47,16 @@ from pdebench.data.dataset import (
     split_field_bytes,
 )
 from pdebench.data.lock import DirectoryBusy, directory_lock
-from pdebench.data.manifest import benchmark_facts, manifest_hash, verify_dataset
+from pdebench.data.manifest import benchmark_facts, benchmark_settings, manifest_hash, verify_dataset
 from pdebench.data.normalization import compute_train_statistics
 from pdebench.data.reader import TrajectoryFile, open_dataset_dir, split_path
+from pdebench.data.schema import MANIFEST_NAME
+from pdebench.errors import InvalidSetting
 from pdebench.forecast.checkpoint import CheckpointError, load_checkpoint_weights_only
-from pdebench.forecast.targets import make_target
 from pdebench.provenance import git_commit
 from pdebench.training.callbacks import RolloutPlot, progress_callback, weight_averaging
-from pdebench.training.module import SELECTION_METRIC, SurrogateModule, validation_metric_names
+from pdebench.training.config import train_config
+from pdebench.training.module import SELECTION_METRIC, SurrogateModule, selection_record, validation_metric_names
 from pdebench.training.objectives import check_window_fits, make_objective, window_spec
 
 # Held (flock, non-blocking; `pdebench.data.lock`) by the run training in a run folder, so that two runs of one folder
@@ -55,11 +64,9 @@ from pdebench.training.objectives import check_window_fits, make_objective, wind
 RUN_LOCK_NAME = ".train.lock"
 
 
-def resolve_frame_stride(data: dict[str, Any], dataset_dir: Path) -> int:
+def resolve_frame_stride(data: DataConfig, bench: BenchmarkConfig) -> int:
     """`data.frame_stride` if given, else the PDE's model step recorded in the dataset's manifest."""
-    if data.get("frame_stride") is not None:
-        return int(data["frame_stride"])
-    return int(benchmark_facts(dataset_dir)["frame_stride"])
+    return bench.frame_stride if data.frame_stride is None else data.frame_stride
 
 
 def describe_data(dataset_dir: Path, train: TrajectoryFile, frame_stride: int) -> dict[str, Any]:
@@ -77,36 +84,33 @@ def describe_data(dataset_dir: Path, train: TrajectoryFile, frame_stride: int) -
     }
 
 
-def make_logger(cfg: dict[str, Any], run_dir: Path) -> Logger:
+def make_logger(cfg: LoggerConfig, run_dir: Path) -> Logger:
     """CSV by default; wandb only when asked for, offline unless `logger.offline=false`.
 
     Each start of the run (a resume included) logs CSV to its own `logs/version_<n>/`, so resuming never
     overwrites the metrics an interrupted attempt wrote.
     """
-    if cfg["name"] == "csv":
+    if cfg.name == "csv":
         # written through at every logged step (every trainer.log_every_n_steps and each validation): a killed run
         # keeps every row it logged, instead of losing up to 100 logged steps still buffered
         return CSVLogger(save_dir=str(run_dir), name="logs", flush_logs_every_n_steps=1)
-    if cfg["name"] == "wandb":
+    if cfg.name == "wandb":
         from lightning.pytorch.loggers import WandbLogger
 
-        return WandbLogger(project=cfg["project"], save_dir=str(run_dir), offline=cfg["offline"])
-    raise ValueError(f"logger.name={cfg['name']!r} is not a known logger; choose csv or wandb")
+        return WandbLogger(project=cfg.project, save_dir=str(run_dir), offline=cfg.offline)
+    raise InvalidSetting(f"logger.name={cfg.name!r} is not a known logger; choose csv or wandb")
 
 
-def check_training_config(cfg: dict[str, Any]) -> None:
-    """Fail before any work on an unknown key or out-of-range value anywhere in the config (`validate_config`:
-    `+trainer.foo=1`, `trainer.max_epochs=-5`, `model.hidden_channels=-1`, a GPU this machine lacks), a reference
-    row, or an unknown objective, target or loss."""
-    validate_config(cfg, TrainConfig)
-    typed = model_config(cfg["model"])
-    if not model_entry(typed.name).trainable:
-        raise ValueError(
-            f"model={typed.name} has nothing to train; evaluate it directly with "
-            f"`pdebench-evaluate model={typed.name} data={cfg['data']['pde']}`"
+def check_training_config(cfg: TrainConfig) -> None:
+    """Fail before any work on what loading the config (`train_config`: unknown keys, out-of-range values, the
+    model's own settings, a GPU this machine lacks) cannot see: a reference row, which has nothing to train, or an
+    objective that is unknown, reads an unknown target or loss, or is given a setting it would ignore."""
+    if not model_entry(cfg.model.name).trainable:
+        raise InvalidSetting(
+            f"model={cfg.model.name} has nothing to train; evaluate it directly with "
+            f"`pdebench-evaluate model={cfg.model.name} data={cfg.data.pde}`"
         )
-    make_objective(cfg["objective"])
-    make_target(cfg["objective"]["target"], cfg["objective"]["target_scale"])
+    make_objective(cfg.objective)
 
 
 class WeightsOnlyCheckpointIO(TorchCheckpointIO):
@@ -168,23 +172,24 @@ def _may_change(key: str) -> bool:
     return any(key == allowed or (allowed.endswith(".") and key.startswith(allowed)) for allowed in RESUMABLE_CHANGES)
 
 
-def _resume_conflict(cfg: dict[str, Any], recorded: dict[str, Any], recorded_config: dict[str, Any] | None = None
+def _resume_conflict(config: dict[str, Any], recorded: dict[str, Any], recorded_config: dict[str, Any] | None = None
                      ) -> str | None:
     """`A=<recorded>, B=<recorded> but this run asks for A=<given>, B=<given>` listing every setting the checkpoint
     disagrees with (apart from `RESUMABLE_CHANGES`), or None when it may resume.
 
-    `recorded_config` is the whole resolved config the checkpoint's run started with; without it (older checkpoints)
-    the hyper-parameter sections and the dataset identity are compared.
+    `config` is this run's config as the plain containers a checkpoint records (`plain_config`), compared leaf by
+    leaf with `recorded_config`, the whole resolved config the checkpoint's run started with; without it (older
+    checkpoints) the hyper-parameter sections `recorded` holds and the dataset identity are compared.
     """
     if recorded_config is not None:
-        given, saved = _leaves(cfg), _leaves(recorded_config)
+        given, saved = _leaves(config), _leaves(recorded_config)
     else:
-        given = {k: v for k, v in _leaves({s: cfg[s] for s in RESUME_SECTIONS}).items()}
+        given = _leaves({s: config[s] for s in RESUME_SECTIONS})
         saved = _leaves({s: recorded.get(s) or {} for s in RESUME_SECTIONS})
         data_info = recorded.get("data_info") or {}
         for key in ("pde", "preset", "frame_stride"):
-            if cfg["data"].get(key) is not None or key != "frame_stride":
-                given[f"data.{key}"], saved[f"data.{key}"] = cfg["data"].get(key), data_info.get(key)
+            if config["data"][key] is not None or key != "frame_stride":
+                given[f"data.{key}"], saved[f"data.{key}"] = config["data"][key], data_info.get(key)
     differing = [key for key in sorted(set(given) | set(saved))
                  if not _may_change(key) and given.get(key, "<absent>") != saved.get(key, "<absent>")]
     if not differing:
@@ -196,14 +201,14 @@ def _resume_conflict(cfg: dict[str, Any], recorded: dict[str, Any], recorded_con
     return f"{listed(saved)} but this run asks for {listed(given)}"
 
 
-def resume_checkpoint(cfg: dict[str, Any], run_dir: Path) -> Path | None:
+def resume_checkpoint(cfg: TrainConfig, run_dir: Path) -> Path | None:
     """`run_dir/checkpoints/last.ckpt` if this run resumes from it (`resume=true` and it exists), else None.
 
     Checked before any data is read: it must load weights-only, be a pdebench-train checkpoint, and agree with this
     run's model, objective, optimiser, validation and dataset; otherwise CheckpointError says how to start over.
     """
     last = run_dir / "checkpoints" / "last.ckpt"
-    if not cfg["resume"] or not last.is_file():
+    if not cfg.resume or not last.is_file():
         return None
     start_over = "pass resume=false to start the run over (replacing its checkpoints)"
     try:
@@ -214,26 +219,27 @@ def resume_checkpoint(cfg: dict[str, Any], run_dir: Path) -> Path | None:
     if not isinstance(recorded, dict) or "pdebench" not in checkpoint:
         raise CheckpointError(f"cannot resume: checkpoint {last} was not written by pdebench-train (no 'pdebench' "
                               f"metadata); {start_over}")
-    conflict = _resume_conflict(cfg, recorded, checkpoint["pdebench"].get("config"))
+    conflict = _resume_conflict(plain_config(cfg), recorded, checkpoint["pdebench"].get("config"))
     if conflict is not None:
         raise CheckpointError(f"cannot resume: checkpoint {last} was trained with {conflict}; choose a new label "
                               f"(label=...) for a separate run, or {start_over}")
     return last
 
 
-def make_trainer(cfg: dict[str, Any], run_dir: Path, callbacks: list[Callback]) -> L.Trainer:
-    """The Lightning Trainer of `cfg["trainer"]`, built before any data is read (it reads and writes nothing).
+def make_trainer(cfg: TrainConfig, run_dir: Path, callbacks: list[Callback]) -> L.Trainer:
+    """The Lightning Trainer of `cfg.trainer` logging to `cfg.logger`, built before any data is read (it reads and
+    writes nothing).
 
     The schema checks the settings it knows; what only Lightning knows (precision names, strategies, device counts)
     it refuses here, as one sentence, before the data loads. Checkpoints load weights-only (WeightsOnlyCheckpointIO).
     """
-    logger = make_logger(cfg["logger"], run_dir)
+    logger = make_logger(cfg.logger, run_dir)
     try:
         return L.Trainer(default_root_dir=str(run_dir), logger=logger, callbacks=callbacks,
-                         plugins=[WeightsOnlyCheckpointIO()], **cfg["trainer"])
+                         plugins=[WeightsOnlyCheckpointIO()], **plain_config(cfg.trainer))
     except (MisconfigurationException, ValueError, TypeError) as error:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0].rstrip(".")
-        raise ValueError(f"Lightning refuses the trainer.* settings: {reason}") from None
+        raise InvalidSetting(f"Lightning refuses the trainer.* settings: {reason}") from None
 
 
 def check_validation_fits(history: int, n_valid_frames: int, frame_stride: int) -> None:
@@ -248,15 +254,15 @@ def check_validation_fits(history: int, n_valid_frames: int, frame_stride: int) 
         )
 
 
-def selection_of(facts: dict[str, Any]) -> dict[str, Any]:
+def selection_of(bench: BenchmarkConfig) -> dict[str, Any]:
     """What `best.ckpt` is chosen on: the PDE's headline metric and its direction, from the dataset's benchmark
-    facts (the PDE's `benchmark.headline`), checked against what a validation rollout can compute."""
-    metric, goal = str(facts["headline"]), str(facts.get("headline_goal", "min"))
+    facts (the PDE's `benchmark.headline`), checked against what a validation rollout can compute; a plain dict,
+    as the module keeps it among its hyper-parameters."""
     known = validation_metric_names()
-    if metric not in known:
-        raise ValueError(f"benchmark.headline={metric} of this dataset's manifest is not a validation rollout metric; "
-                         f"choose one of: {', '.join(known)}")
-    return {"metric": metric, "goal": goal, "gmean_steps": int(facts.get("gmean_steps", 100))}
+    if bench.headline not in known:
+        raise DatasetError(f"benchmark.headline={bench.headline} of this dataset's manifest is not a validation "
+                           f"rollout metric; choose one of: {', '.join(known)}")
+    return selection_record(bench)
 
 
 def train_sampler(dataset: Any, trainer: L.Trainer, seed: int) -> DistributedSampler | None:
@@ -269,26 +275,26 @@ def train_sampler(dataset: Any, trainer: L.Trainer, seed: int) -> DistributedSam
     return DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed, drop_last=False)
 
 
-def load_splits(cfg: dict[str, Any], dataset_dir: Path, spec: WindowSpec, trainer: L.Trainer
+def load_splits(cfg: TrainConfig, dataset_dir: Path, spec: WindowSpec, trainer: L.Trainer
                 ) -> tuple[WindowDataset, TrajectoryDataset]:
     """The train windows and the validation trajectories, each held in memory or read lazily as `data.preload`
     says; `auto` preloads while both together fit under `preload_limit_bytes` for this node's training processes
     (train first: it is read every step, validation once an epoch)."""
-    preload, progress = cfg["data"]["preload"], cfg["trainer"]["enable_progress_bar"]
+    preload, progress = cfg.data.preload, cfg.trainer.enable_progress_bar
     room = preload_limit_bytes(trainer.num_devices) if preload == "auto" else None
     train_set = WindowDataset(split_path(dataset_dir, "train"), spec, preload, room, progress)
     if room is not None and train_set.preloaded:
         room -= split_field_bytes(train_set.file)
     val_set = TrajectoryDataset(split_path(dataset_dir, "valid"), spec.frame_stride,
-                                cfg["validation"]["max_trajectories"], preload, room, progress)
+                                cfg.validation.max_trajectories, preload, room, progress)
     return train_set, val_set
 
 
-def loader_options(data: dict[str, Any]) -> dict[str, Any]:
+def loader_options(data: DataConfig) -> dict[str, Any]:
     """DataLoader settings shared by the train and validation loaders. Batches come whole from the datasets'
     `__getitems__` (one gather when preloaded); `collate` passes them through. Forked workers share a preloaded
     split copy-on-write."""
-    return {"num_workers": data["num_workers"], "persistent_workers": data["num_workers"] > 0, "collate_fn": collate}
+    return {"num_workers": data.num_workers, "persistent_workers": data.num_workers > 0, "collate_fn": collate}
 
 
 def check_batch_fits(batch_size: int, n_windows: int, world_size: int, path: Path) -> None:
@@ -305,14 +311,14 @@ def check_batch_fits(batch_size: int, n_windows: int, world_size: int, path: Pat
     share = (f"the {n_windows} training windows of {path}" if world_size == 1 else
              f"the {per_process} training windows each of the {world_size} processes gets from the {n_windows} of "
              f"{path}")
-    raise ValueError(f"data.batch_size={batch_size} is larger than {share} (the train loader drops an incomplete "
-                     f"last batch, so no batch would be trained); use data.batch_size<={per_process}")
+    raise InvalidSetting(f"data.batch_size={batch_size} is larger than {share} (the train loader drops an incomplete "
+                         f"last batch, so no batch would be trained); use data.batch_size<={per_process}")
 
 
-def train_loader(train_set: WindowDataset, data: dict[str, Any], trainer: L.Trainer, seed: int) -> DataLoader:
+def train_loader(train_set: WindowDataset, data: DataConfig, trainer: L.Trainer, seed: int) -> DataLoader:
     """Batches of `data.batch_size` windows (the last short one dropped), in `train_sampler`'s order."""
     sampler = train_sampler(train_set, trainer, seed)
-    return DataLoader(train_set, batch_size=data["batch_size"], shuffle=sampler is None, sampler=sampler,
+    return DataLoader(train_set, batch_size=data.batch_size, shuffle=sampler is None, sampler=sampler,
                       drop_last=True, **loader_options(data))
 
 
@@ -333,20 +339,22 @@ def run_folder_lock(run_dir: Path, trainer: L.Trainer) -> Iterator[None]:
         yield
 
 
-def train(cfg: dict[str, Any]) -> Path:
-    """Train `cfg["model"]` on `cfg["data"]`; returns the path of the checkpoint best on the validation rollout
-    (on the PDE's headline metric; `checkpoints/last.ckpt` is the run's latest state, which a rerun resumes)."""
+def train(cfg: TrainConfig | Mapping[str, Any]) -> Path:
+    """Train `cfg.model` on `cfg.data`; returns the path of the checkpoint best on the validation rollout (on the
+    PDE's headline metric; `checkpoints/last.ckpt` is the run's latest state, which a rerun resumes). A plain
+    resolved config is typed first (`train_config`)."""
     return fit(cfg)[0]
 
 
-def fit(cfg: dict[str, Any]) -> tuple[Path, float]:
+def fit(cfg: TrainConfig | Mapping[str, Any]) -> tuple[Path, float]:
     """`train`, also returning the best validation selection score (the PDE's headline, higher is better), the
     number a hyper-parameter sweep optimises."""
+    cfg = train_config(cfg)
     check_training_config(cfg)
-    data, objective = cfg["data"], cfg["objective"]
-    run_dir = Path(cfg["run_dir"])
+    data, objective = cfg.data, cfg.objective
+    run_dir = Path(cfg.run_dir)
     resume_from = resume_checkpoint(cfg, run_dir)
-    L.seed_everything(cfg["seed"], workers=True, verbose=False)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
     checkpoints = ModelCheckpoint(
         dirpath=run_dir / "checkpoints", filename="best", monitor=SELECTION_METRIC, mode="max", save_top_k=1,
         save_last=False, enable_version_counter=False, auto_insert_metric_name=False,
@@ -356,37 +364,38 @@ def fit(cfg: dict[str, Any]) -> tuple[Path, float]:
     latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
                              enable_version_counter=False, auto_insert_metric_name=False)
     callbacks: list[Callback] = [checkpoints, latest, LearningRateMonitor(logging_interval="step")]
-    averaging = weight_averaging(cfg["optim"].get("ema_decay"))
+    averaging = weight_averaging(cfg.optim.ema_decay)
     if averaging is not None:
         callbacks.append(averaging)
-    progress = progress_callback(cfg["trainer"]["enable_progress_bar"], cfg["progress_every_n_steps"])
+    progress = progress_callback(cfg.trainer.enable_progress_bar, cfg.progress_every_n_steps)
     if progress is not None:
         callbacks.append(progress)
-    if cfg["logger"]["name"] == "wandb":
-        callbacks.append(RolloutPlot(run_dir / "plots", cfg["validation"]["rollout_steps"]))
+    if cfg.logger.name == "wandb":
+        callbacks.append(RolloutPlot(run_dir / "plots", cfg.validation.rollout_steps))
     trainer = make_trainer(cfg, run_dir, callbacks)
-    dataset_dir = open_dataset_dir(data["root"], data["pde"], data["preset"])
+    dataset_dir = open_dataset_dir(data.root, data.pde, data.preset)
     verify_dataset(dataset_dir, ("train", "valid"))  # against the manifest, before any split is read
-    frame_stride = resolve_frame_stride(data, dataset_dir)
-    selection = selection_of(benchmark_facts(dataset_dir))
+    bench = benchmark_settings(benchmark_facts(dataset_dir), dataset_dir / MANIFEST_NAME)
+    frame_stride = resolve_frame_stride(data, bench)
+    selection = selection_of(bench)
     check_window_fits(objective, TrajectoryFile(split_path(dataset_dir, "train")).n_frames, frame_stride)
-    check_validation_fits(objective["history"], TrajectoryFile(split_path(dataset_dir, "valid")).n_frames, frame_stride)
+    check_validation_fits(objective.history, TrajectoryFile(split_path(dataset_dir, "valid")).n_frames, frame_stride)
     spec = window_spec(objective, frame_stride)  # unrolled steps and label stencils included
     train_set, val_set = load_splits(cfg, dataset_dir, spec, trainer)
-    check_batch_fits(data["batch_size"], len(train_set), trainer.world_size, train_set.file.path)
+    check_batch_fits(data.batch_size, len(train_set), trainer.world_size, train_set.file.path)
     module = SurrogateModule(
-        model=cfg["model"], objective=objective, optim=cfg["optim"], validation=cfg["validation"],
+        model=cfg.model, objective=objective, optim=cfg.optim, validation=cfg.validation,
         data_info=describe_data(dataset_dir, train_set.file, frame_stride),
-        run={"label": cfg["label"], "seed": cfg["seed"], "git_commit": git_commit()}, selection=selection,
+        run={"label": cfg.label, "seed": cfg.seed, "git_commit": git_commit()}, selection=selection,
     )
-    module.run_config = cfg
-    val_loader = DataLoader(val_set, batch_size=data["batch_size"], **loader_options(data))
+    module.run_config = plain_config(cfg)  # checkpoints and loggers keep plain containers only
+    val_loader = DataLoader(val_set, batch_size=data.batch_size, **loader_options(data))
     with reporting_full_disk(run_dir, "the checkpoints written before are kept"), run_folder_lock(run_dir, trainer):
-        if cfg["logger"]["name"] != "csv":  # the CSV run keeps its config beside it (.hydra/, checkpoints)
-            trainer.logger.log_hyperparams({"config": cfg})
-        trainer.fit(module, train_loader(train_set, data, trainer, cfg["seed"]), val_loader,
+        if cfg.logger.name != "csv":  # the CSV run keeps its config beside it (.hydra/, checkpoints)
+            trainer.logger.log_hyperparams({"config": module.run_config})
+        trainer.fit(module, train_loader(train_set, data, trainer, cfg.seed), val_loader,
                     ckpt_path=None if resume_from is None else str(resume_from))
-        if cfg["logger"]["name"] == "wandb" and trainer.is_global_zero:
+        if cfg.logger.name == "wandb" and trainer.is_global_zero:
             trainer.logger.experiment.finish()  # writes the summary; the next run of a sweep starts its own
     best = checkpoints.best_model_score
     return Path(checkpoints.best_model_path), float("nan") if best is None else float(best)

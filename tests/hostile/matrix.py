@@ -36,12 +36,13 @@ def dataset_dir(work: Path) -> Path:
 
 def _check(work: Path, overrides: list[str]) -> None:
     from pdebench.data.__main__ import main
+    from pdebench.data.schema import DatasetError
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         status = main(["check", *overrides, *sorted(str(p) for p in dataset_dir(work).glob("*.h5"))])
-    if status != 0:
-        raise ValueError(out.getvalue().strip())
+    if status != 0:  # the checker's report, as the user error it stands for
+        raise DatasetError(out.getvalue().strip())
 
 
 def _generate(work: Path, overrides: list[str]) -> None:

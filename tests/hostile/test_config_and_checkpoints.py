@@ -288,12 +288,13 @@ def test_every_trainer_checkpoint_load_is_weights_only(
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from pdebench.forecast.checkpoint import CheckpointError
+    from pdebench.training.config import train_config
     from pdebench.training.run import WeightsOnlyCheckpointIO, make_trainer
 
     monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     write_crafted(tmp_path / "crafted.ckpt", tmp_path)
     cfg = compose_cfg("train", ["trainer=debug", "trainer.enable_progress_bar=false", f"run_dir={tmp_path / 'run'}"])
-    trainer = make_trainer(cfg, tmp_path / "run", [ModelCheckpoint(dirpath=tmp_path / "run")])
+    trainer = make_trainer(train_config(cfg), tmp_path / "run", [ModelCheckpoint(dirpath=tmp_path / "run")])
     assert isinstance(trainer.strategy.checkpoint_io, WeightsOnlyCheckpointIO)
     with pytest.raises(CheckpointError, match=r"holds a Python object \(exec\)"):
         trainer.strategy.load_checkpoint(tmp_path / "crafted.ckpt")
@@ -304,13 +305,14 @@ def test_every_trainer_checkpoint_load_is_weights_only(
 def test_a_sound_checkpoint_still_resumes(compose_cfg, real_run: Path, data_root: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """The resume checks refuse only what is wrong: the real run's own last.ckpt loads weights-only and agrees."""
+    from pdebench.training.config import train_config
     from pdebench.training.run import WeightsOnlyCheckpointIO, resume_checkpoint
 
     monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     run_dir = real_run.parent
     cfg = compose_cfg("train", [*TRAIN_OVERRIDES, f"data.root={data_root}", f"run_dir={run_dir}"])
-    assert resume_checkpoint(cfg, run_dir) == real_run / "last.ckpt"
-    assert resume_checkpoint({**cfg, "resume": False}, run_dir) is None
+    assert resume_checkpoint(train_config(cfg), run_dir) == real_run / "last.ckpt"
+    assert resume_checkpoint(train_config({**cfg, "resume": False}), run_dir) is None
     assert WeightsOnlyCheckpointIO().load_checkpoint(real_run / "last.ckpt")["global_step"] > 0
 
 

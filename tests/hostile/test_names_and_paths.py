@@ -21,8 +21,9 @@ from matrix import assert_one_sentence, run_command, run_command_without_blockin
 from test_config_and_checkpoints import snapshot
 
 from pdebench.cli.common import check_command_line
-from pdebench.config import EvaluateConfig, TrainConfig
 from pdebench.data.names import UnsafeNameError, check_name, check_seed, inside, missing_or_kind
+from pdebench.rollout.config import evaluate_config
+from pdebench.training.config import train_config
 
 NAME_RULE = "letters, digits, '.', '_' or '-'"
 LONG = "a" * 300
@@ -94,7 +95,7 @@ def test_a_label_never_reads_the_environment(monkeypatch: pytest.MonkeyPatch, ar
                                              fragments: tuple[str, ...]) -> None:
     monkeypatch.setenv("PDEBENCH_SAFE_LOOKING", "fno")
     with pytest.raises(ValueError) as refused:
-        check_command_line("evaluate", EvaluateConfig, argv)
+        check_command_line("evaluate", evaluate_config, argv)
     assert_one_sentence(str(refused.value), *fragments)
     assert os.environ["PATH"] not in str(refused.value)
 
@@ -115,8 +116,8 @@ def test_the_environment_label_is_refused_by_the_installed_command(tmp_path: Pat
 
 def test_train_refuses_the_environment_in_its_label() -> None:
     with pytest.raises(ValueError, match=r"label=\$\{oc.env:USER\} reads the environment"):
-        check_command_line("train", TrainConfig, ["data=ks", "label=${oc.env:USER}"])
-    check_command_line("train", TrainConfig, ["data=ks", "label=fno-wide"])  # a literal name passes
+        check_command_line("train", train_config, ["data=ks", "label=${oc.env:USER}"])
+    check_command_line("train", train_config, ["data=ks", "label=fno-wide"])  # a literal name passes
 
 
 # ---------------------------------------------------------------------------------------------------------------

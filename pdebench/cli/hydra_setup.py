@@ -1,0 +1,89 @@
+"""Hydra's ConfigStore, filled where the commands start: the schemas of `pdebench.config`, and, for the commands
+that compose a model or a PDE, one schema per registered model and generator.
+
+The model and generator schemas are the dataclasses of `baselines` and `data_gen`, so registering them imports the
+model zoo and the solvers. Only a command that runs with a `model` or `pde` group pays that (train, evaluate,
+generate). `--help` only prints the composed config, so it composes against untyped stand-ins of those schemas
+(same keys and values: every `conf/model/*.yaml` lists all of its model's settings), and no command's help imports
+the zoo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import field, make_dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+
+from pdebench.config import (
+    DataConfig,
+    EvaluateConfig,
+    GenerateConfig,
+    LeaderboardConfig,
+    LoggerConfig,
+    ObjectiveConfig,
+    PDEGenConfig,
+    TrainConfig,
+    TrainerConfig,
+    default_run_label,
+)
+from pdebench.config.location import CONFIG_DIR
+
+
+def _pde_schema(generator: str, settings: type) -> type:
+    """`PDEGenConfig` with `solver` typed as generator `generator`'s settings dataclass."""
+    return make_dataclass(f"{settings.__name__}PDE", [("solver", settings, field(default_factory=settings))],
+                          bases=(PDEGenConfig,))
+
+
+def register_configs(models: bool = True, generators: bool = True) -> None:
+    """Register the command schemas with Hydra's ConfigStore and the `run_label` resolver (idempotent); with
+    `models`/`generators`, also one schema per registered model/generator (`schema/model/<name>`,
+    `schema/pde/<generator>`), looping over the registries: adding a model or a PDE never edits this file. Without
+    them, untyped stand-ins where no schema is registered yet (enough to compose a config for display)."""
+    OmegaConf.register_new_resolver("run_label", default_run_label, replace=True)
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="evaluate_schema", node=EvaluateConfig)
+    cs.store(name="generate_schema", node=GenerateConfig)
+    cs.store(name="leaderboard_schema", node=LeaderboardConfig)
+    cs.store(group="schema/data", name="data", node=DataConfig)
+    cs.store(group="schema/objective", name="objective", node=ObjectiveConfig)
+    cs.store(group="schema/trainer", name="trainer", node=TrainerConfig)
+    cs.store(group="schema/logger", name="logger", node=LoggerConfig)
+    if models:
+        from baselines import MODELS  # importing baselines imports (so registers) every model
+
+        for name, entry in MODELS.items():
+            cs.store(group="schema/model", name=name, node=entry.config)
+    else:
+        _register_stand_ins("model", {})
+    if generators:
+        from data_gen.registry import GENERATORS  # importing data_gen imports (so registers) every generator
+
+        for name, entry in GENERATORS.items():
+            cs.store(group="schema/pde", name=name, node=_pde_schema(name, entry.config))
+    else:
+        _register_stand_ins("pde", PDEGenConfig)
+
+
+def _schema_names(group: str) -> set[str]:
+    """The `schema/<group>` entries the YAML files of `conf/<group>/` name in their defaults."""
+    names = set()
+    for path in (Path(CONFIG_DIR) / group).glob("*.yaml"):
+        defaults = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("defaults", [])
+        names |= {str(entry[key]) for entry in defaults if isinstance(entry, dict)
+                  for key in entry if key.startswith(f"/schema/{group}")}
+    return names
+
+
+def _register_stand_ins(group: str, node: Any) -> None:
+    """An untyped `schema/<group>/<name>` (`node`) for each name the configs use that has no schema yet, so that a
+    config composes for display without importing the registries; a real schema is never replaced."""
+    cs = ConfigStore.instance()
+    stored = cs.repo.get("schema", {}).get(group, {})
+    for name in _schema_names(group) - {key.removesuffix(".yaml") for key in stored}:
+        cs.store(group=f"schema/{group}", name=name, node=node)

@@ -1,0 +1,58 @@
+"""Config schemas (`schemas`), the range checks they share (`checks`) and the one conversion of a resolved config
+into them (`loading`). The bottom of the stack beside the data layer: nothing here imports a model, a solver,
+Hydra's ConfigStore or the commands."""
+
+from pdebench.config.checks import SettingError, format_value, is_finite_number, is_whole_number
+from pdebench.config.loading import ConfigError, load_config, plain_config, typed_settings, validate_config
+from pdebench.config.schemas import (
+    MAX_BOOTSTRAP_RESAMPLES,
+    BenchmarkConfig,
+    DataConfig,
+    EvaluateConfig,
+    EvaluateDataConfig,
+    GenerateConfig,
+    LeaderboardConfig,
+    LoggerConfig,
+    ObjectiveConfig,
+    ObjectiveOverrides,
+    OptimConfig,
+    PDEGenConfig,
+    PresetConfig,
+    PresetSplitConfig,
+    RolloutConfig,
+    TrainConfig,
+    TrainerConfig,
+    ValidationConfig,
+    default_run_label,
+)
+
+__all__ = [
+    "MAX_BOOTSTRAP_RESAMPLES",
+    "BenchmarkConfig",
+    "ConfigError",
+    "DataConfig",
+    "EvaluateConfig",
+    "EvaluateDataConfig",
+    "GenerateConfig",
+    "LeaderboardConfig",
+    "LoggerConfig",
+    "ObjectiveConfig",
+    "ObjectiveOverrides",
+    "OptimConfig",
+    "PDEGenConfig",
+    "PresetConfig",
+    "PresetSplitConfig",
+    "RolloutConfig",
+    "SettingError",
+    "TrainConfig",
+    "TrainerConfig",
+    "ValidationConfig",
+    "default_run_label",
+    "format_value",
+    "is_finite_number",
+    "is_whole_number",
+    "load_config",
+    "plain_config",
+    "typed_settings",
+    "validate_config",
+]
