@@ -70,6 +70,7 @@ bench: setup-bench
 	$(BIN)/python scripts/bench_training.py
 	$(BIN)/python scripts/bench_eval.py
 	$(BIN)/python scripts/bench_config_check.py
+	$(BIN)/python scripts/bench_startup.py
 
 clean:
 	rm -rf runs results leaderboard .pytest_cache .ruff_cache
