@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from pdebench.config.location import CONFIG_DIR
@@ -81,8 +82,22 @@ def test_unknown_group_option_lists_choices(compose_cfg) -> None:
     assert "fnoo" in str(info.value) and "persistence" in str(info.value)
 
 
+def test_help_stand_ins_never_replace_a_registered_schema() -> None:
+    """`--help` registers untyped stand-ins only where no schema is registered: a later help in the same process
+    (a test, a notebook) must leave the typed schemas in place, so that the next run still checks its types."""
+    from hydra.core.config_store import ConfigStore
+
+    from baselines.fno import FNOConfig
+    from pdebench.cli.hydra_setup import register_configs
+
+    register_configs()
+    register_configs(models=False, generators=False)
+    node = ConfigStore.instance().load("schema/model/fno.yaml").node
+    assert OmegaConf.get_type(node) is FNOConfig
+
+
 def test_config_store_is_filled_from_the_registries() -> None:
-    """A model registered anywhere appears in Hydra's ConfigStore without editing pdebench/config.py."""
+    """A model registered anywhere appears in Hydra's ConfigStore without editing the config schemas."""
     import dataclasses
 
     from hydra.core.config_store import ConfigStore

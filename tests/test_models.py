@@ -15,8 +15,8 @@ import torch
 
 from baselines import MODELS, ModelConfig, NetSpec, build_model, model_config, register
 from pdebench.cli.common import CONFIG_DIR
-from pdebench.config import TrainConfig, validate_config
 from pdebench.data.grid import Grid
+from pdebench.training.config import train_config
 
 TESTS = Path(__file__).parent
 
@@ -157,8 +157,7 @@ EXPERIMENTS = sorted(path.stem for path in (Path(CONFIG_DIR) / "experiment").glo
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_experiment_preset_composes_and_validates(compose_cfg, name: str) -> None:
     cfg = compose_cfg("train", [f"experiment={name}"])
-    validate_config(cfg, TrainConfig)
-    typed = model_config(cfg["model"])
+    typed = train_config(cfg).model  # as pdebench-train loads it: every node and the model's own settings
     assert MODELS[typed.name].trainable
     if name.startswith(f"{cfg['data']['pde']}_"):  # <dataset>_<model>[_<variant>]
         assert name[len(cfg["data"]["pde"]) + 1:].split("_")[0] == typed.name

@@ -14,7 +14,7 @@ import torch
 from synthetic import write_dataset
 from torch.utils.data import DataLoader, DistributedSampler
 
-from pdebench.config import ConfigError, TrainConfig, validate_config
+from pdebench.config import ConfigError, TrainConfig, load_config
 from pdebench.data import dataset as dataset_module
 from pdebench.data.batch import TrajectoryBatch, WindowBatch, collate
 from pdebench.data.dataset import (
@@ -252,4 +252,4 @@ def test_a_bad_data_preload_is_refused_naming_the_key(compose_cfg, value: object
     cfg = compose_cfg("train", ["data=ks", "model=fno", "run_dir=run", "label=fno"])
     cfg["data"]["preload"] = value
     with pytest.raises(ConfigError, match=r"^data\.preload=.* is not valid: expected auto, true or false"):
-        validate_config(cfg, TrainConfig)
+        load_config(cfg, TrainConfig)

@@ -84,6 +84,9 @@ def _register_stand_ins(group: str, node: Any) -> None:
     """An untyped `schema/<group>/<name>` (`node`) for each name the configs use that has no schema yet, so that a
     config composes for display without importing the registries; a real schema is never replaced."""
     cs = ConfigStore.instance()
-    stored = cs.repo.get("schema", {}).get(group, {})
-    for name in _schema_names(group) - {key.removesuffix(".yaml") for key in stored}:
+    try:
+        stored = {key.removesuffix(".yaml") for key in cs.list(f"schema/{group}")}
+    except OSError:  # no schema of the group registered yet
+        stored = set()
+    for name in _schema_names(group) - stored:
         cs.store(group=f"schema/{group}", name=name, node=node)

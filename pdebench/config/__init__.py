@@ -3,7 +3,7 @@ into them (`loading`). The bottom of the stack beside the data layer: nothing he
 Hydra's ConfigStore or the commands."""
 
 from pdebench.config.checks import SettingError, format_value, is_finite_number, is_whole_number
-from pdebench.config.loading import ConfigError, load_config, plain_config, typed_settings, validate_config
+from pdebench.config.loading import ConfigError, load_config, plain_config, typed_settings
 from pdebench.config.schemas import (
     MAX_BOOTSTRAP_RESAMPLES,
     BenchmarkConfig,
@@ -54,5 +54,4 @@ __all__ = [
     "load_config",
     "plain_config",
     "typed_settings",
-    "validate_config",
 ]

@@ -94,11 +94,6 @@ def load_config(cfg: Mapping[str, Any] | T, schema: type[T]) -> T:
     return OmegaConf.to_object(_merged(cfg, schema))  # type: ignore[return-value]
 
 
-def validate_config(cfg: Mapping[str, Any], schema: type) -> None:
-    """`load_config` for its refusals alone (the command-line check of a job that will run elsewhere)."""
-    _merged(cfg, schema)
-
-
 def plain_config(cfg: Any) -> Any:
     """A typed config (nested dataclasses, lists, dicts) as plain containers, for checkpoints, result files and
     loggers, which store only builtins; a plain value comes back as it is."""

@@ -22,6 +22,7 @@ from pdebench.config import (
     RolloutConfig,
     ValidationConfig,
     plain_config,
+    typed_settings,
 )
 from pdebench.data.batch import TrajectoryBatch, WindowBatch
 from pdebench.errors import UserError
@@ -30,7 +31,6 @@ from pdebench.forecast.stepper import Stepper
 from pdebench.forecast.targets import objective_config
 from pdebench.rollout.reductions import summarize_rollout
 from pdebench.rollout.scoring import ScoringSpec, score_batch
-from pdebench.training.config import typed_section
 from pdebench.training.objectives import check_objective_fits, make_objective, noise_seed
 
 VAL_METRIC = "val/rollout_nrmse"
@@ -180,8 +180,9 @@ class SurrogateModule(L.LightningModule):
                  data_info: dict[str, Any], run: dict[str, Any], selection: dict[str, Any] | None = None) -> None:
         super().__init__()
         model, objective = model_config(model), objective_config(objective)
-        self.optim_config = typed_section(optim, OptimConfig, "optim")
-        self.validation_config = typed_section(validation, ValidationConfig, "validation")
+        # a checkpoint's plain sections are typed again; one it predates takes the schema's defaults
+        self.optim_config = typed_settings(OptimConfig, optim, "optim")
+        self.validation_config = typed_settings(ValidationConfig, validation, "validation")
         self.save_hyperparameters({
             "model": plain_config(model), "objective": plain_config(objective),
             "optim": plain_config(self.optim_config), "validation": plain_config(self.validation_config),
