@@ -12,7 +12,7 @@ DATA ?= data
 export MPLBACKEND ?= Agg
 
 .PHONY: setup setup-bench test lint quickstart datasets train evaluate leaderboard bench clean mutate \
-	slurm-local slurm-local-stop
+	slurm-local slurm-local-stop tune tune-ks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,17 @@ evaluate: setup
 
 leaderboard: setup
 	$(BIN)/pdebench-leaderboard $(ARGS)
+
+# Tune every learned row of one dataset alike: an Optuna search of TRIALS trials per row over optim.lr and
+# optim.weight_decay, each winner recorded in conf/tuned/$(DATASET).yaml for the row's later runs (docs/recipes.md).
+# `make tune-ks`: the KS rows at the CPU width (a quarter of each reference width: 16, MP-PDE 32); hours on a CPU.
+TRIALS ?= 20
+DATASET ?= ks
+tune: setup
+	$(BIN)/pdebench-tune $(DATASET) --trials $(TRIALS) data.root=$(DATA) $(ARGS)
+
+tune-ks: setup
+	$(BIN)/pdebench-tune ks --trials $(TRIALS) --width-scale 0.25 data.root=$(DATA) $(ARGS)
 
 bench: setup-bench
 	$(BIN)/python scripts/bench_datagen.py --pde all

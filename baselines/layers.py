@@ -7,8 +7,9 @@ latitude. With circular padding, convolutions, stride-2 down-sampling, 2x up-sam
 rolling the input by a multiple of their total down-sampling factor along the periodic axes.
 
 Tensors are channels-first: `[B, C, *space]` with one or two spatial axes. Conditioning vectors `cond [B, n_cond]`
-(standardised scalars: dt, dx, PDE parameters, a refinement step) enter through `ScalarEmbedding`, whose output
-`emb [B, emb_dim]` every `ConditionedResidualBlock` / `ConvBlock` adds to its features.
+(standardised scalars: dt, dx, PDE parameters, a refinement step) enter through `PerScalarEmbedding` (one MLP
+per scalar, summed, as PDEArena's conditioned U-Nets and SineNet), whose output `emb [B, emb_dim]` the models' blocks
+add to their features (or apply as a scale and shift).
 
 Interfaces here are used by several models; keep them stable.
 """
@@ -187,28 +188,39 @@ def sinusoidal_embedding(values: Tensor, dim: int, max_frequency: float = 100.0)
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
 
 
-class ScalarEmbedding(nn.Module):
-    """Embeds every conditioning scalar sinusoidally and mixes them with an MLP, `[B, n_scalars] -> [B, out_dim]`.
+class PerScalarEmbedding(nn.Module):
+    """One embedding MLP per conditioning scalar, their outputs summed, `[B, n_scalars] -> [B, out_dim]`.
 
-    Each of the `n_scalars` values gets `dim` sinusoidal features (`sinusoidal_embedding`); the concatenation goes
-    through Linear -> GELU -> Linear. Models with no conditioning (`n_scalars == 0`) build no embedding at all.
+    Scalar i gets `dim` sinusoidal features (`sinusoidal_embedding`) and its own Linear(dim, out_dim) -> GELU ->
+    Linear(out_dim, out_dim); the embedding is the sum over scalars. This is how PDEArena's conditioned U-Nets embed
+    a diffusion/refinement time and each PDE parameter (one MLP each), so the parameter count grows by one MLP per
+    scalar. Models with no conditioning (`n_scalars == 0`) build no embedding at all.
     """
 
     def __init__(self, n_scalars: int, dim: int, out_dim: int) -> None:
         super().__init__()
         if n_scalars < 1:
-            raise ValueError("ScalarEmbedding needs at least one scalar; build none when there is no conditioning")
+            raise ValueError("PerScalarEmbedding needs at least one scalar; build none when there is no conditioning")
         self.n_scalars, self.dim = n_scalars, dim
-        self.mlp = nn.Sequential(nn.Linear(n_scalars * dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim))
+        self.mlps = nn.ModuleList(
+            nn.Sequential(nn.Linear(dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim)) for _ in range(n_scalars))
 
     def forward(self, cond: Tensor) -> Tensor:
         if cond.dim() != 2 or cond.shape[1] != self.n_scalars:
             raise ValueError(f"the conditioning must have shape [batch, {self.n_scalars}], got {tuple(cond.shape)}")
-        features = sinusoidal_embedding(cond, self.dim).flatten(1)
-        return self.mlp(features)
+        features = sinusoidal_embedding(cond, self.dim)  # [B, n_scalars, dim]
+        return sum(mlp(features[:, i]) for i, mlp in enumerate(self.mlps))
 
 
-def _broadcast(values: Tensor, like: Tensor) -> Tensor:
+def zero_parameters(module: nn.Module) -> nn.Module:
+    """Set every parameter of `module` to zero in place (a layer whose output starts at zero); returns `module`."""
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.zero_()
+    return module
+
+
+def broadcast_channels(values: Tensor, like: Tensor) -> Tensor:
     """`[B, C]` -> `[B, C, 1, ...]` with as many unit axes as `like` has spatial axes."""
     return values.view(*values.shape, *([1] * (like.dim() - 2)))
 
@@ -220,10 +232,14 @@ class ConditionedResidualBlock(nn.Module):
     convolution when the channel counts differ). The embedding `emb [B, emb_dim]` is added per channel after the
     first convolution, or, with `scale_shift=True`, applied as `norm(h) * (1 + scale) + shift` in the second norm
     (FiLM). `emb_dim == 0` builds a block that takes no embedding.
+
+    A conditioned block (`emb_dim > 0`) starts with its second convolution zeroed, as in PDEArena's conditioned
+    U-Nets: at initialisation it is its shortcut, and the residual branch (embedding included) grows from zero. An
+    unconditioned block keeps the default initialisation, as PDEArena's unconditioned U-Net_mod does.
     """
 
     def __init__(self, in_channels: int, out_channels: int, periodic: Sequence[bool], emb_dim: int = 0,
-                 norm_groups: int = 8, scale_shift: bool = False) -> None:
+                 norm_groups: int = 1, scale_shift: bool = False) -> None:
         super().__init__()
         self.norm1 = nn.GroupNorm(norm_groups, in_channels)
         self.conv1 = GridConv(in_channels, out_channels, periodic)
@@ -232,15 +248,19 @@ class ConditionedResidualBlock(nn.Module):
         self.act = nn.GELU()
         self.scale_shift = scale_shift
         self.emb = nn.Linear(emb_dim, out_channels * (2 if scale_shift else 1)) if emb_dim else None
+        if emb_dim:
+            zero_parameters(self.conv2)
         ndim = len(tuple(periodic))
         self.shortcut = (_conv_cls(ndim)(in_channels, out_channels, 1) if in_channels != out_channels
                          else nn.Identity())
 
     def forward(self, x: Tensor, emb: Tensor | None = None) -> Tensor:
         h = self.conv1(self.act(self.norm1(x)))
-        h = self.norm2(h) if self.emb is None or self.scale_shift else self.norm2(h + _broadcast(self.emb(emb), h))
+        if self.emb is not None and not self.scale_shift:
+            h = h + broadcast_channels(self.emb(emb), h)
+        h = self.norm2(h)
         if self.emb is not None and self.scale_shift:
-            scale, shift = _broadcast(self.emb(emb), h).chunk(2, dim=1)
+            scale, shift = broadcast_channels(self.emb(emb), h).chunk(2, dim=1)
             h = h * (1 + scale) + shift
         h = self.conv2(self.act(h))
         return h + self.shortcut(x)
@@ -253,7 +273,7 @@ class SelfAttention(nn.Module):
     grid points, translations on periodic axes included.
     """
 
-    def __init__(self, channels: int, heads: int = 1, norm_groups: int = 8) -> None:
+    def __init__(self, channels: int, heads: int = 1, norm_groups: int = 1) -> None:
         super().__init__()
         self.norm = nn.GroupNorm(norm_groups, channels)
         self.attention = nn.MultiheadAttention(channels, heads, batch_first=True)
@@ -262,29 +282,3 @@ class SelfAttention(nn.Module):
         tokens = self.norm(x).flatten(2).transpose(1, 2)  # [B, N, C]
         mixed, _ = self.attention(tokens, tokens, tokens, need_weights=False)
         return x + mixed.transpose(1, 2).reshape(x.shape)
-
-
-class ConvBlock(nn.Module):
-    """SineNet's double convolution, `[B, in, *space] -> [B, out, *space]`.
-
-    `conv3 -> GroupNorm -> (+ embedding) -> GELU -> conv3 -> GroupNorm -> GELU` (post-activation, one norm group by
-    default). The embedding `emb [B, emb_dim]` is added per channel before the first activation; `emb_dim == 0`
-    builds a block that takes none.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, periodic: Sequence[bool], emb_dim: int = 0,
-                 norm_groups: int = 1) -> None:
-        super().__init__()
-        self.conv1 = GridConv(in_channels, out_channels, periodic)
-        self.norm1 = nn.GroupNorm(norm_groups, out_channels)
-        self.conv2 = GridConv(out_channels, out_channels, periodic)
-        self.norm2 = nn.GroupNorm(norm_groups, out_channels)
-        self.act = nn.GELU()
-        self.emb = nn.Linear(emb_dim, out_channels) if emb_dim else None
-
-    def forward(self, x: Tensor, emb: Tensor | None = None) -> Tensor:
-        h = self.norm1(self.conv1(x))
-        if self.emb is not None:
-            h = h + _broadcast(self.emb(emb), h)
-        h = self.act(h)
-        return self.act(self.norm2(self.conv2(h)))

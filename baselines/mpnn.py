@@ -8,22 +8,42 @@ Per node, with `u` the node's input values (history frames of every field, `[C_i
 conditioning (`[n_cond]`: dt, dx, PDE parameters, ...):
 
 * encoder: `h = swish(W2 swish(W1 [u, c]))`, a 2-layer MLP to `hidden_channels`;
-* `n_layers` processor layers: message `m_ij = phi(h_i, h_j, u_i - u_j, x_i - x_j, c)`, mean over neighbours j,
-  update `h_i <- h_i + psi(h_i, mean_j m_ij, c)`, then instance norm over each graph (phi, psi: 2-layer swish MLPs);
+* `n_layers` processor layers: message `m_ij = phi(h_i, h_j, u_i - u_j, x_i - x_j, c_i)`, mean over neighbours j,
+  update `h_i <- h_i + psi(h_i, mean_j m_ij, c_i)`, then instance norm over each graph (phi, psi: 2-layer swish
+  MLPs; the norm has no affine weights);
 * decoder: MP-PDE's 1-D convolution over the latent vector, `Conv1d(1, decoder_channels, decoder_kernel,
   stride=decoder_stride) -> swish -> Conv1d(decoder_channels, n_fields, k)`, with `k` chosen so that it emits
   exactly `bundle` values per field;
 * output (`residual=True`, as in MP-PDE): frame k = 1..bundle of field f is `u_last_f + k * d_fk`, the last input
   frame of the field plus k times the decoded value. MP-PDE multiplies by `k * dt` in physical time; here dt is a
   standardised conditioning input, so the step count stands in for it (the constant is learnt by the decoder).
-  `residual=False` outputs `d` directly: use it with `objective.target=difference`, which already adds the last
-  frame, and for backbones whose last input channel is not the state (e.g. a denoiser's noisy estimate).
+  `residual=False` outputs `d` directly. Only `objective.target=state` may use `residual=True`: a difference
+  target (`difference`, `raw_difference`) adds the last frame again (with the decoder zeroed, one step of
+  `difference` returns `1 + target_scale` times the last standardised state) and a `derivative` target would read a
+  state as a rate of change, so training refuses the pair (`pdebench.training.config.train_config`).
+  `residual=False` also serves backbones whose last input channel is not the state (e.g. a denoiser's noisy
+  estimate).
 
-Differences from the original, on purpose: the node input has no absolute position `x/L` and no time `t/t_max`
-unless asked (`node_position=True` appends each axis's coordinate scaled to [0, 1]; time reaches the net only
-through `cond`), so on a periodic grid the net is translation equivariant; and the original graph has no
-wrap-around edges, while ours wraps every periodic axis. Offsets `x_i - x_j` are in grid spacings (see
-`baselines.graphs`), the physical spacing reaches the net through `cond` when the data provide it.
+The layout is the reference code's (`MP_PDE_Solver` in brandstetter-johannes/MP-Neural-PDE-Solvers,
+experiments/models_gnn.py), tensor for tensor: with `node_position=True` and `n_cond` equation variables its
+parameter count equals the reference's (`MPNNConfig.published_sizes`: 639,737 at the paper's E3 setting), and the
+decoder's derived second kernel equals the reference's hand-set one at each of its time windows (20, 25, 50 with
+first convolutions (15, stride 4), (16, 3), (12, 2)). Differences from the original, on purpose:
+
+* wrap-around edges: the original graph has none, so a node at the edge of a periodic domain sees half the
+  neighbours of one in the middle; ours wraps every periodic axis, as the PDEs do.
+* offsets `x_i - x_j` are in grid spacings (see `baselines.graphs`), the original's in units of the domain length:
+  the same net then serves grids of any length, and the physical spacing reaches the net through `cond` when the
+  data provide it.
+* no absolute position by default: the original appends `x/L` to every node's input; here `node_position=True`
+  appends each axis's coordinate scaled to [0, 1] over the grid's extent (the E3 count uses it). Without it the net
+  is translation equivariant on a periodic grid, which the PDEs are.
+* no absolute time: the original feeds `t/t_max` to every node as one more equation variable. Our PDEs are
+  autonomous, so time reaches the net only if the data list it among their conditioning values (the E3 setting
+  counts it as the first of its four); elapsed time is otherwise unknown to the net, as to the PDE.
+* equation parameters arrive standardised by the training split's statistics (the original divides alpha, beta,
+  gamma by fixed constants): one rule for every dataset.
+* `u_last + k * d` instead of `u_last + k * dt * d` (see the output above).
 """
 
 from __future__ import annotations
@@ -36,18 +56,22 @@ from torch import Tensor, nn
 from torch_geometric.nn import InstanceNorm, MessagePassing
 
 from baselines.graphs import GridGraph, grid_graph, grid_to_nodes, nodes_to_grid
-from baselines.registry import ModelConfig, register
+from baselines.registry import ModelConfig, PublishedSize, register
 from pdebench.config.checks import SettingError, finite_number, whole_number
+from pdebench.data.grid import Grid
 from pdebench.data.netspec import NetSpec, fold_frames, unfold_frames
 from pdebench.errors import InvalidSetting
 
 SUPPORTED_GRID_KINDS = ("periodic", "box", "sphere")
+REFERENCE_SOURCE = ("brandstetter-johannes/MP-Neural-PDE-Solvers: experiments/models_gnn.py MP_PDE_Solver as "
+                    "experiments/train.py builds it")
 
 
 @dataclass
 class MPNNConfig(ModelConfig):
     """MP-PDE. Defaults are the published configuration (width 128, 6 processor layers, radius graph with three
-    neighbours per side in 1-D, decoder Conv1d(1, 8, 16, stride 3) -> Conv1d(8, 1, .)).
+    neighbours per side in 1-D, decoder Conv1d(1, 8, 16, stride 3) -> Conv1d(8, 1, .)) without the absolute position
+    input (`node_position=True` adds it back; `published_sizes` does, to count as the reference).
 
     hidden_channels: width of the latent node features and of every MLP.
     n_layers: number of message-passing (processor) layers.
@@ -55,7 +79,9 @@ class MPNNConfig(ModelConfig):
     max_neighbours: the most neighbours a node keeps (its nearest; only binds where points crowd, e.g. the poles).
     decoder_channels, decoder_kernel, decoder_stride: the first decoder convolution over the latent vector; the
         second convolution's kernel is chosen to emit `bundle` frames (refused if it would be < 1).
-    residual: add the decoded increments to the last input frame (MP-PDE); false outputs them directly.
+    residual: add the decoded increments to the last input frame (MP-PDE); false outputs them directly. Training
+        refuses true with any `objective.target` but `state` (a difference target adds the last frame again, a
+        derivative target would read the state as a rate of change).
     node_position: append each node's coordinates scaled to [0, 1] to its input (MP-PDE's x/L); breaks
         translation equivariance, may help on walled (`box`) grids.
     """
@@ -83,9 +109,41 @@ class MPNNConfig(ModelConfig):
                                f"is not valid: expected at most model.hidden_channels={self.hidden_channels}, the "
                                "length it convolves over")
 
+    def check_target(self, target: str) -> None:
+        """`residual=true` outputs a state (the last input frame plus the decoded increments), which only
+        `objective.target=state` reads as one. A difference target (`difference`, `raw_difference`) would add the last
+        frame a second time: with the decoder zeroed, one step returns `1 + target_scale` times the last standardised
+        state (`difference`); `derivative` would integrate the state as if it were a rate."""
+        if self.residual and target != "state":
+            clash = ("reads the net's output as a rate of change, not a state" if target == "derivative"
+                     else "adds the last input frame to the net's output again")
+            raise InvalidSetting(
+                f"model.residual=true makes model {self.name} output the last input frame plus its increments, and "
+                f"objective.target={target} {clash}; set model.residual=false for this target")
+
     @classmethod
     def tiny(cls) -> MPNNConfig:
         return cls(hidden_channels=16, n_layers=2, radius=2.0, decoder_channels=4, decoder_kernel=4, decoder_stride=2)
+
+    @classmethod
+    def published_sizes(cls) -> tuple[PublishedSize, ...]:
+        """MP-PDE at the paper's E3 setting (the combined Burgers/KdV equation with alpha, beta, gamma varied),
+        and at E1 (no equation parameters): 100 points on [0, 16), time window 25 in and out, width 128, 6 layers.
+
+        The reference's node input is the 25 values, x/L, and its equation variables: t/t_max, then alpha, beta,
+        gamma at E3. Here x/L is `node_position` and the equation variables are the conditioning, time first.
+        """
+        grid = Grid("periodic", ("x",), (np.arange(100) * 16.0 / 100,))
+        setting = ("MP-PDE {name}: 1-D, 100 points, 1 field x 25 frames in, 25 out (time window 25), width 128, "
+                   "6 layers, node input x/L, equation variables {variables}")
+        return (
+            PublishedSize(setting.format(name="E3", variables="t/t_max, alpha, beta, gamma"),
+                          cls(node_position=True), NetSpec(("u",), 25, 25, ("t", "alpha", "beta", "gamma"), grid),
+                          639_737, f"{REFERENCE_SOURCE} for --experiment E3 (eq_variables alpha, beta, gamma)"),
+            PublishedSize(setting.format(name="E1", variables="t/t_max"),
+                          cls(node_position=True), NetSpec(("u",), 25, 25, ("t",), grid),
+                          634_745, f"{REFERENCE_SOURCE} for --experiment E1 (no eq_variables)"),
+        )
 
 
 def _mlp(n_in: int, n_hidden: int, n_out: int) -> nn.Sequential:

@@ -14,9 +14,21 @@ trailing name). The backbone sees the input frames and the estimate folded toget
 as if the estimate were `bundle` more frames: `[B, n_fields * (history + bundle), *space]`.
 
 `sigma_min` here is a standard deviation: the std of the noise of the last refinement step. The paper quotes
-sigma_min = 4e-7, but its public implementation passes that number to a DDPM scheduler where it acts as a variance,
-so the noise stds actually used for K = 3 were about 0.086, 0.0074 and 6.3e-4. Our default, sqrt(4e-7) = 6.32e-4
-as a std, reproduces those stds exactly; set sigma_min = 4e-7 for the paper's formula taken literally.
+sigma_min = 4e-7, but its public implementation passes that number to a DDPM scheduler (diffusers 0.17.1,
+v-prediction) where it acts as a variance: the noise std of refinement step k there is sqrt(1 - alpha_bar) of its
+diffusion step, computed in float32, 0.0861533, 0.0073971 and 6.45935e-4 for K = 3. Our default, sqrt(4e-7) =
+6.32456e-4 as a std, gives sigma_min ** (k / K) = 0.0858374, 0.0073681 and 6.32456e-4: 0.37%, 0.39% and 2.1% below
+the public code's (in exact arithmetic its stds are 0.0861531, 0.0073952 and 6.32456e-4, so the gaps are 0.37%,
+0.37% and 0; the last one is float32 rounding 1 - 4e-7). The public code also shrinks the label by sqrt(alpha_bar)
+(0.9963 at k = 1) before adding the noise and starts its first step from noise rather than from zero; we follow the
+paper there. Set sigma_min = 4e-7 for the paper's formula taken literally.
+
+The noise is added to the label, the scaled difference of one model step. The public code divides the raw KS
+difference by 0.3 (`objective.target=raw_difference`, `objective.target_scale=0.3`, the default of
+`objective=pderefiner`); with `objective.target=difference` the same 0.3 applies to standardised states, which
+divides the label, and so multiplies every step's noise-to-signal ratio, by the field's std. `sigma_min` and 0.3
+are the public code's KS values: on other data they are untuned (docs/models.md lists each step's noise-to-signal
+ratio per dataset).
 
 The refinement noise makes forecasts stochastic: `sample(x, cond, n)` draws n of them at once, and the
 Forecaster around this net is an EnsembleStepper whose `sample` the evaluator uses for spread and CRPS.
@@ -31,9 +43,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from baselines.registry import MODELS, ModelConfig, build_model, model_entry, register
+from baselines.registry import MODELS, ModelConfig, PublishedSize, build_model, model_entry, register
 from pdebench.config.checks import SettingError, is_finite_number, is_whole_number, whole_number
 from pdebench.config.loading import typed_settings
+from pdebench.data.grid import Grid
 from pdebench.data.netspec import NetSpec, fold_frames, unfold_frames
 from pdebench.data.schema import DatasetError
 
@@ -48,8 +61,9 @@ class PDERefinerConfig(ModelConfig):
     backbone: the wrapped net's model config, `name` plus any of its keys (its own dataclass checks them); the
     default is the PDEArena modern U-Net at its reference settings (width 64, multipliers 1, 2, 2, 4).
     refinement_steps: K, the number of denoising steps after the first prediction (inference costs K + 1 calls).
-    sigma_min: the noise std of the last refinement step (a std, not a variance; see the module docstring), in
-    standardised target units; step k uses `sigma_min ** (k / K)`.
+    sigma_min: the noise std of the last refinement step (a std, not a variance; see the module docstring), in the
+    label's units (the scaled difference the objective's target defines); step k uses `sigma_min ** (k / K)`. The
+    default is the public code's KS value.
     """
 
     name: str = "pderefiner"
@@ -74,6 +88,18 @@ class PDERefinerConfig(ModelConfig):
                                f"is not valid: expected a trainable net of the zoo, one of {', '.join(nets)}")
         return typed_settings(model_entry(name).config, backbone, "model.backbone",
                               f"the backbone {name} of pderefiner")
+
+    @classmethod
+    def published_sizes(cls) -> tuple[PublishedSize, ...]:
+        """PDE-Refiner on 1-D KS with the default settings (K = 3, the U-Net backbone at width 64): its parameters are
+        the backbone's (the noise schedule is a buffer)."""
+        ks = NetSpec(("u",), 1, 1, ("dt", "dx"), Grid.uniform("periodic", (256,)))
+        return (PublishedSize(
+            "PDE-Refiner on KS: 1-D, 256 points, 1 field, 1 history frame in, 1 frame out, conditioned on dt and dx "
+            "(the backbone also on the refinement step), K = 3, backbone Unetmod-1d-64", cls(), ks, 53_924_225,
+            "github.com/pdearena/pdearena: pdearena/models/pderefiner.py PDERefiner with "
+            "configs/kuramotosivashinsky1d.yaml (Unetmod-1d-64, param_conditioning=scalar_2, time_history=1, "
+            "time_future=1, num_refinement_steps=3)"),)
 
     @classmethod
     def tiny(cls) -> PDERefinerConfig:

@@ -41,6 +41,44 @@ class ModelConfig:
         """Settings small enough for smoke tests on 32-point grids; the tests build every registry entry with these."""
         return cls()
 
+    def check_target(self, target: str) -> None:
+        """Refuse, in one sentence (`InvalidSetting`), an `objective.target` whose decoding this model's output cannot
+        serve. Training calls it when the config is loaded, before any data; every target is fine by default."""
+
+    @classmethod
+    def published_sizes(cls) -> tuple[PublishedSize, ...]:
+        """The paper settings whose parameter count this model reproduces (empty for models without a paper, such as
+        the reference rows). `pdebench-models --reference` prints them and a test holds each count."""
+        return ()
+
+
+@dataclass(frozen=True)
+class PublishedSize:
+    """One paper setting of a model and the parameter count its reference code gives there.
+
+    setting: the setting in words, as the paper names it ("U-Net_mod-64 on NavierStokes2D: 3 fields x 4 history
+        frames in, 1 frame out, no conditioning").
+    config: our model config at that setting.
+    spec: the data the net is built for at that setting (fields, history, bundle, conditioning, grid).
+    published: trainable parameters of the reference code's model at that setting, counted by instantiating it.
+    source: where `published` comes from: repository and module (and the paper's table where it prints the number).
+    """
+
+    setting: str
+    config: ModelConfig
+    spec: NetSpec
+    published: int
+    source: str
+
+    def count(self) -> int:
+        """Trainable parameters of our net at this setting."""
+        return count_parameters(build_model(self.config, self.spec))
+
+
+def count_parameters(net: nn.Module) -> int:
+    """Trainable parameters of `net` (the number every table and `PublishedSize` compares)."""
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
 
 Builder = Callable[[Any, NetSpec], nn.Module]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import partial
 
-import numpy as np
 from neuralop.layers.spherical_convolution import SphericalConv
 from neuralop.models import SFNO
 from torch import Tensor, nn
@@ -13,6 +12,7 @@ from torch import Tensor, nn
 from baselines.fno import _drop_neuralop_metadata, broadcast_cond, modes_per_axis
 from baselines.registry import ModelConfig, register
 from pdebench.config.checks import SettingError, finite_number, is_whole_number, whole_number
+from pdebench.data.grid import Grid
 from pdebench.data.netspec import NetSpec
 from pdebench.errors import InvalidSetting
 
@@ -53,10 +53,10 @@ class SFNOConfig(ModelConfig):
         return cls(n_modes=[8, 16], hidden_channels=16, n_layers=2)
 
 
-def latitude_quadrature(latitudes_deg: np.ndarray) -> str:
-    """"legendre-gauss" if the latitudes are the Gauss-Legendre nodes (either order), else "equiangular"."""
-    nodes = np.rad2deg(np.arcsin(np.polynomial.legendre.leggauss(latitudes_deg.size)[0]))
-    return "legendre-gauss" if np.allclose(np.sort(latitudes_deg), nodes, atol=1e-6) else "equiangular"
+def latitude_quadrature(grid: Grid) -> str:
+    """torch-harmonics' name of the grid's latitude rule: "legendre-gauss" on Gauss-Legendre latitudes (the grid's
+    own `quadrature`, `pdebench.data.grid`), else "equiangular"."""
+    return "legendre-gauss" if grid.quadrature == "gauss-legendre" else "equiangular"
 
 
 class ConditionedSFNO(nn.Module):
@@ -68,7 +68,7 @@ class ConditionedSFNO(nn.Module):
 
     def __init__(self, spec: NetSpec, config: SFNOConfig) -> None:
         super().__init__()
-        grid = config.sht_grid or latitude_quadrature(spec.grid.coordinates[0])
+        grid = config.sht_grid or latitude_quadrature(spec.grid)
         self.sfno = SFNO(
             n_modes=modes_per_axis("sfno", config.n_modes, 2),
             in_channels=spec.in_channels + spec.n_cond,

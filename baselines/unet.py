@@ -1,16 +1,42 @@
-"""The modern U-Net of PDEArena in 1-D and 2-D, conditioned on scalars through sinusoidal embeddings.
+"""PDEArena's modern U-Net (U-Net_mod) in 1-D and 2-D, conditioned on scalars through sinusoidal embeddings.
 
-Residual blocks with GroupNorm and GELU, channel multipliers per level (reference (1, 2, 2, 4)), `blocks_per_level`
-blocks per level, optional self-attention in the middle, learned stride-2 down-sampling and transposed-convolution
-up-sampling. Every convolution pads by the data's `Grid`: circular on periodic axes (on the sphere: longitude),
-zeros elsewhere (latitude, walls), so on a periodic grid the net commutes with rolling its input by any multiple of
-its total down-sampling factor `2 ** (len(channel_multipliers) - 1)`.
+Layout, as PDEArena's `Unet` (pdearena/modules/twod_unet.py, and the conditioned variants in
+pdearena/modules/conditioned/):
 
-The 1-D net at width 64 with multipliers (1, 2, 2, 4) is the PDE-Refiner backbone (`UNetConfig.pderefiner_backbone`).
+* a 3-wide lifting convolution to `hidden_channels` (C);
+* down path: level i has `C * m_0 * ... * m_i` channels (the multipliers are cumulative: 64/128/256/1024 for
+  (1, 2, 2, 4) at width 64), `blocks_per_level` pre-activation residual blocks a level, a learned stride-2
+  down-sampling between levels;
+* middle: residual block, optional self-attention, residual block;
+* up path, per level from the coarsest: `blocks_per_level` blocks that keep the level's channels, then one block
+  that cuts them to the next finer level's (to C at the finest), each block fed the concatenated skip of the
+  matching down-path output, then a transposed-convolution 2x up-sampling;
+* head: GroupNorm (8 groups) -> GELU -> 3-wide convolution.
+
+Residual blocks use GroupNorm with one group (`norm_groups`). With conditioning (`spec.n_cond > 0`) the net is the
+conditioned U-Net: every scalar gets its own sinusoidal embedding MLP (width C -> 4 C -> 4 C), the embeddings are
+summed and added after each block's first convolution, and the second convolution of every block and the head's
+convolution start at zero (so the untrained net outputs zero). Without conditioning it is U-Net_mod itself, with
+PyTorch's default initialisation everywhere. Parameter counts equal the reference code's at its settings
+(`UNetConfig.published_sizes`).
+
+Deliberate differences from the reference, none of which changes a parameter count:
+
+* Padding follows the data's `Grid`: circular on periodic axes (on the sphere: longitude), zeros elsewhere. PDEArena's
+  U-Net_mod pads zeros everywhere, and PDE-Refiner's KS run pads its convolutions circularly but lets its transposed
+  convolutions see zeros past the edges. Padding by the grid keeps the net translation equivariant on a periodic
+  domain: it commutes with rolling its input by any multiple of its total down-sampling factor
+  `2 ** (len(channel_multipliers) - 1)`, as the PDE it learns does.
+* Conditioning scalars arrive standardised (a refinement step as k / K in [0, 1]) and are embedded with angular
+  frequencies from 1 to 100 (`sinusoidal_embedding`); the reference embeds raw values (the refinement step as
+  k * 1000 / K) with frequencies from 1 down to 1e-4.
+* The optional middle self-attention is PyTorch's multi-head attention (softmax over keys, `C / heads` channels a
+  head); it has the reference's parameter count at one head. The reference settings use no attention.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -21,30 +47,36 @@ from baselines.layers import (
     GridConv,
     GridDownsample,
     GridUpsample,
-    ScalarEmbedding,
+    PerScalarEmbedding,
     SelfAttention,
     check_divisible,
     check_spatial_dims,
+    zero_parameters,
 )
-from baselines.registry import ModelConfig, register
+from baselines.pderefiner import backbone_spec
+from baselines.registry import ModelConfig, PublishedSize, register
 from pdebench.config.checks import SettingError, is_whole_number, whole_number
+from pdebench.data.grid import Grid
 from pdebench.data.netspec import NetSpec
 from pdebench.errors import InvalidSetting
+
+REFERENCE_REPO = "github.com/pdearena/pdearena"
 
 
 @dataclass
 class UNetConfig(ModelConfig):
-    """The modern U-Net.
+    """The modern U-Net; the defaults are PDEArena's U-Net_mod-64 (and PDE-Refiner's KS backbone on 1-D data).
 
-    hidden_channels: channels of the first level (the "width"); level i has `hidden_channels * channel_multipliers[i]`.
-    channel_multipliers: one whole multiplier per level; the grid is halved between levels, so every grid axis must be
-        divisible by `2 ** (len(channel_multipliers) - 1)`.
+    hidden_channels: the width C: channels of the lifting convolution, of the finest level's input and of the head.
+    channel_multipliers: one whole multiplier per level, cumulative: level i has `C * m_0 * ... * m_i` channels. The
+        grid is halved between levels, so every grid axis must be divisible by `2 ** (len(channel_multipliers) - 1)`.
     blocks_per_level: residual blocks per level on the way down (the way up has one more, for the extra skip).
     mid_attention: self-attention between the two residual blocks at the coarsest level.
-    attention_heads: heads of that attention; `hidden_channels * channel_multipliers[-1]` must be divisible by it.
-    norm_groups: GroupNorm groups; every level's channel count must be divisible by it.
-    scale_shift: apply the conditioning embedding as a scale and shift of the second norm of every block (FiLM)
-        instead of adding it to the features.
+    attention_heads: heads of that attention; the coarsest level's channel count must be divisible by it.
+    norm_groups: GroupNorm groups of the residual blocks and the attention (the reference: 1); must divide C.
+    head_norm_groups: GroupNorm groups of the head's norm (the reference: 8); must divide C.
+    scale_shift: apply the conditioning embedding as a scale and shift of the second norm of every block (FiLM,
+        PDEArena's "AdaGN" variants) instead of adding it to the features.
     """
 
     name: str = "unet"
@@ -53,25 +85,33 @@ class UNetConfig(ModelConfig):
     blocks_per_level: int = 2
     mid_attention: bool = False
     attention_heads: int = 1
-    norm_groups: int = 8
+    norm_groups: int = 1
+    head_norm_groups: int = 8
     scale_shift: bool = False
 
     def __post_init__(self) -> None:
-        for key in ("hidden_channels", "blocks_per_level", "attention_heads", "norm_groups"):
+        for key in ("hidden_channels", "blocks_per_level", "attention_heads", "norm_groups", "head_norm_groups"):
             whole_number(self, key, 1)
         multipliers = list(self.channel_multipliers)
         if not (multipliers and all(is_whole_number(m) and m >= 1 for m in multipliers)):
             raise SettingError("channel_multipliers", multipliers, "is not valid: expected a non-empty list of whole "
                                                                    "numbers >= 1, one per level")
-        for channels in (self.hidden_channels * m for m in multipliers):
-            if channels % self.norm_groups:
-                raise SettingError("norm_groups", self.norm_groups,
-                                   f"is not valid: a level has {channels} channels, which GroupNorm cannot split into "
-                                   "that many groups")
-        if self.mid_attention and (self.hidden_channels * multipliers[-1]) % self.attention_heads:
+        # Every GroupNorm sees a multiple of C (levels, concatenated skips, the head), so dividing C is enough.
+        for key in ("norm_groups", "head_norm_groups"):
+            if self.hidden_channels % getattr(self, key):
+                raise SettingError(key, getattr(self, key),
+                                   f"is not valid: GroupNorm cannot split hidden_channels={self.hidden_channels} "
+                                   "channels into that many groups")
+        coarsest = self.level_channels[-1]
+        if self.mid_attention and coarsest % self.attention_heads:
             raise SettingError("attention_heads", self.attention_heads,
-                               f"is not valid: it must divide the {self.hidden_channels * multipliers[-1]} channels "
-                               "of the coarsest level")
+                               f"is not valid: it must divide the {coarsest} channels of the coarsest level")
+
+    @property
+    def level_channels(self) -> list[int]:
+        """Channels of each level, finest first: the width times the running product of the multipliers."""
+        return [self.hidden_channels * math.prod(self.channel_multipliers[: i + 1])
+                for i in range(len(self.channel_multipliers))]
 
     @property
     def downsampling_factor(self) -> int:
@@ -80,13 +120,26 @@ class UNetConfig(ModelConfig):
 
     @classmethod
     def tiny(cls) -> UNetConfig:
-        return cls(hidden_channels=8, channel_multipliers=[1, 2, 2], blocks_per_level=1, mid_attention=True,
-                   norm_groups=4)
+        return cls(hidden_channels=8, channel_multipliers=[1, 2, 2], blocks_per_level=1, mid_attention=True)
 
     @classmethod
-    def pderefiner_backbone(cls) -> UNetConfig:
-        """PDE-Refiner's KS backbone: the 1-D modern U-Net at width 64, multipliers (1, 2, 2, 4), 2 blocks a level."""
-        return cls(hidden_channels=64, channel_multipliers=[1, 2, 2, 4], blocks_per_level=2, mid_attention=False)
+    def published_sizes(cls) -> tuple[PublishedSize, ...]:
+        """U-Net_mod-64 on NavierStokes2D and PDE-Refiner's KS backbone, both at the default settings (width 64)."""
+        navier_stokes = NetSpec(("smoke", "vx", "vy"), 4, 1, (), Grid.uniform("box", (128, 128)))
+        ks = NetSpec(("u",), 1, 1, ("dt", "dx"), Grid.uniform("periodic", (256,)))
+        return (
+            PublishedSize(
+                "U-Net_mod-64 on NavierStokes2D: 3 fields (smoke, vx, vy) x 4 history frames in, 1 frame out, "
+                "no conditioning", cls(), navier_stokes, 144_263_683,
+                f"{REFERENCE_REPO}: pdearena/modules/twod_unet.py Unet (model zoo name Unetmod-64, hidden_channels=64, "
+                "norm=True); the same count is listed in docs/models_fwd_time.json"),
+            PublishedSize(
+                "PDE-Refiner's KS backbone (Unetmod-1d-64): 1-D, 1 field x (1 history frame + 1 estimate frame) in, "
+                "1 frame out, conditioned on dt, dx and the refinement step", cls(), backbone_spec(ks), 53_924_225,
+                f"{REFERENCE_REPO}: pdearena/modules/conditioned/oned_unet.py Unet (Unetmod-1d-64) as "
+                "pdearena/models/pderefiner.py builds it with configs/kuramotosivashinsky1d.yaml "
+                "(param_conditioning=scalar_2, time_history=1, time_future=1)"),
+        )
 
 
 class UNet(nn.Module):
@@ -96,14 +149,15 @@ class UNet(nn.Module):
         super().__init__()
         periodic = spec.grid.periodic
         width, groups = config.hidden_channels, config.norm_groups
-        emb_dim = 4 * width if spec.n_cond else 0
-        self.embedding = ScalarEmbedding(spec.n_cond, width, emb_dim) if spec.n_cond else None
+        conditioned = spec.n_cond > 0
+        emb_dim = 4 * width if conditioned else 0
+        self.embedding = PerScalarEmbedding(spec.n_cond, width, emb_dim) if conditioned else None
 
         def block(c_in: int, c_out: int) -> ConditionedResidualBlock:
             return ConditionedResidualBlock(c_in, c_out, periodic, emb_dim, groups, config.scale_shift)
 
         self.lift = GridConv(spec.in_channels, width, periodic)
-        channels = [width * m for m in config.channel_multipliers]
+        channels = config.level_channels
         n_levels = len(channels)
 
         # Down: every block's and every down-sampling's output is a skip for the way up.
@@ -123,18 +177,21 @@ class UNet(nn.Module):
         self.mid_attention = SelfAttention(current, config.attention_heads, groups) if config.mid_attention else None
         self.mid_out = block(current, current)
 
-        # Up: one block per skip, so blocks_per_level + 1 per level, then up-sampling to the next finer level.
+        # Up: one block per skip. A level's blocks keep its channels except the last, which cuts them to the next
+        # finer level's (to the width at the finest) before the up-sampling.
         self.up = nn.ModuleList()
         for level in reversed(range(n_levels)):
-            for _ in range(config.blocks_per_level + 1):
-                self.up.append(block(current + skips.pop(), channels[level]))
-                current = channels[level]
+            finer = channels[level - 1] if level > 0 else width
+            for c_out in [channels[level]] * config.blocks_per_level + [finer]:
+                self.up.append(block(current + skips.pop(), c_out))
+                current = c_out
             if level > 0:
                 self.up.append(GridUpsample(current, periodic))
         assert not skips
 
-        self.head = nn.Sequential(nn.GroupNorm(groups, current), nn.GELU(),
-                                  GridConv(current, spec.out_channels, periodic))
+        out = GridConv(current, spec.out_channels, periodic)
+        self.head = nn.Sequential(nn.GroupNorm(config.head_norm_groups, current), nn.GELU(),
+                                  zero_parameters(out) if conditioned else out)
         self.n_cond = spec.n_cond
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:

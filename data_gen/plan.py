@@ -20,7 +20,7 @@ from data_gen.registry import generator_entry, solver_config
 from pdebench.config import PDEGenConfig, PresetConfig, plain_config
 from pdebench.data.schema import SPLITS, DatasetLayout, dataset_name
 from pdebench.data.writer import validate_layout
-from pdebench.errors import UnknownName
+from pdebench.errors import InvalidSetting, UnknownName
 
 
 def trajectory_seeds(base_seed: int, split: str, n_traj: int) -> np.ndarray:
@@ -78,6 +78,17 @@ def preset_sizes(pde: PDEGenConfig, preset: str) -> PresetConfig:
     return pde.presets[preset]
 
 
+def check_conserved_fields(pde: PDEGenConfig, generator: TrajectoryGenerator) -> None:
+    """Refuse, before anything is generated, a `benchmark.conserved_fields` naming a field the generator does not
+    write (the evaluator would refuse the finished dataset)."""
+    written = [f.name for f in generator.fields]
+    unknown = [name for name in pde.benchmark.conserved_fields or () if name not in written]
+    if unknown:
+        raise InvalidSetting(f"pde.benchmark.conserved_fields={list(pde.benchmark.conserved_fields)} for pde "
+                             f"{pde.name} names {', '.join(unknown)}, which the {pde.generator} generator does not "
+                             f"write (its fields: {', '.join(written)})")
+
+
 def plan_dataset(pde: PDEGenConfig, preset: str, root: str | Path, seed: int) -> DatasetPlan:
     """Build the generator, record, attributes and layouts of `<pde.name>-<preset>` (nothing is created).
 
@@ -86,6 +97,7 @@ def plan_dataset(pde: PDEGenConfig, preset: str, root: str | Path, seed: int) ->
     sizes = preset_sizes(pde, preset)
     settings = solver_config(pde.generator, {**plain_config(pde.solver), **sizes.solver})
     generator = generator_entry(pde.generator).generator(settings)
+    check_conserved_fields(pde, generator)
     config = {"pde": pde.name, "generator": pde.generator, "preset": preset, "seed": seed,
               "solver": plain_config(settings), "benchmark": plain_config(pde.benchmark),
               "splits": {split: plain_config(getattr(sizes, split)) for split in SPLITS}}

@@ -17,6 +17,7 @@ import pytest
 import xarray as xr
 
 from pdebench.data.check import check_file, validate_file
+from pdebench.data.grid import Grid
 from pdebench.data.manifest import content_sha256, file_sha256, manifest_hash, read_manifest, write_manifest
 from pdebench.data.reader import TrajectoryFile, open_dataset_dir, split_path
 from pdebench.data.schema import (
@@ -356,6 +357,87 @@ def test_reader_rejects_bad_headers(copy_of, tmp_path: Path) -> None:
     junk.write_bytes(b"not hdf5 at all")
     with pytest.raises(DatasetError, match="not a readable HDF5 file"):
         TrajectoryFile(junk)
+
+
+# --- the quadrature rule (1.3) -------------------------------------------------------------------------------
+def write_sphere(path: Path, latitudes: np.ndarray) -> Path:
+    """One trajectory of two frames of a field `h` on a sphere grid with these latitudes and 8 longitudes."""
+    layout = make_layout(
+        path.stem, n_traj=1, n_frames=2, grid="sphere", parameters=(),
+        coordinates=(Coordinate("lat", latitudes, "degrees_north"), Coordinate("lon", np.arange(8) * 45.0,
+                                                                                 "degrees_east")),
+        fields=(FieldSpec("h", "m", "sphere"),),
+    )
+    data = np.random.default_rng(3).standard_normal((1, 2, latitudes.size, 8))
+    with TrajectoryWriter(path, layout) as writer:
+        writer.append({"h": data}, {}, np.array([7], dtype=np.int64))
+        return writer.finalize()
+
+
+def as_older_version(path: Path, version: str = "1.2") -> Path:
+    """What a writer of `version` left: no quadrature attribute (the data is the same)."""
+    with h5py.File(path, "r+") as f:
+        del f.attrs["quadrature"]
+        f.attrs["schema_version"] = version
+    return path
+
+
+GAUSSIAN_LATITUDES = Grid.gaussian(6, 8).coordinates[0]
+EQUIANGULAR_LATITUDES = Grid.uniform("sphere", (6, 8)).coordinates[0]
+
+
+@pytest.mark.parametrize(("latitudes", "rule"), [(GAUSSIAN_LATITUDES, "gauss-legendre"),
+                                                 (EQUIANGULAR_LATITUDES, "cell-area")])
+def test_files_record_their_grids_quadrature_rule(latitudes: np.ndarray, rule: str, tmp_path: Path,
+                                                  valid_file: Path) -> None:
+    path = write_sphere(tmp_path / "test.h5", latitudes)
+    with TrajectoryFile(path) as tf:
+        assert tf.attrs["schema_version"] == SCHEMA_VERSION == "1.3"
+        assert tf.attrs["quadrature"] == tf.grid.quadrature == rule
+    assert check_file(path) == []
+    with TrajectoryFile(valid_file) as tf:
+        assert tf.attrs["quadrature"] == tf.grid.quadrature == "uniform"
+
+
+@pytest.mark.parametrize(("latitudes", "rule"), [(GAUSSIAN_LATITUDES, "gauss-legendre"),
+                                                 (EQUIANGULAR_LATITUDES, "cell-area")])
+def test_older_files_without_the_rule_get_the_rule_of_their_coordinates(latitudes: np.ndarray, rule: str,
+                                                                        tmp_path: Path, copy_of) -> None:
+    """A 1.2 file of a Gaussian grid (an older SWE dataset) is weighted by Gauss–Legendre, as a 1.3 file would be."""
+    path = as_older_version(write_sphere(tmp_path / "test.h5", latitudes))
+    with TrajectoryFile(path) as tf:
+        assert "quadrature" not in tf.attrs and tf.grid.quadrature == rule
+        np.testing.assert_array_equal(tf.grid.weights(), Grid("sphere", ("lat", "lon"), tf.grid.coordinates,
+                                                              rule).weights())
+    assert check_file(path) == []
+    old_periodic = as_older_version(copy_of(), "1.1")
+    with TrajectoryFile(old_periodic) as tf:
+        assert tf.grid.quadrature == "uniform"
+
+
+def test_a_missing_unknown_or_unfitting_rule_is_refused_by_name(tmp_path: Path) -> None:
+    missing = write_sphere(tmp_path / "train.h5", GAUSSIAN_LATITUDES)
+    with h5py.File(missing, "r+") as f:
+        del f.attrs["quadrature"]
+    with pytest.raises(DatasetError, match=r"missing root attribute\(s\) quadrature"):
+        TrajectoryFile(missing)
+    assert f"{missing}: missing root attribute 'quadrature'" in check_file(missing)
+    unknown = write_sphere(tmp_path / "valid.h5", GAUSSIAN_LATITUDES)
+    with h5py.File(unknown, "r+") as f:
+        f.attrs["quadrature"] = "simpson"
+    with pytest.raises(DatasetError, match="root attribute 'quadrature' is 'simpson'; expected one of uniform, "
+                                           "gauss-legendre, cell-area"):
+        TrajectoryFile(unknown)
+    assert any("root attribute 'quadrature' is 'simpson'" in p for p in check_file(unknown))
+    unfitting = write_sphere(tmp_path / "test.h5", GAUSSIAN_LATITUDES)
+    with h5py.File(unfitting, "r+") as f:
+        f.attrs["quadrature"] = "cell-area"
+    with TrajectoryFile(unfitting) as tf, pytest.raises(DatasetError) as info:
+        _ = tf.grid
+    assert str(info.value) == (f"{unfitting}: quadrature 'cell-area' does not fit this sphere grid, whose rule is "
+                               f"'gauss-legendre' (one of uniform, gauss-legendre, cell-area; see pdebench.data.grid)")
+    assert check_file(unfitting) == [f"{unfitting}: root attribute 'quadrature' is 'cell-area'; expected "
+                                     f"'gauss-legendre', the rule of this sphere grid's coordinates"]
 
 
 def test_dataset_dir_and_split_path_messages(dataset_dir: Path, tmp_path: Path) -> None:

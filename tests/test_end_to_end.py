@@ -18,7 +18,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("e2e")
     run_cli("generate", "pde=ks", "preset=tiny", "batch_size=4", "device=cpu", cwd=work)
     run_cli("train", "data=ks", "model=fno", *TINY_TRAIN, cwd=work)
-    ckpt = "runs/ks-tiny/fno/seed0/checkpoints/best.ckpt"
+    ckpt = "runs/ks-tiny/fno-w16/seed0/checkpoints/best.ckpt"  # the label names the width (16, not 64)
     run_cli("evaluate", f"ckpt={ckpt}", cwd=work)  # dataset, label and seed come from the checkpoint
     run_cli("evaluate", "model=persistence", "data=ks", "data.preset=tiny", cwd=work)
     run_cli("leaderboard", cwd=work)
@@ -35,15 +35,15 @@ def test_generate_writes_every_split_and_manifest(pipeline: Path) -> None:
 
 
 def test_training_keeps_best_and_last_checkpoints(pipeline: Path) -> None:
-    checkpoints = pipeline / "runs" / "ks-tiny" / "fno" / "seed0" / "checkpoints"
+    checkpoints = pipeline / "runs" / "ks-tiny" / "fno-w16" / "seed0" / "checkpoints"
     assert (checkpoints / "best.ckpt").is_file() and (checkpoints / "last.ckpt").is_file()
-    log = pipeline / "runs" / "ks-tiny" / "fno" / "seed0" / "logs" / "version_0" / "metrics.csv"
+    log = pipeline / "runs" / "ks-tiny" / "fno-w16" / "seed0" / "logs" / "version_0" / "metrics.csv"
     metrics = list(csv.DictReader(log.open()))
     assert any(row.get("val/rollout_nrmse") for row in metrics), "validation rollout metric was never logged"
 
 
 def test_result_files_carry_provenance(pipeline: Path) -> None:
-    fno = json.loads((pipeline / "results" / "ks-tiny" / "fno-seed0.json").read_text())
+    fno = json.loads((pipeline / "results" / "ks-tiny" / "fno-w16-seed0.json").read_text())
     persistence = json.loads((pipeline / "results" / "ks-tiny" / "persistence-seed0.json").read_text())
     manifest = manifest_hash(pipeline / "data" / "ks-tiny")
     assert fno["manifest_sha256"] == persistence["manifest_sha256"] == manifest
@@ -59,9 +59,9 @@ def test_result_files_carry_provenance(pipeline: Path) -> None:
 def test_leaderboard_tables_and_plot(pipeline: Path) -> None:
     board = pipeline / "leaderboard"
     table = (board / "ks-tiny.md").read_text()
-    assert "| fno |" in table and "| persistence |" in table
+    assert "| fno-w16 |" in table and "| persistence |" in table
     rows = list(csv.DictReader((board / "ks-tiny.csv").open()))
-    assert {row["label"] for row in rows} == {"fno", "persistence"}
+    assert {row["label"] for row in rows} == {"fno-w16", "persistence"}
     assert (board / "ks-tiny_corr.png").stat().st_size > 1000
 
 

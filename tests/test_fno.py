@@ -148,9 +148,10 @@ def test_sfno_overfits_one_tiny_batch() -> None:
 
 def test_sfno_reads_the_latitude_quadrature_off_the_grid() -> None:
     gauss = np.rad2deg(np.arcsin(np.polynomial.legendre.leggauss(16)[0]))[::-1]
-    assert latitude_quadrature(gauss) == "legendre-gauss"
-    assert latitude_quadrature(SPHERE.coordinates[0]) == "equiangular"
-    net = sfno(NetSpec(("h",), 1, 1, (), Grid("sphere", SPHERE_AXES, (gauss, SPHERE.coordinates[1]))))
+    gaussian = Grid("sphere", SPHERE_AXES, (gauss, SPHERE.coordinates[1]))
+    assert latitude_quadrature(gaussian) == "legendre-gauss"
+    assert latitude_quadrature(SPHERE) == "equiangular"
+    net = sfno(NetSpec(("h",), 1, 1, (), gaussian))
     assert net.sfno.fno_blocks.convs[0].sht_grids == ["legendre-gauss", "legendre-gauss"]
 
 

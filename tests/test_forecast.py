@@ -1,4 +1,5 @@
-"""The forecast layer: a Forecaster is a Stepper in physical units, targets encode and decode, rollouts chain."""
+"""The forecast layer: a Forecaster is a Stepper in physical units, targets encode and decode, rollouts chain, and
+what a rollout carries between model steps (ab2's last rate) is each trajectory's own and each rollout's own."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pdebench.data.netspec import NetSpec
 from pdebench.data.normalization import Normalizer
 from pdebench.forecast import DifferenceTarget, Forecaster, StateTarget, Stepper, make_target, rollout
 from pdebench.forecast.checkpoint import CheckpointError, load_checkpoint_weights_only, load_forecaster
+from pdebench.forecast.rollout_state import current_rollout, rollout_scope
 from pdebench.training.objectives import OneStep
 
 FIELD_MEAN, FIELD_STD = [1.0, -2.0], [2.0, 0.5]
@@ -298,3 +300,89 @@ def test_weights_only_loading_holds_even_when_the_environment_turns_it_off(
     with pytest.raises(CheckpointError, match=r"checkpoint .*missing\.ckpt does not exist"):
         load_checkpoint_weights_only(tmp_path / "missing.ckpt")
 
+
+
+class PolynomialRate(nn.Module):
+    """A pointwise 'rate' net, (0.2 + 0.1 c) x (1 - x / 4), counting its calls: each row's output depends on that
+    row alone, through products and sums that round the same whatever the batch around it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        self.calls += 1
+        return (0.2 + 0.1 * cond.view(-1, 1, *([1] * (x.dim() - 2)))) * x * (1.0 - 0.25 * x)
+
+
+def ab2_forecaster(substeps: int = 2) -> Forecaster:
+    spec = NetSpec(("u", "v"), 1, 1, ("nu",), Grid.uniform("periodic", (3,)))
+    norm = Normalizer(FIELD_MEAN, FIELD_STD, PARAM_MEAN, PARAM_STD)
+    return Forecaster(PolynomialRate(), norm, make_target("derivative", 1.0, 1, "ab2", substeps), spec).double()
+
+
+def trajectories(seed: int, batch: int = 4) -> tuple[Tensor, Tensor]:
+    """Random initial windows `[batch, 2, 1, 3]` and conditioning `[batch, 1]`, physical units, float64."""
+    generator = torch.Generator().manual_seed(seed)
+    frames = torch.randn(batch, 2, 1, 3, generator=generator, dtype=torch.float64) * 2.0
+    return frames, torch.rand(batch, 1, generator=generator, dtype=torch.float64) * 8.0
+
+
+def rolled_out(stepper: Stepper, frames: Tensor, cond: Tensor, n_steps: int) -> Tensor:
+    return torch.stack(list(rollout(stepper, frames, cond, n_steps)), dim=2)
+
+
+def test_ab2_rollouts_are_batch_invariant() -> None:
+    """Each trajectory carries its own last rate: rolled out alone, or in a batch with others in any order, it
+    gives bitwise the same frames."""
+    frames, cond = trajectories(0)
+    batch = rolled_out(ab2_forecaster(), frames, cond, 6)
+    order = torch.tensor([3, 0, 2, 1])
+    shuffled = rolled_out(ab2_forecaster(), frames[order], cond[order], 6)
+    for row in range(4):
+        alone = rolled_out(ab2_forecaster(), frames[row:row + 1], cond[row:row + 1], 6)
+        assert torch.equal(alone[0], batch[row])
+        assert torch.equal(alone[0], shuffled[int((order == row).nonzero())])
+
+
+def test_a_rollout_starts_fresh_after_another() -> None:
+    """A second rollout of the same forecaster, here from the middle of the first one's trajectory, starts with a
+    self-started step (what a bare call gives) and equals the same rollout on a fresh forecaster: nothing the first
+    one carried reaches it."""
+    fc = ab2_forecaster()
+    frames, cond = trajectories(1)
+    first = rolled_out(fc, frames, cond, 5)
+    middle = first[:, :, 2:3]
+    second = rolled_out(fc, middle, cond, 3)
+    assert torch.equal(second, rolled_out(ab2_forecaster(), middle, cond, 3))
+    assert torch.equal(second[:, :, 0], fc(middle, cond)[:, :, 0])
+    assert not torch.allclose(second[:, :, 0], first[:, :, 3])  # the continued trajectory took another (AB2) step
+
+
+def test_interleaved_rollouts_keep_their_own_state() -> None:
+    fc = ab2_forecaster()
+    (frames_a, cond_a), (frames_b, cond_b) = trajectories(2), trajectories(3, batch=2)
+    a, b = rollout(fc, frames_a, cond_a, 4), rollout(fc, frames_b, cond_b, 4)
+    steps_a, steps_b = [], []
+    for _ in range(4):
+        steps_a.append(next(a))
+        steps_b.append(next(b))
+    assert torch.equal(torch.stack(steps_a, dim=2), rolled_out(ab2_forecaster(), frames_a, cond_a, 4))
+    assert torch.equal(torch.stack(steps_b, dim=2), rolled_out(ab2_forecaster(), frames_b, cond_b, 4))
+    assert current_rollout() is None  # a generator between steps leaves no rollout current
+
+
+def test_outside_a_rollout_every_call_starts_fresh_and_a_scope_carries() -> None:
+    """Bare calls are pure functions of the window (3 net calls each at 2 substeps: Heun's start, then AB2); a loop
+    inside `rollout_scope` carries the rate as `rollout` does (2 calls a model step after the first)."""
+    fc = ab2_forecaster(substeps=2)
+    frames, cond = trajectories(4)
+    assert torch.equal(fc(frames, cond), fc(frames, cond)) and fc.net.calls == 6
+    fc.net.calls = 0
+    window, steps = frames, []
+    with rollout_scope():
+        for _ in range(3):
+            window = fc(window, cond)
+            steps.append(window)
+    assert fc.net.calls == 3 * 2 + 1
+    assert torch.equal(torch.cat(steps, dim=2), rolled_out(ab2_forecaster(substeps=2), frames, cond, 3))

@@ -1,4 +1,4 @@
-"""The Grid: kinds, periodic axes, spacing, quadrature weights, records, and how split files describe it."""
+"""The Grid: kinds, periodic axes, spacing, quadrature rules and weights, records, and how split files describe it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pdebench.data.grid import Grid
+from pdebench.data.grid import Grid, cell_area_rows
 from pdebench.data.reader import TrajectoryFile
 
 
@@ -32,11 +32,66 @@ def test_sphere_weights_are_cell_areas() -> None:
     np.testing.assert_allclose(flipped.weights(), w[::-1])
 
 
+def _zonal_mean(grid: Grid, values: np.ndarray) -> float:
+    """Weighted mean over the sphere grid of a field that depends on latitude only (`values [n_lat]`)."""
+    return float((grid.weights() * values[:, None]).mean())
+
+
+@pytest.mark.parametrize("n_lat", [5, 16])
+def test_gaussian_weights_integrate_polynomials_in_cos_colatitude_exactly_to_degree_2n_minus_1(n_lat: int) -> None:
+    """The mean over the sphere of x^k, x = cos(colat) = sin(lat), is 1 / (k + 1) for even k and 0 for odd k; the
+    n-point Gauss–Legendre rule gets every k <= 2n - 1 to round-off and misses k = 2n. Cell areas at the same rows
+    already miss k = 2."""
+    grid = Grid.gaussian(n_lat, 8)
+    assert grid.quadrature == "gauss-legendre"
+    x = np.sin(np.deg2rad(grid.coordinates[0]))
+    for k in range(2 * n_lat):
+        assert _zonal_mean(grid, x**k) == pytest.approx((1 - k % 2) / (k + 1), abs=1e-14), k
+    assert abs(_zonal_mean(grid, x ** (2 * n_lat)) - 1 / (2 * n_lat + 1)) > 1e-11  # 3.6e-10 for n = 16
+    cells = cell_area_rows(grid.coordinates[0])
+    assert abs(float((cells * x**2).sum() / 2) - 1 / 3) > 1e-4
+
+
+def test_gaussian_weights_are_torch_harmonics_and_differ_from_cell_areas_at_the_poleward_rows() -> None:
+    """96 Gaussian rows (the paper grid): the poleward cells are 5.8% larger than the Gauss weights."""
+    import torch_harmonics as th
+
+    grid = Grid.gaussian(96, 192)
+    cost, reference = th.quadrature.legendre_gauss_weights(96, -1, 1)
+    np.testing.assert_allclose(np.sin(np.deg2rad(grid.coordinates[0]))[::-1], np.asarray(cost), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(grid.row_weights()[::-1], np.asarray(reference), rtol=1e-13, atol=0)
+    excess = cell_area_rows(grid.coordinates[0]) / grid.row_weights() - 1
+    assert excess[0] == excess[-1] == pytest.approx(0.0579, abs=5e-4)
+    assert np.abs(excess[2:-2]).max() < 1e-3
+    w = grid.weights()
+    assert w.mean() == pytest.approx(1.0) and np.all(w == w[:, :1])
+
+
+def test_the_rule_follows_the_grid_and_a_rule_that_does_not_fit_is_refused() -> None:
+    assert Grid.uniform("periodic", (4,)).quadrature == "uniform"
+    assert Grid.uniform("box", (4, 3)).quadrature == "uniform"
+    assert Grid.uniform("sphere", (16, 32)).quadrature == "cell-area"
+    gaussian = Grid.gaussian(16, 32)
+    flipped = Grid("sphere", ("lat", "lon"), (gaussian.coordinates[0][::-1], gaussian.coordinates[1]))
+    assert flipped.quadrature == "gauss-legendre"
+    np.testing.assert_array_equal(flipped.weights(), gaussian.weights()[::-1])
+    with pytest.raises(ValueError, match="quadrature 'cell-area' does not fit this sphere grid, whose rule is "
+                                         "'gauss-legendre'"):
+        Grid("sphere", ("lat", "lon"), gaussian.coordinates, "cell-area")
+    with pytest.raises(ValueError, match="quadrature 'gauss-legendre' does not fit this periodic grid"):
+        Grid("periodic", ("x",), (np.arange(4) / 4,), "gauss-legendre")
+    with pytest.raises(ValueError, match="row weights belong to sphere grids"):
+        Grid.uniform("box", (3,)).row_weights()
+
+
 def test_records_round_trip_and_legacy_kind() -> None:
     grid = Grid.uniform("sphere", (3, 5))
-    assert Grid.from_record(grid.to_record()) == grid
+    assert Grid.from_record(grid.to_record()) == grid and grid.to_record()["quadrature"] == "cell-area"
     assert Grid("periodic-uniform", ("x",), (np.arange(4) / 4,)).kind == "periodic"
     assert grid != Grid.uniform("sphere", (3, 6))
+    # a record written before grids carried their rule (an older checkpoint) gets the rule of its coordinates
+    old = {key: value for key, value in Grid.gaussian(6, 12).to_record().items() if key != "quadrature"}
+    assert Grid.from_record(old).quadrature == "gauss-legendre"
 
 
 @pytest.mark.parametrize(
@@ -55,5 +110,7 @@ def test_bad_grids_are_refused_by_name(kind: str, axes: tuple, coords: tuple, me
 
 
 def test_split_files_build_their_grid(ks_tiny: Path) -> None:
-    grid = TrajectoryFile(ks_tiny / "test.h5").grid
+    with TrajectoryFile(ks_tiny / "test.h5") as f:
+        grid = f.grid
+        assert f.attrs["quadrature"] == "uniform"
     assert grid == Grid.uniform("periodic", (256,)) and grid.spacing == pytest.approx((1 / 256,))

@@ -20,12 +20,13 @@ from pdebench.leaderboard import (
     make_leaderboard,
     plot_curves,
     plot_sample,
+    table_html,
     to_csv,
     to_latex,
     to_markdown,
     write_leaderboard,
 )
-from pdebench.leaderboard.render import latex_escape
+from pdebench.leaderboard.render import LEAD_HEADERS, latex_escape
 from pdebench.rollout.results import (
     RESULT_FORMAT,
     RESULT_FORMAT_VERSION,
@@ -246,7 +247,8 @@ def test_latex_table(results_dir):
     tex = to_latex(table)
     body = tex[tex.index("\\midrule"):tex.index("\\bottomrule")].splitlines()[1:]
     assert [line.split(" & ")[1] for line in body] == ["unet", "fno"]
-    assert all(line.endswith(" \\\\") and line.count(" & ") == len(table.columns) + 3 for line in body)
+    assert all(line.endswith(" \\\\") and line.count(" & ") == len(table.columns) + len(LEAD_HEADERS) - 1
+               for line in body)
     assert "14.50 $\\pm$ 0.71 [13.5, 16.5]" in body[0]
     assert "$\\geq$ 40.0 / 40.0" in body[1]
     assert "\\label{tab:ks-small}" in tex and tex.count("{") == tex.count("}")
@@ -288,6 +290,99 @@ def test_speedup_at_equal_accuracy_and_at_equal_grid():
     assert [p["name"] for p in table.frontier] == ["solver", "solver-n64"]
     status = {r["label"]: r["speedup_equal_accuracy_status"] for r in csv.DictReader(io.StringIO(to_csv(table)))}
     assert status["fno"] == "interpolated" and status["strong"] == "above_frontier"
+
+
+def _scored_on(result: dict, n_steps: int) -> dict:
+    """`result` as a rollout of `n_steps` model steps would have scored it (ceilings and gmean steps follow)."""
+    result["n_steps"] = n_steps
+    result["summary"].update(time_ceiling=n_steps * STEP_TIME, time_ceiling_median=n_steps * STEP_TIME,
+                             nrmse_gmean_steps=min(n_steps, N_STEPS))
+    return result
+
+
+def test_only_solver_rows_of_the_same_rollout_and_device_count():
+    """Solver rows at 50 and at 3 steps on the CPU, and at 50 steps on a GPU, each a frontier of its own: a
+    surrogate is placed on the one it was measured like, and one scored on 11 steps gets no speed-up and a note.
+
+    cpu, 50 steps: corr time 10 at 1000/s, 20 at 100/s (stored) -> fno (15 at 5000/s): 5000 / sqrt(1000 * 100) =
+    15.81, 50 at equal grid. cuda, 50 steps: 10 at 50000/s, 20 at 5000/s -> fno-gpu (15 at 5000/s): 5000 /
+    sqrt(50000 * 5000) = 0.3162, 1 at equal grid. cpu, 3 steps: both at the ceiling 2.4, 30000/s and 3000/s
+    (stored) -> fno-short (2.4 at 6000/s) is below that frontier: 6000 / 30000 = 0.2, 2 at equal grid."""
+    solver = [_solver("solver-n64", 10.0, 1000.0, stored=False), _solver("solver", 20.0, 100.0, stored=True),
+              _scored_on(_solver("solver-n64", 2.4, 30000.0, stored=False), 3),
+              _scored_on(_solver("solver", 2.4, 3000.0, stored=True), 3),
+              _solver("solver-n64", 10.0, 50000.0, stored=False, device="cuda:0"),
+              _solver("solver", 20.0, 5000.0, stored=True, device="cuda:1")]
+    surrogates = [_result("fno", 0, 15.0, 0.5, throughput_traj_steps_per_s=5000.0),
+                  _result("fno-gpu", 0, 15.0, 0.5, throughput_traj_steps_per_s=5000.0, device="cuda:0"),
+                  _scored_on(_result("fno-short", 0, 2.4, 0.5, throughput_traj_steps_per_s=6000.0), 3),
+                  _scored_on(_result("fno-11", 0, 8.8, 0.5, throughput_traj_steps_per_s=5000.0), 11)]
+    table = build_tables([_plain(r) for r in (*solver, *surrogates)])[0]
+    rows = {row["name"]: row for row in table.rows}
+    expected = {"fno": (5000.0 / math.sqrt(1000.0 * 100.0), 50.0, "interpolated"),
+                "fno-gpu": (5000.0 / math.sqrt(50000.0 * 5000.0), 1.0, "interpolated"),
+                "fno-short": (0.2, 2.0, "below_frontier")}
+    for name, (accuracy, grid, status) in expected.items():
+        assert rows[name]["speedup_equal_accuracy"]["mean"] == pytest.approx(accuracy), name
+        assert rows[name]["speedup_equal_grid"]["mean"] == pytest.approx(grid), name
+        assert rows[name]["speedup_equal_accuracy"]["status"] == status, name
+    unmatched = rows["fno-11"]
+    assert unmatched["speedup_equal_accuracy"]["mean"] is None and unmatched["speedup_equal_grid"]["mean"] is None
+    assert unmatched["speedup_equal_accuracy"]["status"] == "unmatched"
+    # one row per solver setting and rollout, named apart; the table says why fno-11 has no speed-up
+    assert {"solver [at 50 steps on cpu]", "solver [at 3 steps on cpu]", "solver [at 50 steps on cuda]",
+            "solver-n64 [at 3 steps on cpu]"} <= set(rows)
+    md = to_markdown(table)
+    assert ("fno-11: no speed-up, no solver rows at 11 steps on cpu (solver rows: at 50 steps on cpu; at 3 steps on "
+            "cpu; at 50 steps on cuda).") in md
+    assert "Rows were scored on different rollouts" in md and "at 11 steps: fno-11" in md
+
+
+def test_a_recipe_deviation_is_shown_in_its_row(tmp_path):
+    """The run record's recipe deviations and tuning make the row's recipe cell, escaped in every format; a result
+    file whose recipe is not made of short texts is refused."""
+    tuned = {"lr": 3e-4, "weight_decay": 1e-5, "n_trials": 20, "trial_steps": 400, "study": "ks-mpnn",
+             "date": "2026-01-02", "score": 12.5}
+    mpnn = _result("mpnn", 0, 12.0, 0.4, run={"label": "mpnn", "seed": 0, "recipe": "ks", "tuning": tuned,
+                                               "deviations": ["bundle: 25 (MP-PDE temporal bundling)"]})
+    fno = _result("fno", 0, 10.0, 0.5, run={"label": "fno", "seed": 0, "recipe": "ks", "deviations": [],
+                                             "tuning": "untuned"})
+    marked = _result("marked", 0, 9.0, 0.5, run={"deviations": ["<b>x</b> | y"], "tuning": "untuned"})
+    paths = [write_result(tmp_path / f"{r['label']}.json", r) for r in (mpnn, fno, marked)]
+    table = build_tables(load_results(paths))[0]
+    lines = {line.split(" | ")[1]: line for line in to_markdown(table).splitlines() if line.startswith("| ")}
+    assert "| model | label | objective | recipe | seeds |" in lines["label"]
+    shown = "bundle: 25 (MP-PDE temporal bundling); tuned (20 trials): lr=0.0003, weight_decay=1e-05"
+    assert f"| {shown} |" in lines["mpnn"]
+    assert "| recipe ks; untuned |" in lines["fno"]
+    assert "| &lt;b>x&lt;/b> \\| y; untuned |" in lines["marked"]
+    recipes = {r["label"]: r["recipe"] for r in csv.DictReader(io.StringIO(to_csv(table)))}
+    assert recipes["mpnn"] == shown
+    page = table_html(table)
+    assert f"<td>{shown}</td>" in page
+    assert "&lt;b&gt;x&lt;/b&gt; | y; untuned" in page and "<b>x" not in page
+    for run, problem in (({"deviations": [5]}, "deviations"), ({"deviations": "bundle: 25"}, "deviations"),
+                         ({"recipe": ["ks"]}, "recipe"), ({"tuning": {"lr": [1, 2]}}, "tuning"),
+                         ({"tuning": "x" * 201}, "tuning")):
+        bad = write_result(tmp_path / "bad.json", {**mpnn, "run": run})
+        with pytest.raises(ResultError, match=rf"bad\.json has run '{problem}' = "):
+            read_result(bad)
+
+
+def test_columns_show_the_digits_that_tell_rows_apart():
+    """Two solver settings whose one-step errors differ at the 5th significant digit print 5 digits in that column;
+    a column whose values agree, or differ only beyond 8 digits, keeps 3."""
+    a = _solver("solver", 20.0, 100.0, stored=True)
+    b = _solver("solver-dt4x", 20.0, 400.0, stored=False)
+    a["summary"].update(one_step_nrmse=0.012345, nrmse_gmean=0.1)
+    b["summary"].update(one_step_nrmse=0.012346, nrmse_gmean=0.1 * (1 + 1e-10))
+    table = build_tables([_plain(a), _plain(b)])[0]
+    lines = {line.split(" | ")[1]: line for line in to_markdown(table).splitlines() if line.startswith("| ")}
+    assert "| 0.012345 |" in lines["solver"] and "| 0.012346 |" in lines["solver-dt4x"]
+    assert "| 0.0300 |" in lines["solver"]  # nrmse_steps_2-5, equal in both rows
+    assert "| 0.100 |" in lines["solver"] and "| 0.100 |" in lines["solver-dt4x"]
+    tex = to_latex(table)
+    assert "0.012345" in tex and "0.012346" in tex
 
 
 def test_crps_column_only_where_an_ensemble_was_scored():

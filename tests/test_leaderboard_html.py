@@ -18,6 +18,7 @@ from test_leaderboard import _plain, _result, _solver, _spectra
 
 from pdebench.leaderboard import build_tables, write_tables
 from pdebench.leaderboard.html import table_id
+from pdebench.leaderboard.render import LEAD_HEADERS
 
 BROWSER_TIMEOUT_S = 120
 
@@ -129,7 +130,7 @@ def test_page_shows_every_table_and_plot_in_chromium(chromium, board):
     assert set(parsed.tables) == {table_id(t.name) for t in tables}
     for table in tables:
         shown = parsed.tables[table_id(table.name)]
-        assert len(shown["head"]) == 4 + len(table.columns) + 1  # identity, values, provenance
+        assert len(shown["head"]) == len(LEAD_HEADERS) + len(table.columns) + 1  # identity, values, provenance
         assert [row[1] for row in shown["rows"]] == [row["name"] for row in table.rows]  # ranked order
     pngs = [p for p in written if p.suffix == ".png"]
     assert {p.stem.split("_")[-1] for p in pngs if p.stem.startswith("ks-small")} == {
@@ -153,7 +154,7 @@ def test_headers_sort_the_table_in_the_browser(chromium, board):
     """The inline sorter runs: `#sort=<table>:<column>:<dir>` sorts on load as a header click does."""
     tables, _, out = board
     ks = next(t for t in tables if t.name == "ks-small")
-    column = 4 + [c.key for c in ks.columns].index("corr_time_0.8")
+    column = len(LEAD_HEADERS) + [c.key for c in ks.columns].index("corr_time_0.8")
     url = f"{(out / 'index.html').as_uri()}#sort={table_id(ks.name)}:{column}:asc"
     parsed = _Page()
     parsed.feed(_browse(chromium, url, "--dump-dom").stdout)

@@ -1,6 +1,6 @@
 """MP-PDE (`mpnn`): torch_geometric message passing on graphs built from the Grid, wrap-around edges on periodic
 axes, great-circle neighbourhoods on the sphere, batching by torch_geometric, equivariance, learning, the published
-parameter count, and one-sentence refusals."""
+parameter counts, the refusal of a residual output under a difference target, and one-sentence refusals."""
 
 from __future__ import annotations
 
@@ -16,7 +16,11 @@ from torch_geometric.nn import MessagePassing
 from baselines import NetSpec, build_model, model_config
 from baselines.graphs import grid_graph
 from baselines.mpnn import MPNN, MPNNConfig
+from pdebench.cli.common import check_command_line
 from pdebench.data.grid import Grid
+from pdebench.errors import InvalidSetting
+from pdebench.forecast.targets import DifferenceTarget
+from pdebench.training.config import train_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model" / "mpnn.yaml"
 TINY = MPNNConfig.tiny()
@@ -238,23 +242,82 @@ def test_reference_yaml_holds_the_config_defaults() -> None:
     assert model_config(settings) == MPNNConfig()
 
 
-def test_reference_parameter_count_is_mp_pde() -> None:
-    """MP-PDE's published net: time window K = 25, width 128, 6 layers, 1-D, PDE parameters (alpha, beta, gamma).
-
-    Its node input is (25 values, x/L, t/t_max, alpha, beta, gamma); here time and the parameters come in `cond`
-    and x/L is `node_position`. Counting its layers (weights + biases):
-      encoder  Linear(25 + 2 + 3, 128) + Linear(128, 128)            = 3968 + 16512                  =  20480
+def test_published_sizes_equal_the_reference_code_at_e3_and_e1() -> None:
+    """MP-PDE's `MP_PDE_Solver` instantiated at E3 (time window 25, width 128, 6 layers, eq_variables alpha, beta,
+    gamma) has 639,737 parameters, at E1 (no eq_variables) 634,745. Its node input is (25 values, x/L, t/t_max and
+    the equation parameters); here x/L is `node_position` and the equation variables are the conditioning. Counting
+    its layers (weights + biases) at E3:
+      encoder  Linear(25 + 1 + 4, 128) + Linear(128, 128)            = 3968 + 16512                  =  20480
       layer    message Linear(2*128 + 25 + 1 + 4, 128) + (128, 128)  = 36736 + 16512
                update  Linear(128 + 128 + 4, 128) + (128, 128)       = 33408 + 16512     = 103168, x 6 = 619008
       decoder  Conv1d(1, 8, 16) + Conv1d(8, 1, 14)                    = 136 + 113                     =    249
     """
-    mp_pde = 20480 + 6 * 103168 + 249
-    spec = NetSpec(("u",), 25, 25, ("t", "alpha", "beta", "gamma"), Grid.uniform("periodic", (100,)))
-    net = build_model(MPNNConfig(node_position=True), spec)
-    assert sum(p.numel() for p in net.parameters()) == mp_pde == 639737
-    assert [m.kernel_size[0] for m in net.decoder.net if isinstance(m, torch.nn.Conv1d)] == [16, 14]
-    translation_equivariant = build_model(MPNNConfig(), spec)  # default: no x/L input, 128 fewer weights
-    assert sum(p.numel() for p in translation_equivariant.parameters()) == mp_pde - 128
+    sizes = {size.setting.split(":")[0]: size for size in MPNNConfig.published_sizes()}
+    assert set(sizes) == {"MP-PDE E3", "MP-PDE E1"}
+    e3, e1 = sizes["MP-PDE E3"], sizes["MP-PDE E1"]
+    assert (e3.published, e1.published) == (639_737, 634_745)
+    assert e3.count() == e3.published and e1.count() == e1.published
+    net = build_model(e3.config, e3.spec)
+    modules = {name: sum(p.numel() for p in module.parameters()) for name, module in net.named_children()}
+    assert modules == {"encoder": 20480, "layers": 6 * 103168, "decoder": 249}
+    convolutions = [tuple(m.weight.shape) for m in net.decoder.net if isinstance(m, torch.nn.Conv1d)]
+    assert convolutions == [(8, 1, 16), (1, 8, 14)]
+    translation_equivariant = build_model(MPNNConfig(), e3.spec)  # default: no x/L input, 128 fewer weights
+    assert sum(p.numel() for p in translation_equivariant.parameters()) == e3.published - 128
+
+
+@pytest.mark.parametrize(("window", "kernel", "stride", "published"), [(20, 15, 4, 635_217), (25, 16, 3, 639_737),
+                                                                      (50, 12, 2, 662_073)])
+def test_derived_decoder_kernel_is_the_references_at_each_of_its_time_windows(window: int, kernel: int, stride: int,
+                                                                               published: int) -> None:
+    """The reference hand-sets its decoder per time window: Conv1d(1, 8, 15, s=4) -> Conv1d(8, 1, 10) at 20,
+    (16, s=3) -> 14 at 25, (12, s=2) -> 10 at 50; `published`: its E3 net at that window, instantiated."""
+    spec = NetSpec(("u",), window, window, ("t", "alpha", "beta", "gamma"), Grid.uniform("periodic", (100,)))
+    net = build_model(MPNNConfig(node_position=True, decoder_kernel=kernel, decoder_stride=stride), spec)
+    assert net.decoder.net[-1].kernel_size[0] == {20: 10, 25: 14, 50: 10}[window]
+    assert sum(p.numel() for p in net.parameters()) == published
+
+
+# --- residual output and the objective's target -------------------------------------------------------------------
+RESIDUAL_REFUSAL = (r"model.residual=true makes model mpnn output the last input frame plus its increments, and "
+                    r"objective.target=difference adds the last input frame to the net's output again; set "
+                    r"model.residual=false for this target")
+
+
+def test_residual_with_a_difference_target_is_refused_by_train_config(compose_cfg) -> None:
+    with pytest.raises(InvalidSetting, match=f"^{RESIDUAL_REFUSAL}$"):
+        train_config(compose_cfg("train", ["model=mpnn", "objective.target=difference"]))
+    with pytest.raises(InvalidSetting, match=r"objective.target=raw_difference adds the last input frame to the net's "
+                                             r"output again; set model.residual=false"):
+        train_config(compose_cfg("train", ["model=mpnn", "objective.target=raw_difference"]))
+    with pytest.raises(InvalidSetting, match=r"objective.target=derivative reads the net's output as a rate of change"):
+        train_config(compose_cfg("train", ["model=mpnn", "objective=derivative"]))
+    allowed = [["model=mpnn", "objective.target=difference", "model.residual=false"], ["model=mpnn"],
+               ["model=fno", "objective.target=difference"]]
+    for overrides in allowed:
+        train_config(compose_cfg("train", overrides))
+
+
+def test_residual_with_a_difference_target_is_refused_on_the_command_line() -> None:
+    """The command-line check loads the config as the run would, so the refusal comes before any data loads."""
+    with pytest.raises(InvalidSetting, match=RESIDUAL_REFUSAL):
+        check_command_line("train", train_config, ["model=mpnn", "objective.target=difference",
+                                                   "objective.target_scale=0.3"])
+    check_command_line("train", train_config, ["model=mpnn", "objective.target=difference", "model.residual=false"])
+
+
+def test_zeroed_decoder_with_residual_and_a_difference_target_scales_the_last_state() -> None:
+    """Why the pair is refused: with the decoder's last layer zeroed, the difference target (scale 0.3) decodes the
+    residual net's output to 1.3 times the last state, and the net without the residual to the last state."""
+    spec = NetSpec(("u",), 2, 1, (), Grid.uniform("periodic", (16,)))
+    target, frames = DifferenceTarget(0.3), torch.randn(3, 1, 2, 16)
+    for residual, factor in ((True, 1.3), (False, 1.0)):
+        net = tiny_net(spec, residual=residual)
+        with torch.no_grad():
+            for p in net.decoder.net[-1].parameters():
+                p.zero_()
+        forecast = target.decode(frames, net(frames.flatten(1, 2), torch.zeros(3, 0)).unsqueeze(2))
+        torch.testing.assert_close(forecast, factor * frames[:, :, -1:])
 
 
 # --- refusals -----------------------------------------------------------------------------------------------------

@@ -418,11 +418,12 @@ def test_each_objective_trains_end_to_end(compose_cfg, data_root: Path, tmp_path
 
 
 def test_ks_unet_preset_is_pde_refiners_mse_baseline(compose_cfg) -> None:
-    """U-Net, one-step MSE on the difference to the last state scaled by 0.3, EMA 0.995."""
+    """U-Net, one-step MSE on the raw difference to the last state divided by 0.3 (PDE-Refiner's code divides the
+    unstandardised KS difference), EMA 0.995."""
     cfg = compose_cfg("train", ["experiment=ks_unet"])
     check_training_config(train_config(cfg))
     assert (cfg["model"]["name"], cfg["objective"]["name"], cfg["objective"]["loss"]) == ("unet", "onestep", "mse")
-    assert (cfg["objective"]["target"], cfg["objective"]["target_scale"]) == ("difference", 0.3)
+    assert (cfg["objective"]["target"], cfg["objective"]["target_scale"]) == ("raw_difference", 0.3)
     assert cfg["optim"]["ema_decay"] == 0.995
 
 
@@ -445,3 +446,26 @@ def test_default_label_names_objective_and_target(compose_cfg, overrides: list[s
     cfg = compose_cfg("train", overrides)
     assert cfg["label"] == label and cfg["run_dir"] == f"runs/ks-small/{label}/seed0"
     assert default_run_label("unet", "onestep", "state") == "unet"
+
+
+def test_pushforward_free_steps_carry_the_ab2_rate_as_a_rollout_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ab2 over two free model steps and one gradient step: the first free step starts itself (Heun: 2 net calls),
+    the second reuses the carried rate (1 call), the gradient step's output is 1 more: 4 calls. Restarting every
+    step would make 5. The state the free steps reach equals a rollout's two steps."""
+    from pdebench.forecast import rollout
+
+    spec = NetSpec(("u",), 1, 1, (), Grid.uniform("periodic", (4,)))
+    target = target_from_config({"target": "derivative", "integrator": "ab2"})
+    fc = Forecaster(Scale(0.2), Normalizer([0.0], [1.0], [], []), target, spec)
+    objective = Pushforward(objective_config("pushforward", unroll_steps=2, target="derivative", integrator="ab2"))
+    monkeypatch.setattr(objective, "draw_steps", lambda: 2)
+    frames = geometric_batch(4).targets
+    labels = torch.cat([U0.view(1, 1, 1, 4), frames], dim=2)[:, :, [0, 1, 1, 2, 2, 3, 3, 4]]
+    batch = WindowBatch(U0.view(1, 1, 1, 4), frames[:, :, :3], torch.zeros(1, 0, dtype=torch.float64),
+                        torch.ones(1, dtype=torch.float64), torch.zeros(1, dtype=torch.long), labels)
+    objective.loss(fc, batch)
+    assert len(fc.net.inputs) == 4
+    reached = fc.net.inputs[-1]  # the gradient step's input: the state after the two free steps
+    fc.net.inputs.clear()
+    rolled = list(rollout(fc, U0.view(1, 1, 1, 4), torch.zeros(1, 0, dtype=torch.float64), 2))
+    torch.testing.assert_close(reached, rolled[-1].view_as(reached))

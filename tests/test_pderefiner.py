@@ -1,5 +1,6 @@
-"""PDE-Refiner: the noise schedule, which refinement step training draws, what inference calls, ensembles from
-seeds, learning a tiny batch, 1-D and 2-D grids, and a run through training and evaluation from its checkpoint."""
+"""PDE-Refiner: the noise schedule and its gap to the public code's, the difference scaled in data units, which
+refinement step training draws, what inference calls, ensembles from seeds, learning a tiny batch, 1-D and 2-D
+grids, the published KS size, and a run through training and evaluation from its checkpoint."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from baselines import MODELS, NetSpec, build_model
-from baselines.pderefiner import DEFAULT_SIGMA_MIN, PDERefiner
+from baselines.pderefiner import DEFAULT_SIGMA_MIN, PDERefiner, PDERefinerConfig
 from pdebench.config import ObjectiveConfig
 from pdebench.data.batch import WindowBatch
 from pdebench.data.grid import Grid
@@ -20,7 +21,7 @@ from pdebench.data.normalization import Normalizer
 from pdebench.forecast.checkpoint import load_forecaster
 from pdebench.forecast.forecaster import EnsembleForecaster, make_forecaster
 from pdebench.forecast.stepper import EnsembleStepper
-from pdebench.forecast.targets import DifferenceTarget, StateTarget
+from pdebench.forecast.targets import DifferenceTarget, RawDifferenceTarget, StateTarget, make_target
 from pdebench.training.objectives import check_objective_fits, make_objective
 
 SPEC_1D = NetSpec(("u",), 1, 1, ("nu",), Grid.uniform("periodic", (32,)))
@@ -66,6 +67,24 @@ def test_noise_stds_fall_geometrically_to_sigma_min_as_a_std() -> None:
     literal = refiner(SPEC_1D, sigma_min=4e-7)
     assert literal.noise_std[-1].item() == pytest.approx(4e-7, rel=1e-5)
     assert literal.noise_std[1].item() == pytest.approx(4e-7 ** (1 / 3), rel=1e-5)
+
+
+def public_code_noise_stds(min_noise_std: float, k: int) -> Tensor:
+    """The noise std of refinement steps 1..K in the public code: its DDPM scheduler takes the betas
+    `min_noise_std ** (j / K)` for diffusion steps j = K..0 as float32, and step k = K - j noises with
+    `sqrt(1 - prod_{i <= j} (1 - beta_i))`, all in float32 (diffusers 0.17.1)."""
+    betas = torch.tensor([min_noise_std ** (j / k) for j in reversed(range(k + 1))], dtype=torch.float32)
+    alpha_bar = torch.cumprod(1.0 - betas, dim=0)
+    return torch.stack([(1.0 - alpha_bar[k - step]).sqrt() for step in range(1, k + 1)])
+
+
+def test_noise_stds_are_within_the_stated_gap_of_the_public_codes() -> None:
+    """0.37%, 0.39% and 2.1% below the public code's stds (the module docstring's numbers); each gap is read to
+    0.01 percentage points, so a default off by a few per mille either way fails."""
+    public = public_code_noise_stds(4e-7, 3)
+    torch.testing.assert_close(public, torch.tensor([0.0861533, 0.0073971, 6.45935e-4]), rtol=1e-5, atol=0)
+    gap = (refiner(SPEC_1D).noise_std[1:].double() / public.double() - 1.0) * 100.0
+    torch.testing.assert_close(gap, torch.tensor([-0.367, -0.393, -2.087], dtype=torch.float64), rtol=0, atol=0.01)
 
 
 def test_the_backbone_is_conditioned_on_the_refinement_step() -> None:
@@ -246,6 +265,9 @@ def test_trains_on_ks_and_evaluates_from_its_checkpoint(compose_cfg, data_root: 
     trained = load_forecaster(best)
     assert isinstance(trained.forecaster, EnsembleForecaster)
     assert trained.record["objective"]["name"] == "pderefiner" and trained.record["model"]["refinement_steps"] == 2
+    # the public code's target: the raw difference / 0.3, its std read from the checkpoint's own normaliser
+    target = trained.forecaster.target
+    assert isinstance(target, RawDifferenceTarget) and target.normalizer is trained.forecaster.normalizer
     result = evaluate(compose_cfg("evaluate", [
         f"ckpt={best}", f"data.root={data_root}", f"results_dir={tmp_path}/results", "rollout.device=cpu",
         "rollout.max_steps=3",
@@ -262,3 +284,72 @@ def test_the_wrong_objective_is_refused_when_training_starts(compose_cfg, data_r
         train(compose_cfg("train", ["data=ks", "data.preset=tiny", f"data.root={data_root}", "model=pderefiner",
                                     "++model.backbone={name:fno,n_modes:[8],hidden_channels:8,n_layers:1}",
                                     f"run_dir={tmp_path}/run"]))
+
+
+def test_the_raw_difference_divides_the_difference_in_data_units_by_the_scale() -> None:
+    """Two fields of train std 2 and 0.5: the raw_difference label is the physical change / 0.3 whatever the std;
+    the difference label is that divided by the std; both decode back to the physical next state."""
+    norm = Normalizer([1.0, -1.0], [2.0, 0.5], [0.5], [2.0])
+    now = torch.tensor([[[[1.0, 2.0]], [[0.0, -1.0]]]])  # [B=1, C=2, 1, X=2], physical
+    later = torch.tensor([[[[1.6, 1.4]], [[0.3, -1.3]]]])
+    change = torch.tensor([[[[0.6, -0.6]], [[0.3, -0.3]]]])
+    spec = NetSpec(("u", "v"), 1, 1, ("nu",), Grid.uniform("periodic", (2,)))
+    for target, label in [(make_target("raw_difference", 0.3), change / 0.3),
+                          (make_target("difference", 0.3), change / 0.3 / torch.tensor([2.0, 0.5]).view(1, 2, 1, 1))]:
+        forecaster = make_forecaster(nn.Identity(), norm, target, spec)
+        encoded = target.encode(norm.normalize_fields(now), norm.normalize_fields(later))
+        torch.testing.assert_close(encoded, label)
+        decoded = norm.denormalize_fields(target.decode(norm.normalize_fields(now), encoded))
+        torch.testing.assert_close(decoded, later)
+        assert forecaster.target is target
+
+
+def test_the_raw_difference_follows_the_forecasters_normaliser() -> None:
+    """The std is read from the bound normaliser when used: in float64 after `.double()`, and the loaded
+    statistics after `load_state_dict`; unbound, the target refuses in one sentence."""
+    target = RawDifferenceTarget(0.3)
+    frames = torch.zeros(1, 1, 1, 4, dtype=torch.float64)
+    with pytest.raises(ValueError, match="objective.target=raw_difference applies its scale to the data's own units, "
+                                         "so it needs the train statistics"):
+        target.decode(frames, frames)
+    spec = NetSpec(("u",), 1, 1, (), Grid.uniform("periodic", (4,)))
+    forecaster = make_forecaster(nn.Identity(), Normalizer([0.0], [1.0], [], []), target, spec).double()
+    forecaster.load_state_dict({"normalizer.field_mean": torch.zeros(1), "normalizer.field_std": torch.full((1,), 4.0),
+                                "normalizer.param_mean": torch.zeros(0), "normalizer.param_std": torch.zeros(0)})
+    out = target.decode(frames, torch.ones(1, 1, 1, 4, dtype=torch.float64))
+    assert out.dtype == torch.float64 and torch.equal(out, torch.full_like(out, 0.3 / 4.0))
+
+
+class LabelRecorder(nn.Module):
+    """A stand-in net for the refinement objective: records the label it is given, predicts zero."""
+
+    refinement_steps = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.labels: list[Tensor] = []
+
+    def refinement_pair(self, x: Tensor, cond: Tensor, label: Tensor, step: Tensor, noise: Tensor
+                        ) -> tuple[Tensor, Tensor]:
+        self.labels.append(label)
+        return torch.zeros_like(label), label
+
+
+def test_the_refinement_objective_trains_on_the_raw_difference() -> None:
+    """objective=pderefiner with target raw_difference: the label the refinement steps noise is the physical change
+    of one model step divided by 0.3, not that divided by the field's std (here 2.5)."""
+    net = LabelRecorder()
+    spec = NetSpec(("u",), 1, 1, ("nu",), Grid.uniform("periodic", (4,)))
+    norm = Normalizer([0.5], [2.5], [0.0], [1.0])
+    objective = make_objective(ObjectiveConfig(name="pderefiner", target="raw_difference", target_scale=0.3))
+    forecaster = make_forecaster(net, norm, make_target("raw_difference", 0.3), spec)
+    inputs, targets = torch.randn(3, 1, 1, 4), torch.randn(3, 1, 1, 4)
+    objective.loss(forecaster, WindowBatch(inputs, targets, torch.zeros(3, 1), torch.ones(3), torch.arange(3)))
+    torch.testing.assert_close(net.labels[0], ((targets - inputs) / 0.3)[:, :, 0])
+
+
+@pytest.mark.parametrize("size", PDERefinerConfig.published_sizes(), ids=lambda size: size.setting.split(":")[0])
+def test_pderefiner_has_the_published_ks_parameter_count(size) -> None:
+    """The whole PDE-Refiner at its defaults on the KS setting: the backbone's parameters, the public code's count."""
+    assert size.config == PDERefinerConfig()
+    assert size.count() == size.published == 53_924_225

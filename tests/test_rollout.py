@@ -1,5 +1,6 @@
 """Scoring rollouts: scores start at the first predicted frame, are keyed by trajectory index with each trajectory's
-own step time, run the stepper in eval mode, and do not depend on the evaluation batch size."""
+own step time, run the stepper in eval mode, do not depend on the evaluation batch size, and roll an ab2 forecaster
+out with its carried rate (as training validation does)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,13 @@ from torch import Tensor, nn
 
 from baselines import build_model
 from pdebench.config import BenchmarkConfig, RolloutConfig
-from pdebench.data.batch import TrajectoryBatch
+from pdebench.data.batch import TrajectoryBatch, collate
 from pdebench.data.dataset import TrajectoryDataset
+from pdebench.data.netspec import NetSpec
+from pdebench.data.normalization import Normalizer
 from pdebench.forecast.checkpoint import load_forecaster
+from pdebench.forecast.forecaster import Forecaster
+from pdebench.forecast.targets import make_target
 from pdebench.rollout.scoring import Scores, ScoringSpec, score, score_batch, summarize
 
 ROLLOUT = RolloutConfig()  # evaluate's default rollout settings
@@ -37,8 +42,6 @@ def summarized(scores: Scores, **settings):
 
 def persistence(dataset: TrajectoryDataset, history: int = 1, bundle: int = 1):
     f = dataset.file
-    from pdebench.data.netspec import NetSpec
-
     return build_model({"name": "persistence"}, NetSpec(f.field_names, history, bundle, f.parameter_names, f.grid))
 
 
@@ -353,3 +356,33 @@ def test_summarize_passes_its_thresholds_and_aggregates_100_steps_by_default() -
     summary, _ = summarized(scores, thresholds=(0.5,), gmean_steps=7)
     assert summary["nrmse_gmean_steps"] == 7
     assert summary["corr_time_0.5"] == pytest.approx(120 * 0.5) and "corr_time_0.8" not in summary
+
+
+class CountedRate(nn.Module):
+    """A pointwise 'rate' net, 0.05 x (1 - x / 8), counting its calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        self.calls += 1
+        return 0.05 * x * (1.0 - 0.125 * x)
+
+
+def test_the_evaluator_and_validation_carry_the_ab2_rate(test_set: TrajectoryDataset) -> None:
+    """Through the evaluator's timer and padding (`score`) and through `score_batch` (training validation), an ab2
+    forecaster at 2 substeps makes 4 * 2 + 1 net calls per batch over 4 steps (restarting every model step would make
+    4 * 3), and its scores do not depend on the batch size."""
+    f = test_set.file
+    spec = NetSpec(f.field_names, 1, 1, f.parameter_names, f.grid)
+    forecaster = Forecaster(CountedRate(), Normalizer.identity(len(f.field_names), len(f.parameter_names)),
+                            make_target("derivative", 1.0, 1, "ab2", 2), spec)
+    in_pairs = scored(forecaster, test_set, indices=[0, 1, 2, 3], max_steps=4, batch_size=2, progress=False)
+    assert forecaster.net.calls == 2 * (4 * 2 + 1)
+    together = scored(forecaster, test_set, indices=[0, 1, 2, 3], max_steps=4, batch_size=4, progress=False)
+    for name in together.per_step:
+        np.testing.assert_array_equal(in_pairs.per_step[name], together.per_step[name])
+    forecaster.net.calls = 0
+    score_batch(forecaster, collate([test_set[0], test_set[1]]), 4, spec=SPEC)
+    assert forecaster.net.calls == 4 * 2 + 1

@@ -1,5 +1,6 @@
-"""SineNet: disentangled waves, the published parameter budget (about 35.5M at width 64 for every number of waves)
-and refusals. Shapes, equivariance, conditioning and learning are tested with the U-Net in test_unet_sinenet.py."""
+"""SineNet: the reference code's parameter counts at the published settings, the layout behind them (levels,
+disentangled down path, shortcuts, norm, conditioning), width as a setting, and refusals. Shapes, equivariance,
+conditioning use and learning are tested with the U-Net in test_unet_sinenet.py."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import dataclasses
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from baselines import NetSpec, build_model, model_config
 from baselines.sinenet import (
     PUBLISHED_MULTIPLIERS,
+    DoubleConv,
     SineNet,
     SineNetConfig,
     multiplier_for_budget,
@@ -20,12 +23,15 @@ from baselines.unet import UNetConfig
 from pdebench.data.grid import Grid
 
 TINY = SineNetConfig.tiny()
-FACTOR = TINY.downsampling_factor  # 4: every tiny wave pools twice
 
-# The PDEArena smoke task SineNet was published on: smoke and velocity (3 fields), 4 history frames, 1 output frame,
-# 128 x 128 cells in a closed box.
+# PDEArena's smoke task SineNet was published on: smoke and velocity (3 fields), 4 history frames, 1 output frame,
+# 128 x 128 cells in a closed box, no conditioning.
 SMOKE_FIELDS, SMOKE_HISTORY, SMOKE_GRID = ("smoke", "vx", "vy"), 4, Grid.uniform("box", (128, 128))
+SMOKE = NetSpec(SMOKE_FIELDS, SMOKE_HISTORY, 1, (), SMOKE_GRID)
 
+# The reference code's counts at that setting for K = 2, 4, 6 (its sinenet{K}-dual models), counted by
+# instantiating them; K = 8 is the published SineNet-8 and is held by `published_sizes`.
+REFERENCE_COUNTS = {2: 35_499_989, 4: 35_493_699, 6: 35_475_499}
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -39,64 +45,134 @@ def n_parameters(net: torch.nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def test_sinenet_waves_are_disentangled() -> None:
-    """From the second pooled level on, a wave's blocks also see the wave's own input pooled to that level."""
-    net = build_model(TINY, spec_on("periodic", (32,)))
-    width, first, second = TINY.level_channels
+def on_meta(config: SineNetConfig, spec: NetSpec) -> SineNet:
+    """The net without memory or initialisation: enough to read its layout."""
+    with torch.device("meta"):
+        return build_model(config, spec)
+
+
+@pytest.mark.parametrize("size", SineNetConfig.published_sizes(), ids=lambda s: s.setting.split(" on ")[0])
+def test_published_sizes_count_what_the_reference_code_counts(size) -> None:
+    assert size.count() == size.published
+    assert parameter_count(size.config, size.spec) == size.published
+    assert "divelab/AIRS" in size.source and "sinenet" in size.source
+
+
+def test_the_unconditioned_published_setting_is_sinenet8_on_smoke() -> None:
+    size = SineNetConfig.published_sizes()[0]
+    assert size.published == 35_490_219
+    assert (size.spec.in_channels, size.spec.out_channels, size.spec.n_cond) == (12, 3, 0)
+    assert size.config == SineNetConfig() and size.config.waves == 8 and size.config.multiplier == 1.425
+
+
+@pytest.mark.parametrize("waves", sorted(REFERENCE_COUNTS))
+def test_other_numbers_of_waves_count_what_the_reference_code_counts(waves: int) -> None:
+    assert parameter_count(SineNetConfig(waves=waves), SMOKE) == REFERENCE_COUNTS[waves]
+
+
+def test_reference_width_layout_of_a_wave() -> None:
+    """Channels per level, what each level's first block reads (disentangled from level 2 on; the up path reads
+    the skip and the interpolated coarser features), the 1x1 shortcuts and one GroupNorm group everywhere."""
+    config = SineNetConfig()
+    assert config.level_channels == [64, 91, 129, 185, 263]
+    net = on_meta(config, SMOKE)
+    assert len(net.waves) == 8 and net.embedding is None
     wave = net.waves[0]
-    assert wave.down_blocks[0][0].conv1.conv.in_channels == width
-    assert wave.down_blocks[1][0].conv1.conv.in_channels == first + width
-    assert len(net.waves) == TINY.waves
+    assert [level[0].conv1.conv.in_channels for level in wave.down_blocks] == [64, 91 + 64, 129 + 64, 185 + 64]
+    assert [level[0].conv1.conv.out_channels for level in wave.down_blocks] == [91, 129, 185, 263]
+    assert [level[0].conv1.conv.in_channels for level in wave.up_blocks] == [263 + 185, 185 + 129, 129 + 91, 91 + 64]
+    assert [level[0].conv2.conv.out_channels for level in wave.up_blocks] == [185, 129, 91, 64]
+    assert [(s.in_channels, s.out_channels, s.kernel_size) for s in wave.down_shortcuts] == [
+        (64, 91, (1, 1)), (91, 129, (1, 1)), (129, 185, (1, 1)), (185, 263, (1, 1))]
+    assert [(s.in_channels, s.out_channels) for s in wave.up_shortcuts] == [(263, 185), (185, 129), (129, 91),
+                                                                           (91, 64)]
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert len(norms) == 8 * 8 * 2 and {m.num_groups for m in norms} == {1}
+    assert (net.lift.conv.in_channels, net.lift.conv.kernel_size) == (12, (3, 3))
+    assert (net.project.conv.out_channels, net.project.conv.kernel_size) == (3, (3, 3))
 
 
-@pytest.fixture(scope="module")
-def counts_over_waves() -> dict[int, int]:
-    """Parameters of the reference SineNet (width 64, published multipliers) on the smoke task, per K, counted on
-    the meta device (`parameter_count`, checked against a built net below)."""
-    spec = NetSpec(SMOKE_FIELDS, SMOKE_HISTORY, 1, (), SMOKE_GRID)
-    return {k: parameter_count(SineNetConfig(waves=k), spec) for k in sorted(PUBLISHED_MULTIPLIERS)}
+def test_conditioning_has_one_mlp_per_scalar_and_a_projection_per_block() -> None:
+    """Each scalar: Linear(64, 256) -> GELU -> Linear(256, 256); every block projects the 256-wide sum."""
+    net = on_meta(SineNetConfig(), NetSpec(SMOKE_FIELDS, 1, 1, ("dt", "buoyancy", "nu"), SMOKE_GRID))
+    assert [(mlp[0].in_features, mlp[0].out_features, mlp[2].out_features) for mlp in net.embedding.mlps] == [
+        (64, 256, 256)] * 3
+    blocks = [m for m in net.modules() if isinstance(m, DoubleConv)]
+    assert len(blocks) == 64
+    assert all(b.emb.in_features == 256 and b.emb.out_features == b.conv1.conv.out_channels for b in blocks)
+    film = on_meta(SineNetConfig(scale_shift=True), NetSpec(SMOKE_FIELDS, 1, 1, ("dt",), SMOKE_GRID))
+    assert all(b.emb.out_features == 2 * b.conv1.conv.out_channels for b in film.modules() if isinstance(b, DoubleConv))
 
 
-def test_parameter_count_is_about_equal_over_the_number_of_waves(counts_over_waves: dict[int, int]) -> None:
-    unet = n_parameters(build_model(UNetConfig(), NetSpec(SMOKE_FIELDS, SMOKE_HISTORY, 1, (), SMOKE_GRID)))
-    low, high = min(counts_over_waves.values()), max(counts_over_waves.values())
-    spread = (high - low) / low
-    print("sinenet parameters on 2-D smoke at width 64: "
-          + ", ".join(f"K={k}: {n / 1e6:.3f}M" for k, n in counts_over_waves.items())
-          + f"; spread {spread:.2%}; unet (1, 2, 2, 4) at width 64: {unet / 1e6:.2f}M")
-    assert spread < 0.005
-    assert all(35.0e6 < n < 36.0e6 for n in counts_over_waves.values())
+@pytest.mark.parametrize("scale_shift", [False, True])
+def test_a_block_applies_its_conditioning_after_the_first_activation(scale_shift: bool) -> None:
+    """conv3 -> GroupNorm -> GELU -> conditioning -> conv3 -> GroupNorm -> GELU, as the reference orders it."""
+    torch.manual_seed(0)
+    block = DoubleConv(3, 4, (True, False), emb_dim=5, norm_groups=1, scale_shift=scale_shift).double()
+    with torch.no_grad():
+        for norm in (block.norm1, block.norm2):
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.uniform_(-0.5, 0.5)
+    x, emb = torch.randn(2, 3, 8, 8, dtype=torch.float64), torch.randn(2, 5, dtype=torch.float64)
+    h = F.gelu(block.norm1(block.conv1(x)))
+    projected = block.emb(emb)[:, :, None, None]
+    if scale_shift:
+        scale, shift = projected.chunk(2, dim=1)
+        h = h * (1 + scale) + shift
+    else:
+        h = h + projected
+    torch.testing.assert_close(block(x, emb), F.gelu(block.norm2(block.conv2(h))), rtol=0, atol=1e-12)
+
+
+def test_each_wave_adds_to_its_input() -> None:
+    """With every wave's output silenced (its last level zeroed), the net is the lifting then the projection."""
+    torch.manual_seed(0)
+    net = build_model(TINY, spec_on("periodic", (16, 16))).double()
+    with torch.no_grad():
+        for wave in net.waves:
+            for parameter in [*wave.up_blocks[-1].parameters(), *wave.up_shortcuts[-1].parameters()]:
+                parameter.zero_()
+    x, cond = torch.randn(2, 1, 16, 16, dtype=torch.float64), torch.randn(2, 2, dtype=torch.float64)
+    torch.testing.assert_close(net(x, cond), net.project(net.lift(x)), rtol=0, atol=1e-12)
+
+
+def test_a_narrower_width_keeps_the_layout() -> None:
+    """Width 16: the same modules and parameter tensors as width 64, every level narrower in proportion."""
+    narrow, wide = SineNetConfig(hidden_channels=16), SineNetConfig()
+    assert narrow.level_channels == [16, 22, 32, 46, 65]
+    spec = NetSpec(SMOKE_FIELDS, 1, 1, ("dt", "buoyancy"), SMOKE_GRID)
+    shapes = {name: p.dim() for name, p in on_meta(narrow, spec).named_parameters()}
+    assert shapes == {name: p.dim() for name, p in on_meta(wide, spec).named_parameters()}
+    assert parameter_count(narrow, SMOKE) < parameter_count(wide, SMOKE) / 10
+    net = build_model(narrow, NetSpec(SMOKE_FIELDS, 1, 1, ("dt",), Grid.uniform("box", (16, 16))))
+    assert net(torch.randn(1, 3, 16, 16), torch.randn(1, 1)).shape == (1, 3, 16, 16)
+
+
+def test_meta_count_matches_a_built_net() -> None:
+    for config, spec in [(TINY, spec_on("periodic", (16, 16))), (dataclasses.replace(TINY, waves=3), SMOKE)]:
+        assert parameter_count(config, spec) == n_parameters(build_model(config, spec))
 
 
 def test_budget_search_recovers_the_published_multipliers_and_matches_the_unet() -> None:
-    """Solving for a 35.5M budget on the smoke task gives back the published multiplier of every K (so our waves
-    have the published layout), and solving for the reference U-Net's count gives every K that count within 1%."""
-    spec = NetSpec(SMOKE_FIELDS, SMOKE_HISTORY, 1, (), SMOKE_GRID)
-    unet = n_parameters(build_model(UNetConfig(), spec))
+    """Solving for a 35.5M budget on the smoke task gives back the published multiplier of every K, and solving
+    for the reference U-Net's count gives every K that count within 1%."""
+    unet = n_parameters(on_meta(UNetConfig(), SMOKE))
     matched = {}
     for waves, published in PUBLISHED_MULTIPLIERS.items():
         config = SineNetConfig(waves=waves)
-        assert multiplier_for_budget(config, spec, 35_500_000) == pytest.approx(published, abs=2e-3)
-        matched[waves] = multiplier_for_budget(config, spec, unet)
-        count = parameter_count(dataclasses.replace(config, channel_multiplier=matched[waves]), spec)
+        assert multiplier_for_budget(config, SMOKE, 35_500_000) == pytest.approx(published, abs=2e-3)
+        matched[waves] = multiplier_for_budget(config, SMOKE, unet)
+        count = parameter_count(dataclasses.replace(config, channel_multiplier=matched[waves]), SMOKE)
         assert 0.99 * unet <= count <= unet
-    print("sinenet multipliers matching the unet's", f"{unet / 1e6:.2f}M parameters:",
-          ", ".join(f"K={k}: {m:.4f}" for k, m in sorted(matched.items())))
     assert [matched[k] for k in sorted(matched)] == sorted(matched.values(), reverse=True)
     with pytest.raises(ValueError, match="a budget of 1000 parameters is outside what model sinenet with waves=8"):
-        multiplier_for_budget(SineNetConfig(), spec, 1000)
+        multiplier_for_budget(SineNetConfig(), SMOKE, 1000)
 
 
-def test_reference_yaml_lands_at_the_published_size(compose_cfg) -> None:
-    """conf/model/sinenet.yaml (K = 8, width 64) on the 2-D smoke task: about 35.5M parameters, as published;
-    conditioning on a few scalars (buoyancy, dt, dx) adds under 2%."""
+def test_reference_yaml_is_the_published_sinenet8(compose_cfg) -> None:
     config = model_config(compose_cfg("train", ["model=sinenet"])["model"])
-    assert config == SineNetConfig() and config.multiplier == PUBLISHED_MULTIPLIERS[8]
-    plain = build_model(config, NetSpec(SMOKE_FIELDS, SMOKE_HISTORY, 1, (), SMOKE_GRID))
-    assert isinstance(plain, SineNet) and 35.2e6 < n_parameters(plain) < 35.8e6
-    assert parameter_count(config, NetSpec(SMOKE_FIELDS, SMOKE_HISTORY, 1, (), SMOKE_GRID)) == n_parameters(plain)
-    conditioned = build_model(config, NetSpec(SMOKE_FIELDS, SMOKE_HISTORY, 1, ("buoyancy", "dt", "dx"), SMOKE_GRID))
-    assert n_parameters(plain) < n_parameters(conditioned) < 1.02 * n_parameters(plain)
+    assert config == SineNetConfig() == SineNetConfig.published_sizes()[0].config
+    assert config.multiplier == PUBLISHED_MULTIPLIERS[8] and not config.scale_shift
 
 
 def test_sinenet_refuses_what_it_cannot_serve() -> None:
@@ -105,6 +181,9 @@ def test_sinenet_refuses_what_it_cannot_serve() -> None:
     with pytest.raises(ValueError, match=r"model sinenet halves the grid 4 times \(model.levels=4\), so every grid "
                                          r"axis must be divisible by 16; the grid shape \(96, 200\) is not"):
         build_model(SineNetConfig(), spec_on("sphere", (96, 200)))
+    with pytest.raises(ValueError, match="model.hidden_channels must be even with conditioning, got 9"):
+        build_model(dataclasses.replace(TINY, hidden_channels=9), spec_on("periodic", (16,)))
+    assert build_model(dataclasses.replace(TINY, hidden_channels=9), spec_on("periodic", (16,), n_cond=0))
     with pytest.raises(ValueError, match="model.waves=3 for model sinenet has no published channel multiplier"):
         model_config({"name": "sinenet", "waves": 3})
     assert model_config({"name": "sinenet", "waves": 3, "channel_multiplier": 1.5}).level_channels[:2] == [64, 96]

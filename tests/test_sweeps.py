@@ -110,3 +110,26 @@ def test_optuna_search_optimises_the_validation_score(monkeypatch: pytest.Monkey
         column = header.index("val/selection")
         scores += [float(r.split(",")[column]) for r in rows[1:] if r.split(",")[column]]
     assert results["best_value"] == pytest.approx(max(scores))
+
+
+def test_tune_lr_trials_of_a_recipe_row_train_with_their_own_learning_rate(monkeypatch: pytest.MonkeyPatch,
+                                                                          data_root: Path, tmp_path: Path) -> None:
+    """The search's sampled `optim.lr` and `optim.weight_decay` replace the recipe's (an interpolation of the row's
+    tuned winner or the recipe's value): each trial trains with its own and records them as departures, untuned."""
+    from pdebench.forecast.checkpoint import load_checkpoint_weights_only
+
+    sweep = tmp_path / "search"
+    _run_main(monkeypatch, ["-m", "hydra/sweeper=tune_lr", "hydra.sweeper.n_trials=2", "experiment=ks_fno",
+                            "data.preset=tiny", f"data.root={data_root}", "data.batch_size=8",
+                            "model.hidden_channels=8", "trainer.max_steps=2", "trainer.enable_progress_bar=false",
+                            "validation.rollout_steps=4", "validation.max_trajectories=2",
+                            f"recipe.tuned_dir={tmp_path}/tuned", f"hydra.sweep.dir={sweep}"])
+    jobs = _job_dirs(sweep)
+    assert len(jobs) == 2
+    for job in jobs:
+        optim = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())["optim"]
+        checkpoint = load_checkpoint_weights_only(job / "checkpoints" / "best.ckpt")
+        run, trained = checkpoint["hyper_parameters"]["run"], checkpoint["pdebench"]["config"]["optim"]
+        assert (trained["lr"], trained["weight_decay"]) == (optim["lr"], optim["weight_decay"]) != (1e-4, 0.0)
+        assert run["recipe"] == "ks" and run["tuning"] == "untuned"
+        assert f"lr: {optim['lr']} (the recipe says 0.0001)" in run["deviations"]

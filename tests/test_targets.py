@@ -1,6 +1,7 @@
 """Targets and integrators: finite-difference labels on the stored frames and integrators converge at their orders
-on analytic signals, the stored spacing beats the model step by frame_stride**order, and what a target encodes its
-`advance` gives back."""
+on analytic signals (ab2 also over a rollout that carries its last rate), each integrator makes its exact number of
+net calls over a rollout, the stored spacing beats the model step by frame_stride**order, and what a target encodes
+its `advance` gives back."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from pdebench.data.grid import Grid
 from pdebench.data.netspec import NetSpec
 from pdebench.data.normalization import Normalizer
 from pdebench.forecast.forecaster import Forecaster
-from pdebench.forecast.integrators import INTEGRATORS, ORDERS
+from pdebench.forecast.integrators import INTEGRATORS, ORDERS, ab2, ab2_step
+from pdebench.forecast.rollout import rollout
 from pdebench.forecast.targets import DerivativeTarget, make_target, target_from_config
 
 WAVE_SPEED = 1.3
@@ -124,8 +126,9 @@ def derivative_forecaster(integrator: str, substeps: int, history: int = 1) -> F
 
 @pytest.mark.parametrize(("name", "calls_per_substep"), [("euler", 1), ("heun", 2), ("rk4", 4), ("ab2", 1)])
 def test_derivative_forecaster_integrates_the_predicted_rate(name: str, calls_per_substep: int) -> None:
-    """Given the exact rate, the forecast approaches exp(-0.7) u0 at the integrator's order as substeps grow, and
-    every stage is one more net call (ab2's first substep is Heun's: one call more)."""
+    """Given the exact rate, one call (outside any rollout) approaches exp(-0.7) u0 at the integrator's order as
+    substeps grow, and every stage is one more net call (ab2 starts afresh: its first substep is Heun's, one call
+    more)."""
     frames = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64).view(1, 1, 1, 4)
     cond = torch.zeros(1, 0, dtype=torch.float64)
     exact = math.exp(-0.7) * frames
@@ -185,7 +188,7 @@ def test_integrator_stages_keep_the_earlier_history_frames() -> None:
         ({"target": "derivative", "fd_spacing": 0}, r"objective.fd_spacing=0 is not valid: expected a number of "
                                                     r"stored-frame intervals"),
         ({"target": "derivative", "target_scale": 0.0}, r"objective.target_scale=0.0 is not valid: .* > 0"),
-        ({"target": "velocity"}, r"objective.target='velocity' .*state, difference, derivative"),
+        ({"target": "velocity"}, r"objective.target='velocity' .*state, difference, raw_difference, derivative"),
     ],
 )
 def test_bad_target_settings_name_the_key(config: dict, message: str) -> None:
@@ -196,3 +199,90 @@ def test_bad_target_settings_name_the_key(config: dict, message: str) -> None:
 def test_derivative_needs_bundle_one() -> None:
     with pytest.raises(ValueError, match=r"objective.target=derivative .*objective.bundle=1, got objective.bundle=4"):
         DerivativeTarget().label_frames(4)
+
+
+def carried_ab2_reference(u0: float, rate, n_substeps: int, h: float) -> list[float]:
+    """Adams-Bashforth 2 written out on one number: a Heun substep, then u += h (3/2 f_j - 1/2 f_{j-1}); the state
+    after every substep."""
+    states, previous = [u0 + 0.5 * h * (rate(u0) + rate(u0 + h * rate(u0)))], rate(u0)
+    for _ in range(n_substeps - 1):
+        current = rate(states[-1])
+        states.append(states[-1] + h * (1.5 * current - 0.5 * previous))
+        previous = current
+    return states
+
+
+class LogisticRate(nn.Module):
+    """A 'net' whose output is the rate `step * u (1 - u)` per model step of `step` time units, counting its calls."""
+
+    def __init__(self, step: float) -> None:
+        super().__init__()
+        self.step, self.calls = step, 0
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        self.calls += 1
+        return self.step * logistic_rate(x[:, -1:])
+
+
+def logistic_forecaster(integrator: str, substeps: int, step: float) -> Forecaster:
+    spec = NetSpec(("u",), 1, 1, (), Grid.uniform("periodic", (7,)))
+    config = {"target": "derivative", "integrator": integrator, "substeps": substeps}
+    return Forecaster(LogisticRate(step), Normalizer([0.0], [1.0], [], []), target_from_config(config), spec).double()
+
+
+def rolled(forecaster: Forecaster, initial: Tensor, n_steps: int) -> Tensor:
+    """The rollout's frames `[B, C, n_steps, *space]`."""
+    cond = initial.new_zeros(initial.shape[0], 0)
+    return torch.stack(list(rollout(forecaster, initial, cond, n_steps)), dim=2)
+
+
+@pytest.mark.parametrize("substeps", [1, 3])
+def test_an_ab2_rollout_carries_the_rate_of_the_last_substep(substeps: int) -> None:
+    """Over 4 model steps of 0.3 time units, the rollout is one Adams-Bashforth sequence of 4 * substeps substeps:
+    Heun only for the very first substep, every later one (across model steps too) reusing the rate of the substep
+    before. Restarting each model step with Heun moves the states by 2e-4 (3 substeps) to 5e-3 (1 substep), and with
+    3 substeps carrying the model step's first rate instead of its last substep's is wrong too: the 1e-12 tolerance
+    tells each apart."""
+    step, n_steps = 0.3, 4
+    initial = torch.tensor([0.1, 0.35, 0.8], dtype=torch.float64).view(1, 1, 1, 3)
+    out = rolled(logistic_forecaster("ab2", substeps, step), initial, n_steps)
+    for i, u0 in enumerate(initial.flatten().tolist()):
+        states = carried_ab2_reference(u0, lambda u: step * u * (1.0 - u), n_steps * substeps, 1.0 / substeps)
+        expected = torch.tensor(states[substeps - 1::substeps], dtype=torch.float64)
+        torch.testing.assert_close(out[0, 0, :, i], expected, rtol=0, atol=1e-12)
+
+
+def test_chained_ab2_steps_equal_one_ab2_integration() -> None:
+    """ab2_step's second result is the `previous` of the next call: 4 chained model steps of 2 substeps each are one
+    AB2 run of 8 substeps (the rate rescaled to the longer interval)."""
+    initial = torch.linspace(0.1, 0.9, 5, dtype=torch.float64)
+    state, previous = initial, None
+    for _ in range(4):
+        state, previous = ab2_step(state, logistic_rate, 2, previous=previous)
+    torch.testing.assert_close(state, ab2(initial, lambda u: 4.0 * logistic_rate(u), 8), rtol=0, atol=1e-14)
+
+
+# Net calls of an n-step rollout with S substeps, the forecaster's first call (whose output is the rate at the
+# input state) included: euler S, heun 2S, rk4 4S per model step; ab2 S per model step plus 1 for the Heun start of
+# the rollout's first substep: n S + 1.
+ROLLOUT_CALLS = {("euler", 1): 5, ("euler", 3): 15, ("heun", 1): 10, ("heun", 3): 30, ("rk4", 1): 20,
+                 ("rk4", 3): 60, ("ab2", 1): 6, ("ab2", 3): 16}
+
+
+@pytest.mark.parametrize(("name", "substeps"), sorted(ROLLOUT_CALLS))
+def test_net_calls_over_a_rollout(name: str, substeps: int) -> None:
+    forecaster = logistic_forecaster(name, substeps, 0.3)
+    rolled(forecaster, torch.full((2, 1, 1, 7), 0.4, dtype=torch.float64), 5)
+    assert forecaster.net.calls == ROLLOUT_CALLS[name, substeps]
+
+
+def test_ab2_converges_at_order_2_over_a_multistep_rollout() -> None:
+    """u' = u (1 - u) over 2 time units in 8, 16 and 32 model steps of one substep: the rollout's error falls 4x per
+    halving of the model step."""
+    initial = torch.linspace(0.1, 0.9, 7, dtype=torch.float64).view(1, 1, 1, 7)
+    exact = logistic_solution(initial, 2.0).flatten()
+    errors = []
+    for n_steps in (8, 16, 32):
+        out = rolled(logistic_forecaster("ab2", 1, 2.0 / n_steps), initial, n_steps)
+        errors.append((out[0, 0, -1] - exact).abs().max().item())
+    assert [math.log2(errors[i] / errors[i + 1]) for i in range(2)] == pytest.approx([2.0, 2.0], abs=0.2)

@@ -59,7 +59,7 @@ def test_train_evaluate_and_rank_a_2d_fno(compose_cfg, root_2d: Path, tmp_path: 
     assert fno["summary"]["one_step_nrmse"] < persistence["summary"]["one_step_nrmse"]
 
     rows = leaderboard_rows([fno, persistence])["waves-tiny"]
-    assert [row["label"] for row in rows] == ["fno", "persistence"]  # sorted by vrmse_mean, lower first
+    assert [row["label"] for row in rows] == ["fno-w16", "persistence"]  # sorted by vrmse_mean, lower first
     assert rows[0]["headline"] == ("vrmse_mean", "asc")
     assert "Sorted by `vrmse_mean` (lower is better)" in to_markdown(build_tables([fno, persistence])[0])
     written = write_leaderboard([fno, persistence], tmp_path / "board")

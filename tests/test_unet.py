@@ -1,23 +1,28 @@
 """The modern U-Net and the grid-aware layers it shares with SineNet: padding by the grid (circular on periodic axes,
 longitude only on the sphere), periodic up-sampling equal to the plain operation on a tiled signal, the sinusoidal
-embedding, configuration and refusals. What the U-Net shares with SineNet as a net (shapes, equivariance, conditioning,
-learning) is in test_unet_sinenet.py."""
+embeddings; the U-Net's published parameter counts and the reference layout behind them (cumulative channels, the
+up path, norm groups, zero-initialised outputs, one embedding per scalar), configuration and refusals. What the U-Net
+shares with SineNet as a net (shapes, equivariance, conditioning, learning) is in test_unet_sinenet.py."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from baselines import NetSpec, build_model, model_config
 from baselines.layers import (
+    ConditionedResidualBlock,
     GridConv,
     GridUpsample,
-    ScalarEmbedding,
+    PerScalarEmbedding,
     grid_interpolate_up,
     grid_pad,
     sinusoidal_embedding,
 )
+from baselines.pderefiner import REFINEMENT_STEP
+from baselines.registry import PublishedSize
 from baselines.unet import UNet, UNetConfig
 from pdebench.data.grid import Grid
 
@@ -103,33 +108,114 @@ def test_sinusoidal_embedding_by_hand() -> None:
     with pytest.raises(ValueError, match="needs an even width, got 5"):
         sinusoidal_embedding(values, 5)
     with pytest.raises(ValueError, match=r"conditioning must have shape \[batch, 2\], got \(4, 3\)"):
-        ScalarEmbedding(2, 8, 16)(torch.zeros(4, 3))
+        PerScalarEmbedding(2, 8, 16)(torch.zeros(4, 3))
 
 
 # --- the U-Net -------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("published", UNetConfig.published_sizes(), ids=lambda size: size.setting.split(":")[0])
+def test_unet_has_the_published_parameter_count(published: PublishedSize) -> None:
+    """U-Net_mod-64 on NavierStokes2D (144,263,683) and PDE-Refiner's KS backbone (53,924,225), both counted by
+    instantiating PDEArena's modules; built on the meta device (no memory, no initialisation)."""
+    with torch.device("meta"):
+        count = published.count()
+    print(f"{published.setting}: {count:,} (published {published.published:,})")
+    assert count == published.published
+
+
+def test_published_settings_are_the_reference_config_and_pderefiners_backbone_spec(compose_cfg) -> None:
+    """`model=unet` composes to the published configuration, and the KS setting is built as PDE-Refiner builds its
+    backbone: the estimate joins the history as one more frame, the refinement step joins dt and dx."""
+    navier_stokes, ks = UNetConfig.published_sizes()
+    assert model_config(compose_cfg("train", ["model=unet"])["model"]) == UNetConfig()
+    assert navier_stokes.config == ks.config == UNetConfig()
+    assert (navier_stokes.spec.in_channels, navier_stokes.spec.out_channels, navier_stokes.spec.n_cond) == (12, 3, 0)
+    assert (ks.spec.in_channels, ks.spec.out_channels, ks.spec.conditioning) == (2, 1, ("dt", "dx", REFINEMENT_STEP))
+    assert ks.spec.spatial_dims == 1 and navier_stokes.spec.spatial_dims == 2
+
+
+def block_widths(net: UNet) -> tuple[list[int], list[int], list[int]]:
+    """(output channels of the down blocks, of the up blocks, of the up-samplings), in order."""
+    down = [layer.conv2.conv.out_channels for layer in net.down if isinstance(layer, ConditionedResidualBlock)]
+    up = [layer.conv2.conv.out_channels for layer in net.up if isinstance(layer, ConditionedResidualBlock)]
+    upsampling = [layer.conv.out_channels for layer in net.up if isinstance(layer, GridUpsample)]
+    return down, up, upsampling
+
+
+@pytest.mark.parametrize("width", [64, 16])
+def test_unet_layout_is_the_references_at_any_width(width: int) -> None:
+    """Cumulative multipliers (1, 2, 2, 4) give C, 2C, 4C, 16C; on the way up each level's last block cuts the
+    channels to the next finer level's before the up-sampling; residual blocks normalise with one group, the head
+    with 8. A narrower width is the same layout scaled."""
+    config = UNetConfig(hidden_channels=width)
+    assert config.level_channels == [width, 2 * width, 4 * width, 16 * width]
+    with torch.device("meta"):
+        net = build_model(config, spec_on("periodic", (64,), n_cond=0))
+    c = width
+    down, up, upsampling = block_widths(net)
+    assert down == [c, c, 2 * c, 2 * c, 4 * c, 4 * c, 16 * c, 16 * c]
+    assert up == [16 * c, 16 * c, 4 * c, 4 * c, 4 * c, 2 * c, 2 * c, 2 * c, c, c, c, c]
+    assert upsampling == [4 * c, 2 * c, c]
+    inputs = [layer.conv1.conv.in_channels for layer in net.up if isinstance(layer, ConditionedResidualBlock)]
+    assert inputs[:4] == [32 * c, 32 * c, 20 * c, 8 * c]  # with the skips 16C, 16C, 4C (a down-sampling), 4C
+    block_groups = {m.num_groups for block in [*net.down, *net.up] if isinstance(block, ConditionedResidualBlock)
+                    for m in (block.norm1, block.norm2)}
+    assert block_groups == {1} and net.head[0].num_groups == 8
+
+
+def test_conditioned_unet_starts_with_zero_residual_branches_and_output() -> None:
+    """As PDEArena's conditioned U-Nets: every block's second convolution and the output convolution start at zero,
+    so each block is its shortcut and the net's output is zero; the unconditioned U-Net_mod initialises as usual."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 1, 32)
+    conditioned = build_model(TINY, spec_on("periodic", (32,), n_cond=2))
+    assert torch.equal(conditioned(x, torch.randn(2, 2)), torch.zeros(2, 1, 32))
+    emb = torch.randn(2, 4 * TINY.hidden_channels)
+    for block in [*conditioned.down, conditioned.mid_in, *conditioned.up]:
+        if isinstance(block, ConditionedResidualBlock):
+            h = torch.randn(2, block.conv1.conv.in_channels, 16)
+            torch.testing.assert_close(block(h, emb), block.shortcut(h), rtol=0, atol=0)
+    plain = build_model(TINY, spec_on("periodic", (32,), n_cond=0))
+    assert plain(x, torch.zeros(2, 0)).abs().min() > 0
+    assert all(block.conv2.conv.weight.any() for block in plain.up if isinstance(block, ConditionedResidualBlock))
+
+
+def test_unet_embeds_each_scalar_with_its_own_mlp() -> None:
+    """One MLP (C -> 4C -> 4C) per conditioning scalar, outputs summed: the embedding is additive over scalars, which
+    a joint MLP over all scalars is not, and its parameter count grows by one MLP per scalar."""
+    torch.manual_seed(0)
+    width = TINY.hidden_channels
+    nets = {n: build_model(TINY, spec_on("periodic", (32,), n_cond=n)) for n in (1, 3)}
+    one_mlp = (width * 4 * width + 4 * width) + (4 * width * 4 * width + 4 * width)
+    for n, net in nets.items():
+        assert isinstance(net.embedding, PerScalarEmbedding) and len(net.embedding.mlps) == n
+        assert sum(p.numel() for p in net.embedding.parameters()) == n * one_mlp
+    embedding = nets[3].embedding
+    a, b = torch.randn(4, 3), torch.randn(4, 3)
+    mixed_ab, mixed_ba = a.clone(), b.clone()
+    mixed_ab[:, 1:], mixed_ba[:, 1:] = b[:, 1:], a[:, 1:]
+    torch.testing.assert_close(embedding(a) + embedding(b), embedding(mixed_ab) + embedding(mixed_ba))
+    joint_mlp = nn.Sequential(nn.Linear(3 * width, 4 * width), nn.GELU(), nn.Linear(4 * width, 4 * width))
+
+    def joint(cond: torch.Tensor) -> torch.Tensor:  # one MLP over all scalars' features: not additive over scalars
+        return joint_mlp(sinusoidal_embedding(cond, width).flatten(1))
+
+    assert (joint(a) + joint(b) - joint(mixed_ab) - joint(mixed_ba)).abs().max() > 1e-3
+
+
 def test_unet_scale_shift_conditioning_uses_every_scalar() -> None:
     torch.manual_seed(0)
     net = build_model(UNetConfig(**{**TINY.__dict__, "scale_shift": True}), spec_on("periodic", (32,), 3))
+    with torch.no_grad():  # the zero-initialised convolutions drawn at random, as after some training
+        for weight in net.parameters():
+            if weight.dim() > 1 and not weight.any():
+                weight.normal_(0.0, weight[0].numel() ** -0.5)
     x, cond = torch.randn(2, 1, 32), torch.randn(2, 3)
     for index in range(3):
         other = cond.clone()
         other[:, index] += 0.5
         assert (net(x, cond) - net(x, other)).abs().max() > 1e-4
-
-
-def test_unet_yaml_is_the_pderefiner_backbone_and_builds_in_1d(compose_cfg) -> None:
-    """`model=unet` composes to the reference config, which on KS (1-D, 256 points, conditioned on dt, dx and the
-    refinement step) is PDE-Refiner's backbone: width 64, multipliers (1, 2, 2, 4), two blocks a level."""
-    config = model_config(compose_cfg("train", ["model=unet"])["model"])
-    assert config == UNetConfig() == UNetConfig.pderefiner_backbone()
-    spec = NetSpec(("u",), 1, 1, ("dt", "dx", "refinement_step"), Grid.uniform("periodic", (256,)))
-    net = build_model(config, spec)
-    n_params = sum(p.numel() for p in net.parameters())
-    print(f"unet 1-D width 64: {n_params / 1e6:.2f}M parameters")
-    assert isinstance(net, UNet) and 5e6 < n_params < 9e6
-    assert [block.conv1.conv.out_channels for block in net.down[:2]] == [64, 64]
 
 
 def test_unet_refuses_what_it_cannot_serve() -> None:
@@ -138,11 +224,15 @@ def test_unet_refuses_what_it_cannot_serve() -> None:
     with pytest.raises(ValueError, match=r"model unet halves the grid 2 times .* divisible by 4; the grid shape "
                                          r"\(16, 18\) is not"):
         build_model(TINY, spec_on("periodic", (16, 18)))
-    with pytest.raises(ValueError, match="model.norm_groups=3 for model unet is not valid"):
+    with pytest.raises(ValueError, match="model.norm_groups=3 for model unet is not valid: GroupNorm cannot split "
+                                         "hidden_channels=64"):
         model_config({"name": "unet", "norm_groups": 3})
+    with pytest.raises(ValueError, match="model.head_norm_groups=8 for model unet is not valid"):
+        model_config({"name": "unet", "hidden_channels": 12})
     with pytest.raises(ValueError, match="model.channel_multipliers=\\[\\] for model unet is not valid"):
         model_config({"name": "unet", "channel_multipliers": []})
-    with pytest.raises(ValueError, match="model.attention_heads=3 for model unet is not valid"):
+    with pytest.raises(ValueError, match="model.attention_heads=3 for model unet is not valid: it must divide the "
+                                         "1024 channels"):
         model_config({"name": "unet", "mid_attention": True, "attention_heads": 3})
     with pytest.raises(ValueError, match=r"unknown key\(s\) model.width for model unet"):
         model_config({"name": "unet", "width": 3})

@@ -150,13 +150,15 @@ def test_partial_file_structure_matches_the_format(partial_file: Path) -> None:
     layout = make_layout()
     with h5py.File(partial_file, "r") as f:
         root = _attrs(f)
-        assert root.pop("schema_version") in ("1.0", "1.1", "1.2")  # bumped by format changes; not the writer's job
+        # the version is bumped by format changes; not the writer's job
+        assert root.pop("schema_version") in ("1.0", "1.1", "1.2", "1.3")
         assert root == {
             "schema": "pdebench-trajectories",
             "pde": "ks",
             "preset": "tiny",
             "split": "train",
             "grid": "periodic",
+            "quadrature": "uniform",
             "spatial_dims": 2,
             "spatial_coordinates": "x,y",
             "frame_interval": 0.25,

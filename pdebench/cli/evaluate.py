@@ -14,20 +14,20 @@ def _number(value: float | None, spec: str) -> str:
 @hydra_app("evaluate", lazy_loader("pdebench.rollout.config", "evaluate_config"), zoo_groups=("model",))
 def main(cfg: EvaluateConfig) -> None:
     from pdebench.rollout.evaluation import evaluate_all  # the models and solvers: not for `--help`
-    from pdebench.rollout.reductions import threshold_key
+    from pdebench.rollout.keys import MetricKey, format_key, threshold_key
 
     threshold = threshold_key(cfg.rollout.thresholds[0])
+    key = format_key(MetricKey("corr_time", threshold=cfg.rollout.thresholds[0]))
     for written in evaluate_all(cfg):  # empty on every rank but 0 of a multi-process evaluation
         result = written.content
         summary = result["summary"]
-        key = f"corr_time_{threshold}"
         interval = (result.get("intervals") or {}).get(key)
         ci = "" if interval is None else f" [{interval[0]:.2f}, {interval[1]:.2f}]"
         print(f"{result['label']} (seed {result['seed']}) on {result['dataset']}: {result['n_trajectories']} "
               f"trajectories x {result['n_steps']} steps; high-correlation time (>{threshold}) "
               f"{_number(summary.get(key), '.2f')}{ci} of {_number(summary.get('time_ceiling'), '.2f')}, "
               f"one-step nRMSE {_number(summary['one_step_nrmse'], '.3g')}, "
-              f"{result['throughput_traj_steps_per_s']:.0f} trajectory-steps/s")
+              f"{_number(result['throughput_traj_steps_per_s'], '.3g')} trajectory-steps/s")
         print(f"result written: {written.path}")
 
 

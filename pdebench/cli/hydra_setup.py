@@ -5,12 +5,14 @@ The model and generator schemas are the dataclasses of `baselines` and `data_gen
 model zoo and the solvers. Only a command that runs with a `model` or `pde` group pays that (train, evaluate,
 generate). `--help` only prints the composed config, so it composes against untyped stand-ins of those schemas
 (same keys and values: every `conf/model/*.yaml` lists all of its model's settings), and no command's help imports
-the zoo.
+the zoo. The label resolver (`run_label`) reads a model's reference width from the registry, importing it only when
+a label is resolved (a run, never `--help`).
 """
 
 from __future__ import annotations
 
-from dataclasses import field, make_dataclass
+from collections.abc import Mapping
+from dataclasses import MISSING, Field, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,10 @@ from pdebench.config import (
     default_run_label,
 )
 from pdebench.config.location import CONFIG_DIR
+from pdebench.config.recipes import tuned_or, tuned_row
+
+# The settings that hold a net's width (channels of its first level or latent features), looked up in this order.
+WIDTH_FIELDS = ("width", "hidden_channels")
 
 
 def _pde_schema(generator: str, settings: type) -> type:
@@ -40,11 +46,14 @@ def _pde_schema(generator: str, settings: type) -> type:
 
 
 def register_configs(models: bool = True, generators: bool = True) -> None:
-    """Register the command schemas with Hydra's ConfigStore and the `run_label` resolver (idempotent); with
+    """Register the command schemas with Hydra's ConfigStore and the resolvers the train config uses (`run_label`;
+    `tuned_row` and `tuned_or`, which read a recipe's tuned settings: `pdebench.config.recipes`) (idempotent); with
     `models`/`generators`, also one schema per registered model/generator (`schema/model/<name>`,
     `schema/pde/<generator>`), looping over the registries: adding a model or a PDE never edits this file. Without
     them, untyped stand-ins where no schema is registered yet (enough to compose a config for display)."""
-    OmegaConf.register_new_resolver("run_label", default_run_label, replace=True)
+    OmegaConf.register_new_resolver("run_label", run_label, replace=True)
+    OmegaConf.register_new_resolver("tuned_row", tuned_row, replace=True)
+    OmegaConf.register_new_resolver("tuned_or", tuned_or, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
@@ -68,6 +77,46 @@ def register_configs(models: bool = True, generators: bool = True) -> None:
             cs.store(group="schema/pde", name=name, node=_pde_schema(name, entry.config))
     else:
         _register_stand_ins("pde", PDEGenConfig)
+
+
+def _field_default(spec: Field) -> Any:
+    return spec.default_factory() if spec.default_factory is not MISSING else spec.default  # type: ignore[misc]
+
+
+def width_setting(settings: Mapping[str, Any]) -> tuple[str, Any, int] | None:
+    """`(key, width, reference width)` of a net's model settings: the setting that holds its width (`WIDTH_FIELDS`,
+    dotted under `model`; a wrapper's, such as PDE-Refiner's, is its backbone's), the width these settings give and
+    the model's reference width, its config dataclass's default. None for a model with no width (a reference row)
+    or a name the registry does not know (loading the config refuses that, naming it)."""
+    from baselines import MODELS  # the registry: imported only where a label is resolved, never for `--help`
+
+    name = settings.get("name")
+    if name not in MODELS:
+        return None
+    specs = {spec.name: spec for spec in fields(MODELS[name].config)}
+    if "backbone" in specs:
+        backbone = settings.get("backbone") or _field_default(specs["backbone"])
+        inner = width_setting(backbone) if isinstance(backbone, Mapping) else None
+        return None if inner is None else (f"backbone.{inner[0]}", inner[1], inner[2])
+    for key in WIDTH_FIELDS:
+        if key in specs:
+            reference = _field_default(specs[key])
+            return key, settings.get(key, reference), reference
+    return None
+
+
+def run_label(model: Mapping[str, Any], objective: Mapping[str, Any], recipe: Mapping[str, Any] | None) -> str:
+    """`${run_label:${model},${objective},${oc.select:recipe,null}}`: `default_run_label` of the run, with the net's
+    width and, under a recipe, the recipe's objective and target as the base (a departure its experiment gives a
+    reason for, such as MP-PDE's pushforward, names no other row, so it adds nothing)."""
+    width = width_setting(model)
+    base = ("onestep", "state")
+    if recipe is not None:
+        reasons = recipe.get("reasons") or {}
+        base = (objective["name"] if "objective" in reasons else recipe["objective"],
+                objective["target"] if "target" in reasons else recipe["target"])
+    return default_run_label(str(model["name"]), str(objective["name"]), str(objective["target"]),
+                             None if width is None else width[1], None if width is None else width[2], base)
 
 
 def _schema_names(group: str) -> set[str]:

@@ -4,6 +4,9 @@ at its reference configuration (`conf/model/<name>.yaml`) on each dataset of `co
 A dataset's fields, parameters and grid are read from its generator (`conf/pde/<pde>.yaml` through the generator
 registry) without generating any data; the net is built as training would build it (`objective` history and
 bundle, the dataset's conditioning). Example: `pdebench-models`, `pdebench-models --model sinenet --dataset smoke`.
+
+`pdebench-models --reference` prints instead, per model that reproduces a paper's layout, each published setting
+(`ModelConfig.published_sizes`), our parameter count there, the count of the reference code and its source.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from baselines.registry import MODELS, build_model
+from baselines.registry import MODELS, PublishedSize, build_model
 from data_gen.registry import make_generator
 from pdebench.cli.common import CONFIG_DIR, HYDRA_VERSION_BASE
 from pdebench.cli.hydra_setup import register_configs
@@ -140,12 +143,36 @@ def zoo_table(models: Sequence[str] | None = None, datasets: Sequence[str] | Non
     return "\n".join(lines), notes
 
 
+def published_sizes(models: Sequence[str] | None = None) -> list[tuple[str, PublishedSize]]:
+    """`(model, size)` for every published setting of `models` (default: every registered model), in name order."""
+    names = list(models or sorted(MODELS))
+    return [(name, size) for name in names for size in MODELS[name].config.published_sizes()]
+
+
+def reference_table(models: Sequence[str] | None = None) -> str:
+    """The Markdown table of `published_sizes`: model, setting, our count, the published count, its source.
+
+    Our count builds the net at the setting (`PublishedSize.count`); the published one was counted by instantiating
+    the reference code's modules."""
+    lines = ["| model | setting | ours | published | source |", "|---|---|---|---|---|"]
+    for name, size in published_sizes(models):
+        cells = [name, size.setting, f"{size.count():,}", f"{size.published:,}", size.source]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pdebench-models", description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--model", action="append", help="only this model (repeatable)")
     parser.add_argument("--dataset", action="append", help="only this dataset of conf/data (repeatable)")
     parser.add_argument("--preset", help="the datasets' preset (default: each data config's own, usually small)")
+    parser.add_argument("--reference", action="store_true",
+                        help="print, per model, each paper setting it reproduces with our and the published parameter "
+                             "count (datasets are not read)")
     args = parser.parse_args(argv)
+    if args.reference:
+        _print_reference(args.model)
+        return
     try:
         table, notes = zoo_table(args.model, args.dataset, args.preset)
     except UserError as error:
@@ -155,6 +182,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(table)
     for note in notes:
         print(f"- {note}")
+
+
+def _print_reference(models: Sequence[str] | None) -> None:
+    """`--reference`: the table of published settings, or one line naming an unknown model."""
+    try:
+        table = reference_table(models)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    print("Parameter counts at the published settings: ours (this layout built there) and the reference code's.")
+    print(table)
+    for name in models or sorted(MODELS):
+        if not MODELS[name].config.published_sizes():
+            print(f"- {name}: no published setting to count against")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from pdebench.config.checks import (
     valid_name,
     valid_seed,
 )
+from pdebench.config.loading import typed_settings
 from pdebench.devices import accelerator_problem, device_problem
 
 # A bootstrap costs one resampled summary per resample; past this many the interval's own Monte-Carlo error (about
@@ -91,7 +92,9 @@ class ObjectiveConfig:
     history: int = 1  # input frames (model steps) folded into channels
     bundle: int = 1  # output frames per call
     loss: str = "mse"  # mse | rel_l2
-    target: str = "state"  # state | difference (the net predicts (u(t+k) - u(t)) / target_scale, standardised)
+    # state | difference (the net predicts (u(t+k) - u(t)) / target_scale, standardised) | raw_difference (the same
+    # in the data's own units, as PDE-Refiner's code) | derivative
+    target: str = "state"
     target_scale: float = 1.0
     # pushforward: at most this many no-grad steps per batch (0..min(epoch, unroll_steps)); unrolled: BPTT steps
     unroll_steps: int = 0
@@ -206,6 +209,93 @@ class LoggerConfig:
             raise SettingError("name", self.name, "is not a known logger: expected csv or wandb")
 
 
+# Each value of a recipe and the setting of the run it sets (`conf/recipe/_apply.yaml` writes one interpolation per
+# entry): what a row's deviations are measured on.
+RECIPE_KEYS = {
+    "max_steps": "trainer.max_steps",
+    "batch_size": "data.batch_size",
+    "lr": "optim.lr",
+    "weight_decay": "optim.weight_decay",
+    "warmup_fraction": "optim.warmup_fraction",
+    "min_lr_ratio": "optim.min_lr_ratio",
+    "ema_decay": "optim.ema_decay",
+    "objective": "objective.name",
+    "loss": "objective.loss",
+    "target": "objective.target",
+    "target_scale": "objective.target_scale",
+    "history": "objective.history",
+    "bundle": "objective.bundle",
+}
+
+
+@dataclass
+class TuningRecord:
+    """One row's winner of its Optuna search over the optimiser (`pdebench-tune <dataset>`), as the
+    tuned-settings file of its dataset holds it (`conf/tuned/<dataset>.yaml`, one entry per row label)."""
+
+    lr: float = MISSING
+    weight_decay: float = MISSING
+    n_trials: int = MISSING  # trials of the search; the same for every row of a dataset
+    trial_steps: int = MISSING  # optimiser steps each trial trained (the recipe's max_steps unless cut for the search)
+    study: str = MISSING  # the Optuna study's name
+    date: str = MISSING  # when the winner was recorded, ISO 8601 (YYYY-MM-DD)
+    score: float = MISSING  # its best validation selection score (the PDE's headline, higher is better)
+
+    def __post_init__(self) -> None:
+        positive(self, "lr", "a learning rate")
+        positive(self, "weight_decay", "a weight decay", allow_zero=True)
+        at_least(self, "n_trials", 1, "a number of trials")
+        at_least(self, "trial_steps", 1, "a number of optimiser steps")
+
+
+@dataclass
+class RecipeConfig:
+    """A dataset's training recipe (`conf/recipe/<dataset>.yaml`): what every learned row of the dataset shares.
+
+    The recipe's files set the run's own settings from these values (`trainer.max_steps`, `data.batch_size`,
+    `optim.*`, `objective.*`: `RECIPE_KEYS` in `pdebench.config.recipes`), so both what the recipe says and what the
+    run used are recorded; a row differs from its recipe only where its experiment says why (`reasons`), and the run
+    record lists every difference (`pdebench.config.recipes.recipe_deviations`). Every value is required: a recipe
+    states all of them.
+    """
+
+    name: str = MISSING  # the dataset the recipe is for (its `data.pde`)
+    max_steps: int = MISSING  # the training budget: optimiser steps
+    batch_size: int = MISSING
+    lr: float = MISSING  # the learning rate of a row not yet tuned
+    weight_decay: float = MISSING  # likewise
+    warmup_fraction: float = MISSING  # the schedule: linear warmup over this fraction of the steps, then cosine
+    min_lr_ratio: float = MISSING  # ... down to lr * min_lr_ratio
+    ema_decay: float | None = MISSING  # EMA of the weights; null: none
+    objective: str = MISSING  # objective.name
+    loss: str = MISSING
+    target: str = MISSING
+    target_scale: float = MISSING
+    history: int = MISSING
+    bundle: int = MISSING
+    # why a row departs from a recipe value: recipe field (`bundle`, `objective`, ...) -> the reason, in a few words
+    reasons: dict[str, str] = field(default_factory=dict)
+    # where the tuned-settings files live; null: the `tuned/` folder of the config tree
+    tuned_dir: str | None = None
+    # this row's Optuna winner, read from `tuned_dir` while the config resolves (null: untuned); a `TuningRecord`
+    # once loaded. Declared `Any` because OmegaConf would resolve the interpolation that fills it while merging a
+    # recipe file, before the rest of the recipe is there.
+    tuning: Any = None
+
+    def __post_init__(self) -> None:
+        valid_name(self, "name")
+        at_least(self, "max_steps", 1, "a number of optimiser steps")
+        at_least(self, "batch_size", 1, "a batch size")
+        at_least(self, "history", 1, "a number of input frames")
+        at_least(self, "bundle", 1, "a number of output frames per call")
+        if self.tuning is not None and not isinstance(self.tuning, TuningRecord):
+            self.tuning = typed_settings(TuningRecord, self.tuning, "recipe.tuning")
+        unknown = sorted(set(self.reasons) - set(RECIPE_KEYS))
+        if unknown:
+            raise SettingError("reasons", dict(self.reasons), f"is not valid: {', '.join(unknown)} is not a recipe "
+                                                              f"setting; expected some of {', '.join(RECIPE_KEYS)}")
+
+
 @dataclass
 class TrainConfig:
     data: DataConfig = MISSING
@@ -222,6 +312,7 @@ class TrainConfig:
     resume: bool = True  # continue from run_dir/checkpoints/last.ckpt if it exists
     # without a terminal (a SLURM log, CI): one progress line per this many steps, and one per epoch (0: per epoch)
     progress_every_n_steps: int = 100
+    recipe: RecipeConfig | None = None  # the dataset recipe the run follows (`recipe=<dataset>`); null: none
 
     def __post_init__(self) -> None:
         valid_seed(self, "seed")
@@ -237,7 +328,9 @@ class RolloutConfig:
     max_steps: Any = None  # null = to the end of each trajectory
     thresholds: list[float] = field(default_factory=lambda: [0.8, 0.9, 0.95])
     gmean_steps: int | None = None  # null = the PDE's benchmark.gmean_steps
-    windows: list[list[int]] = field(default_factory=lambda: [[1, 1], [2, 5], [6, 12], [13, 30]])
+    # [first, last] model steps each windowed mean averages, cut at the rollout's end (keys name the steps actually
+    # averaged: a 23-step rollout gives nrmse_steps_13-23); null = The Well's windows, derived from the rollout length
+    windows: list[list[int]] | None = field(default_factory=lambda: [[1, 1], [2, 5], [6, 12], [13, 30]])
     stability_factor: float | None = None  # null = the PDE's benchmark.stability_energy_factor
     ensemble: int = 1  # members drawn with the stepper's `sample` (CRPS, spread-skill); 1 = deterministic
     bootstrap_resamples: int = 1000  # resamples of the test trajectories for the 95% intervals
@@ -252,7 +345,7 @@ class RolloutConfig:
             raise SettingError("thresholds", thresholds, "is not valid: expected a non-empty list of correlation "
                                                          "thresholds, each strictly between 0 and 1")
         at_least(self, "gmean_steps", 1, "a number of model steps", optional=True)
-        windows = [list(w) for w in self.windows]
+        windows = [] if self.windows is None else [list(w) for w in self.windows]
         if not all(len(w) == 2 and all(is_whole_number(v) for v in w) and 1 <= w[0] <= w[1] for w in windows):
             raise SettingError("windows", windows, "is not valid: expected a list of [first, last] model steps, "
                                                    "1 <= first <= last")
@@ -321,7 +414,9 @@ class BenchmarkConfig:
     headline: str = "vrmse_mean"  # the summary metric leaderboards sort by (and checkpoints will be chosen on)
     headline_goal: str = "min"  # min | max
     conserved: str | None = None  # the PDE's invariant, e.g. "mean" (KS); null if it has none
-    conserved_fields: list[str] | None = None  # the fields the invariant applies to; null = every field
+    # The fields the invariant applies to (SWE: [height], not the winds); null = every field, which is also what a
+    # manifest written before this key existed gets. Checked against the dataset's fields where it is evaluated.
+    conserved_fields: list[str] | None = None
     spectral_bands: list[float] = field(default_factory=lambda: [4.0, 12.0])  # low < a <= mid < b <= high (shells)
     spectrum_steps: list[int] = field(default_factory=lambda: [1, 10, 30])  # model steps with stored energy spectra
     gmean_steps: int = 100  # steps of the geometric-mean nRMSE; set before the errors saturate
@@ -338,10 +433,25 @@ class BenchmarkConfig:
         if not all(is_whole_number(s) and s >= 1 for s in self.spectrum_steps):
             raise SettingError("spectrum_steps", list(self.spectrum_steps),
                                "is not valid: expected a list of model steps, each a whole number >= 1")
+        self._check_conserved_fields()
         at_least(self, "gmean_steps", 1, "a number of model steps")
         if not (is_finite_number(self.stability_energy_factor) and self.stability_energy_factor >= 1):
             raise SettingError("stability_energy_factor", self.stability_energy_factor,
                                "is not valid: expected a finite number >= 1 (below 1 the truth itself is unstable)")
+
+
+    def _check_conserved_fields(self) -> None:
+        """`conserved_fields`: null, or distinct field names of an invariant that `conserved` names."""
+        names = self.conserved_fields
+        if names is None:
+            return
+        names = list(names)
+        if self.conserved is None:
+            raise SettingError("conserved_fields", names, "is not valid: it names the fields of an invariant, but "
+                                                          "conserved is null (name the invariant, or set it null)")
+        if not names or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+            raise SettingError("conserved_fields", names, "is not valid: expected a non-empty list of distinct field "
+                                                          "names, e.g. [height]")
 
 
 @dataclass
@@ -402,11 +512,18 @@ class LeaderboardConfig:
                                                         "non-empty list of them")
 
 
-def default_run_label(model: str, objective: str, target: str) -> str:
+def default_run_label(model: str, objective: str, target: str, width: int | None = None,
+                      reference_width: int | None = None, base: tuple[str, str] = ("onestep", "state")) -> str:
     """A training run's default `label` (`${run_label:...}` in train.yaml), which names its run folder and its
-    leaderboard row: the model name, then the objective and the target where they differ from the defaults
-    (`onestep`, `state`), so that e.g. `objective=derivative` (a onestep objective) trains into `fno-derivative`
-    instead of resuming a plain `fno` run; a model trained with its own objective (PDE-Refiner's) keeps its name."""
-    if objective == model:
-        return model
-    return "-".join([model, *([objective] if objective != "onestep" else []), *([target] if target != "state" else [])])
+    leaderboard row: the model name, then `w<width>` where the net's width is not the model's reference width (`unet`
+    at width 16 is `unet-w16`, another row than `unet`), then the objective and the target where they differ from
+    `base` (`onestep`, `state` without a recipe; a recipe's own objective and target with one), so that e.g.
+    `objective=derivative` (a onestep objective) trains into `fno-derivative` instead of resuming a plain `fno` run; a
+    model trained with its own objective (PDE-Refiner's) keeps its name."""
+    parts = [model]
+    if width is not None and reference_width is not None and width != reference_width:
+        parts.append(f"w{width}")
+    if objective != model:
+        parts += [objective] if objective != base[0] else []
+        parts += [target] if target != base[1] else []
+    return "-".join(parts)

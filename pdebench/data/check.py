@@ -13,6 +13,7 @@ and no link is followed (an external link's target is never opened). Root attrib
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from pdebench.data.grid import SPHERE_AXES, canonical_grid_kind
+from pdebench.data.grid import QUADRATURE_RULES, SPHERE_AXES, canonical_grid_kind, quadrature_rule
 from pdebench.data.names import name_problem, shown
 from pdebench.data.reader import (
     HDF5_ERRORS,
@@ -35,12 +36,14 @@ from pdebench.data.reader import (
 )
 from pdebench.data.schema import (
     FLETCHER32_SINCE,
-    REQUIRED_ROOT_ATTRS,
+    QUADRATURE_ATTR,
     SEED_VAR,
     SPLITS,
     TIME_DIM,
     TRAJ_DIM,
     DatasetError,
+    required_root_attrs,
+    version_tuple,
 )
 
 # Upper bound on the bytes read at once while scanning a field for NaN/inf.
@@ -58,11 +61,6 @@ def _dim_names(dset: h5py.Dataset) -> list[str | None]:
             name = None
         names.append(name.rsplit("/", 1)[-1] if name else None)  # h5py gives None for a name it cannot resolve
     return names
-
-
-def _version(text: Any) -> tuple[int, ...]:
-    """`"1.2"` -> `(1, 2)`, for ordering schema versions (header_problem has already vetted the text)."""
-    return tuple(int(part) for part in str(text).split("."))
 
 
 def _scan_field(dset: h5py.Dataset) -> tuple[list[int], list[int], str | None]:
@@ -170,7 +168,7 @@ def _check_open(path: Path, f: h5py.File) -> list[str]:
     problem = header_problem(path, attrs)
     if problem is not None:
         return [problem]  # not (or not yet) our format: the remaining checks would be noise
-    for name in REQUIRED_ROOT_ATTRS:
+    for name in required_root_attrs(attrs["schema_version"]):
         if name not in attrs:
             problems.append(f"{path}: missing root attribute '{name}'")
     problems.extend(root_attribute_problems(path, attrs))
@@ -199,6 +197,10 @@ def _check_open(path: Path, f: h5py.File) -> list[str]:
         else:
             if grid_kind == "sphere" and tuple(coords) != SPHERE_AXES:
                 problems.append(f"{path}: a sphere grid has spatial_coordinates 'lat,lon', got {','.join(coords)!r}")
+    if QUADRATURE_ATTR in attrs and attrs[QUADRATURE_ATTR] not in QUADRATURE_RULES \
+            and name_problem(attrs[QUADRATURE_ATTR]) is None:  # a rule that is no name is reported above
+        problems.append(f"{path}: root attribute '{QUADRATURE_ATTR}' is {shown(attrs[QUADRATURE_ATTR])}; expected one "
+                        f"of {', '.join(QUADRATURE_RULES)}")
     if "frame_interval" in attrs:
         fi = attrs["frame_interval"]
         if not isinstance(fi, int | float) or not math.isfinite(fi) or fi <= 0:
@@ -241,6 +243,7 @@ def _check_open(path: Path, f: h5py.File) -> list[str]:
                     problems.append(f"{path}: coordinate '{name}' must hold 0..{var.shape[0] - 1}")
             if name == TIME_DIM and attr_to_python(var.attrs.get("units")) != "frames":
                 problems.append(f"{path}: coordinate 'time' must have units 'frames'")
+    positions: dict[str, np.ndarray] = {}
     for name in coords:
         var = variable(name, "spatial coordinate")
         sizes[name] = None
@@ -249,8 +252,11 @@ def _check_open(path: Path, f: h5py.File) -> list[str]:
                 problems.append(f"{path}: coordinate '{name}' has shape {var.shape}; expected 1-D")
             else:
                 sizes[name] = var.shape[0]
+                with contextlib.suppress(*HDF5_ERRORS):  # damage shows where the reader reads it
+                    positions[name] = np.asarray(var[...], dtype=np.float64)
             if "units" not in var.attrs:
                 problems.append(f"{path}: coordinate '{name}' has no 'units' attribute")
+    problems.extend(_quadrature_problems(path, attrs, coords, positions))
 
     n_traj = sizes.get(TRAJ_DIM)
     if n_traj is not None and "n_traj_complete" in attrs and attrs["n_traj_complete"] != n_traj:
@@ -260,7 +266,7 @@ def _check_open(path: Path, f: h5py.File) -> list[str]:
         )
 
     expected_dims = [TRAJ_DIM, TIME_DIM, *coords]
-    needs_fletcher32 = _version(attrs["schema_version"]) >= _version(FLETCHER32_SINCE)
+    needs_fletcher32 = version_tuple(attrs["schema_version"]) >= version_tuple(FLETCHER32_SINCE)
     for name in fields:
         var = variable(name, "field")
         if var is None:
@@ -331,6 +337,27 @@ def _check_open(path: Path, f: h5py.File) -> list[str]:
                     f"expected finite values"
                 )
     return problems
+
+
+def _quadrature_problems(path: Path, attrs: dict[str, Any], coords: tuple[str, ...],
+                         positions: dict[str, np.ndarray]) -> list[str]:
+    """The sentence when the recorded quadrature rule is not the rule of the grid's kind and coordinates (an absent,
+    unknown or malformed rule, grid or coordinate is reported elsewhere)."""
+    rule = attrs.get(QUADRATURE_ATTR)
+    if rule not in QUADRATURE_RULES or len(positions) != len(coords) or not coords:
+        return []
+    try:
+        kind = canonical_grid_kind(str(attrs.get("grid")))
+    except ValueError:
+        return []
+    if kind == "sphere" and (tuple(coords) != SPHERE_AXES or not np.isfinite(positions["lat"]).all()
+                             or np.abs(positions["lat"]).max() > 90.0):
+        return []
+    expected = quadrature_rule(kind, tuple(positions[name] for name in coords))
+    if rule == expected:
+        return []
+    return [f"{path}: root attribute '{QUADRATURE_ATTR}' is {rule!r}; expected {expected!r}, the rule of this {kind} "
+            f"grid's coordinates"]
 
 
 def validate_file(path: str | Path) -> None:

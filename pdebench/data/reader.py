@@ -29,12 +29,12 @@ from typing import Any
 import h5py
 import numpy as np
 
-from pdebench.data.grid import Grid, canonical_grid_kind
+from pdebench.data.grid import QUADRATURE_RULES, Grid, canonical_grid_kind
 from pdebench.data.names import missing_or_kind, name_problem, shown
 from pdebench.data.schema import (
     FRAME_DT_PARAMETER,
     PARTIAL_SUFFIX,
-    REQUIRED_ROOT_ATTRS,
+    QUADRATURE_ATTR,
     SCHEMA_NAME,
     SEED_VAR,
     SPLITS,
@@ -43,6 +43,7 @@ from pdebench.data.schema import (
     TRAJ_DIM,
     DatasetError,
     dataset_name,
+    required_root_attrs,
 )
 
 # Raw-data chunk cache per open dataset: a few field chunks (~1 MiB each, see writer.field_chunks).
@@ -56,7 +57,7 @@ HDF5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
 # and `solver_settings`, are YAML of a few KB; every open reads all root attributes and results copy some of them.
 MAX_TEXT_ATTRIBUTE = 1 << 20
 # Root attributes that are names (`names.NAME_RULE`): they name folders and datasets and are copied into results.
-NAME_ATTRS = ("pde", "preset", "split", "grid", "solver")
+NAME_ATTRS = ("pde", "preset", "split", "grid", "quadrature", "solver")
 # Root attributes that list variable names, comma-separated: each one is a name (so never an HDF5 path like `g/u`).
 NAME_LIST_ATTRS = ("fields", "parameters", "spatial_coordinates")
 # How a variable whose data is not in the split file is refused (the end of the sentence).
@@ -373,7 +374,7 @@ class TrajectoryFile:
         problem = header_problem(self.path, attrs)
         if problem is not None:
             raise DatasetError(problem)
-        missing = [a for a in REQUIRED_ROOT_ATTRS if a not in attrs]
+        missing = [a for a in required_root_attrs(attrs["schema_version"]) if a not in attrs]
         if missing:
             raise DatasetError(f"{self.path}: missing root attribute(s) {', '.join(missing)}")
         problems = root_attribute_problems(self.path, attrs)
@@ -387,6 +388,12 @@ class TrajectoryFile:
             self.grid_kind: str = canonical_grid_kind(str(attrs["grid"]))
         except ValueError as exc:
             raise DatasetError(f"{self.path}: root attribute 'grid': {exc}") from None
+        # The grid's quadrature rule as recorded (schema 1.3 on); None in older files, whose grid gets the rule of its
+        # kind and coordinates (`Grid`).
+        self.quadrature: str | None = attrs.get(QUADRATURE_ATTR)
+        if self.quadrature is not None and self.quadrature not in QUADRATURE_RULES:
+            raise DatasetError(f"{self.path}: root attribute '{QUADRATURE_ATTR}' is {shown(self.quadrature)}; "
+                               f"expected one of {', '.join(QUADRATURE_RULES)}")
         self.frame_interval: float = _as_number(attrs["frame_interval"], float)
         if not (math.isfinite(self.frame_interval) and self.frame_interval > 0):
             raise DatasetError(
@@ -639,11 +646,12 @@ class TrajectoryFile:
 
     @property
     def grid(self) -> Grid:
-        """The spatial grid (kind, coordinates, periodic axes, quadrature weights), built from the file."""
+        """The spatial grid (kind, coordinates, periodic axes, quadrature rule and weights), built from the file; a
+        recorded quadrature rule that does not fit the coordinates is a DatasetError."""
         if getattr(self, "_grid", None) is None:
             coords = tuple(self.coordinate(name) for name in self.coordinate_names)
             try:
-                self._grid = Grid(self.grid_kind, self.coordinate_names, coords)
+                self._grid = Grid(self.grid_kind, self.coordinate_names, coords, self.quadrature)
             except ValueError as exc:
                 raise DatasetError(f"{self.path}: {exc}") from None
         return self._grid

@@ -14,16 +14,21 @@ from pdebench.errors import UserError
 SCHEMA_NAME = "pdebench-trajectories"
 # 1.1: root attribute `grid` is one of `periodic`, `box`, `sphere` (1.0 wrote `periodic-uniform` for `periodic`).
 # 1.2: every field carries HDF5's Fletcher-32 checksum filter, so a corrupted chunk fails to read.
-SCHEMA_VERSION = "1.2"
-SUPPORTED_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2")
+# 1.3: root attribute `quadrature` records the grid's quadrature rule (`pdebench.data.grid.QUADRATURE_RULES`).
+SCHEMA_VERSION = "1.3"
+SUPPORTED_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
 # The first version whose fields must carry the Fletcher-32 filter (older files are read without it).
 FLETCHER32_SINCE = "1.2"
+# The first version that records the quadrature rule; older files get the rule of their grid kind and coordinates,
+# the one a 1.3 writer records for them (`pdebench.data.grid.quadrature_rule`).
+QUADRATURE_SINCE = "1.3"
+QUADRATURE_ATTR = "quadrature"
 SPLITS = ("train", "valid", "test")
 # A per-trajectory parameter with this name is the physical time between stored frames of that trajectory;
 # without it, frame k of every trajectory is at time k * frame_interval (see docs/data_format.md).
 FRAME_DT_PARAMETER = "dt"
 
-# Root attributes every split file carries (the writer also adds FINGERPRINT_ATTR).
+# Root attributes every split file carries (the writer also adds FINGERPRINT_ATTR; from 1.3, QUADRATURE_ATTR).
 REQUIRED_ROOT_ATTRS = (
     "schema",
     "schema_version",
@@ -38,6 +43,19 @@ REQUIRED_ROOT_ATTRS = (
     "parameters",
     "n_traj_complete",
 )
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """`"1.2"` -> `(1, 2)`, for ordering schema versions (only for a version in SUPPORTED_SCHEMA_VERSIONS)."""
+    return tuple(int(part) for part in str(version).split("."))
+
+
+def required_root_attrs(version: str) -> tuple[str, ...]:
+    """The root attributes a split file of schema `version` (a supported one) must carry."""
+    since = version_tuple(version) >= version_tuple(QUADRATURE_SINCE)
+    return (*REQUIRED_ROOT_ATTRS, QUADRATURE_ATTR) if since else REQUIRED_ROOT_ATTRS
+
+
 TRAJ_DIM = "traj"
 TIME_DIM = "time"
 SEED_VAR = "seed"

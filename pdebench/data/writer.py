@@ -37,11 +37,12 @@ import numpy as np
 
 from pdebench.data.atomic import atomic_file, disk_full_error, replace_durably, reporting_full_disk
 from pdebench.data.check import check_file
-from pdebench.data.grid import GRID_KINDS, SPHERE_AXES
+from pdebench.data.grid import GRID_KINDS, SPHERE_AXES, Grid, quadrature_rule
 from pdebench.data.reader import HDF5_ERRORS, attr_to_python, hdf5_reason
 from pdebench.data.schema import (
     FINGERPRINT_ATTR,
     PARTIAL_SUFFIX,
+    QUADRATURE_ATTR,
     REQUIRED_ROOT_ATTRS,
     SCHEMA_NAME,
     SCHEMA_VERSION,
@@ -66,7 +67,7 @@ BLOCK_METADATA_BYTES = 256 << 10
 
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _RESERVED_VARS = (TRAJ_DIM, TIME_DIM, SEED_VAR)
-_CORE_ATTRS = (*REQUIRED_ROOT_ATTRS, FINGERPRINT_ATTR)
+_CORE_ATTRS = (*REQUIRED_ROOT_ATTRS, QUADRATURE_ATTR, FINGERPRINT_ATTR)
 
 
 def partial_path(path: str | Path) -> Path:
@@ -147,6 +148,11 @@ def validate_layout(layout: DatasetLayout) -> None:
             problems.append(f"coordinate {c.name!r} must be a non-empty 1-D array, got shape {values.shape}")
         elif values.dtype.kind not in "iuf" or not np.isfinite(values).all():
             problems.append(f"coordinate {c.name!r} must hold finite numbers")
+    if not problems:
+        try:
+            Grid(layout.grid, tuple(c.name for c in layout.coordinates), tuple(c.values for c in layout.coordinates))
+        except ValueError as exc:
+            problems.append(str(exc))
     for key, value in layout.attrs.items():
         if not isinstance(key, str) or not _NAME_RE.match(key):
             problems.append(f"attribute name {key!r} must be letters, digits and '_' starting with a letter")
@@ -201,6 +207,7 @@ def _create_structure(path: Path | IO[bytes], layout: DatasetLayout, fingerprint
             "preset": layout.preset,
             "split": layout.split,
             "grid": layout.grid,
+            QUADRATURE_ATTR: quadrature_rule(layout.grid, tuple(_coord_values(c.values) for c in layout.coordinates)),
             "spatial_dims": np.int64(len(spatial)),
             "spatial_coordinates": ",".join(spatial),
             "frame_interval": np.float64(layout.frame_interval),

@@ -2,8 +2,9 @@
 
 from pdebench.forecast.forecaster import Forecaster
 from pdebench.forecast.rollout import rollout
+from pdebench.forecast.rollout_state import rollout_scope
 from pdebench.forecast.stepper import EnsembleStepper, Stepper
-from pdebench.forecast.targets import TARGETS, DifferenceTarget, StateTarget, Target, make_target
+from pdebench.forecast.targets import TARGETS, DifferenceTarget, RawDifferenceTarget, StateTarget, Target, make_target
 
-__all__ = ["TARGETS", "DifferenceTarget", "EnsembleStepper", "Forecaster", "StateTarget", "Stepper", "Target",
-           "make_target", "rollout"]
+__all__ = ["TARGETS", "DifferenceTarget", "EnsembleStepper", "Forecaster", "RawDifferenceTarget", "StateTarget",
+           "Stepper", "Target", "make_target", "rollout", "rollout_scope"]

@@ -15,7 +15,8 @@ class Forecaster(nn.Module):
 
     The net sees standardised frames folded to `[B, C * history, *space]` and standardised conditioning, and its
     output `[B, C * bundle, *space]` is read through `target` (a state, a scaled difference, or a rate of change
-    that is integrated over the model step with further net calls).
+    that is integrated over the model step with further net calls). A target that needs the train statistics
+    (`raw_difference`: its scale is in data units) is bound to this forecaster's normaliser here.
     """
 
     def __init__(self, net: nn.Module, normalizer: Normalizer, target: Target, spec: NetSpec) -> None:
@@ -23,6 +24,9 @@ class Forecaster(nn.Module):
         self.net = net
         self.normalizer = normalizer
         self.target = target
+        bind = getattr(target, "bind_normalizer", None)
+        if callable(bind):
+            bind(normalizer)
         self.spec = spec
         self.history, self.bundle = spec.history, spec.bundle
 

@@ -1,7 +1,10 @@
 """The `Stepper` protocol: anything that advances frames by one model step (or one bundle of steps).
 
 A trained `Forecaster`, persistence and a numerical solver row are all Steppers, so the rollout engine, validation
-and the evaluator treat them alike.
+and the evaluator treat them alike. A Stepper's output depends on its input window alone, except that within one
+rollout (`pdebench.forecast.rollout`) it may carry what it computed on the previous model step of each trajectory
+(the ab2 integrator's last rate) through the rollout's own state (`pdebench.forecast.rollout_state`); called outside
+a rollout, it starts fresh every time.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from typing import Any
 
 import pdebench
 from pdebench.leaderboard.loading import SOURCE_KEY
-from pdebench.leaderboard.render import LEAD_HEADERS, cell_text, sort_note
+from pdebench.leaderboard.render import LEAD_HEADERS, column_digits, lead_cells, sort_note, value_cells
 from pdebench.leaderboard.tables import Table
 
 _STYLE = """
@@ -108,11 +108,13 @@ def table_html(table: Table) -> str:
     mean in `data-sort`), and a provenance column."""
     head = "".join(f"<th>{_e(h)}</th>" for h in (*LEAD_HEADERS, *(c.header for c in table.columns), "provenance"))
     body = []
+    digits = column_digits(table)
     for row in table.rows:
-        cells = [f"<td>{_e(row['model'])}</td>", f"<td>{_e(row['name'])}</td>", f"<td>{_e(row['objective'])}</td>",
-                 f'<td class="num" data-sort="{row["seeds"]}">{row["seeds"]}</td>']
-        cells += [f'<td class="num" data-sort="{_sort_value(row[c.key])}">{_e(cell_text(c, row[c.key], row["seeds"]))}'
-                  "</td>" for c in table.columns]
+        *texts, seeds = lead_cells(row)
+        cells = [f"<td>{_e(text)}</td>" for text in texts]
+        cells.append(f'<td class="num" data-sort="{row["seeds"]}">{_e(seeds)}</td>')
+        cells += [f'<td class="num" data-sort="{_sort_value(row[c.key])}">{_e(text)}</td>'
+                  for c, text in zip(table.columns, value_cells(table, row, digits), strict=True)]
         cells.append(f"<td>{_provenance(row)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (f'<table class="board" id="{table_id(table.name)}"><thead><tr>{head}</tr></thead>'

@@ -19,7 +19,7 @@ import numpy as np
 
 from pdebench.data.atomic import atomic_file
 from pdebench.leaderboard.tables import SOLVER_MODEL, Table
-from pdebench.rollout.frontier import FrontierPoint, pareto_front
+from pdebench.rollout.frontier import FrontierPoint, differing, pareto_front
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -172,10 +172,31 @@ def plot_spectra(table: Table, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def _draw_solver_rows(ax: Any, solver: list[tuple[dict, dict, dict]], goal: str, caption: str,
+                      color: str | None) -> None:
+    """Solver rows of one rollout: the Pareto frontier as a named curve, the others as open squares (`color`: None
+    takes the next of matplotlib's cycle)."""
+    front = {p.label for p in pareto_front([FrontierPoint(r["name"], a["mean"], v["mean"]) for r, a, v in solver],
+                                           goal)}
+    on_front = sorted([p for p in solver if p[0]["name"] in front], key=lambda p: p[2]["mean"])
+    if on_front:
+        line = ax.plot([p[2]["mean"] for p in on_front], [p[1]["mean"] for p in on_front], "-s", color=color,
+                       label=literal(f"solver frontier{caption}"))
+        color = line[0].get_color()
+    off_front = [p for p in solver if p[0]["name"] not in front]
+    if off_front:
+        ax.plot([p[2]["mean"] for p in off_front], [p[1]["mean"] for p in off_front], "s", color=color,
+                markerfacecolor="none", label=literal(f"solver, off the frontier{caption}"))
+    for i, (row, acc, speed) in enumerate(on_front):
+        ax.annotate(literal(row["name"]), (speed["mean"], acc["mean"]), textcoords="offset points",
+                    xytext=(5, -12 - 9 * (i % 2)), fontsize="x-small")
+
+
 def plot_frontier(table: Table, path: Path) -> Path | None:
     """The accuracy-cost plane: throughput (log x) against the headline metric; the solver settings on the Pareto
     frontier as a named curve, the others as open squares, every other row as a point with its seed std as
-    error bars. None if no row has both numbers."""
+    error bars. Solver rows scored on different rollouts or devices (`pdebench.rollout.frontier.RolloutKind`) make
+    one frontier each, named by what tells them apart. None if no row has both numbers."""
     metric, direction = table.headline
     points = []
     for row in table.rows:
@@ -188,19 +209,12 @@ def plot_frontier(table: Table, path: Path) -> Path | None:
     ax = fig.add_subplot(1, 1, 1)
     solver = [p for p in points if p[0]["model"] == SOLVER_MODEL]
     goal = "max" if direction == "desc" else "min"
-    front = {p.label for p in pareto_front([FrontierPoint(r["name"], a["mean"], v["mean"]) for r, a, v in solver],
-                                           goal)}
-    on_front = sorted([p for p in solver if p[0]["name"] in front], key=lambda p: p[2]["mean"])
-    if on_front:
-        ax.plot([p[2]["mean"] for p in on_front], [p[1]["mean"] for p in on_front], "-s", color="black",
-                label="solver frontier")
-    off_front = [p for p in solver if p[0]["name"] not in front]
-    if off_front:
-        ax.plot([p[2]["mean"] for p in off_front], [p[1]["mean"] for p in off_front], "s", color="black",
-                markerfacecolor="none", label="solver, off the frontier")
-    for i, (row, acc, speed) in enumerate(on_front):
-        ax.annotate(literal(row["name"]), (speed["mean"], acc["mean"]), textcoords="offset points",
-                    xytext=(5, -12 - 9 * (i % 2)), fontsize="x-small")
+    by_kind: dict[Any, list[tuple[dict, dict, dict]]] = {}
+    for p in solver:
+        by_kind.setdefault(p[0]["rollout"], []).append(p)
+    shown = differing(list(by_kind))
+    for i, (kind, group) in enumerate(by_kind.items()):
+        _draw_solver_rows(ax, group, goal, f" ({kind.describe(shown)})" if shown else "", "black" if i == 0 else None)
     for row, acc, speed in (p for p in points if p[0]["model"] != SOLVER_MODEL):
         ax.errorbar(speed["mean"], acc["mean"], xerr=speed["std"] or None, yerr=acc["std"] or None, fmt="o",
                     capsize=3, label=literal(row["name"]))

@@ -5,6 +5,10 @@ trajectories in brackets where the result files hold one, then ` / ceiling` for 
 that sits at its ceiling is printed as `≥ value`: the rollout ended before the model failed, so the true value is at
 least that. A speed-up that lies off the solver frontier is a bound: `≤` when even the cheapest solver setting is as
 accurate, `≥` when no setting is. `—` marks a value that is missing or not finite in some seed.
+
+Each column prints its means with as many significant digits as it takes to tell its distinct values apart (3 at
+least, :data:`MAX_DIGITS` at most; :func:`column_digits`): two solver settings whose errors agree to 4 digits show
+5, where 3 would print the same number twice.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from typing import Any
 from pdebench.leaderboard.tables import SPEEDUP_ACCURACY, Column, Table
 
 MISSING = "—"
+
+MIN_DIGITS, MAX_DIGITS = 3, 8
+"""Significant digits a cell's mean is shown with: at least MIN_DIGITS, more where rows would otherwise look equal."""
 
 _BOUND = {"below_frontier": "≤ ", "above_frontier": "≥ ", "mixed": "~ "}
 
@@ -41,16 +48,16 @@ def format_number(x: float | None, sig: int = 3) -> str:
     return f"{x:.{sig - 1}e}" if decimals is None else f"{x:.{decimals}f}"
 
 
-def format_mean_std(mean: float, std: float) -> str:
-    """`"mean ± std"`: std with 2 significant digits, mean with 3 and at least to the std's last digit.
+def format_mean_std(mean: float, std: float, sig: int = MIN_DIGITS) -> str:
+    """`"mean ± std"`: std with 2 significant digits, mean with `sig` and at least to the std's last digit.
 
     E.g. `(1000.5, 0.707) -> "1000.50 ± 0.71"`, `(11.0, 1.414) -> "11.0 ± 1.4"`.
     """
     if not math.isfinite(mean) or not math.isfinite(std) or std == 0 or mean == 0:
-        return f"{format_number(mean)} ± {format_number(std, 2)}"
-    mean_decimals, std_decimals = _fixed_decimals(mean, 3), _fixed_decimals(std, 2)
+        return f"{format_number(mean, sig)} ± {format_number(std, 2)}"
+    mean_decimals, std_decimals = _fixed_decimals(mean, sig), _fixed_decimals(std, 2)
     if mean_decimals is None or std_decimals is None:
-        return f"{format_number(mean)} ± {format_number(std, 2)}"
+        return f"{format_number(mean, sig)} ± {format_number(std, 2)}"
     decimals = min(max(mean_decimals, std_decimals), mean_decimals + 3)
     return f"{mean:.{decimals}f} ± {std:.{std_decimals}f}"
 
@@ -60,15 +67,27 @@ def _at_ceiling(cell: dict[str, Any]) -> bool:
     return ceiling is not None and cell["mean"] is not None and cell["mean"] >= ceiling * (1 - 1e-9)
 
 
-def cell_text(column: Column, cell: dict[str, Any], seeds: int) -> str:
-    """The text of one cell (see the module docstring)."""
+def column_digits(table: Table) -> dict[str, int]:
+    """Column key -> significant digits of its means: the fewest from :data:`MIN_DIGITS` that print as many distinct
+    texts as :data:`MAX_DIGITS` do (values that differ only beyond MAX_DIGITS do not widen the column)."""
+    digits = {}
+    for column in table.columns:
+        values = {row[column.key]["mean"] for row in table.rows} - {None}
+        most = len({format_number(v, MAX_DIGITS) for v in values})
+        digits[column.key] = next(sig for sig in range(MIN_DIGITS, MAX_DIGITS + 1)
+                                  if len({format_number(v, sig) for v in values}) == most)
+    return digits
+
+
+def cell_text(column: Column, cell: dict[str, Any], seeds: int, sig: int = MIN_DIGITS) -> str:
+    """The text of one cell (see the module docstring), its mean to `sig` significant digits."""
     mean, std = cell["mean"], cell["std"]
     if mean is None:
         return MISSING
     if column.key == "n_parameters":
         text = f"{round(mean):,}"
         return text if not std else f"{text} ± {round(std):,}"
-    text = format_number(mean) if seeds < 2 or not std else format_mean_std(mean, std)
+    text = format_number(mean, sig) if seeds < 2 or not std else format_mean_std(mean, std, sig)
     if column.key == SPEEDUP_ACCURACY:
         text = _BOUND.get(cell.get("status") or "", "") + text
     if column.interval and cell.get("interval"):
@@ -92,8 +111,9 @@ def sort_note(table: Table, code: Callable[[str], str] = "`{}`".format, text: Ca
     better = "higher" if direction == "desc" else "lower"
     note = (f"Sorted by {code(metric)} ({better} is better). Values are mean ± std over seeds (sample std); brackets: "
             "95% bootstrap interval over test trajectories (seed mean of its ends). Times are in PDE time units after "
-            "the last input frame; `≥` marks a time at its ceiling (the rollout length). Speed-ups are over the "
-            "dataset's solver rows on the same kind of device; `≤`/`≥` mark bounds off the solver frontier.")
+            "the last input frame; `≥` marks a time at its ceiling (the rollout length). Each column shows as many "
+            "significant digits as tell its values apart. Speed-ups are over the dataset's solver rows scored on the "
+            "same rollout and the same kind of device; `≤`/`≥` mark bounds off the solver frontier.")
     return " ".join([note, *map(text, table.notes)])
 
 
@@ -117,7 +137,19 @@ def md_code(text: str) -> str:
     return f"`{plain}`" if md_escape(plain) == plain else md_escape(plain)
 
 
-LEAD_HEADERS = ("model", "label", "objective", "seeds")
+LEAD_HEADERS = ("model", "label", "objective", "recipe", "seeds")
+"""The text columns before the values; `recipe`: how the row's training departs from its dataset's recipe
+(`pdebench.leaderboard.tables.recipe_text`)."""
+
+
+def lead_cells(row: dict[str, Any]) -> list[str]:
+    """The row's :data:`LEAD_HEADERS` cells, unescaped (text from result files: each format escapes it)."""
+    return [row["model"], row["name"], row["objective"], row["recipe"] or MISSING, str(row["seeds"])]
+
+
+def value_cells(table: Table, row: dict[str, Any], digits: dict[str, int]) -> list[str]:
+    """The row's value cells (:func:`cell_text`, with the table's :func:`column_digits`)."""
+    return [cell_text(c, row[c.key], row["seeds"], digits[c.key]) for c in table.columns]
 
 
 def to_markdown(table: Table) -> str:
@@ -128,18 +160,18 @@ def to_markdown(table: Table) -> str:
     headers = [*LEAD_HEADERS, *(c.header for c in table.columns)]
     lines.append("| " + " | ".join(md_escape(h) for h in headers) + " |")
     lines.append("|" + "|".join(["---"] * len(LEAD_HEADERS) + ["---:"] * len(table.columns)) + "|")
+    digits = column_digits(table)
     for row in table.rows:
-        cells = [row["model"], row["name"], row["objective"], str(row["seeds"])]
-        cells += [cell_text(c, row[c.key], row["seeds"]) for c in table.columns]
+        cells = [*lead_cells(row), *value_cells(table, row, digits)]
         lines.append("| " + " | ".join(md_escape(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def csv_header(table: Table) -> list[str]:
-    """CSV columns: identity, `n_parameters`, then per value column `<key>_mean`, `<key>_std`, and where it applies
-    `<key>_ci_low`, `<key>_ci_high` (bootstrap interval), `<key>_ceiling`, `<key>_status` (speed-up at equal
-    accuracy); last the dataset and its manifest hash."""
-    header = ["label", "model", "objective", "seeds", "seed_values", "n_parameters"]
+    """CSV columns: identity (with the recipe), `n_parameters`, then per value column `<key>_mean`, `<key>_std`, and
+    where it applies `<key>_ci_low`, `<key>_ci_high` (bootstrap interval), `<key>_ceiling`, `<key>_status`
+    (speed-up at equal accuracy); last the dataset and its manifest hash."""
+    header = ["label", "model", "objective", "recipe", "seeds", "seed_values", "n_parameters"]
     for column in table.columns[1:]:
         header += [f"{column.key}_mean", f"{column.key}_std"]
         if any(row[column.key]["interval"] is not None for row in table.rows):
@@ -166,7 +198,7 @@ def csv_text(value: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-_TEXT_COLUMNS = ("label", "model", "objective", "seed_values", "dataset", "manifest_sha256")
+_TEXT_COLUMNS = ("label", "model", "objective", "recipe", "seed_values", "dataset", "manifest_sha256")
 
 
 def to_csv(table: Table) -> str:
@@ -177,7 +209,8 @@ def to_csv(table: Table) -> str:
     writer.writerow([csv_text(h) for h in header])
     for row in table.rows:
         values: dict[str, Any] = {"label": row["label"], "model": row["model"], "objective": row["objective"],
-                                  "seeds": row["seeds"], "seed_values": " ".join(map(str, row["seed_values"])),
+                                  "recipe": row["recipe"], "seeds": row["seeds"],
+                                  "seed_values": " ".join(map(str, row["seed_values"])),
                                   "dataset": table.dataset, "manifest_sha256": table.manifest or ""}
         values.update({key: csv_text(values[key]) for key in _TEXT_COLUMNS})
         params = row["n_parameters"]["mean"]
@@ -223,9 +256,9 @@ def to_latex(table: Table) -> str:
         " & ".join(latex_escape(h) for h in headers) + " \\\\",
         "\\midrule",
     ]
+    digits = column_digits(table)
     for row in table.rows:
-        cells = [row["model"], row["name"], row["objective"], str(row["seeds"])]
-        cells += [cell_text(c, row[c.key], row["seeds"]) for c in table.columns]
+        cells = [*lead_cells(row), *value_cells(table, row, digits)]
         lines.append(" & ".join(latex_escape(c) for c in cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
     return "\n".join(lines) + "\n"

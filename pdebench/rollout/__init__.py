@@ -34,7 +34,15 @@ _HOMES = {
     "FrontierPoint": "pdebench.rollout.frontier",
     "pareto_front": "pdebench.rollout.frontier",
     "speedup_at_equal_accuracy": "pdebench.rollout.frontier",
-    # result records
+    "place_on_frontier": "pdebench.rollout.frontier",
+    "RolloutKind": "pdebench.rollout.frontier",
+    "rollout_kind": "pdebench.rollout.frontier",
+    # result records and their metric keys
+    "ResultRecord": "pdebench.rollout.record",
+    "read_record": "pdebench.rollout.results",
+    "MetricKey": "pdebench.rollout.keys",
+    "format_key": "pdebench.rollout.keys",
+    "parse_key": "pdebench.rollout.keys",
     "ResultError": "pdebench.rollout.result_content",
     "check_content": "pdebench.rollout.result_content",
     "read_result": "pdebench.rollout.results",

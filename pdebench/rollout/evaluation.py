@@ -52,17 +52,17 @@ from pdebench.forecast.checkpoint import CheckpointError, load_forecaster
 from pdebench.forecast.stepper import Stepper
 from pdebench.provenance import git_commit
 from pdebench.rollout.config import evaluate_config
-from pdebench.rollout.frontier import frontier_points, speedup_at_equal_accuracy
-from pdebench.rollout.reductions import INTERVAL_LEVEL, bootstrap_intervals
-from pdebench.rollout.results import (
-    RESULT_FORMAT,
-    RESULT_FORMAT_VERSION,
-    ResultError,
-    read_result,
-    try_read_result,
-    write_result,
+from pdebench.rollout.frontier import place_on_frontier, rollout_kind, solver_point
+from pdebench.rollout.record import ResultRecord
+from pdebench.rollout.reductions import (
+    INTERVAL_LEVEL,
+    MIN_INTERVAL_TRAJECTORIES,
+    bootstrap_intervals,
+    interval_notes,
+    rollout_windows,
 )
-from pdebench.rollout.scoring import RolloutSample, Scores, ScoringSpec, score, summarize
+from pdebench.rollout.results import ResultError, read_result, try_read_result, write_result
+from pdebench.rollout.scoring import RolloutSample, Scores, ScoringSpec, conserved_channels, score, summarize
 from pdebench.rollout.spectra import GridSpectrum
 from pdebench.rollout.step_metrics import INVARIANTS
 
@@ -72,11 +72,16 @@ REFERENCE_SEED = 0
 
 @dataclass
 class Result:
-    """What one evaluation wrote: the result file's path and content, and the per-trajectory scores."""
+    """What one evaluation wrote: the result file's path and typed record, and the per-trajectory scores."""
 
     path: Path
-    content: dict[str, Any]
+    record: ResultRecord
     scores: Scores
+
+    @property
+    def content(self) -> dict[str, Any]:
+        """The result file's JSON object (`ResultRecord.to_json`; a new dict on every access: change `record`)."""
+        return self.record.to_json()
 
 
 @dataclass
@@ -252,13 +257,7 @@ def scoring_spec(bench: BenchmarkConfig, rollout: RolloutConfig, test: Trajector
     if conserved is not None and conserved not in INVARIANTS:
         raise DatasetError(f"{manifest_path}: benchmark.conserved={conserved!r} is not a quantity the evaluator "
                            f"knows ({', '.join(INVARIANTS)}, or null)")
-    channels = None
-    if conserved is not None and bench.conserved_fields is not None:
-        unknown = [f for f in bench.conserved_fields if f not in test.field_names]
-        if unknown:
-            raise DatasetError(f"{manifest_path}: benchmark.conserved_fields names {unknown}, which {test.path} "
-                               f"lacks (fields: {', '.join(test.field_names)})")
-        channels = tuple(test.field_names.index(f) for f in bench.conserved_fields)
+    channels = conserved_channels(test.field_names, conserved, bench.conserved_fields, Path(manifest_path))
     factor = bench.stability_energy_factor if rollout.stability_factor is None else rollout.stability_factor
     return ScoringSpec(
         energy_factor=float(factor),
@@ -326,27 +325,25 @@ def _float32_lists(values: np.ndarray) -> list[Any]:
     return flat
 
 
-def _frontier(results_dir: Path, content: Mapping[str, Any], bench: BenchmarkConfig) -> dict[str, Any] | None:
-    """A surrogate's place on the solver frontier, from solver result files of the same dataset manifest."""
-    siblings = []
+def _frontier(results_dir: Path, record: ResultRecord, bench: BenchmarkConfig) -> dict[str, Any] | None:
+    """A surrogate's place on the solver frontier (`pdebench.rollout.frontier.place_on_frontier`), from the solver
+    result files of the same dataset manifest in `results_dir`; only those scored on the same rollout and kind of
+    device count (`status` `unmatched` and a `reason` where none is). None where there are no solver rows."""
+    metric = bench.headline
+    points = []
     for path in sorted(results_dir.glob("*.json")):
         try:
-            result = try_read_result(path)
+            found = try_read_result(path)
         except ResultError:
             continue
-        if result is not None:
-            siblings.append(result)
-    metric = bench.headline
-    points = frontier_points(siblings, metric, content["manifest_sha256"])
+        point = solver_point(ResultRecord.from_json(found, str(path)), metric) if found is not None else None
+        if point is not None and point.kind is not None and point.kind.manifest == record.manifest_sha256:
+            points.append(point)
     if not points:
         return None
-    out = speedup_at_equal_accuracy(points, content["summary"].get(metric), content["throughput_traj_steps_per_s"],
-                                    bench.headline_goal)
-    stored = [p for p in points if p.label == "solver"]
-    out["metric"] = metric
-    out["speedup_at_equal_grid"] = (content["throughput_traj_steps_per_s"] / stored[0].throughput
-                                    if stored else None)
-    return out
+    out = place_on_frontier(points, rollout_kind(record), record.summary.get(metric),
+                            record.throughput_traj_steps_per_s, bench.headline_goal)
+    return {"metric": metric, **out}
 
 
 def _distributed_request(trainer: TrainerConfig | None) -> dict[str, Any] | None:
@@ -373,7 +370,7 @@ def _launched(fabric: Any, cfg: EvaluateConfig, progress: bool) -> list[Result]:
     for row in rows:
         scores = copy.copy(row.scores)
         scores.sample = None
-        out.append(Result(row.path, {**row.content, "sample": None}, scores))
+        out.append(Result(row.path, replace(row.record, sample=None), scores))
     return out
 
 
@@ -404,7 +401,7 @@ def evaluate_all(cfg: EvaluateConfig | Mapping[str, Any], progress: bool = True)
     fabric = Fabric(precision="32-true", **request)
     results = fabric.launch(_launched, cfg, progress) or []
     for row in results:
-        row.content["sample"] = read_result(row.path).get("sample")
+        row.record.sample = read_result(row.path).get("sample")
     return results
 
 
@@ -460,15 +457,17 @@ def _evaluate_rows(cfg: EvaluateConfig, progress: bool, device: torch.device | N
     return [row for row in rows if row is not None]
 
 
-SummarySettings = tuple[tuple[float, ...], int, list[tuple[int, int]]]
-"""`(thresholds, gmean_steps, windows)`: what `summarize` and `bootstrap_intervals` reduce a rollout with."""
+SummarySettings = tuple[tuple[float, ...], int, list[tuple[int, int]] | None]
+"""`(thresholds, gmean_steps, windows)`: what `summarize` and `bootstrap_intervals` reduce a rollout with (windows
+None: The Well's windows for the rollout length, `pdebench.rollout.reductions.well_windows`)."""
 
 
 def summary_settings(rollout: RolloutConfig, bench: BenchmarkConfig) -> SummarySettings:
     """The thresholds, geometric-mean steps and windows of a result's summary: the rollout config's, with a null
-    `rollout.gmean_steps` taking the PDE's `benchmark.gmean_steps`."""
+    `rollout.gmean_steps` taking the PDE's `benchmark.gmean_steps` and null `rollout.windows` The Well's windows."""
     gmean_steps = rollout.gmean_steps if rollout.gmean_steps is not None else bench.gmean_steps
-    return tuple(rollout.thresholds), int(gmean_steps), [(int(w[0]), int(w[1])) for w in rollout.windows]
+    windows = None if rollout.windows is None else [(int(w[0]), int(w[1])) for w in rollout.windows]
+    return tuple(rollout.thresholds), int(gmean_steps), windows
 
 
 def _evaluate_one(cfg: EvaluateConfig, subject: _Subject, setting: _Setting, progress: bool) -> Result | None:
@@ -483,16 +482,16 @@ def _evaluate_one(cfg: EvaluateConfig, subject: _Subject, setting: _Setting, pro
     scores = gather_scores(part)
     if scores is None:
         return None
-    content = _content(cfg, subject, setting, dataset, scores, frame_stride, world)
+    record = _content(cfg, subject, setting, dataset, scores, frame_stride, world)
     if subject.solver_setting is None:
-        content["frontier"] = _frontier(Path(cfg.results_dir) / setting.dataset_dir.name, content, setting.bench)
+        record.frontier = _frontier(Path(cfg.results_dir) / setting.dataset_dir.name, record, setting.bench)
     path = inside(cfg.results_dir, setting.dataset_dir.name, f"{subject.label}-seed{subject.seed}.json")
-    return Result(write_result(path, content), content, scores)
+    return Result(write_result(path, record), record, scores)
 
 
 def _content(cfg: EvaluateConfig, subject: _Subject, setting: _Setting, dataset: TrajectoryDataset, scores: Scores,
-             frame_stride: int, world: int) -> dict[str, Any]:
-    """The result file of `subject` (docs/metrics.md), without its `frontier`."""
+             frame_stride: int, world: int) -> ResultRecord:
+    """The result record of `subject` (docs/metrics.md), without its `frontier`."""
     rollout, spec = cfg.rollout, setting.spec
     thresholds, gmean_steps, windows = summary_settings(rollout, setting.bench)
     summary, curves = summarize(scores, thresholds, gmean_steps, windows, n_members=spec.ensemble)
@@ -502,46 +501,44 @@ def _content(cfg: EvaluateConfig, subject: _Subject, setting: _Setting, dataset:
     spectrum = GridSpectrum(dataset.file.grid, spec.band_edges) if spec.band_edges is not None else None
     data = {"pde": dataset.file.pde, "preset": dataset.file.preset, "frame_stride": frame_stride,
             "root": cfg.data.root}
-    content = {
-        "format": RESULT_FORMAT,
-        "format_version": RESULT_FORMAT_VERSION,
-        "dataset": setting.dataset_dir.name,
-        "pde": dataset.file.pde,
-        "preset": dataset.file.preset,
-        "model": subject.model["name"],
-        "label": subject.label,
-        "seed": subject.seed,
-        "objective": subject.objective,
-        "benchmark": setting.facts,
-        "n_parameters": subject.n_parameters,
-        "train_time_s": subject.train_time_s,
-        "step_time": float(scores.step_time.mean()),
-        "n_trajectories": len(scores),
-        "n_steps": scores.n_steps,
-        "summary": summary,
-        "intervals": intervals,
-        "interval_method": {"kind": "percentile bootstrap over test trajectories", "level": INTERVAL_LEVEL,
-                            "n_resamples": rollout.bootstrap_resamples, "seed": rollout.bootstrap_seed},
-        "curves": curves,
-        "spectra": _spectra(scores, spectrum, spec.spectrum_steps) if spectrum is not None else None,
-        "scoring": {"channels": "scored per channel, then averaged", "band_edges": list(spec.band_edges or []),
-                    "conserved": spec.conserved, "stability": f"energy > {spec.energy_factor:g} x the trajectory's "
-                    "largest stored energy, or non-finite", "stability_energy_factor": spec.energy_factor,
-                    "ensemble": spec.ensemble, "gmean_steps": gmean_steps, "windows": [list(w) for w in windows]},
-        "sample": _sample(scores.sample, dataset.file.field_names),
-        "throughput_traj_steps_per_s": scores.throughput,
-        "device": str(setting.device),
-        "n_processes": world,
-        "config": {"data": data, "model": subject.model, "objective": subject.objective,
-                   "rollout": plain_config(rollout), "ckpt": cfg.ckpt, "label": subject.label,
-                   "seed": subject.seed, "results_dir": cfg.results_dir},
-        "run": subject.run,
-        "checkpoint": cfg.ckpt,
-        "checkpoint_sha256": subject.checkpoint_sha256,
-        "manifest_sha256": setting.manifest,
-        "package_version": pdebench.__version__,
-        "git_commit": git_commit(),
-    }
-    if subject.solver_setting is not None:
-        content["solver_setting"] = subject.solver_setting
-    return content
+    return ResultRecord(
+        dataset=setting.dataset_dir.name,
+        pde=dataset.file.pde,
+        preset=dataset.file.preset,
+        model=subject.model["name"],
+        label=subject.label,
+        seed=subject.seed,
+        objective=subject.objective,
+        benchmark=setting.facts,
+        n_parameters=subject.n_parameters,
+        train_time_s=subject.train_time_s,
+        step_time=float(scores.step_time.mean()),
+        n_trajectories=len(scores),
+        n_steps=scores.n_steps,
+        summary=summary,
+        intervals=intervals,
+        interval_method={"kind": "percentile bootstrap over test trajectories", "level": INTERVAL_LEVEL,
+                         "n_resamples": rollout.bootstrap_resamples, "seed": rollout.bootstrap_seed,
+                         "min_trajectories": MIN_INTERVAL_TRAJECTORIES, "notes": interval_notes(summary, len(scores))},
+        curves=curves,
+        spectra=_spectra(scores, spectrum, spec.spectrum_steps) if spectrum is not None else None,
+        scoring={"channels": "scored per channel, then averaged", "band_edges": list(spec.band_edges or []),
+                 "conserved": spec.conserved, "stability": f"energy > {spec.energy_factor:g} x the trajectory's "
+                 "largest stored energy, or non-finite", "stability_energy_factor": spec.energy_factor,
+                 "ensemble": spec.ensemble, "ensemble_scored": "mean" if spec.ensemble > 1 else None,
+                 "gmean_steps": gmean_steps, "windows": [list(w) for w in rollout_windows(windows, scores.n_steps)]},
+        sample=_sample(scores.sample, dataset.file.field_names),
+        throughput_traj_steps_per_s=scores.throughput,
+        device=str(setting.device),
+        n_processes=world,
+        config={"data": data, "model": subject.model, "objective": subject.objective,
+                "rollout": plain_config(rollout), "ckpt": cfg.ckpt, "label": subject.label,
+                "seed": subject.seed, "results_dir": cfg.results_dir},
+        run=subject.run,
+        checkpoint=cfg.ckpt,
+        checkpoint_sha256=subject.checkpoint_sha256,
+        manifest_sha256=setting.manifest,
+        package_version=pdebench.__version__,
+        git_commit=git_commit(),
+        solver_setting=subject.solver_setting,
+    )

@@ -1,7 +1,7 @@
 """Reductions of per-step rollout scores over steps and trajectories: the headline numbers, per-step curves and
 bootstrap intervals of a rollout, in numpy float64.
 
-Conventions used throughout:
+Conventions used throughout (docs/metrics.md states each with the reference it follows):
 
 * The inputs are per-step metrics of `pdebench.rollout.step_metrics` stacked by the caller: ``[n_traj, n_steps, C]``
   per metric. Channels are averaged first (each channel scored on its own), then trajectories and steps.
@@ -9,6 +9,12 @@ Conventions used throughout:
   Step ``k`` (0-based) therefore lies ``(k + 1) * step_time`` time units after the last input frame, and a
   trajectory that stays good for ``n`` steps covers ``n * step_time``.
 * A non-finite correlation counts as 0 and a NaN error as ``inf`` (a failed prediction).
+* Two high-correlation times: PDE-Refiner's count of steps above the threshold anywhere in the rollout
+  (:func:`high_correlation_time`, the ``corr_time_<t>`` keys) and the median over trajectories of the time before
+  the first step at or below it (:func:`first_crossing_time_median`, ``corr_time_median_<t>``).
+* A step window names exactly the steps it averages: a window is cut at the rollout's end (``13-30`` on a 23-step
+  rollout is ``13-23``), one that starts after the end has no key, and ``windows=None`` derives the windows from the
+  rollout length as The Well does (:func:`well_windows`).
 * The summary returned by :func:`summarize_rollout` is JSON-serialisable: every value is a Python ``float``/``int``
   or ``None``. ``None`` means "undefined or not finite", e.g. the mean error of a rollout where some trajectory
   diverged (an ``inf`` error) - there is no finite number to report.
@@ -19,9 +25,13 @@ Conventions used throughout:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
+
+from pdebench.rollout.keys import MetricKey, format_key, parse_key
+from pdebench.rollout.keys import threshold_key as threshold_key  # the command line's summary line imports it here
 
 CURVE_METRICS = ("mse", "nrmse", "vrmse", "corr")
 """Per-step metrics that :func:`summarize_rollout` requires (``rmse`` is optional)."""
@@ -32,19 +42,23 @@ BAND_METRICS = ("mse_low", "mse_mid", "mse_high")
 NOT_BOOTSTRAPPED = ("nrmse_gmean_steps", "time_ceiling", "time_ceiling_median", "n_members")
 """Summary keys that are settings or ceilings, not estimates: they get no interval."""
 
+MAX_OVER_STEPS = {"conservation_drift_max": "drift"}
+"""Summary keys that are a maximum over steps of a trajectory-mean curve -> that per-step metric. Their interval is
+a simultaneous band over steps (see :func:`bootstrap_intervals`), not a percentile interval."""
+
 INTERVAL_LEVEL = 0.95
 """Coverage of the bootstrap intervals a result file records (its `interval_method.level`)."""
 
+MIN_INTERVAL_TRAJECTORIES = 5
+"""The fewest test trajectories a bootstrap interval is given for: one trajectory has a single resample (a
+zero-width interval), two have three distinct ones; five have 126."""
 
-def threshold_key(threshold: float) -> str:
-    """Format a correlation threshold for a summary key: 0.8 -> "0.8", 0.95 -> "0.95"."""
-    return f"{float(threshold):g}"
+WELL_INTERVALS = 5
+"""The number of step windows The Well splits a rollout into (its trainer's `num_time_intervals` default)."""
 
 
-def window_key(window: Sequence[int]) -> str:
-    """(1, 1) -> "1", (2, 5) -> "2-5"."""
-    first, last = int(window[0]), int(window[1])
-    return f"{first}" if first == last else f"{first}-{last}"
+class FewTrajectoriesWarning(UserWarning):
+    """Too few test trajectories for a bootstrap interval: every interval is null."""
 
 
 def spread_skill_ratio(spread2: np.ndarray, ens_mse: np.ndarray, n_members: int) -> np.ndarray:
@@ -91,36 +105,47 @@ def _clean_corr(corr: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(c), c, 0.0)
 
 
-def high_correlation_time(
-    corr: np.ndarray, threshold: float, step_time: np.ndarray | float
-) -> tuple[float, float]:
-    """Time a rollout stays correlated with the reference, in time units.
-
-    Args:
-        corr: ``[n_traj, n_steps]`` correlation per step (already averaged over channels); step 0 is
-            the first predicted frame. Non-finite values count as 0.
-        threshold: correlation threshold (e.g. 0.8).
-        step_time: ``[n_traj]`` (or scalar) time units per model step.
-
-    Returns:
-        ``(pderefiner_time, median_first_crossing_time)``:
-
-        1. PDE-Refiner convention: the number of steps whose trajectory-averaged correlation is
-           ``> threshold`` (anywhere in the rollout, not necessarily consecutive), times the mean step time;
-        2. the median over trajectories of ``(index of the first step with corr <= threshold) *
-           step_time``, i.e. consecutive steps above the threshold from the start
-           (``n_steps * step_time`` if it never drops).
-    """
+def _corr_matrix(corr: np.ndarray) -> np.ndarray:
+    """`corr` as a non-empty ``[n_traj, n_steps]`` float64 array with non-finite values set to 0."""
     c = _clean_corr(corr)
     if c.ndim != 2 or c.shape[0] == 0 or c.shape[1] == 0:
         raise ValueError(f"corr must be a non-empty [n_traj, n_steps] array, got shape {c.shape}")
+    return c
+
+
+def high_correlation_time(corr: np.ndarray, threshold: float, step_time: np.ndarray | float) -> float:
+    """PDE-Refiner's high-correlation time (the headline convention), in time units.
+
+    The number of steps whose trajectory-averaged correlation is ``> threshold`` ANYWHERE in the rollout (not
+    necessarily consecutive: a curve that dips below and recovers counts the steps after the dip), times the mean
+    step time. This is what PDE-Refiner's code logs (`pdearena/models/pderefiner.py`:
+    ``(corr_timesteps > threshold).float().sum()`` over the batch-mean correlation per step), and what its KS tables
+    report once multiplied by the model step.
+
+    Args:
+        corr: ``[n_traj, n_steps]`` correlation per step (already averaged over channels); step 0 is the first
+            predicted frame. Non-finite values count as 0.
+        threshold: correlation threshold (e.g. 0.8).
+        step_time: ``[n_traj]`` (or scalar) time units per model step.
+    """
+    c = _corr_matrix(corr)
+    st = _step_time_per_traj(step_time, c.shape[0])
+    return float(np.count_nonzero(c.mean(axis=0) > threshold)) * float(st.mean())
+
+
+def first_crossing_time_median(corr: np.ndarray, threshold: float, step_time: np.ndarray | float) -> float:
+    """The median over trajectories of the time before a trajectory's first step with correlation ``<= threshold``,
+    in time units: consecutive steps above the threshold from the start, times that trajectory's step time
+    (``n_steps * step_time`` if it never drops). A dip ends the count even if the correlation recovers.
+
+    Args are those of :func:`high_correlation_time`.
+    """
+    c = _corr_matrix(corr)
     n_traj, n_steps = c.shape
     st = _step_time_per_traj(step_time, n_traj)
-    pderefiner = float(np.count_nonzero(c.mean(axis=0) > threshold)) * float(st.mean())
     below = c <= threshold
     first = np.where(below.any(axis=1), np.argmax(below, axis=1), n_steps)
-    median_first = float(np.median(first * st))
-    return pderefiner, median_first
+    return float(np.median(first * st))
 
 
 def geometric_mean_over_steps(curve: np.ndarray, n_steps: int) -> float:
@@ -143,6 +168,41 @@ def geometric_mean_over_steps(curve: np.ndarray, n_steps: int) -> float:
     return float(np.exp(np.mean(np.log(c))))
 
 
+def well_windows(n_steps: int, n_intervals: int = WELL_INTERVALS) -> list[tuple[int, int]]:
+    """The step windows The Well reports for a rollout of `n_steps` steps, as 1-based inclusive `(first, last)`.
+
+    The Well's trainer (`the_well/benchmark/trainer/training.py`, `split_up_losses`) places
+    ``min(n_steps, n_intervals)`` points evenly in ``[0, log n_steps]`` and cuts the rollout at ``[0] + [int(exp(x))
+    for x in those points]``, averaging each slice ``[start, end)``: 30 steps give 1, 2, 3-5, 6-12, 13-30. Two
+    departures, both where its rule averages nothing or drops a step: an empty slice (``1:1`` on short rollouts) makes
+    no window, and the last window ends at ``n_steps`` (``int(exp(log n))`` rounds to ``n - 1`` for many ``n``, e.g.
+    5, 7 and 640, which would leave the last step out of every window).
+    """
+    n_steps = int(n_steps)
+    if n_steps < 1:
+        raise ValueError(f"a rollout has at least one step, got n_steps={n_steps}")
+    points = np.linspace(0.0, math.log(n_steps), min(n_steps, int(n_intervals)))
+    edges = [0] + [int(np.exp(x)) for x in points[:-1]] + [n_steps]
+    return [(start + 1, end) for start, end in zip(edges[:-1], edges[1:], strict=True) if end > start]
+
+
+def rollout_windows(windows: Sequence[Sequence[int]] | None, n_steps: int) -> list[tuple[int, int]]:
+    """The steps each window averages on a rollout of `n_steps` steps, 1-based inclusive `(first, last)`.
+
+    None: The Well's windows (:func:`well_windows`). Otherwise each given window is cut at the rollout's end, one
+    that starts after it is dropped, and a window equal to an earlier one after the cut is dropped; so a key named
+    from these steps says exactly which steps it averages.
+    """
+    if windows is None:
+        return well_windows(n_steps)
+    out: list[tuple[int, int]] = []
+    for window in windows:
+        first, last = int(window[0]), min(int(window[1]), int(n_steps))
+        if first <= last and (first, last) not in out:
+            out.append((first, last))
+    return out
+
+
 def _finite_or_none(x: float) -> float | None:
     x = float(x)
     return x if math.isfinite(x) else None
@@ -152,19 +212,14 @@ def _curve(values: np.ndarray) -> list[float | int | None]:
     return [_finite_or_none(v) for v in values]
 
 
-def _window_mean(curve: np.ndarray, window: Sequence[int]) -> float:
-    """Mean of a per-step curve over 1-based steps `window` (inclusive), cut at the rollout's end; NaN if empty."""
-    part = curve[int(window[0]) - 1 : int(window[1])]
-    return float(part.mean()) if part.size else math.nan
-
-
 def _reduce(
     traj: dict[str, np.ndarray], stable: np.ndarray, st: np.ndarray, thresholds: Sequence[float], n_gmean: int,
-    windows: Sequence[Sequence[int]], n_members: int, idx: np.ndarray | None,
+    windows: Sequence[tuple[int, int]], n_members: int, idx: np.ndarray | None,
 ) -> dict[str, float | int | None]:
     """Headline numbers of the trajectories `idx` (None: all; repeats allowed, as in a bootstrap resample).
 
-    traj: metric -> `[n_traj, n_steps]` (channel means); stable: `[n_traj]` stable steps; st: `[n_traj]` step times.
+    traj: metric -> `[n_traj, n_steps]` (channel means); stable: `[n_traj]` stable steps; st: `[n_traj]` step times;
+    windows: the steps each window averages (:func:`rollout_windows`).
     """
     if idx is not None:
         traj = {name: a[idx] for name, a in traj.items()}
@@ -173,24 +228,28 @@ def _reduce(
     curve = {name: a.mean(axis=0) for name, a in traj.items()}
     summary: dict[str, float | int | None] = {}
     for t in thresholds:
-        pderefiner, median_first = high_correlation_time(traj["corr"], t, st)
-        summary[f"corr_time_{threshold_key(t)}"] = _finite_or_none(pderefiner)
-        summary[f"corr_time_median_{threshold_key(t)}"] = _finite_or_none(median_first)
+        summary[format_key(MetricKey("corr_time", threshold=t))] = _finite_or_none(
+            high_correlation_time(traj["corr"], t, st))
+        summary[format_key(MetricKey("corr_time_median", threshold=t))] = _finite_or_none(
+            first_crossing_time_median(traj["corr"], t, st))
     summary["time_ceiling"] = float(n_steps * st.mean())
     summary["time_ceiling_median"] = float(np.median(n_steps * st))
     for name in ("nrmse", "mse", "vrmse"):
-        summary[f"one_step_{name}"] = _finite_or_none(curve[name][0])
+        summary[format_key(MetricKey(name, one_step=True))] = _finite_or_none(curve[name][0])
     summary["nrmse_gmean"] = _finite_or_none(geometric_mean_over_steps(curve["nrmse"], n_gmean))
     summary["nrmse_gmean_steps"] = n_gmean
     summary["vrmse_mean"] = _finite_or_none(curve["vrmse"].mean())
-    for window in windows:
+    for first, last in windows:
         for name in ("nrmse", "vrmse"):
-            summary[f"{name}_steps_{window_key(window)}"] = _finite_or_none(_window_mean(curve[name], window))
+            part = curve[name][first - 1 : last]
+            summary[format_key(MetricKey(name, window=(first, last)))] = _finite_or_none(part.mean())
     if all(name in curve for name in BAND_METRICS):
         for name in BAND_METRICS:
-            band = name.removeprefix("mse_")
-            summary[f"one_step_spectral_rmse_{band}"] = _finite_or_none(math.sqrt(curve[name][0]))
-            summary[f"spectral_rmse_{band}"] = _finite_or_none(math.sqrt(curve[name][:n_gmean].mean()))
+            band = parse_key(name).band
+            summary[format_key(MetricKey("spectral_rmse", band=band, one_step=True))] = _finite_or_none(
+                math.sqrt(curve[name][0]))
+            summary[format_key(MetricKey("spectral_rmse", band=band))] = _finite_or_none(
+                math.sqrt(curve[name][:n_gmean].mean()))
     if "drift" in curve:
         summary["conservation_drift_final"] = _finite_or_none(curve["drift"][-1])
         summary["conservation_drift_max"] = _finite_or_none(curve["drift"].max())
@@ -239,7 +298,7 @@ def summarize_rollout(
     step_time: np.ndarray | float,
     thresholds: Sequence[float],
     gmean_steps: int,
-    windows: Sequence[Sequence[int]],
+    windows: Sequence[Sequence[int]] | None,
     n_members: int = 1,
 ) -> tuple[dict[str, float | int | None], dict[str, list[float | int | None]]]:
     """Reduce a whole rollout to headline numbers and per-step curves.
@@ -258,20 +317,22 @@ def summarize_rollout(
         thresholds: correlation thresholds for the ``corr_time_*`` keys.
         gmean_steps: steps aggregated by ``nrmse_gmean``, ``spectral_rmse_*`` and ``crps_mean`` (clipped to
             ``n_steps``); set per PDE before the errors saturate.
-        windows: 1-based inclusive step windows of the ``nrmse_steps_*`` / ``vrmse_steps_*`` means (a window past
-            the rollout's end is cut there; one that starts after it is ``None``).
+        windows: 1-based inclusive step windows of the ``nrmse_steps_*`` / ``vrmse_steps_*`` means, each cut at the
+            rollout's end and named by the steps it then averages (:func:`rollout_windows`); None: The Well's
+            windows for this rollout length (:func:`well_windows`).
         n_members: ensemble size (``crps_mean`` and ``spread_skill_ratio`` are reported when > 1).
 
     Returns:
         ``(summary, curves)``. ``summary`` holds, as float (or ``None`` when undefined / not finite):
 
-        * ``corr_time_{t}``, ``corr_time_median_{t}`` for each threshold ``t`` (time units, see
-          :func:`high_correlation_time`), with their ceilings ``time_ceiling`` (rollout length: ``n_steps`` times
-          the mean step time) and ``time_ceiling_median`` (median of ``n_steps * step_time``);
+        * ``corr_time_{t}`` (:func:`high_correlation_time`, PDE-Refiner's count) and ``corr_time_median_{t}``
+          (:func:`first_crossing_time_median`) for each threshold ``t``, in time units, with their ceilings
+          ``time_ceiling`` (rollout length: ``n_steps`` times the mean step time) and ``time_ceiling_median``
+          (median of ``n_steps * step_time``);
         * ``one_step_nrmse``, ``one_step_mse``, ``one_step_vrmse``: step 1, mean over trajectories and channels;
         * ``nrmse_gmean``: geometric mean of the nrmse curve over the first ``nrmse_gmean_steps`` (int) steps;
         * ``vrmse_mean``: mean over trajectories, steps and channels;
-        * ``nrmse_steps_<w>``, ``vrmse_steps_<w>``: means over each step window ``w`` (e.g. ``vrmse_steps_6-12``);
+        * ``nrmse_steps_<w>``, ``vrmse_steps_<w>``: means over the steps ``w`` (e.g. ``vrmse_steps_6-12``);
         * ``one_step_spectral_rmse_<band>``, ``spectral_rmse_<band>`` (band = low, mid, high): square root of the
           mean error energy in the band at step 1 and over the first ``nrmse_gmean_steps`` steps;
         * ``conservation_drift_final``, ``conservation_drift_max``: mean drift of the invariant at the last step and
@@ -287,8 +348,9 @@ def summarize_rollout(
     traj, flags, st = _prepare(per_step, unstable_flags, step_time)
     n_steps = flags.shape[1]
     n_gmean = max(1, min(int(gmean_steps), n_steps))
+    steps_of = rollout_windows(windows, n_steps)
     with np.errstate(invalid="ignore", over="ignore"):
-        summary = _reduce(traj, stable_steps(flags), st, thresholds, n_gmean, windows, n_members, None)
+        summary = _reduce(traj, stable_steps(flags), st, thresholds, n_gmean, steps_of, n_members, None)
         curve_means = {name: a.mean(axis=0) for name, a in traj.items()}
     steps = np.arange(1, n_steps + 1)
     curves: dict[str, list[float | int | None]] = {
@@ -299,10 +361,16 @@ def summarize_rollout(
         curves[name] = _curve(values)
     if all(name in curve_means for name in BAND_METRICS):
         for name in BAND_METRICS:
-            curves[f"spectral_rmse_{name.removeprefix('mse_')}"] = _curve(np.sqrt(curve_means[name]))
+            curves[format_key(MetricKey("spectral_rmse", band=parse_key(name).band))] = _curve(
+                np.sqrt(curve_means[name]))
     if n_members > 1 and "spread2" in traj:
         curves["spread_skill"] = _curve(spread_skill_ratio(traj["spread2"], traj["ens_mse"], n_members))
     return summary, curves
+
+
+def _ceiling_of(key: str) -> str | None:
+    """The summary key of the ceiling `key` cannot exceed (a time metric's rollout length), or None."""
+    return parse_key(key).ceiling
 
 
 def bootstrap_intervals(
@@ -311,44 +379,104 @@ def bootstrap_intervals(
     step_time: np.ndarray | float,
     thresholds: Sequence[float],
     gmean_steps: int,
-    windows: Sequence[Sequence[int]],
+    windows: Sequence[Sequence[int]] | None,
     n_members: int = 1,
     *,
     n_resamples: int,
     seed: int,
     level: float = INTERVAL_LEVEL,
 ) -> dict[str, list[float] | None]:
-    """Percentile bootstrap intervals over test trajectories for every estimate of :func:`summarize_rollout`.
+    """Bootstrap intervals over test trajectories for every estimate of :func:`summarize_rollout`.
 
-    Each resample draws ``n_traj`` trajectories with replacement (numpy's PCG64 seeded with ``seed``, so the
-    interval is reproducible) and recomputes the summary from them. Returns key -> ``[low, high]`` (the
-    ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles), or ``None`` where the estimate is undefined in some
-    resample (e.g. an error mean over a diverged trajectory) or in the full sample. Ceilings and counts
-    (:data:`NOT_BOOTSTRAPPED`) get no interval. `thresholds`, `gmean_steps`, `windows` and `n_members` are those of
-    the summary (see :func:`summarize_rollout`); `n_resamples` >= 1.
+    Each resample draws ``n_traj`` trajectories with replacement (numpy's PCG64 seeded with ``seed``, one
+    ``integers(0, n_traj, n_traj)`` call per resample, so the interval is reproducible) and recomputes the summary
+    from them. Returns key -> ``[low, high]`` or ``None``:
+
+    * an estimate: the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of its resampled values (percentile
+      bootstrap); a time metric's ends are clipped to its ceiling in the full sample (``time_ceiling``,
+      ``time_ceiling_median``: a resample whose trajectories have longer step times has a longer rollout, but the
+      estimate cannot exceed this rollout's length), so a value at its ceiling has the ceiling as its top;
+    * a maximum over steps (:data:`MAX_OVER_STEPS`): ``[max(0, value - c), value + c]`` with ``c`` the ``level``
+      quantile over resamples of ``max_k |resampled step mean_k - step mean_k|``. That makes ``step mean_k +- c`` a
+      simultaneous band over all steps, and since ``|max a - max b| <= max |a - b|``, the interval covers the true
+      maximum whenever the band covers the true curve, and always contains the value. (A percentile interval of the
+      resampled maxima need not: the maximum of resampled means lies above the sample's maximum more often than
+      not, so the sample's value can fall below the interval.)
+    * ``None`` where the estimate is undefined in some resample (e.g. an error mean over a diverged trajectory) or
+      in the full sample, and for EVERY key when there are fewer than :data:`MIN_INTERVAL_TRAJECTORIES` trajectories
+      (with a :class:`FewTrajectoriesWarning` naming the count).
+
+    Ceilings and counts (:data:`NOT_BOOTSTRAPPED`) get no key. `thresholds`, `gmean_steps`, `windows` and
+    `n_members` are those of the summary (see :func:`summarize_rollout`); `n_resamples` >= 1.
     """
     if n_resamples < 1 or not 0 < level < 1:
         raise ValueError(f"need n_resamples >= 1 and 0 < level < 1, got {n_resamples} and {level}")
     traj, flags, st = _prepare(per_step, unstable_flags, step_time)
     n_traj, n_steps = flags.shape
     n_gmean = max(1, min(int(gmean_steps), n_steps))
+    steps_of = rollout_windows(windows, n_steps)
     stable = stable_steps(flags)
-    rng = np.random.default_rng(seed)
-    draws: dict[str, list[float | None]] = {}
     with np.errstate(invalid="ignore", over="ignore"):
-        full = _reduce(traj, stable, st, thresholds, n_gmean, windows, n_members, None)
+        full = _reduce(traj, stable, st, thresholds, n_gmean, steps_of, n_members, None)
+    estimates = [key for key in full if key not in NOT_BOOTSTRAPPED]
+    if n_traj < MIN_INTERVAL_TRAJECTORIES:
+        warnings.warn(f"{n_traj} test trajectories are too few for a bootstrap interval (at least "
+                      f"{MIN_INTERVAL_TRAJECTORIES} are needed): every interval is null", FewTrajectoriesWarning,
+                      stacklevel=2)
+        return {key: None for key in estimates}
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float | None]] = {key: [] for key in estimates}
+    deviations: dict[str, list[float]] = {key: [] for key in MAX_OVER_STEPS if key in full}
+    with np.errstate(invalid="ignore", over="ignore"):
+        curve = {name: traj[name].mean(axis=0) for name in set(MAX_OVER_STEPS.values()) if name in traj}
         for _ in range(n_resamples):
             idx = rng.integers(0, n_traj, size=n_traj)
-            for key, value in _reduce(traj, stable, st, thresholds, n_gmean, windows, n_members, idx).items():
-                draws.setdefault(key, []).append(value)
-    q = ((1 - level) / 2, (1 + level) / 2)
+            resampled = _reduce(traj, stable, st, thresholds, n_gmean, steps_of, n_members, idx)
+            for key in estimates:
+                draws[key].append(resampled[key])
+            for key, values in deviations.items():
+                name = MAX_OVER_STEPS[key]
+                values.append(float(np.abs(traj[name][idx].mean(axis=0) - curve[name]).max()))
     out: dict[str, list[float] | None] = {}
-    for key, values in draws.items():
-        if key in NOT_BOOTSTRAPPED:
-            continue
-        if full.get(key) is None or any(v is None for v in values):
+    for key in estimates:
+        value = full[key]
+        if value is None or any(v is None for v in draws[key]):
             out[key] = None
-            continue
-        low, high = np.quantile(np.asarray(values, dtype=np.float64), q)
-        out[key] = [float(low), float(high)]
+        elif key in deviations:
+            c = float(np.quantile(np.asarray(deviations[key]), level))
+            out[key] = None if not math.isfinite(c) else [max(0.0, float(value) - c), float(value) + c]
+        else:
+            ceiling_key = _ceiling_of(key)
+            out[key] = _percentile_interval(draws[key], level, full[ceiling_key] if ceiling_key else None)
     return out
+
+
+def _percentile_interval(values: list[float | None], level: float, ceiling: float | int | None) -> list[float]:
+    """The `(1 - level) / 2` and `(1 + level) / 2` quantiles of `values`, both clipped to `ceiling` (None: none)."""
+    low, high = np.quantile(np.asarray(values, dtype=np.float64), ((1 - level) / 2, (1 + level) / 2))
+    if ceiling is not None:
+        low, high = min(low, ceiling), min(high, ceiling)
+    return [float(low), float(high)]
+
+
+def interval_notes(summary: dict[str, float | int | None], n_traj: int, level: float = INTERVAL_LEVEL
+                   ) -> dict[str, str]:
+    """Why an interval is what it is, per summary key, where a rule other than the plain percentile bootstrap
+    applies (a result's `interval_method.notes`): every key when there are too few trajectories, a time metric at
+    its ceiling (a lower bound; the interval stops at the ceiling), a maximum over steps (a simultaneous band)."""
+    estimates = [key for key in summary if key not in NOT_BOOTSTRAPPED]
+    if n_traj < MIN_INTERVAL_TRAJECTORIES:
+        return {key: f"no interval: {n_traj} test trajectories, fewer than {MIN_INTERVAL_TRAJECTORIES}"
+                for key in estimates}
+    notes: dict[str, str] = {}
+    for key in estimates:
+        value, ceiling_key = summary[key], _ceiling_of(key)
+        ceiling = summary.get(ceiling_key) if ceiling_key else None
+        if value is not None and ceiling is not None and value >= ceiling * (1 - 1e-12):
+            notes[key] = (f"at its ceiling {ceiling_key} = {ceiling:g}: the rollout ended before the metric did, so "
+                          f"the value is a lower bound and the interval ends at the ceiling")
+        elif key in MAX_OVER_STEPS and value is not None:
+            notes[key] = (f"a maximum over steps: value +- the {level:g} quantile of the largest deviation of a "
+                          f"resample's step means from the sample's (a simultaneous band over steps), low end "
+                          f"clipped at 0; it contains the value")
+    return notes

@@ -21,6 +21,7 @@ import numpy as np
 from pdebench.config.checks import is_whole_number
 from pdebench.data.names import UnsafeNameError, check_name, check_seed, shown
 from pdebench.errors import UserError
+from pdebench.rollout.keys import MetricKey, parse_key
 
 
 class ResultError(UserError, ValueError):
@@ -63,26 +64,49 @@ class Allowed:
 
 
 _NON_NEGATIVE = Allowed(0)
-_ERRORS = r"(one_step_)?(mse|rmse|nrmse|vrmse)(_.*)?|(one_step_)?spectral_rmse_.*"
-SUMMARY_RANGES: tuple[tuple[re.Pattern[str], Allowed], ...] = tuple((re.compile(p), a) for p, a in (
-    (r"corr_time_median_[0-9.]+", Allowed(0, ceiling="time_ceiling_median")),
-    (r"corr_time_[0-9.]+", Allowed(0, ceiling="time_ceiling")),
-    (r"stable_horizon_median", Allowed(0, ceiling="time_ceiling_median")),
-    (r"stable_fraction", Allowed(0, 1)),
-    (r"nrmse_gmean_steps|n_members", Allowed(1, integer=True)),
-    (rf"time_ceiling(_median)?|{_ERRORS}|conservation_drift_.*|crps_mean|spread_skill_ratio", _NON_NEGATIVE),
-))
-"""What each summary key may hold (docs/metrics.md, `pdebench.rollout.reductions`): times within [0, their ceiling],
-errors, drifts, CRPS and ratios >= 0, fractions in [0, 1], counts whole and >= 1; first match wins, and a key
-matching none may hold any number (a PDE's own headline metric may be negative)."""
+_COUNT = Allowed(1, integer=True)
+_ERROR_NAMES = ("mse", "rmse", "nrmse", "vrmse")
+_NON_NEGATIVE_SUMMARIES = ("time_ceiling", "time_ceiling_median", "crps_mean", "spread_skill_ratio")
+_NON_NEGATIVE_CURVES = ("time", "drift", "crps", "spread2", "ens_mse", "spread_skill")
 
-CURVE_RANGES: tuple[tuple[re.Pattern[str], Allowed], ...] = tuple((re.compile(p), a) for p, a in (
-    (r"step", Allowed(0, integer=True)),
-    (r"time", _NON_NEGATIVE),
-    (r"corr", Allowed(-1, 1)),
-    (rf"{_ERRORS}|drift|crps|spread2|ens_mse|spread_skill", _NON_NEGATIVE),
-))
-"""What each per-step curve may hold: correlations in [-1, 1], errors and times >= 0, steps whole numbers."""
+
+def _is_error(name: str) -> bool:
+    """An error statistic: mse, rmse, nrmse, vrmse and what reduces them (`nrmse_gmean`, `vrmse_mean`), spectral
+    errors (the name of a parsed key, `pdebench.rollout.keys`)."""
+    return name.split("_")[0] in _ERROR_NAMES or name == "spectral_rmse" or name.startswith("spectral_rmse_")
+
+
+def summary_range(key: str) -> Allowed:
+    """What a summary value (or an interval end) under `key` may hold (docs/metrics.md, `pdebench.rollout.reductions`):
+    times within [0, their ceiling], counts whole and >= 1, `stable_fraction` in [0, 1], errors, drifts, CRPS,
+    spread-skill and ceilings >= 0; a key the suite does not know may hold any number (a PDE's own headline metric
+    may be negative). Keys are read with `pdebench.rollout.keys.parse_key`."""
+    metric = parse_key(key)
+    name = metric.name
+    if metric.ceiling is not None:
+        return Allowed(0, ceiling=metric.ceiling)
+    if metric == MetricKey("stable_fraction"):
+        return Allowed(0, 1)
+    if metric in (MetricKey("nrmse_gmean_steps"), MetricKey("n_members")):
+        return _COUNT
+    if _is_error(name) or name.startswith("conservation_drift_") or (
+            not metric.one_step and name in _NON_NEGATIVE_SUMMARIES):
+        return _NON_NEGATIVE
+    return Allowed()
+
+
+def curve_range(key: str) -> Allowed:
+    """What a per-step curve under `key` may hold: step numbers whole and >= 0, correlations in [-1, 1], errors,
+    times, drifts, CRPS and spreads >= 0; any number for a curve the suite does not know."""
+    metric = parse_key(key)
+    if metric == MetricKey("step"):
+        return Allowed(0, integer=True)
+    if metric == MetricKey("corr"):
+        return Allowed(-1, 1)
+    if _is_error(metric.name) or metric in {MetricKey(name) for name in _NON_NEGATIVE_CURVES}:
+        return _NON_NEGATIVE
+    return Allowed()
+
 
 TOP_LEVEL_RANGES = {"n_parameters": Allowed(0, integer=True), "train_time_s": _NON_NEGATIVE,
                     "throughput_traj_steps_per_s": Allowed(0, low_open=True)}
@@ -101,10 +125,6 @@ def _json_number(value: Any) -> bool:
     `pdebench.config.checks.is_finite_number`, a non-finite float counts (a literal like 1e999 reads as inf, which a
     result may hold and which reads as "not finite")."""
     return is_whole_number(value) or isinstance(value, float)
-
-
-def _allowed(key: str, table: tuple[tuple[re.Pattern[str], Allowed], ...]) -> Allowed:
-    return next((allowed for pattern, allowed in table if pattern.fullmatch(key)), Allowed())
 
 
 def _check_number(value: Any, where: str, allowed: Allowed, path: Path, summary: Mapping[str, Any]) -> None:
@@ -190,17 +210,48 @@ def _check_provenance(result: dict, path: Path) -> None:
         _check_number(factor, "solver_setting 'time_step_factor'", Allowed(0, low_open=True), path, {})
 
 
+RECIPE_TEXT_LIMIT = 200
+"""Longest text of a recipe deviation or a tuning entry (the leaderboard shows them in one cell)."""
+
+
+def _short_text(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= RECIPE_TEXT_LIMIT
+
+
+def _check_recipe(result: dict, path: Path) -> None:
+    """The recipe the leaderboard shows from the run record (`pdebench.config.recipes.recipe_record`): `run.recipe`,
+    the recipe's name (a short text, or null); `run.deviations`, a list of short texts (how the row's training departs
+    from its dataset's recipe); `run.tuning`, a short text ("untuned") or an object of setting name -> number or
+    short text (the tuned values). Each may be absent; rendering escapes them."""
+    run = _object(result, "run", path)
+    recipe = run.get("recipe")
+    if recipe is not None and not _short_text(recipe):
+        raise _fail(path, f"has run 'recipe' = {shown(recipe)}, not a text of 1 to {RECIPE_TEXT_LIMIT} characters")
+    deviations = run.get("deviations")
+    if deviations is not None and not (isinstance(deviations, list) and all(map(_short_text, deviations))):
+        raise _fail(path, f"has run 'deviations' = {shown(deviations)}, not a list of texts of 1 to "
+                          f"{RECIPE_TEXT_LIMIT} characters")
+    tuning = run.get("tuning")
+    if tuning is None or _short_text(tuning):
+        return
+    entries = tuning.items() if isinstance(tuning, dict) else None
+    if entries is None or not all(_short_text(k) and (_short_text(v) or (_json_number(v) and not isinstance(v, bool)))
+                                  for k, v in entries):
+        raise _fail(path, f"has run 'tuning' = {shown(tuning)}, not a text or an object of setting -> number or text "
+                          f"(texts of 1 to {RECIPE_TEXT_LIMIT} characters)")
+
+
 def _check_metrics(result: dict, path: Path) -> None:
     """Top-level numbers, summary values, intervals and curves: typed, and within what each metric allows."""
     summary = result["summary"]
     for key, allowed in TOP_LEVEL_RANGES.items():
         _check_number(result.get(key), repr(key), allowed, path, summary)
     for key, value in summary.items():
-        _check_number(value, f"summary {key!r}", _allowed(key, SUMMARY_RANGES), path, summary)
+        _check_number(value, f"summary {key!r}", summary_range(key), path, summary)
     for key, interval in _object(result, "intervals", path).items():
         _check_interval(interval, key, path)
     for key, values in result["curves"].items():
-        _numbers(values, f"curves {key!r}", _allowed(key, CURVE_RANGES), path)
+        _numbers(values, f"curves {key!r}", curve_range(key), path)
 
 
 def _check_interval(interval: Any, key: str, path: Path) -> None:
@@ -211,7 +262,7 @@ def _check_interval(interval: Any, key: str, path: Path) -> None:
         return
     if not isinstance(interval, list) or len(interval) != 2:
         raise _fail(path, f"has {where} = {shown(interval)}, not a [low, high] pair or null")
-    _numbers(interval, where, _allowed(key, SUMMARY_RANGES), path)
+    _numbers(interval, where, summary_range(key), path)
     low, high = interval
     if low is not None and high is not None and low > high:
         raise _fail(path, f"has {where} = {shown(interval)}, whose low end is above its high end")
@@ -270,6 +321,7 @@ def check_content(result: dict, path: Path) -> dict:
     _check_names(result, path)
     _check_benchmark(result, path)
     _check_provenance(result, path)
+    _check_recipe(result, path)
     _check_metrics(result, path)
     _check_spectra(result, path)
     _check_sample(result, path)

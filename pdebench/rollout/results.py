@@ -8,11 +8,12 @@ A result is a JSON object with at least :data:`REQUIRED_KEYS`::
      "summary": {...}, "curves": {...}, "throughput_traj_steps_per_s": 1234.0, "config": {...},
      "checkpoint_sha256": "...", "manifest_sha256": "...", "package_version": "0.1.0", "git_commit": "..."}
 
-``summary`` and ``curves`` are the two outputs of :func:`pdebench.rollout.reductions.summarize_rollout`.
-Optional fields the evaluator adds (``spectra``, ``sample``, ...) are described in docs/metrics.md; ``sample``
-holds one test trajectory's subsampled rollout next to the truth, which the leaderboard draws.
-Non-finite floats are stored as ``null`` (strict JSON has no NaN/Infinity), so readers treat ``None``
-as "undefined or not finite".
+The fields are those of the typed record :class:`pdebench.rollout.record.ResultRecord`, which the evaluator writes
+and the leaderboard reads; :func:`read_record` reads a file into one. ``summary`` and ``curves`` are the two outputs
+of :func:`pdebench.rollout.reductions.summarize_rollout`. Optional fields the evaluator adds (``spectra``,
+``sample``, ...) are described in docs/metrics.md; ``sample`` holds one test trajectory's subsampled rollout next to
+the truth, which the leaderboard draws. Non-finite floats are stored as ``null`` (strict JSON has no NaN/Infinity),
+so readers treat ``None`` as "undefined or not finite".
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ import numpy as np
 
 from pdebench.data.atomic import atomic_write_text
 from pdebench.data.names import shown
+from pdebench.rollout.record import RESULT_FORMAT, RESULT_FORMAT_VERSION, ResultRecord
 from pdebench.rollout.result_content import ResultError, check_content
 
-RESULT_FORMAT = "pdebench-result"
-RESULT_FORMAT_VERSION = 1
+__all__ = ["RESULT_FORMAT", "RESULT_FORMAT_VERSION", "REQUIRED_KEYS", "ResultError", "ResultRecord", "read_record",
+           "read_result", "to_jsonable", "try_read_result", "write_result"]
+
 REQUIRED_KEYS = ("format", "format_version", "dataset", "pde", "model", "label", "seed", "summary", "curves")
 
 
@@ -99,8 +102,9 @@ def _nested_deeper_than(data: Any, limit: int) -> bool:
     return False
 
 
-def write_result(path: Path, result: dict) -> Path:
-    """Write ``result`` as JSON to ``path`` atomically and durably (:func:`pdebench.data.atomic.atomic_write_text`).
+def write_result(path: Path, result: dict | ResultRecord) -> Path:
+    """Write ``result`` (a record, or its JSON object as a dict) as JSON to ``path`` atomically and durably
+    (:func:`pdebench.data.atomic.atomic_write_text`).
 
     ``format``/``format_version`` are filled in when absent; parent directories are created; numpy
     and torch values are converted and non-finite floats are written as ``null``.
@@ -110,6 +114,8 @@ def write_result(path: Path, result: dict) -> Path:
             (a full disk, no permission): one sentence, and a previous result at `path` is kept whole.
     """
     path = Path(path)
+    if isinstance(result, ResultRecord):
+        result = result.to_json()
     full = {"format": RESULT_FORMAT, "format_version": RESULT_FORMAT_VERSION, **result}
     data = _validate(to_jsonable(full), path)
     text = json.dumps(data, indent=2, allow_nan=False) + "\n"
@@ -158,6 +164,11 @@ def read_result(path: Path) -> dict:
     """
     path = Path(path)
     return check_content(_validate(_load_json(path), path), path)
+
+
+def read_record(path: Path) -> ResultRecord:
+    """:func:`read_result`, typed: the checked file as a :class:`ResultRecord` (same errors)."""
+    return ResultRecord.from_json(read_result(path), f"Result file {path}")
 
 
 def try_read_result(path: Path) -> dict | None:

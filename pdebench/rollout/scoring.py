@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,6 +32,8 @@ from tqdm.auto import tqdm
 
 from pdebench.data.batch import TrajectoryBatch, collate
 from pdebench.data.dataset import TrajectoryDataset
+from pdebench.data.manifest import generate_command
+from pdebench.data.schema import DatasetError
 from pdebench.errors import InvalidSetting
 from pdebench.forecast.rollout import rollout
 from pdebench.forecast.stepper import EnsembleStepper, Stepper
@@ -91,7 +95,8 @@ class ScoringSpec:
     spectrum_steps: 1-based model steps at which predicted and true energy spectra are kept per trajectory (empty:
         none).
     conserved: the PDE's invariant (`mean`, `mass`; None: no drift); conserved_channels: the channels it applies to
-        (None: every channel).
+        (`conserved_channels` builds them from `benchmark.conserved_fields`; None: every channel). The drift is the
+        quadrature-weighted spatial mean of these channels only, averaged over them.
     ensemble: members M drawn with the stepper's `sample` (1: the deterministic call only).
     ensemble_seed: seed of the members' noise, set before each batch.
     """
@@ -103,6 +108,37 @@ class ScoringSpec:
     conserved_channels: tuple[int, ...] | None = None
     ensemble: int = 1
     ensemble_seed: int = 0
+
+
+class ConservedFieldsWarning(UserWarning):
+    """The benchmark facts name a conserved quantity but not the fields it belongs to (a manifest written before
+    `benchmark.conserved_fields` existed): the drift averages every field."""
+
+
+def conserved_channels(field_names: Sequence[str], conserved: str | None, conserved_fields: Sequence[str] | None,
+                       manifest_path: Path) -> tuple[int, ...] | None:
+    """The channels (indices into `field_names`, the dataset's fields) of the conserved quantity, or None for every
+    channel.
+
+    `conserved_fields` (`benchmark.conserved_fields` of the manifest) must name fields of the dataset,
+    else a DatasetError names the key and the dataset's fields. Without it (an older manifest) the drift covers
+    every field, with a ConservedFieldsWarning when there is more than one, saying how to record the fields.
+    """
+    if conserved is None:
+        return None
+    if conserved_fields is None:
+        if len(field_names) > 1:
+            warnings.warn(f"{manifest_path} names the conserved quantity {conserved!r} but not its fields "
+                          f"(benchmark.conserved_fields, recorded from this version on): the conservation drift "
+                          f"averages every field ({', '.join(field_names)}); rerun "
+                          f"{generate_command(manifest_path.parent)} to rewrite the manifest (finished split files "
+                          f"are kept)", ConservedFieldsWarning, stacklevel=2)
+        return None
+    unknown = [name for name in conserved_fields if name not in field_names]
+    if unknown:
+        raise DatasetError(f"{manifest_path}: benchmark.conserved_fields names {unknown}, which the dataset lacks "
+                           f"(its fields: {', '.join(field_names)})")
+    return tuple(field_names.index(name) for name in conserved_fields)
 
 
 @dataclass
@@ -167,7 +203,10 @@ class Scores:
 
     @property
     def throughput(self) -> float:
-        """Trajectory-steps forecast per second of stepper time (metric time excluded)."""
+        """The rate of ONE process: trajectory-steps forecast per second of stepper time (metric time excluded),
+        with `forecast_seconds` summed over the processes that scored these trajectories. N processes forecasting in
+        parallel each at this rate make about N times as many trajectory-steps per wall-clock second; this is not
+        that sum, so rows scored on different numbers of processes compare per process."""
         return len(self) * self.n_steps / max(self.forecast_seconds, 1e-12)
 
 
@@ -251,10 +290,13 @@ def score_batch_full(
     weighted by `weights` (the grid's quadrature weights, `[*space]`). `spectrum` (built from the grid and
     `spec.band_edges`) adds the band errors `mse_low/mid/high` and the spectra at `spec.spectrum_steps`. With
     `spec.ensemble = M > 1` the stepper must have `sample`: M members are rolled out (each from its own previous
-    sample), the deterministic metrics score member 0 and `crps`, `spread2`, `ens_mse` score all of them.
+    sample); the deterministic metrics (errors, correlation, band errors, drift) score the ensemble mean (in
+    float64), `crps`, `spread2`, `ens_mse` score the members, a step is unstable once the mean or any member is, and
+    the energy spectra are the members' mean spectrum (that of one realisation, which the smooth ensemble mean is
+    not).
 
-    `sample_row` (a row of the batch) keeps that row's channel 0 (member 0) at every `time_stride`-th step from the
-    first prediction, on every `space_stride`-th grid point (:func:`sample_strides`), next to the truth.
+    `sample_row` (a row of the batch) keeps that row's channel 0 (member 0: a realisation) at every `time_stride`-th
+    step from the first prediction, on every `space_stride`-th grid point (:func:`sample_strides`), next to the truth.
     """
     history = stepper.history
     frames = batch.frames
@@ -293,10 +335,11 @@ def score_batch_full(
     thin = tuple(slice(None, None, s) for s in space_stride)
     for k, out in enumerate(source):
         samples = out.reshape(members, b, *out.shape[1:]) if members > 1 else None
-        pred = samples[0] if samples is not None else out
+        pred = samples.to(torch.float64).mean(dim=0) if samples is not None else out
+        realisation = samples[0] if samples is not None else out
         target = truth[:, :, k]
         if sample_row is not None and k % time_stride == 0:
-            kept_pred.append(pred[(sample_row, 0, *thin)].to(torch.float32).clone())
+            kept_pred.append(realisation[(sample_row, 0, *thin)].to(torch.float32).clone())
             kept_true.append(target[(sample_row, 0, *thin)].to(torch.float32).clone())
         values = step_errors(pred, target, weights=weights)
         if spectrum is not None:
@@ -306,7 +349,7 @@ def score_batch_full(
             for j, name in enumerate(("mse_low", "mse_mid", "mse_high")):
                 values[name] = bands[..., j]
             if k + 1 in spectrum_steps:
-                spectra_pred.append(spectrum.energy_spectrum(pred))
+                spectra_pred.append(spectrum.energy_spectrum(out).reshape(members, b, out.shape[1], -1).mean(dim=0))
                 spectra_true.append(spectrum.energy_spectrum(target))
         if conserved_ref is not None:
             drift = (invariant(pred, spec.conserved, weights) - conserved_ref).abs()
@@ -318,7 +361,7 @@ def score_batch_full(
             values.update(ensemble_scores(samples, target, weights))
         for name, value in values.items():
             metrics.setdefault(name, []).append(value)
-        flags.append(unstable_energy(pred, bound, weights))
+        flags.append(_unstable(pred, samples, bound, weights))
     extra = {}
     if spectra_pred:
         extra = {"spectrum_pred": torch.stack(spectra_pred, dim=1), "spectrum_true": torch.stack(spectra_true, dim=1)}
@@ -326,6 +369,16 @@ def score_batch_full(
     sample_true = torch.stack(kept_true) if kept_true else None
     return BatchScores({name: torch.stack(v, dim=1) for name, v in metrics.items()}, torch.stack(flags, dim=1), extra,
                        sample_pred, sample_true)
+
+
+def _unstable(pred: Tensor, samples: Tensor | None, bound: Tensor, weights: Tensor | None) -> Tensor:
+    """`[B]` flags: the scored prediction `pred [B, C, *space]` is unstable, or any member of `samples [M, B, C,
+    *space]` (None: a deterministic rollout) is."""
+    flags = unstable_energy(pred, bound, weights)
+    if samples is None:
+        return flags
+    members = unstable_energy(samples.flatten(0, 1), bound.repeat(samples.shape[0]), weights)
+    return flags | members.view(samples.shape[0], -1).any(dim=0)
 
 
 def score_batch(
@@ -452,9 +505,10 @@ def summarize(
     scores: Scores,
     thresholds: Sequence[float],
     gmean_steps: int,
-    windows: Sequence[Sequence[int]],
+    windows: Sequence[Sequence[int]] | None,
     n_members: int = 1,
 ) -> tuple[dict[str, float | int | None], dict[str, list[float | int | None]]]:
-    """Headline numbers and per-step curves of joined scores (see `pdebench.rollout.reductions.summarize_rollout`)."""
+    """Headline numbers and per-step curves of joined scores (see `pdebench.rollout.reductions.summarize_rollout`;
+    `windows` None: The Well's windows for the rollout length)."""
     return summarize_rollout(scores.per_step, scores.unstable, scores.step_time, thresholds=thresholds,
                              gmean_steps=gmean_steps, windows=windows, n_members=n_members)

@@ -11,11 +11,17 @@ The spectrum is the full one, not one quadrant:
   the last axis counted through a weight of 2. With these weights Parseval holds exactly: the energies of all
   shells add up to the spatial mean of `x^2`. On a ``box`` grid the transform treats the field as periodic (walls
   make a jump there that leaks into high modes; the bands are still comparable between models).
-* ``sphere`` grids: real spherical harmonics (torch-harmonics' `RealSHT`, orthonormal), shell = degree `l`, the
-  energy of a degree the sum over its orders (orders `m > 0` twice). Where the grid's latitudes are not
-  torch-harmonics' own quadrature nodes (e.g. cell-centred equiangular rows), its Legendre matrices are evaluated at
-  the grid's latitudes and combined with the grid's area weights, so energies add up to the area-weighted mean of
-  `x^2` up to the quadrature's accuracy.
+* ``sphere`` grids: spherical harmonics, shell = degree `l`. The longitude transform is the Fourier one above
+  (order `m`, conjugates counted through a weight of 2); along latitude, for each order `m`, the associated Legendre
+  functions of degrees `m <= l < n_lat` (torch-harmonics' `legpoly`, the truncation of its `RealSHT`) evaluated at
+  the grid's latitudes are made orthonormal in the grid's own quadrature (`Grid.row_weights`) by a QR factorisation
+  taken in order of increasing degree, and completed to an orthonormal basis of all `n_lat` rows. On a Gaussian
+  grid the Legendre functions are already orthonormal in its Gauss–Legendre quadrature, so the degree energies are
+  torch-harmonics' `RealSHT` ones; on other rows (cell-centred equiangular) the QR removes what the quadrature
+  leaves of the overlap between degrees. The rest of the basis holds what no degree below `n_lat` represents (the
+  grid-scale remainder; orders `m >= n_lat` lie there whole): it is the last shell, `n_lat` ("degree `n_lat` and
+  above"), in the high band. Because the basis is orthonormal in the grid's quadrature, the shells add up exactly
+  to the quadrature-weighted mean of `x^2`, the same mean the pointwise metrics use.
 
 Bands are given by two edges `(a, b)` in shell units (mode numbers or degrees): low `s < a`, mid `a <= s < b`,
 high `s >= b`.
@@ -48,52 +54,56 @@ class GridSpectrum:
             raise ValueError(f"spectral band edges must be two numbers 0 < a < b, got {list(band_edges)}")
         self.grid, self.band_edges = grid, tuple(edges)
         if grid.kind == "sphere":
-            self._sht, self.shells = _sphere_transform(grid)
+            self._basis, degree = _sphere_basis(grid)  # [M, K, K], [K, M]
+            self._radius = degree
+            n_lat = grid.shape[0]
+            self._shell_index = np.where(np.isfinite(degree), degree, n_lat).astype(np.int64)
+            self._mode_weight = np.broadcast_to(_conjugate_weight(grid.shape[1]), degree.shape).copy()
+            self.shells = np.arange(n_lat + 1, dtype=np.float64)
         else:
-            self._sht = None
+            if grid.quadrature != "uniform":
+                raise ValueError(f"Fourier spectra need uniform quadrature; this {grid.kind} grid has "
+                                 f"{grid.quadrature!r}")
+            self._basis = None
             self.shells, self._mode_weight, self._shell_index, self._radius = _fourier_shells(grid.shape)
-        self._cache: dict[tuple[torch.device, str], tuple[Tensor, Tensor]] = {}
+        self._cache: dict[torch.device, tuple[Tensor, Tensor, Tensor | None]] = {}
 
     @property
     def n_shells(self) -> int:
-        """Number of shells of `energy_spectrum` (shell `s` holds wavenumbers that round to `s`)."""
+        """Number of shells of `energy_spectrum` (shell `s` holds wavenumbers that round to `s`; on the sphere the
+        last one, `n_lat`, the grid-scale remainder)."""
         return int(self.shells.shape[0])
 
+    def _on(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Per-coefficient Parseval weight and shell index, and the sphere's latitude basis, on `device`."""
+        if device not in self._cache:
+            basis = None if self._basis is None else torch.as_tensor(self._basis, device=device)
+            self._cache[device] = (torch.as_tensor(self._mode_weight, device=device),
+                                   torch.as_tensor(self._shell_index.reshape(-1), device=device), basis)
+        return self._cache[device]
+
     def _mode_energy(self, x: Tensor) -> Tensor:
-        """Energy of every coefficient of `x [..., *space]`: `[..., n_coefficients]` float64 (sums to mean x^2)."""
+        """Energy of every coefficient of `x [..., *space]`: `[..., n_coefficients]` float64; they add up to the
+        quadrature-weighted mean of `x^2`."""
         x = x.to(torch.float64)
         nd = self.grid.ndim
-        if self._sht is not None:
-            sht = self._sht.to(x.device)
-            coeff = sht(x)  # [..., lmax, mmax]
-            power = coeff.real**2 + coeff.imag**2
-            factor = torch.full((power.shape[-1],), 2.0, dtype=torch.float64, device=x.device)
-            factor[0] = 1.0
-            return (power * factor).flatten(-2) / (4.0 * np.pi)
+        weight, _, basis = self._on(x.device)
+        if basis is not None:
+            spec = torch.fft.rfft(x, dim=-1, norm="forward")  # [..., K, M]
+            coeff_re = torch.einsum("mjk,...km->...jm", basis, spec.real)
+            coeff_im = torch.einsum("mjk,...km->...jm", basis, spec.imag)
+            return ((coeff_re**2 + coeff_im**2) * weight).flatten(-2)
         spec = torch.fft.rfftn(x, dim=tuple(range(-nd, 0)), norm="forward")
         power = spec.real**2 + spec.imag**2
-        weight = self._on(x.device)[0]
         return (power * weight).flatten(-nd)
 
-    def _on(self, device: torch.device) -> tuple[Tensor, Tensor]:
-        key = (device, "fourier")
-        if key not in self._cache:
-            self._cache[key] = (torch.as_tensor(self._mode_weight, device=device),
-                                torch.as_tensor(self._shell_index.reshape(-1), device=device))
-        return self._cache[key]
-
     def _coefficient_shells(self) -> np.ndarray:
-        if self._sht is not None:
-            lmax, mmax = self._sht.lmax, self._sht.mmax
-            return np.repeat(np.arange(lmax, dtype=np.float64), mmax)
+        """Exact wavenumber of every coefficient (mode-vector length or degree; inf for the sphere's remainder)."""
         return self._radius.reshape(-1)
 
     def energy_spectrum(self, x: Tensor) -> Tensor:
         """`x [..., *space]` -> energy per shell `[..., n_shells]` float64 (sums to the weighted mean of x^2)."""
         energy = self._mode_energy(x)
-        if self._sht is not None:
-            lmax, mmax = self._sht.lmax, self._sht.mmax
-            return energy.reshape(*energy.shape[:-1], lmax, mmax).sum(-1)
         index = self._on(x.device)[1]
         out = torch.zeros(*energy.shape[:-1], self.n_shells, dtype=torch.float64, device=x.device)
         return out.index_add_(-1, index, energy)
@@ -130,39 +140,41 @@ def _fourier_shells(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.
         axes.append(np.abs(m))
     mesh = np.meshgrid(*axes, indexing="ij")
     radius = np.sqrt(sum(m**2 for m in mesh))
-    n_last = shape[-1]
-    last = np.arange(n_last // 2 + 1)
-    weight_last = np.where((last == 0) | ((n_last % 2 == 0) & (last == n_last // 2)), 1.0, 2.0)
-    weight = np.broadcast_to(weight_last, radius.shape).astype(np.float64).copy()
+    weight = np.broadcast_to(_conjugate_weight(shape[-1]), radius.shape).astype(np.float64).copy()
     shell = np.rint(radius).astype(np.int64)
     shells = np.arange(int(shell.max()) + 1, dtype=np.float64)
     return shells, weight, shell, radius
 
 
-def _colatitudes(grid: Grid) -> np.ndarray:
-    return np.deg2rad(90.0 - grid.coordinates[0])
+def _conjugate_weight(n: int) -> np.ndarray:
+    """Parseval weight of each `rfft` coefficient of a length-`n` axis `[n // 2 + 1]`: 2 where the conjugate
+    coefficient is not stored, 1 for the mean and (even `n`) the Nyquist coefficient."""
+    index = np.arange(n // 2 + 1)
+    return np.where((index == 0) | ((n % 2 == 0) & (index == n // 2)), 1.0, 2.0)
 
 
-def _sphere_transform(grid: Grid) -> tuple[torch.nn.Module, np.ndarray]:
-    """torch-harmonics' RealSHT for the grid; its quadrature replaced by the grid's own where the nodes differ."""
-    from torch_harmonics import RealSHT
-    from torch_harmonics.legendre import _precompute_legpoly
-    from torch_harmonics.quadrature import clenshaw_curtiss_weights, legendre_gauss_weights
+def _sphere_basis(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """The latitude basis of each longitude order and the degree of each of its vectors (module docstring).
+
+    Returns `basis [M, K, K]` float64 (M = n_lon // 2 + 1 orders, K = n_lat rows), row `j` of `basis[m]` the `j`-th
+    orthonormal vector times the square roots of the normalised row weights, so that `basis[m] @ f` are the
+    coefficients of a row profile `f [K]`; and `degree [K, M]`: `m + j` for the vectors spanned by the Legendre
+    functions of degree `< n_lat`, inf for the remainder.
+    """
+    import torch_harmonics.legendre as legendre
 
     n_lat, n_lon = grid.shape
-    theta = _colatitudes(grid)
-    for kind, nodes in (("legendre-gauss", legendre_gauss_weights), ("equiangular", clenshaw_curtiss_weights)):
-        cost, _ = nodes(n_lat, -1, 1)
-        native = np.flip(np.arccos(np.asarray(cost, dtype=np.float64)))
-        if np.allclose(native, theta, atol=1e-10):
-            sht = RealSHT(n_lat, n_lon, grid=kind, norm="ortho").double()
-            return sht, np.arange(sht.lmax, dtype=np.float64)
-    # Rows that are not a torch-harmonics quadrature (e.g. cell centres): Legendre matrices at the grid's own
-    # colatitudes, weighted by the grid's cell areas expressed in d(cos theta) (they sum to 2 over the sphere).
-    sht = RealSHT(n_lat, n_lon, grid="equiangular", norm="ortho").double()
-    area = grid.weights()[:, 0]
-    quad = torch.as_tensor(2.0 * area / area.sum(), dtype=torch.float64)
-    pct = _precompute_legpoly(sht.mmax, sht.lmax, torch.as_tensor(theta, dtype=torch.float64), norm="ortho",
-                              csphase=True)
-    sht.weights = torch.einsum("mlk,k->mlk", pct.to(torch.float64), quad).contiguous()
-    return sht, np.arange(sht.lmax, dtype=np.float64)
+    n_orders = n_lon // 2 + 1
+    colat = np.deg2rad(90.0 - grid.coordinates[0])
+    root = np.sqrt(grid.row_weights() / 2.0)  # normalised row weights sum to 1
+    cos = torch.as_tensor(np.cos(colat), dtype=torch.float64)
+    legendre_values = legendre.legpoly(min(n_orders, n_lat), n_lat, cos, norm="ortho").numpy()  # [m, l, K]
+    basis = np.empty((n_orders, n_lat, n_lat))
+    degree = np.full((n_lat, n_orders), np.inf)
+    for m in range(n_orders):
+        q = np.eye(n_lat)
+        if m < n_lat:  # degrees m .. n_lat - 1 of this order, orthonormalised in that order
+            q, _ = np.linalg.qr(root[:, None] * legendre_values[m, m:, :].T, mode="complete")
+            degree[: n_lat - m, m] = np.arange(m, n_lat)
+        basis[m] = q.T * root[None, :]
+    return basis, degree

@@ -12,6 +12,7 @@ Conventions used throughout:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -37,23 +38,31 @@ def step_errors(
 
     Args:
         pred, target: ``[B, C, *space]`` (1-D or 2-D space; any number of space axes works).
-        eps: guard added to every denominator (``||y||``, ``var(y)``, ``std(p) std(y)``).
-        weights: optional non-negative quadrature weights of shape ``space`` (e.g. cell areas on the
-            sphere). They are normalised to mean 1, so uniform weights reproduce the unweighted
-            definitions exactly. ``None`` means uniform.
+        eps: guard of the denominators, *relative* to each one's own scale (a factor ``1 + eps``, below), so a
+            field is scored the same in any units: a perfect prediction of a field of spatial std 1e-3 has ``corr``
+            ``1 / (1 + eps)`` and ``vrmse`` 0 (an absolute 1e-7 would give it ``corr`` 0.909).
+        weights: optional non-negative quadrature weights of shape ``space`` (the grid's, `Grid.weights`). They
+            are normalised to mean 1, so uniform weights reproduce the unweighted definitions exactly. ``None``
+            means uniform.
 
     Returns:
-        name -> ``[B, C]`` float64 tensor, with ``d = p - y`` and ``mean`` the (weighted) mean over space:
+        name -> ``[B, C]`` float64 tensor, with ``d = p - y``, ``mean`` the (weighted) mean over space, and the
+        target's spatial variance ``var(y) = mean((y - mean(y))^2)`` and mean square ``mean(y^2)``:
 
         * ``mse = mean(d^2)``, ``rmse = sqrt(mse)``;
-        * ``nrmse = ||d||_2 / (||y||_2 + eps)`` (norms over space, weighted by ``weights``);
-        * ``vrmse = sqrt(mse / (var(y) + eps))`` with the population variance over space, so
-          predicting the spatial mean of ``y`` scores ~1;
-        * ``corr = cov(p, y) / (std(p) std(y) + eps)``, the centred Pearson correlation over space,
-          clipped to [-1, 1].
+        * ``nrmse = sqrt(mse / ((1 + eps) mean(y^2)))`` (= ``||d||_2 / ||y||_2`` up to the guard);
+        * ``vrmse = sqrt(mse / ((1 + eps) var(y)))``, the population variance, so predicting the spatial mean of
+          ``y`` scores ``1 / sqrt(1 + eps)``; The Well's VRMSE is ``sqrt(mse / (var_s(y) + 1e-7))`` with the
+          sample variance ``var_s = n / (n - 1) var`` of the unweighted field and an absolute 1e-7;
+        * ``corr = cov(p, y) / ((1 + eps) std(p) std(y))``, the centred Pearson correlation over space, clipped
+          to [-1, 1]; a perfect prediction scores ``1 / (1 + eps)``.
 
-        Where a prediction has any non-finite value in a (trajectory, channel), the errors are
-        ``inf`` and ``corr`` is 0; a correlation that is otherwise not finite (overflow) is 0 too.
+        Where the denominator's scale is 0 (``var(y) = 0`` or ``var(p) = 0``: a field constant over space;
+        ``mean(y^2) = 0``: an all-zero target) the ratio has no scale to measure by: ``nrmse``/``vrmse`` are 0 for
+        an exact prediction and ``inf`` otherwise, ``corr`` is 0 (below every threshold). Each field is centred about
+        its own first value first, so a constant field has a variance of exactly 0. Where a prediction has any
+        non-finite value in a (trajectory, channel), the errors are ``inf`` and ``corr`` is 0; a correlation that is
+        otherwise not finite (overflow) is 0 too.
     """
     if pred.shape != target.shape:
         raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
@@ -74,19 +83,16 @@ def step_errors(
     def wmean(x: Tensor) -> Tensor:
         return (x * w).mean(dim=-1)
 
-    def wsum(x: Tensor) -> Tensor:
-        return (x * w).sum(dim=-1)
-
     d = p - y
     mse = wmean(d * d)
     rmse = torch.sqrt(mse)
-    nrmse = torch.sqrt(wsum(d * d)) / (torch.sqrt(wsum(y * y)) + eps)
-    y_c = y - wmean(y).unsqueeze(-1)
-    var_y = wmean(y_c * y_c)
-    vrmse = torch.sqrt(mse / (var_y + eps))
-    p_c = p - wmean(p).unsqueeze(-1)
-    var_p = wmean(p_c * p_c)
-    corr = wmean(p_c * y_c) / (torch.sqrt(var_p) * torch.sqrt(var_y) + eps)
+    nrmse = _scaled_root(mse, (1.0 + eps) * wmean(y * y))
+    y_c, p_c = _centred(y, wmean), _centred(p, wmean)
+    var_y, var_p = wmean(y_c * y_c), wmean(p_c * p_c)
+    vrmse = _scaled_root(mse, (1.0 + eps) * var_y)
+    scale = torch.sqrt(var_p) * torch.sqrt(var_y)
+    corr = wmean(p_c * y_c) / ((1.0 + eps) * torch.where(scale > 0, scale, torch.ones_like(scale)))
+    corr = torch.where(scale > 0, corr, torch.zeros_like(corr))
 
     bad = ~torch.isfinite(p).all(dim=-1)
     inf = torch.full_like(mse, math.inf)
@@ -95,6 +101,20 @@ def step_errors(
     corr = torch.where(bad | ~torch.isfinite(corr), torch.zeros_like(corr), corr)
     out["corr"] = corr.clamp(-1.0, 1.0)
     return out
+
+
+def _centred(x: Tensor, wmean: Callable[[Tensor], Tensor]) -> Tensor:
+    """`x [B, C, n]` minus its (weighted) spatial mean, taken about its first value: a field constant over space
+    comes out exactly zero (a mean taken directly rounds, leaving a variance of ~1e-32 x^2 that a ratio would
+    amplify), and a large offset does not cost digits of the variance."""
+    shifted = x - x[..., :1]
+    return shifted - wmean(shifted).unsqueeze(-1)
+
+
+def _scaled_root(mse: Tensor, scale: Tensor) -> Tensor:
+    """`sqrt(mse / scale)`; where `scale` is 0: 0 for `mse` 0, else inf (an error with nothing to measure it by)."""
+    ratio = torch.sqrt(mse / torch.where(scale > 0, scale, torch.ones_like(scale)))
+    return torch.where(scale > 0, ratio, torch.where(mse > 0, torch.full_like(mse, math.inf), torch.zeros_like(mse)))
 
 
 def unstable(pred: Tensor, bound: Tensor | float) -> Tensor:

@@ -27,6 +27,7 @@ from pdebench.config import (
 from pdebench.data.batch import TrajectoryBatch, WindowBatch
 from pdebench.errors import UserError
 from pdebench.forecast.checkpoint import build_forecaster
+from pdebench.forecast.forecaster import Forecaster
 from pdebench.forecast.stepper import Stepper
 from pdebench.forecast.targets import objective_config
 from pdebench.rollout.reductions import summarize_rollout
@@ -132,6 +133,25 @@ def restore_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([state.cpu() for state in cuda])
 
 
+def materialise_lazy_state(forecaster: Forecaster) -> None:
+    """Run the net once on a zero window (batch 1, eval mode, no gradient, the random streams left as they were), so
+    that state a net creates on its first call exists before training starts.
+
+    neuraloperator's SFNO registers its spherical-harmonic transforms' buffers on its first forward; Lightning's
+    weight averaging copies the module when fitting starts and pairs the copy's parameters and buffers with the
+    live module's by position, so a buffer born later breaks that pairing (a shape error at the first validation).
+    """
+    spec, was_training = forecaster.spec, forecaster.training
+    device = next(iter(forecaster.parameters()), torch.zeros(())).device
+    frames = torch.zeros(1, spec.n_fields, spec.history, *spec.grid.shape, device=device)
+    forecaster.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            forecaster.net_output(frames, torch.zeros(1, spec.n_cond, device=device))
+    finally:
+        forecaster.train(was_training)
+
+
 class TrainingDiverged(UserError, ValueError):
     """A non-finite loss: training stops, naming the step and the batch; written checkpoints stay."""
 
@@ -164,7 +184,8 @@ class SurrogateModule(L.LightningModule):
     `ObjectiveConfig`, `OptimConfig`, `ValidationConfig`), or their plain dicts when the module is rebuilt from a
     checkpoint, which are typed again here; `data_info` is what the data fixes (dataset, pde, preset, frame_stride,
     manifest hash, fields, parameters, grid record, train statistics); `run` is the run's identity (label, seed, git
-    commit). Every hyper-parameter is stored as a plain container (the sections as the dicts a resolved config
+    commit) and its recipe (`recipe`, `deviations`, `tuning`: `pdebench.training.run.run_identity`), which result
+    files copy. Every hyper-parameter is stored as a plain container (the sections as the dicts a resolved config
     holds), so checkpoints load with `weights_only=True`. See `pdebench.forecast.checkpoint`.
     """
 
@@ -193,6 +214,8 @@ class SurrogateModule(L.LightningModule):
         # the whole resolved config as plain containers (`plain_config`), recorded in every checkpoint
         self.run_config: dict[str, Any] | None = None
         self.forecaster = build_forecaster(model, objective, data_info)
+        if self.optim_config.ema_decay is not None:  # the average is a copy of the module as fitting starts
+            materialise_lazy_state(self.forecaster)
         self.objective = make_objective(objective)
         check_objective_fits(objective.name, self.objective, self.forecaster.net, model.name)
         self.register_buffer("quadrature_weights", torch.from_numpy(self.forecaster.spec.grid.weights()),
@@ -229,6 +252,17 @@ class SurrogateModule(L.LightningModule):
         if self._trainer is not None and (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
             self.log("train/loss", loss, prog_bar=True, batch_size=batch.inputs.shape[0])
         return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """End a step budget (`trainer.max_steps`, a recipe's) with a validation.
+
+        Lightning stops at the budget's last step without validating when that step falls inside an epoch, so the
+        steps since the last epoch would never be scored, could not become `best.ckpt` and would leave no
+        `last.ckpt` to resume; asking the trainer to stop here makes its loop validate this batch first (as early
+        stopping does), which also writes both checkpoints."""
+        trainer = self._trainer
+        if trainer is not None and trainer.max_steps > 0 and self.global_step >= trainer.max_steps:
+            trainer.should_stop = True
 
     def validation_step(self, batch: TrajectoryBatch, batch_idx: int) -> None:
         stepper = self.evaluation_stepper()

@@ -44,6 +44,7 @@ from pdebench.data.dataset import DatasetError, WindowSpec
 from pdebench.data.netspec import fold_frames
 from pdebench.errors import InvalidSetting, UnknownName
 from pdebench.forecast.forecaster import Forecaster
+from pdebench.forecast.rollout_state import rollout_scope
 from pdebench.forecast.targets import TARGETS, target_from_config
 from pdebench.registry import Registry
 
@@ -190,27 +191,30 @@ class WindowedObjective(BatchRandomness):
     def unrolled_loss(self, forecaster: Forecaster, batch: WindowBatch, free_steps: int, grad_steps: int) -> Tensor:
         """`free_steps` model steps on the net's own outputs without gradient, then `grad_steps` steps whose losses
         (averaged) backpropagate through every one of them; each step may call the net several times (a
-        derivative target's integrator)."""
+        derivative target's integrator), and the steps form one rollout (`rollout_scope`), so ab2 carries its last
+        rate from step to step as it does at inference."""
         norm, target, history = forecaster.normalizer, forecaster.target, forecaster.history
         past, future = target.label_frames(forecaster.bundle)
         context = max(history, past + 1)
         truth = norm.normalize_fields(torch.cat([batch.inputs, batch.targets], dim=2))
         cond = norm.normalize_params(batch.cond)
         frames = truth[:, :, : batch.inputs.shape[2]]
-        if free_steps:
-            with torch.no_grad():
-                for _ in range(free_steps):
-                    frames = torch.cat([frames, forecaster.forward_normalized(frames[:, :, -history:], cond)], dim=2)
-        total = truth.new_zeros(())
-        for step in range(grad_steps):
-            now = frames.shape[2]  # index in `truth` of the first frame after the current state
-            window = self.noisy(frames[:, :, -context:])
-            labels = self.state_labels(forecaster, batch, free_steps + step)
-            label = target.encode(window, truth[:, :, now: now + future], labels)
-            output = forecaster.net_output(window[:, :, -history:], cond)
-            total = total + self.loss_fn(output, label)
-            if step + 1 < grad_steps:
-                frames = torch.cat([frames, forecaster.advance(window[:, :, -history:], output, cond)], dim=2)
+        with rollout_scope():  # a multistep integrator (ab2) carries its rate from step to step, as in a rollout
+            if free_steps:
+                with torch.no_grad():
+                    for _ in range(free_steps):
+                        step_frames = forecaster.forward_normalized(frames[:, :, -history:], cond)
+                        frames = torch.cat([frames, step_frames], dim=2)
+            total = truth.new_zeros(())
+            for step in range(grad_steps):
+                now = frames.shape[2]  # index in `truth` of the first frame after the current state
+                window = self.noisy(frames[:, :, -context:])
+                labels = self.state_labels(forecaster, batch, free_steps + step)
+                label = target.encode(window, truth[:, :, now: now + future], labels)
+                output = forecaster.net_output(window[:, :, -history:], cond)
+                total = total + self.loss_fn(output, label)
+                if step + 1 < grad_steps:
+                    frames = torch.cat([frames, forecaster.advance(window[:, :, -history:], output, cond)], dim=2)
         return total / grad_steps
 
 
@@ -283,8 +287,11 @@ class Unrolled(WindowedObjective):
 class Refinement(BatchRandomness):
     """PDE-Refiner's training (see `baselines.pderefiner`): per sample a refinement step k is drawn uniformly from
     0..K; step 0 predicts the label from an empty estimate, step k >= 1 predicts the unit noise added with std
-    sigma_k to the label. One backbone call per batch; `loss` (mse) compares the output with its goal."""
+    sigma_k to the label. One backbone call per batch; `loss` (mse) compares the output with its goal. The label is
+    the forecaster's target: `raw_difference` (the scale in data units, as the public code has it) or `difference`
+    (in units of each field's std), whose noise-to-signal ratios differ by the field's std (docs/models.md)."""
 
+    targets = ("state", "difference", "raw_difference")
     requires = "refinement_pair"
     hint = "wrap it in PDE-Refiner instead: model=pderefiner model.backbone.name={model}"
 

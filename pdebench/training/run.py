@@ -36,6 +36,7 @@ from pdebench.config import (
     format_value,
     plain_config,
 )
+from pdebench.config.recipes import check_recipe, recipe_record
 from pdebench.data.atomic import atomic_file, reporting_full_disk
 from pdebench.data.batch import collate
 from pdebench.data.dataset import (
@@ -103,8 +104,10 @@ def make_logger(cfg: LoggerConfig, run_dir: Path) -> Logger:
 
 def check_training_config(cfg: TrainConfig) -> None:
     """Fail before any work on what loading the config (`train_config`: unknown keys, out-of-range values, the
-    model's own settings, a GPU this machine lacks) cannot see: a reference row, which has nothing to train, or an
-    objective that is unknown, reads an unknown target or loss, or is given a setting it would ignore."""
+    model's own settings, a GPU this machine lacks) cannot see: a reference row, which has nothing to train, a recipe
+    applied to another dataset than its own, or an objective that is unknown, reads an unknown target or loss, or is
+    given a setting it would ignore."""
+    check_recipe(cfg)
     if not model_entry(cfg.model.name).trainable:
         raise InvalidSetting(
             f"model={cfg.model.name} has nothing to train; evaluate it directly with "
@@ -339,6 +342,13 @@ def run_folder_lock(run_dir: Path, trainer: L.Trainer) -> Iterator[None]:
         yield
 
 
+def run_identity(cfg: TrainConfig) -> dict[str, Any]:
+    """The run record every checkpoint keeps and every result file copies (`run`): label, seed, git commit, and the
+    recipe the run follows (`recipe`: its name or None; `deviations`: one sentence per recipe setting it departs
+    from; `tuning`: its row's Optuna winner or "untuned"; `pdebench.config.recipes.recipe_record`)."""
+    return {"label": cfg.label, "seed": cfg.seed, "git_commit": git_commit(), **recipe_record(cfg)}
+
+
 def train(cfg: TrainConfig | Mapping[str, Any]) -> Path:
     """Train `cfg.model` on `cfg.data`; returns the path of the checkpoint best on the validation rollout (on the
     PDE's headline metric; `checkpoints/last.ckpt` is the run's latest state, which a rerun resumes). A plain
@@ -386,7 +396,7 @@ def fit(cfg: TrainConfig | Mapping[str, Any]) -> tuple[Path, float]:
     module = SurrogateModule(
         model=cfg.model, objective=objective, optim=cfg.optim, validation=cfg.validation,
         data_info=describe_data(dataset_dir, train_set.file, frame_stride),
-        run={"label": cfg.label, "seed": cfg.seed, "git_commit": git_commit()}, selection=selection,
+        run=run_identity(cfg), selection=selection,
     )
     module.run_config = plain_config(cfg)  # checkpoints and loggers keep plain containers only
     val_loader = DataLoader(val_set, batch_size=data.batch_size, **loader_options(data))

@@ -247,8 +247,8 @@ CHECKPOINT_ROWS = [
     (foreign_checkpoint, "train", ("cannot resume", "not written by pdebench-train", RESUME_HINT)),
     (crafted_checkpoint, "train", ("cannot resume", "holds a Python object (exec)", "could run arbitrary code",
                                    RESUME_HINT)),
-    (checkpoint_of_another_config, "train", ("cannot resume", "trained with model.hidden_channels=8",
-                                             "asks for model.hidden_channels=16", RESUME_HINT)),
+    (checkpoint_of_another_config, "train", ("cannot resume", "trained with label=fno-w8, model.hidden_channels=8",
+                                             "asks for label=fno-w16, model.hidden_channels=16", RESUME_HINT)),
 ]
 
 
