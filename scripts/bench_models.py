@@ -14,7 +14,11 @@ parameters, grid of its preset), with `--history`/`--bundle` frames; a model tha
 autocast. Timings: `--warmup` untimed calls, then the median of `--repeats` timed runs; the bare loop and the
 rollout take turns, so a neighbour process taking the cores hits both.
 
+`--width W` (repeatable) runs each model at width W as well (`hidden_channels`, of the backbone for PDE-Refiner): the
+same layout narrower, as a CPU row trains it; every width is measured in the same run, so their ratio is fair.
+
 Usage: python scripts/bench_models.py [--dataset ks] [--batch-size 8] [--steps 10] [--model unet --model fno]
+       [--width 64 --width 16]
 """
 
 from __future__ import annotations
@@ -46,14 +50,26 @@ def timed(fn: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
+def config_at_width(config: dict, width: int | None) -> dict:
+    """The model config with its width (`hidden_channels`, or the backbone's) set to `width`; None keeps it."""
+    if width is None:
+        return config
+    if "hidden_channels" in config:
+        return {**config, "hidden_channels": width}
+    if isinstance(config.get("backbone"), dict):
+        return {**config, "backbone": config_at_width(config["backbone"], width)}
+    raise SystemExit(f"model {config['name']} has no hidden_channels setting to change the width of")
+
+
 def bench_model(name: str, info: DatasetInfo, args: argparse.Namespace, device: torch.device,
-                dtype: torch.dtype | None) -> dict[str, float]:
-    """Numbers of one model on one dataset's shapes; `dtype` bf16 runs everything under autocast."""
+                dtype: torch.dtype | None, width: int | None = None) -> dict[str, float]:
+    """Numbers of one model on one dataset's shapes at `width` (None: the reference's); `dtype` bf16 runs
+    everything under autocast."""
     objective = objective_config(reference_objective(name))
     history = args.history or objective.history
     spec = NetSpec(info.fields, history, args.bundle, info.parameters, info.grid)
     torch.manual_seed(0)
-    net = build_model(reference_config(name), spec).to(device)
+    net = build_model(config_at_width(reference_config(name), width), spec).to(device)
     n_params = sum(p.numel() for p in net.parameters())
     batch, space = args.batch_size, info.grid.shape
     x = torch.randn(batch, spec.in_channels, *space, device=device)
@@ -121,6 +137,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--width", type=int, action="append", help="also at this width (repeatable); default: the "
+                                                                  "reference config's only")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -132,21 +150,22 @@ def main() -> None:
     datasets = {key: dataset_info(key, args.preset) for key in {args.dataset, args.sphere_dataset}}
     print(f"device {device} ({torch.get_num_threads()} CPU threads), batch {args.batch_size}, rollout of "
           f"{args.steps} model steps, median of {args.repeats}")
-    print("| model | data (grid) | precision | params | train samples/s | infer traj-steps/s | bare net traj-steps/s "
-          "| stepper / bare |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model | width | data (grid) | precision | params | train samples/s | infer traj-steps/s "
+          "| bare net traj-steps/s | stepper / bare |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in names:
         info = datasets[args.dataset]
         try:
             build_model(MODELS[name].config.tiny(), NetSpec(info.fields, 1, 1, info.parameters, info.grid))
         except ValueError:
             info = datasets[args.sphere_dataset]
-        for label, dtype in precisions:
-            row = bench_model(name, info, args, device, dtype)
-            grid = "x".join(map(str, info.grid.shape))
-            print(f"| {name} | {info.name} ({grid}) | {label} | {row['params'] / 1e6:.2f}M | "
-                  f"{row['train_samples_s']:.1f} | {row['infer_traj_steps_s']:.1f} | {row['bare_traj_steps_s']:.1f} "
-                  f"| {row['ratio']:.2f} |", flush=True)
+        for width in args.width or [None]:
+            for label, dtype in precisions:
+                row = bench_model(name, info, args, device, dtype, width)
+                grid = "x".join(map(str, info.grid.shape))
+                print(f"| {name} | {width or 'reference'} | {info.name} ({grid}) | {label} | "
+                      f"{row['params'] / 1e6:.2f}M | {row['train_samples_s']:.1f} | {row['infer_traj_steps_s']:.1f} | "
+                      f"{row['bare_traj_steps_s']:.1f} | {row['ratio']:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
