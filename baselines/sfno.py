@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import partial
 
+import torch
 from neuralop.layers.spherical_convolution import SphericalConv
 from neuralop.models import SFNO
 from torch import Tensor, nn
@@ -81,6 +82,15 @@ class ConditionedSFNO(nn.Module):
             conv_module=partial(SphericalConv, sht_grids=grid),
         )
         self.register_state_dict_post_hook(_drop_neuralop_metadata)
+        self._materialise_transforms(spec)
+
+    def _materialise_transforms(self, spec: NetSpec) -> None:
+        """Run the net once on zeros of the grid's shape (no gradient, random streams untouched): neuraloperator's
+        spherical convolutions create their transforms' buffers on their first forward, and whatever pairs a
+        module's buffers by position with a copy made earlier (the EMA average, DDP's broadcast) needs them to exist
+        from the start."""
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            self(torch.zeros(1, spec.in_channels, *spec.grid.shape), torch.zeros(1, spec.n_cond))
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
         return self.sfno(broadcast_cond(x, cond))

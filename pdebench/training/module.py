@@ -27,7 +27,6 @@ from pdebench.config import (
 from pdebench.data.batch import TrajectoryBatch, WindowBatch
 from pdebench.errors import UserError
 from pdebench.forecast.checkpoint import build_forecaster
-from pdebench.forecast.forecaster import Forecaster
 from pdebench.forecast.stepper import Stepper
 from pdebench.forecast.targets import objective_config
 from pdebench.rollout.reductions import summarize_rollout
@@ -133,25 +132,6 @@ def restore_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([state.cpu() for state in cuda])
 
 
-def materialise_lazy_state(forecaster: Forecaster) -> None:
-    """Run the net once on a zero window (batch 1, eval mode, no gradient, the random streams left as they were), so
-    that state a net creates on its first call exists before training starts.
-
-    neuraloperator's SFNO registers its spherical-harmonic transforms' buffers on its first forward; Lightning's
-    weight averaging copies the module when fitting starts and pairs the copy's parameters and buffers with the
-    live module's by position, so a buffer born later breaks that pairing (a shape error at the first validation).
-    """
-    spec, was_training = forecaster.spec, forecaster.training
-    device = next(iter(forecaster.parameters()), torch.zeros(())).device
-    frames = torch.zeros(1, spec.n_fields, spec.history, *spec.grid.shape, device=device)
-    forecaster.eval()
-    try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            forecaster.net_output(frames, torch.zeros(1, spec.n_cond, device=device))
-    finally:
-        forecaster.train(was_training)
-
-
 class TrainingDiverged(UserError, ValueError):
     """A non-finite loss: training stops, naming the step and the batch; written checkpoints stay."""
 
@@ -214,8 +194,6 @@ class SurrogateModule(L.LightningModule):
         # the whole resolved config as plain containers (`plain_config`), recorded in every checkpoint
         self.run_config: dict[str, Any] | None = None
         self.forecaster = build_forecaster(model, objective, data_info)
-        if self.optim_config.ema_decay is not None:  # the average is a copy of the module as fitting starts
-            materialise_lazy_state(self.forecaster)
         self.objective = make_objective(objective)
         check_objective_fits(objective.name, self.objective, self.forecaster.net, model.name)
         self.register_buffer("quadrature_weights", torch.from_numpy(self.forecaster.spec.grid.weights()),
