@@ -9,6 +9,8 @@ PRESET ?= small
 # `make datasets` generates every PDE with a config in conf/pde/ unless PDES names some (PDES="ks smoke").
 PDES ?= $(sort $(basename $(notdir $(wildcard conf/pde/*.yaml))))
 DATA ?= data
+# Extra pytest arguments for `make test`, e.g. PYTEST_ARGS="--ignore=tests/cluster" (no SLURM cluster).
+PYTEST_ARGS ?=
 export MPLBACKEND ?= Agg
 
 .PHONY: setup setup-bench test lint quickstart datasets train evaluate leaderboard bench clean mutate \
@@ -37,7 +39,7 @@ lint: setup
 	$(BIN)/lint-imports
 
 test: setup lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 quickstart: setup
 	$(BIN)/pdebench-generate pde=ks preset=small root=$(DATA)

@@ -6,10 +6,19 @@ Every module of this package is imported here, so a model registers itself by be
 import importlib
 import pkgutil
 
-from baselines.registry import MODELS, ModelConfig, build_model, model_config, model_entry, register
+from baselines.registry import (
+    MODELS,
+    ModelConfig,
+    build_model,
+    check_model_spec,
+    model_config,
+    model_entry,
+    register,
+)
 from pdebench.data.netspec import NetSpec
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["MODELS", "ModelConfig", "NetSpec", "build_model", "model_config", "model_entry", "register"]
+__all__ = ["MODELS", "ModelConfig", "NetSpec", "build_model", "check_model_spec", "model_config", "model_entry",
+           "register"]

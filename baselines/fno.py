@@ -5,6 +5,11 @@ neuraloperator's tensor factorization of the spectral weights (`factorization: t
 dense parameter count). The spectral convolution treats every axis as periodic; on the axes a `Grid` says are not
 periodic (a box's walls, the sphere's latitude) the lifted features are zero-padded by `domain_padding` of the axis
 length first (neuraloperator's domain padding), so the FFT does not wrap one wall onto the other.
+
+On a grid that holds fewer Fourier modes along an axis than `n_modes` asks for (an axis of m points, after domain
+padding, holds m), neuraloperator keeps every mode the grid holds, with the weights of those lowest frequencies: the
+parameter count does not change, and the weights of the other modes act on nothing on that grid (this is how a
+trained FNO runs on a coarser grid).
 """
 
 from __future__ import annotations
@@ -63,6 +68,11 @@ class FNOConfig(ModelConfig):
     @classmethod
     def tiny(cls) -> FNOConfig:
         return cls(n_modes=[12], hidden_channels=16, n_layers=2)
+
+    def check_spec(self, spec: NetSpec) -> None:
+        """Refused: an `n_modes` with neither one entry nor one per spatial axis. Adapted: modes beyond what the grid
+        holds (see the module docstring)."""
+        modes_per_axis(self.name, self.n_modes, spec.spatial_dims)
 
 
 def _drop_neuralop_metadata(module: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:

@@ -34,14 +34,26 @@ def check_spatial_dims(model: str, ndim: int) -> None:
         raise InvalidSetting(f"model {model} supports 1-D and 2-D grids, got a grid with {ndim} spatial axes")
 
 
+def evenly_halvable(shape: Sequence[int]) -> int:
+    """How many times every axis of `shape` can be halved without remainder (the exponent of the largest power of
+    two dividing them all): 2 for (12, 24), 4 for (16, 32)."""
+    halvings = 0
+    while all(n % 2 ** (halvings + 1) == 0 for n in shape):
+        halvings += 1
+    return halvings
+
+
 def check_divisible(model: str, shape: Sequence[int], factor: int, how: str) -> None:
-    """Refuse, in one sentence, a grid whose axes cannot be halved as often as the model's layout needs.
+    """Refuse, in one sentence, a grid whose axes cannot be halved as often as the model's layout needs, saying how
+    often they can be (the most halvings a setting may ask for on this grid).
 
     `factor` is the total down-sampling factor; `how` names the setting that fixes it (e.g. "model.levels=4").
     """
     if any(n % factor for n in shape):
+        most = evenly_halvable(shape)
         raise InvalidSetting(f"model {model} halves the grid {int(math.log2(factor))} times ({how}), so every grid "
-                             f"axis must be divisible by {factor}; the grid shape {tuple(shape)} is not")
+                             f"axis must be divisible by {factor}; the grid shape {tuple(shape)} is not (it halves "
+                             f"evenly at most {most} time{'' if most == 1 else 's'})")
 
 
 def _conv_cls(ndim: int, transposed: bool = False) -> type[nn.Module]:

@@ -55,7 +55,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import InstanceNorm, MessagePassing
 
-from baselines.graphs import GridGraph, grid_graph, grid_to_nodes, nodes_to_grid
+from baselines.graphs import RADIUS_SLACK, GridGraph, grid_graph, grid_to_nodes, nodes_to_grid
 from baselines.registry import ModelConfig, PublishedSize, register
 from pdebench.config.checks import SettingError, finite_number, whole_number
 from pdebench.data.grid import Grid
@@ -125,6 +125,28 @@ class MPNNConfig(ModelConfig):
     def tiny(cls) -> MPNNConfig:
         return cls(hidden_channels=16, n_layers=2, radius=2.0, decoder_channels=4, decoder_kernel=4, decoder_stride=2)
 
+    def check_spec(self, spec: NetSpec) -> None:
+        """Refused, not adapted: a grid kind without a neighbourhood graph; a bundle the decoder cannot emit from the
+        latent vector (`decoder_last_kernel`); and a radius reaching half-way round an even periodic axis of a flat
+        grid, where the point opposite a node is a neighbour from both sides at once and the sign of its offset
+        depends on which half of the axis the node lies in (the graph would no longer be the same around every node,
+        nor the net translation equivariant). Any number of points is served otherwise: each node gets the
+        neighbours the radius and `max_neighbours` give."""
+        if spec.grid.kind not in SUPPORTED_GRID_KINDS:
+            raise InvalidSetting(f"model mpnn does not support grid kind {spec.grid.kind!r}; it builds graphs on "
+                                 f"{', '.join(SUPPORTED_GRID_KINDS)} grids")
+        decoder_last_kernel(self.hidden_channels, spec.bundle, self.decoder_kernel, self.decoder_stride)
+        if spec.grid.kind == "sphere":  # great-circle neighbourhoods: longitude wraps through 3-D positions
+            return
+        for name, n, periodic in zip(spec.grid.axis_names, spec.grid.shape, spec.grid.periodic, strict=True):
+            # on an even axis the opposite point is n / 2 spacings away both ways (the graph keeps edges up to
+            # `radius * (1 + RADIUS_SLACK)`); an odd axis has no opposite point
+            if periodic and n % 2 == 0 and self.radius * (1 + RADIUS_SLACK) >= n / 2:
+                raise InvalidSetting(
+                    f"model mpnn's neighbourhood (model.radius={self.radius:g} grid spacings) reaches half-way round "
+                    f"the periodic axis {name} of {n} points, where the opposite point is a neighbour from both sides "
+                    f"at once; use model.radius below {n / 2:g} on this grid")
+
     @classmethod
     def published_sizes(cls) -> tuple[PublishedSize, ...]:
         """MP-PDE at the paper's E3 setting (the combined Burgers/KdV equation with alpha, beta, gamma varied),
@@ -189,19 +211,27 @@ class MPPDELayer(MessagePassing):
         return h + self.update_net(torch.cat([h, aggregated, cond], dim=-1))
 
 
+def decoder_last_kernel(hidden: int, bundle: int, kernel: int, stride: int) -> int:
+    """The kernel of the decoder's second convolution that makes it emit `bundle` values from the positions its
+    first convolution (`kernel`, `stride`) leaves of the `hidden` latent values; refused (`InvalidSetting`) where
+    that leaves fewer than `bundle` positions."""
+    length = (hidden - kernel) // stride + 1
+    last_kernel = length - bundle + 1
+    if last_kernel < 1:
+        raise InvalidSetting(
+            f"model mpnn cannot emit bundle={bundle} frames: its first decoder convolution leaves {length} "
+            f"positions of model.hidden_channels={hidden} (model.decoder_kernel={kernel}, "
+            f"model.decoder_stride={stride}); lower the stride or kernel, or widen the net"
+        )
+    return last_kernel
+
+
 class BundleDecoder(nn.Module):
     """MP-PDE's decoder: per node, a 1-D convolution over the latent vector `[hidden]` -> `[n_fields, bundle]`."""
 
     def __init__(self, hidden: int, n_fields: int, bundle: int, channels: int, kernel: int, stride: int) -> None:
         super().__init__()
-        length = (hidden - kernel) // stride + 1
-        last_kernel = length - bundle + 1
-        if last_kernel < 1:
-            raise InvalidSetting(
-                f"model mpnn cannot emit bundle={bundle} frames: its first decoder convolution leaves {length} "
-                f"positions of model.hidden_channels={hidden} (model.decoder_kernel={kernel}, "
-                f"model.decoder_stride={stride}); lower the stride or kernel, or widen the net"
-            )
+        last_kernel = decoder_last_kernel(hidden, bundle, kernel, stride)
         self.net = nn.Sequential(nn.Conv1d(1, channels, kernel, stride=stride), nn.SiLU(),
                                  nn.Conv1d(channels, n_fields, last_kernel))
 
@@ -215,9 +245,6 @@ class MPNN(nn.Module):
 
     def __init__(self, spec: NetSpec, config: MPNNConfig) -> None:
         super().__init__()
-        if spec.grid.kind not in SUPPORTED_GRID_KINDS:
-            raise InvalidSetting(f"model mpnn does not support grid kind {spec.grid.kind!r}; it builds graphs on "
-                                 f"{', '.join(SUPPORTED_GRID_KINDS)} grids")
         self.spec = spec
         self.shape = tuple(spec.grid.shape)
         self.history, self.bundle, self.n_fields = spec.history, spec.bundle, spec.n_fields

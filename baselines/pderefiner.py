@@ -49,6 +49,7 @@ from pdebench.config.loading import typed_settings
 from pdebench.data.grid import Grid
 from pdebench.data.netspec import NetSpec, fold_frames, unfold_frames
 from pdebench.data.schema import DatasetError
+from pdebench.errors import InvalidSetting
 
 REFINEMENT_STEP = "refinement_step"
 DEFAULT_SIGMA_MIN = math.sqrt(4e-7)  # the std the public implementation's "min_noise_std = 4e-7" amounts to
@@ -100,6 +101,16 @@ class PDERefinerConfig(ModelConfig):
             "github.com/pdearena/pdearena: pdearena/models/pderefiner.py PDERefiner with "
             "configs/kuramotosivashinsky1d.yaml (Unetmod-1d-64, param_conditioning=scalar_2, time_history=1, "
             "time_future=1, num_refinement_steps=3)"),)
+
+    def check_spec(self, spec: NetSpec) -> None:
+        """What the backbone refuses (or adapts to) on the spec it is built with: the data's, with the estimate's
+        frames among the inputs and the refinement step among the conditioning (`backbone_spec`). The refusal is the
+        backbone's sentence, whose `model.` keys are under `model.backbone.` here."""
+        try:
+            self.backbone_config().check_spec(backbone_spec(spec))
+        except InvalidSetting as error:
+            raise InvalidSetting(f"the backbone of model pderefiner (settings under model.backbone) refuses the data: "
+                                 f"{error}") from None
 
     @classmethod
     def tiny(cls) -> PDERefinerConfig:

@@ -45,6 +45,16 @@ class ModelConfig:
         """Refuse, in one sentence (`InvalidSetting`), an `objective.target` whose decoding this model's output cannot
         serve. Training calls it when the config is loaded, before any data; every target is fine by default."""
 
+    def check_spec(self, spec: NetSpec) -> None:
+        """Refuse, in one sentence (`InvalidSetting`), data this model cannot serve at these settings: a grid kind, a
+        number of spatial axes, a grid size (too few points for the pooling, the graph's radius), or a history and
+        bundle its layout cannot take. A model that adapts to the grid instead (the spectral models keep at most the
+        modes the grid holds) says so in its docstring and passes here.
+
+        `build_model` calls it before every build, and training calls it with the `NetSpec` read from the train split's
+        header (`pdebench.training.config.check_model_data`), before any data loads; so everything a build would refuse
+        for the spec belongs here, not in the builder. Every spec is fine by default."""
+
     @classmethod
     def published_sizes(cls) -> tuple[PublishedSize, ...]:
         """The paper settings whose parameter count this model reproduces (empty for models without a paper, such as
@@ -134,7 +144,15 @@ def model_config(config: Mapping[str, Any] | ModelConfig) -> ModelConfig:
     return typed_settings(entry.config, config, "model", f"model {entry.name}")
 
 
+def check_model_spec(config: Mapping[str, Any] | ModelConfig, spec: NetSpec) -> None:
+    """Refuse, in one sentence, a `spec` (grid, history, bundle) the model named by `config.name` cannot serve
+    (`ModelConfig.check_spec`); nothing is built."""
+    model_config(config).check_spec(spec)
+
+
 def build_model(config: Mapping[str, Any] | ModelConfig, spec: NetSpec) -> nn.Module:
-    """Build the net (or reference stepper) named by `config.name` for `spec`; its builder gets the typed config."""
+    """Build the net (or reference stepper) named by `config.name` for `spec`; its builder gets the typed config.
+    A spec the model cannot serve is refused first, in one sentence (`ModelConfig.check_spec`)."""
     typed = model_config(config)
+    typed.check_spec(spec)
     return model_entry(typed.name).builder(typed, spec)

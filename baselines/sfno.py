@@ -1,4 +1,8 @@
-"""SFNO: neuraloperator's spherical Fourier neural operator (torch-harmonics transforms), for sphere grids only."""
+"""SFNO: neuraloperator's spherical Fourier neural operator (torch-harmonics transforms), for sphere grids only.
+
+On a grid that holds fewer spherical-harmonic modes than `n_modes` asks for, the net keeps the modes the grid holds
+(`spherical_modes_in_use`), as neuraloperator's FNO does with Fourier modes: the same weights, fewer of them in use.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +29,9 @@ class SFNOConfig(ModelConfig):
     """neuraloperator's SFNO: Fourier layers in the spherical-harmonic basis instead of the 2-D FFT.
 
     n_modes: kept (lat, lon) modes of the spherical-harmonic transform, neuraloperator's convention (one entry is
-    used for both); width `hidden_channels`, `n_layers` spherical convolutions. `factorization`/`rank` as for fno.
+    used for both): degrees l < n_modes[0] and orders m < n_modes[1] // 2; a grid holding fewer keeps what it holds
+    (`spherical_modes_in_use`). Width `hidden_channels`, `n_layers` spherical convolutions. `factorization`/`rank` as
+    for fno.
     sht_grid: the quadrature torch-harmonics assumes for the latitudes: "equiangular" or "legendre-gauss"; null
     picks "legendre-gauss" when the grid's latitudes are the Gauss-Legendre nodes and "equiangular" otherwise.
     """
@@ -53,6 +59,40 @@ class SFNOConfig(ModelConfig):
     def tiny(cls) -> SFNOConfig:
         return cls(n_modes=[8, 16], hidden_channels=16, n_layers=2)
 
+    def check_spec(self, spec: NetSpec) -> None:
+        """Refused: any grid but the sphere. Adapted: `n_modes` beyond what the sphere grid holds (a sphere grid has
+        two axes, which every `n_modes` serves)."""
+        if spec.grid.kind != "sphere":
+            raise InvalidSetting(f"model sfno does not support grid kind {spec.grid.kind!r}: its spherical-harmonic "
+                                 "layers need a sphere grid (lat, lon); use model=fno on periodic and box grids")
+
+
+def spherical_modes_in_use(n_modes: tuple[int, int], grid_shape: tuple[int, int]) -> tuple[int, int]:
+    """(degrees, orders) a spherical convolution with `n_modes` (neuraloperator's (lat, lon) convention: degrees
+    l < n_modes[0], orders m < n_modes[1] // 2) transforms on an `(n_lat, n_lon)` grid: at most `n_lat` degrees (what
+    torch-harmonics resolves on n_lat latitudes) and `n_lon // 2 + 1` orders (the real FFT of a latitude ring)."""
+    n_lat, n_lon = grid_shape
+    return min(int(n_modes[0]), n_lat), min(int(n_modes[1]) // 2, n_lon // 2 + 1)
+
+
+class GridSphericalConv(SphericalConv):
+    """neuraloperator's spherical convolution, transforming with at most the modes the input grid holds.
+
+    `x [B, C_in, n_lat, n_lon] -> [B, C_out, n_lat, n_lon]` (or `output_shape`). The weights are neuraloperator's:
+    one complex `C_in x C_out` matrix per degree l < n_modes[0], shared by every order. neuraloperator transforms with
+    exactly `n_modes`, which fails inside torch-harmonics when a latitude ring holds fewer orders; here the transform
+    keeps `spherical_modes_in_use` and the weights of the degrees kept. Where the grid holds every mode asked for,
+    this is neuraloperator's forward exactly (built, as `ConditionedSFNO` builds it, without resolution scaling).
+    """
+
+    def forward(self, x: Tensor, output_shape: tuple[int, int] | None = None) -> Tensor:
+        height, width = output_shape if output_shape is not None else x.shape[-2:]
+        degrees, orders = spherical_modes_in_use(self.n_modes, x.shape[-2:])
+        coefficients = self.sht_handle.sht(x, s=(degrees, orders), norm=self.sht_norm, grid=self.sht_grids[0])
+        coefficients = self._contract(coefficients, self.weight[:, :, :degrees], separable=self.separable, dhconv=True)
+        out = self.sht_handle.isht(coefficients, s=(height, width), norm=self.sht_norm, grid=self.sht_grids[1])
+        return out if self.bias is None else out + self.bias
+
 
 def latitude_quadrature(grid: Grid) -> str:
     """torch-harmonics' name of the grid's latitude rule: "legendre-gauss" on Gauss-Legendre latitudes (the grid's
@@ -79,7 +119,7 @@ class ConditionedSFNO(nn.Module):
             positional_embedding=None,
             factorization=config.factorization or "dense",
             rank=config.rank,
-            conv_module=partial(SphericalConv, sht_grids=grid),
+            conv_module=partial(GridSphericalConv, sht_grids=grid),
         )
         self.register_state_dict_post_hook(_drop_neuralop_metadata)
         self._materialise_transforms(spec)
@@ -98,7 +138,4 @@ class ConditionedSFNO(nn.Module):
 
 @register("sfno", config=SFNOConfig)
 def build_sfno(config: SFNOConfig, spec: NetSpec) -> nn.Module:
-    if spec.grid.kind != "sphere":
-        raise InvalidSetting(f"model sfno does not support grid kind {spec.grid.kind!r}: its spherical-harmonic layers "
-                             "need a sphere grid (lat, lon); use model=fno on periodic and box grids")
     return ConditionedSFNO(spec, config)

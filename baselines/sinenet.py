@@ -136,6 +136,16 @@ class SineNetConfig(ModelConfig):
     def tiny(cls) -> SineNetConfig:
         return cls(hidden_channels=8, waves=2, channel_multiplier=1.5, levels=2)
 
+    def check_spec(self, spec: NetSpec) -> None:
+        """Refused, not adapted: a grid with other than 1 or 2 axes, one whose axes do not halve evenly `levels` times
+        (dropping or padding a level would change the layout the row names), and an odd width with conditioning
+        (each scalar's embedding is sine/cosine pairs)."""
+        check_spatial_dims(self.name, spec.spatial_dims)
+        check_divisible(self.name, spec.grid.shape, self.downsampling_factor, f"model.levels={self.levels}")
+        if spec.n_cond and self.hidden_channels % 2:
+            raise InvalidSetting(f"model sinenet embeds each conditioning scalar in hidden_channels sine/cosine pairs, "
+                                 f"so model.hidden_channels must be even with conditioning, got {self.hidden_channels}")
+
     @classmethod
     def published_sizes(cls) -> tuple[PublishedSize, ...]:
         """SineNet-8 on PDEArena's incompressible Navier-Stokes (smoke) task, unconditioned as published, and the
@@ -308,9 +318,4 @@ def multiplier_for_budget(config: SineNetConfig, spec: NetSpec, n_params: int, h
 
 @register("sinenet", config=SineNetConfig)
 def build_sinenet(config: SineNetConfig, spec: NetSpec) -> nn.Module:
-    check_spatial_dims("sinenet", spec.spatial_dims)
-    check_divisible("sinenet", spec.grid.shape, config.downsampling_factor, f"model.levels={config.levels}")
-    if spec.n_cond and config.hidden_channels % 2:
-        raise InvalidSetting(f"model sinenet embeds each conditioning scalar in hidden_channels sine/cosine pairs, so "
-                             f"model.hidden_channels must be even with conditioning, got {config.hidden_channels}")
     return SineNet(spec, config)

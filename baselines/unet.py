@@ -122,6 +122,13 @@ class UNetConfig(ModelConfig):
     def tiny(cls) -> UNetConfig:
         return cls(hidden_channels=8, channel_multipliers=[1, 2, 2], blocks_per_level=1, mid_attention=True)
 
+    def check_spec(self, spec: NetSpec) -> None:
+        """Refused, not adapted: a grid with other than 1 or 2 axes, and one whose axes do not halve evenly
+        `len(channel_multipliers) - 1` times (dropping or padding a level would change the layout the row names)."""
+        check_spatial_dims(self.name, spec.spatial_dims)
+        check_divisible(self.name, spec.grid.shape, self.downsampling_factor,
+                        f"len(model.channel_multipliers)={len(self.channel_multipliers)}")
+
     @classmethod
     def published_sizes(cls) -> tuple[PublishedSize, ...]:
         """U-Net_mod-64 on NavierStokes2D and PDE-Refiner's KS backbone, both at the default settings (width 64)."""
@@ -218,7 +225,4 @@ class UNet(nn.Module):
 
 @register("unet", config=UNetConfig)
 def build_unet(config: UNetConfig, spec: NetSpec) -> nn.Module:
-    check_spatial_dims("unet", spec.spatial_dims)
-    check_divisible("unet", spec.grid.shape, config.downsampling_factor,
-                    f"len(model.channel_multipliers)={len(config.channel_multipliers)}")
     return UNet(spec, config)

@@ -19,6 +19,17 @@ conserved exactly) and de-aliased by the 2/3 rule (`|m_x|, |m_y| <= (n - 1) // 3
 Spectra are forward-normalised Fourier coefficients (the physical amplitudes), so moving between grids is a copy
 of modes.
 
+Resolution: at Re = 1000 the DNS grid must reach the exponential dissipation range of the enstrophy spectrum. The
+criterion (docs/pde_kolmogorov.md) is that the shell-summed enstrophy spectrum (`enstrophy_spectrum`), averaged
+over frames, ends at the last resolved shell `K = (n - 1) // 3` at most `RESOLVED_TAIL` (1e-6) of its peak
+(`spectrum_tail`); `small`'s 448^2 grid meets it, the former 192^2 (about 2.5e-4) did not.
+
+Time steps: `substeps` ETDRK4 steps per stored frame, refined per trajectory and frame by a Courant rule: a
+trajectory whose Courant number for the base step exceeds `courant_target` at the start of a frame takes that
+frame in 2, 4 or 8 times the steps (`substep_factors`, `VorticitySolver.advance_frame`). The rule reads the
+trajectory's own state only, so it is deterministic and keeps batch invariance; the branch points, where a
+perturbation of the size of the flow itself lifts the velocity, are where it acts most.
+
 Stored fields (`resolution x resolution`, float32): the DNS vorticity spectrally filtered to the modes
 `|m_x|, |m_y| <= resolution / 2 - 1` (a sharp cut-off below the stored grid's Nyquist mode) and sampled on the
 stored grid, which is exact for a field holding only those modes; the velocity is derived spectrally from the
@@ -35,14 +46,15 @@ its seed and the settings alone.
 Reproducibility: every 2-D FFT in the time loop is two batched 1-D transforms along the contiguous last axis
 (`VorticitySolver`), which round each row the same whatever the batch, on one CPU thread; every complex product
 has one purely real or purely imaginary factor. So a trajectory is bitwise the same whatever batch it is
-generated in (tested for batches of 1 to 5 on 48^2 to 256^2 grids).
+generated in (tested for batches of 1 to 5 on 48^2 to 448^2 grids, and with the Courant rule refining some
+trajectories of a batch and not others).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -74,21 +86,34 @@ __all__ = [
     "KolmogorovConfig",
     "KolmogorovGenerator",
     "KolmogorovReferenceSolver",
+    "MAX_SUBSTEP_FACTOR",
+    "RESOLVED_TAIL",
+    "StepLog",
     "VorticitySolver",
+    "dissipation_rates",
+    "enstrophy_spectrum",
     "forcing_spectrum",
     "random_vorticity_spectrum",
     "resample_spectrum",
     "solver_grid_for",
     "spectrum_rms",
+    "spectrum_tail",
+    "stored_fields",
+    "substep_factors",
     "velocity_from_vorticity",
 ]
 
 DOMAIN = 2.0 * math.pi
 FIELD_NAMES = ("vorticity", "vx", "vy")
+# The most a frame's steps are refined by the Courant rule (`substep_factors`): a flow that needs more is blowing up.
+MAX_SUBSTEP_FACTOR = 8
+# The resolution criterion of docs/pde_kolmogorov.md: the time-averaged shell-summed enstrophy spectrum at the last
+# resolved shell is at most this fraction of its peak (`spectrum_tail`).
+RESOLVED_TAIL = 1e-6
 
 # KolmogorovConfig's float settings and what they are: those that must be > 0, and those that may also be 0.
 _POSITIVE_FLOATS = {"reynolds": "a Reynolds number", "frame_interval": "a time between stored frames",
-                    "max_courant": "a Courant-number limit"}
+                    "courant_target": "a Courant number", "max_courant": "a Courant-number limit"}
 _NON_NEGATIVE_FLOATS = {"drag": "a linear drag coefficient", "forcing_amplitude": "a forcing amplitude",
                         "spinup_time": "a spin-up time", "branch_time": "a branch time",
                         "perturbation": "a perturbation rms relative to the spun-up state"}
@@ -102,9 +127,13 @@ class KolmogorovConfig:
     2/3-rule modes must include every stored mode (`(dns_resolution - 1) // 3 >= resolution / 2 - 1`).
     reynolds: `Re`, viscosity `nu = 1 / Re`. drag: linear drag coefficient (1/time).
     forcing_wavenumber: `k_f` of the body force `forcing_amplitude * sin(k_f y) e_x`.
-    frame_interval: time between stored frames. substeps: ETDRK4 steps per stored frame on the DNS grid
-    (internal step `frame_interval / substeps`). max_courant: the run stops with `SolverDiverged` when the
-    Courant number `h (max|u| + max|v|) / dx` of the DNS exceeds it (checked at every stored frame).
+    frame_interval: time between stored frames. substeps: ETDRK4 steps per stored frame on the DNS grid (base
+    internal step `h = frame_interval / substeps`). courant_target: a trajectory whose Courant number
+    `h (max|u| + max|v|) / dx` for the base step exceeds it at the start of a frame takes that frame in 2, 4 or 8
+    times as many steps, the fewest that bring it to at most the target (`substep_factors`; a rule on the
+    trajectory's own state, so it is deterministic and batch-invariant). max_courant: the run stops with
+    `SolverDiverged` when the Courant number of the DNS for the step it took exceeds it (checked after every
+    frame); at least courant_target.
     spinup_time: integration time of the shared spin-up from a random field (discarded). spinup_seed: seed of that
     random field. branch_time: time each trajectory runs after its perturbation before frame 0 (discarded).
     perturbation: rms of a trajectory's random perturbation relative to the rms vorticity of the spun-up state.
@@ -114,13 +143,14 @@ class KolmogorovConfig:
     """
 
     resolution: int = 64
-    dns_resolution: int = 192
+    dns_resolution: int = 448
     reynolds: float = 1000.0
     drag: float = 0.1
     forcing_wavenumber: int = 4
     forcing_amplitude: float = 1.0
     frame_interval: float = 0.2
-    substeps: int = 32
+    substeps: int = 75
+    courant_target: float = 1.6
     max_courant: float = 2.0
     spinup_time: float = 40.0
     spinup_seed: int = 0
@@ -142,6 +172,10 @@ class KolmogorovConfig:
             finite_number(self, name, low_open=True, what=what)
         for name, what in _NON_NEGATIVE_FLOATS.items():
             finite_number(self, name, what=what)
+        if self.courant_target > self.max_courant:
+            raise SettingError("courant_target", self.courant_target,
+                               f"is not valid: expected at most max_courant = {self.max_courant:g} (the steps are "
+                               "refined to reach the target, and the run stops above max_courant)")
         top = self.resolution // 2 - 1  # the highest mode of the stored grid below Nyquist
         whole_number(self, "forcing_wavenumber", 1, "a forcing wavenumber k_f")
         if self.forcing_wavenumber > top:
@@ -248,6 +282,57 @@ def random_vorticity_spectrum(rng: np.random.Generator, n: int, max_mode: int) -
     return spec / rms
 
 
+def enstrophy_spectrum(omega_hat: Tensor) -> Tensor:
+    """Shell-summed enstrophy spectrum `Z(k)` `[*batch, K + 1]` float64 of vorticity spectra `[*batch, n, n // 2 + 1]`
+    (forward-normalised rfft2 of an `n x n` field), for the shells `k = 0 .. K`, `K = (n - 1) // 3` the highest mode
+    the 2/3 rule keeps.
+
+    `Z(k) = 1/2 sum |omega_hat_m|^2` over the modes `m` of the whole plane with `round(|m|) = k`, i.e.
+    `k - 1/2 <= |m| < k + 1/2` (the rfft half plane counts twice but for its `m_y = 0` and Nyquist columns), so
+    `sum_k Z(k)` is the enstrophy `<omega^2> / 2` held by the modes `|m| < K + 1/2`. Every shell up to `K` is
+    complete: a mode with `|m| < K + 1/2` has `|m_x|, |m_y| <= K`. Units: (1/time)^2 per unit wavenumber.
+    """
+    n = omega_hat.shape[-2]
+    kx, ky = _wavenumbers(n, omega_hat.device)
+    shell = torch.round(torch.sqrt(kx * kx + ky * ky)).to(torch.int64)  # [n, n // 2 + 1]
+    weight = torch.full((n // 2 + 1,), 2.0, dtype=torch.float64, device=omega_hat.device)
+    weight[0] = 1.0
+    if n % 2 == 0:
+        weight[-1] = 1.0
+    power = (omega_hat.real.to(torch.float64) ** 2 + omega_hat.imag.to(torch.float64) ** 2) * (0.5 * weight)
+    top = dealias_cutoff(n)
+    keep = (shell <= top).flatten()
+    batch = power.shape[:-2]
+    out = power.new_zeros(*batch, top + 1)
+    flat = power.reshape(*batch, -1)[..., keep]
+    return out.index_add_(-1, shell.flatten()[keep], flat)
+
+
+def spectrum_tail(spectrum: Tensor | np.ndarray) -> float:
+    """`Z(K) / max_k Z(k)` of an enstrophy spectrum `[K + 1]` (`enstrophy_spectrum`, averaged as wanted): how far
+    below its peak the spectrum ends at the last shell the DNS resolves (the resolution criterion of
+    docs/pde_kolmogorov.md asks for at most `RESOLVED_TAIL`)."""
+    z = np.asarray(spectrum, dtype=np.float64)
+    if z.ndim != 1 or z.size < 2 or not np.isfinite(z).all() or z.max() <= 0:
+        raise ValueError(f"need a finite enstrophy spectrum [K + 1] with a positive peak, got shape {z.shape}")
+    return float(z[-1] / z.max())
+
+
+def dissipation_rates(omega_hat: Tensor, nu: float) -> tuple[Tensor, Tensor]:
+    """Viscous energy and enstrophy dissipation rates `(epsilon, beta)`, each `[*batch]` float64, of vorticity
+    spectra `[*batch, n, n // 2 + 1]`: `epsilon = nu <omega^2>` (length^2/time^3) and `beta = nu <|grad omega|^2>`
+    (1/time^3), spatial means by Parseval. They set the Kolmogorov scale `(nu^3 / epsilon)^(1/4)` and the
+    enstrophy-dissipation (Kraichnan) scale `(nu^3 / beta)^(1/6)` of 2-D turbulence."""
+    n = omega_hat.shape[-2]
+    kx, ky = _wavenumbers(n, omega_hat.device)
+    weight = torch.full((n // 2 + 1,), 2.0, dtype=torch.float64, device=omega_hat.device)
+    weight[0] = 1.0
+    if n % 2 == 0:
+        weight[-1] = 1.0
+    power = (omega_hat.real.to(torch.float64) ** 2 + omega_hat.imag.to(torch.float64) ** 2) * weight
+    return nu * power.sum(dim=(-2, -1)), nu * (power * (kx * kx + ky * ky)).sum(dim=(-2, -1))
+
+
 def spectrum_rms(v: Tensor) -> Tensor:
     """Rms over space `[*batch]` of real fields given by forward-normalised rfft spectra `[*batch, n, n // 2 + 1]`
     (Parseval; the `m_y = 0` and, for even `n`, Nyquist columns count once, the others twice)."""
@@ -257,6 +342,25 @@ def spectrum_rms(v: Tensor) -> Tensor:
     if n % 2 == 0:
         weight[-1] = 1.0
     return ((v.real**2 + v.imag**2) * weight).sum(dim=(-2, -1)).sqrt()
+
+
+@dataclass
+class StepLog:
+    """What a run did frame by frame: per frame, the steps each trajectory took `[B]` and its Courant number at the
+    end of the frame for the step it took `[B]` (what the `max_courant` guard checks)."""
+
+    substeps: list[np.ndarray] = field(default_factory=list)
+    courant: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, courant: Tensor, substeps: Tensor) -> None:
+        self.courant.append(courant.detach().cpu().numpy().astype(np.float64))
+        self.substeps.append(substeps.detach().cpu().numpy().astype(np.int64))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """`(substeps, courant)`, each `[frames, B]` (empty `[0, 0]` before any frame)."""
+        if not self.courant:
+            return np.zeros((0, 0), dtype=np.int64), np.zeros((0, 0))
+        return np.stack(self.substeps), np.stack(self.courant)
 
 
 class VorticitySolver:
@@ -308,10 +412,11 @@ class VorticitySolver:
         self._symbol_squares = complex_symbol(kx * ky * mask)  # multiplies FFT(v^2 - u^2)
         self._symbol_uv = complex_symbol((kx * kx - ky * ky) * mask)  # multiplies FFT(u v)
         self._forcing_index: tuple[Tensor, Tensor] | None = None
-        if forcing is not None:  # added mode by mode: the forcing is one or a few modes
-            forcing = self._from_standard(forcing.to(device=device, dtype=torch.complex128)[None])[0] * mask
-            self._forcing_index = torch.nonzero(forcing, as_tuple=True)
-            self._forcing_values = forcing[self._forcing_index]
+        self._forcing = None if forcing is None else forcing.to(device=device, dtype=torch.complex128)
+        if self._forcing is not None:  # added mode by mode: the forcing is one or a few modes
+            internal = self._from_standard(self._forcing[None])[0] * mask
+            self._forcing_index = torch.nonzero(internal, as_tuple=True)
+            self._forcing_values = internal[self._forcing_index]
         nu_t = torch.as_tensor(nu, **f64).reshape(-1, 1, 1)
         drag_t = torch.as_tensor(drag, **f64).reshape(-1, 1, 1)
         lin = -(nu_t * k2 + drag_t)  # [1 or B, K + 1, n] (1/time)
@@ -321,6 +426,11 @@ class VorticitySolver:
         self._products = torch.empty(2, v0.shape[0], n, n, **f64)
         self.stepper = ETDRK4(v0, lin, h, self._nonlinear, contour_points=contour_points)
         self.h = float(h)
+        # What `advance_frame` needs to build a lone solver with a finer step for one row.
+        self._nu, self._drag = nu_t.reshape(-1), drag_t.reshape(-1)
+        self._contour_points = contour_points
+        self._finer: dict[tuple[int, float, float], VorticitySolver] = {}
+        self.step_sizes = torch.full((v0.shape[0],), self.h, **f64)  # [B]: the step each row took last
 
     # --- layout and transforms -------------------------------------------------------------------------------------
     def _from_standard(self, v: Tensor) -> Tensor:
@@ -382,17 +492,72 @@ class VorticitySolver:
         return self._to_standard(self.stepper.state)
 
     def advance(self, n_steps: int) -> Tensor:
-        """Take `n_steps` ETDRK4 steps on one CPU thread; returns the new `state`."""
+        """Take `n_steps` ETDRK4 steps of `h` on one CPU thread; returns the new `state`."""
         self.stepper.advance(n_steps)
+        self.step_sizes.fill_(self.h)
         return self.state
 
-    def courant(self) -> Tensor:
-        """Courant number `h (max|u| + max|v|) / dx` per trajectory `[B]` of the current state on the grid."""
+    def advance_frame(self, n_steps: int, courant_target: float | None = None) -> Tensor:
+        """Advance every row by the time `n_steps * h`, rows too fast for `h` in more, shorter steps.
+
+        Each row takes `n_steps * f` steps of `h / f`, with `f` the factor `substep_factors` picks from its own
+        Courant number for `h` at the start (1 when `courant_target` is None): a rule that depends on the row's
+        state alone, so a trajectory is the same whatever batch it is in. The rows with `f > 1` are integrated one
+        at a time by a lone solver with the finer step (kept for reuse), from the row's state at the start.
+        Returns the steps taken per row `[B]` int64; `step_sizes` holds the step each row took.
+        """
+        factors = substep_factors(self.courant_for(self.h), courant_target)
+        finer = torch.nonzero(factors > 1).flatten().tolist()
+        start = self.stepper.state[finer].clone() if finer else None
+        self.stepper.advance(n_steps)
+        for j, row in enumerate(finer):
+            factor = int(factors[row])
+            solver = self._finer_solver(row, factor)
+            solver.stepper.state.copy_(start[j : j + 1])
+            solver.stepper.advance(n_steps * factor)
+            self.stepper.state[row] = solver.stepper.state[0]
+        self.step_sizes = self.h / factors.to(torch.float64)
+        return n_steps * factors
+
+    def _finer_solver(self, row: int, factor: int) -> VorticitySolver:
+        """A lone solver (batch of 1) with step `h / factor` and row `row`'s viscosity and drag, built once."""
+        nu = float(self._nu[row if self._nu.numel() > 1 else 0])
+        drag = float(self._drag[row if self._drag.numel() > 1 else 0])
+        key = (factor, nu, drag)
+        if key not in self._finer:
+            zero = torch.zeros(1, self.n, self.n // 2 + 1, dtype=torch.complex128, device=self.stepper.state.device)
+            self._finer[key] = VorticitySolver(zero, nu, drag, self.h / factor, self._forcing, self._contour_points)
+        return self._finer[key]
+
+    def max_speed(self) -> Tensor:
+        """`max|u| + max|v|` over the grid per trajectory `[B]` (length/time) of the current state."""
         w = self.stepper.state
         with single_threaded(w.device):
             vel = self._to_grid(torch.stack([w * self.to_u, w * self.to_v]))  # [2, B, n, n]
-        speed = vel.abs().amax(dim=(-2, -1)).sum(dim=0)
-        return speed * (self.h * self.n / DOMAIN)
+        return vel.abs().amax(dim=(-2, -1)).sum(dim=0)
+
+    def courant_for(self, h: float | Tensor) -> Tensor:
+        """Courant number `h (max|u| + max|v|) / dx` per trajectory `[B]` of the current state for step(s) `h`."""
+        return self.max_speed() * h * (self.n / DOMAIN)
+
+    def courant(self) -> Tensor:
+        """Courant number per trajectory `[B]` of the current state for the step each row took last (`h` before
+        any step, or after `advance`; a finer one where `advance_frame` refined it)."""
+        return self.courant_for(self.step_sizes)
+
+
+def substep_factors(courant: Tensor, target: float | None) -> Tensor:
+    """Per row `[B]` int64, the fewest of `1, 2, 4, ..., MAX_SUBSTEP_FACTOR` steps per step of the base size that
+    bring its Courant number `courant` `[B]` (for the base step) to at most `target`; the largest where none does
+    (the Courant guard then reports it). None: all 1 (fixed steps)."""
+    factors = torch.ones(courant.shape, dtype=torch.int64, device=courant.device)
+    if target is None:
+        return factors
+    while True:
+        more = (courant > target * factors) & (factors < MAX_SUBSTEP_FACTOR)
+        if not bool(more.any()):
+            return factors
+        factors = torch.where(more, 2 * factors, factors)
 
 
 def _check_finite_and_courant(solver: VorticitySolver, seeds: Sequence[int], time: float, max_courant: float,
@@ -413,11 +578,11 @@ def _check_finite_and_courant(solver: VorticitySolver, seeds: Sequence[int], tim
         bad = [s for s, c in zip(seeds, courant, strict=True) if c > max_courant]
         raise SolverDiverged(
             bad, time, f"the Courant number {courant.max():.3g} exceeds max_courant = {max_courant:g} ({where}); "
-            f"use more substeps per frame"
+            f"use more substeps per frame or a lower courant_target"
         )
 
 
-def _stored_fields(omega_hat: Tensor, resolution: int) -> Tensor:
+def stored_fields(omega_hat: Tensor, resolution: int) -> Tensor:
     """`[B, 3, r, r]` float64 vorticity, vx, vy on the stored grid from DNS spectra `[B, n, n // 2 + 1]`
     (spectral filter to `|m| <= r / 2 - 1`, then the velocity from the filtered vorticity)."""
     w = resample_spectrum(omega_hat, resolution)
@@ -472,6 +637,8 @@ class KolmogorovGenerator:
             "stored_filter": f"sharp spectral cut-off |m_x|, |m_y| <= {c.resolution // 2 - 1}, then sampling",
             "substeps": c.substeps,
             "internal_step": c.frame_interval / c.substeps,
+            "substep_rule": f"a frame starting above Courant number {c.courant_target:g} for the base step takes 2, "
+                            f"4 or up to {MAX_SUBSTEP_FACTOR} times the substeps (the fewest that reach it)",
             "contour_points": c.contour_points,
             "spinup": f"shared run of {c.spinup_time:g} time units from a random field (seed {c.spinup_seed})",
             "branch": f"per-seed perturbation of relative rms {c.perturbation:g}, then {c.branch_time:g} time units"
@@ -486,15 +653,18 @@ class KolmogorovGenerator:
                                c.contour_points)
 
     def _run(self, solver: VorticitySolver, n_frames: int, seeds: Sequence[int], t0: float, where: str,
-             progress: tqdm | None = None) -> float:
-        """Advance `n_frames` whole frame intervals from time `t0`, checking finiteness and Courant number after
-        each (`SolverDiverged` with the time reached and `where` otherwise); returns the time reached."""
+             progress: tqdm | None = None, log: StepLog | None = None) -> float:
+        """Advance `n_frames` whole frame intervals from time `t0` (`substeps` steps each, refined by the Courant
+        rule), checking finiteness and Courant number after each (`SolverDiverged` with the time reached and
+        `where` otherwise); `log` gets each frame's steps and Courant number. Returns the time reached."""
         c = self.config
         t = t0
         for _ in range(n_frames):
-            solver.advance(c.substeps)
+            steps = solver.advance_frame(c.substeps, c.courant_target)
             t += c.frame_interval
             _check_finite_and_courant(solver, seeds, t, c.max_courant, where)
+            if log is not None:
+                log.add(solver.courant(), steps)
             if progress is not None:
                 progress.update(1)
         return t
@@ -528,27 +698,42 @@ class KolmogorovGenerator:
         ])
         return base[None] + scale * torch.from_numpy(perturbations).to(base.device)
 
-    def generate(self, seeds: Sequence[int], n_frames: int, device: torch.device) -> GeneratedBatch:
-        """Fields `vorticity, vx, vy`: float32 `[B, n_frames, r, r]`; parameters `nu, drag, dt`: float64 `[B]`.
+    def run_frames(self, seeds: Sequence[int], n_frames: int, device: torch.device | str,
+                   observe: Callable[[int, Tensor], None], log: StepLog | None = None) -> None:
+        """Integrate the trajectories of `seeds` on the DNS grid and call `observe(j, state)` with the DNS
+        vorticity spectra `[B, n, n // 2 + 1]` (complex128, forward-normalised) of every stored frame `j`.
 
         Frame `j` is the state `branch_time + j * frame_interval` after the branch point (rounded to whole frames).
-        A non-finite state or a Courant number above `max_courant` raises `SolverDiverged` with the affected seeds
+        log: gets the steps and Courant number of every frame after the branch point (the branch's first). A
+        non-finite state or a Courant number above `max_courant` raises `SolverDiverged` with the affected seeds
         and the time since the branch point (or since the start of the shared spin-up, if it fails there).
         """
         check_generate_request(seeds, n_frames)
         c = self.config
         device = torch.device(device)
         seeds = [int(s) for s in seeds]
-        r = c.resolution
         with single_threaded(device):
             solver = self._solver(self.initial_spectra(seeds, device))
             where = "time counted from the branch point"
-            t = self._run(solver, round(c.branch_time / c.frame_interval), seeds, 0.0, where)
-            out = np.empty((len(seeds), n_frames, 3, r, r), dtype=np.float32)
+            t = self._run(solver, round(c.branch_time / c.frame_interval), seeds, 0.0, where, log=log)
             for j in range(n_frames):
                 if j > 0:
-                    t = self._run(solver, 1, seeds, t, where)
-                out[:, j] = _stored_fields(solver.state, r).to(torch.float32).cpu().numpy()
+                    t = self._run(solver, 1, seeds, t, where, log=log)
+                observe(j, solver.state)
+
+    def generate(self, seeds: Sequence[int], n_frames: int, device: torch.device) -> GeneratedBatch:
+        """Fields `vorticity, vx, vy`: float32 `[B, n_frames, r, r]`; parameters `nu, drag, dt`: float64 `[B]`.
+
+        The DNS frames of `run_frames`, filtered to the stored grid (`stored_fields`); `SolverDiverged` as there.
+        """
+        c = self.config
+        r = c.resolution
+        out = np.empty((len(seeds), n_frames, 3, r, r), dtype=np.float32)
+
+        def store(j: int, state: Tensor) -> None:
+            out[:, j] = stored_fields(state, r).to(torch.float32).cpu().numpy()
+
+        self.run_frames(seeds, n_frames, device, store)
         ones = np.ones(len(seeds), dtype=np.float64)
         return GeneratedBatch(
             fields={name: np.ascontiguousarray(out[:, :, i]) for i, name in enumerate(FIELD_NAMES)},
@@ -567,8 +752,10 @@ class KolmogorovReferenceSolver:
     resolution: `(r, r)` with `r` even and at most the stored resolution (None: the stored one). The stored
     vorticity is filtered to the modes `|m| <= r / 2 - 1` and evolved on the smallest grid whose 2/3 rule keeps all
     of them (`solver_grid_for(r)`, e.g. 96 for 64), then brought back to the stored grid (velocity re-derived).
-    time_step_factor: the internal step is the generator's DNS step scaled by `dns_resolution / solver grid` (the
-    Courant number is kept) times this factor, rounded to a whole number of steps per frame.
+    time_step_factor: the internal step is the generator's base DNS step scaled by `dns_resolution / solver grid`
+    (the Courant number is kept) times this factor, rounded to a whole number of steps per frame; the generator's
+    Courant rule refines it frame by frame as there, with its target scaled by the same factor (so a factor > 1
+    takes proportionally longer steps throughout).
     With the stored resolution and `dns_resolution == solver_grid_for(resolution)`, this is exactly the
     generator's solver, so it reproduces stored frames up to the float32 rounding of its input.
     """
@@ -591,6 +778,7 @@ class KolmogorovReferenceSolver:
         self.grid = solver_grid_for(r)
         self.substeps = max(1, math.ceil(config.substeps * self.grid / config.dns_resolution / time_step_factor
                                          - 1e-9))
+        self.courant_target = config.courant_target * time_step_factor
 
     def advance(self, fields: Tensor, params: Mapping[str, Tensor], n_frames: int) -> Tensor:
         """`fields [B, 3, r_s, r_s]` (vorticity, vx, vy on the stored grid) -> the same `n_frames` frames later.
@@ -617,6 +805,7 @@ class KolmogorovReferenceSolver:
             forcing = forcing_spectrum(self.grid, c.forcing_wavenumber, c.forcing_amplitude, device)
             solver = VorticitySolver(w, param("nu", c.viscosity), param("drag", c.drag),
                                      c.frame_interval / self.substeps, forcing, c.contour_points)
-            solver.advance(n_frames * self.substeps)
-            out = _stored_fields(resample_spectrum(solver.state, self.resolution), self.stored)
+            for _ in range(n_frames):
+                solver.advance_frame(self.substeps, self.courant_target)
+            out = stored_fields(resample_spectrum(solver.state, self.resolution), self.stored)
         return out.to(fields.dtype)

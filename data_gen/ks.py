@@ -15,10 +15,12 @@ supplies the KS operators and runs the stepper on the `[B, K]` retained modes.
 
 Per trajectory (all draws from its own seed, see `sample_trajectory`): domain length `L`,
 viscosity `nu`, frame interval `dt`, and an initial state made of `n_sines` sines. Each trajectory
-is integrated with its own internal step `h = dt / substeps`; a burn-in of
-`round(burn_in_time / dt)` frame intervals (`substeps` steps each) is discarded, then one frame is
-stored every `substeps` steps. Frame `j` is thus the state at time `(round(burn_in_time / dt) + j) dt`
-whatever `substeps` is.
+is integrated with its own internal step `h = dt / substeps`; a burn-in of `burn_in_frames` frame
+intervals (`substeps` steps each; LPSDA, whose generator PDE-Refiner's data come from, discards 360)
+is discarded, then one frame is stored every `substeps` steps. Frame `j` is thus the state at time
+`(burn_in_frames + j) dt` whatever `substeps` is. Datasets written before `burn_in_frames` existed
+record `burn_in_time` instead, a burn-in of `round(burn_in_time / dt)` frame intervals; a config that
+sets it still means that.
 
 Accuracy (default `substeps=8`, i.e. h ~ 0.025; measured on 8 chaotic trajectories against runs
 with 128 substeps from the same post-burn-in state): relative L2 error of a stored frame 6e-8 after
@@ -64,6 +66,7 @@ from pdebench.errors import InvalidSetting
 __all__ = [
     "KSConfig",
     "KSGenerator",
+    "burn_in_frames",
     "dealias_mask",
     "etdrk4_coefficients",
     "initial_state",
@@ -84,9 +87,13 @@ class KSConfig:
     nu_range: hyper-viscosity `nu` of the `u_xxxx` term. dt_range: time between stored frames
     (time units); equal ends mean fixed. n_sines: sines in the initial state, each with amplitude
     ~ U[-amplitude, amplitude], phase ~ U[0, 2 pi) and integer mode `l` ~ U{1 .. max_mode}
-    (wavenumber `2 pi l / L`). burn_in_time: integrated and discarded before frame 0 (time units).
-    substeps: ETDRK4 steps per stored frame (`h = dt / substeps`; see the module docstring for the
-    accuracy of the default). contour_points: points (even) on the unit circle of the
+    (wavenumber `2 pi l / L`). burn_in_frames: frame intervals (each the trajectory's own `dt`, so
+    `burn_in_frames * substeps` ETDRK4 steps) integrated and discarded before frame 0, as LPSDA discards
+    the first 360 of its stored steps. burn_in_time: the burn-in of datasets written before
+    `burn_in_frames` existed, `round(burn_in_time / dt)` frame intervals (time units); None (the default)
+    means `burn_in_frames`, a number means it is used instead, so that such a dataset's recorded settings
+    rebuild its generator. substeps: ETDRK4 steps per stored frame (`h = dt / substeps`; see the module
+    docstring for the accuracy of the default). contour_points: points (even) on the unit circle of the
     contour-integral coefficient evaluation (32: coefficients to ~5e-13 relative).
     Invalid values raise `SettingError` (`pdebench.config.checks`) naming the field.
     """
@@ -98,7 +105,8 @@ class KSConfig:
     n_sines: int = 10
     amplitude: float = 0.5
     max_mode: int = 2
-    burn_in_time: float = 72.0
+    burn_in_frames: int = 360
+    burn_in_time: float | None = None
     substeps: int = 8
     contour_points: int = 32
 
@@ -116,7 +124,9 @@ class KSConfig:
             raise SettingError("max_mode", self.max_mode, f"is not valid: expected a mode below {cutoff}, the 2/3-rule "
                                                           f"cutoff of n_points={self.n_points} (the solver drops every "
                                                           "mode from it on)")
-        finite_number(self, "burn_in_time", what="a burn-in time")
+        whole_number(self, "burn_in_frames", 0, "a number of frame intervals discarded before frame 0")
+        if self.burn_in_time is not None:
+            finite_number(self, "burn_in_time", what="a burn-in time")
         whole_number(self, "substeps", 1, "a number of ETDRK4 steps per stored frame")
         even_number(self, "contour_points", 4, "a number of contour points", "the ETDRK4 coefficients are averaged "
                     "over complex-conjugate pairs of points on the unit circle")
@@ -250,6 +260,14 @@ def sample_trajectory(seed: int, config: KSConfig) -> dict[str, Any]:
     return {"L": length, "nu": nu, "dt": dt, "amplitudes": amplitudes, "phases": phases, "modes": modes}
 
 
+def burn_in_frames(config: KSConfig, dt: float) -> int:
+    """Frame intervals discarded before frame 0 of a trajectory whose frame interval is `dt` (time units):
+    `config.burn_in_frames`, or `round(burn_in_time / dt)` where the config sets the older `burn_in_time`."""
+    if config.burn_in_time is None:
+        return int(config.burn_in_frames)
+    return round(config.burn_in_time / dt)
+
+
 def initial_state(draws: dict[str, Any], n_points: int) -> np.ndarray:
     """Initial state `[N]` float64: `sum_j A_j sin(2 pi l_j x / L + phi_j)` at `x = i L / N`."""
     x_frac = np.arange(n_points, dtype=np.float64) / n_points
@@ -302,8 +320,12 @@ class KSGenerator:
             "contour_points": c.contour_points,
             "dealiasing": "2/3",
             "dtype": "float64",
-            "burn_in_time": c.burn_in_time,
-            "burn_in": "round(burn_in_time / dt) frames (x substeps steps) per trajectory, discarded",
+            **({"burn_in_frames": c.burn_in_frames,
+                "burn_in": "burn_in_frames frame intervals (x substeps steps, burn_in_frames * dt time units) per "
+                           "trajectory, discarded"}
+               if c.burn_in_time is None else
+               {"burn_in_time": c.burn_in_time,
+                "burn_in": "round(burn_in_time / dt) frames (x substeps steps) per trajectory, discarded"}),
         }
 
     def reference_solver(self, resolution: Sequence[int] | None = None,
@@ -321,7 +343,7 @@ class KSGenerator:
         params = {name: np.array([d[name] for d in draws], dtype=np.float64) for name in ("L", "nu", "dt")}
         h = params["dt"] / c.substeps
         # Burn-in is a whole number of frames, so frame times do not depend on `substeps`.
-        burn = np.array([round(c.burn_in_time / dt) * c.substeps for dt in params["dt"]], dtype=np.int64)
+        burn = np.array([burn_in_frames(c, dt) * c.substeps for dt in params["dt"]], dtype=np.int64)
         u0 = np.stack([initial_state(d, c.n_points) for d in draws])
 
         def to_dev(a: np.ndarray) -> Tensor:

@@ -7,6 +7,7 @@ dataset writes the same trajectories.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,25 @@ from pdebench.data.writer import validate_layout
 from pdebench.errors import InvalidSetting, UnknownName
 
 
-def trajectory_seeds(base_seed: int, split: str, n_traj: int) -> np.ndarray:
-    """Seed of trajectory i of `split`: depends only on (base_seed, split, i), never on batching or sharding."""
+def name_entropy(name: str) -> int:
+    """A stable 64-bit number for a dataset's PDE name: the first 8 bytes (little-endian) of its sha256.
+
+    Python's `hash()` of a string changes from one process to the next, so it cannot seed data."""
+    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "little")
+
+
+def trajectory_seeds(base_seed: int, split: str, n_traj: int, name: str) -> np.ndarray:
+    """Seed of trajectory i of `split` of the datasets of PDE `name` (`pde.name`, e.g. `ks` or `ks_visc`): depends
+    only on (base_seed, name, split, i), never on batching or sharding.
+
+    The name takes part so that two datasets of one generator (`ks` and `ks_visc`) never start from the same draws:
+    with the same seeds their trajectories would share domain lengths, frame intervals and initial sines and differ
+    only in the viscosity. The preset does not, so a trajectory of `small` is the one at the same index of `paper`
+    where both presets solve it alike."""
     split_index = SPLITS.index(split)
+    entropy = name_entropy(name)
     return np.array(
-        [np.random.SeedSequence([base_seed, split_index, i]).generate_state(1)[0] for i in range(n_traj)],
+        [np.random.SeedSequence([base_seed, entropy, split_index, i]).generate_state(1)[0] for i in range(n_traj)],
         dtype=np.int64,
     )
 
@@ -67,7 +82,7 @@ class DatasetPlan:
 
     def seeds(self, split: str) -> np.ndarray:
         """`[n_traj]` seeds of the trajectories of `split`."""
-        return trajectory_seeds(self.seed, split, int(self.layouts[split].n_traj))
+        return trajectory_seeds(self.seed, split, int(self.layouts[split].n_traj), str(self.config["pde"]))
 
 
 def preset_sizes(pde: PDEGenConfig, preset: str) -> PresetConfig:

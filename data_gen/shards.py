@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from tqdm.auto import tqdm
 
 from data_gen.base import GeneratedBatch
 from data_gen.parallel import BlockSolver
@@ -28,6 +27,7 @@ from data_gen.plan import DatasetPlan, split_layout
 from data_gen.resume import dataset_is_complete, generation_lock, remove_splits, remove_stale_scratch
 from data_gen.writing import SplitJob, generate_files
 from pdebench.config import GenerateConfig
+from pdebench.console import progress_bar
 from pdebench.data.manifest import generate_command
 from pdebench.data.reader import TrajectoryFile
 from pdebench.data.schema import FINGERPRINT_ATTR, SPLITS, DatasetError, DatasetLayout
@@ -198,8 +198,8 @@ def merge_split(path: Path, layout: DatasetLayout, sources: Sequence[tuple[range
     with contextlib.ExitStack() as stack:
         files = [(part, stack.enter_context(TrajectoryFile(p))) for part, p in sources]
         writer = stack.enter_context(TrajectoryWriter(path, layout))
-        bar = stack.enter_context(tqdm(total=layout.n_traj, initial=writer.n_done, unit="traj", dynamic_ncols=True,
-                                       desc=f"{layout.dataset_name} {layout.split} [merge]", disable=not progress))
+        bar = stack.enter_context(progress_bar(layout.n_traj, f"{layout.dataset_name} {layout.split} [merge]",
+                                               "traj", enabled=progress, initial=writer.n_done))
         for lo in range(writer.n_done, layout.n_traj, batch_size):
             hi = min(lo + batch_size, layout.n_traj)
             batch, seeds = _read_range(files, layout, lo, hi)

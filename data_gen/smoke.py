@@ -6,32 +6,42 @@ PDE (incompressible Navier–Stokes with a Boussinesq-type buoyancy force, passi
     s_t + (v . grad) s = 0
     v_t + (v . grad) v = -grad p + nu lap v + b s e_y,     div v = 0
 
-with no-penetration, free-slip walls (`v . n = 0`, zero normal derivative of the tangential velocity) and no
-smoke flux through the walls. `b` is the buoyancy (length/time^2 per unit smoke), `nu` the kinematic viscosity.
+with no penetration (`v . n = 0`) and no smoke flux through the walls; the tangential velocity follows the `walls`
+setting. `b` is the buoyancy (length/time^2 per unit smoke), `nu` the kinematic viscosity.
 
 Space: a MAC (staggered) grid of `nx x ny` cells of size `dx x dy`. Smoke `s` lives at cell centres, `vx` on the
 `(nx + 1) x ny` faces normal to x and `vy` on the `nx x (ny + 1)` faces normal to y; the wall faces hold the
 exact zero of the no-penetration condition. Stored fields are at cell centres (velocity as the mean of the two
 faces of each cell), on the solver grid or, with `stored_resolution`, as cell means over blocks of solver cells.
 
-One step of length `h` (operator splitting, in the order of PDEArena's PhiFlow script):
+One step of length `h`, by default PDEArena's PhiFlow step (`pdedatagen/navier_stokes.py`: a `CenteredGrid` smoke
+with `extrapolation.BOUNDARY`, a `StaggeredGrid` velocity with `extrapolation.ZERO`), which it reproduces to the
+tolerance of PhiFlow's pressure solve (`scripts/compare_phiflow.py`):
 1. semi-Lagrangian advection of `s`, `vx`, `vy` by the old velocity: each sample point is traced back to its
-   departure point (midpoint rule, or one Euler step with `backtrace="euler"`), clamped into the box, and the field is
-   interpolated there bilinearly (zero-gradient beyond the outermost samples, which is free slip for velocity);
-2. buoyancy: `vy += h b s` with `s` averaged onto the interior `vy` faces;
-3. viscosity: the discrete heat equation on each velocity component solved exactly over `h` (`exp(h nu lap)` in
-   the eigenbasis of the 5-point Laplacian: a DST-I along a component's own axis, where the walls are
-   Dirichlet zeros, and a DCT-II along the other, free slip), so the step is stable at any `h` and resolution;
+   departure point (one Euler step, `backtrace="euler"`, PhiFlow's; or the midpoint rule) and the field is
+   interpolated there bilinearly. Beyond the outermost samples the smoke repeats them; the velocity continues as
+   the walls say (`BoxOperators`): with `walls="zero"` (PhiFlow's `extrapolation.ZERO`) every component falls
+   linearly to zero one cell beyond its outermost samples, so the tangential velocity is pulled towards zero
+   within half a cell of a wall; with `free_slip` the outermost samples are repeated;
+2. buoyancy: `vy += h b s` with the new `s` averaged onto the interior `vy` faces;
+3. viscosity on each velocity component with the same walls: `viscosity="explicit"` is PhiFlow's
+   `diffuse.explicit`, `v += h nu lap v` (split into equal steps only where one would be unstable, never at
+   PDEArena's settings); `exact` solves the discrete heat equation over `h` in the eigenbasis of the 5-point
+   Laplacian (DST-I along a component's own axis; DCT-II along the other with free slip, DST-I over the samples and
+   both zero ghosts with zero walls);
 4. pressure projection: the Poisson problem `lap p = div v` with homogeneous Neumann walls is solved exactly by a
    2-D DCT-II (the eigenbasis of the cell-centred Neumann Laplacian) and `grad p` is subtracted from the interior
-   faces, so the discrete divergence after projection is zero to round-off. No iterative solve is involved, so
-   nothing can stall or diverge.
+   faces, so the discrete divergence after projection is zero to round-off (PhiFlow solves the same problem by
+   conjugate gradients to 1e-5). No iterative solve is involved, so nothing can stall or diverge.
+The split step with zero walls is not at rest for uniform smoke: the buoyancy kick is diffused towards the zero
+ghosts before the projection, which leaves a circulation down the side walls (PhiFlow's step does the same).
 All real-to-real transforms (`data_gen.transforms`) are computed with `torch.fft.rfft` / `irfft` of even or odd
 extensions (length `2n`) along the contiguous last axis, in float64.
 
 Initial state (per trajectory, all draws from `numpy.random.default_rng(seed)`): velocity at rest; smoke the
-absolute value of a Gaussian random field whose Fourier amplitudes fall off as `|m|^-noise_smoothness` (mode
-numbers `m` of the periodic FFT of the grid, mean removed, standardised to unit variance), PDEArena's noise state.
+absolute value of a Gaussian random field whose Fourier amplitudes fall off as `|k|^(-2 noise_smoothness)`
+(wavenumbers `k` of the periodic FFT of the grid, mean removed, standardised to unit variance): PhiFlow's
+`Noise(smoothness=noise_smoothness)`, PDEArena's noise state (PhiFlow raises `1 / |k|^2` to the smoothness).
 The buoyancy `b` is drawn from `buoyancy_range` (fixed when its ends are equal).
 
 Frames: `warmup_frames` frame intervals are integrated and dropped; frame `j` is the state after
@@ -88,6 +98,7 @@ __all__ = [
     "cell_mean_matrix",
     "centres_to_faces",
     "courant_number",
+    "explicit_viscous_steps",
     "faces_to_centres",
     "initial_smoke",
     "run_frames",
@@ -96,6 +107,8 @@ __all__ = [
 ]
 
 BACKTRACES = ("euler", "midpoint")
+WALLS = ("zero", "free_slip")
+VISCOSITIES = ("explicit", "exact")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -138,18 +151,39 @@ def centres_to_faces(ux: Tensor, uy: Tensor) -> tuple[Tensor, Tensor]:
 # --------------------------------------------------------------------------------------------------------------
 
 
+def explicit_viscous_steps(nu: float, h: float, spacing: Sequence[float]) -> int:
+    """Explicit Euler steps that `BoxOperators.diffuse(..., "explicit")` splits a step `h` (time units) into: the
+    fewest that keep each one stable, `nu h' (4/dx^2 + 4/dy^2) <= 2` for cells `spacing = (dx, dy)` (length units)
+    and viscosity `nu` (length^2/time); 1 at PDEArena's settings, where one step sits at 0.96 of that bound."""
+    dx, dy = (float(d) for d in spacing)
+    return max(1, math.ceil(2.0 * nu * h * (1.0 / dx**2 + 1.0 / dy**2) - 1e-12))
+
+
 class BoxOperators:
     """Discrete operators of an `nx x ny` MAC grid with cells `dx x dy` (length units), on one device, float64.
+
+    walls: how the velocity continues beyond the outermost samples of each of its components (`WALLS`), in the
+    advection's interpolation and in the viscous Laplacian. `zero` is PhiFlow's `extrapolation.ZERO` on a staggered
+    grid, which PDEArena's smoke uses: every component is zero one cell beyond its outermost samples (the wall faces
+    for the normal component, a ghost half a cell outside the wall for the tangential one) and in between it is
+    interpolated linearly, so the tangential velocity is pulled towards zero near the walls. `free_slip`: the
+    outermost samples are repeated (zero normal derivative of the tangential velocity). The normal velocity is zero
+    on the walls in both cases (no penetration), and the smoke always repeats its outermost samples (no flux).
 
     Holds the eigenvalues of the 3-point second differences (`-(4 / d^2) sin^2(pi k / 2n)`, 1/length^2) for the
     cell-centred Neumann (DCT-II) and face-centred Dirichlet (DST-I) problems, and the sample points of the three
     staggered grids in index units (`x / dx`, `y / dy`).
     """
 
-    def __init__(self, shape: Sequence[int], spacing: Sequence[float], device: torch.device | str = "cpu") -> None:
+    def __init__(self, shape: Sequence[int], spacing: Sequence[float], device: torch.device | str = "cpu",
+                 walls: str = "zero") -> None:
         self.nx, self.ny = (int(n) for n in shape)
         if self.nx < 2 or self.ny < 2:
             raise ValueError(f"a box grid needs at least 2 x 2 cells, got {tuple(shape)}")
+        if walls not in WALLS:
+            raise ValueError(f"walls must be one of {', '.join(WALLS)}, got {walls!r}")
+        self.walls = walls
+        self.zero_walls = walls == "zero"
         self.dx, self.dy = (float(d) for d in spacing)
         self.device = torch.device(device)
         f64 = dict(dtype=torch.float64, device=self.device)
@@ -161,6 +195,9 @@ class BoxOperators:
         # Neumann (cell centres, modes 0 .. n - 1) and Dirichlet (faces incl. walls, modes 0 .. n) eigenvalues.
         self.lam_cx, self.lam_cy = eig(self.nx, self.dx, self.nx), eig(self.ny, self.dy, self.ny)
         self.lam_fx, self.lam_fy = eig(self.nx, self.dx, self.nx + 1), eig(self.ny, self.dy, self.ny + 1)
+        # Tangential axis of a velocity component with zero walls: its n samples plus a zero ghost at either end
+        # are n + 2 points of a Dirichlet problem with n + 1 intervals (modes 0 .. n + 1).
+        self.lam_gx, self.lam_gy = eig(self.nx + 1, self.dx, self.nx + 2), eig(self.ny + 1, self.dy, self.ny + 2)
         lap = self.lam_cx[:, None] + self.lam_cy[None, :]
         inv = torch.where(lap < 0, 1.0 / torch.where(lap < 0, lap, -1.0), 0.0)
         self.inv_laplacian = inv  # [nx, ny]; 0 for the constant mode (pressure defined up to a constant)
@@ -198,25 +235,70 @@ class BoxOperators:
         vy[:, :, 1:-1] -= (p[:, :, 1:] - p[:, :, :-1]) / self.dy
         return vx, vy, p
 
-    def diffuse(self, vx: Tensor, vy: Tensor, nu: float, h: float) -> tuple[Tensor, Tensor]:
-        """`exp(h nu lap_h)` applied to each face component exactly (Dirichlet along its own axis, free slip along
-        the other); nu in length^2/time, h in time units."""
+    def _ghosts(self, v: Tensor, axis: int) -> Tensor:
+        """`v` with one ghost sample added at both ends of `axis` (-2 or -1): zeros with zero walls, copies of the
+        outermost samples with free slip."""
+        if self.zero_walls:
+            pad = (0, 0, 1, 1) if axis == -2 else (1, 1)
+            return torch.nn.functional.pad(v, pad)
+        first, last = (v[:, :1], v[:, -1:]) if axis == -2 else (v[:, :, :1], v[:, :, -1:])
+        return torch.cat([first, v, last], dim=axis)
+
+    def laplacian(self, vx: Tensor, vy: Tensor) -> tuple[Tensor, Tensor]:
+        """The 5-point Laplacian (1/(length time)) of each face component, with the walls' ghost samples along the
+        component's tangential axis (`_ghosts`) and its zero wall faces along its own; zero on the wall faces."""
+        lx, ly = torch.zeros_like(vx), torch.zeros_like(vy)
+        lx[:, 1:-1] = (vx[:, 2:] - 2 * vx[:, 1:-1] + vx[:, :-2]) / self.dx**2
+        g = self._ghosts(vx, -1)
+        lx[:, 1:-1] += ((g[:, :, 2:] - 2 * vx + g[:, :, :-2]) / self.dy**2)[:, 1:-1]
+        ly[:, :, 1:-1] = (vy[:, :, 2:] - 2 * vy[:, :, 1:-1] + vy[:, :, :-2]) / self.dy**2
+        g = self._ghosts(vy, -2)
+        ly[:, :, 1:-1] += ((g[:, 2:] - 2 * vy + g[:, :-2]) / self.dx**2)[:, :, 1:-1]
+        return lx, ly
+
+    def diffuse(self, vx: Tensor, vy: Tensor, nu: float, h: float, method: str = "explicit") -> tuple[Tensor, Tensor]:
+        """Viscosity over `h` time units (nu in length^2/time) on each face component, with `laplacian`'s walls.
+
+        method `explicit`: PhiFlow's `diffuse.explicit`, `v += h nu lap_h v`, in `explicit_viscous_steps` equal steps;
+        `exact`: `exp(h nu lap_h)` in the eigenbasis of `lap_h` (DST-I along a component's own axis; along the other
+        a DCT-II with free slip, a DST-I over the samples and both ghosts with zero walls), stable at any `h`.
+        """
+        if method not in VISCOSITIES:
+            raise ValueError(f"method must be one of {', '.join(VISCOSITIES)}, got {method!r}")
         if nu == 0.0:
             return vx, vy
-        gx = torch.exp((h * nu) * (self.lam_fx[:, None] + self.lam_cy[None, :]))  # [nx + 1, ny]
-        gy = torch.exp((h * nu) * (self.lam_cx[:, None] + self.lam_fy[None, :]))  # [nx, ny + 1]
-        vx = along_axis(idst1, idct2(along_axis(dst1, dct2(vx), -2) * gx), -2)
-        vy = idst1(along_axis(idct2, along_axis(dct2, dst1(vy), -2) * gy, -2))
+        if method == "explicit":
+            n = explicit_viscous_steps(nu, h, (self.dx, self.dy))
+            for _ in range(n):
+                lx, ly = self.laplacian(vx, vy)
+                vx, vy = vx + (h * nu / n) * lx, vy + (h * nu / n) * ly
+            return vx, vy
+        if not self.zero_walls:
+            gx = torch.exp((h * nu) * (self.lam_fx[:, None] + self.lam_cy[None, :]))  # [nx + 1, ny]
+            gy = torch.exp((h * nu) * (self.lam_cx[:, None] + self.lam_fy[None, :]))  # [nx, ny + 1]
+            vx = along_axis(idst1, idct2(along_axis(dst1, dct2(vx), -2) * gx), -2)
+            vy = idst1(along_axis(idct2, along_axis(dct2, dst1(vy), -2) * gy, -2))
+            return vx, vy
+        gx = torch.exp((h * nu) * (self.lam_fx[:, None] + self.lam_gy[None, :]))  # [nx + 1, ny + 2]
+        gy = torch.exp((h * nu) * (self.lam_gx[:, None] + self.lam_fy[None, :]))  # [nx + 2, ny + 1]
+        px = self._ghosts(vx, -1)
+        vx = along_axis(idst1, idst1(along_axis(dst1, dst1(px), -2) * gx), -2)[:, :, 1:-1]
+        py = self._ghosts(vy, -2)
+        vy = idst1(along_axis(idst1, along_axis(dst1, dst1(py), -2) * gy, -2))[:, 1:-1]
         return vx, vy
 
     # --- interpolation -------------------------------------------------------------------------------------------
-    def sample(self, values: Tensor, grid: str, px: Tensor, py: Tensor) -> Tensor:
+    def sample(self, values: Tensor, grid: str, px: Tensor, py: Tensor, zero_outside: bool = False) -> Tensor:
         """Bilinear interpolation of `values` (on staggered grid `grid` in c | x | y) at points `(px, py)` given in
-        index units (`[B, *P]` each), with zero-gradient extrapolation beyond the outermost samples."""
+        index units (`[B, *P]` each). Beyond the outermost samples: their values repeated (zero gradient), or with
+        `zero_outside` a ring of zeros one cell out and zero beyond (PhiFlow's `extrapolation.ZERO`)."""
+        fx, fy = px - self.offsets[grid][0], py - self.offsets[grid][1]
+        if zero_outside:
+            values = torch.nn.functional.pad(values, (1, 1, 1, 1))
+            fx, fy = fx.add_(1.0), fy.add_(1.0)
         batch, mx, my = values.shape
-        ox, oy = self.offsets[grid]
-        fx = (px - ox).clamp_(0.0, mx - 1.0)
-        fy = (py - oy).clamp_(0.0, my - 1.0)
+        fx = fx.clamp_(0.0, mx - 1.0)
+        fy = fy.clamp_(0.0, my - 1.0)
         # truncation is floor here (fx >= 0); clamping both ends keeps NaN points (from a blown-up velocity) in
         # range, so they give NaN values, which the divergence check reports, instead of an indexing error
         i0 = fx.to(torch.int64).clamp_(0, mx - 2)
@@ -232,37 +314,40 @@ class BoxOperators:
         return (low + wx * (high - low)).reshape(px.shape)
 
     def velocity_at(self, vx: Tensor, vy: Tensor, px: Tensor, py: Tensor) -> tuple[Tensor, Tensor]:
-        """Velocity (length/time) interpolated at points in index units: `(vx, vy)` each `[B, *P]`."""
-        return self.sample(vx, "x", px, py), self.sample(vy, "y", px, py)
+        """Velocity (length/time) interpolated at points in index units, with the walls' continuation beyond the
+        outermost samples: `(vx, vy)` each `[B, *P]`."""
+        return (self.sample(vx, "x", px, py, self.zero_walls), self.sample(vy, "y", px, py, self.zero_walls))
 
-    @staticmethod
-    def grid_velocity(vx: Tensor, vy: Tensor, grid: str) -> tuple[Tensor, Tensor]:
-        """Velocity at the sample points of `grid` (c | x | y): what `velocity_at` gives there, by face averages.
-
-        Beyond the walls the missing tangential neighbours repeat the nearest ones (zero gradient, as in `sample`).
-        """
+    def grid_velocity(self, vx: Tensor, vy: Tensor, grid: str) -> tuple[Tensor, Tensor]:
+        """Velocity at the sample points of `grid` (c | x | y): what `velocity_at` gives there, by face averages
+        (beyond the walls the missing tangential neighbours are the walls' ghosts, `_ghosts`)."""
         if grid == "c":
             return faces_to_centres(vx, vy)
         if grid == "x":  # vy at the corners around each x face, averaged
-            pad = torch.cat([vy[:, :1], vy, vy[:, -1:]], dim=1)  # [B, nx + 2, ny + 1]
+            pad = self._ghosts(vy, -2)  # [B, nx + 2, ny + 1]
             pair = pad[:, :-1] + pad[:, 1:]  # [B, nx + 1, ny + 1]
             return vx, 0.25 * (pair[:, :, :-1] + pair[:, :, 1:])
-        pad = torch.cat([vx[:, :, :1], vx, vx[:, :, -1:]], dim=2)  # [B, nx + 1, ny + 2]
+        pad = self._ghosts(vx, -1)  # [B, nx + 1, ny + 2]
         pair = pad[:, :, :-1] + pad[:, :, 1:]  # [B, nx + 1, ny + 1]
         return 0.25 * (pair[:, :-1] + pair[:, 1:]), vy
 
+    def _into_box(self, px: Tensor, py: Tensor) -> tuple[Tensor, Tensor]:
+        """Clamp points (index units) into the box; with zero walls into the box plus one cell, beyond which the
+        velocity is zero anyway (PhiFlow does not clamp)."""
+        margin = 1.0 if self.zero_walls else 0.0
+        return px.clamp(-margin, self.nx + margin), py.clamp(-margin, self.ny + margin)
+
     def departure_points(self, vx: Tensor, vy: Tensor, grid: str, h: float, backtrace: str) -> tuple[Tensor, Tensor]:
-        """Where the fluid at the sample points of `grid` was `h` time units earlier, clamped into the box."""
+        """Where the fluid at the sample points of `grid` was `h` time units earlier (index units): one Euler step
+        back with the velocity at the points (`euler`, PhiFlow's), or a step with the velocity at the midpoint of
+        that Euler half step (`midpoint`); clamped by `_into_box`."""
         batch = vx.shape[0]
         px, py = (p.expand(batch, -1, -1) for p in self.points[grid])
         ux, uy = self.grid_velocity(vx, vy, grid)
         if backtrace == "midpoint":
-            mx = (px - (0.5 * h / self.dx) * ux).clamp(0.0, float(self.nx))
-            my = (py - (0.5 * h / self.dy) * uy).clamp(0.0, float(self.ny))
+            mx, my = self._into_box(px - (0.5 * h / self.dx) * ux, py - (0.5 * h / self.dy) * uy)
             ux, uy = self.velocity_at(vx, vy, mx, my)
-        qx = (px - (h / self.dx) * ux).clamp(0.0, float(self.nx))
-        qy = (py - (h / self.dy) * uy).clamp(0.0, float(self.ny))
-        return qx, qy
+        return self._into_box(px - (h / self.dx) * ux, py - (h / self.dy) * uy)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -286,21 +371,22 @@ class SmokeState:
 
 
 def smoke_step(ops: BoxOperators, state: SmokeState, buoyancy: Tensor, nu: float, h: float,
-               backtrace: str = "midpoint") -> SmokeState:
+               backtrace: str = "euler", viscosity: str = "explicit") -> SmokeState:
     """One solver step of length `h` (time units): advection, buoyancy, viscosity, projection (module docstring).
 
-    buoyancy: `[B]` (length/time^2 per unit smoke); nu: length^2/time.
+    buoyancy: `[B]` (length/time^2 per unit smoke); nu: length^2/time; backtrace: `BACKTRACES`; viscosity: the
+    `BoxOperators.diffuse` method (`VISCOSITIES`). The walls are those of `ops`. The defaults are PDEArena's step.
     """
     vx, vy = state.vx, state.vy
     smoke = ops.sample(state.smoke, "c", *ops.departure_points(vx, vy, "c", h, backtrace))
-    new_vx = ops.sample(vx, "x", *ops.departure_points(vx, vy, "x", h, backtrace))
-    new_vy = ops.sample(vy, "y", *ops.departure_points(vx, vy, "y", h, backtrace))
+    new_vx = ops.sample(vx, "x", *ops.departure_points(vx, vy, "x", h, backtrace), zero_outside=ops.zero_walls)
+    new_vy = ops.sample(vy, "y", *ops.departure_points(vx, vy, "y", h, backtrace), zero_outside=ops.zero_walls)
     new_vx[:, 0] = 0.0
     new_vx[:, -1] = 0.0
     new_vy[:, :, 0] = 0.0
     new_vy[:, :, -1] = 0.0
     new_vy[:, :, 1:-1] += (h * buoyancy)[:, None, None] * (0.5 * (smoke[:, :, :-1] + smoke[:, :, 1:]))
-    new_vx, new_vy = ops.diffuse(new_vx, new_vy, nu, h)
+    new_vx, new_vy = ops.diffuse(new_vx, new_vy, nu, h, viscosity)
     new_vx, new_vy, _ = ops.project(new_vx, new_vy)
     return SmokeState(smoke, new_vx, new_vy)
 
@@ -362,10 +448,13 @@ class SmokeConfig:
     of the uniform per-trajectory buoyancy (length/time^2 per unit smoke; equal ends mean fixed). frame_interval:
     time between stored frames (time units). substeps: solver steps per frame interval (step
     `h = frame_interval / substeps`). warmup_frames: frame intervals integrated and dropped before frame 0 is
-    recorded (module docstring). noise_smoothness: exponent of the power-law fall-off of the initial smoke noise's
-    Fourier amplitudes. backtrace: departure points by the `midpoint` rule (default) or by one `euler` step as
-    PDEArena's PhiFlow script does (about a quarter cheaper, but it loses up to ~15% of the smoke over a paper
-    trajectory, against ~3% for the midpoint rule; see docs/pde_smoke.md).
+    recorded (module docstring). noise_smoothness: PhiFlow's `Noise` smoothness `s` of the initial smoke, whose
+    Fourier amplitudes fall off as `|k|^(-2 s)` (`initial_smoke`). backtrace: departure points by one `euler` step
+    (default; PDEArena's PhiFlow step) or by the `midpoint` rule (more accurate advection, less smoke lost; the
+    `smoke_midpoint` dataset). walls: the velocity's continuation beyond its outermost samples (`BoxOperators`):
+    `zero` (default; PhiFlow's `extrapolation.ZERO`, PDEArena's) or `free_slip`. viscosity: `explicit` Euler steps
+    of `nu lap v` (default; PhiFlow's `diffuse.explicit`, split into as many equal steps as stability needs) or the
+    `exact` solution over a step.
     max_courant: largest allowed face-velocity displacement per step in cells; beyond it the run is declared
     diverged (`SolverDiverged`). Invalid values raise `SettingError` (`pdebench.config.checks`) naming the field.
     """
@@ -379,7 +468,9 @@ class SmokeConfig:
     substeps: int = 1
     warmup_frames: int = 8
     noise_smoothness: float = 6.0
-    backtrace: str = "midpoint"
+    backtrace: str = "euler"
+    walls: str = "zero"
+    viscosity: str = "explicit"
     max_courant: float = 64.0
 
     def __post_init__(self) -> None:
@@ -404,6 +495,12 @@ class SmokeConfig:
         if self.backtrace not in BACKTRACES:
             raise SettingError("backtrace", self.backtrace, f"is not valid: expected {' or '.join(BACKTRACES)} (the "
                                                             "rule that finds the departure points of advection)")
+        if self.walls not in WALLS:
+            raise SettingError("walls", self.walls, f"is not valid: expected {' or '.join(WALLS)} (how the velocity "
+                                                    "continues beyond the walls)")
+        if self.viscosity not in VISCOSITIES:
+            raise SettingError("viscosity", self.viscosity, f"is not valid: expected {' or '.join(VISCOSITIES)} (how "
+                                                            "the viscous term is integrated over a step)")
         self.max_courant = finite_number(self, "max_courant", low_open=True,
                                          what="a largest displacement per step in cells")
 
@@ -411,6 +508,11 @@ class SmokeConfig:
     def spacing(self) -> tuple[float, float]:
         """Cell size `(dx, dy)` (length units)."""
         return (self.domain_size[0] / self.resolution[0], self.domain_size[1] / self.resolution[1])
+
+    @property
+    def viscosity_substeps(self) -> int:
+        """Explicit viscous steps per solver step (`explicit_viscous_steps`; 1 at PDEArena's settings)."""
+        return explicit_viscous_steps(self.nu, self.frame_interval / self.substeps, self.spacing)
 
     @property
     def stored_shape(self) -> tuple[int, int]:
@@ -452,15 +554,21 @@ def block_mean(fields: Tensor, shape: Sequence[int]) -> Tensor:
     return total / (rx * ry)
 
 
-def initial_smoke(rng: np.random.Generator, shape: Sequence[int], smoothness: float) -> np.ndarray:
-    """PDEArena-style noise smoke `[nx, ny]` float64 >= 0: `|g|` for a zero-mean, unit-variance Gaussian random
-    field `g` whose Fourier amplitudes are `|m|^-smoothness` (integer mode numbers `m` of the grid's FFT)."""
+def initial_smoke(rng: np.random.Generator, shape: Sequence[int], smoothness: float,
+                  domain_size: Sequence[float] | None = None) -> np.ndarray:
+    """PDEArena's noise smoke `[nx, ny]` float64 >= 0: `|g|` for a zero-mean, unit-variance Gaussian random field
+    `g` whose Fourier amplitudes are `(1 / |k|^2)^smoothness` (the constant mode 0), as PhiFlow's
+    `Noise(smoothness=smoothness)` draws it: `k` the wavenumbers of the grid's FFT, `m / L` per axis for a box
+    `domain_size = (Lx, Ly)` (None: the integer mode numbers `m`; the same spectrum in a square box). PhiFlow's
+    `scale` only rescales `k`, which the standardisation cancels (it also drops modes with `(k scale)^2 <= 0.1`, none
+    but the constant one at PDEArena's `scale = 11` in a box of 32)."""
     nx, ny = (int(n) for n in shape)
-    mx = np.fft.fftfreq(nx) * nx
-    my = np.fft.fftfreq(ny) * ny
-    modulus = np.sqrt(mx[:, None] ** 2 + my[None, :] ** 2)
-    amplitude = np.zeros_like(modulus)
-    amplitude[modulus > 0] = modulus[modulus > 0] ** (-smoothness)
+    lx, ly = (float(n) for n in shape) if domain_size is None else (float(d) for d in domain_size)
+    kx = np.fft.fftfreq(nx) * nx / lx
+    ky = np.fft.fftfreq(ny) * ny / ly
+    k2 = kx[:, None] ** 2 + ky[None, :] ** 2
+    amplitude = np.zeros_like(k2)
+    amplitude[k2 > 0] = k2[k2 > 0] ** (-smoothness)
     white = rng.standard_normal((2, nx, ny))
     field = np.fft.ifft2((white[0] + 1j * white[1]) * amplitude).real
     field -= field.mean()
@@ -473,7 +581,8 @@ def sample_trajectory(seed: int, config: SmokeConfig) -> dict[str, Any]:
     float `buoyancy`, then float64 `smoke [nx, ny]` (the initial smoke, see `initial_smoke`)."""
     rng = np.random.default_rng(int(seed))
     buoyancy = float(rng.uniform(*config.buoyancy_range))
-    return {"buoyancy": buoyancy, "smoke": initial_smoke(rng, config.resolution, config.noise_smoothness)}
+    smoke = initial_smoke(rng, config.resolution, config.noise_smoothness, config.domain_size)
+    return {"buoyancy": buoyancy, "smoke": smoke}
 
 
 def _rest_state(smoke: Tensor) -> SmokeState:
@@ -494,7 +603,7 @@ def run_frames(ops: BoxOperators, state: SmokeState, buoyancy: Tensor, config: S
     with single_threaded(state.smoke.device):
         for frame in range(skip_frames + n_frames):
             for _ in range(config.substeps):
-                state = smoke_step(ops, state, buoyancy, config.nu, h, config.backtrace)
+                state = smoke_step(ops, state, buoyancy, config.nu, h, config.backtrace, config.viscosity)
             _check_state(ops, state, h, config.max_courant, seeds, (frame + 1) * config.frame_interval)
             if frame >= skip_frames:
                 out[:, :, frame - skip_frames] = block_mean(state.centred(), stored_shape).transpose(0, 1)
@@ -510,9 +619,9 @@ class SmokeGenerator:
     fields = (
         FieldSpec("smoke", units="1", boundary="box walls: no flux",
                   description="passive smoke concentration (cell centres), advected and driving buoyancy"),
-        FieldSpec("vx", units="length/time", boundary="box walls: no penetration, free slip",
+        FieldSpec("vx", units="length/time", boundary="box walls: no penetration, tangential per solver walls",
                   description="x velocity at cell centres (mean of the cell's two x faces)"),
-        FieldSpec("vy", units="length/time", boundary="box walls: no penetration, free slip",
+        FieldSpec("vy", units="length/time", boundary="box walls: no penetration, tangential per solver walls",
                   description="y velocity (up) at cell centres (mean of the cell's two y faces)"),
     )
     parameters = (
@@ -540,9 +649,12 @@ class SmokeGenerator:
         return {
             "solver": "semi-lagrangian advection + exact projection (MAC grid)",
             "advection": f"semi-lagrangian, bilinear, {c.backtrace} backtrace",
-            "viscosity": "exact exp(h nu lap) in the DST-I/DCT-II eigenbasis",
+            "viscosity": {"explicit": f"explicit Euler, {c.viscosity_substeps} step(s) per solver step",
+                          "exact": "exact exp(h nu lap) in the DST/DCT eigenbasis"}[c.viscosity],
             "pressure": "exact Neumann Poisson solve by 2-D DCT-II",
-            "walls": "no penetration, free slip, no smoke flux",
+            "walls": {"zero": "no penetration; velocity zero one cell beyond its outermost samples (PhiFlow "
+                              "extrapolation.ZERO); no smoke flux",
+                      "free_slip": "no penetration, free slip, no smoke flux"}[c.walls],
             "step": c.frame_interval / c.substeps,
             "substeps": c.substeps,
             "warmup_frames": c.warmup_frames,
@@ -570,7 +682,7 @@ class SmokeGenerator:
         draws = [sample_trajectory(s, c) for s in seeds]
         buoyancy = np.array([d["buoyancy"] for d in draws], dtype=np.float64)
         smoke = torch.from_numpy(np.stack([d["smoke"] for d in draws])).to(device)
-        ops = BoxOperators(c.resolution, c.spacing, device)
+        ops = BoxOperators(c.resolution, c.spacing, device, c.walls)
         frames = run_frames(ops, _rest_state(smoke), torch.from_numpy(buoyancy).to(device), c, n_frames,
                             c.warmup_frames, [int(s) for s in seeds], c.stored_shape)
         frames = frames.cpu().numpy()
@@ -634,7 +746,8 @@ class SmokeReferenceSolver:
             return (px / rx).expand(batch, -1, -1), (py / ry).expand(batch, -1, -1)
 
         fine_state = SmokeState(coarse.sample(state.smoke, "c", *at("c")),
-                                coarse.sample(state.vx, "x", *at("x")), coarse.sample(state.vy, "y", *at("y")))
+                                coarse.sample(state.vx, "x", *at("x"), zero_outside=coarse.zero_walls),
+                                coarse.sample(state.vy, "y", *at("y"), zero_outside=coarse.zero_walls))
         return fine_state.centred()
 
     def advance(self, fields: Tensor, params: Mapping[str, Tensor], n_frames: int) -> Tensor:
@@ -657,7 +770,7 @@ class SmokeReferenceSolver:
         buoyancy = torch.as_tensor(params["buoyancy"]).to(device=device, dtype=torch.float64).reshape(-1)
         nu = c.nu  # fixed by the settings (not varied per trajectory); a file's `nu` column holds the same value
         with single_threaded(device):
-            coarse = BoxOperators(self.resolution, self.spacing, device)
+            coarse = BoxOperators(self.resolution, self.spacing, device, c.walls)
             x = self._restrict(x)
             vx, vy = centres_to_faces(x[:, 1], x[:, 2])
             vx, vy, _ = coarse.project(vx, vy)
@@ -669,10 +782,10 @@ class SmokeReferenceSolver:
             # exactly as the generator's limit does at its own step.
             max_courant = c.max_courant * max(1.0, h * c.substeps / c.frame_interval)
             for step in range(n_steps):
-                state = smoke_step(coarse, state, buoyancy, nu, h, c.backtrace)
+                state = smoke_step(coarse, state, buoyancy, nu, h, c.backtrace, c.viscosity)
                 _check_state(coarse, state, h, max_courant, seeds, (step + 1) * h)
             if self.resolution == self.stored:
                 out = state.centred()
             else:
-                out = self._prolong(coarse, state, BoxOperators(stored, c.stored_spacing, device))
+                out = self._prolong(coarse, state, BoxOperators(stored, c.stored_spacing, device, c.walls))
         return out.to(dtype)

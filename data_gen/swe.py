@@ -23,15 +23,24 @@ Time: third-order Adams–Bashforth (AB3, the scheme of torch-harmonics' example
 (seconds); its first two steps are taken by Kutta's third-order Runge–Kutta method, so a run restarted from any
 state (the reference solver) is third-order accurate from its first step. After every step, scale-selective
 hyperdiffusion `-(1/tau) (l (l + 1) / (T (T + 1)))^order` acts on all three spectral fields as an exact
-exponential factor (e-folding time `tau` at the truncation degree; `l = 0` is untouched, so mass is too).
+exponential factor (`l = 0` is untouched, so mass is too). `order` is 8 (del^16) and the e-folding time `tau` of
+the truncation degree scales with the truncation, `tau = hyperdiffusion_hours * 31 / T` (`hyperdiffusion_time`;
+2.5 h at T31, 1.23 h at T63: the time the flow takes to cross the truncation scale shrinks as `1 / T`, the
+resolution scaling of SpeedyWeather.jl's hyperdiffusion). With that, a resolved jet (see below) keeps >= 98% of its
+drawn peak speed through the spin-up, and the damping stays on the top quarter of the degrees; the former del^8
+with 2 h at every truncation took a quarter to a half of a T31 jet's speed before the first stored frame.
 
 Initial state (per trajectory, every draw from `numpy.random.default_rng(seed)`, see `sample_jets`): one or two
 zonal jets (one per hemisphere at most), each with the compactly supported profile of Galewsky et al. (2004)
 `u = u_max / e_n * exp(1 / ((lat - lat_0)(lat - lat_1)))` between `lat_0 = c - w` and `lat_1 = c + w`, in
 nonlinear (gradient-wind) balance (`lap(Phi + |u|^2 / 2) = curl((zeta + f) u)`, mean depth `mean_height`),
 plus Galewsky's localised height bump `h_b cos(lat) exp(-(dlon / 1/3)^2) exp(-((c - lat) / (1/15))^2)` at the jet
-centre and a random longitude, which triggers the barotropic instability. A spin-up of `spin_up_hours` is run and
-discarded, then a frame is stored every `frame_interval_hours`.
+centre and a random longitude, which triggers the barotropic instability. Near its centre the profile is
+`u_max exp(-(lat - c)^2 / w^4)` (radians): its width goes as `w^2`, so a grid of truncation `T` holds it only for
+`w^2 T` above a bound; the presets draw the half widths their grid holds (`conf/pde/swe.yaml`). The draws are stored
+per trajectory (`JET_PARAMETERS`, records only: `conditioning=False`). A spin-up of `spin_up_hours` is run and
+discarded, long enough that the instability has grown to a finite non-zonal share of the kinetic energy
+(`nonzonal_energy_share`) by the first stored frame; then a frame is stored every `frame_interval_hours`.
 
 Reproducibility: a trajectory is bitwise the same whatever batch it is generated in (on a given device). The
 Legendre transforms are matrix products whose rounding depends on the number of rows (measured on CPU/MKL), so
@@ -53,6 +62,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache, cached_property
 from typing import Any
 
 import numpy as np
@@ -72,6 +82,7 @@ from pdebench.data.schema import Coordinate, FieldSpec, ParameterSpec
 from pdebench.errors import InvalidSetting
 
 __all__ = [
+    "JET_PARAMETERS",
     "SWEConfig",
     "SWEGenerator",
     "SWEReferenceSolver",
@@ -79,7 +90,12 @@ __all__ = [
     "SphericalTransforms",
     "balanced_state",
     "gaussian_latitudes",
+    "hyperdiffusion_time",
     "jet_initial_grids",
+    "jet_parameters",
+    "jets_from_parameters",
+    "kinetic_energy",
+    "nonzonal_energy_share",
     "sample_jets",
     "truncation_degree",
 ]
@@ -89,6 +105,8 @@ FIELD_NAMES = ("height", "u", "v")
 # Galewsky et al. (2004): longitudinal and latitudinal e-folding widths of the height bump (radians).
 BUMP_LON_WIDTH = 1.0 / 3.0
 BUMP_LAT_WIDTH = 1.0 / 15.0
+# `SWEConfig.hyperdiffusion_hours` is the e-folding time of the truncation degree on a grid of this truncation.
+HYPERDIFFUSION_REFERENCE_TRUNCATION = 31
 
 
 def truncation_degree(n_lat: int, n_lon: int | None = None) -> int:
@@ -102,9 +120,36 @@ def truncation_degree(n_lat: int, n_lon: int | None = None) -> int:
 def gaussian_latitudes(n_lat: int) -> tuple[np.ndarray, np.ndarray]:
     """Latitudes (radians, north to south, `[n_lat]`) of the Legendre–Gauss grid and their quadrature weights
     in `sin(lat)` (summing to 2), both float64 — the order torch-harmonics' transforms use."""
-    cost, weights = th.quadrature.legendre_gauss_weights(int(n_lat), -1, 1)
+    latitudes, weights = _gauss_legendre(int(n_lat))
+    return latitudes.copy(), weights.copy()
+
+
+@cache
+def _gauss_legendre(n_lat: int) -> tuple[np.ndarray, np.ndarray]:
+    cost, weights = th.quadrature.legendre_gauss_weights(n_lat, -1, 1)
     colat = np.flip(np.arccos(np.asarray(cost, dtype=np.float64)))
     return np.pi / 2 - colat, np.flip(np.asarray(weights, dtype=np.float64)).copy()
+
+
+def kinetic_energy(height: np.ndarray, u: np.ndarray, v: np.ndarray, weights: np.ndarray,
+                   radius: float) -> np.ndarray:
+    """Kinetic energy `integral of h |u|^2 / 2 dA` (per unit density, m^5/s^2) of grids `[..., n_lat, n_lon]` (depth
+    in m, winds in m/s) on a Gaussian grid with quadrature weights `weights` `[n_lat]` (in `sin(lat)`, summing to 2,
+    `gaussian_latitudes`); returns `[...]` float64. With `g h^2 / 2` it makes the total energy the solver keeps."""
+    h, u, v = (np.asarray(x, dtype=np.float64) for x in (height, u, v))
+    density = (0.5 * h * (u * u + v * v)).mean(axis=-1)  # zonal mean [..., n_lat]
+    return 2 * math.pi * radius**2 * (density * np.asarray(weights, dtype=np.float64)).sum(axis=-1)
+
+
+def nonzonal_energy_share(u: np.ndarray, v: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Share of the wind's kinetic energy that is not in its zonal mean: `integral |u - [u]|^2 dA / integral |u|^2 dA`
+    with `[u]` the mean over longitude of `(u, v)`, area-weighted by the Gauss weights `weights` `[n_lat]` (restrict
+    the latitudes of all three to measure a band). Grids `[..., n_lat, n_lon]`; returns `[...]` in [0, 1]: 0 for a
+    zonal (steady) jet, ~0.3 once a jet has rolled up into vortices."""
+    u, v, w = (np.asarray(x, dtype=np.float64) for x in (u, v, weights))
+    eddy = ((u - u.mean(axis=-1, keepdims=True)) ** 2 + (v - v.mean(axis=-1, keepdims=True)) ** 2).mean(axis=-1)
+    total = (u * u + v * v).mean(axis=-1)
+    return (eddy * w).sum(axis=-1) / (total * w).sum(axis=-1)
 
 
 def _check_grid(n_lat: int, n_lon: int, where: str) -> None:
@@ -132,16 +177,34 @@ class SphericalTransforms:
 
     def __init__(self, n_lat: int, n_lon: int, n_modes: int, device: torch.device | str = "cpu") -> None:
         self.n_lat, self.n_lon, self.n_modes = int(n_lat), int(n_lon), int(n_modes)
-        kw = dict(lmax=n_modes, mmax=n_modes, grid="legendre-gauss", csphase=False)
-        f64 = dict(dtype=torch.float64, device=device)
-        # Per order m, matrices `[M, Q, P]` mapping Q inputs to P outputs: the quadrature-weighted Legendre functions
-        # `[M, K, L]` (forward) and their values `[M, L, K]` (inverse); the vector ones stack two such matrices.
-        self._forward = th.RealSHT(n_lat, n_lon, **kw).weights.to(**f64).transpose(1, 2).contiguous()
-        self._inverse = th.InverseRealSHT(n_lat, n_lon, **kw).pct.to(**f64).contiguous()
-        vector_weights = th.RealVectorSHT(n_lat, n_lon, **kw).weights.to(**f64).transpose(2, 3)  # [2, M, K, L]
-        self._vector_forward = torch.cat([vector_weights[0], vector_weights[1]], dim=2).contiguous()  # [M, K, 2L]
-        dpct = th.InverseRealVectorSHT(n_lat, n_lon, **kw).dpct.to(**f64)  # [2, M, L, K]
-        self._vector_inverse = torch.cat([dpct[0], dpct[1]], dim=2).contiguous()  # [M, L, 2K]
+        self.device = torch.device(device)
+
+    # Per order m, matrices `[M, Q, P]` mapping Q inputs to P outputs: the quadrature-weighted Legendre functions
+    # `[M, K, L]` (forward) and their values `[M, L, K]` (inverse); the vector ones stack two such matrices. Each is
+    # built on first use (a grid that is only synthesised on, `SphericalShallowWater.wind_on_finer_grid`, needs one).
+    def _module(self, cls: type) -> Any:
+        return cls(self.n_lat, self.n_lon, lmax=self.n_modes, mmax=self.n_modes, grid="legendre-gauss", csphase=False)
+
+    def _f64(self, x: Tensor) -> Tensor:
+        return x.to(dtype=torch.float64, device=self.device)
+
+    @cached_property
+    def _forward(self) -> Tensor:
+        return self._f64(self._module(th.RealSHT).weights).transpose(1, 2).contiguous()
+
+    @cached_property
+    def _inverse(self) -> Tensor:
+        return self._f64(self._module(th.InverseRealSHT).pct).contiguous()
+
+    @cached_property
+    def _vector_forward(self) -> Tensor:
+        weights = self._f64(self._module(th.RealVectorSHT).weights).transpose(2, 3)  # [2, M, K, L]
+        return torch.cat([weights[0], weights[1]], dim=2).contiguous()  # [M, K, 2L]
+
+    @cached_property
+    def _vector_inverse(self) -> Tensor:
+        dpct = self._f64(self._module(th.InverseRealVectorSHT).dpct)  # [2, M, L, K]
+        return torch.cat([dpct[0], dpct[1]], dim=2).contiguous()  # [M, L, 2K]
 
     def _contract(self, matrices: Tensor, x: Tensor) -> Tensor:
         """`matrices [M, Q, P]` applied per order to complex `x [R, Q, M]` -> complex `[R, P, M]`.
@@ -201,6 +264,12 @@ class SphericalTransforms:
         return self._longitude_inverse(spec).reshape(*lead, 2, self.n_lat, self.n_lon)
 
 
+@cache
+def _transforms(n_lat: int, n_lon: int, n_modes: int, device: torch.device) -> SphericalTransforms:
+    """One `SphericalTransforms` per grid, truncation and device, shared by every solver that asks for it."""
+    return SphericalTransforms(n_lat, n_lon, n_modes, device)
+
+
 # SWEConfig's float settings and what they are: those that must be > 0, and those that may also be 0.
 _POSITIVE_FLOATS = {
     "time_step": "an AB3 time step in seconds",
@@ -225,33 +294,37 @@ class SWEConfig:
     `T = min((2 n_lat - 1) // 3, (n_lon - 1) // 3)` (`truncation_degree`; T63 on 96 x 192).
     time_step: AB3 step (s); `frame_interval_hours * 3600` must be a whole number of steps.
     frame_interval_hours: time between stored frames (h). spin_up_hours: integrated and discarded before frame 0
-    (h, a whole number of frame intervals). hyperdiffusion_hours: e-folding time of the truncation degree
-    (h); 0 switches hyperdiffusion off. hyperdiffusion_order: power of the Laplacian (4 = del^8).
+    (h, a whole number of frame intervals). hyperdiffusion_hours: e-folding time of the truncation degree on a T31
+    grid (h); on a grid of truncation `T` it is `hyperdiffusion_hours * 31 / T` (`hyperdiffusion_time`); 0 switches
+    hyperdiffusion off. hyperdiffusion_order: power of the Laplacian (8 = del^16).
     radius (m), omega (rad/s), gravity (m/s^2): the planet (Earth by default). mean_height: global mean depth (m).
-    jet_latitude_range: |centre latitude| of a jet (degrees). jet_half_width_range: half width `w` (degrees).
-    jet_speed_range: peak speed `u_max` (m/s, eastward). bump_height_range: height of the perturbation `h_b` (m).
+    jet_latitude_range: |centre latitude| of a jet (degrees). jet_half_width_range: half width `w` (degrees; the
+    grid must hold it, see the module docstring). jet_speed_range: peak speed `u_max` (m/s, eastward).
+    bump_height_range: height of the perturbation `h_b` (m).
     two_jet_probability: chance that both hemispheres get a jet (else one, in a random hemisphere).
     chunk: trajectories integrated together, a power of two; results do not depend on the batch size (the
     Legendre products are then row-independent, as measured), but they do on `chunk`.
     max_courant: the stability limit checked at every frame (see the module docstring).
     Invalid values raise `SettingError` (`pdebench.config.checks`) naming the field.
+
+    The defaults are the benchmark grid's (T63, `preset=paper`); `conf/pde/swe.yaml` sets the other presets.
     """
 
     n_lat: int = 96
     n_lon: int = 192
     time_step: float = 150.0
     frame_interval_hours: float = 6.0
-    spin_up_hours: float = 48.0
-    hyperdiffusion_hours: float = 2.0
-    hyperdiffusion_order: int = 4
+    spin_up_hours: float = 144.0
+    hyperdiffusion_hours: float = 2.5
+    hyperdiffusion_order: int = 8
     radius: float = 6.37122e6
     omega: float = 7.292e-5
     gravity: float = 9.80616
     mean_height: float = 1.0e4
     jet_latitude_range: tuple[float, float] = (25.0, 60.0)
-    jet_half_width_range: tuple[float, float] = (12.0, 20.0)
-    jet_speed_range: tuple[float, float] = (50.0, 80.0)
-    bump_height_range: tuple[float, float] = (60.0, 180.0)
+    jet_half_width_range: tuple[float, float] = (16.0, 20.0)
+    jet_speed_range: tuple[float, float] = (70.0, 85.0)
+    bump_height_range: tuple[float, float] = (240.0, 720.0)
     two_jet_probability: float = 0.5
     chunk: int = 8
     max_courant: float = 0.7
@@ -307,6 +380,14 @@ class SWEConfig:
         return round(self.spin_up_hours / self.frame_interval_hours)
 
 
+def hyperdiffusion_time(config: SWEConfig, truncation: int) -> float:
+    """E-folding time (hours) of degree `truncation` under the hyperdiffusion of a grid of that truncation:
+    `config.hyperdiffusion_hours * 31 / truncation` (0: no hyperdiffusion). The `1 / T` scaling follows the time a
+    wind takes to cross the truncation scale `a / T`, as SpeedyWeather.jl scales its hyperdiffusion with
+    resolution (2.5 h at T31, half that at T63)."""
+    return config.hyperdiffusion_hours * HYPERDIFFUSION_REFERENCE_TRUNCATION / int(truncation)
+
+
 class SphericalShallowWater:
     """The batched solver on one Gaussian grid. A state is the complex128 spectrum `[B, 3, T + 1, T + 1]` of
     `(Phi, zeta, delta)` (torch-harmonics' orthonormal `(l, m)` layout, `m <= l`); grids are `[B, ..., n_lat, n_lon]`
@@ -325,7 +406,7 @@ class SphericalShallowWater:
         self.time_step, self.radius, self.gravity = float(time_step), float(radius), float(gravity)
         self.omega = float(omega)
         n_modes = self.truncation + 1
-        transforms = SphericalTransforms(n_lat, n_lon, n_modes, self.device)
+        transforms = _transforms(self.n_lat, self.n_lon, n_modes, self.device)
         self.transforms = transforms
         self.sht, self.isht = transforms.scalar_forward, transforms.scalar_inverse
         self.vsht, self.ivsht = transforms.vector_forward, transforms.vector_inverse
@@ -446,6 +527,24 @@ class SphericalShallowWater:
         top = math.sqrt(self.truncation * (self.truncation + 1))
         return (speed + gravity_speed) * top * self.time_step / self.radius
 
+    def wind_on_finer_grid(self, state: Tensor, factor: int = 4) -> tuple[Tensor, Tensor]:
+        """The wind `[B, 2, factor n_lat, factor n_lon]` (m/s) of `state` on a Gaussian grid `factor` times finer,
+        with its latitudes `[factor n_lat]` (radians): the truncated field between this grid's points (exact, the
+        spectrum is the same), where a narrow jet's peak lies."""
+        finer = _transforms(factor * self.n_lat, factor * self.n_lon, self.truncation + 1, self.device)
+        latitudes = torch.tensor(gaussian_latitudes(factor * self.n_lat)[0], dtype=torch.float64, device=self.device)
+        return finer.vector_inverse(self._from_vort_div * state[:, 1:]), latitudes
+
+    def jet_peak_speeds(self, state: Tensor, latitude: Tensor, half_width: Tensor, factor: int = 4) -> Tensor:
+        """Largest wind speed `|u|` (m/s) of `state` `[B, 3, L, M]` within each jet's band `c - w < lat < c + w`
+        (`latitude` `c` and `half_width` `w`: `[B, J]` radians), on the grid `factor` times finer
+        (`wind_on_finer_grid`); returns `[B, J]` float64."""
+        wind, lat = self.wind_on_finer_grid(state, factor)
+        speed = (wind * wind).sum(dim=1).sqrt().amax(dim=-1)  # [B, n_lat'] largest over longitude
+        c, w = (torch.as_tensor(x, dtype=torch.float64, device=self.device) for x in (latitude, half_width))
+        inside = (lat > (c - w)[..., None]) & (lat < (c + w)[..., None])  # [B, J, n_lat']
+        return torch.where(inside, speed[:, None, :], -math.inf).amax(dim=-1)
+
     # --- resolution changes ---------------------------------------------------------------------------------
     def resize(self, state: Tensor) -> Tensor:
         """A spectrum of any truncation `[B, 3, L', M']`, truncated or zero-padded to this solver's `[B, 3, L, M]`."""
@@ -456,13 +555,8 @@ class SphericalShallowWater:
         return out
 
 
-def sample_jets(seed: int, config: SWEConfig) -> dict[str, np.ndarray]:
-    """All random draws of one trajectory, from `numpy.random.default_rng(seed)` only.
-
-    Returns float64 `[n_jets]` arrays `latitude` (centre, radians, signed), `half_width` (radians), `speed` (m/s),
-    `bump_height` (m) and `bump_longitude` (radians). The draws happen in a fixed order and number (two candidate
-    jets, one per hemisphere), so a seed's stream does not depend on the ranges.
-    """
+def _draw_jets(seed: int, config: SWEConfig) -> tuple[int, dict[str, np.ndarray]]:
+    """Every draw of a trajectory: the number of jets (1 or 2) and both candidate jets, float64 `[2]` each."""
     rng = np.random.default_rng(int(seed))
     both = rng.uniform() < config.two_jet_probability
     first_hemisphere = 1.0 if rng.uniform() < 0.5 else -1.0
@@ -472,9 +566,77 @@ def sample_jets(seed: int, config: SWEConfig) -> dict[str, np.ndarray]:
     speed = rng.uniform(*config.jet_speed_range, size=2)
     bump_height = rng.uniform(*config.bump_height_range, size=2)
     bump_longitude = rng.uniform(0.0, 2 * math.pi, size=2)
-    n = 2 if both else 1
-    return {"latitude": latitude[:n], "half_width": half_width[:n], "speed": speed[:n],
-            "bump_height": bump_height[:n], "bump_longitude": bump_longitude[:n]}
+    return (2 if both else 1), {"latitude": latitude, "half_width": half_width, "speed": speed,
+                                "bump_height": bump_height, "bump_longitude": bump_longitude}
+
+
+def sample_jets(seed: int, config: SWEConfig) -> dict[str, np.ndarray]:
+    """All random draws of one trajectory, from `numpy.random.default_rng(seed)` only.
+
+    Returns float64 `[n_jets]` arrays `latitude` (centre, radians, signed), `half_width` (radians), `speed` (m/s),
+    `bump_height` (m) and `bump_longitude` (radians). The draws happen in a fixed order and number (two candidate
+    jets, one per hemisphere), so a seed's stream does not depend on the ranges.
+    """
+    n, jets = _draw_jets(seed, config)
+    return {key: value[:n] for key, value in jets.items()}
+
+
+# The per-trajectory records of the drawn jets (`SWEGenerator.parameters`): (name, units, description) per jet
+# quantity, stored as `jet1_<name>` and `jet2_<name>`, in degrees where `sample_jets` has radians.
+_JET_QUANTITIES = (
+    ("latitude", "degrees_north", "centre latitude c of the jet"),
+    ("half_width", "degrees", "half width w of the jet (zero wind outside c - w < lat < c + w)"),
+    ("speed", "m/s", "drawn peak eastward speed u_max of the jet (0: no second jet)"),
+    ("bump_height", "m", "height h_b of the Galewsky bump on the jet (0: no second jet)"),
+    ("bump_longitude", "degrees_east", "longitude of the bump's centre"),
+)
+JET_PARAMETERS: tuple[ParameterSpec, ...] = (
+    ParameterSpec("n_jets", units="1", conditioning=False,
+                  description="number of jets drawn (1, or 2: one per hemisphere); jet1 is always present"),
+    *(ParameterSpec(f"jet{k}_{name}", units=units, conditioning=False,
+                    description=(f"{'first' if k == 1 else 'second'} jet: {what}; "
+                                 + ("in the hemisphere of jet1" if k == 1 else
+                                    "the other hemisphere; when absent, its speed and bump height are 0 (no wind, no "
+                                    "bump) and the other values are the unused draws")))
+      for k in (1, 2) for name, units, what in _JET_QUANTITIES),
+)
+
+
+def jet_parameters(seeds: Sequence[int], config: SWEConfig) -> dict[str, np.ndarray]:
+    """The records `JET_PARAMETERS` of `seeds`: name -> float64 `[len(seeds)]`, every value finite. An absent
+    second jet is stored with speed 0 and bump height 0, i.e. as a jet that adds no wind and no bump."""
+    out = {p.name: np.zeros(len(seeds)) for p in JET_PARAMETERS}
+    for i, seed in enumerate(seeds):
+        n, jets = _draw_jets(seed, config)
+        out["n_jets"][i] = n
+        for k in (1, 2):
+            present = k <= n
+            for name, _, _ in _JET_QUANTITIES:
+                value = float(jets[name][k - 1])
+                if name in ("latitude", "half_width", "bump_longitude"):
+                    value = math.degrees(value)
+                elif not present:
+                    value = 0.0
+                out[f"jet{k}_{name}"][i] = value
+    return out
+
+
+def jets_from_parameters(parameters: Mapping[str, np.ndarray], index: int) -> dict[str, np.ndarray]:
+    """The jets of trajectory `index` from its stored records (`jet_parameters`, e.g. `TrajectoryFile.parameters()`),
+    in the form `sample_jets` returns: float64 `[n_jets]` arrays, angles in radians."""
+    missing = [p.name for p in JET_PARAMETERS if p.name not in parameters]
+    if missing:
+        raise InvalidSetting(f"the jet records {', '.join(missing)} are missing from the parameters (expected the "
+                             "per-trajectory jet draws the swe generator stores)")
+    n = int(round(float(parameters["n_jets"][index])))
+    if n not in (1, 2):
+        raise InvalidSetting(f"parameter n_jets of trajectory {index} must be 1 or 2, got "
+                             f"{parameters['n_jets'][index]}")
+    jets = {}
+    for name, _, _ in _JET_QUANTITIES:
+        values = np.array([float(parameters[f"jet{k}_{name}"][index]) for k in range(1, n + 1)])
+        jets[name] = np.deg2rad(values) if name in ("latitude", "half_width", "bump_longitude") else values
+    return jets
 
 
 def jet_initial_grids(jets: Mapping[str, np.ndarray], latitudes: np.ndarray, n_lon: int) -> tuple[np.ndarray,
@@ -540,7 +702,7 @@ class SWEGenerator:
         FieldSpec("u", units="m/s", boundary="sphere", description="eastward wind"),
         FieldSpec("v", units="m/s", boundary="sphere", description="northward wind"),
     )
-    parameters: tuple[ParameterSpec, ...] = ()
+    parameters: tuple[ParameterSpec, ...] = JET_PARAMETERS
 
     def __init__(self, config: SWEConfig | None = None) -> None:
         self.config = config if config is not None else SWEConfig()
@@ -564,8 +726,9 @@ class SWEGenerator:
             "truncation": f"T{truncation_degree(c.n_lat, c.n_lon)} triangular",
             "time_stepping": "AB3 (Kutta RK3 start)",
             "time_step_seconds": c.time_step,
-            "hyperdiffusion": (f"del^{2 * c.hyperdiffusion_order}, e-folding {c.hyperdiffusion_hours:g} h at the "
-                               "truncation degree") if c.hyperdiffusion_hours > 0 else "off",
+            "hyperdiffusion": (f"del^{2 * c.hyperdiffusion_order}, e-folding {c.hyperdiffusion_hours:g} h x 31 / T "
+                               f"({hyperdiffusion_time(c, truncation_degree(c.n_lat, c.n_lon)):.4g} h) at the "
+                               "truncation degree T") if c.hyperdiffusion_hours > 0 else "off",
             "spin_up_hours": c.spin_up_hours,
             "time_units": "hours",
             "dtype": "float64",
@@ -577,8 +740,9 @@ class SWEGenerator:
         """The spectral solver of this configuration on `device` (optionally on a coarser grid / longer step)."""
         c = self.config
         n_lat, n_lon = (c.n_lat, c.n_lon) if resolution is None else (int(r) for r in resolution)
+        tau = hyperdiffusion_time(c, truncation_degree(n_lat, n_lon))
         return SphericalShallowWater(n_lat, n_lon, time_step=c.time_step * time_step_factor, radius=c.radius,
-                                     omega=c.omega, gravity=c.gravity, hyperdiffusion_hours=c.hyperdiffusion_hours,
+                                     omega=c.omega, gravity=c.gravity, hyperdiffusion_hours=tau,
                                      hyperdiffusion_order=c.hyperdiffusion_order, device=device)
 
     def stability_check(self, solver: SphericalShallowWater, seeds: Sequence[int],
@@ -609,7 +773,8 @@ class SWEGenerator:
         return balanced_state(solver, u, bump, self.config.mean_height)
 
     def generate(self, seeds: Sequence[int], n_frames: int, device: torch.device) -> GeneratedBatch:
-        """Fields `{"height", "u", "v": float32 [B, n_frames, n_lat, n_lon]}`; no parameters."""
+        """Fields `{"height", "u", "v": float32 [B, n_frames, n_lat, n_lon]}` and the drawn jets' records
+        `{name: float64 [B]}` (`JET_PARAMETERS`, `jet_parameters`)."""
         check_generate_request(seeds, n_frames)
         c = self.config
         device = torch.device(device)
@@ -630,7 +795,7 @@ class SWEGenerator:
 
             out = torch.cat(_chunked(run, len(seeds), c.chunk)).numpy()
         fields = {name: np.ascontiguousarray(out[:, :, i]) for i, name in enumerate(FIELD_NAMES)}
-        return GeneratedBatch(fields=fields, parameters={})
+        return GeneratedBatch(fields=fields, parameters=jet_parameters(seeds, c))
 
     def reference_solver(self, resolution: Sequence[int] | None = None,
                          time_step_factor: float = 1.0) -> SWEReferenceSolver:
@@ -677,7 +842,8 @@ class SWEReferenceSolver:
 
     def advance(self, fields: Tensor, params: Mapping[str, Tensor], n_frames: int) -> Tensor:
         """`fields [B, 3, n_lat, n_lon]` `(height, u, v)` on the stored grid -> the same `n_frames` frame intervals
-        later, float64 on the same device. `params` is unused (the dataset has no parameters).
+        later, float64 on the same device. `params` is unused (the jet records describe the initial state, which the
+        fields already hold).
 
         The result keeps the solver's float64: rounded to the stored float32 (a step of 1e-3 m at a depth of 10 km)
         its area-mean height would move by ~1e-5 m, a mass "drift" that is storage noise, not the solver's (which

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from data_gen.base import GeneratedBatch, SolverDiverged
 from data_gen.parallel import BlockSolver
+from pdebench.console import progress_bar
 from pdebench.data.schema import DatasetError, DatasetLayout
 from pdebench.data.writer import TrajectoryWriter, partial_path
 
@@ -88,7 +88,8 @@ def generate_files(jobs: Sequence[SplitJob], batch_size: int, solver: BlockSolve
     Trajectories are appended in blocks of `batch_size` counted from the file's first trajectory, which fixes the
     file's bytes whatever the number of processes. Each file is finished (renamed into place) as soon as its last
     block is written; a divergence stops everything with `GenerationDiverged`, keeping every block written so far.
-    One progress bar counts the trajectories of all files (`desc`, default the dataset name).
+    One progress bar counts the trajectories of all files (`desc`, default the dataset name); off a terminal it is
+    a plain line every `pdebench.console.PROGRESS_EVERY_N_SECONDS` and one at the end (`pdebench.console.progress_bar`).
     """
     solver.start()  # a forked worker must not inherit the open split files
     with contextlib.ExitStack() as stack:
@@ -99,8 +100,7 @@ def generate_files(jobs: Sequence[SplitJob], batch_size: int, solver: BlockSolve
         written = [0] * len(jobs)  # blocks written per file by this run
         total = sum(int(job.layout.n_traj) for job in jobs)
         desc = desc or (jobs[0].layout.dataset_name if jobs else "")
-        with tqdm(total=total, initial=sum(w.n_done for w in writers), desc=desc, unit="traj", disable=not progress,
-                  dynamic_ncols=True) as bar:
+        with progress_bar(total, desc, "traj", enabled=progress, initial=sum(w.n_done for w in writers)) as bar:
 
             def postfix() -> None:
                 bar.set_postfix_str(" ".join(f"{job.layout.split} {w.n_done}/{job.layout.n_traj}"

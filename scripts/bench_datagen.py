@@ -27,8 +27,9 @@ many-small-op loop got a quarter of a core where exponax's single jitted call go
 times is then the fair comparison of the work each does. Our solvers run on one CPU thread; XLA is
 restricted to one thread too unless `--threads 0`.
 
-`--pde kolmogorov-checks` prints the measurements behind the Kolmogorov presets instead: how much the stored 64^2
-fields change when the DNS grid is refined, and how fast branches from the shared spun-up state decorrelate.
+`--pde kolmogorov-checks` prints the measurements behind the Kolmogorov presets instead: how fast branches from the
+shared spun-up state decorrelate, the time-step error, and how much the stored 64^2 fields and the enstrophy
+spectrum tail change when the DNS grid is refined (about 16 CPU-minutes).
 
 Usage: python scripts/bench_datagen.py [--pde ks|kolmogorov|kolmogorov-checks|all] [--batch 64] [--frames 100]
        [--target-error 1e-5] [--kol-grid 128] [--kol-batch 8] [--kol-frames 10] [--kol-target-error 1e-4] [--device cpu]
@@ -171,7 +172,7 @@ def kolmogorov_states(batch: int, grid: int, device: torch.device, spinup_time: 
 def kolmogorov_ours_runner(w0: torch.Tensor, substeps: int, n_frames: int) -> Callable[[], np.ndarray]:
     """Callable producing the generator's stored frames `[B, n_frames, 3, 64, 64]` (vorticity, vx, vy after
     `n_frames` frame intervals each) with our solver, from spectra `w0`."""
-    from data_gen.kolmogorov import KolmogorovConfig, KolmogorovGenerator, _stored_fields
+    from data_gen.kolmogorov import KolmogorovConfig, KolmogorovGenerator, stored_fields
 
     grid = w0.shape[-2]
     generator = KolmogorovGenerator(KolmogorovConfig(resolution=KOL_STORED, dns_resolution=grid, substeps=substeps,
@@ -182,7 +183,7 @@ def kolmogorov_ours_runner(w0: torch.Tensor, substeps: int, n_frames: int) -> Ca
         frames = []
         for _ in range(n_frames):
             solver.advance(substeps)
-            frames.append(_stored_fields(solver.state, KOL_STORED).to(torch.float32).cpu().numpy())
+            frames.append(stored_fields(solver.state, KOL_STORED).to(torch.float32).cpu().numpy())
         return np.stack(frames, axis=1)
 
     return run
@@ -276,20 +277,24 @@ def bench_kolmogorov(args: argparse.Namespace) -> None:
 
 
 def kolmogorov_checks(args: argparse.Namespace) -> None:
-    """The measurements behind the Kolmogorov presets (docs/pde_kolmogorov.md), on one CPU thread.
+    """The measurements behind the Kolmogorov presets (docs/pde_kolmogorov.md), on one CPU thread, with the
+    generator's default settings (those of `small`: 448^2 DNS, 75 substeps, the Courant rule).
 
-    DNS refinement: one developed state (spun up on 128^2) is evolved on each grid of `--kol-check-grids`, at the
-    same Courant number, and the stored 64^2 vorticity is compared with the finest grid's at t = 0.2, 1 and 2.
-    Branch decorrelation: pairs of branches from one spun-up state with perturbations of relative rms 0.1, 0.3 and
-    1.0 (seeds 1 and 2) on 128^2; the centred correlation of their stored vorticity every time unit, next to that
-    of two states of the same run 20 time units apart (what independent states give).
+    Branches: after the shared spin-up, seeds 1 and 2 branch with each perturbation of `--kol-perturbations`; the
+    centred correlation of their stored 64^2 vorticity every time unit up to 10, next to that of seed 1 at t = 0
+    and t = 10 (states that far apart are independent).
+    Time step: seed 1's state 5 time units after its branch point, evolved 1 time unit with each substep count of
+    `--kol-check-substeps` (fixed, no Courant rule) against 4x the default; relative L2 error of the stored vorticity.
+    DNS refinement: the same state on each grid of `--kol-check-grids`, all with the step that keeps the finest
+    grid at the default Courant number, so that only the grid differs; the stored vorticity against the finest
+    grid's at t = 0.2, 1 and 2, and the enstrophy spectrum tail each grid ends on (mean over t = 1..2).
     """
     from data_gen.kolmogorov import (
         KolmogorovConfig,
         KolmogorovGenerator,
-        random_vorticity_spectrum,
+        enstrophy_spectrum,
         resample_spectrum,
-        spectrum_rms,
+        spectrum_tail,
     )
 
     def stored(w: torch.Tensor) -> np.ndarray:
@@ -301,45 +306,61 @@ def kolmogorov_checks(args: argparse.Namespace) -> None:
         return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
 
     device = torch.device(args.device)
-    base = KolmogorovGenerator(KolmogorovConfig(resolution=KOL_STORED, dns_resolution=128, substeps=32,
-                                                spinup_time=args.kol_spinup_time))
-    state = base.spun_up_state(device)
-    later = base._solver(state[None].clone())
-    later.advance(round(20.0 / KOL_FRAME_DT) * 32)
-    print(f"correlation of two states 20 time units apart: {corr(stored(state[None])[0], stored(later.state)[0]):.3f}")
+    config = KolmogorovConfig()
+    base = KolmogorovGenerator(config)
+    print(f"DNS {config.dns_resolution}^2, {config.substeps} substeps, courant_target {config.courant_target:g}")
+    w5 = None
+    for size in args.kol_perturbations:
+        generator = KolmogorovGenerator(KolmogorovConfig(perturbation=size))
+        generator._spun_up = base._spun_up  # the shared spin-up does not depend on the perturbation
+        solver = generator._solver(generator.initial_spectra([1, 2], device))
+        first = stored(solver.state)[0]
+        values = []
+        for t in range(11):
+            if t:
+                for _ in range(round(1.0 / KOL_FRAME_DT)):
+                    solver.advance_frame(config.substeps, config.courant_target)
+            if t == 5 and w5 is None:
+                w5 = solver.state[:1].clone()
+            values.append(corr(*stored(solver.state)))
+        print(f"branch correlation, perturbation {size:g}, t = 0..10: " + " ".join(f"{v:.2f}" for v in values))
+        print(f"  seed 1 at t = 0 and t = 10: {corr(first, stored(solver.state)[0]):.2f}")
+    assert w5 is not None
+
+    def evolve(grid: int, substeps: int, n_frames: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        generator = KolmogorovGenerator(KolmogorovConfig(dns_resolution=grid, substeps=substeps))
+        solver = generator._solver(resample_spectrum(w5, grid))
+        frames, spectra = [], []
+        for _ in range(n_frames):
+            solver.advance(substeps)
+            frames.append(stored(solver.state)[0])
+            spectra.append(enstrophy_spectrum(solver.state)[0].cpu().numpy())
+        return frames, spectra
+
+    ref, _ = evolve(config.dns_resolution, 4 * config.substeps, 5)
+    print(f"time step on {config.dns_resolution}^2: relative L2 error of the stored vorticity at t = 0.2 / 1 "
+          f"against {4 * config.substeps} substeps")
+    for substeps in args.kol_check_substeps:
+        try:
+            frames, _ = evolve(config.dns_resolution, substeps, 5)
+            print(f"  {substeps:>4} substeps: {kol_rel_error(frames[0][None], ref[0][None]):.1e} / "
+                  f"{kol_rel_error(frames[4][None], ref[4][None]):.1e}")
+        except FloatingPointError:
+            print(f"  {substeps:>4} substeps: blew up")
 
     grids = sorted(args.kol_check_grids)
-    frames: dict[int, np.ndarray] = {}
+    substeps = round(config.substeps * grids[-1] / config.dns_resolution)
+    runs = {grid: evolve(grid, substeps, 10) for grid in grids}
+    finest = runs[grids[-1]][0]
+    print(f"DNS refinement, {substeps} substeps on every grid: stored vorticity against the {grids[-1]}^2 DNS at "
+          "t = 0.2 / 1 / 2; spectrum tail Z(K)/Z peak (mean over t = 1..2)")
     for grid in grids:
-        substeps = 32 * grid // 128
-        generator = KolmogorovGenerator(KolmogorovConfig(resolution=KOL_STORED, dns_resolution=grid,
-                                                         substeps=substeps))
-        solver = generator._solver(resample_spectrum(state[None], grid))
-        out = []
-        for _ in range(10):
-            solver.advance(substeps)
-            out.append(stored(solver.state)[0])
-        frames[grid] = np.stack(out)
-    finest = frames[grids[-1]]
-    print(f"stored 64^2 vorticity: relative L2 difference from the {grids[-1]}^2 DNS at t = 0.2 / 1 / 2")
-    for grid in grids[:-1]:
-        diffs = [kol_rel_error(frames[grid][j][None], finest[j][None]) for j in (0, 4, 9)]
-        print(f"  {grid:>4}^2 DNS: " + " / ".join(f"{d:.1e}" for d in diffs))
-    moved = [kol_rel_error(stored(state[None]), finest[j][None]) for j in (0, 4, 9)]
+        frames, spectra = runs[grid]
+        tail = spectrum_tail(np.mean(spectra[5:], axis=0))
+        diffs = " / ".join(f"{kol_rel_error(frames[j][None], finest[j][None]):.1e}" for j in (0, 4, 9))
+        print(f"  {grid:>4}^2 (K = {(grid - 1) // 3}): {diffs if grid != grids[-1] else 'reference'}; tail {tail:.1e}")
+    moved = [kol_rel_error(stored(w5), finest[j][None]) for j in (0, 4, 9)]
     print("  (the flow itself moves by " + " / ".join(f"{d:.2f}" for d in moved) + ")")
-
-    rms = float(spectrum_rms(state))
-    noise = [torch.from_numpy(random_vorticity_spectrum(np.random.default_rng(k), 128, 8)).to(device) for k in (1, 2)]
-    sizes = (0.1, 0.3, 1.0)
-    w0 = torch.stack([state + size * rms * eta for size in sizes for eta in noise])
-    solver = base._solver(w0)
-    print("branch correlation (stored vorticity) vs time for perturbations " + ", ".join(map(str, sizes)))
-    for t in range(11):
-        if t:
-            solver.advance(round(1.0 / KOL_FRAME_DT) * 32)
-        f = stored(solver.state)
-        values = [corr(f[2 * i], f[2 * i + 1]) for i in range(len(sizes))]
-        print(f"  t = {t:>2}: " + "  ".join(f"{v:6.3f}" for v in values))
 
 
 def kol_rel_error(u: np.ndarray, ref: np.ndarray) -> float:
@@ -438,8 +459,12 @@ def main() -> None:
     parser.add_argument("--kol-ref-substeps", type=int, default=128, help="Kolmogorov: substeps of converged runs")
     parser.add_argument("--kol-spinup-time", type=float, default=20.0,
                         help="Kolmogorov: spin-up of the initial states (time units)")
-    parser.add_argument("--kol-check-grids", type=int, nargs="+", default=[128, 192, 256, 384],
-                        help="Kolmogorov checks: DNS grids compared (the last is the reference)")
+    parser.add_argument("--kol-check-grids", type=int, nargs="+", default=[192, 256, 320, 384, 448, 512, 768],
+                        help="Kolmogorov checks: DNS grids compared (the finest is the reference)")
+    parser.add_argument("--kol-check-substeps", type=int, nargs="+", default=[56, 64, 75, 90, 112, 150],
+                        help="Kolmogorov checks: substep counts of the time-step check")
+    parser.add_argument("--kol-perturbations", type=float, nargs="+", default=[1.0],
+                        help="Kolmogorov checks: perturbations whose branch decorrelation is measured")
     parser.add_argument(
         "--threads",
         type=int,

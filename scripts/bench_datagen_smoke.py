@@ -30,7 +30,7 @@ from omegaconf import OmegaConf
 
 from data_gen.config import generate_config
 from data_gen.generate import generate_dataset
-from data_gen.plan import DatasetPlan, plan_dataset, trajectory_seeds
+from data_gen.plan import DatasetPlan, plan_dataset
 from pdebench.cli.common import CONFIG_DIR, HYDRA_VERSION_BASE
 from pdebench.cli.hydra_setup import register_configs
 from pdebench.config import GenerateConfig
@@ -51,7 +51,8 @@ def measure(plan: DatasetPlan, n_traj: int, batch: int, device: torch.device, us
     preset's time extrapolated from it (every split charged at its own frame count)."""
     generator = plan.generator
     n_frames = plan.layouts["train"].n_frames
-    seeds = [int(s) for s in trajectory_seeds(plan.seed, "train", n_traj)]
+    seeds = [int(s) for s in plan.seeds("train")[:n_traj]]
+    n_traj = len(seeds)  # a preset with fewer train trajectories is measured on all of them
     generator.generate(seeds[:1], 2, device)  # untimed warm-up (allocator, kernels)
     start, start_cpu = time.perf_counter(), time.process_time()
     for i in range(0, n_traj, batch):

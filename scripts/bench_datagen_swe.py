@@ -9,14 +9,15 @@ the contraction layout. The generator's time includes its initial balance, stabi
 
     python scripts/bench_datagen_swe.py [--n-lat 96] [--traj 16] [--steps 72] [--example-traj 2]
     python scripts/bench_datagen_swe.py --validate     # physics on the benchmark grid (minutes on one core)
-    python scripts/bench_datagen_swe.py --preset-cost  # time of the `small` preset, from a measured fraction
+    python scripts/bench_datagen_swe.py --preset-cost [small|paper]  # a preset's time, from a measured fraction
 
-`--preset-cost` plans the preset as `pdebench-generate pde=swe preset=small` does (its grid, time step, spin-up,
-chunk, frames and trajectory counts), times one chunk of its generator over a few frames and extrapolates.
+`--preset-cost` plans the preset (default `small`) as `pdebench-generate pde=swe preset=<preset>` does (its grid,
+time step, spin-up, chunk, frames and trajectory counts), times one chunk of its generator over a few frames and
+extrapolates.
 
 `--validate` measures on the benchmark grid (T63, 96 x 192): the relative height error of Williamson test case 2
-after 5 days, and the relative change of total energy and mass over 20 days with and without the production
-hyperdiffusion, for one random-jet trajectory (after its spin-up) and for the Rossby-Haurwitz wave.
+after 5 days, and the relative change of total energy, kinetic energy and mass over 20 days with and without the
+production hyperdiffusion, for one random-jet trajectory (after the spin-up) and for the Rossby-Haurwitz wave.
 """
 
 from __future__ import annotations
@@ -33,12 +34,12 @@ from tqdm.auto import tqdm
 
 from data_gen.config import generate_config
 from data_gen.plan import DatasetPlan, plan_dataset
-from data_gen.swe import SphericalShallowWater, SWEConfig, SWEGenerator, truncation_degree
+from data_gen.swe import SphericalShallowWater, SWEConfig, SWEGenerator, hyperdiffusion_time, truncation_degree
 from data_gen.williamson import rossby_haurwitz_state, williamson2_state
 from pdebench.cli.common import CONFIG_DIR, HYDRA_VERSION_BASE
 from pdebench.cli.hydra_setup import register_configs
 
-# The preset whose generation time `--preset-cost` estimates.
+# The preset whose generation time `--preset-cost` estimates when given none.
 COST_PRESET = "small"
 
 
@@ -72,26 +73,36 @@ def validate(n_lat: int, dt: float) -> None:
                                      hyperdiffusion_order=earth.hyperdiffusion_order, radius=earth.radius,
                                      omega=earth.omega, gravity=earth.gravity)
 
-    w2 = solver(2.0, 300.0)
+    production = hyperdiffusion_time(earth, truncation_degree(n_lat, 2 * n_lat))
+    w2 = solver(production, 300.0)
     height, wind = williamson2_state(w2)
     steps = round(5 * 86400 / 300.0)
     out = w2.to_grid(w2.integrate(w2.from_grid(height, wind), steps, steps)[-1])
     error = float((out[0, 0] - height[0]).norm() / height[0].norm())
     print(f"Williamson 2, 5 days, 300 s steps: relative height error {error:.2e}")
     steps = round(20 * 86400 / dt)
-    generator = SWEGenerator(SWEConfig(n_lat=n_lat, n_lon=2 * n_lat, time_step=dt, chunk=1))
-    for label, hours in (("off", 0.0), ("production (2 h)", 2.0)):
+    generator = SWEGenerator(dataclasses.replace(earth, n_lat=n_lat, n_lon=2 * n_lat, time_step=dt, chunk=1))
+    spin_up = round(earth.spin_up_hours * 3600 / dt)
+    for label, hours in (("off", 0.0), (f"production ({production:.3g} h)", production)):
         s = solver(hours)
         jets = generator.initial_states(s, [0])
-        jets = s.integrate(jets, round(48 * 3600 / dt), round(48 * 3600 / dt))[-1]  # after the spin-up
+        jets = s.integrate(jets, spin_up, spin_up)[-1]  # after the spin-up
         rossby = s.from_grid(*rossby_haurwitz_state(s))
         for name, state in (("random jets (seed 0)", jets), ("Rossby-Haurwitz 4", rossby)):
             start = time.process_time()
             final = s.integrate(state, steps, steps)[-1]
             d_energy = float(s.energy(final) / s.energy(state) - 1)
+            d_kinetic = float(kinetic(s, final) / kinetic(s, state) - 1)
             d_mass = float(s.mass(final) / s.mass(state) - 1)
-            print(f"hyperdiffusion {label:17s} {name:22s}: 20 days, energy change {d_energy:+.2e}, mass change "
-                  f"{d_mass:+.1e} ({time.process_time() - start:.0f} s)", flush=True)
+            print(f"hyperdiffusion {label:20s} {name:22s}: 20 days, energy change {d_energy:+.2e}, kinetic energy "
+                  f"change {d_kinetic:+.2e}, mass change {d_mass:+.1e} ({time.process_time() - start:.0f} s)",
+                  flush=True)
+
+
+def kinetic(s: SphericalShallowWater, state: torch.Tensor) -> torch.Tensor:
+    """Kinetic energy `[B]` (m^5/s^2): the integral of `h |u|^2 / 2`."""
+    grid = s.to_grid(state)
+    return s.integral(0.5 * grid[:, 0] * (grid[:, 1:] ** 2).sum(dim=1))
 
 
 def swe_plan(preset: str) -> DatasetPlan:
@@ -137,14 +148,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=72, help="steps per trajectory (a multiple of 3)")
     parser.add_argument("--example-traj", type=int, default=2, help="trajectories looped through the example")
     parser.add_argument("--validate", action="store_true", help="run the physics checks instead")
-    parser.add_argument("--preset-cost", action="store_true", help="estimate the small preset's cost instead")
+    parser.add_argument("--preset-cost", nargs="?", const=COST_PRESET, default=None, metavar="PRESET",
+                        help=f"estimate a preset's cost instead (default {COST_PRESET})")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.validate:
         validate(args.n_lat, args.dt)
         return
     if args.preset_cost:
-        preset_cost(COST_PRESET, args.chunk)
+        preset_cost(args.preset_cost, args.chunk)
         return
     n_lat, n_lon = args.n_lat, 2 * args.n_lat
     n_modes = truncation_degree(n_lat, n_lon) + 1

@@ -48,14 +48,11 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra import compose, initialize_config_dir
 from lightning.pytorch.callbacks import Callback, EMAWeightAveraging
-from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from data_gen.generate import generate_dataset
-from pdebench.cli.common import CONFIG_DIR, HYDRA_VERSION_BASE
-from pdebench.cli.hydra_setup import register_configs
+from pdebench.cli.hydra_setup import composed, register_configs
 from pdebench.config import TrainConfig, plain_config
 from pdebench.data.batch import WindowBatch, collate
 from pdebench.data.dataset import WindowDataset
@@ -91,12 +88,6 @@ def pin_unroll_draws(objective: Objective) -> None:
     objective.set_epoch = lambda epoch: None  # type: ignore[method-assign]
     objective.draw_steps = lambda: int(  # type: ignore[method-assign]
         torch.randint(0, objective.unroll_steps + 1, (), generator=draws))
-
-
-def composed(app: str, overrides: list[str]) -> dict[str, Any]:
-    """The resolved config of `pdebench-<app>` with these command-line overrides, as Hydra composes it."""
-    with initialize_config_dir(CONFIG_DIR, version_base=HYDRA_VERSION_BASE):
-        return OmegaConf.to_container(compose(app, overrides=overrides), resolve=True)  # type: ignore[return-value]
 
 
 def make_dataset(root: Path) -> Path:

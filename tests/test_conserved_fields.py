@@ -17,7 +17,7 @@ from pdebench.rollout.scoring import ConservedFieldsWarning, conserved_channels
 
 PDES = sorted(p.stem for p in (Path(CONFIG_DIR) / "pde").glob("*.yaml"))
 EXPECTED = {"ks": ["u"], "ks_visc": ["u"], "kolmogorov": ["vorticity"], "swe": ["height"], "smoke": None,
-            "smoke_buoyancy": None}
+            "smoke_midpoint": None, "smoke_buoyancy": None}
 
 
 @pytest.mark.parametrize("pde", PDES)

@@ -375,9 +375,12 @@ def write_sphere(path: Path, latitudes: np.ndarray) -> Path:
 
 
 def as_older_version(path: Path, version: str = "1.2") -> Path:
-    """What a writer of `version` left: no quadrature attribute (the data is the same)."""
+    """What a writer of `version` (before 1.4) left: no conditioning attribute, and before 1.3 no quadrature
+    attribute either (the data is the same)."""
     with h5py.File(path, "r+") as f:
-        del f.attrs["quadrature"]
+        if version < "1.3":
+            del f.attrs["quadrature"]
+        del f.attrs["conditioning"]
         f.attrs["schema_version"] = version
     return path
 
@@ -392,7 +395,7 @@ def test_files_record_their_grids_quadrature_rule(latitudes: np.ndarray, rule: s
                                                   valid_file: Path) -> None:
     path = write_sphere(tmp_path / "test.h5", latitudes)
     with TrajectoryFile(path) as tf:
-        assert tf.attrs["schema_version"] == SCHEMA_VERSION == "1.3"
+        assert tf.attrs["schema_version"] == SCHEMA_VERSION == "1.4"
         assert tf.attrs["quadrature"] == tf.grid.quadrature == rule
     assert check_file(path) == []
     with TrajectoryFile(valid_file) as tf:
@@ -455,6 +458,107 @@ def test_dataset_dir_and_split_path_messages(dataset_dir: Path, tmp_path: Path) 
         split_path(dataset_dir, "test")
     with pytest.raises(DatasetError, match="unknown split"):
         split_path(dataset_dir, "training")
+
+
+# --- conditioning and record parameters (1.4) -----------------------------------------------------------------
+# `jet` records what each trajectory's initial condition drew; `nu` and `dt` condition. The record sits between them,
+# so that a reader that took the first or last P parameters, or all of them, would give other columns.
+RECORD_PARAMETERS = (ParameterSpec("nu", "m^2/s", "viscosity"),
+                     ParameterSpec("jet", "m/s", "drawn peak speed", conditioning=False),
+                     ParameterSpec("dt", "s", "frame interval"))
+JET = np.array([61.5, 74.25, 58.0])
+
+
+def write_with_record(path: Path) -> Path:
+    """The usual file with the record parameter `jet` (large values, far from nu and dt) between nu and dt."""
+    with TrajectoryWriter(path, make_layout(path.stem, parameters=RECORD_PARAMETERS)) as writer:
+        for lo, hi in ((0, 2), (2, 3)):
+            fields, params, seeds = block(lo, hi)
+            writer.append(fields, {**params, "jet": JET[lo:hi]}, seeds)
+        return writer.finalize()
+
+
+def as_conditioning(path: Path, names: str | None) -> Path:
+    """Rewrite the root attribute `conditioning` (None: delete it)."""
+    with h5py.File(path, "r+") as f:
+        if names is None:
+            del f.attrs["conditioning"]
+        else:
+            f.attrs["conditioning"] = names
+    return path
+
+
+def test_a_record_parameter_is_written_and_read_but_never_conditions(tmp_path: Path) -> None:
+    from pdebench.data.dataset import trajectory_parameters
+    from pdebench.data.normalization import compute_train_statistics
+
+    path = write_with_record(tmp_path / "train.h5")
+    _, params, _ = make_data()
+    with h5py.File(path, "r") as f:
+        assert f.attrs["parameters"] == "nu,jet,dt" and f.attrs["conditioning"] == "nu,dt"
+        assert f["jet"].dtype == np.float64 and f["jet"].dims[0].keys() == ["traj"]
+    assert check_file(path) == []
+    with TrajectoryFile(path) as tf:
+        assert tf.parameter_names == ("nu", "jet", "dt") and tf.conditioning_names == ("nu", "dt")
+        got = tf.parameters()
+        assert np.array_equal(got["jet"], JET) and np.array_equal(got["nu"], params["nu"])
+        columns = trajectory_parameters(tf)
+        stats = compute_train_statistics(tf)
+    np.testing.assert_array_equal(columns, np.stack([params["nu"], params["dt"]], axis=1).astype(np.float32))
+    np.testing.assert_allclose(stats["param_mean"], [params["nu"].mean(), params["dt"].mean()], rtol=1e-12)
+    np.testing.assert_allclose(stats["param_std"], [params["nu"].std(), params["dt"].std()], rtol=1e-12)
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        assert ds.attrs["conditioning"] == "nu,dt" and np.array_equal(ds["jet"].values, JET)
+
+
+def test_an_older_file_without_the_attribute_reads_as_all_conditioning(tmp_path: Path) -> None:
+    from pdebench.data.dataset import trajectory_parameters
+
+    path = as_older_version(write_with_record(tmp_path / "train.h5"), "1.3")
+    assert check_file(path) == []
+    with TrajectoryFile(path) as tf:
+        assert "conditioning" not in tf.attrs and tf.conditioning_names == ("nu", "jet", "dt")
+        _, params, _ = make_data()
+        np.testing.assert_array_equal(trajectory_parameters(tf),
+                                      np.stack([params["nu"], JET, params["dt"]], axis=1).astype(np.float32))
+
+
+def test_a_missing_or_foreign_conditioning_list_is_refused_by_name(tmp_path: Path) -> None:
+    missing = as_conditioning(write_with_record(tmp_path / "train.h5"), None)
+    with pytest.raises(DatasetError, match=r"missing root attribute\(s\) conditioning"):
+        TrajectoryFile(missing)
+    assert f"{missing}: missing root attribute 'conditioning'" in check_file(missing)
+    foreign = as_conditioning(write_with_record(tmp_path / "valid.h5"), "nu,Re")
+    sentence = (f"{foreign}: root attribute 'conditioning' names 'Re'; expected parameters listed in 'parameters' "
+                f"(nu, jet, dt)")
+    with pytest.raises(DatasetError) as info:
+        TrajectoryFile(foreign)
+    assert str(info.value) == sentence and sentence in check_file(foreign)
+    twice = as_conditioning(write_with_record(tmp_path / "test.h5"), "nu,nu")
+    with pytest.raises(DatasetError, match="'conditioning' is 'nu,nu'; expected each parameter at most once"):
+        TrajectoryFile(twice)
+    empty = as_conditioning(write_with_record(tmp_path / "empty" / "train.h5"), "")
+    with TrajectoryFile(empty) as tf:
+        assert tf.conditioning_names == () and set(tf.parameters()) == {"nu", "jet", "dt"}
+
+
+def test_the_manifest_records_conditioning_and_the_identity_tells_records_apart(tmp_path: Path) -> None:
+    records = tmp_path / "records" / "ks-tiny"
+    records.mkdir(parents=True)
+    write_with_record(records / "train.h5")
+    entry = read_manifest(write_manifest(records, {"pde": "ks"}).parent)["splits"]["train"]
+    assert entry["parameters"] == ["nu", "jet", "dt"] and entry["conditioning"] == ["nu", "dt"]
+    # The same arrays with every parameter conditioning are other content; with no attribute (an older file) they
+    # hash as a 1.4 file listing every parameter, which means the same.
+    recorded = content_sha256(records / "train.h5")
+    all_listed = as_conditioning(shutil.copyfile(records / "train.h5", tmp_path / "all.h5"), "nu,jet,dt")
+    older = as_older_version(shutil.copyfile(records / "train.h5", tmp_path / "older.h5"), "1.3")
+    assert content_sha256(all_listed) == content_sha256(older) != recorded
+    (records / "manifest.json").write_text(json.dumps({**read_manifest(records), "splits": {
+        "train": {**entry, "conditioning": "nu,dt"}}}))
+    with pytest.raises(DatasetError, match=r"'splits\.train\.conditioning' is 'nu,dt'; expected a list of parameter "
+                                           "names"):
+        read_manifest(records)
 
 
 # --- manifest ---------------------------------------------------------------------------------------

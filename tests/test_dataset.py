@@ -71,3 +71,32 @@ def test_normalizer_round_trips_and_standardises() -> None:
     z = norm.normalize_fields(torch.tensor([[[1.0], [-2.0]]]))
     assert torch.equal(z, torch.zeros_like(z))
     assert Normalizer.from_stats(norm.stats()).stats() == norm.stats()
+
+
+def test_a_record_parameter_reaches_no_model_input(work: Path) -> None:
+    """With `dx` marked a record (not conditioning), the windows, the rollout view, the train statistics and the
+    data description a run builds its net from carry L, nu, dt only, in that order."""
+    import h5py
+
+    from pdebench.data.manifest import write_manifest
+    from pdebench.training.run import describe_data
+
+    dataset_dir = work / "data" / "ks-tiny"
+    for split in ("train", "test"):
+        with h5py.File(dataset_dir / f"{split}.h5", "r+") as f:
+            assert f.attrs["parameters"] == "L,nu,dt,dx"
+            f.attrs["conditioning"] = "L,nu,dt"
+    write_manifest(dataset_dir, {"pde": "ks", "preset": "tiny"})
+    with TrajectoryFile(dataset_dir / "train.h5") as train:
+        params = train.parameters()
+    expected = np.stack([params["L"], params["nu"], params["dt"]], axis=1).astype(np.float32)
+    windows = WindowDataset(dataset_dir / "train.h5", WindowSpec(history=1, bundle=1, frame_stride=4))
+    item = windows[2 * windows.windows_per_traj]
+    np.testing.assert_array_equal(item.cond.numpy(), expected[2])
+    with TrajectoryFile(dataset_dir / "test.h5") as test:
+        p = test.parameters()
+    np.testing.assert_array_equal(TrajectoryDataset(dataset_dir / "test.h5", frame_stride=4)[1].cond.numpy(),
+                                  np.array([p["L"][1], p["nu"][1], p["dt"][1]], dtype=np.float32))
+    described = describe_data(dataset_dir, TrajectoryFile(dataset_dir / "train.h5"), 4)
+    assert described["parameters"] == ["L", "nu", "dt"]
+    np.testing.assert_allclose(described["stats"]["param_mean"], expected.astype(np.float64).mean(axis=0), rtol=1e-6)

@@ -2,26 +2,47 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from data_gen.config import generate_config
+from data_gen.config import generate_config, pde_config
 from data_gen.generate import generate_dataset
-from data_gen.ks import KSGenerator
-from data_gen.plan import trajectory_seeds
+from data_gen.ks import KSGenerator, sample_trajectory
+from data_gen.plan import plan_dataset, trajectory_seeds
 from data_gen.registry import make_generator
 from pdebench.data.manifest import manifest_hash
 from pdebench.data.reader import TrajectoryFile
 from pdebench.errors import InvalidSetting, UnknownName
 
 
-def test_seeds_depend_only_on_split_and_index() -> None:
-    train = trajectory_seeds(0, "train", 10)
-    assert np.array_equal(trajectory_seeds(0, "train", 4), train[:4])
-    assert not set(train) & set(trajectory_seeds(0, "test", 10))
-    assert not set(train) & set(trajectory_seeds(1, "train", 10))
+def test_seeds_depend_only_on_name_split_and_index() -> None:
+    train = trajectory_seeds(0, "train", 10, "ks")
+    assert np.array_equal(trajectory_seeds(0, "train", 4, "ks"), train[:4])
+    assert not set(train) & set(trajectory_seeds(0, "test", 10, "ks"))
+    assert not set(train) & set(trajectory_seeds(1, "train", 10, "ks"))
+    assert not set(train) & set(trajectory_seeds(0, "train", 10, "ks_visc"))
+    # the name enters as the first 8 bytes of its sha256 (stable across processes, unlike hash())
+    word = int.from_bytes(hashlib.sha256(b"ks_visc").digest()[:8], "little")
+    expected = np.random.SeedSequence([0, word, 2, 3]).generate_state(1)[0]
+    assert trajectory_seeds(0, "test", 4, "ks_visc")[3] == expected
+
+
+def test_ks_and_ks_visc_start_from_different_draws(compose_cfg, ks_tiny: Path, tmp_path: Path) -> None:
+    """The two KS datasets share every setting but nu's range; with their own seeds their domain lengths, frame
+    intervals and initial states differ too. The files hold the seeds their plan gives, split by split."""
+    plans = {name: plan_dataset(pde_config(compose_cfg("generate", [f"pde={name}", "preset=tiny"])["pde"]), "tiny",
+                                tmp_path, 0) for name in ("ks", "ks_visc")}
+    for split in ("train", "valid", "test"):
+        ks, visc = plans["ks"].seeds(split), plans["ks_visc"].seeds(split)
+        assert not set(ks) & set(visc), split
+        with TrajectoryFile(ks_tiny / f"{split}.h5") as tf:
+            assert np.array_equal(tf.seeds(), ks)
+    config = plans["ks"].generator.config
+    first = [sample_trajectory(int(plans[name].seeds("train")[0]), config) for name in ("ks", "ks_visc")]
+    assert first[0]["L"] != first[1]["L"] and not np.array_equal(first[0]["amplitudes"], first[1]["amplitudes"])
 
 
 def test_interrupted_generation_resumes_to_the_same_file(compose_cfg, ks_tiny: Path, tmp_path: Path,

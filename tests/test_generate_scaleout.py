@@ -342,7 +342,7 @@ def test_two_workers_cutting_a_block_write_the_bytes_of_one(tmp_path: Path) -> N
 @pytest.mark.parametrize("workers", [1, 2])
 def test_divergence_names_split_trajectory_seed_and_time_and_keeps_written_blocks(tmp_path: Path,
                                                                                  workers: int) -> None:
-    seed = int(trajectory_seeds(0, "train", 7)[5])
+    seed = int(trajectory_seeds(0, "train", 7, "waves")[5])
     pde = waves_pde(diverge_seeds=[seed])
     with pytest.raises(GenerationDiverged) as info:
         generate_dataset(pde, "tiny", tmp_path, batch_size=2, progress=False, workers=workers)
@@ -354,11 +354,11 @@ def test_divergence_names_split_trajectory_seed_and_time_and_keeps_written_block
     partial = partial_path(tmp_path / "waves-tiny" / "train.h5")
     with h5py.File(partial, "r") as f:
         assert int(np.asarray(f.attrs["n_traj_complete"]).reshape(-1)[0]) == 4
-        assert np.isfinite(f["a"][:4]).all() and list(f["seed"][:4]) == list(trajectory_seeds(0, "train", 4))
+        assert np.isfinite(f["a"][:4]).all() and list(f["seed"][:4]) == list(trajectory_seeds(0, "train", 4, "waves"))
 
 
 def test_non_finite_output_stops_like_a_divergence_naming_the_frame(tmp_path: Path) -> None:
-    seed = int(trajectory_seeds(0, "valid", 3)[1])
+    seed = int(trajectory_seeds(0, "valid", 3, "waves")[1])
     with pytest.raises(GenerationDiverged) as info:
         generate_dataset(waves_pde(nan_seeds=[seed]), "tiny", tmp_path, batch_size=2, progress=False)
     message = str(info.value)
@@ -369,14 +369,15 @@ def test_non_finite_output_stops_like_a_divergence_naming_the_frame(tmp_path: Pa
 
 
 def test_divergence_in_a_shard_names_the_split_index(tmp_path: Path) -> None:
-    seed = int(trajectory_seeds(0, "train", 7)[6])
+    seed = int(trajectory_seeds(0, "train", 7, "waves")[6])
     with pytest.raises(GenerationDiverged, match=rf"trajectory 6 \(seed {seed}\)"):
         generate_dataset(waves_pde(diverge_seeds=[seed]), "tiny", tmp_path, progress=False, shard=2, n_shards=3)
 
 
 # --- interruption -------------------------------------------------------------------------------------------------
-# Long enough (a burn-in of 100 time units) that a block of 2 trajectories takes a noticeable time.
-SLOW_KS = ["pde=ks", "preset=tiny", "pde.presets.tiny.solver.burn_in_time=100.0", "batch_size=2", "device=cpu",
+# Long enough (a burn-in of 500 frame intervals, ~100 time units) that a block of 2 trajectories takes a noticeable
+# time.
+SLOW_KS = ["pde=ks", "preset=tiny", "pde.presets.tiny.solver.burn_in_frames=500", "batch_size=2", "device=cpu",
            "workers=1"]
 
 
@@ -452,5 +453,7 @@ def test_make_datasets_generates_every_pde_config_by_default() -> None:
 def test_progress_bar_shows_trajectories_done_and_eta(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     generate_dataset(waves_pde(), "tiny", tmp_path, batch_size=2, progress=True)
     err = capsys.readouterr().err
-    assert "waves-tiny" in err and "12/12" in err and "traj/s" in err and "<" in err  # elapsed<remaining
+    # off a terminal: plain lines, no carriage returns, with the count, rate, elapsed time and ETA
+    assert "\r" not in err and "waves-tiny: 12/12 traj (100%)" in err
+    assert "traj/s" in err and "elapsed" in err and "eta" in err
     assert "train 7/7 valid 3/3 test 2/2" in err  # how far each split is

@@ -13,17 +13,28 @@ import xarray as xr
 from data_gen.base import GeneratedBatch, SolverDiverged
 from data_gen.generate import generate_dataset
 from data_gen.kolmogorov import (
+    MAX_SUBSTEP_FACTOR,
+    RESOLVED_TAIL,
     KolmogorovConfig,
     KolmogorovGenerator,
+    StepLog,
     VorticitySolver,
+    dissipation_rates,
+    enstrophy_spectrum,
     forcing_spectrum,
     random_vorticity_spectrum,
     resample_spectrum,
     solver_grid_for,
+    spectrum_rms,
+    spectrum_tail,
+    substep_factors,
     velocity_from_vorticity,
 )
+from data_gen.validation import ValidationInput, read_generation_config
+from data_gen.validation.kolmogorov import RERUN_FRAMES, RERUN_TRAJECTORIES, pair_correlations, validate_kolmogorov
 from pdebench.config.checks import SettingError
 from pdebench.data.check import check_file
+from pdebench.data.reader import TrajectoryFile
 
 CPU = torch.device("cpu")
 # A coarse configuration for tests: the stored 32^2 grid is exactly the content of a 48^2 DNS (solver_grid_for(32)).
@@ -177,7 +188,7 @@ def test_same_seed_same_trajectory_whatever_the_batch(tiny_generator, tiny_batch
     assert np.array_equal(again[0], tiny_batch.fields["vorticity"][1])
 
 
-@pytest.mark.parametrize("n", [64, 96, 128])
+@pytest.mark.parametrize("n", [64, 96, 128, 448])
 def test_solver_rows_do_not_depend_on_the_batch(n):
     """The batched 1-D FFTs of the solver round each trajectory the same whatever the batch around it."""
     w = torch.from_numpy(4.0 * np.stack([random_vorticity_spectrum(np.random.default_rng(i), n, 12) for i in range(3)]))
@@ -191,10 +202,109 @@ def test_solver_rows_do_not_depend_on_the_batch(n):
 
 
 def test_absurd_time_step_raises_solver_diverged_with_seeds_and_time():
-    config = KolmogorovConfig(**{**TINY, "substeps": 1, "frame_interval": 1.0, "spinup_time": 0.0})
+    """One step per time unit on a fast flow (4x the random start added on): even the rule's 8x refinement leaves
+    a Courant number far above max_courant, and the guard names both seeds at the first frame."""
+    config = KolmogorovConfig(**{**TINY, "substeps": 1, "frame_interval": 1.0, "spinup_time": 0.0,
+                                 "perturbation": 4.0})
     with pytest.raises(SolverDiverged, match="Courant") as info:
         KolmogorovGenerator(config).generate([11, 12], 3, CPU)
     assert info.value.seeds == [11, 12] and info.value.time == pytest.approx(1.0)
+
+
+def test_substep_factors_are_the_fewest_powers_of_two_reaching_the_target():
+    courant = torch.tensor([0.5, 1.6, 1.61, 3.2, 3.3, 6.5, 12.0, 100.0], dtype=torch.float64)
+    assert substep_factors(courant, 1.6).tolist() == [1, 1, 2, 2, 4, 8, 8, MAX_SUBSTEP_FACTOR]
+    assert substep_factors(courant, None).tolist() == [1] * 8
+
+
+def test_courant_rule_keeps_frames_below_the_limit_that_fixed_steps_break():
+    """TINY with 6 substeps per frame: fixed steps take the flow past max_courant = 2 (as 32 substeps on the 192^2
+    DNS did to one trajectory of `small`); with the rule (target 1.6) every frame that starts above the target for
+    the base step, and only those, is taken in 12 steps, no frame ends above 1.8, a trajectory is bitwise the same
+    alone, and the error lies between that of 12 steps in every frame and 16 times it (6 steps, fourth order)."""
+    config = KolmogorovConfig(**{**TINY, "substeps": 6})
+    generator = KolmogorovGenerator(config)
+    seeds, n_frames = [3, 4, 5], 4
+    frames: list[torch.Tensor] = []
+    log = StepLog()
+    generator.run_frames(seeds, n_frames, CPU, lambda j, w: frames.append(w.clone()), log)
+    steps, courant = log.arrays()  # [10 branch + 3 stored frames, 3]
+    assert steps.shape == courant.shape == (10 + n_frames - 1, 3)
+    assert set(np.unique(steps)) == {6, 12} and courant.max() < 1.8
+    # the rule's decisions: refined exactly where the base step's Courant number at the frame start exceeds 1.6
+    start = VorticitySolver(generator.initial_spectra(seeds), config.viscosity, config.drag, 0.2 / 6)
+    base_at_start = np.concatenate([start.courant().numpy()[None], (courant * steps / 6)[:-1]])
+    np.testing.assert_array_equal(steps == 12, base_at_start > 1.6)
+    # fixed steps from the same branch points break the limit
+    fixed = generator._solver(generator.initial_spectra(seeds))
+    worst = 0.0
+    for _ in range(steps.shape[0]):
+        fixed.advance_frame(6)
+        worst = max(worst, float(fixed.courant().max()))
+    assert worst > config.max_courant
+    # batch invariance of the rule
+    alone: list[torch.Tensor] = []
+    generator.run_frames([5], n_frames, CPU, lambda j, w: alone.append(w.clone()))
+    assert all(torch.equal(a[0], f[2]) for a, f in zip(alone, frames, strict=True))
+
+    def fixed_run(substeps: int) -> list[torch.Tensor]:
+        other = KolmogorovGenerator(KolmogorovConfig(**{**TINY, "substeps": substeps, "courant_target": 2.0}))
+        other._spun_up = generator._spun_up  # the same shared state (its own spin-up would differ by the step)
+        out: list[torch.Tensor] = []
+        other.run_frames(seeds, n_frames, CPU, lambda j, w: out.append(w.clone()))
+        return out
+
+    def error(run: list[torch.Tensor], ref: list[torch.Tensor]) -> float:
+        return max(float((spectrum_rms(a - b) / spectrum_rms(b)).max()) for a, b in zip(run, ref, strict=True))
+
+    reference, twelve = fixed_run(48), fixed_run(12)
+    assert error(twelve, reference) < error(frames, reference) < 16 * error(twelve, reference)
+
+
+# --- resolution: the enstrophy spectrum ------------------------------------------------------------------------------
+def test_enstrophy_spectrum_and_dissipation_rates_of_a_hand_made_field():
+    """`3 cos 3x + 2 sin(4x + 2y) - 1.5 cos 15y + 0.5 cos(11x + 11y)` on 48^2 (last 2/3-rule shell K = 15): shell
+    `round(|m|)` holds a^2/4 for each cosine/sine of amplitude a (|(4, 2)| = 4.47 -> 4); |(11, 11)| = 15.6 lies
+    beyond shell 15 and is left out; the dissipation rates are nu<omega^2> and nu<|grad omega|^2>."""
+    n, nu = 48, 0.01
+    x, y = _grid(n)
+    field = 3 * np.cos(3 * x) + 2 * np.sin(4 * x + 2 * y) - 1.5 * np.cos(15 * y) + 0.5 * np.cos(11 * x + 11 * y)
+    spec = torch.cat([_spectrum(field), _spectrum(-2.0 * field)])  # [2, n, n // 2 + 1]
+    z = enstrophy_spectrum(spec)
+    expected = np.zeros(16)
+    expected[3], expected[4], expected[15] = 9 / 4, 4 / 4, 2.25 / 4
+    assert z.shape == (2, 16) and z.dtype == torch.float64
+    np.testing.assert_allclose(z[0].numpy(), expected, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(z[1].numpy(), 4 * expected, rtol=1e-12, atol=1e-14)
+    assert spectrum_tail(z[0]) == pytest.approx(0.25, rel=1e-12)  # Z(15) / Z(3)
+    eps, beta = dissipation_rates(spec, nu)
+    np.testing.assert_allclose(eps.numpy(), nu * np.array([1, 4]) * (9 + 4 + 2.25 + 0.25) / 2, rtol=1e-12)
+    np.testing.assert_allclose(beta.numpy(), nu * np.array([1, 4]) * (9 * 9 + 20 * 4 + 225 * 2.25 + 242 * 0.25) / 2,
+                               rtol=1e-12)
+    assert eps[0].item() == pytest.approx(nu * np.mean(field**2), rel=1e-12)
+
+
+@pytest.mark.parametrize("bad", [np.zeros(8), np.array([1.0, np.nan, 0.1]), np.ones((2, 4)), np.ones(1)])
+def test_spectrum_tail_rejects_what_is_not_a_spectrum(bad):
+    with pytest.raises(ValueError, match="enstrophy spectrum"):
+        spectrum_tail(bad)
+
+
+def test_resolution_criterion_fails_on_a_coarse_dns_and_holds_on_a_fine_one():
+    """At Re = 100 (cheap), the spectrum averaged over two trajectories and five frames ends at 5e-5 of its peak on
+    a 96^2 DNS (measured; K = 31) and at 6e-8 on 160^2 (K = 53): the criterion `RESOLVED_TAIL` = 1e-6 tells them
+    apart with a margin of 10 either way. docs/pde_kolmogorov.md gives the Re = 1000 figures."""
+    tails = {}
+    for n in (96, 160):
+        config = KolmogorovConfig(resolution=32, dns_resolution=n, reynolds=100.0, substeps=n // 8,
+                                  spinup_time=5.0, branch_time=1.0)
+        spectra: list[torch.Tensor] = []
+        KolmogorovGenerator(config).run_frames([1, 2], 5, CPU, lambda j, w, out=spectra: out.append(
+            enstrophy_spectrum(w)))
+        mean = torch.stack(spectra).mean(dim=(0, 1))
+        assert mean.shape == ((n - 1) // 3 + 1,) and int(mean.argmax()) == 4  # the forcing's shell
+        tails[n] = spectrum_tail(mean)
+    assert tails[96] > 10 * RESOLVED_TAIL and tails[160] < RESOLVED_TAIL / 10, tails
 
 
 def test_blow_up_is_reported_as_non_finite():
@@ -264,6 +374,9 @@ CONTOUR = ("a number of contour points, an even whole number >= 4 (the ETDRK4 co
         ("frame_interval", 0.0, "a time between stored frames, a finite number > 0"),
         ("substeps", 0, "a number of ETDRK4 steps per stored frame, a whole number >= 1"),
         ("max_courant", -1.0, "a Courant-number limit, a finite number > 0"),
+        ("courant_target", 0.0, "a Courant number, a finite number > 0"),
+        ("courant_target", 2.5, "at most max_courant = 2 (the steps are refined to reach the target, and the run "
+                                "stops above max_courant)"),
         ("spinup_time", float("nan"), "a spin-up time, a finite number >= 0"),
         ("branch_time", -1.0, "a branch time, a finite number >= 0"),
         ("perturbation", -0.1, "a perturbation rms relative to the spun-up state, a finite number >= 0"),
@@ -302,10 +415,18 @@ def test_generate_shapes_dtypes_and_metadata(tiny_generator, tiny_batch):
         tiny_generator.generate([0], 0, CPU)
 
 
-def test_tiny_preset_through_the_driver_passes_check_and_opens_in_xarray(compose_cfg, tmp_path: Path):
+@pytest.fixture(scope="module")
+def tiny_dataset(compose_cfg, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """`kolmogorov-tiny` written by the driver as `pdebench-generate` does, and its composed config."""
     cfg = compose_cfg("generate", ["pde=kolmogorov", "preset=tiny"])
+    out = generate_dataset(cfg["pde"], "tiny", tmp_path_factory.mktemp("kolmogorov"), seed=0, batch_size=4,
+                           device="cpu", progress=False)
+    return out, cfg
+
+
+def test_tiny_preset_through_the_driver_passes_check_and_opens_in_xarray(tiny_dataset):
+    out, cfg = tiny_dataset
     assert cfg["pde"]["benchmark"]["conserved"] == "mean"
-    out = generate_dataset(cfg["pde"], "tiny", tmp_path, seed=0, batch_size=4, device="cpu", progress=False)
     assert out.name == "kolmogorov-tiny"
     sizes = cfg["pde"]["presets"]["tiny"]
     for split in ("train", "valid", "test"):
@@ -317,3 +438,60 @@ def test_tiny_preset_through_the_driver_passes_check_and_opens_in_xarray(compose
             assert ds["vorticity"].shape == (n["n_traj"], n["n_frames"], 32, 32)
             assert set(ds.data_vars) >= {"vorticity", "vx", "vy", "nu", "drag", "dt", "seed"}
             assert np.isfinite(ds["vx"].values).all()
+
+
+def test_validator_reruns_the_dns_and_measures_the_tail_and_the_stored_frames(tiny_dataset):
+    """The validator's re-run reproduces the stored frames bitwise; its tail figure is the spectrum tail of an
+    independent re-run; tiny's 48^2 DNS does not resolve Re = 1000 and the note says so; the per-trajectory table
+    holds every trajectory of every split with figures read back from the files."""
+    out, _ = tiny_dataset
+    files = {split: out / f"{split}.h5" for split in ("train", "valid", "test")}
+    inputs = ValidationInput(out, files, read_generation_config(files["train"]))
+    tail_table, profile, steps_table, stored_table, pairs_table = validate_kolmogorov(inputs)
+    config = inputs.generator.config
+    with TrajectoryFile(files["train"]) as tf:
+        seeds = [int(v) for v in tf.seeds()[:RERUN_TRAJECTORIES]]
+        vorticity = tf.read_field("vorticity", slice(0, 2)).astype(np.float64)
+        speed = sum(np.abs(tf.read_field(f, slice(0, 2))).max(axis=(-2, -1)).astype(np.float64) for f in ("vx", "vy"))
+    spectra: list[torch.Tensor] = []
+    log = StepLog()
+    KolmogorovGenerator(config).run_frames(seeds, RERUN_FRAMES, CPU,
+                                           lambda j, w: spectra.append(enstrophy_spectrum(w)), log)
+    mean = torch.stack(spectra).mean(dim=(0, 1))
+    rows = {row[1]: dict(zip(tail_table.columns, row, strict=True)) for row in tail_table.rows}
+    assert list(rows) == [*seeds, "mean"]
+    assert rows["mean"]["Z(K)/Z peak"] == pytest.approx(spectrum_tail(mean), rel=1e-12)
+    assert rows["mean"]["Z(K)/Z peak"] > 100 * RESOLVED_TAIL and "so it does NOT hold" in tail_table.note
+    assert rows["mean"]["last shell K"] == 15 and rows["mean"]["peak shell"] == 4
+    assert all(row["max |re-run - stored|"] == 0.0 for row in rows.values())
+    assert dict(profile.rows)[15] == pytest.approx(spectrum_tail(mean), rel=1e-12)
+    steps, courant = log.arrays()
+    by_seed = {row[0]: dict(zip(steps_table.columns, row, strict=True)) for row in steps_table.rows}
+    assert by_seed[seeds[1]]["max Courant"] == pytest.approx(courant[:, 1].max(), rel=1e-12)
+    assert by_seed[seeds[0]]["frames refined"] == int((steps[:, 0] > config.substeps).sum())
+    assert by_seed[seeds[0]]["frames"] == 10 + RERUN_FRAMES - 1
+    assert len(stored_table.rows) == 8 + 4 + 4
+    second = dict(zip(stored_table.columns, stored_table.rows[1], strict=True))
+    assert (second["split"], second["seed"]) == ("train", seeds[1])
+    rms = vorticity[1].std(axis=(-2, -1))
+    assert second["rms frame 0"] == pytest.approx(rms[0], rel=1e-9)
+    assert second["rms last"] == pytest.approx(rms[-1], rel=1e-9) and second["rms max"] == pytest.approx(rms.max())
+    assert second["max |mean vorticity|"] < 1e-6
+    base = config.frame_interval / config.substeps * config.dns_resolution / (2 * np.pi)
+    assert second["max Courant (stored velocity)"] == pytest.approx(base * speed[1].max(), rel=1e-9)
+    assert second["frames above target"] == int((base * speed[1] > config.courant_target).sum())
+    pairs = {row[0]: dict(zip(pairs_table.columns, row, strict=True)) for row in pairs_table.rows}
+    with TrajectoryFile(files["valid"]) as tf:
+        first = tf.read_field("vorticity", slice(None), time=slice(0, 1))[:, 0].astype(np.float64)
+    expected = [np.corrcoef(first[i].ravel(), first[j].ravel())[0, 1] for i in range(4) for j in range(i + 1, 4)]
+    assert pairs["valid"]["pairs"] == 6 and pairs["train"]["pairs"] == 28
+    assert pairs["valid"]["frame 0 mean"] == pytest.approx(np.mean(expected), rel=1e-9, abs=1e-12)
+    assert pairs["valid"]["frame 0 max |corr|"] == pytest.approx(np.abs(expected).max(), rel=1e-9)
+
+
+def test_pair_correlations_of_hand_made_fields():
+    x, y = _grid(16)
+    a, b = np.sin(x) + 2.0, np.cos(2 * y)
+    corr = pair_correlations(np.stack([a, -3 * a, b, a + b]))  # pairs (0,1) (0,2) (0,3) (1,2) (1,3) (2,3)
+    half = 1 / np.sqrt(2)  # sin x and cos 2y have equal variance
+    np.testing.assert_allclose(corr, [-1.0, 0.0, half, 0.0, -half, half], atol=1e-12)

@@ -13,6 +13,7 @@ from data_gen.base import GeneratedBatch
 from data_gen.ks import (
     KSConfig,
     KSGenerator,
+    burn_in_frames,
     dealias_mask,
     etdrk4_coefficients,
     initial_state,
@@ -88,35 +89,55 @@ def test_agrees_with_scipy_dop853():
     assert _rel_l2(_solve_one(u0, length, 0.01, t_end)[-1], expected) < 1e-8  # measured 2e-9
 
 
-def test_generated_frames_are_at_the_contract_times():
-    """Frame j of `generate([seed])` is the state at `(round(burn_in_time / dt) + j) dt` from the initial state.
+def _frames_against_dop853(config: KSConfig, seed: int, burn: int, n_frames: int) -> None:
+    """Frames `0 .. n_frames - 1` of `generate([seed])` are the states at `(burn + j) dt` of an independent DOP853
+    integration of the same semi-discrete system from `initial_state(sample_trajectory(seed))`, and one frame
+    interval earlier or later is far off."""
+    n = config.n_points
+    draws = sample_trajectory(seed, config)
+    u = KSGenerator(config).generate([seed], n_frames, CPU).fields["u"][0]  # [n_frames, N] float32
+    times = (burn + np.arange(-1, n_frames + 1)) * draws["dt"]  # one frame interval either side too
+    rhs, keep = _numpy_ks_rhs(n, draws["L"], draws["nu"])
+    v0 = np.where(keep, np.fft.rfft(initial_state(draws, n)), 0.0).astype(np.complex128)
+    sol = solve_ivp(rhs, (0.0, times[-1]), v0, method="DOP853", t_eval=times, rtol=1e-10, atol=1e-10)
+    assert sol.success
+    expected = np.fft.irfft(sol.y.T, n=n, axis=-1)  # [n_frames + 2, N]
+    for j in range(n_frames):
+        assert _rel_l2(u[j], expected[j + 1]) < 1e-6, (seed, j)  # measured 3e-8 (float32 frames)
+        # A frame interval earlier or later is far outside that bound (measured >= 1.8e-2).
+        assert min(_rel_l2(u[j], expected[j]), _rel_l2(u[j], expected[j + 2])) > 1e-3
 
-    Checked against an independent DOP853 integration of the same semi-discrete system from
-    `initial_state(sample_trajectory(seed))`, for one seed whose `burn_in_time / dt` rounds down and one whose
-    ratio rounds up (so floor or ceil instead of round, a burn-in cut short or off by a frame all fail).
-    """
-    n, n_frames = 64, 4
-    config = KSConfig(n_points=n, burn_in_time=2.5)
-    fractions = {seed: (config.burn_in_time / sample_trajectory(seed, config)["dt"]) % 1.0 for seed in range(50)}
+
+def test_generated_frames_are_at_the_contract_times():
+    """Frame j of `generate([seed])` is the state at `(burn_in_frames + j) dt` from the initial state, for two seeds
+    whose `dt` differ (so a burn-in counted in time units, the same for both, is off by frames for one of them)."""
+    config = KSConfig(n_points=64, burn_in_frames=13)
+    dts = {seed: sample_trajectory(seed, config)["dt"] for seed in range(50)}
+    low = min(dts, key=dts.get)
+    high = max(dts, key=dts.get)
+    assert round(13 * dts[high] / dts[low]) >= 15  # the two burn-ins differ by 2 or more frames in time
+    for seed in (low, high):
+        _frames_against_dop853(config, seed, 13, 4)
+
+
+def test_a_recorded_burn_in_time_keeps_its_meaning():
+    """Settings written before `burn_in_frames` (`burn_in_time`) still mean `round(burn_in_time / dt)` frame
+    intervals, for one seed whose ratio rounds down and one whose ratio rounds up (so floor or ceil instead of round,
+    a burn-in cut short or off by a frame all fail)."""
+    config = KSConfig(n_points=64, burn_in_time=2.5)
+    fractions = {seed: (2.5 / sample_trajectory(seed, config)["dt"]) % 1.0 for seed in range(50)}
     seeds = [
         next((s for s, f in fractions.items() if 0.1 < f < 0.4), None),
         next((s for s, f in fractions.items() if 0.6 < f < 0.9), None),
     ]
     assert None not in seeds, f"no seed in 0..49 rounds burn_in_time / dt both down and up: {fractions}"
     for seed in seeds:
-        draws = sample_trajectory(seed, config)
-        u = KSGenerator(config).generate([seed], n_frames, CPU).fields["u"][0]  # [n_frames, N] float32
-        burn = round(config.burn_in_time / draws["dt"])
-        times = (burn + np.arange(-1, n_frames + 1)) * draws["dt"]  # one frame interval either side too
-        rhs, keep = _numpy_ks_rhs(n, draws["L"], draws["nu"])
-        v0 = np.where(keep, np.fft.rfft(initial_state(draws, n)), 0.0).astype(np.complex128)
-        sol = solve_ivp(rhs, (0.0, times[-1]), v0, method="DOP853", t_eval=times, rtol=1e-10, atol=1e-10)
-        assert sol.success
-        expected = np.fft.irfft(sol.y.T, n=n, axis=-1)  # [n_frames + 2, N]
-        for j in range(n_frames):
-            assert _rel_l2(u[j], expected[j + 1]) < 1e-6, (seed, j)  # measured 3e-8 (float32 frames)
-            # A frame interval earlier or later is far outside that bound (measured >= 1.8e-2).
-            assert min(_rel_l2(u[j], expected[j]), _rel_l2(u[j], expected[j + 2])) > 1e-3
+        burn = round(2.5 / sample_trajectory(seed, config)["dt"])
+        assert burn_in_frames(config, sample_trajectory(seed, config)["dt"]) == burn
+        _frames_against_dop853(config, seed, burn, 4)
+    settings = KSGenerator(config).solver_settings()
+    assert settings["burn_in_time"] == 2.5 and "burn_in_frames" not in settings
+    assert KSGenerator(KSConfig()).solver_settings()["burn_in_frames"] == 360
 
 
 def test_nonlinear_term_matches_independent_formula():
@@ -211,6 +232,10 @@ PAIR = "a pair [low, high] of finite numbers with 0 < low <= high"
         ("max_mode", 86, "max_mode=86 is not valid: expected a mode below 86, the 2/3-rule cutoff of n_points=256 "
                          "(the solver drops every mode from it on)"),
         ("burn_in_time", -1.0, "burn_in_time=-1.0 is not valid: expected a burn-in time, a finite number >= 0"),
+        ("burn_in_frames", -1, "burn_in_frames=-1 is not valid: expected a number of frame intervals discarded before "
+                               "frame 0, a whole number >= 0"),
+        ("burn_in_frames", 2.5, "burn_in_frames=2.5 is not valid: expected a number of frame intervals discarded "
+                                "before frame 0, a whole number >= 0"),
         ("substeps", 0, "substeps=0 is not valid: expected a number of ETDRK4 steps per stored frame, a whole number "
                         ">= 1"),
         ("substeps", 2.5, "substeps=2.5 is not valid: expected a number of ETDRK4 steps per stored frame, a whole "

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from compose import compose_config
 
-import pdebench.leaderboard.plots as plots_module
 from pdebench.leaderboard import (
     SkippedResultWarning,
     build_tables,
@@ -26,6 +25,7 @@ from pdebench.leaderboard import (
     to_markdown,
     write_leaderboard,
 )
+from pdebench.leaderboard.plots import sample_figure
 from pdebench.leaderboard.render import LEAD_HEADERS, latex_escape
 from pdebench.rollout.results import (
     RESULT_FORMAT,
@@ -319,23 +319,58 @@ def test_only_solver_rows_of_the_same_rollout_and_device_count():
                   _scored_on(_result("fno-11", 0, 8.8, 0.5, throughput_traj_steps_per_s=5000.0), 11)]
     table = build_tables([_plain(r) for r in (*solver, *surrogates)])[0]
     rows = {row["name"]: row for row in table.rows}
-    expected = {"fno": (5000.0 / math.sqrt(1000.0 * 100.0), 50.0, "interpolated"),
-                "fno-gpu": (5000.0 / math.sqrt(50000.0 * 5000.0), 1.0, "interpolated"),
-                "fno-short": (0.2, 2.0, "below_frontier")}
+    expected = {"fno [at 50 steps]": (5000.0 / math.sqrt(1000.0 * 100.0), 50.0, "interpolated"),
+                "fno-gpu [at 50 steps]": (5000.0 / math.sqrt(50000.0 * 5000.0), 1.0, "interpolated"),
+                "fno-short [at 3 steps]": (0.2, 2.0, "below_frontier")}
     for name, (accuracy, grid, status) in expected.items():
         assert rows[name]["speedup_equal_accuracy"]["mean"] == pytest.approx(accuracy), name
         assert rows[name]["speedup_equal_grid"]["mean"] == pytest.approx(grid), name
         assert rows[name]["speedup_equal_accuracy"]["status"] == status, name
-    unmatched = rows["fno-11"]
+    unmatched = rows["fno-11 [at 11 steps]"]
     assert unmatched["speedup_equal_accuracy"]["mean"] is None and unmatched["speedup_equal_grid"]["mean"] is None
     assert unmatched["speedup_equal_accuracy"]["status"] == "unmatched"
     # one row per solver setting and rollout, named apart; the table says why fno-11 has no speed-up
     assert {"solver [at 50 steps on cpu]", "solver [at 3 steps on cpu]", "solver [at 50 steps on cuda]",
             "solver-n64 [at 3 steps on cpu]"} <= set(rows)
     md = to_markdown(table)
-    assert ("fno-11: no speed-up, no solver rows at 11 steps on cpu (solver rows: at 50 steps on cpu; at 3 steps on "
-            "cpu; at 50 steps on cuda).") in md
-    assert "Rows were scored on different rollouts" in md and "at 11 steps: fno-11" in md
+    assert ("fno-11 [at 11 steps]: no speed-up, no solver rows at 11 steps on cpu (solver rows: at 50 steps on cpu; "
+            "at 3 steps on cpu; at 50 steps on cuda).") in md
+    assert "Rows were scored on different rollouts" in md
+    assert "at 11 steps (rollout length 8.8 time units): fno-11" in md
+
+
+def test_rows_of_different_rollout_lengths_are_ranked_apart_and_marked():
+    """A smoke table whose rows were scored on rollouts of 3 and 2 model steps of 6 time units (ceilings 18 and 12,
+    as models of history 1 and 2 on the tiny preset): the time ceilings do not compare, so each rollout's rows are
+    ranked among themselves (the rollout holding more rows first), every row's name says its rollout, and the note
+    gives both rollout lengths in time units. Where all rows share one rollout, names and order are as before."""
+
+    def smoke(label: str, corr08: float, n_steps: int) -> dict:
+        result = _result(label, 0, corr08, 0.5, "smoke-tiny", "smoke", step_time=6.0, n_steps=n_steps,
+                         benchmark=KS_FACTS)
+        ceiling = 6.0 * n_steps
+        result["summary"].update(time_ceiling=ceiling, time_ceiling_median=ceiling, nrmse_gmean_steps=n_steps)
+        return result
+
+    results = [smoke("unet", 18.0, 3), smoke("fno", 12.0, 2), smoke("persistence", 6.0, 3),
+               smoke("sinenet", 11.0, 2), smoke("mpnn", 15.0, 3)]
+    table = build_tables([_plain(r) for r in results])[0]
+    # ranked within each rollout: 3 steps (3 rows) first, then 2 steps; never 18 > 15 > 12 > 11 > 6 across them
+    assert [row["name"] for row in table.rows] == [
+        "unet [at 3 steps]", "mpnn [at 3 steps]", "persistence [at 3 steps]", "fno [at 2 steps]",
+        "sinenet [at 2 steps]"]
+    assert [row["rollout_group"] for row in table.rows] == [0, 0, 0, 1, 1]
+    md = to_markdown(table)
+    assert ("rows of each rollout are ranked among themselves: at 3 steps (rollout length 18 time units): unet, mpnn, "
+            "persistence; at 2 steps (rollout length 12 time units): fno, sinenet.") in md
+    body = [line.split(" | ")[1] for line in md.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert body == [row["name"] for row in table.rows]
+    cells = {row["label"]: row["time_ceiling"]["mean"] for row in table.rows}
+    assert cells == {"unet": 18.0, "mpnn": 18.0, "persistence": 18.0, "fno": 12.0, "sinenet": 12.0}
+    # one rollout: plain names, one ranking, no note
+    same = build_tables([_plain(r) for r in results if r["n_steps"] == 3])[0]
+    assert [row["name"] for row in same.rows] == ["unet", "mpnn", "persistence"]
+    assert not any("different rollouts" in note for note in same.notes)
 
 
 def test_a_recipe_deviation_is_shown_in_its_row(tmp_path):
@@ -483,7 +518,7 @@ def test_sample_rollout_plot(tmp_path, space):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
 
 
-def test_sample_plot_shows_the_best_surrogate_before_reference_rows(tmp_path, monkeypatch):
+def test_sample_plot_shows_the_best_surrogate_before_reference_rows():
     """A solver row ranked above the surrogate (it is more accurate) must not take the sample plot from it."""
     truth = np.zeros((3, 8))
     solver = _result("solver", 0, 20.0, 0.1, model="solver", checkpoint_sha256=None,
@@ -492,10 +527,10 @@ def test_sample_plot_shows_the_best_surrogate_before_reference_rows(tmp_path, mo
                                                 "pred": truth + 2})
     table = build_tables([_plain(solver), _plain(fno)])[0]
     assert [row["label"] for row in table.rows] == ["solver", "fno"]
-    drawn = []
-    monkeypatch.setattr(plots_module, "_as_float_array", lambda values: drawn.append(values) or np.asarray(values))
-    plot_sample(table, tmp_path / "sample.png")
-    assert drawn[1] == _plain(fno)["sample"]["pred"]
+    fig = sample_figure(table)
+    prediction = next(ax for ax in fig.axes if ax.get_title("left").startswith("prediction"))
+    assert prediction.get_title("left") == "prediction: fno"
+    np.testing.assert_array_equal(prediction.collections[0].get_array().reshape(8, 3), truth.T + 2)
 
 
 def test_make_leaderboard_from_a_sweep_folder(results_dir, tmp_path):

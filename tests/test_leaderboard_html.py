@@ -7,7 +7,10 @@ saying why, only where that is impossible.
 from __future__ import annotations
 
 import base64
+import html
+import json
 import os
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -16,7 +19,7 @@ import numpy as np
 import pytest
 from test_leaderboard import _plain, _result, _solver, _spectra
 
-from pdebench.leaderboard import build_tables, write_tables
+from pdebench.leaderboard import build_tables, table_html, write_tables
 from pdebench.leaderboard.html import table_id
 from pdebench.leaderboard.render import LEAD_HEADERS
 
@@ -161,3 +164,53 @@ def test_headers_sort_the_table_in_the_browser(chromium, board):
     shown = [row[1] for row in parsed.tables[table_id(ks.name)]["rows"]]
     expected = [row["name"] for row in sorted(ks.rows, key=lambda r: r["corr_time_0.8"]["mean"])]
     assert shown == expected and shown != [row["name"] for row in ks.rows]
+
+
+def test_model_and_label_cells_are_sticky_in_the_markup(board):
+    """The model and label columns (header and every row) carry the sticky classes, and the page's style makes them
+    stick at the left edge; no other column does."""
+    tables, _, out = board
+    page = (out / "index.html").read_text()
+    assert "table.board .key { position: sticky;" in page and ".key-model { left: 0;" in page
+    assert ".key-label { left: 7rem;" in page
+    for table in tables:
+        markup = table_html(table)
+        assert markup.count('class="key key-model"') == markup.count('class="key key-label"') == len(table.rows) + 1
+        assert markup.count('class="key ') == 2 * (len(table.rows) + 1)
+        assert markup.startswith('<table class="board" id="') and '<th class="key key-model">model</th>' in markup
+
+
+_MEASURE = """<script>
+const out = {};
+document.querySelectorAll('.scroll').forEach(box => {
+  box.scrollLeft = box.scrollWidth;
+  box.scrollIntoView();  // elementFromPoint sees only what is in the viewport
+  const table = box.querySelector('table'), frame = box.getBoundingClientRect();
+  const cells = Array.from(table.tBodies[0].rows[0].cells), rect = c => c.getBoundingClientRect();
+  const hit = c => { const r = rect(c); return document.elementFromPoint(r.left + 3, r.top + 3) === c; };
+  out[table.id] = {scrolled: box.scrollLeft, left: frame.left, right: frame.right,
+                   cells: cells.map(c => [rect(c).left, rect(c).right, hit(c)])};
+});
+document.body.dataset.measured = JSON.stringify(out);
+</script></body>"""
+
+
+def test_model_columns_stay_in_view_when_a_wide_table_scrolls_in_chromium(chromium, board):
+    """At 1,400 px the ks table is wider than the page: scrolled to its right end, the model and label cells still
+    sit at the left edge of the scrolling box, on top (a point inside each hits that cell), while the next identity
+    column and the first value column have scrolled out under them."""
+    tables, _, out = board
+    scrolled = out / "scrolled.html"
+    scrolled.write_text((out / "index.html").read_text().replace("</body>", _MEASURE))
+    dom = _browse(chromium, scrolled.as_uri(), "--dump-dom", "--window-size=1400,1000").stdout
+    found = re.search(r'data-measured="([^"]*)"', dom)
+    assert found, "the page did not run its measuring script"
+    measured = json.loads(html.unescape(found.group(1)))
+    ks = measured[table_id("ks-small")]
+    assert ks["scrolled"] > 200  # the table is wider than the page, so it scrolled
+    (model_left, model_right, model_on_top), (label_left, label_right, label_on_top) = ks["cells"][:2]
+    assert abs(model_left - ks["left"]) <= 1.5 and model_on_top
+    assert abs(label_left - model_right) <= 1.5 and label_on_top and label_right < ks["right"]
+    objective_left, _, objective_on_top = ks["cells"][2]
+    assert objective_left < label_left and not objective_on_top  # scrolled under the sticky columns
+    assert not ks["cells"][len(LEAD_HEADERS)][2]

@@ -5,17 +5,20 @@ the model's own test file proves it); unknown keys fail by name."""
 from __future__ import annotations
 
 import ast
+import copy
 import dataclasses
 import functools
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from baselines import MODELS, ModelConfig, NetSpec, build_model, model_config, register
+from baselines import MODELS, ModelConfig, NetSpec, build_model, check_model_spec, model_config, register
 from pdebench.cli.common import CONFIG_DIR
 from pdebench.data.grid import Grid
+from pdebench.errors import InvalidSetting
 from pdebench.training.config import train_config
 
 TESTS = Path(__file__).parent
@@ -114,11 +117,8 @@ def test_builder_receives_its_typed_config(name: str, monkeypatch: pytest.Monkey
     seen = []
     spy = dataclasses.replace(entry, builder=lambda c, s: seen.append(c) or entry.builder(c, s))
     monkeypatch.setitem(MODELS, name, spy)
-    try:
-        build_model({"name": name}, SPECS["1d-periodic"])
-    except ValueError as error:  # a model made for other grids still received its typed config first
-        assert f"model {name} does not support grid kind" in str(error)
-    assert isinstance(seen[0], entry.config) and seen[0] == entry.config()
+    build_model({"name": name}, SPECS["sphere" if name == "sfno" else "1d-periodic"])
+    assert len(seen) == 1 and isinstance(seen[0], entry.config) and seen[0] == entry.config()
 
 
 def test_unknown_model_key_fails_by_name() -> None:
@@ -149,6 +149,168 @@ def test_persistence_repeats_the_last_input_frame() -> None:
     out = stepper(frames, torch.zeros(4, 1))
     assert out.shape == (4, 2, 2, 16)
     assert torch.equal(out[:, :, 0], frames[:, :, -1]) and torch.equal(out[:, :, 1], frames[:, :, -1])
+
+
+# --- grids at the edge of what a model serves: refused before building, or adapted ------------------------------
+
+# Grids at the edge of what the tiny configs serve (`ModelConfig.tiny()`): the U-Net and SineNet halve every axis
+# twice, MP-PDE's radius is 2 grid spacings, SFNO keeps degrees < 8 and orders < 8, FNO 12 Fourier modes.
+EDGE_SPECS = {
+    "1d-periodic-4": NetSpec(("u",), 1, 1, ("a",), Grid.uniform("periodic", (4,))),
+    "1d-periodic-6": NetSpec(("u",), 2, 1, ("a",), Grid.uniform("periodic", (6,))),
+    "1d-periodic-5": NetSpec(("u",), 1, 2, (), Grid.uniform("periodic", (5,))),
+    "2d-box-4x12": NetSpec(("u", "v"), 1, 1, ("a",), Grid.uniform("box", (4, 12))),
+    "sphere-6x12": NetSpec(("h",), 1, 1, (), Grid.gaussian(6, 12)),
+}
+NOT_HALVABLE_TWICE = ("1d-periodic-6", "1d-periodic-5", "sphere-6x12")
+REFUSED = {  # (model, spec) -> how its one sentence starts; every other pair builds and runs
+    ("mpnn", "1d-periodic-4"): "model mpnn's neighbourhood (model.radius=2 grid spacings) reaches half-way round the "
+                               "periodic axis x of 4 points",
+    **{(name, spec): f"model {name} halves the grid 2 times" for name in ("unet", "sinenet")
+       for spec in NOT_HALVABLE_TWICE},
+    **{("pderefiner", spec): "the backbone of model pderefiner (settings under model.backbone) refuses the data: "
+                             "model unet halves the grid 2 times" for spec in NOT_HALVABLE_TWICE},
+    **{("sfno", spec): f"model sfno does not support grid kind '{EDGE_SPECS[spec].grid.kind}'"
+       for spec in EDGE_SPECS if EDGE_SPECS[spec].grid.kind != "sphere"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("spec_id", EDGE_SPECS)
+def test_a_model_serves_a_grid_or_refuses_it_in_one_sentence_before_building(
+        name: str, spec_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `ModelConfig.check_spec` passes builds and runs forward and backward; what it refuses, `build_model`
+    refuses with the same sentence before the builder runs."""
+    torch.manual_seed(0)
+    spec, config, expected = EDGE_SPECS[spec_id], MODELS[name].config.tiny(), REFUSED.get((name, spec_id))
+    if expected is not None:
+        with pytest.raises(InvalidSetting) as refused:
+            check_model_spec(config, spec)
+        message = str(refused.value)
+        assert message.startswith(expected) and "\n" not in message, message
+        monkeypatch.setitem(MODELS, name, dataclasses.replace(MODELS[name], builder=None))  # never reached
+        with pytest.raises(InvalidSetting, match=re.escape(message)):
+            build_model(config, spec)
+        return
+    check_model_spec(config, spec)
+    net = build_model(config, spec)
+    if not MODELS[name].trainable:
+        return
+    out = net(torch.randn(2, spec.in_channels, *spec.grid.shape), torch.randn(2, spec.n_cond))
+    assert out.shape == (2, spec.out_channels, *spec.grid.shape) and torch.isfinite(out).all()
+    (out - 1).square().mean().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+def test_the_divisibility_refusal_says_how_often_the_grid_halves() -> None:
+    from baselines.layers import evenly_halvable
+
+    assert [evenly_halvable(s) for s in ((12, 24), (16, 32), (6,), (5, 8), (96, 192))] == [2, 4, 1, 0, 5]
+    with pytest.raises(InvalidSetting, match=r"the grid shape \(12, 24\) is not \(it halves evenly at most 2 times\)$"):
+        check_model_spec({"name": "unet"}, NetSpec(("u",), 1, 1, (), Grid.uniform("periodic", (12, 24))))
+    with pytest.raises(InvalidSetting, match=r"the grid shape \(6,\) is not \(it halves evenly at most 1 time\)$"):
+        check_model_spec({"name": "sinenet"}, NetSpec(("u",), 1, 1, (), Grid.uniform("periodic", (6,))))
+
+
+def test_mp_pde_is_refused_where_its_radius_reaches_half_way_round_an_even_periodic_axis() -> None:
+    """Why: at radius 3 on 6 periodic points the opposite point is 3 spacings away both ways, and the graph records
+    it at offset -3 around nodes 0, 1, 2 but +3 around nodes 3, 4, 5 (no longer the same graph around every node);
+    just below, every node sees the same offsets. An odd axis has no opposite point, and the box does not wrap."""
+    from baselines.graphs import grid_graph
+
+    def offsets_around(graph, node: int) -> list[float]:
+        return sorted(np.round(graph.offset[graph.edge_index[1] == node, 0], 6).tolist())
+
+    grid = Grid.uniform("periodic", (6,))
+    at_half = grid_graph(grid, 3.0, 32)
+    assert offsets_around(at_half, 0) == [-3, -2, -1, 1, 2] and offsets_around(at_half, 3) == [-2, -1, 1, 2, 3]
+    below = grid_graph(grid, 2.9, 32)
+    assert all(offsets_around(below, node) == [-2, -1, 1, 2] for node in range(6))
+    spec = NetSpec(("u",), 1, 1, (), grid)
+    with pytest.raises(InvalidSetting, match=r"^model mpnn's neighbourhood \(model.radius=3 grid spacings\) reaches "
+                                             r"half-way round the periodic axis x of 6 points, .* use model.radius "
+                                             r"below 3 on this grid$"):
+        check_model_spec({"name": "mpnn", "radius": 3.0}, spec)
+    check_model_spec({"name": "mpnn", "radius": 2.9}, spec)
+    check_model_spec({"name": "mpnn", "radius": 3.0}, NetSpec(("u",), 1, 1, (), Grid.uniform("periodic", (7,))))
+    check_model_spec({"name": "mpnn", "radius": 3.0}, NetSpec(("u",), 1, 1, (), Grid.uniform("box", (6,))))
+
+
+def perturbed(net: torch.nn.Module, keys: list[str], index: tuple) -> torch.nn.Module:
+    """A copy of `net` with 1 added to the entries `index` of the state-dict tensors `keys`."""
+    state = {key: value.clone() for key, value in net.state_dict().items()}
+    for key in keys:
+        state[key][index] += 1.0
+    other = copy.deepcopy(net)
+    other.load_state_dict(state)
+    return other
+
+
+def spectral_weight_keys(net: torch.nn.Module) -> list[str]:
+    return [key for key in net.state_dict() if key.endswith("convs.0.weight.tensor") or
+            key.endswith("convs.1.weight.tensor")]
+
+
+def test_sfno_keeps_the_spherical_harmonic_modes_a_coarse_grid_holds() -> None:
+    """On the 16 x 32 Gaussian grid (degrees < 16 and orders < 17 resolved), SFNO asking for degrees < 32 and orders
+    < 32 (n_modes 32 x 64, the reference) is the SFNO asking for exactly what the grid holds (16 x 34) with the same
+    weights for those degrees: same parameters, the same output to round-off; its weights for degrees 16..31 change
+    nothing on this grid, those for degree 15 do."""
+    from baselines.sfno import SFNOConfig, spherical_modes_in_use
+
+    assert spherical_modes_in_use((32, 64), (16, 32)) == (16, 17) == spherical_modes_in_use((16, 34), (16, 32))
+    assert spherical_modes_in_use((32, 64), (48, 96)) == (32, 32)
+    spec = NetSpec(("h", "u", "v"), 2, 1, ("a",), Grid.gaussian(16, 32))
+    torch.manual_seed(0)
+    reference = build_model(SFNOConfig(n_modes=[32, 64], hidden_channels=8, n_layers=2), spec)
+    held = build_model(SFNOConfig(n_modes=[16, 34], hidden_channels=8, n_layers=2), spec)
+    weights = spectral_weight_keys(reference)
+    assert len(weights) == 2 and reference.state_dict()[weights[0]].shape[2] == 32
+    held.load_state_dict({key: value[:, :, :16] if key in weights else value
+                          for key, value in reference.state_dict().items()})
+    x, cond = torch.randn(2, 6, 16, 32), torch.randn(2, 1)
+    out = reference(x, cond)
+    assert out.shape == (2, 3, 16, 32) and torch.allclose(out, held(x, cond), rtol=0, atol=1e-6)
+    assert torch.equal(perturbed(reference, weights, (slice(None), slice(None), slice(16, None)))(x, cond), out)
+    changed = perturbed(reference, weights[:1], (slice(None), slice(None), 15))(x, cond)
+    assert (changed - out).abs().max() > 1e-2
+
+
+def test_sfno_convolution_is_neuraloperators_where_the_grid_holds_every_mode() -> None:
+    from neuralop.layers.spherical_convolution import SphericalConv
+
+    from baselines.sfno import GridSphericalConv
+
+    torch.manual_seed(0)
+    ours = GridSphericalConv(4, 5, (8, 16), factorization="dense", sht_grids="legendre-gauss")
+    theirs = SphericalConv(4, 5, (8, 16), factorization="dense", sht_grids="legendre-gauss")
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(3, 4, 16, 32)
+    assert torch.equal(ours(x), theirs(x))
+    with pytest.raises(RuntimeError, match="einsum"):  # what neuraloperator does on a grid holding fewer orders
+        SphericalConv(4, 5, (8, 64), factorization="dense", sht_grids="legendre-gauss")(x)
+    assert ours.__class__(4, 5, (8, 64), factorization="dense", sht_grids="legendre-gauss")(x).shape == (3, 5, 16, 32)
+
+
+def test_fno_keeps_the_fourier_modes_a_coarse_grid_holds() -> None:
+    """neuraloperator's FNO on 16 periodic points (9 non-negative frequencies) asking for 64 modes (33 non-negative
+    frequencies) is the FNO asking for 16 with the weights of the 9 lowest frequencies; the weights of the others
+    change nothing on this grid, that of frequency 8 does."""
+    from baselines.fno import FNOConfig
+
+    spec = NetSpec(("u",), 1, 1, ("a",), Grid.uniform("periodic", (16,)))
+    torch.manual_seed(0)
+    reference = build_model(FNOConfig(n_modes=[64], hidden_channels=8, n_layers=2), spec)
+    held = build_model(FNOConfig(n_modes=[16], hidden_channels=8, n_layers=2), spec)
+    weights = spectral_weight_keys(reference)
+    assert len(weights) == 2 and reference.state_dict()[weights[0]].shape[-1] == 33
+    held.load_state_dict({key: value[..., :9] if key in weights else value
+                          for key, value in reference.state_dict().items()})
+    x, cond = torch.randn(2, 1, 16), torch.randn(2, 1)
+    out = reference(x, cond)
+    assert torch.allclose(out, held(x, cond), rtol=0, atol=1e-6)
+    assert torch.equal(perturbed(reference, weights, (Ellipsis, slice(9, None)))(x, cond), out)
+    assert (perturbed(reference, weights[:1], (Ellipsis, 8))(x, cond) - out).abs().max() > 1e-3
 
 
 # --- experiment presets -----------------------------------------------------------------------------------------

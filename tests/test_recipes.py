@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,6 @@ from pdebench.config.schemas import RECIPE_KEYS, TuningRecord
 from pdebench.errors import InvalidSetting, MissingFile
 from pdebench.forecast.checkpoint import load_checkpoint_weights_only
 from pdebench.training.config import train_config
-from pdebench.training.objectives import window_spec
 from pdebench.training.run import check_training_config, fit
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -184,76 +182,6 @@ def test_every_net_has_a_width_and_its_reference_is_its_config_default() -> None
     assert width_setting({"name": "mpnn"}) == ("hidden_channels", 128, 128)
     assert width_setting({"name": "pderefiner", "backbone": {"name": "unet", "hidden_channels": 16}}) == (
         "backbone.hidden_channels", 16, MODELS["unet"].config().hidden_channels)
-
-
-# --- every row trains one step on its dataset's tiny preset ----------------------------------------------------
-
-
-def needed_frames(compose_cfg: Callable[..., dict[str, Any]], dataset: str, frame_stride: int) -> tuple[int, int]:
-    """The stored frames a train and a validation trajectory need for every row of `dataset` to train: the longest
-    training window (history, bundle, pushforward's unrolled step) and a validation window of history + 1."""
-    train = valid = 0
-    for row in (r for r in ROWS if r.startswith(f"{dataset}_") and r[len(dataset) + 1:] in MODELS):
-        objective = train_config(compose_cfg("train", [f"experiment={row}"])).objective
-        train = max(train, window_spec(objective, frame_stride).span)
-        valid = max(valid, objective.history * frame_stride + 1)
-    return train, valid
-
-
-@pytest.fixture(scope="module")
-def tiny_root(compose_cfg, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every dataset's `tiny` preset, generated once, with its trajectories lengthened where a row's training window
-    (or validation window) is longer than the preset's: smoke and smoke_buoyancy (history 4 at frame_stride 4 needs
-    17 stored frames, 21 with MP-PDE's pushforward step; tiny has 12 and 16), swe (MP-PDE's 2 + 8 + 8 model frames;
-    tiny has 6) and kolmogorov (MP-PDE's 1 + 8 + 8; tiny has 16)."""
-    from data_gen.generate import generate_dataset
-
-    root = tmp_path_factory.mktemp("tiny")
-    lengthened, started = {}, time.perf_counter()
-    for dataset in RECIPES:
-        cfg = compose_cfg("generate", [f"pde={dataset}", "preset=tiny"])
-        stride = cfg["pde"]["benchmark"]["frame_stride"]
-        train, valid = needed_frames(compose_cfg, dataset, stride)
-        preset = cfg["pde"]["presets"]["tiny"]
-        overrides = [f"pde.presets.tiny.{split}.n_frames={need}" for split, need in (("train", train), ("valid", valid))
-                     if preset[split]["n_frames"] < need]
-        if overrides:
-            lengthened[dataset] = overrides
-            cfg = compose_cfg("generate", [f"pde={dataset}", "preset=tiny", *overrides])
-        generate_dataset(cfg["pde"], "tiny", root, seed=cfg["seed"], batch_size=4, device="cpu", progress=False)
-    print(f"\ntiny presets of {len(RECIPES)} datasets generated in {time.perf_counter() - started:.1f} s; "
-          f"lengthened: {lengthened}")
-    return root
-
-
-def small_net(cfg: dict[str, Any]) -> list[str]:
-    """Overrides that make the row's net small enough for one CPU step on a tiny grid, its layout kept: width 8
-    (MP-PDE 40: its decoder must still emit a bundle of 8 from the latent vector), and SFNO's tiny modes (its
-    reference 32 x 64 modes exceed the 16 x 32 tiny sphere)."""
-    name = cfg["model"]["name"]
-    key = width_setting(cfg["model"])[0]  # type: ignore[index]
-    overrides = [f"++model.{key}={40 if name == 'mpnn' else 8}"]
-    if name == "sfno":
-        overrides.append(f"model.n_modes=[{','.join(map(str, MODELS['sfno'].config.tiny().n_modes))}]")
-    return overrides
-
-
-@pytest.mark.parametrize("row", ROWS)
-def test_every_row_trains_one_step_with_its_recipe_on_tiny(compose_cfg, tiny_root: Path, tmp_path: Path,
-                                                            row: str) -> None:
-    base = compose_cfg("train", [f"experiment={row}"])
-    cfg = compose_cfg("train", [f"experiment={row}", "data.preset=tiny", f"data.root={tiny_root}", "data.batch_size=2",
-                                "trainer.max_steps=1", *RUN, *small_net(base), f"run_dir={tmp_path}/run"])
-    assert {key: run_value(cfg, key) for key in RECIPE_KEYS.values() if key not in
-            ("trainer.max_steps", "data.batch_size")} == {key: run_value(base, key) for key in RECIPE_KEYS.values()
-                                                          if key not in ("trainer.max_steps", "data.batch_size")}
-    best, _ = fit(cfg)
-    checkpoint = load_checkpoint_weights_only(best)
-    assert checkpoint["global_step"] == 1
-    run = checkpoint["hyper_parameters"]["run"]
-    assert run["recipe"] == base["recipe"]["name"] and run["tuning"] == UNTUNED
-    assert run["deviations"][:2] == [f"max_steps: 1 (the recipe says {base['recipe']['max_steps']})",
-                                     f"batch_size: 2 (the recipe says {base['recipe']['batch_size']})"]
 
 
 # --- the budget in optimiser steps ---------------------------------------------------------------------------------

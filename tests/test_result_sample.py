@@ -18,6 +18,7 @@ from pdebench.data.dataset import TrajectoryDataset
 from pdebench.data.grid import Grid
 from pdebench.forecast.rollout import rollout
 from pdebench.leaderboard import make_leaderboard
+from pdebench.leaderboard.sample_plot import sample_figure
 from pdebench.rollout.evaluation import evaluate, evaluate_all, shard
 from pdebench.rollout.scoring import (
     SAMPLE_MAX_FRAMES,
@@ -130,11 +131,19 @@ def test_persistence_result_stores_the_sample_and_the_leaderboard_draws_it(compo
     assert stored["time"][0] == pytest.approx(float(dataset[0].step_time))  # trajectory 0's own model step
     np.testing.assert_array_equal(true, frames[1::t, ::s][: true.shape[0]].astype(np.float32))
     np.testing.assert_array_equal(pred, np.broadcast_to(frames[0, ::s], pred.shape).astype(np.float32))  # persistence
+    # the kept points' coordinates and units, so the plot's space axis reads x in the file's units
+    x = dataset.file.coordinate("x")
+    assert stored["axes"] == [{"name": "x", "units": "1 (fraction of L)", "values": x[::s].tolist()}]
+    assert len(stored["axes"][0]["values"]) == true.shape[1]
     board = make_leaderboard(compose_cfg("leaderboard", [f"results=[{results}]", f"out_dir={tmp_path / 'board'}"]),
                              progress=False)
     drawn = [p for p in board.written if p.name.endswith("_sample.png")]
     assert len(drawn) == 1 and drawn[0].stat().st_size > 0 and drawn[0].read_bytes()[:4] == b"\x89PNG"
     assert drawn[0].name.startswith("ks-tiny")
+    image = next(ax for ax in sample_figure(board.tables[0]).axes if ax.get_label() != "<colorbar>")
+    edge = (x[s] - x[0]) / 2  # the image's cells reach half a kept spacing beyond the first and last point
+    assert image.get_ylabel() == "x (fraction of L)"
+    assert image.get_ylim() == pytest.approx((x[0] - edge, x[::s][-1] + edge))
 
 
 def test_two_processes_store_the_sample_of_one(compose_cfg, data_root: Path, tmp_path: Path) -> None:

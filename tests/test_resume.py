@@ -76,7 +76,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(compose_cfg, data_root
     """
     run_dir = tmp_path / "run"
     overrides = [*RUN, f"data.root={data_root}", f"run_dir={run_dir}"]
-    output = _kill_during(_train_cli(overrides, tmp_path), "epoch 2/3 step 6 ", signum)
+    output = _kill_during(_train_cli(overrides, tmp_path), "step 6/12 epoch 2/3 ", signum)
     last = run_dir / "checkpoints" / "last.ckpt"
     killed = torch.load(last, map_location="cpu", weights_only=True)
     assert killed["global_step"] == 4 and killed["epoch"] == 0, "".join(output)  # only epoch 1 was saved

@@ -270,7 +270,8 @@ def test_best_is_chosen_on_the_headline_and_never_overwritten_by_a_worse_epoch(
         capsys: pytest.CaptureFixture[str]) -> None:
     """Scripted validation scores 1, 3, 2: `best.ckpt` stays epoch 1's (3), `last.ckpt` is epoch 2's. The KS
     manifest names corr_time_0.8 (maximised) as the headline, which is what validation logs. Run without a terminal,
-    progress is one plain line per `progress_every_n_steps` steps plus one per epoch, never carriage returns."""
+    progress is one plain line after the first step, one per `progress_every_n_steps` steps and one per epoch, never
+    carriage returns."""
     import pdebench.training.module as module_file
 
     calls: list[float] = []
@@ -284,7 +285,7 @@ def test_best_is_chosen_on_the_headline_and_never_overwritten_by_a_worse_epoch(
     run_dir = tmp_path / "run"
     overrides = [*TRAINED_OVERRIDES, f"data.root={data_root}", f"run_dir={run_dir}", "trainer.max_epochs=3",
                  "trainer.limit_train_batches=4", "trainer.enable_progress_bar=true", "progress_every_n_steps=2",
-                 "validation.max_trajectories=2"]
+                 "progress_every_n_seconds=0", "validation.max_trajectories=2"]
     cfg = compose_cfg("train", overrides)
     best = train(cfg)
     best_ckpt = torch.load(best, map_location="cpu", weights_only=True)
@@ -297,9 +298,10 @@ def test_best_is_chosen_on_the_headline_and_never_overwritten_by_a_worse_epoch(
     assert best_ckpt["hyper_parameters"]["selection"]["goal"] == "max"
     out = capsys.readouterr().out
     assert "\r" not in out
-    step_lines = [line for line in out.splitlines() if line.startswith("epoch ") and " (batch " in line]
+    step_lines = [line for line in out.splitlines() if line.startswith("step ") and " (batch " in line]
     epoch_lines = [line for line in out.splitlines() if " done at step " in line]
-    assert len(step_lines) == 6 and len(epoch_lines) == 3  # 12 steps / 2, and one per epoch
+    assert [line.split()[1] for line in step_lines] == ["1/12", "2/12", "4/12", "6/12", "8/12", "10/12", "12/12"]
+    assert len(epoch_lines) == 3  # one per epoch
     assert "loss " in step_lines[0] and "eta " in step_lines[0] and "val/corr_time_0.8=" in epoch_lines[0]
 
 

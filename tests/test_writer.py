@@ -151,7 +151,7 @@ def test_partial_file_structure_matches_the_format(partial_file: Path) -> None:
     with h5py.File(partial_file, "r") as f:
         root = _attrs(f)
         # the version is bumped by format changes; not the writer's job
-        assert root.pop("schema_version") in ("1.0", "1.1", "1.2", "1.3")
+        assert root.pop("schema_version") in ("1.0", "1.1", "1.2", "1.3", "1.4")
         assert root == {
             "schema": "pdebench-trajectories",
             "pde": "ks",
@@ -164,6 +164,7 @@ def test_partial_file_structure_matches_the_format(partial_file: Path) -> None:
             "frame_interval": 0.25,
             "fields": "u,v",
             "parameters": "nu,dt",
+            "conditioning": "nu,dt",
             "n_traj_complete": 2,
             FINGERPRINT_ATTR: layout_fingerprint(layout),
             **ATTRS,
@@ -295,6 +296,8 @@ LAYOUT_CHANGES: dict[str, tuple[type, str, LayoutChange]] = {
     "dt-units": (ParameterSpec, "units", _change_item("parameters", 1, units="ms")),
     "nu-description": (ParameterSpec, "description", _change_item("parameters", 0, description="nu")),
     "dt-description": (ParameterSpec, "description", _change_item("parameters", 1, description="")),
+    "nu-record": (ParameterSpec, "conditioning", _change_item("parameters", 0, conditioning=False)),
+    "dt-record": (ParameterSpec, "conditioning", _change_item("parameters", 1, conditioning=False)),
 }
 
 
@@ -474,7 +477,12 @@ INVALID_LAYOUTS: list[tuple[str, dict[str, Any], str]] = [
             {"attrs": {name: "x"}},
             f"attribute {name!r} is set by the writer and cannot be given in layout.attrs",
         )
-        for name in (*REQUIRED_ROOT_ATTRS, FINGERPRINT_ATTR)
+        for name in (*REQUIRED_ROOT_ATTRS, "quadrature", "conditioning", FINGERPRINT_ATTR)
+    ),
+    (
+        "conditioning-not-bool",
+        {"parameters": (ParameterSpec("nu", "1"), ParameterSpec("dt", "s", conditioning="no"))},
+        "parameter 'dt' has conditioning='no'; expected True or False",
     ),
 ]
 

@@ -31,12 +31,11 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from pdebench.cli.config_errors import describe_composition_error, describe_omegaconf_error
-from pdebench.cli.hydra_setup import register_configs
+from pdebench.cli.hydra_setup import HYDRA_VERSION_BASE, register_configs
 from pdebench.config import ConfigError
 from pdebench.config.location import CONFIG_DIR
 from pdebench.errors import UserError
 
-HYDRA_VERSION_BASE = "1.3"
 # Errors whose message is already the one sentence a user needs (pdebench.errors); anything else is a bug and keeps
 # its traceback.
 USER_ERRORS = (UserError,)

@@ -11,7 +11,7 @@ a label is resolved (a run, never `--help`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, Field, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,9 @@ from pdebench.config import (
 from pdebench.config.location import CONFIG_DIR
 from pdebench.config.recipes import tuned_or, tuned_row
 
+# The Hydra version whose defaults every command and composition uses.
+HYDRA_VERSION_BASE = "1.3"
+
 # The settings that hold a net's width (channels of its first level or latent features), looked up in this order.
 WIDTH_FIELDS = ("width", "hidden_channels")
 
@@ -43,6 +46,16 @@ def _pde_schema(generator: str, settings: type) -> type:
     """`PDEGenConfig` with `solver` typed as generator `generator`'s settings dataclass."""
     return make_dataclass(f"{settings.__name__}PDE", [("solver", settings, field(default_factory=settings))],
                           bases=(PDEGenConfig,))
+
+
+def composed(app: str, overrides: Sequence[str]) -> dict[str, Any]:
+    """The resolved config of `pdebench-<app>` (`train`, `generate`, ...) with these command-line overrides, as Hydra
+    composes it (schemas and resolvers registered first)."""
+    from hydra import compose, initialize_config_dir
+
+    register_configs()
+    with initialize_config_dir(CONFIG_DIR, version_base=HYDRA_VERSION_BASE):
+        return OmegaConf.to_container(compose(app, overrides=list(overrides)), resolve=True)  # type: ignore[return-value]
 
 
 def register_configs(models: bool = True, generators: bool = True) -> None:

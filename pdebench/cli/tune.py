@@ -25,11 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
-
-from pdebench.cli.common import HYDRA_VERSION_BASE
-from pdebench.cli.hydra_setup import register_configs, width_setting
+from pdebench.cli.hydra_setup import composed as composed_config
+from pdebench.cli.hydra_setup import width_setting
 from pdebench.config.location import CONFIG_DIR
 from pdebench.config.recipes import write_tuned
 from pdebench.config.schemas import TuningRecord
@@ -76,10 +73,7 @@ def dataset_rows(dataset: str, models: Sequence[str] | None = None) -> list[str]
 
 def composed(overrides: Sequence[str]) -> dict[str, Any]:
     """The resolved `pdebench-train` config of these overrides (resolvers and schemas registered)."""
-    register_configs()
-    with initialize_config_dir(CONFIG_DIR, version_base=HYDRA_VERSION_BASE):
-        cfg = compose("train", overrides=list(overrides))
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return composed_config("train", overrides)
 
 
 def scaled_width(reference: int, scale: float) -> int:

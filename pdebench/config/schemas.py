@@ -310,14 +310,17 @@ class TrainConfig:
     label: str = MISSING  # leaderboard row name
     run_dir: str = MISSING
     resume: bool = True  # continue from run_dir/checkpoints/last.ckpt if it exists
-    # without a terminal (a SLURM log, CI): one progress line per this many steps, and one per epoch (0: per epoch)
+    # without a terminal (a SLURM log, CI): a progress line after the first step, then one per this many steps and
+    # one per `progress_every_n_seconds` of training, whichever comes first, and one per epoch (0: that rule is off)
     progress_every_n_steps: int = 100
+    progress_every_n_seconds: float = 30.0
     recipe: RecipeConfig | None = None  # the dataset recipe the run follows (`recipe=<dataset>`); null: none
 
     def __post_init__(self) -> None:
         valid_seed(self, "seed")
         valid_name(self, "label")
         at_least(self, "progress_every_n_steps", 0, "a number of steps between progress lines")
+        positive(self, "progress_every_n_seconds", "seconds between progress lines (0: none by time)", allow_zero=True)
 
 
 @dataclass

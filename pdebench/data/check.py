@@ -26,6 +26,7 @@ from pdebench.data.names import name_problem, shown
 from pdebench.data.reader import (
     HDF5_ERRORS,
     attr_to_python,
+    conditioning_problem,
     hdf5_reason,
     header_problem,
     link_problem,
@@ -201,6 +202,9 @@ def _check_open(path: Path, f: h5py.File) -> list[str]:
             and name_problem(attrs[QUADRATURE_ATTR]) is None:  # a rule that is no name is reported above
         problems.append(f"{path}: root attribute '{QUADRATURE_ATTR}' is {shown(attrs[QUADRATURE_ATTR])}; expected one "
                         f"of {', '.join(QUADRATURE_RULES)}")
+    problem = conditioning_problem(path, attrs)
+    if problem is not None:
+        problems.append(problem)
     if "frame_interval" in attrs:
         fi = attrs["frame_interval"]
         if not isinstance(fi, int | float) or not math.isfinite(fi) or fi <= 0:

@@ -118,11 +118,12 @@ def read_window_item(file: TrajectoryFile, traj: int, start: int, spec: WindowSp
 
 
 def trajectory_parameters(file: TrajectoryFile) -> np.ndarray:
-    """Per-trajectory conditioning values `[n_traj, P]` float32, columns in `file.parameter_names` order."""
+    """Per-trajectory conditioning values `[n_traj, P]` float32, columns in `file.conditioning_names` order (a
+    parameter that only records what a trajectory drew, `ParameterSpec.conditioning=False`, is left out)."""
     params = file.parameters()
-    if not file.parameter_names:
+    if not file.conditioning_names:
         return np.zeros((file.n_traj, 0), dtype=np.float32)
-    return np.stack([params[name] for name in file.parameter_names], axis=1).astype(np.float32)
+    return np.stack([params[name] for name in file.conditioning_names], axis=1).astype(np.float32)
 
 
 # --- preloading -----------------------------------------------------------------------------------------------------

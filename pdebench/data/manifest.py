@@ -56,9 +56,10 @@ def content_sha256(path: Path) -> str:
     """Hex sha256 of what a split file holds, independent of how HDF5 laid it out on disk.
 
     Hashed in this canonical order, each array as little-endian C-order bytes after a line naming it, its dtype
-    and shape: a header (grid kind, frame interval, names of coordinates, fields and parameters), the spatial
-    coordinates, the parameters, the seeds, then each field trajectory by trajectory (memory stays at one
-    trajectory). Files written with another batch size, chunking or checksum filter hash the same.
+    and shape: a header (grid kind, frame interval, names of coordinates, fields and parameters, and the names of
+    the conditioning parameters when some parameter is not one of them), the spatial coordinates, the parameters,
+    the seeds, then each field trajectory by trajectory (memory stays at one trajectory). Files written with another
+    batch size, chunking or checksum filter hash the same.
     """
     digest = hashlib.sha256(_CONTENT_TAG)
 
@@ -77,6 +78,10 @@ def content_sha256(path: Path) -> str:
             "fields": list(tf.field_names),
             "parameters": list(tf.parameter_names),
         }
+        if tf.conditioning_names != tf.parameter_names:
+            # Only where a parameter is a record, not a model input (schema 1.4): a file whose parameters all
+            # condition hashes as before 1.4, when every parameter did.
+            header["conditioning"] = list(tf.conditioning_names)
         digest.update(json.dumps(header, sort_keys=True).encode() + b"\n")
         for name in tf.coordinate_names:
             values = tf.coordinate(name)
@@ -153,6 +158,7 @@ def write_manifest(dataset_dir: Path, config: dict[str, Any]) -> Path:
             continue
         with TrajectoryFile(path) as tf:
             n_traj, n_frames = tf.n_traj, tf.n_frames
+            parameters, conditioning = list(tf.parameter_names), list(tf.conditioning_names)
         stat = _stat_key(path)  # taken before hashing: a change while hashing shows as a changed mtime later
         sha256 = file_sha256(path)
         splits[split] = {
@@ -162,6 +168,8 @@ def write_manifest(dataset_dir: Path, config: dict[str, Any]) -> Path:
             "content_sha256": content_sha256(path),
             "n_traj": n_traj,
             "n_frames": n_frames,
+            "parameters": parameters,
+            "conditioning": conditioning,
         }
         verified[split] = {**stat, "sha256": sha256}
     if not splits:
@@ -198,6 +206,9 @@ def _entry_problem(split: str, entry: Any) -> str | None:
     for key in ("sha256", "content_sha256"):
         if key in entry and not (isinstance(entry[key], str) and _SHA256_RE.match(entry[key])):
             return f"'splits.{split}.{key}' is {entry[key]!r}; expected 64 lowercase hex digits"
+    for key in ("parameters", "conditioning"):  # absent from manifests written before schema 1.4
+        if key in entry and not (isinstance(entry[key], list) and all(isinstance(n, str) for n in entry[key])):
+            return f"'splits.{split}.{key}' is {entry[key]!r}; expected a list of parameter names"
     return None
 
 

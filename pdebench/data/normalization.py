@@ -1,4 +1,4 @@
-"""Per-field and per-parameter standardisation, with statistics computed on the train split only."""
+"""Per-field and per-conditioning-parameter standardisation, with statistics computed on the train split only."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ _MIN_STD = 1e-12
 class Normalizer(nn.Module):
     """Affine maps between physical and standardised units.
 
-    Fields are standardised per channel (`x: [B, C, ...]`), per-trajectory parameters per entry (`p: [B, P]`).
+    Fields are standardised per channel (`x: [B, C, ...]`), conditioning parameters per entry (`p: [B, P]`).
     Statistics are buffers, so they travel inside every checkpoint.
     """
 
@@ -64,7 +64,8 @@ class Normalizer(nn.Module):
 
 
 def compute_train_statistics(train: TrajectoryFile) -> dict[str, list[float]]:
-    """Mean and std of every field (over trajectories, time and space) and every per-trajectory parameter.
+    """Mean and std of every field (over trajectories, time and space) and every conditioning parameter
+    (`TrajectoryFile.conditioning_names`, in that order).
 
     Streams one trajectory at a time in float64, so memory does not grow with the file size. Never returns NaN or
     inf: the reader refuses non-finite values (naming file, variable, trajectory and frame), and statistics that are
@@ -83,7 +84,7 @@ def compute_train_statistics(train: TrajectoryFile) -> dict[str, list[float]]:
         count += flat.shape[1]
     field_mean = total / count
     field_std = np.sqrt(np.maximum(total_sq / count - field_mean**2, 0.0))
-    names = train.parameter_names
+    names = train.conditioning_names  # the model inputs only: a record parameter is never standardised
     params = np.stack([train.parameters()[n] for n in names], axis=1) if names else np.zeros((train.n_traj, 0))
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported just below
         param_mean, param_std = params.mean(axis=0), params.std(axis=0)

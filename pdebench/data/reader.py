@@ -32,6 +32,7 @@ import numpy as np
 from pdebench.data.grid import QUADRATURE_RULES, Grid, canonical_grid_kind
 from pdebench.data.names import missing_or_kind, name_problem, shown
 from pdebench.data.schema import (
+    CONDITIONING_ATTR,
     FRAME_DT_PARAMETER,
     PARTIAL_SUFFIX,
     QUADRATURE_ATTR,
@@ -59,7 +60,7 @@ MAX_TEXT_ATTRIBUTE = 1 << 20
 # Root attributes that are names (`names.NAME_RULE`): they name folders and datasets and are copied into results.
 NAME_ATTRS = ("pde", "preset", "split", "grid", "quadrature", "solver")
 # Root attributes that list variable names, comma-separated: each one is a name (so never an HDF5 path like `g/u`).
-NAME_LIST_ATTRS = ("fields", "parameters", "spatial_coordinates")
+NAME_LIST_ATTRS = ("fields", "parameters", "spatial_coordinates", CONDITIONING_ATTR)
 # How a variable whose data is not in the split file is refused (the end of the sentence).
 OWN_DATA = "a split file must hold its data itself"
 # Characters of a link target or source file name quoted in a message before it is cut.
@@ -183,6 +184,33 @@ def header_problem(path: Path, attrs: dict[str, Any]) -> str | None:
             f"(supported: {', '.join(SUPPORTED_SCHEMA_VERSIONS)}); regenerate the dataset or upgrade pdebench"
         )
     return None
+
+
+def conditioning_problem(path: Path, attrs: dict[str, Any]) -> str | None:
+    """The sentence refusing root attribute `conditioning` when it names a parameter the file does not list in
+    `parameters` or names one twice, else None (also when the attribute is absent, as in files before schema 1.4)."""
+    if CONDITIONING_ATTR not in attrs:
+        return None
+    listed = split_names(attrs.get("parameters", ""))
+    names = split_names(attrs[CONDITIONING_ATTR])
+    unknown = [name for name in names if name not in listed]
+    if unknown:
+        return (f"{path}: root attribute '{CONDITIONING_ATTR}' names {', '.join(map(shown, unknown))}; expected "
+                f"parameters listed in 'parameters' ({', '.join(listed) or 'none'})")
+    if len(set(names)) != len(names):
+        return (f"{path}: root attribute '{CONDITIONING_ATTR}' is {shown(attrs[CONDITIONING_ATTR])}; expected each "
+                f"parameter at most once")
+    return None
+
+
+def conditioning_names(attrs: dict[str, Any]) -> tuple[str, ...]:
+    """The parameters that condition a model, in the order of `parameters`: those root attribute `conditioning`
+    lists (schema 1.4 on), every parameter in older files, which have no such attribute."""
+    parameters = split_names(attrs.get("parameters", ""))
+    if CONDITIONING_ATTR not in attrs:
+        return parameters
+    listed = set(split_names(attrs[CONDITIONING_ATTR]))
+    return tuple(name for name in parameters if name in listed)
 
 
 def _text_size(value: Any) -> int:
@@ -402,6 +430,12 @@ class TrajectoryFile:
             )
         self.field_names: tuple[str, ...] = split_names(attrs["fields"])
         self.parameter_names: tuple[str, ...] = split_names(attrs["parameters"])
+        problem = conditioning_problem(self.path, attrs)
+        if problem is not None:
+            raise DatasetError(problem)
+        # The parameters that are model inputs (conditioning), in `parameters` order; the others are per-trajectory
+        # records, read by `parameters()` but never given to a model or standardised.
+        self.conditioning_names: tuple[str, ...] = conditioning_names(attrs)
         self.coordinate_names: tuple[str, ...] = split_names(attrs["spatial_coordinates"])
         needed = (TRAJ_DIM, TIME_DIM, SEED_VAR, *self.coordinate_names, *self.field_names)
         # the link table, not `name in f`, which would open an external link's target file to see if it exists
@@ -643,6 +677,15 @@ class TrajectoryFile:
                 f"expected finite values"
             )
         return values
+
+    def coordinate_units(self, name: str) -> str:
+        """Units of one spatial coordinate as the file records them (its `units` attribute; empty where it has
+        none), e.g. `length units`, `degrees_north`, `1 (fraction of L)`."""
+        if name not in self.coordinate_names:
+            raise KeyError(f"{self.path} has no spatial coordinate {name!r}")
+        with self._reading(name):
+            units = self._dataset(name).attrs.get("units", "")
+        return str(attr_to_python(units))
 
     @property
     def grid(self) -> Grid:

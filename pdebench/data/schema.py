@@ -15,20 +15,25 @@ SCHEMA_NAME = "pdebench-trajectories"
 # 1.1: root attribute `grid` is one of `periodic`, `box`, `sphere` (1.0 wrote `periodic-uniform` for `periodic`).
 # 1.2: every field carries HDF5's Fletcher-32 checksum filter, so a corrupted chunk fails to read.
 # 1.3: root attribute `quadrature` records the grid's quadrature rule (`pdebench.data.grid.QUADRATURE_RULES`).
-SCHEMA_VERSION = "1.3"
-SUPPORTED_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
+# 1.4: root attribute `conditioning` lists the parameters that condition a model (the others are records only).
+SCHEMA_VERSION = "1.4"
+SUPPORTED_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2", "1.3", "1.4")
 # The first version whose fields must carry the Fletcher-32 filter (older files are read without it).
 FLETCHER32_SINCE = "1.2"
 # The first version that records the quadrature rule; older files get the rule of their grid kind and coordinates,
 # the one a 1.3 writer records for them (`pdebench.data.grid.quadrature_rule`).
 QUADRATURE_SINCE = "1.3"
 QUADRATURE_ATTR = "quadrature"
+# The first version that records which parameters condition a model; in older files every parameter does.
+CONDITIONING_SINCE = "1.4"
+CONDITIONING_ATTR = "conditioning"
 SPLITS = ("train", "valid", "test")
 # A per-trajectory parameter with this name is the physical time between stored frames of that trajectory;
 # without it, frame k of every trajectory is at time k * frame_interval (see docs/data_format.md).
 FRAME_DT_PARAMETER = "dt"
 
-# Root attributes every split file carries (the writer also adds FINGERPRINT_ATTR; from 1.3, QUADRATURE_ATTR).
+# Root attributes every split file carries (the writer also adds FINGERPRINT_ATTR; from 1.3, QUADRATURE_ATTR; from
+# 1.4, CONDITIONING_ATTR).
 REQUIRED_ROOT_ATTRS = (
     "schema",
     "schema_version",
@@ -52,8 +57,12 @@ def version_tuple(version: str) -> tuple[int, ...]:
 
 def required_root_attrs(version: str) -> tuple[str, ...]:
     """The root attributes a split file of schema `version` (a supported one) must carry."""
-    since = version_tuple(version) >= version_tuple(QUADRATURE_SINCE)
-    return (*REQUIRED_ROOT_ATTRS, QUADRATURE_ATTR) if since else REQUIRED_ROOT_ATTRS
+    required = REQUIRED_ROOT_ATTRS
+    if version_tuple(version) >= version_tuple(QUADRATURE_SINCE):
+        required = (*required, QUADRATURE_ATTR)
+    if version_tuple(version) >= version_tuple(CONDITIONING_SINCE):
+        required = (*required, CONDITIONING_ATTR)
+    return required
 
 
 TRAJ_DIM = "traj"
@@ -88,11 +97,19 @@ class FieldSpec:
 
 @dataclass(frozen=True)
 class ParameterSpec:
-    """One per-trajectory scalar (PDE parameter, grid spacing, frame interval) stored along `traj`."""
+    """One per-trajectory scalar (PDE parameter, grid spacing, frame interval) stored along `traj`.
+
+    conditioning: whether models see it. True for what defines the problem a model must solve (a coefficient, the
+    domain length, the frame interval). False for a record of what a trajectory's initial condition drew (e.g. the
+    latitudes and speeds of its jets): it is written and read like any other parameter (float64 `[n_traj]`,
+    `TrajectoryFile.parameters()`), but it is never a model input and never standardised, since the initial frames
+    already carry it and a model given it would be told more than the data it forecasts from.
+    """
 
     name: str
     units: str
     description: str = ""
+    conditioning: bool = True
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from pdebench.data.check import check_file
 from pdebench.data.grid import GRID_KINDS, SPHERE_AXES, Grid, quadrature_rule
 from pdebench.data.reader import HDF5_ERRORS, attr_to_python, hdf5_reason
 from pdebench.data.schema import (
+    CONDITIONING_ATTR,
     FINGERPRINT_ATTR,
     PARTIAL_SUFFIX,
     QUADRATURE_ATTR,
@@ -67,7 +68,7 @@ BLOCK_METADATA_BYTES = 256 << 10
 
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _RESERVED_VARS = (TRAJ_DIM, TIME_DIM, SEED_VAR)
-_CORE_ATTRS = (*REQUIRED_ROOT_ATTRS, QUADRATURE_ATTR, FINGERPRINT_ATTR)
+_CORE_ATTRS = (*REQUIRED_ROOT_ATTRS, QUADRATURE_ATTR, CONDITIONING_ATTR, FINGERPRINT_ATTR)
 
 
 def partial_path(path: str | Path) -> Path:
@@ -103,7 +104,7 @@ def layout_fingerprint(layout: DatasetLayout) -> str:
             for c in layout.coordinates
         ],
         "fields": [[f.name, f.units, f.boundary, f.description] for f in layout.fields],
-        "parameters": [[p.name, p.units, p.description] for p in layout.parameters],
+        "parameters": [[p.name, p.units, p.description, bool(p.conditioning)] for p in layout.parameters],
         "attrs": sorted((str(k), str(v)) for k, v in layout.attrs.items()),
     }
     text = json.dumps(record, sort_keys=True, separators=(",", ":"))
@@ -142,6 +143,9 @@ def validate_layout(layout: DatasetLayout) -> None:
             elif name in seen:
                 problems.append(f"{kind} name {name!r} is reserved or used twice")
             seen.add(name)
+    for p in layout.parameters:
+        if not isinstance(p.conditioning, bool | np.bool_):
+            problems.append(f"parameter {p.name!r} has conditioning={p.conditioning!r}; expected True or False")
     for c in layout.coordinates:
         values = np.asarray(c.values)
         if values.ndim != 1 or values.size < 1:
@@ -213,6 +217,7 @@ def _create_structure(path: Path | IO[bytes], layout: DatasetLayout, fingerprint
             "frame_interval": np.float64(layout.frame_interval),
             "fields": ",".join(fs.name for fs in layout.fields),
             "parameters": ",".join(p.name for p in layout.parameters),
+            CONDITIONING_ATTR: ",".join(p.name for p in layout.parameters if p.conditioning),
             "n_traj_complete": np.int64(0),
             FINGERPRINT_ATTR: fingerprint,
         }

@@ -2,7 +2,8 @@
 
 The package stands on the result records (`pdebench.rollout.results`) alone: it imports no model, solver or
 training code, and matplotlib only once a plot is drawn. The helpers behind these entry points (cell formatting,
-escaping, aggregation) live in the modules: `tables`, `render`, `html`, `plots`, `loading`, `publish`.
+escaping, aggregation) live in the modules: `tables`, `render`, `html`, `plots` (with `figures` and `sample_plot`),
+`loading`, `publish`.
 """
 
 from pdebench.leaderboard.build import Leaderboard, make_leaderboard, write_leaderboard, write_tables

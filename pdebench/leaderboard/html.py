@@ -2,7 +2,9 @@
 away.
 
 The page is self-contained (no network, no external files): plots are embedded as base64 PNG `data:` URLs, the
-table sorter is a few lines of inline JavaScript (click a header; click again to reverse), and each row's provenance
+table sorter is a few lines of inline JavaScript (click a header; click again to reverse), a table wider than the
+window scrolls sideways inside its own box with the model and label columns kept in view (CSS `position: sticky`,
+:data:`KEY_COLUMNS`), and each row's provenance
 (source file, dataset manifest hash, git commit, package version, checkpoint hash, device and the full evaluation
 config of every seed) sits in a `<details>` element. A link such as `index.html#sort=<table id>:<column>:desc`
 opens the page with that table sorted.
@@ -28,17 +30,22 @@ body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
 h1 { margin-bottom: 0.2rem; }
 section { margin-top: 2.5rem; }
 .scroll { overflow-x: auto; }
-table.board { border-collapse: collapse; font-size: 0.85rem; }
-table.board th, table.board td { border: 1px solid #ccc; padding: 0.25rem 0.45rem; vertical-align: top; }
+table.board { border-collapse: separate; border-spacing: 0; font-size: 0.85rem; border-top: 1px solid #ccc;
+  border-left: 1px solid #ccc; }
+table.board th, table.board td { border-right: 1px solid #ccc; border-bottom: 1px solid #ccc;
+  padding: 0.25rem 0.45rem; vertical-align: top; background: #fff; }
 table.board th { background: #eef2f7; cursor: pointer; user-select: none; }
+table.board tbody tr:nth-child(even) td { background: #fafafa; }
+table.board .key { position: sticky; z-index: 1; overflow-wrap: break-word; }
+table.board th.key { z-index: 2; }
+table.board .key-model { left: 0; width: 7rem; min-width: 7rem; max-width: 7rem; box-sizing: border-box; }
+table.board .key-label { left: 7rem; min-width: 8rem; max-width: 16rem; box-shadow: inset -2px 0 0 #8a97a8; }
 table.board th[data-dir="asc"]::after { content: " \\25B2"; }
 table.board th[data-dir="desc"]::after { content: " \\25BC"; }
 table.board td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
-table.board tbody tr:nth-child(even) { background: #fafafa; }
 details pre { max-width: 60rem; max-height: 24rem; overflow: auto; font-size: 0.75rem; background: #f6f6f6; }
 figure { display: inline-block; margin: 0.6rem; }
-figure img { width: 36rem; max-width: 100%; border: 1px solid #ddd; }
-figure.wide img { width: 60rem; }
+figure img { max-width: 100%; border: 1px solid #ddd; }
 .note { color: #555; font-size: 0.9rem; max-width: 70rem; }
 .warn { color: #8a3b00; }
 """
@@ -103,15 +110,25 @@ def _sort_value(cell: Mapping[str, Any]) -> str:
     return "" if cell.get("mean") is None else repr(float(cell["mean"]))
 
 
+KEY_COLUMNS = LEAD_HEADERS[:2]
+"""The identity columns that stay in view while a wide table scrolls sideways (CSS `position: sticky`): the first
+two, model (a fixed width) and label (placed after it)."""
+
+
+def _key_class(header: str) -> str:
+    return f' class="key key-{header}"' if header in KEY_COLUMNS else ""
+
+
 def table_html(table: Table) -> str:
-    """One table as an HTML `<table class="board">`: identity columns, value columns (numeric cells carry their
-    mean in `data-sort`), and a provenance column."""
-    head = "".join(f"<th>{_e(h)}</th>" for h in (*LEAD_HEADERS, *(c.header for c in table.columns), "provenance"))
+    """One table as an HTML `<table class="board">`: identity columns (model and label stay in view while the table
+    scrolls sideways), value columns (numeric cells carry their mean in `data-sort`), and a provenance column."""
+    head = "".join([*(f"<th{_key_class(h)}>{_e(h)}</th>" for h in LEAD_HEADERS),
+                    *(f"<th>{_e(h)}</th>" for h in (*(c.header for c in table.columns), "provenance"))])
     body = []
     digits = column_digits(table)
     for row in table.rows:
         *texts, seeds = lead_cells(row)
-        cells = [f"<td>{_e(text)}</td>" for text in texts]
+        cells = [f"<td{_key_class(h)}>{_e(text)}</td>" for h, text in zip(LEAD_HEADERS, texts, strict=False)]
         cells.append(f'<td class="num" data-sort="{row["seeds"]}">{_e(seeds)}</td>')
         cells += [f'<td class="num" data-sort="{_sort_value(row[c.key])}">{_e(text)}</td>'
                   for c, text in zip(table.columns, value_cells(table, row, digits), strict=True)]
@@ -121,13 +138,34 @@ def table_html(table: Table) -> str:
             f"<tbody>{''.join(body)}</tbody></table>")
 
 
+SHOWN_SCALE = {"": 0.62, "wide": 0.85}
+"""Shown width of a plot on the page, as a fraction of its pixel width: figures of one panel at 0.62 (two fit
+side by side at 1,400 px), the sample and spectra panels (`wide`) larger, so that every plot's text shows at about
+the same size whatever the figure's width."""
+
+
 def _figure_class(path: Path) -> str:
-    """Spectra and sample plots have several panels and get a wider frame."""
-    return ' class="wide"' if Path(path).stem.endswith(("_spectra", "_sample")) else ""
+    """Spectra and sample plots have several panels and are shown larger (:data:`SHOWN_SCALE`)."""
+    return "wide" if Path(path).stem.endswith(("_spectra", "_sample")) else ""
 
 
-def _png(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+def _png_width(data: bytes) -> int | None:
+    """The pixel width a PNG's header records (None if `data` is not a PNG)."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(data[16:20], "big")
+
+
+def _figure(caption: str, path: Path) -> str:
+    """One plot as a `<figure>`: the PNG inline, shown at :data:`SHOWN_SCALE` of its width, and its caption."""
+    data = Path(path).read_bytes()
+    kind = _figure_class(path)
+    width = _png_width(data)
+    style = f' style="width: {round(width * SHOWN_SCALE[kind])}px"' if width else ""
+    css_class = f' class="{kind}"' if kind else ""
+    src = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    return (f'<figure{css_class}><img alt="{_e(caption)}"{style} src="{src}"><figcaption>{_e(caption)}'
+            "</figcaption></figure>")
 
 
 def leaderboard_page(tables: Sequence[Table], plots: Mapping[str, Sequence[tuple[str, Path]]],
@@ -153,9 +191,7 @@ def leaderboard_page(tables: Sequence[Table], plots: Mapping[str, Sequence[tuple
                      f"skipped</summary><ul>{items}</ul></details>")
     for table in tables:
         links = " · ".join(f'<a href="{_e(href)}">{_e(text)}</a>' for text, href in downloads.get(table.name, ()))
-        figures = "".join(f'<figure{_figure_class(path)}><img alt="{_e(caption)}" src="{_png(path)}">'
-                          f"<figcaption>{_e(caption)}</figcaption></figure>"
-                          for caption, path in plots.get(table.name, ()))
+        figures = "".join(_figure(caption, path) for caption, path in plots.get(table.name, ()))
         parts.append(
             f'<section id="section-{_e(table_id(table.name))}"><h2>{_e(table.name)}</h2>'
             f'<p class="note">Dataset <code>{_e(table.dataset)}</code> (PDE <code>{_e(table.pde)}</code>), manifest '

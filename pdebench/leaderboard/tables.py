@@ -18,8 +18,10 @@ manifest (`benchmark.headline`, `benchmark.headline_goal`; :data:`DEFAULT_HEADLI
 `None` sorts last, ties by label.
 
 A row is also one rollout (:class:`pdebench.rollout.frontier.RolloutKind`: steps scored, time per step, gmean steps
-and device kind): the same label evaluated on 3 steps and on 11 is two rows, named apart, and the table notes that
-its rows were scored on different rollouts.
+and device kind): the same label evaluated on 3 steps and on 11 is two rows, named apart. Where a table's rows were
+scored on different rollouts (models of different history on a short trajectory: ceilings of 12 and 18 time units),
+their accuracies and time ceilings do not compare: every row's name says its rollout, the rows of each rollout are
+ranked among themselves, and a note gives each rollout's length in time units.
 
 Speed-ups come from the table's own `solver` rows (the dataset's numerical solver at the stored and at coarser
 settings): speed-up at equal accuracy reads the solver throughput that reaches a row's headline value off the solver
@@ -360,21 +362,53 @@ def _table_name(dataset: str, manifest: str | None, several: bool) -> str:
     return f"{dataset}@{(manifest or 'unknown')[:8]}" if several else dataset
 
 
+def _rollout_fields(kinds: Sequence[RolloutKind]) -> tuple[str, ...]:
+    """The :class:`RolloutKind` fields on which `kinds` differ in what was scored (steps, time per step, gmean
+    steps), so that their accuracies do not compare; the device (which only changes throughput) is left out."""
+    return tuple(f for f in differing(kinds) if f not in ("device", "manifest"))
+
+
 def _row_names(keys: Sequence[tuple[str, str, str, RolloutKind]], objectives: dict) -> dict:
-    """Each row's shown name: its label, with `[model, objective]` and/or the rollout where a label has several
-    rows that differ in them (`fno [persistence, reference]`, `solver [at 3 steps]`)."""
+    """Each row's shown name: its label, with `[model, objective]` where a label has several rows that differ in
+    them (`fno [persistence, reference]`), and with its rollout where the table's rows were scored on different
+    rollouts (`unet [at 2 steps]`) or a label has several rows measured differently (`solver [at 3 steps on cpu]`)."""
     names = {}
+    scored = _rollout_fields([k[3] for k in keys])
     for key in keys:
         label, model, objective, kind = key
         same = [k for k in keys if k[0] == label]
         parts = []
         if len({k[1:3] for k in same}) > 1:
             parts.append(f"{model}, {objectives[key]}")
-        shown = differing([k[3] for k in same])
+        shown = set(differing([k[3] for k in same])) | set(scored)
         if shown:
-            parts.append(kind.describe(shown))
+            parts.append(kind.describe(tuple(shown)))
         names[key] = f"{label} [{'; '.join(parts)}]" if parts else label
     return names
+
+
+def _ceiling(kind: RolloutKind) -> float | None:
+    """A rollout's length in time units (steps x time per step), None where either is unknown."""
+    return kind.n_steps * kind.step_time if kind.n_steps is not None and kind.step_time is not None else None
+
+
+def _scored(kind: RolloutKind, fields: Sequence[str]) -> RolloutKind:
+    """`kind` with only the scored `fields` kept (the others, and the device, blanked): rows of one group compare."""
+    return replace(kind, device="", **{f: None for f in ("manifest", "n_steps", "step_time", "gmean_steps")
+                                        if f not in fields})
+
+
+def _group_rollouts(rows: Sequence[dict]) -> None:
+    """Set each row's `rollout_group`: the rank of its scored rollout (:func:`_rollout_fields`) in the table, the
+    rollout holding most rows first, then the longer one (0 for every row where all rows share one rollout)."""
+    fields = _rollout_fields([row["rollout"] for row in rows])
+    counts: dict[RolloutKind, int] = {}
+    for row in rows:
+        group = _scored(row["rollout"], fields)
+        counts[group] = counts.get(group, 0) + 1
+    order = sorted(counts, key=lambda g: (-counts[g], -(_ceiling(g) or 0.0), g.describe(fields)))
+    for row in rows:
+        row["rollout_group"] = order.index(_scored(row["rollout"], fields))
 
 
 def _check_seeds(group: Sequence[_Member], label: str, model: str, name: str) -> None:
@@ -415,7 +449,8 @@ def _rows(members: list[_Member], columns: tuple[Column, ...], headline: tuple[s
         for column in columns:
             row[column.key] = _cell(group, column)
         rows.append(row)
-    rows.sort(key=lambda row: _sort_key(row, *headline))
+    _group_rollouts(rows)
+    rows.sort(key=lambda row: (row["rollout_group"], *_sort_key(row, *headline)))
     return rows
 
 
@@ -425,12 +460,15 @@ def _notes(rows: Sequence[dict], dataset: str, manifest: str | None, n_manifests
     if n_manifests > 1:
         notes.append(f"{dataset} has results from {n_manifests} dataset manifests (the dataset was regenerated); this "
                      f"table holds those of manifest {manifest}, each manifest has its own table.")
-    shown = tuple(f for f in differing([row["rollout"] for row in rows]) if f != "device")
+    shown = _rollout_fields([row["rollout"] for row in rows])
     if shown:
         by_rollout: dict[str, dict[str, None]] = {}
-        for row in rows:
-            by_rollout.setdefault(row["rollout"].describe(shown), {})[row["label"]] = None
-        notes.append("Rows were scored on different rollouts, whose accuracies do not compare: "
+        for row in rows:  # in table order: by rollout group
+            ceiling = _ceiling(row["rollout"])
+            length = f" (rollout length {ceiling:.4g} time units)" if ceiling is not None else ""
+            by_rollout.setdefault(row["rollout"].describe(shown) + length, {})[row["label"]] = None
+        notes.append("Rows were scored on different rollouts, whose accuracies and time ceilings do not compare: each "
+                     "row's name says its rollout, and the rows of each rollout are ranked among themselves: "
                      + "; ".join(f"{text}: {', '.join(labels)}" for text, labels in by_rollout.items()) + ".")
     for row in rows:
         for reason in row["unmatched"]:
@@ -460,7 +498,8 @@ def build_tables(results: Sequence[dict]) -> list[Table]:
     `label`, `model`, `objective` (see :func:`objective_text`), `objective_config`, `recipe` (see
     :func:`recipe_text`), `seeds` (count), `seed_values`, `headline`, `columns` (keys), `rollout` (its
     :class:`RolloutKind`), `results` (its result dicts, by seed), `records` (the same as typed records),
-    `unmatched` (why it has no speed-up, where no solver row matches it) and, per column key,
+    `unmatched` (why it has no speed-up, where no solver row matches it), `rollout_group` (the rank of its rollout in
+    the table, 0 where all rows share one; rows are sorted by it first) and, per column key,
     `{"mean", "std", "interval": [low, high] | None, "ceiling": float | None, "status": str | None}` (`status`: where
     a speed-up at equal accuracy sits on the solver frontier, see `pdebench.rollout.frontier`).
 

@@ -40,6 +40,7 @@ from pdebench.config import (
     TrainerConfig,
     plain_config,
 )
+from pdebench.console import quiet_third_party
 from pdebench.data.dataset import TrajectoryDataset
 from pdebench.data.manifest import benchmark_facts, benchmark_settings, file_sha256, manifest_hash, verify_dataset
 from pdebench.data.names import check_name, check_seed, inside
@@ -177,7 +178,7 @@ def _reference_rows(cfg: EvaluateConfig, test: TrajectoryFile, frame_stride: int
     """The reference row named by `model` (persistence: one row; solver: one row per setting)."""
     typed = _reference_model(cfg)
     objective = reference_objective(cfg.objective)
-    spec = NetSpec(test.field_names, objective["history"], objective["bundle"], test.parameter_names, test.grid)
+    spec = NetSpec(test.field_names, objective["history"], objective["bundle"], test.conditioning_names, test.grid)
     seed = REFERENCE_SEED if cfg.seed is None else cfg.seed
     row = {"seed": seed, "model": plain_config(typed), "objective": objective, "pde": cfg.data.pde,
            "preset": cfg.data.preset, "frame_stride": cfg.data.frame_stride, "train_time_s": None,
@@ -307,13 +308,16 @@ def _spectra(scores: Scores, spectrum: GridSpectrum, steps: Sequence[int]) -> di
             "pred": pred, "true": true, "ratio": ratio}
 
 
-def _sample(sample: RolloutSample | None, field_names: Sequence[str]) -> dict[str, Any] | None:
-    """The result's `sample` (docs/metrics.md): float32 values as nested lists, None where no trajectory was kept."""
+def _sample(sample: RolloutSample | None, file: TrajectoryFile) -> dict[str, Any] | None:
+    """The result's `sample` (docs/metrics.md): float32 values as nested lists, with the kept points' coordinates
+    and units per spatial axis (`axes`, for the plot's axes); None where no trajectory was kept."""
     if sample is None:
         return None
-    return {"trajectory": sample.trajectory, "field": field_names[sample.channel], "step": sample.step.tolist(),
+    axes = [{"name": name, "units": file.coordinate_units(name), "values": file.coordinate(name)[::stride].tolist()}
+            for name, stride in zip(file.coordinate_names, sample.space_stride, strict=True)]
+    return {"trajectory": sample.trajectory, "field": file.field_names[sample.channel], "step": sample.step.tolist(),
             "time": sample.time.tolist(), "time_stride": sample.time_stride,
-            "space_stride": list(sample.space_stride), "pred": _float32_lists(sample.pred),
+            "space_stride": list(sample.space_stride), "axes": axes, "pred": _float32_lists(sample.pred),
             "true": _float32_lists(sample.true)}
 
 
@@ -397,6 +401,8 @@ def evaluate_all(cfg: EvaluateConfig | Mapping[str, Any], progress: bool = True)
     if request is None:
         return _evaluate_rows(cfg, progress, None)
     from lightning.fabric import Fabric
+
+    quiet_third_party()  # Lightning's lines that ask nothing of the user (the `srun` hint)
 
     fabric = Fabric(precision="32-true", **request)
     results = fabric.launch(_launched, cfg, progress) or []
@@ -527,7 +533,7 @@ def _content(cfg: EvaluateConfig, subject: _Subject, setting: _Setting, dataset:
                  "largest stored energy, or non-finite", "stability_energy_factor": spec.energy_factor,
                  "ensemble": spec.ensemble, "ensemble_scored": "mean" if spec.ensemble > 1 else None,
                  "gmean_steps": gmean_steps, "windows": [list(w) for w in rollout_windows(windows, scores.n_steps)]},
-        sample=_sample(scores.sample, dataset.file.field_names),
+        sample=_sample(scores.sample, dataset.file),
         throughput_traj_steps_per_s=scores.throughput,
         device=str(setting.device),
         n_processes=world,

@@ -289,6 +289,25 @@ def _check_sample(result: dict, path: Path) -> None:
             raise _fail(path, f"has sample 'time' of {len(sample['time'])} values for {frames} frames")
     if not isinstance(sample.get("field") or "", str):
         raise _fail(path, f"has sample 'field' = {shown(sample['field'])}, not text")
+    _check_sample_axes(sample.get("axes"), arrays["true"].shape[1:], path)
+
+
+def _check_sample_axes(axes: Any, shape: tuple[int, ...], path: Path) -> None:
+    """`sample.axes` (optional; older files lack it): one `{"name": text, "units": text, "values": [n_i] numbers}`
+    per spatial axis of the sample's arrays, `values` as long as that axis."""
+    if axes is None:
+        return
+    if not isinstance(axes, list) or len(axes) != len(shape):
+        raise _fail(path, f"has sample 'axes' = {shown(axes)}, not a list of {len(shape)} axis records (one per "
+                          "spatial axis of 'true')")
+    for i, (axis, size) in enumerate(zip(axes, shape, strict=True)):
+        if not isinstance(axis, dict) or not isinstance(axis.get("name"), str) \
+                or not isinstance(axis.get("units", ""), str):
+            raise _fail(path, f"has sample 'axes'[{i}] = {shown(axis)}, not {{\"name\": text, \"units\": text, "
+                              "\"values\": [numbers]}")
+        if len(_numbers(axis.get("values"), f"sample 'axes'[{i}] 'values'", Allowed(), path)) != size:
+            raise _fail(path, f"has sample 'axes'[{i}] 'values' of {len(axis['values'])} numbers for an axis of "
+                              f"{size} points")
 
 
 def _check_spectra(result: dict, path: Path) -> None:

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Subset
-from tqdm.auto import tqdm
 
+from pdebench.console import progress_bar
 from pdebench.data.batch import TrajectoryBatch, collate
 from pdebench.data.dataset import TrajectoryDataset
 from pdebench.data.manifest import generate_command
@@ -457,7 +457,7 @@ def score(
     timed = _TimedStepper(stepper, device)
     parts: list[Scores] = []
     loader = DataLoader(Subset(dataset, chosen), batch_size=batch_size, shuffle=False, collate_fn=collate)
-    bar = tqdm(total=len(chosen) * n_steps, desc="rollout", unit="step", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(len(chosen) * n_steps, "rollout", "traj-step", enabled=progress)  # plain lines off a terminal
     with eval_mode(stepper):
         for batch in loader:
             rows = len(batch.index)

@@ -1,45 +1,55 @@
-"""Lightning callbacks of a training run: progress output, weight averaging, the validation rollout plot."""
+"""Lightning callbacks of a training run: progress output, the model summary, weight averaging, the validation
+rollout plot."""
 
 from __future__ import annotations
 
+import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, TQDMProgressBar, WeightAveraging
+from lightning.pytorch.callbacks import Callback, ModelSummary, Timer, TQDMProgressBar, WeightAveraging
 from lightning.pytorch.callbacks.progress import ProgressBar
+from lightning.pytorch.utilities.model_summary.model_summary import get_human_readable_count
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
+from pdebench.console import PROGRESS_EVERY_N_SECONDS, clock, is_terminal, rate_text
 from pdebench.data.batch import TrajectoryBatch
 from pdebench.forecast.rollout import rollout
 
 
-def _clock(seconds: float) -> str:
-    """`3:25` or `1:02:03` (h:mm:ss) for a number of seconds."""
-    seconds = max(0, int(round(seconds)))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
 class LineProgress(ProgressBar):
-    """Progress for a log file (SLURM, CI): one plain line every `every_n_steps` steps and one per epoch.
+    """Progress for a log file (SLURM, CI): plain lines, never a carriage return.
 
-    A terminal gets Lightning's bars instead (`progress_callback`); written to a file, their carriage-return updates
-    become one line each, thousands per run. Each line holds epoch, step, the last training loss, elapsed time and
-    an ETA for the whole run from the mean step time so far; the epoch line adds the validation metrics.
+    One line as soon as the first optimiser step of the run (or of its resumption) ends, then one every
+    `every_n_steps` steps (0: none by count) and one whenever `every_n_seconds` have passed since the last (0: none
+    by time), and one per epoch with its validation metrics. A terminal gets Lightning's bars instead
+    (`progress_callback`). A step line reads
+
+        step 40/2400 epoch 6 (batch 5/7) loss 0.01234 3.17 step/s elapsed 0:13 eta 12:24
+
+    step/total (the total Lightning expects: `max_steps`, or `max_epochs` times the batches per epoch), the epoch
+    (and its total when `max_epochs` bounds the run), the last training loss, the optimiser steps per second since
+    the previous line (seconds per step below one), the time since training started, and an ETA from the mean step
+    time so far, capped by what `trainer.max_time` leaves. `timer` gives the time in seconds.
     """
 
-    def __init__(self, every_n_steps: int, stream: TextIO | None = None) -> None:
+    def __init__(self, every_n_steps: int, every_n_seconds: float = PROGRESS_EVERY_N_SECONDS,
+                 stream: TextIO | None = None, timer: Callable[[], float] = time.perf_counter) -> None:
         super().__init__()
         self.every_n_steps = every_n_steps
+        self.every_n_seconds = every_n_seconds
         self.stream = stream
+        self._timer = timer
         self._enabled = True
         self._start: float | None = None
         self._start_step = 0
+        self._last_time = 0.0
+        self._last_step = 0
 
     def disable(self) -> None:
         self._enabled = False
@@ -51,44 +61,102 @@ class LineProgress(ProgressBar):
         if self._enabled and trainer.is_global_zero:
             print(text, file=self.stream or sys.stdout, flush=True)
 
-    def _eta(self, trainer: L.Trainer) -> str:
+    @staticmethod
+    def _total_steps(trainer: L.Trainer) -> float:
+        """The optimiser steps Lightning expects the run to take (inf when only `max_time` bounds it)."""
+        try:
+            return float(trainer.estimated_stepping_batches)
+        except (ValueError, TypeError, RuntimeError):  # no finite length to estimate from (an iterable dataset)
+            return math.inf
+
+    def _eta(self, trainer: L.Trainer, now: float) -> str:
         done = trainer.global_step - self._start_step
-        if self._start is None or done <= 0:
-            return "?"
-        total = trainer.estimated_stepping_batches
-        remaining = max(0, int(total) - trainer.global_step) if total != float("inf") else 0
-        return _clock((time.perf_counter() - self._start) / done * remaining)
+        left: float | None = None
+        total = self._total_steps(trainer)
+        if self._start is not None and done > 0 and math.isfinite(total):
+            left = (now - self._start) / done * max(0.0, total - trainer.global_step)
+        timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+        time_left = timer.time_remaining() if timer is not None else None
+        if time_left is not None:
+            left = time_left if left is None else min(left, time_left)
+        return "?" if left is None else clock(left)
+
+    def _epoch(self, trainer: L.Trainer) -> str:
+        bounded = trainer.max_epochs is not None and trainer.max_epochs > 0
+        return f"epoch {trainer.current_epoch + 1}" + (f"/{trainer.max_epochs}" if bounded else "")
+
+    def _step(self, trainer: L.Trainer) -> str:
+        total = self._total_steps(trainer)
+        return f"step {trainer.global_step}" + (f"/{int(total)}" if math.isfinite(total) else "")
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start, self._start_step = time.perf_counter(), trainer.global_step
+        self._start = self._last_time = self._timer()
+        self._start_step = self._last_step = trainer.global_step
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        if not self.every_n_steps or trainer.global_step % self.every_n_steps:
+        step = trainer.global_step
+        if step == self._last_step or self._start is None:  # no optimiser step since the last line (accumulation)
+            return
+        now = self._timer()
+        first = self._last_step == self._start_step
+        by_count = bool(self.every_n_steps) and step % self.every_n_steps == 0
+        by_time = bool(self.every_n_seconds) and now - self._last_time >= self.every_n_seconds
+        if not (first or by_count or by_time):
             return
         loss = getattr(pl_module, "last_loss", None)
         loss_text = "?" if loss is None else f"{float(loss):.4g}"
-        elapsed = 0.0 if self._start is None else time.perf_counter() - self._start
-        self._print(trainer, f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} step {trainer.global_step} "
-                             f"(batch {batch_idx + 1}/{self.total_train_batches}) loss {loss_text} "
-                             f"elapsed {_clock(elapsed)} eta {self._eta(trainer)}")
+        speed = rate_text(step - self._last_step, now - self._last_time, "step")
+        batches = trainer.num_training_batches  # per epoch (Lightning's `total_train_batches` is cut at max_steps)
+        of = f"/{int(batches)}" if math.isfinite(batches) else ""
+        self._print(trainer, f"{self._step(trainer)} {self._epoch(trainer)} (batch {batch_idx + 1}{of}) loss "
+                             f"{loss_text} {speed} elapsed {clock(now - self._start)} eta {self._eta(trainer, now)}")
+        self._last_time, self._last_step = now, step
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/") and v.numel() == 1}
         shown = " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
-        self._print(trainer, f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} done at step "
-                             f"{trainer.global_step}: {shown} eta {self._eta(trainer)}")
+        self._print(trainer, f"{self._epoch(trainer)} done at {self._step(trainer)}: {shown} "
+                             f"eta {self._eta(trainer, self._timer())}")
 
 
-def progress_callback(enabled: bool, every_n_steps: int, interactive: bool | None = None) -> ProgressBar | None:
+def progress_callback(enabled: bool, every_n_steps: int, every_n_seconds: float = PROGRESS_EVERY_N_SECONDS,
+                      interactive: bool | None = None) -> ProgressBar | None:
     """Bars (epoch, step, loss, ETA) on a terminal, `LineProgress` lines otherwise; None when disabled."""
     if not enabled:
         return None
     if interactive is None:
-        interactive = sys.stdout.isatty()
-    return TQDMProgressBar() if interactive else LineProgress(every_n_steps)
+        interactive = is_terminal(sys.stdout)
+    return TQDMProgressBar() if interactive else LineProgress(every_n_steps, every_n_seconds)
+
+
+class ParameterSummary(ModelSummary):
+    """Lightning's model summary (each top-level module's name, type, parameters and mode, then the totals) without
+    its FLOPs column and total, which Lightning can only count from a `example_input_array` (which pdebench's module,
+    fed `TrajectoryBatch`es, has none of), so they always read 0. Printed on stdout, once (global rank 0)."""
+
+    @staticmethod
+    def summarize(summary_data: list[tuple[str, list[str]]], total_parameters: int, trainable_parameters: int,
+                  model_size: float, total_training_modes: dict[str, int], total_flops: int = 0,
+                  **summarize_kwargs: Any) -> None:
+        print(summary_table(summary_data, total_parameters, trainable_parameters, model_size), flush=True)
+
+
+def summary_table(columns: list[tuple[str, list[str]]], total_parameters: int, trainable_parameters: int,
+                  model_size_mb: float) -> str:
+    """The summary's columns (`(header, values)` pairs, the FLOPs column left out) as an aligned text table, then
+    the parameter totals and their size in MB."""
+    kept = [(header, [str(v) for v in values]) for header, values in columns if header != "FLOPs"]
+    widths = [max([len(header), *map(len, values)]) for header, values in kept]
+    rows = [[header for header, _ in kept], *zip(*(values for _, values in kept), strict=True)]
+    lines = [" | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    rule = "-" * max(map(len, lines))
+    frozen = total_parameters - trainable_parameters
+    which = f"{get_human_readable_count(frozen).strip()} not trainable" if frozen else "all trainable"
+    totals = f"{get_human_readable_count(total_parameters).strip()} parameters ({which}), {model_size_mb:,.3f} MB"
+    return "\n".join([lines[0], rule, *lines[1:], rule, totals])
 
 
 def weight_averaging(decay: float | None) -> Callback | None:

@@ -1,4 +1,6 @@
-"""`train_config`: a resolved `pdebench-train` config as the typed `TrainConfig` training reads, model included."""
+"""`train_config`: a resolved `pdebench-train` config as the typed `TrainConfig` training reads, model included; and
+the checks of the model against the objective (`check_model_objective`, from the config alone) and against the
+dataset (`check_model_data`, from the train split's header), both before any data loads."""
 
 from __future__ import annotations
 
@@ -7,6 +9,9 @@ from typing import Any
 
 from baselines.registry import model_config
 from pdebench.config import TrainConfig, load_config
+from pdebench.data.netspec import NetSpec
+from pdebench.data.reader import TrajectoryFile
+from pdebench.errors import InvalidSetting
 
 
 def train_config(cfg: Mapping[str, Any] | TrainConfig) -> TrainConfig:
@@ -23,3 +28,22 @@ def check_model_objective(cfg: TrainConfig) -> None:
     """Refuse a model output that the target would decode wrongly, before any data loads (each model's
     `ModelConfig.check_target`; e.g. MP-PDE's `residual=true` with any target but `state`)."""
     cfg.model.check_target(cfg.objective.target)
+
+
+def model_data_spec(cfg: TrainConfig, train: TrajectoryFile) -> NetSpec:
+    """The `NetSpec` the run's net is built with, from the train split's header alone (fields, conditioning
+    parameters, grid) and the objective's history and bundle: what `pdebench.forecast.checkpoint.net_spec` rebuilds
+    from the run's data record."""
+    return NetSpec(train.field_names, cfg.objective.history, cfg.objective.bundle, train.conditioning_names, train.grid)
+
+
+def check_model_data(cfg: TrainConfig, train: TrajectoryFile) -> None:
+    """Refuse, in one sentence naming the dataset, a model that cannot serve the dataset's grid (or the objective's
+    history and bundle on it) at its settings: each model's `ModelConfig.check_spec` on `model_data_spec`. Reads the
+    train split's header only, so it runs before any data loads; a model that adapts to the grid instead (the
+    spectral models keep the modes the grid holds) passes."""
+    try:
+        cfg.model.check_spec(model_data_spec(cfg, train))
+    except InvalidSetting as error:
+        raise InvalidSetting(f"on dataset {train.pde}-{train.preset} ({'x'.join(map(str, train.grid.shape))} "
+                             f"{train.grid.kind} grid): {error}") from None

@@ -37,6 +37,7 @@ from pdebench.config import (
     plain_config,
 )
 from pdebench.config.recipes import check_recipe, recipe_record
+from pdebench.console import quiet_third_party
 from pdebench.data.atomic import atomic_file, reporting_full_disk
 from pdebench.data.batch import collate
 from pdebench.data.dataset import (
@@ -55,8 +56,8 @@ from pdebench.data.schema import MANIFEST_NAME
 from pdebench.errors import InvalidSetting
 from pdebench.forecast.checkpoint import CheckpointError, load_checkpoint_weights_only
 from pdebench.provenance import git_commit
-from pdebench.training.callbacks import RolloutPlot, progress_callback, weight_averaging
-from pdebench.training.config import train_config
+from pdebench.training.callbacks import ParameterSummary, RolloutPlot, progress_callback, weight_averaging
+from pdebench.training.config import check_model_data, train_config
 from pdebench.training.module import SELECTION_METRIC, SurrogateModule, selection_record, validation_metric_names
 from pdebench.training.objectives import check_window_fits, make_objective, window_spec
 
@@ -79,7 +80,7 @@ def describe_data(dataset_dir: Path, train: TrajectoryFile, frame_stride: int) -
         "frame_stride": frame_stride,
         "manifest_sha256": manifest_hash(dataset_dir),
         "fields": list(train.field_names),
-        "parameters": list(train.parameter_names),
+        "parameters": list(train.conditioning_names),
         "grid": train.grid.to_record(),
         "stats": compute_train_statistics(train),
     }
@@ -155,7 +156,7 @@ class WeightsOnlyCheckpointIO(TorchCheckpointIO):
 RESUMABLE_CHANGES = (
     "trainer.max_epochs", "trainer.max_steps", "trainer.max_time", "trainer.enable_progress_bar",
     "trainer.log_every_n_steps", "trainer.accelerator", "data.root", "data.num_workers", "data.preload", "logger.",
-    "resume", "run_dir", "progress_every_n_steps",
+    "resume", "run_dir", "progress_every_n_steps", "progress_every_n_seconds",
 )
 # Checkpoints written before the whole config was recorded: compare what their hyper-parameters hold.
 RESUME_SECTIONS = ("model", "objective", "optim", "validation")
@@ -235,11 +236,14 @@ def make_trainer(cfg: TrainConfig, run_dir: Path, callbacks: list[Callback]) -> 
 
     The schema checks the settings it knows; what only Lightning knows (precision names, strategies, device counts)
     it refuses here, as one sentence, before the data loads. Checkpoints load weights-only (WeightsOnlyCheckpointIO).
+    The model summary is `ParameterSummary` (Lightning's without its FLOPs, which are always 0 here), and the lines
+    Lightning prints that ask nothing of the user are silenced (`pdebench.console.quiet_third_party`).
     """
+    quiet_third_party()
     logger = make_logger(cfg.logger, run_dir)
     try:
-        return L.Trainer(default_root_dir=str(run_dir), logger=logger, callbacks=callbacks,
-                         plugins=[WeightsOnlyCheckpointIO()], **plain_config(cfg.trainer))
+        return L.Trainer(default_root_dir=str(run_dir), logger=logger, callbacks=[*callbacks, ParameterSummary()],
+                         enable_model_summary=False, plugins=[WeightsOnlyCheckpointIO()], **plain_config(cfg.trainer))
     except (MisconfigurationException, ValueError, TypeError) as error:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0].rstrip(".")
         raise InvalidSetting(f"Lightning refuses the trainer.* settings: {reason}") from None
@@ -377,13 +381,16 @@ def fit(cfg: TrainConfig | Mapping[str, Any]) -> tuple[Path, float]:
     averaging = weight_averaging(cfg.optim.ema_decay)
     if averaging is not None:
         callbacks.append(averaging)
-    progress = progress_callback(cfg.trainer.enable_progress_bar, cfg.progress_every_n_steps)
+    progress = progress_callback(cfg.trainer.enable_progress_bar, cfg.progress_every_n_steps,
+                                 cfg.progress_every_n_seconds)
     if progress is not None:
         callbacks.append(progress)
     if cfg.logger.name == "wandb":
         callbacks.append(RolloutPlot(run_dir / "plots", cfg.validation.rollout_steps))
     trainer = make_trainer(cfg, run_dir, callbacks)
     dataset_dir = open_dataset_dir(data.root, data.pde, data.preset)
+    with TrajectoryFile(split_path(dataset_dir, "train")) as train_header:  # the model and the grid: a header read
+        check_model_data(cfg, train_header)
     verify_dataset(dataset_dir, ("train", "valid"))  # against the manifest, before any split is read
     bench = benchmark_settings(benchmark_facts(dataset_dir), dataset_dir / MANIFEST_NAME)
     frame_stride = resolve_frame_stride(data, bench)

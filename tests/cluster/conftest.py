@@ -5,29 +5,19 @@ SLURM cannot be installed (no root, no apt-get, no package mirror)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "slurm_local.py"
-
-
-def _slurm_local() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("slurm_local", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from script_module import load_script
 
 
 @pytest.fixture(scope="session")
 def slurm_local() -> ModuleType:
     """The cluster script as a module (start, stop, write_config, ...)."""
-    return _slurm_local()
+    return load_script("slurm_local")
 
 
 @pytest.fixture(scope="session")

@@ -363,7 +363,7 @@ def test_a_directory_is_not_called_missing(work: Path) -> None:
 # --- format 1.2: Fletcher-32 on every field ------------------------------------------------------------------------
 def test_fields_carry_the_checksum_and_xarray_still_reads_them(train_file: Path) -> None:
     with h5py.File(train_file, "r") as f:
-        assert f.attrs["schema_version"] == "1.3"
+        assert f.attrs["schema_version"] == "1.4"
         assert f["u"].fletcher32 and f["u"].compression is None
     with xr.open_dataset(train_file, engine="h5netcdf") as ds:
         assert ds["u"].dtype == np.float32 and np.isfinite(ds["u"].values).all()
@@ -405,6 +405,7 @@ def test_reader_refuses_empty_dimensions(tmp_path: Path, train_file: Path) -> No
             del f[name]
         f.attrs["fields"] = "w"
         f.attrs["parameters"] = ""
+        f.attrs["conditioning"] = ""
         f.create_dataset("w", shape=(8, 0, 256), dtype=np.float32)
         f.create_dataset("seed", shape=(8,), dtype=np.int64)
         del f["time"]
