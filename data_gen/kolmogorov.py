@@ -60,7 +60,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from data_gen.base import (
     GeneratedBatch,
@@ -78,6 +77,7 @@ from data_gen.spectral import (
     single_threaded,
 )
 from pdebench.config.checks import SettingError, finite_number, whole_number
+from pdebench.console import progress_bar
 from pdebench.data.schema import Coordinate, FieldSpec, ParameterSpec
 from pdebench.errors import InvalidSetting
 
@@ -653,7 +653,7 @@ class KolmogorovGenerator:
                                c.contour_points)
 
     def _run(self, solver: VorticitySolver, n_frames: int, seeds: Sequence[int], t0: float, where: str,
-             progress: tqdm | None = None, log: StepLog | None = None) -> float:
+             progress: Any = None, log: StepLog | None = None) -> float:
         """Advance `n_frames` whole frame intervals from time `t0` (`substeps` steps each, refined by the Courant
         rule), checking finiteness and Courant number after each (`SolverDiverged` with the time reached and
         `where` otherwise); `log` gets each frame's steps and Courant number. Returns the time reached."""
@@ -682,7 +682,7 @@ class KolmogorovGenerator:
             w0 = torch.from_numpy(random_vorticity_spectrum(rng, c.dns_resolution, c.init_modes)).to(device)
             solver = self._solver(w0[None])
             n_frames = round(c.spinup_time / c.frame_interval)
-            with tqdm(total=n_frames, desc="kolmogorov spin-up", unit="frame", leave=False, disable=None) as bar:
+            with progress_bar(n_frames, "kolmogorov spin-up", "frame") as bar:
                 self._run(solver, n_frames, list(seeds) or [c.spinup_seed], 0.0,
                           f"in the shared spin-up from spinup_seed {c.spinup_seed}", bar)
             self._spun_up[key] = solver.state[0].clone()

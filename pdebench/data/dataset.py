@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
 from pdebench.config.checks import is_whole_number
+from pdebench.console import progress_bar
 from pdebench.data.batch import TrajectoryBatch, WindowBatch, collate
 from pdebench.data.reader import TrajectoryFile
 from pdebench.data.schema import DatasetError
@@ -229,8 +229,7 @@ def load_fields(file: TrajectoryFile, n_traj: int | None = None, progress: bool 
     per_traj = 4 * file.n_frames * math.prod(file.spatial_shape)
     block = max(1, _PRELOAD_READ_BYTES // per_traj)
     loaded = torch.empty((n, len(file.field_names), file.n_frames, *file.spatial_shape), dtype=torch.float32)
-    bar = tqdm(total=n * len(file.field_names), desc=f"loading {file.path.name}", unit="traj",
-               disable=None if progress else True, dynamic_ncols=True)
+    bar = progress_bar(n * len(file.field_names), f"loading {file.path.name}", "traj", enabled=progress)
     try:
         for c, name in enumerate(file.field_names):
             for first in range(0, n, block):

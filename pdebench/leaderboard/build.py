@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from pdebench.config import LeaderboardConfig
+from pdebench.console import progress_bar
 from pdebench.data.atomic import atomic_write_text
 from pdebench.data.names import inside
 from pdebench.errors import MissingFile
@@ -86,12 +85,15 @@ def _write_board(tables: Sequence[Table], stems: Sequence[str], folder: Path, sk
     written: list[str] = []
     plots: dict[str, list[tuple[str, Path]]] = {}
     downloads: dict[str, list[tuple[str, str]]] = {}
-    for table, stem in zip(tqdm(tables, desc="leaderboard tables", disable=not progress), stems, strict=True):
+    bar = progress_bar(len(tables), "leaderboard tables", "table", enabled=progress)
+    for table, stem in zip(tables, stems, strict=True):
         for suffix, text in ((".md", to_markdown(table)), (".csv", to_csv(table)), (".tex", to_latex(table))):
             written.append(atomic_write_text(inside(folder, f"{stem}{suffix}"), text).name)
         plots[table.name] = _plots(table, folder, stem)
         written += [path.name for _, path in plots[table.name]]
         downloads[table.name] = [("Markdown", f"{stem}.md"), ("CSV", f"{stem}.csv"), ("LaTeX", f"{stem}.tex")]
+        bar.update(1)
+    bar.close()
     page = leaderboard_page(tables, plots, downloads, skipped)
     written.append(atomic_write_text(inside(folder, PAGE_NAME), page).name)
     return written
