@@ -150,3 +150,23 @@ def test_ks_band_shares_and_shift_correlations_on_known_states() -> None:
     assert shifted[0, 1] == pytest.approx(1.0, abs=1e-12) and plain[0, 1] < 0.5  # a shifted copy: 1 at its shift
     assert plain[0, 2] == pytest.approx(np.corrcoef(a, b)[0, 1], abs=1e-12)
     assert abs(plain[0, 2]) <= shifted[0, 2] < 0.9 and np.allclose(np.diag(shifted), 1.0)
+
+
+@pytest.mark.parametrize("record", ["[1, 2]", "generator: ks\n", "{{not yaml"])
+def test_a_damaged_generation_record_is_one_sentence_naming_the_file(
+        script: ModuleType, data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], record: str) -> None:
+    """The validator rebuilds its generator from the file's `generation_config` attribute: anything but a mapping
+    with a generator name and solver settings is refused naming the file and the attribute."""
+    import shutil
+
+    import h5py
+
+    dataset = tmp_path / "ks-tiny"
+    dataset.mkdir()
+    shutil.copy(data_root / "ks-tiny" / "test.h5", dataset / "test.h5")
+    with h5py.File(dataset / "test.h5", "r+") as f:
+        f.attrs["generation_config"] = record
+    assert script.main(["--pde", "ks", "--preset", "tiny", "--root", str(tmp_path), "--splits", "test"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {dataset / 'test.h5'}: root attribute 'generation_config' is missing or is not the YAML record of a "
+        "generation (a mapping with 'generator' and 'solver'); was the file written by pdebench-generate?\n")

@@ -21,6 +21,7 @@ import yaml
 from data_gen.base import TrajectoryGenerator
 from data_gen.registry import make_generator
 from pdebench.data.reader import TrajectoryFile
+from pdebench.data.schema import DatasetError
 from pdebench.registry import Registry
 
 __all__ = ["VALIDATORS", "ValidationInput", "ValidationTable", "register_validator", "validate"]
@@ -85,8 +86,17 @@ def register_validator(generator: str) -> Callable[[Validator], Validator]:
 def read_generation_config(path: Path) -> dict[str, Any]:
     """The `generation_config` record of split file `path` (YAML in a root attribute)."""
     with TrajectoryFile(path) as tf:
-        text = tf.attrs["generation_config"]
-    return yaml.safe_load(text)
+        text = tf.attrs.get("generation_config")
+    try:
+        config = yaml.safe_load(text) if isinstance(text, str) else None
+    except yaml.YAMLError:
+        config = None
+    if not (isinstance(config, dict) and isinstance(config.get("generator"), str)
+            and isinstance(config.get("solver"), dict)):
+        raise DatasetError(f"{path}: root attribute 'generation_config' is missing or is not the YAML record of a "
+                           "generation (a mapping with 'generator' and 'solver'); was the file written by "
+                           "pdebench-generate?")
+    return config
 
 
 def validate(dataset_dir: Path, files: Mapping[str, Path]) -> list[ValidationTable]:
