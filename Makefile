@@ -13,7 +13,7 @@ DATA ?= data
 PYTEST_ARGS ?=
 export MPLBACKEND ?= Agg
 
-.PHONY: setup setup-bench test lint quickstart datasets train evaluate leaderboard bench clean mutate \
+.PHONY: setup setup-bench test test-fast lint quickstart datasets train evaluate leaderboard bench clean mutate \
 	slurm-local slurm-local-stop tune tune-ks
 
 $(BIN)/python:
@@ -22,7 +22,8 @@ $(BIN)/python:
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# interop: the_well, whose WellDataset reads the exports in tests/test_interop.py (pyproject.toml)
+	$(BIN)/python -m pip install --quiet -e ".[test,interop]"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -40,6 +41,11 @@ lint: setup
 
 test: setup lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The inner loop: lint (a few seconds) and every test not marked slow or cluster, every module still exercised
+# (docs/testing.md; scripts/check_fast_tests.py checks that). `make test` runs them all.
+test-fast: setup lint
+	$(BIN)/python -m pytest -m "not slow and not cluster" $(PYTEST_ARGS)
 
 quickstart: setup
 	$(BIN)/pdebench-generate pde=ks preset=small root=$(DATA)

@@ -1,6 +1,8 @@
 """Real-to-real transforms along the last axis, via the `torch.fft.rfft` of an even or odd extension of length 2n.
 
-Unnormalised as scipy.fft's `dct(type=2)`, `dst(type=1)`, `dst(type=2)`; each `i...` is the exact inverse. They are
+Unnormalised as scipy.fft's `dct(type=2)`, `dst(type=1)`, `dst(type=2)`; each `i...` is the exact inverse.
+`dct2(x, norm="ortho")` and `idct2(v, norm="ortho")` are scipy's orthonormal DCT-II and its inverse (the transform of
+the `t1` model, which keeps the variance of white noise per coefficient). They are
 the eigenbases of the 3-point Laplacian with walls: `dct2` with homogeneous Neumann walls at cell faces (values at
 cell centres), `dst1` with Dirichlet walls (values at faces, walls included). `[..., n]` tensors of any real dtype
 (the solvers use float64); a transform runs along the contiguous last axis, which keeps it batch-invariant on CPU
@@ -15,7 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["along_axis", "dct2", "dst1", "dst2", "half_sample_angles", "idct2", "idst1"]
+__all__ = ["DCT_NORMS", "along_axis", "dct2", "dst1", "dst2", "half_sample_angles", "idct2", "idst1", "ortho_scale"]
 
 
 def half_sample_angles(n: int, like: Tensor) -> tuple[Tensor, Tensor]:
@@ -24,20 +26,42 @@ def half_sample_angles(n: int, like: Tensor) -> tuple[Tensor, Tensor]:
     return torch.cos(phi), torch.sin(phi)
 
 
-def dct2(x: Tensor) -> Tensor:
-    """DCT-II along the last axis: `X_k = 2 sum_j x_j cos(pi k (2j + 1) / (2n))`, `[..., n] -> [..., n]`.
+DCT_NORMS = (None, "ortho")
+
+
+def ortho_scale(n: int, like: Tensor) -> Tensor:
+    """`[n]` factors taking the unnormalised DCT-II of length `n` to the orthonormal one: `1 / sqrt(4n)` for `k = 0`,
+    `1 / sqrt(2n)` for `k >= 1` (scipy.fft's `norm="ortho"`; dtype and device of `like`)."""
+    scale = torch.full((n,), 1.0 / math.sqrt(2 * n), dtype=like.dtype, device=like.device)
+    scale[0] = 1.0 / math.sqrt(4 * n)
+    return scale
+
+
+def _check_norm(norm: str | None) -> None:
+    if norm not in DCT_NORMS:
+        raise ValueError(f"norm must be None or 'ortho', got {norm!r}")
+
+
+def dct2(x: Tensor, norm: str | None = None) -> Tensor:
+    """DCT-II along the last axis: `X_k = 2 sum_j x_j cos(pi k (2j + 1) / (2n))`, `[..., n] -> [..., n]`; with
+    `norm="ortho"` each `X_k` times `ortho_scale` (an orthogonal matrix: sums of squares are kept).
 
     The eigenbasis of the cell-centred 3-point Laplacian with homogeneous Neumann walls.
     """
+    _check_norm(norm)
     n = x.shape[-1]
     spec = torch.fft.rfft(torch.cat([x, x.flip(-1)], dim=-1))[..., :n]  # = exp(i pi k / 2n) X_k
     c, s = half_sample_angles(n, x)
-    return spec.real * c[:n] + spec.imag * s[:n]
+    out = spec.real * c[:n] + spec.imag * s[:n]
+    return out * ortho_scale(n, out) if norm == "ortho" else out
 
 
-def idct2(v: Tensor) -> Tensor:
-    """Inverse of `dct2` along the last axis, `[..., n] -> [..., n]`."""
+def idct2(v: Tensor, norm: str | None = None) -> Tensor:
+    """Inverse of `dct2(., norm)` along the last axis, `[..., n] -> [..., n]`."""
+    _check_norm(norm)
     n = v.shape[-1]
+    if norm == "ortho":
+        v = v / ortho_scale(n, v)
     c, s = half_sample_angles(n, v)
     pad = torch.zeros_like(v[..., :1])
     spec = torch.complex(torch.cat([v * c[:n], pad], -1), torch.cat([v * s[:n], pad], -1))

@@ -74,29 +74,135 @@ TRAINING_TESTS = (
     "tests/test_evaluate.py::test_a_contradiction_of_the_checkpoint_names_both_values",
     "tests/test_evaluate.py::test_values_that_agree_with_the_checkpoint_are_accepted",
     "tests/test_evaluate.py::test_a_trained_model_beats_persistence_on_the_tiny_preset",
+    "tests/test_evaluate.py::test_a_run_folder_stands_for_its_best_checkpoint",
+    "tests/test_eval_distributed.py::test_uneven_shards_joined_equal_one_pass_for_a_trained_net",
+    "tests/test_eval_distributed.py::test_batch_sizes_8_and_5_give_equal_result_files",
+    "tests/test_eval_distributed.py::test_two_gloo_processes_write_the_result_file_of_one",
     "tests/test_training.py::test_statistics_come_from_the_train_split_only",
     "tests/test_training.py::test_checkpoint_loads_with_weights_only_and_carries_its_run_record",
     "tests/test_training.py::test_rerunning_the_command_resumes_from_last_ckpt",
     "tests/test_two_d.py::test_train_evaluate_and_rank_a_2d_fno",
 )
 
+# Tests of the whole zoo that build every model at its reference size for every dataset (10-30 s each): one model's
+# mutants are judged by its own tests and the registry-wide tests of tests/test_models.py that build tiny nets.
+ZOO_TESTS = (
+    "tests/test_models.py::test_zoo_counts_are_the_reference_configs_built_for_each_dataset",
+    "tests/test_models.py::test_every_trainable_model_has_a_preset_on_every_dataset_it_serves",
+    "tests/test_models.py::test_pdebench_models_prints_grids_and_reference_parameter_counts",
+    "tests/test_models.py::test_reference_table_holds_every_published_count",
+)
+
+# Tests that train a small net for hundreds of steps (10-20 s each, minutes under load): a surviving mutant would rerun
+# them all; the hand-computed tests next to them judge the same code.
+OVERFIT_TESTS = (
+    "tests/test_unet_sinenet.py::test_overfits_one_tiny_batch",
+    "tests/test_fno.py::test_fno_overfits_one_tiny_batch",
+    "tests/test_fno.py::test_sfno_overfits_one_tiny_batch",
+    "tests/test_pderefiner.py::test_overfits_one_tiny_batch",
+)
+
 # The one table: name -> what is mutated and which tests judge it. Paths are relative to the repository root.
 MODULES: dict[str, Module] = {
     "normalization": Module(("pdebench/data/normalization.py",), ("tests/test_normalization.py",)),
     "writer": Module(("pdebench/data/writer.py",), ("tests/test_writer.py", "tests/test_data_schema.py")),
-    "rollout": Module(
-        # the whole package: per-step metrics (step_metrics.py), their summaries and intervals (reductions.py),
-        # scoring, evaluation, result files; test_metrics covers the first two
-        ("pdebench/rollout",),
-        # test_leaderboard reads result files (results.py); test_two_d scores on area-weighted sphere cells
-        ("tests/test_metrics.py", "tests/test_rollout.py", "tests/test_evaluate.py", "tests/test_leaderboard.py",
-         "tests/test_two_d.py"),
+    # --- rollout, forecast, training, leaderboard, commands ---
+    # per-step metrics on one frame pair, against the hand-computed values of test_metrics (test_rollout scores
+    # through them too, on datasets: minutes per mutant on a busy machine, so it judges `scoring` only)
+    "step_metrics": Module(("pdebench/rollout/step_metrics.py",), ("tests/test_metrics.py",)),
+    # summaries of per-step scores over trajectories, their bootstrap intervals and the horizon statistics
+    "reductions": Module(
+        ("pdebench/rollout/reductions.py",),
+        ("tests/test_metrics.py", "tests/test_intervals.py", "tests/test_ensemble_eval.py",
+         "tests/test_result_record.py"),
+    ),
+    "spectra": Module(("pdebench/rollout/spectra.py",), ("tests/test_metrics.py",)),
+    # rolling a stepper out over a test split and scoring every step (test_two_d: area-weighted sphere cells)
+    "scoring": Module(
+        ("pdebench/rollout/scoring.py",),
+        ("tests/test_rollout.py", "tests/test_metrics.py", "tests/test_conserved_fields.py",
+         "tests/test_eval_distributed.py", "tests/test_two_d.py"),
         deselect=TRAINING_TESTS,
     ),
-    "forecast": Module(
-        ("pdebench/forecast",),
-        ("tests/test_forecast.py", "tests/test_rollout.py", "tests/test_evaluate.py", "tests/test_training.py"),
+    # the cost-accuracy frontier of a result file's rows
+    "frontier": Module(
+        ("pdebench/rollout/frontier.py",), ("tests/test_metrics.py", "tests/test_evaluate.py"), deselect=TRAINING_TESTS
+    ),
+    # the `evaluate` command's work: checkpoint -> scored result file (config.py is its typed settings)
+    "evaluation": Module(
+        ("pdebench/rollout/evaluation.py", "pdebench/rollout/config.py"),
+        ("tests/test_evaluate.py", "tests/test_ensemble_eval.py", "tests/test_eval_distributed.py",
+         "tests/test_result_sample.py"),
         deselect=TRAINING_TESTS,
+    ),
+    # what a result file holds, its keys, its record and how it is written and read back
+    "results": Module(
+        ("pdebench/rollout/results.py", "pdebench/rollout/record.py", "pdebench/rollout/result_content.py",
+         "pdebench/rollout/keys.py", "pdebench/rollout/__init__.py"),
+        ("tests/test_result_record.py", "tests/test_result_sample.py", "tests/test_metrics.py",
+         "tests/test_evaluate.py", "tests/test_leaderboard.py"),
+        deselect=TRAINING_TESTS,
+    ),
+    # result files -> ranked tables (loading, the tables, the build driver, its settings)
+    "leaderboard_tables": Module(
+        ("pdebench/leaderboard/tables.py", "pdebench/leaderboard/build.py", "pdebench/leaderboard/loading.py",
+         "pdebench/leaderboard/config.py", "pdebench/leaderboard/__init__.py"),
+        ("tests/test_leaderboard.py", "tests/test_leaderboard_html.py", "tests/hostile/test_leaderboard_inputs.py"),
+    ),
+    # tables -> the HTML page and the published files
+    "leaderboard_html": Module(
+        ("pdebench/leaderboard/html.py", "pdebench/leaderboard/render.py", "pdebench/leaderboard/publish.py"),
+        ("tests/test_leaderboard_html.py", "tests/test_leaderboard.py", "tests/hostile/test_leaderboard_inputs.py"),
+    ),
+    "leaderboard_plots": Module(
+        ("pdebench/leaderboard/plots.py", "pdebench/leaderboard/figures.py", "pdebench/leaderboard/sample_plot.py"),
+        ("tests/test_leaderboard_plots.py", "tests/test_result_sample.py", "tests/test_leaderboard.py"),
+    ),
+    # what a net predicts (state, difference, derivative) and how a step is taken from it
+    "targets": Module(("pdebench/forecast/targets.py",), ("tests/test_targets.py", "tests/test_forecast.py")),
+    "integrators": Module(("pdebench/forecast/integrators.py",), ("tests/test_forecast.py", "tests/test_targets.py")),
+    # the stepper, the forecaster around it, its rollout loop and state, and loading it from a checkpoint
+    "forecast": Module(
+        ("pdebench/forecast/stepper.py", "pdebench/forecast/forecaster.py", "pdebench/forecast/rollout.py",
+         "pdebench/forecast/rollout_state.py", "pdebench/forecast/checkpoint.py", "pdebench/forecast/__init__.py"),
+        ("tests/test_forecast.py", "tests/test_rollout.py", "tests/test_evaluate.py", "tests/test_objectives.py"),
+        deselect=TRAINING_TESTS,
+    ),
+    # register_objective runs while the objectives are imported (see the docstring); DYffusion's two objectives
+    "objectives": Module(
+        ("pdebench/training/objectives.py", "pdebench/training/dyffusion_objectives.py"),
+        ("tests/test_objectives.py", "tests/test_forecast.py", "tests/test_dyffusion.py"),
+        deselect=TRAINING_TESTS, keep_lines=(r"^        return OBJECTIVES\.add\(name, factory\)$",),
+    ),
+    "callbacks": Module(
+        ("pdebench/training/callbacks.py",), ("tests/test_logs.py", "tests/test_training.py"), deselect=TRAINING_TESTS
+    ),
+    # the Lightning module, the training run, its stages and settings, tuning; its tests train (no deselection: slow)
+    "training": Module(
+        ("pdebench/training/module.py", "pdebench/training/run.py", "pdebench/training/stages.py",
+         "pdebench/training/config.py", "pdebench/training/tuning.py", "pdebench/training/__init__.py"),
+        ("tests/test_training.py", "tests/test_resume.py", "tests/test_objectives.py", "tests/test_logs.py"),
+    ),
+    # the console scripts and the cluster launcher
+    # foreign layouts read in place (The Well, PDEArena/LPSDA KS) and the export to The Well's
+    "interop": Module(("pdebench/interop",), ("tests/test_interop.py",)),
+    "cli": Module(
+        ("pdebench/cli", "pdebench/launch.py"),
+        ("tests/test_cli_errors.py", "tests/test_config.py", "tests/test_sweeps.py", "tests/test_logs.py",
+         "tests/cluster/test_slurm_requests.py"),
+        deselect=TRAINING_TESTS,
+    ),
+    # the small shared pieces: errors, the registry type, console output, devices, provenance, exports.
+    # Registry.add and __init__ run while the models and objectives register themselves on import.
+    "core": Module(
+        ("pdebench/__init__.py", "pdebench/errors.py", "pdebench/registry.py", "pdebench/console.py",
+         "pdebench/devices.py", "pdebench/provenance.py", "pdebench/exports.py"),
+        ("tests/test_models.py", "tests/test_logs.py", "tests/test_conventions.py", "tests/test_evaluate.py"),
+        deselect=TRAINING_TESTS,
+        keep_lines=(r"^        self\.kind = kind$", r"^        self\._entries(: dict\[str, E\])? = ",
+                    r"^        if name in self\._entries:$",
+                    r"^            raise ValueError\(f\"\{self\.kind\} \{name!r\} is registered twice\"\)$",
+                    r"^        self\._entries\[name\] = entry$", r"^        return entry$"),
     ),
     "spectral": Module(
         ("data_gen/spectral.py",), ("tests/test_spectral.py", "tests/test_ks_solver.py"),
@@ -120,6 +226,126 @@ MODULES: dict[str, Module] = {
         deselect=("tests/hostile/test_config_and_checkpoints.py::test_bad_checkpoint_stops_the_command",
                   "tests/hostile/test_config_and_checkpoints.py::test_a_sound_checkpoint_still_resumes"),
     ),
+    # --- data and solvers ---
+    # the four generators, each against its own tests (they integrate small PDEs: seconds per mutant)
+    "ks": Module(("data_gen/ks.py",), ("tests/test_ks_solver.py", "tests/test_solver_settings.py")),
+    "kolmogorov": Module(
+        ("data_gen/kolmogorov.py",), ("tests/test_kolmogorov.py",),
+        # 10-17 s each (a 448-point DNS, a resolution sweep); faster tests of the same functions stay in the run
+        deselect=("tests/test_kolmogorov.py::test_solver_rows_do_not_depend_on_the_batch[448]",
+                  "tests/test_kolmogorov.py::test_resolution_criterion_fails_on_a_coarse_dns_and_holds_on_a_fine_one"),
+    ),
+    "smoke": Module(("data_gen/smoke.py",), ("tests/test_smoke.py",)),
+    # the spherical solver and the Williamson test cases it is checked on
+    "swe": Module(
+        ("data_gen/swe.py", "data_gen/williamson.py"), ("tests/test_swe.py",),
+        # 9-32 s each (days of simulated flow); the tiny-preset, Williamson and transform tests cover the same code
+        deselect=("tests/test_swe.py::test_the_slowest_jets_of_the_small_preset_are_unstable_by_frame_0",
+                  "tests/test_swe.py::test_jets_the_preset_draws_keep_98_percent_of_their_drawn_peak_speed_through_"
+                  "the_spin_up[paper]",
+                  "tests/test_swe.py::test_the_solver_damps_a_zonal_jet_as_the_hyperdiffusion_factor_alone",
+                  "tests/test_swe.py::test_energy_drift_without_hyperdiffusion_below_1e_4_over_20_days",
+                  "tests/test_swe.py::test_mass_conserved_to_1e_12_relative_for_unstable_jets_with_hyperdiffusion"),
+    ),
+    # the physical checks of generated files (the validation script's figures)
+    "validation": Module(
+        ("data_gen/validation",),
+        ("tests/test_validate_datasets.py", "tests/test_kolmogorov.py", "tests/test_smoke.py", "tests/test_swe.py"),
+    ),
+    # the generator registry, its protocol's shared checks and the typed generation settings
+    "generators": Module(
+        ("data_gen/registry.py", "data_gen/base.py", "data_gen/config.py", "data_gen/__init__.py"),
+        ("tests/test_generate.py", "tests/test_conserved_fields.py", "tests/test_solver_settings.py",
+         "tests/test_config.py"),
+    ),
+    # worker processes of a scaled-out generation
+    "parallel": Module(("data_gen/parallel.py",), ("tests/test_generate_scaleout.py",)),
+    "grid": Module(("pdebench/data/grid.py",), ("tests/test_grid.py", "tests/test_data_schema.py")),
+    # the dataset manifest and its identity hash
+    "manifest": Module(
+        ("pdebench/data/manifest.py",),
+        ("tests/test_data_schema.py", "tests/test_dataset.py", "tests/hostile/test_manifest_and_generation.py"),
+    ),
+    "reader": Module(
+        ("pdebench/data/reader.py",),
+        ("tests/test_data_schema.py", "tests/test_writer.py", "tests/hostile/test_files.py",
+         "tests/hostile/test_links_and_headers.py"),
+    ),
+    "schema": Module(("pdebench/data/schema.py",), ("tests/test_data_schema.py", "tests/test_writer.py")),
+    # the file checker and `python -m pdebench.data`
+    "check": Module(
+        ("pdebench/data/check.py", "pdebench/data/__main__.py"),
+        ("tests/test_data_schema.py", "tests/hostile/test_files.py", "tests/hostile/test_links_and_headers.py"),
+    ),
+    # windows of trajectories, their batches, and what the model is told of its data (netspec)
+    "dataset": Module(
+        ("pdebench/data/dataset.py", "pdebench/data/batch.py", "pdebench/data/netspec.py",
+         "pdebench/data/__init__.py"),
+        ("tests/test_dataset.py", "tests/test_preload.py", "tests/test_forecast.py"),
+        deselect=TRAINING_TESTS,
+    ),
+    # writes that never leave a half-written file under its final name, and the run lock
+    "atomic": Module(
+        ("pdebench/data/atomic.py", "pdebench/data/lock.py"),
+        ("tests/test_atomic.py", "tests/hostile/test_train_guards.py", "tests/hostile/test_full_disk.py"),
+    ),
+    "names": Module(
+        ("pdebench/data/names.py",),
+        ("tests/hostile/test_names_and_paths.py", "tests/hostile/test_properties.py",
+         "tests/hostile/test_leaderboard_inputs.py"),
+    ),
+    # The schemas and their range checks. Their `__post_init__` and checks run while conftest imports (the Hydra
+    # ConfigStore is filled then), so mutmut's start-up check, which makes every mutated function raise, stops
+    # pytest itself; this entry waits for a conftest that fills the store lazily.
+    "config_schemas": Module(
+        ("pdebench/config/schemas.py", "pdebench/config/checks.py"),
+        ("tests/test_config.py", "tests/test_recipes.py", "tests/test_cli_errors.py"),
+    ),
+    # tuned recipes and where the config directory is
+    "recipes": Module(
+        ("pdebench/config/recipes.py", "pdebench/config/location.py", "pdebench/config/__init__.py"),
+        ("tests/test_recipes.py", "tests/test_presets.py", "tests/test_config.py"),
+    ),
+    # --- baselines ---
+    # neighbourhood graphs on a Grid (test_mpnn builds them directly and through the net)
+    "graphs": Module(("baselines/graphs.py",), ("tests/test_mpnn.py", "tests/test_models.py"), deselect=ZOO_TESTS),
+    "mpnn": Module(("baselines/mpnn.py",), ("tests/test_mpnn.py", "tests/test_models.py"), deselect=ZOO_TESTS),
+    # the building blocks shared by the U-Nets and SineNet (test_unet_sinenet checks them against each other)
+    "layers": Module(
+        ("baselines/layers.py",),
+        ("tests/test_unet.py", "tests/test_sinenet.py", "tests/test_unet_sinenet.py", "tests/test_models.py"),
+        deselect=(*ZOO_TESTS, *OVERFIT_TESTS),
+    ),
+    "pderefiner": Module(
+        ("baselines/pderefiner.py",), ("tests/test_pderefiner.py", "tests/test_models.py"),
+        deselect=(*ZOO_TESTS, *OVERFIT_TESTS,
+                  "tests/test_pderefiner.py::test_trains_on_ks_and_evaluates_from_its_checkpoint"),
+    ),
+    "unet": Module(
+        ("baselines/unet.py",), ("tests/test_unet.py", "tests/test_unet_sinenet.py", "tests/test_models.py"),
+        deselect=(*ZOO_TESTS, *OVERFIT_TESTS),
+    ),
+    "sinenet": Module(
+        ("baselines/sinenet.py",), ("tests/test_sinenet.py", "tests/test_unet_sinenet.py", "tests/test_models.py"),
+        deselect=(*ZOO_TESTS, *OVERFIT_TESTS),
+    ),
+    # FNO and SFNO (sfno.py reuses fno.py's conditioning and mode helpers)
+    "fno": Module(
+        ("baselines/fno.py", "baselines/sfno.py"), ("tests/test_fno.py", "tests/test_models.py", "tests/test_two_d.py"),
+        deselect=(*TRAINING_TESTS, *ZOO_TESTS, *OVERFIT_TESTS),
+    ),
+    # the registry, the package's re-exports and the persistence row
+    "registry": Module(
+        ("baselines/registry.py", "baselines/__init__.py", "baselines/persistence.py"),
+        ("tests/test_models.py", "tests/test_conventions.py", "tests/test_architecture.py"),
+    ),
+    # the reference solver row (stepped through the KS generator's reference solver)
+    "solver": Module(("baselines/solver.py",), ("tests/test_solver_settings.py", "tests/test_models.py"),
+                     deselect=ZOO_TESTS),
+    "t1": Module(("baselines/t1.py", "baselines/spectral_transforms.py"), ("tests/test_t1.py", "tests/test_models.py"),
+                 deselect=ZOO_TESTS),
+    "dyffusion": Module(("baselines/dyffusion.py",), ("tests/test_dyffusion.py", "tests/test_models.py"),
+                        deselect=ZOO_TESTS),
 }
 
 # mutmut's outcome names (`mutmut results`) in the order they are reported.

@@ -44,12 +44,21 @@ TRAINED_OVERRIDES = [
 
 @pytest.fixture(scope="session")
 def trained_checkpoint(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`best.ckpt` of the run `TRAINED_OVERRIDES` describes, trained through the library entry point."""
+    """`best.ckpt` of the run `TRAINED_OVERRIDES` describes, trained through the library entry point.
+
+    On one torch thread, whatever the module that first asks for it has set: the weights (and every number a test
+    reads from them) would otherwise depend on test order and on the machine's core count, since one and two threads
+    round differently; and two threads on two busy cores make each step about 50 times slower."""
     from pdebench.training.run import train
 
     run_dir = tmp_path_factory.mktemp("trained") / "run"
     cfg = compose_config("train", [*TRAINED_OVERRIDES, f"data.root={data_root}", f"run_dir={run_dir}"])
-    return train(cfg)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train(cfg)
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture()

@@ -45,12 +45,16 @@ def plant(root: Path, module: str, line: str) -> None:
     path.write_text(path.read_text(encoding="utf-8") + f"\n{line}\n", encoding="utf-8")
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_the_source_tree_keeps_its_layers() -> None:
     proc = lint_imports(REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 broken" in proc.stdout or "broken" not in proc.stdout.split("Contracts:")[-1], proc.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize(("module", "line", "refusal"), [
     # the data layer reaching up to the commands (the hint that once imported pdebench.cli.common)
     ("pdebench.data.reader", "import pdebench.cli.common", "pdebench.data is not allowed to import pdebench.cli"),
@@ -86,11 +90,15 @@ def imported_by(command: str, *args: str) -> set[str]:
     return set(filter(None, proc.stdout.rpartition("imported:")[2].strip().split(",")))
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("command", ["leaderboard", "evaluate", "train", "generate"])
 def test_help_imports_no_model_or_solver(command: str) -> None:
     assert imported_by(command, "--help") == set()
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_help_shows_the_composed_model_settings() -> None:
     # help composes against untyped stand-ins of the model schemas: every setting of the model still shows
     proc = subprocess.run([str(LINT_IMPORTS.parent / "pdebench-train"), "--help", "model=unet"], capture_output=True,
@@ -101,6 +109,8 @@ def test_help_shows_the_composed_model_settings() -> None:
         assert setting in model, proc.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_a_command_that_runs_imports_the_models_it_needs(tmp_path: Path) -> None:
     # the same probe sees the zoo once the command composes a model to run (here it stops at the missing dataset)
     assert {"baselines", "neuralop"} <= imported_by("train", "data.preset=tiny", f"data.root={tmp_path}",
@@ -127,6 +137,8 @@ def run_leaderboard_with(error: str, tmp_path: Path) -> subprocess.CompletedProc
                           env=env)
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_an_internal_error_keeps_its_traceback(tmp_path: Path) -> None:
     # a bug that happens to raise ValueError, KeyError or FileNotFoundError is not a user's mistake
     proc = run_leaderboard_with('KeyError("planted")', tmp_path)
@@ -136,7 +148,18 @@ def test_an_internal_error_keeps_its_traceback(tmp_path: Path) -> None:
     assert "error: planted" not in proc.stderr
 
 
-def test_a_user_error_is_one_sentence(tmp_path: Path) -> None:
-    proc = run_leaderboard_with('InvalidSetting("results=x is not valid: planted")', tmp_path)
+def test_a_user_error_is_one_sentence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    # the console script's main in-process (the interpreter start adds nothing to a one-line check)
+    from cli import run_main
+
+    from pdebench.cli import leaderboard
+    from pdebench.errors import InvalidSetting
+
+    def planted(cfg: object) -> None:
+        raise InvalidSetting("results=x is not valid: planted")
+
+    monkeypatch.setattr(leaderboard, "make_leaderboard", planted)
+    proc = run_main("leaderboard", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert proc.returncode == 1
     assert proc.stderr.strip() == "error: results=x is not valid: planted", proc.stderr

@@ -1,28 +1,27 @@
 """Bad input stops each command with one clear sentence (exit 1, no stack trace), naming what was wrong.
 
 The conditions themselves are tested through the library (test_evaluate, test_training, test_config); these run
-the installed commands once each to check the wiring that turns an error into one line on stderr.
+each command's `main` in this process (`cli.run_main`: the function its console script calls, with `sys.argv` as a
+user's command line sets it) to check the wiring that turns an error into one line on stderr and exit status 1. Each
+installed console script also runs once in a fresh interpreter (`test_the_installed_command_prints_one_line`), which
+proves the entry point itself; a fresh interpreter and its imports cost seconds per run, many times that on a busy
+machine, so the other refusals stay in-process.
 """
 
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import h5py
 import pytest
 import torch
 import yaml
-from cli import run_cli
+from cli import Finished, console_scripts, run_cli, run_main
 from hydra.errors import MissingConfigException
 
 from data_gen.config import generate_config
 from pdebench.cli import common
-from pdebench.cli import evaluate as evaluate_cli
-from pdebench.cli import generate as generate_cli
-from pdebench.cli import leaderboard as leaderboard_cli
-from pdebench.cli import train as train_cli
 from pdebench.cli.common import check_command_line
 from pdebench.config.location import CONFIG_DIR
 from pdebench.data.schema import DatasetError
@@ -32,11 +31,14 @@ from pdebench.training.config import train_config
 from pdebench.training.run import train
 
 
-def assert_one_clear_error(proc, *fragments: str) -> None:
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr + proc.stdout
+def assert_one_clear_error(finished: Finished, *fragments: str) -> None:
+    """Exit status 1 and, on stderr, exactly one line: `error: ` and a sentence holding every fragment."""
+    assert finished.returncode == 1, finished.stdout + finished.stderr
+    lines = [line for line in finished.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), finished.stderr
+    assert "Traceback" not in finished.stderr + finished.stdout
     for fragment in fragments:
-        assert fragment in proc.stderr, proc.stderr
+        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -50,20 +52,25 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Path:
     return work
 
 
-def test_generate_unknown_preset(workdir: Path) -> None:
-    proc = run_cli("generate", "pde=ks", "preset=huge", cwd=workdir, check=False)
-    assert_one_clear_error(proc, "unknown preset 'huge'", "tiny, small, paper")
+def test_generate_unknown_preset(workdir: Path, monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    finished = run_main("generate", "pde=ks", "preset=huge", cwd=workdir, monkeypatch=monkeypatch, capsys=capsys)
+    assert_one_clear_error(finished, "unknown preset 'huge'", "tiny, small, paper")
 
 
-def test_train_unknown_model_key_appended_with_plus(workdir: Path) -> None:
-    proc = run_cli("train", "data.preset=old", "+model.widht=3", cwd=workdir, check=False)
-    assert_one_clear_error(proc, "model.widht for model fno", "hidden_channels")
+def test_train_unknown_model_key_appended_with_plus(workdir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    finished = run_main("train", "data.preset=old", "+model.widht=3", cwd=workdir, monkeypatch=monkeypatch,
+                        capsys=capsys)
+    assert_one_clear_error(finished, "model.widht for model fno", "hidden_channels")
     assert not (workdir / "runs").exists()
 
 
-def test_evaluate_unsupported_schema_version(workdir: Path) -> None:
-    proc = run_cli("evaluate", "model=persistence", "data=ks", "data.preset=old", cwd=workdir, check=False)
-    assert_one_clear_error(proc, "test.h5", "0.9")
+def test_evaluate_unsupported_schema_version(workdir: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    finished = run_main("evaluate", "model=persistence", "data=ks", "data.preset=old", cwd=workdir,
+                        monkeypatch=monkeypatch, capsys=capsys)
+    assert_one_clear_error(finished, "test.h5", "0.9")
     assert not (workdir / "results").exists()
 
 
@@ -75,10 +82,8 @@ def test_missing_dataset_directory_names_the_command(compose_cfg, tmp_path: Path
 
 # ---------------------------------------------------------------------------------------------------------------
 # Config errors Hydra raises while composing the command line: one line, exit 1, nothing written. In-process: the
-# console scripts are these `main` functions, and Hydra reads sys.argv.
+# console scripts call these `main` functions, and Hydra reads sys.argv.
 
-MAINS = {"train": train_cli.main, "evaluate": evaluate_cli.main, "generate": generate_cli.main,
-         "leaderboard": leaderboard_cli.main}
 LOADERS = {"train": train_config, "evaluate": evaluate_config, "generate": generate_config,
            "leaderboard": leaderboard_config}
 # The lists the refusals name, as the config tree holds them (a new model or PDE changes them, not this file).
@@ -93,28 +98,14 @@ def without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
 
 
-def run_main(monkeypatch: pytest.MonkeyPatch, cwd: Path, command: str, *args: str) -> object:
-    """`pdebench-<command> args...` in this process, in `cwd`."""
-    monkeypatch.chdir(cwd)
-    monkeypatch.setattr(sys, "argv", [f"pdebench-{command}", *args])
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    return MAINS[command]()
-
-
 def refusal(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cwd: Path, command: str,
             *args: str) -> str:
     """The one line `pdebench-<command> args...` refuses with: exit code 1, exactly one non-empty stderr line
     starting with `error:`, no traceback, and nothing written in the (empty) working directory."""
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    with pytest.raises(SystemExit) as stopped:
-        run_main(monkeypatch, cwd, command, *args)
-    out, err = capsys.readouterr()
-    assert stopped.value.code == 1, out + err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in out + err
+    finished = run_main(command, *args, cwd=cwd, monkeypatch=monkeypatch, capsys=capsys)
+    assert_one_clear_error(finished)
     assert not list(cwd.iterdir()), f"{command} wrote {sorted(p.name for p in cwd.iterdir())} before refusing"
-    return lines[0]
+    return finished.stderr.strip()
 
 
 # (command, arguments, fragments of the one line)
@@ -192,6 +183,19 @@ def test_config_error_is_one_line_before_anything_is_written(
         assert fragment in line, f"{fragment!r} not in: {line}"
 
 
+@pytest.mark.parametrize(("command", "args", "fragments"), [
+    ("models", ["--model", "fnoo"], ("error: unknown model 'fnoo'; registered models: ", MODELS)),
+    ("tune", ["ks", "--trials", "0"], ("error: --trials=0 is not valid: expected a number of trials >= 1",)),
+    ("tune", ["kss"], ("error: dataset 'kss' has no recipe; recipes: ", "ks, ks_visc")),
+], ids=["models-unknown-model", "tune-no-trials", "tune-unknown-dataset"])
+def test_the_argparse_commands_refuse_in_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                                  tmp_path: Path, command: str, args: list[str],
+                                                  fragments: tuple[str, ...]) -> None:
+    line = refusal(monkeypatch, capsys, tmp_path, command, *args)
+    for fragment in fragments:
+        assert fragment in line, f"{fragment!r} not in: {line}"
+
+
 def test_gpu_request_on_a_machine_without_one_is_refused_before_the_run_folder(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -226,25 +230,55 @@ def test_valid_command_lines_pass_the_check(monkeypatch: pytest.MonkeyPatch, com
 
 def test_cfg_job_still_prints_the_config(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
                                          tmp_path: Path) -> None:
-    run_main(monkeypatch, tmp_path, "train", "--cfg", "job", "model=unet", "seed=3")
-    printed = yaml.safe_load(capsys.readouterr().out)
+    finished = run_main("train", "--cfg", "job", "model=unet", "seed=3", cwd=tmp_path, monkeypatch=monkeypatch,
+                        capsys=capsys)
+    assert finished.returncode == 0, finished.stderr
+    printed = yaml.safe_load(finished.stdout)
     assert printed["model"]["name"] == "unet" and printed["seed"] == 3
     assert not list(tmp_path.iterdir())
 
 
-def test_hydra_full_error_keeps_hydras_own_exception(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_hydra_full_error_keeps_hydras_own_exception(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """For developers, HYDRA_FULL_ERROR=1 shows Hydra's exception and its whole stack trace, as it always did."""
-    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
     with pytest.raises(MissingConfigException, match="model/fnoo"):
-        run_main(monkeypatch, tmp_path, "train", "model=fnoo")
+        run_main("train", "model=fnoo", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys,
+                 env={"HYDRA_FULL_ERROR": "1"})
 
 
-def test_the_console_script_prints_one_line(tmp_path: Path) -> None:
-    """The installed `pdebench-train` (a fresh interpreter, Hydra's own error handling armed): one line only."""
-    proc = run_cli("train", "-m", "model=fno,fnoo", "seed=0,1", cwd=tmp_path, check=False)
-    assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == [f"error: model=fnoo is not a model (did you mean model=fno?); "
-                                                f"choose one of: {MODELS}"], proc.stderr
+# Each console script once as installed, on a command line it refuses: (arguments, the whole of stderr, `{cwd}`
+# standing for the working directory). The entry point pip wrote, in a fresh interpreter whose only state is the
+# command line (Hydra's own error handling armed, no handler or patch of this test process), prints that one line and
+# exits 1, writing nothing. Refusals early in each command, so that a run costs little more than its imports.
+INSTALLED_REFUSALS = {
+    "evaluate": (["model=persistance", "data=ks"],
+                 f"error: model=persistance is not a model (did you mean model=persistence?); choose one of: {MODELS}"),
+    "generate": (["pde=ks", "preset=huge"], "error: unknown preset 'huge' for pde=ks; available presets: tiny, small, "
+                                            "paper"),
+    "leaderboard": (["print=maybe"], "error: print=maybe: expected true or false, got 'maybe'"),
+    "models": (["--model", "fnoo"], f"error: unknown model 'fnoo'; registered models: {MODELS}"),
+    "train": (["-m", "model=fno,fnoo", "seed=0,1"], f"error: model=fnoo is not a model (did you mean model=fno?); "
+                                                    f"choose one of: {MODELS}"),
+    "tune": (["ks", "--trials", "0"], "error: --trials=0 is not valid: expected a number of trials >= 1"),
+    "import": (["the_well", "nowhere"], "error: {cwd}/nowhere is not a dataset directory of The Well: it has no "
+                                        "data/train, data/valid or data/test directory of .hdf5 files"),
+    "export": (["the_well", "nowhere", "out"], "error: manifest nowhere/manifest.json does not exist; rerun "
+                                               "`pdebench-generate` to rewrite it (finished split files are checked "
+                                               "and kept)"),
+}
+
+
+def test_every_console_script_has_its_installed_refusal() -> None:
+    assert sorted(f"pdebench-{command}" for command in INSTALLED_REFUSALS) == sorted(console_scripts())
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+@pytest.mark.parametrize("command", sorted(INSTALLED_REFUSALS))
+def test_the_installed_command_prints_one_line(tmp_path: Path, command: str) -> None:
+    args, line = INSTALLED_REFUSALS[command]
+    proc = run_cli(command, *args, cwd=tmp_path, check=False)
+    assert (proc.returncode, proc.stderr.splitlines()) == (1, [line.format(cwd=tmp_path)]), proc.stdout + proc.stderr
     assert not list(tmp_path.iterdir())
 
 
@@ -257,5 +291,5 @@ def test_a_check_that_cannot_decide_leaves_the_command_line_to_hydra(
         raise RuntimeError("cannot tell")
 
     monkeypatch.setattr(common, "_check_overrides", undecided)
-    run_main(monkeypatch, tmp_path, "train", "--cfg", "job", "seed=3")
-    assert yaml.safe_load(capsys.readouterr().out)["seed"] == 3
+    finished = run_main("train", "--cfg", "job", "seed=3", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert finished.returncode == 0 and yaml.safe_load(finished.stdout)["seed"] == 3

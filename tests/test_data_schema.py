@@ -581,6 +581,59 @@ def test_manifest_round_trip_and_hashes(dataset_dir: Path) -> None:
     assert manifest_hash(dataset_dir) == identity
 
 
+@pytest.mark.parametrize(("variable", "index"), [
+    ("u", (2, 4, 7)),  # the last value of the last trajectory's first field
+    ("v", (1, 3, 0)),  # the second field: every field is hashed, not only the first
+    ("x", (5,)),  # a coordinate
+    ("dt", (2,)),  # the last parameter of the last trajectory
+    ("seed", (0,)),
+])
+def test_content_hash_changes_when_one_stored_value_changes(copy_of, variable: str, index: tuple[int, ...]) -> None:
+    """One value changed anywhere in what a split holds gives another content hash (and the same again when the
+    value is put back): the hash reads every array, not only the first field or the first trajectory."""
+    path = copy_of()
+    before = content_sha256(path)
+    with h5py.File(path, "r+") as f:
+        original = f[variable][index]
+        f[variable][index] = original + 1
+    assert content_sha256(path) != before
+    with h5py.File(path, "r+") as f:
+        f[variable][index] = original
+    assert content_sha256(path) == before
+
+
+def test_content_hash_changes_with_the_frame_interval(copy_of) -> None:
+    path = copy_of()
+    before = content_sha256(path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["frame_interval"] = 0.25
+    assert content_sha256(path) != before
+
+
+def test_dataset_identity_changes_with_the_config_and_with_each_splits_content(tmp_path: Path) -> None:
+    """`manifest_hash` is the identity results and checkpoints record: another generation config, or other arrays
+    in any one split (the manifest rewritten after the change), must give another identity."""
+    ddir = tmp_path / "ks-tiny"
+    ddir.mkdir()
+    write_split(ddir / "train.h5")
+    write_split(ddir / "valid.h5")
+    config = {"pde": "ks", "preset": "tiny"}
+    write_manifest(ddir, config)
+    identity = manifest_hash(ddir)
+    assert len(identity) == 64 and int(identity, 16) >= 0
+    write_manifest(ddir, {**config, "preset": "small"})
+    assert manifest_hash(ddir) != identity
+    write_manifest(ddir, config)
+    assert manifest_hash(ddir) == identity
+    for split in ("train", "valid"):
+        with h5py.File(ddir / f"{split}.h5", "r+") as f:
+            f["u"][1, 2, 3] += 1.0
+        write_manifest(ddir, config)
+        changed = manifest_hash(ddir)
+        assert changed != identity, split
+        identity = changed
+
+
 def test_manifest_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"manifest\.json does not exist"):
         read_manifest(tmp_path)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from pdebench.training.run import train
@@ -19,6 +20,8 @@ RUN = [
 ]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_two_gloo_processes_equal_one_process_with_the_same_global_batch(compose_cfg, data_root: Path,
                                                                         tmp_path: Path) -> None:
     """Same samples per step (DDP's distributed sampler splits the single run's permutation between the ranks),

@@ -25,6 +25,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_generate_writes_every_split_and_manifest(pipeline: Path) -> None:
     dataset = pipeline / "data" / "ks-tiny"
     manifest = json.loads((dataset / "manifest.json").read_text())
@@ -34,6 +36,8 @@ def test_generate_writes_every_split_and_manifest(pipeline: Path) -> None:
         assert test.n_traj == manifest["splits"]["test"]["n_traj"]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_training_keeps_best_and_last_checkpoints(pipeline: Path) -> None:
     checkpoints = pipeline / "runs" / "ks-tiny" / "fno-w16" / "seed0" / "checkpoints"
     assert (checkpoints / "best.ckpt").is_file() and (checkpoints / "last.ckpt").is_file()
@@ -42,6 +46,8 @@ def test_training_keeps_best_and_last_checkpoints(pipeline: Path) -> None:
     assert any(row.get("val/rollout_nrmse") for row in metrics), "validation rollout metric was never logged"
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_result_files_carry_provenance(pipeline: Path) -> None:
     fno = json.loads((pipeline / "results" / "ks-tiny" / "fno-w16-seed0.json").read_text())
     persistence = json.loads((pipeline / "results" / "ks-tiny" / "persistence-seed0.json").read_text())
@@ -56,6 +62,8 @@ def test_result_files_carry_provenance(pipeline: Path) -> None:
     assert 0.7 < fno["step_time"] < 0.9
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_leaderboard_tables_and_plot(pipeline: Path) -> None:
     board = pipeline / "leaderboard"
     table = (board / "ks-tiny.md").read_text()
@@ -65,6 +73,8 @@ def test_leaderboard_tables_and_plot(pipeline: Path) -> None:
     assert (board / "ks-tiny_corr.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_seed_sweep_on_submitit_launcher_aggregates_in_the_leaderboard(pipeline: Path) -> None:
     """`-m seed=0,1` through real submitit jobs writes one result per seed; the leaderboard counts both."""
     run_cli("evaluate", "-m", "model=persistence", "data=ks", "data.preset=tiny", "seed=0,1", "results_dir=sweep",

@@ -68,6 +68,7 @@ def test_shards_are_disjoint_cover_everything_and_need_not_divide() -> None:
         assert max(map(len, parts)) - min(map(len, parts)) <= 1
 
 
+@pytest.mark.slow
 def test_uneven_shards_joined_equal_one_pass_for_a_trained_net(data_root: Path, trained_checkpoint: Path) -> None:
     """3 shards of 4 trajectories (sizes 2, 1, 1), each padded to the full batch: the joined scores are bitwise those
     of one pass."""
@@ -81,6 +82,7 @@ def test_uneven_shards_joined_equal_one_pass_for_a_trained_net(data_root: Path, 
         np.testing.assert_array_equal(joined.per_step[name], whole.per_step[name])
 
 
+@pytest.mark.slow
 def test_batch_sizes_8_and_5_give_equal_result_files(evaluate_cfg, trained_checkpoint: Path, tmp_path: Path) -> None:
     files = []
     for batch_size in (8, 5):
@@ -92,6 +94,7 @@ def test_batch_sizes_8_and_5_give_equal_result_files(evaluate_cfg, trained_check
     assert metric_values(files[0]) == metric_values(files[1])  # exactly equal, not merely close
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_write_the_result_file_of_one(evaluate_cfg, trained_checkpoint: Path,
                                                          tmp_path: Path) -> None:
     one = evaluate(evaluate_cfg(f"ckpt={trained_checkpoint}", f"results_dir={tmp_path / 'one'}"), progress=False)

@@ -27,7 +27,13 @@ from pdebench.data.schema import DatasetError
 from pdebench.forecast.checkpoint import CheckpointError, load_forecaster
 from pdebench.provenance import git_commit
 from pdebench.rollout.evaluation import evaluate, evaluate_all, scoring_spec
-from pdebench.rollout.frontier import FrontierPoint, pareto_front, speedup_at_equal_accuracy
+from pdebench.rollout.frontier import (
+    FrontierPoint,
+    RolloutKind,
+    pareto_front,
+    place_on_frontier,
+    speedup_at_equal_accuracy,
+)
 from pdebench.rollout.reductions import FewTrajectoriesWarning
 from pdebench.rollout.results import ResultError, read_record, read_result, to_jsonable, try_read_result, write_result
 
@@ -41,6 +47,7 @@ def evaluate_cfg(compose_cfg, data_root: Path, tmp_path: Path):
     return make
 
 
+@pytest.mark.slow
 def test_result_identity_comes_from_the_checkpoint(evaluate_cfg, trained_checkpoint: Path, tmp_path: Path) -> None:
     """Trained with seed=1 and a difference target; evaluated without seed= it must not become seed 0."""
     seed0 = tmp_path / "results" / "ks-tiny" / "fno-tiny-seed0.json"
@@ -58,6 +65,7 @@ def test_result_identity_comes_from_the_checkpoint(evaluate_cfg, trained_checkpo
     assert content["benchmark"]["headline"] == "corr_time_0.8"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("override", "given", "recorded"),
     [
@@ -79,12 +87,14 @@ def test_a_contradiction_of_the_checkpoint_names_both_values(
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
 def test_values_that_agree_with_the_checkpoint_are_accepted(evaluate_cfg, trained_checkpoint: Path) -> None:
     result = evaluate(evaluate_cfg(f"ckpt={trained_checkpoint}", "seed=1", "objective.history=1", "data=ks",
                                    "data.preset=tiny", "rollout.max_steps=2"), progress=False)
     assert result.content["seed"] == 1 and result.content["n_steps"] == 2
 
 
+@pytest.mark.slow
 def test_a_run_folder_stands_for_its_best_checkpoint(evaluate_cfg, trained_checkpoint: Path, tmp_path: Path) -> None:
     run_dir = trained_checkpoint.parent.parent
     assert trained_checkpoint == run_dir / "checkpoints" / "best.ckpt"
@@ -119,6 +129,7 @@ def test_what_to_evaluate_is_asked_for_by_name(evaluate_cfg, overrides: list[str
         evaluate(evaluate_cfg(*overrides), progress=False)
 
 
+@pytest.mark.slow
 def test_a_trained_model_beats_persistence_on_the_tiny_preset(evaluate_cfg, trained_checkpoint: Path) -> None:
     trained = evaluate(evaluate_cfg(f"ckpt={trained_checkpoint}"), progress=False).content["summary"]
     reference = evaluate(evaluate_cfg("model=persistence", "data=ks", "data.preset=tiny"), progress=False)
@@ -389,6 +400,77 @@ def test_speedup_at_equal_accuracy_interpolates_log_throughput_on_the_frontier()
     errors = [FrontierPoint("a", 0.2, 100), FrontierPoint("b", 0.1, 10)]
     low = speedup_at_equal_accuracy(errors, 0.15, 100.0, "min")
     assert low["status"] == "interpolated" and low["solver_throughput"] == pytest.approx(math.sqrt(1000))
+
+
+def test_speedup_interpolation_weighs_the_nearer_frontier_point_more() -> None:
+    """Off the midpoint, where taking the weights the wrong way round gives another answer: accuracy 22 lies a fifth
+    of the way from (20, 100) to (30, 10), so log10 of the solver's throughput is 0.8 * 2 + 0.2 * 1 = 1.8 (63.10, not
+    the swapped 10^1.2 = 15.85); error 0.18 lies a fifth of the way from (0.2, 100) to (0.1, 10), the same 63.10."""
+    points = [FrontierPoint("a", 10, 1000), FrontierPoint("b", 20, 100), FrontierPoint("c", 30, 10)]
+    out = speedup_at_equal_accuracy(points, 22.0, 631.0, "max")
+    assert out["status"] == "interpolated" and out["solver_throughput"] == pytest.approx(10**1.8, rel=1e-12)
+    assert out["speedup"] == pytest.approx(631.0 / 10**1.8, rel=1e-12)
+    assert out["frontier"] == [{"label": p.label, "accuracy": p.accuracy, "throughput": p.throughput} for p in points]
+    assert (out["goal"], out["accuracy"], out["throughput"]) == ("max", 22.0, 631.0)
+    # exactly on a frontier point: that point's throughput (the interval is open below, closed above)
+    on_b = speedup_at_equal_accuracy(points, 20.0, 100.0, "max")
+    assert on_b["status"] == "interpolated" and on_b["solver_throughput"] == pytest.approx(100.0, rel=1e-12)
+    on_a = speedup_at_equal_accuracy(points, 10.0, 100.0, "max")
+    assert on_a["status"] == "below_frontier" and on_a["speedup"] == pytest.approx(0.1, rel=1e-12)
+    on_c = speedup_at_equal_accuracy(points, 30.0, 100.0, "max")
+    assert on_c["status"] == "interpolated" and on_c["speedup"] == pytest.approx(10.0, rel=1e-12)
+    errors = [FrontierPoint("a", 0.2, 100), FrontierPoint("b", 0.1, 10)]
+    low = speedup_at_equal_accuracy(errors, 0.18, 100.0, "min")
+    assert low["status"] == "interpolated" and low["solver_throughput"] == pytest.approx(10**1.8, rel=1e-12)
+    below = speedup_at_equal_accuracy(errors, 0.3, 50.0, "min")
+    assert below["status"] == "below_frontier" and below["speedup"] == pytest.approx(0.5, rel=1e-12)
+    above = speedup_at_equal_accuracy(errors, 0.05, 50.0, "min")
+    assert above["status"] == "above_frontier" and above["speedup"] == pytest.approx(5.0, rel=1e-12)
+    with pytest.raises(ValueError, match=r"^goal must be min or max, got 'best'$"):
+        pareto_front(points, "best")
+
+
+def test_a_surrogate_is_placed_only_among_solver_points_measured_like_it() -> None:
+    """Solver points of 11 steps on cpu make the frontier of an 11-step cpu surrogate; a point of 5 steps, one on
+    cuda and one of another step time are left out (each would change the answer: the cuda point is the most
+    accurate, the 5-step one the fastest). A point that does not record how it was measured counts for any kind."""
+    kind = RolloutKind("ab" * 32, 11, 0.8, 11, "cpu")
+    points = [FrontierPoint("solver", 20, 100, kind, stored=True), FrontierPoint("solver-n64", 10, 1000, kind),
+              FrontierPoint("gpu", 50, 1e6, RolloutKind("ab" * 32, 11, 0.8, 11, "cuda")),
+              FrontierPoint("short", 15, 1e5, RolloutKind("ab" * 32, 5, 0.8, 5, "cpu")),
+              FrontierPoint("strided", 60, 1e4, RolloutKind("ab" * 32, 11, 1.6, 11, "cpu")),
+              FrontierPoint("unrecorded", 30, 10)]
+    out = place_on_frontier(points, kind, 22.0, 631.0, "max")
+    assert [p["label"] for p in out["frontier"]] == ["solver-n64", "solver", "unrecorded"]
+    assert out["status"] == "interpolated" and out["solver_throughput"] == pytest.approx(10**1.8, rel=1e-12)
+    assert out["speedup_at_equal_grid"] == pytest.approx(6.31, rel=1e-12)  # over the stored row's 100
+    assert out["rollout"] == "at 11 steps of 0.8 time units on cpu"
+    no_stored = place_on_frontier(points[1:], kind, 22.0, 631.0, "max")
+    assert no_stored["speedup_at_equal_grid"] is None and no_stored["speedup"] is not None
+    gmean = RolloutKind("ab" * 32, 11, 0.8, 4, "cuda")
+    other = place_on_frontier(points[:2], gmean, 22.0, 631.0, "max")
+    assert other["status"] == "unmatched" and other["speedup"] is None and other["speedup_at_equal_grid"] is None
+    assert other["frontier"] == [] and other["solver_throughput"] is None
+    assert other["reason"] == ("no solver rows at 11 steps (gmean over 4 steps) on cuda "
+                               "(solver rows: at 11 steps on cpu)")
+    assert other["rollout"] == "at 11 steps of 0.8 time units (gmean over 4 steps) on cuda"
+    assert place_on_frontier([], kind, 22.0, 631.0, "max")["reason"] == "no solver rows"
+    manifest = RolloutKind("cd" * 32, 11, 0.8, 11, "cpu")
+    assert place_on_frontier(points[:2], manifest, 22.0, 1.0, "max")["reason"] == (
+        "no solver rows of manifest cdcdcdcd at 11 steps on cpu (solver rows: of manifest abababab at 11 steps on cpu)")
+
+
+def test_the_pareto_front_keeps_only_undominated_usable_points_fastest_first() -> None:
+    """A slower point must be strictly more accurate to join; a tie in accuracy keeps the faster point; points with
+    no finite accuracy or no positive finite throughput never join. Lower is better with goal `min`."""
+    points = [FrontierPoint("slow-same", 20, 50), FrontierPoint("fast", 10, 1000), FrontierPoint("mid", 20, 100),
+              FrontierPoint("nan", math.nan, 5000), FrontierPoint("zero", 40, 0.0), FrontierPoint("inf", 50, math.inf),
+              FrontierPoint("best", 30, 10)]
+    assert [p.label for p in pareto_front(points, "max")] == ["fast", "mid", "best"]
+    # the same throughputs read as errors: only the fastest survives, every slower one has a larger error
+    assert [p.label for p in pareto_front(points, "min")] == ["fast"]
+    errors = [FrontierPoint("coarse", 0.3, 1000), FrontierPoint("fine", 0.1, 10), FrontierPoint("worse", 0.4, 20)]
+    assert [p.label for p in pareto_front(errors, "min")] == ["coarse", "fine"]
 
 
 def test_what_to_evaluate_messages_say_how_to_fix_it(evaluate_cfg) -> None:

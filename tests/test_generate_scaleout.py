@@ -292,6 +292,8 @@ def _running(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_workers_exit_when_their_parent_is_killed(start_method: str) -> None:
     """Each worker holds the only other end of its pipes (a forked one closes those of its siblings), so a parent
     killed by SIGKILL leaves no worker behind."""
@@ -390,6 +392,8 @@ def _complete(partial: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_sigkilled_generation_resumes_to_the_same_file(tmp_path: Path) -> None:
     reference = generate(compose_config("generate", [*SLOW_KS, f"root={tmp_path / 'ref'}"]), progress=False)
     root = tmp_path / "data"
@@ -411,6 +415,8 @@ def test_sigkilled_generation_resumes_to_the_same_file(tmp_path: Path) -> None:
 
 
 # --- launchers ----------------------------------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_shards_run_as_submitit_jobs_and_merge_into_the_single_job(ks_tiny: Path, tmp_path: Path) -> None:
     common = ["pde=ks", "preset=tiny", "device=cpu", "workers=1", f"root={tmp_path / 'data'}"]
     run_cli("generate", "-m", *common, "batch_size=3", "shard=range(0,2)", "hydra/launcher=submitit_local",
@@ -421,6 +427,8 @@ def test_shards_run_as_submitit_jobs_and_merge_into_the_single_job(ks_tiny: Path
     assert_same_files(ks_tiny, tmp_path / "data" / "ks-tiny")
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_a_sweep_of_shards_that_is_not_0_to_n_minus_1_stops_every_job(tmp_path: Path) -> None:
     proc = run_cli("generate", "-m", "pde=ks", "preset=tiny", f"root={tmp_path / 'data'}", "shard=1,2",
                    cwd=tmp_path, check=False)
@@ -429,6 +437,8 @@ def test_a_sweep_of_shards_that_is_not_0_to_n_minus_1_stops_every_job(tmp_path: 
     assert not (tmp_path / "data").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_slurm_launcher_composes_for_generation(tmp_path: Path) -> None:
     """`--cfg hydra` shows the launcher a `-m ... hydra/launcher=slurm` sweep of shards would submit through."""
     proc = run_cli("generate", "pde=ks", "preset=paper", "n_shards=16", "shard=3", "hydra/launcher=slurm",
@@ -440,6 +450,8 @@ def test_slurm_launcher_composes_for_generation(tmp_path: Path) -> None:
 
 
 # --- make datasets ------------------------------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_make_datasets_generates_every_pde_config_by_default() -> None:
     if subprocess.run(["make", "--version"], capture_output=True).returncode != 0:
         pytest.skip("make is not installed")

@@ -32,6 +32,25 @@ def test_sphere_weights_are_cell_areas() -> None:
     np.testing.assert_allclose(flipped.weights(), w[::-1])
 
 
+def test_cell_areas_at_unsorted_asymmetric_latitudes_by_hand() -> None:
+    """Latitudes 30, -60, 0 (not sorted, not symmetric about the equator): sorted, the cells reach from the south
+    pole to -30, from -30 to 15, and from 15 to the north pole, so the rows are 1 - sin 15, 1/2 and sin 15 + 1/2 in
+    the order the latitudes were given. Symmetric latitudes could not tell a row assigned to its mirror image."""
+    s15 = np.sin(np.deg2rad(15.0))
+    expected = np.array([1.0 - s15, 0.5, s15 + 0.5])
+    np.testing.assert_allclose(cell_area_rows(np.array([30.0, -60.0, 0.0])), expected, rtol=1e-14)
+    sphere = Grid("sphere", ("lat", "lon"), (np.array([30.0, -60.0, 0.0]), np.array([0.0, 90.0, 180.0, 270.0])))
+    assert sphere.quadrature == "cell-area"
+    np.testing.assert_allclose(sphere.row_weights(), expected, rtol=1e-14)
+    np.testing.assert_allclose(sphere.weights(), np.repeat(expected[:, None] / (2.0 / 3.0), 4, axis=1), rtol=1e-14)
+
+
+def test_spacing_is_the_mean_gap_of_an_uneven_axis() -> None:
+    grid = Grid("box", ("x", "y"), (np.array([0.0, 1.0, 3.0, 3.5]), np.array([2.0, 0.0])))
+    assert grid.spacing == pytest.approx((3.5 / 3, 2.0), rel=1e-14)  # first gap 1, last 0.5; |descending| = 2
+    assert Grid("box", ("x",), (np.array([4.0]),)).spacing == (1.0,)
+
+
 def _zonal_mean(grid: Grid, values: np.ndarray) -> float:
     """Weighted mean over the sphere grid of a field that depends on latitude only (`values [n_lat]`)."""
     return float((grid.weights() * values[:, None]).mean())

@@ -290,6 +290,7 @@ def test_spectrum_tail_rejects_what_is_not_a_spectrum(bad):
         spectrum_tail(bad)
 
 
+@pytest.mark.slow
 def test_resolution_criterion_fails_on_a_coarse_dns_and_holds_on_a_fine_one():
     """At Re = 100 (cheap), the spectrum averaged over two trajectories and five frames ends at 5e-5 of its peak on
     a 96^2 DNS (measured; K = 31) and at 6e-8 on 160^2 (K = 53): the criterion `RESOLVED_TAIL` = 1e-6 tells them
@@ -415,6 +416,33 @@ def test_generate_shapes_dtypes_and_metadata(tiny_generator, tiny_batch):
         tiny_generator.generate([0], 0, CPU)
 
 
+def test_solver_settings_and_coordinates_record_every_setting():
+    """Each file carries these in its attributes: every entry is read back, on settings that differ from the
+    defaults, so that a value recorded from the wrong setting (or not at all) shows."""
+    config = KolmogorovConfig(**{**TINY, "perturbation": 0.25, "branch_time": 1.5}, courant_target=0.4,
+                              contour_points=24, spinup_seed=7)
+    generator = KolmogorovGenerator(config)
+    assert KolmogorovGenerator().config == KolmogorovConfig()  # no config: the defaults
+    assert generator.solver_settings() == {
+        "solver": "etdrk4",
+        "spatial": "fourier pseudo-spectral, vorticity form, conservative nonlinear term div(u omega)",
+        "dealiasing": "2/3", "dtype": "float64", "dns_resolution": 48,
+        "stored_filter": "sharp spectral cut-off |m_x|, |m_y| <= 15, then sampling",  # 32 // 2 - 1
+        "substeps": 8, "internal_step": pytest.approx(0.2 / 8, rel=1e-15),
+        "substep_rule": "a frame starting above Courant number 0.4 for the base step takes 2, 4 or up to 8 times "
+                        "the substeps (the fewest that reach it)",
+        "contour_points": 24,
+        "spinup": "shared run of 10 time units from a random field (seed 7)",
+        "branch": "per-seed perturbation of relative rms 0.25, then 1.5 time units discarded",
+    }
+    x, y = generator.coordinates()
+    for axis in (x, y):
+        np.testing.assert_allclose(axis.values, np.arange(32) * 2 * np.pi / 32, rtol=1e-15)
+        assert axis.units == "length units"
+    assert (x.name, x.description) == ("x", "x_i = 2 pi i / N on the 2 pi torus")
+    assert (y.name, y.description) == ("y", "y_j = 2 pi j / N; the forcing is sin(k_f y) e_x")
+
+
 @pytest.fixture(scope="module")
 def tiny_dataset(compose_cfg, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """`kolmogorov-tiny` written by the driver as `pdebench-generate` does, and its composed config."""
@@ -424,6 +452,7 @@ def tiny_dataset(compose_cfg, tmp_path_factory: pytest.TempPathFactory) -> tuple
     return out, cfg
 
 
+@pytest.mark.slow
 def test_tiny_preset_through_the_driver_passes_check_and_opens_in_xarray(tiny_dataset):
     out, cfg = tiny_dataset
     assert cfg["pde"]["benchmark"]["conserved"] == "mean"
@@ -440,6 +469,7 @@ def test_tiny_preset_through_the_driver_passes_check_and_opens_in_xarray(tiny_da
             assert np.isfinite(ds["vx"].values).all()
 
 
+@pytest.mark.slow
 def test_validator_reruns_the_dns_and_measures_the_tail_and_the_stored_frames(tiny_dataset):
     """The validator's re-run reproduces the stored frames bitwise; its tail figure is the spectrum tail of an
     independent re-run; tiny's 48^2 DNS does not resolve Re = 1000 and the note says so; the per-trajectory table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from data_gen.ks import (
     wavenumbers,
 )
 from pdebench.config.checks import SettingError
+from pdebench.errors import InvalidSetting
 
 F64 = torch.float64
 CPU = torch.device("cpu")
@@ -275,17 +277,137 @@ def test_generate_shapes_dtypes_and_ranges():
     assert np.abs(u.mean(axis=(1, 2))).max() < 1e-5  # the sines have zero mean
 
 
+def test_reference_solver_takes_the_one_field_and_answers_in_float64():
+    """The evaluator's solver row advances `[B, 1, N]` states of `u`; another field count or rank is refused by
+    shape, and a float32 state (as stored) is solved in float64, as a float64 state is."""
+    solver = KSGenerator(KSConfig(n_points=32, max_mode=2)).reference_solver()
+    params = {"L": torch.tensor([22.0, 30.0], dtype=F64), "nu": torch.tensor([1.0, 0.8], dtype=F64),
+              "dt": torch.tensor([0.2, 0.25], dtype=F64)}
+    x = torch.arange(32, dtype=F64) / 32
+    u = torch.stack([torch.sin(2 * math.pi * x) + 0.3 * torch.cos(4 * math.pi * x + 0.5),
+                     0.7 * torch.cos(2 * math.pi * x - 0.2)])[:, None]
+    for bad in (u.expand(2, 2, 32), u[:, 0], u[None]):
+        with pytest.raises(ValueError, match=r"must be \[B, 1, N\]"):
+            solver.advance(bad, params, 1)
+    exact = solver.advance(u, params, 2)
+    single = solver.advance(u.to(torch.float32), params, 2)
+    assert exact.shape == (2, 1, 32) and exact.dtype == single.dtype == F64
+    assert not torch.allclose(exact, u, atol=1e-2)  # the state moved
+    torch.testing.assert_close(single, exact, rtol=0, atol=1e-6)
+    # The coefficients are reused only while (L, nu, dt) and the batch stay: other values or another batch size
+    # on the same solver give what a fresh solver gives.
+    for other in ({**params, "L": params["L"].flip(0)}, {**params, "nu": torch.tensor([0.6, 0.8], dtype=F64)},
+                  {**params, "dt": torch.tensor([0.2, 0.3], dtype=F64)}):
+        fresh = KSGenerator(KSConfig(n_points=32, max_mode=2)).reference_solver().advance(u, other, 2)
+        assert not torch.allclose(fresh, exact, atol=1e-3)
+        torch.testing.assert_close(solver.advance(u, other, 2), fresh, rtol=0, atol=1e-12)
+    first = {name: value[:1] for name, value in params.items()}
+    fresh = KSGenerator(KSConfig(n_points=32, max_mode=2)).reference_solver().advance(u[:1], first, 2)
+    torch.testing.assert_close(solver.advance(u[:1], first, 2), fresh, rtol=0, atol=1e-12)
+    torch.testing.assert_close(fresh, exact[:1], rtol=0, atol=1e-12)
+
+
+def test_reference_solver_grid_and_step_settings():
+    """Its resolution is one even number from 8 to the stored N (each rule refused on its own), and its internal
+    step is `dt * n_frames / round(n_frames * substeps / factor)`: factor 1 (the default) keeps the generator's
+    substeps, 4 takes a quarter of them, and one call always makes at least one step."""
+    generator = KSGenerator(KSConfig(n_points=32, max_mode=2, substeps=8))
+    for bad in ((16, 16), (6,), (19,), (34,)):
+        with pytest.raises(InvalidSetting, match=rf"one even number of points from 8 to the stored 32, got "
+                                                 rf"\[{', '.join(map(str, bad))}\]$"):
+            generator.reference_solver(bad)
+    for bad_factor in (0.0, -1.0, math.inf, math.nan):
+        with pytest.raises(InvalidSetting, match=f"time_step_factor must be a finite number > 0, got {bad_factor!r}"):
+            generator.reference_solver(None, bad_factor)
+    assert [generator.reference_solver(r).n_points for r in ((8,), (32,), None)] == [8, 32, 32]  # both ends allowed
+    assert generator.reference_solver().steps_per_call(3) == 24
+    assert generator.reference_solver(None, 4.0).steps_per_call(3) == 6
+    assert generator.reference_solver(None, 100.0).steps_per_call(3) == 1
+
+
+def test_draws_follow_the_seeds_stream_in_the_documented_order_and_fill_their_ranges():
+    """A seed's draws are numpy's `default_rng(seed)` stream taken as L, nu, dt, amplitudes, phases, modes (so a
+    dataset regenerates bit for bit), and over many sines they fill their ranges: amplitudes both signs up to
+    +-amplitude, phases the whole circle, modes every integer from 1 to max_mode."""
+    config = KSConfig(length_range=(30.0, 40.0), nu_range=(0.5, 1.5), dt_range=(0.1, 0.3), n_sines=400,
+                      amplitude=0.7, max_mode=3)
+    draws = sample_trajectory(11, config)
+    rng = np.random.default_rng(11)
+    assert (draws["L"], draws["nu"], draws["dt"]) == (rng.uniform(30.0, 40.0), rng.uniform(0.5, 1.5),
+                                                     rng.uniform(0.1, 0.3))
+    np.testing.assert_array_equal(draws["amplitudes"], rng.uniform(-0.7, 0.7, size=400))
+    np.testing.assert_array_equal(draws["phases"], rng.uniform(0.0, 2.0 * math.pi, size=400))
+    np.testing.assert_array_equal(draws["modes"], rng.integers(1, 4, size=400))
+    assert draws["modes"].dtype == np.int64 and set(draws["modes"].tolist()) == {1, 2, 3}
+    assert -0.7 <= draws["amplitudes"].min() < -0.65 and 0.65 < draws["amplitudes"].max() <= 0.7
+    assert 0.0 <= draws["phases"].min() < 0.1 and 2.0 * math.pi - 0.1 < draws["phases"].max() < 2.0 * math.pi
+
+
+def test_initial_state_is_the_sum_of_the_drawn_sines_by_hand():
+    draws = {"amplitudes": np.array([0.5, -0.25]), "phases": np.array([0.3, 2.0]), "modes": np.array([2, 1])}
+    x = np.arange(16) / 16
+    expected = 0.5 * np.sin(4 * np.pi * x + 0.3) - 0.25 * np.sin(2 * np.pi * x + 2.0)
+    np.testing.assert_allclose(initial_state(draws, 16), expected, rtol=0, atol=1e-15)
+
+
+def test_the_contour_points_setting_reaches_the_solver():
+    """Few contour points give coarser ETDRK4 coefficients: the frames change (slightly), so the generator passes
+    its setting on instead of the solver's default."""
+    config = KSConfig(n_points=32, max_mode=2, burn_in_frames=2, substeps=2)
+    frames = KSGenerator(config).generate([3], 3, CPU).fields["u"]
+    coarse = KSGenerator(replace(config, contour_points=4)).generate([3], 3, CPU).fields["u"]
+    assert not np.array_equal(frames, coarse)
+    np.testing.assert_allclose(coarse, frames, rtol=0, atol=1e-2)
+
+
+def test_solve_ks_refuses_malformed_requests_and_stores_every_step_with_save_every_1():
+    one = torch.ones(1, dtype=F64)
+    u0 = torch.from_numpy(_smooth_state(16, 22.0))[None]
+    cases = [
+        (dict(u0=u0[0]), r"u0 must be \[B, N\] with N even, got shape \(16,\)"),
+        (dict(u0=u0[:, :15]), r"u0 must be \[B, N\] with N even, got shape \(1, 15\)"),
+        (dict(u0=u0[:0]), "^u0 must hold at least one trajectory$"),
+        (dict(n_steps=-1), "need n_steps >= 0 and save_every >= 1, got -1 and 1"),
+        (dict(save_every=0), "need n_steps >= 0 and save_every >= 1, got 2 and 0"),
+        (dict(burn_in_steps=-1), "burn_in_steps must be >= 0, got -1"),
+    ]
+    for change, message in cases:
+        args = {"u0": u0, "length": 22.0 * one, "nu": one, "h": 0.1 * one, "n_steps": 2, "save_every": 1, **change}
+        with pytest.raises(ValueError, match=message):
+            solve_ks(**args)
+    frames = solve_ks(u0, 22.0 * one, one, 0.1 * one, n_steps=2, save_every=1)
+    assert frames.shape == (1, 3, 16) and not torch.equal(frames[0, 1], frames[0, 2])
+    # float32 inputs are solved in float64, as documented
+    single = solve_ks(u0.float(), 22.0 * one.float(), one.float(), 0.1 * one.float(), n_steps=2, save_every=1)
+    assert single.dtype == F64
+    torch.testing.assert_close(single, frames, rtol=0, atol=1e-6)
+
+
 def test_generator_metadata():
     gen = KSGenerator(KSConfig())
     assert gen.pde == "ks" and gen.grid == "periodic"
+    assert KSGenerator().config == KSConfig()  # no config: the defaults
     assert gen.frame_interval == pytest.approx(0.2)
     assert [f.name for f in gen.fields] == ["u"] and gen.fields[0].boundary == "periodic"
     assert [p.name for p in gen.parameters] == ["L", "nu", "dt", "dx"]
     (x,) = gen.coordinates()
     assert x.name == "x" and x.units == "1 (fraction of L)"
+    assert x.description == "grid point i at x = i/N of the domain; multiply by the trajectory's L"
     np.testing.assert_array_equal(x.values, np.arange(256) / 256)
-    settings = gen.solver_settings()
-    assert settings["solver"] == "etdrk4" and settings["dealiasing"] == "2/3" and settings["dtype"] == "float64"
-    assert settings["substeps"] == KSConfig().substeps and settings["contour_points"] == KSConfig().contour_points
+    assert x.values.dtype == np.float64
+    # Every setting is read back: they are written into each file's attributes, where readers find the burn-in.
+    config = KSConfig(substeps=5, contour_points=24, burn_in_frames=7)
+    assert KSGenerator(config).solver_settings() == {
+        "solver": "etdrk4", "spatial": "fourier pseudo-spectral", "substeps": 5, "contour_points": 24,
+        "dealiasing": "2/3", "dtype": "float64", "burn_in_frames": 7,
+        "burn_in": "burn_in_frames frame intervals (x substeps steps, burn_in_frames * dt time units) per "
+                   "trajectory, discarded",
+    }
+    older = KSGenerator(KSConfig(substeps=5, contour_points=24, burn_in_time=40.0)).solver_settings()
+    assert older == {
+        "solver": "etdrk4", "spatial": "fourier pseudo-spectral", "substeps": 5, "contour_points": 24,
+        "dealiasing": "2/3", "dtype": "float64", "burn_in_time": 40.0,
+        "burn_in": "round(burn_in_time / dt) frames (x substeps steps) per trajectory, discarded",
+    }
     with pytest.raises(ValueError, match="n_frames"):
         gen.generate([0], 0, CPU)

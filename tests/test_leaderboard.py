@@ -264,9 +264,11 @@ def _solver(label: str, corr08: float, speed: float, stored: bool, device: str =
 def test_speedup_at_equal_accuracy_and_at_equal_grid():
     """Solver frontier (corr time 10 at 1000 traj-steps/s, 20 at 100): a surrogate at 15 needs the solver at
     exp((ln 1000 + ln 100) / 2) = 316.2 traj-steps/s; at 5000 its speed-up is 15.81 at equal accuracy and
-    5000 / 100 = 50 over the stored-resolution solver."""
+    5000 / 100 = 50 over the stored-resolution solver. Off the midpoint, where weights taken the wrong way round
+    give another answer: a surrogate at 12 (a fifth of the way) needs 10^(0.8 * 3 + 0.2 * 2) = 631.0, not 158.5."""
     results = [_solver("solver-n64", 10.0, 1000.0, stored=False), _solver("solver", 20.0, 100.0, stored=True),
                _result("fno", 0, 15.0, 0.5, throughput_traj_steps_per_s=5000.0),
+               _result("near", 0, 12.0, 0.5, throughput_traj_steps_per_s=5000.0),
                _result("weak", 0, 5.0, 0.9, throughput_traj_steps_per_s=5000.0),
                _result("strong", 0, 40.0, 0.1, throughput_traj_steps_per_s=50.0),
                _result("gpu", 0, 15.0, 0.5, throughput_traj_steps_per_s=5000.0, device="cuda:0")]
@@ -276,6 +278,7 @@ def test_speedup_at_equal_accuracy_and_at_equal_grid():
     assert fno["speedup_equal_accuracy"]["mean"] == pytest.approx(5000.0 / math.sqrt(1000.0 * 100.0))
     assert fno["speedup_equal_accuracy"]["status"] == "interpolated"
     assert fno["speedup_equal_grid"]["mean"] == pytest.approx(50.0)
+    assert rows["near"]["speedup_equal_accuracy"]["mean"] == pytest.approx(5000.0 / 10**2.8, rel=1e-9)
     # below the frontier: even the cheapest setting is more accurate -> an upper bound over that setting
     assert rows["weak"]["speedup_equal_accuracy"]["mean"] == pytest.approx(5.0)
     assert rows["weak"]["speedup_equal_accuracy"]["status"] == "below_frontier"
@@ -533,6 +536,7 @@ def test_sample_plot_shows_the_best_surrogate_before_reference_rows():
     np.testing.assert_array_equal(prediction.collections[0].get_array().reshape(8, 3), truth.T + 2)
 
 
+@pytest.mark.slow
 def test_make_leaderboard_from_a_sweep_folder(results_dir, tmp_path):
     """`pdebench-leaderboard results=<sweep folder>` (a single path) reads it recursively, skips what is broken with
     a warning naming the file, and writes every format and every plot the results allow; a path that does not

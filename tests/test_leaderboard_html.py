@@ -124,6 +124,8 @@ def board(tmp_path_factory: pytest.TempPathFactory):
     return tables, written, out
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_page_shows_every_table_and_plot_in_chromium(chromium, board):
     tables, written, out = board
     page = out / "index.html"
@@ -153,6 +155,8 @@ def test_page_shows_every_table_and_plot_in_chromium(chromium, board):
     assert image[:8] == b"\x89PNG\r\n\x1a\n" and len(image) > 50_000  # a blank page compresses to a few kB
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_headers_sort_the_table_in_the_browser(chromium, board):
     """The inline sorter runs: `#sort=<table>:<column>:<dir>` sorts on load as a header click does."""
     tables, _, out = board
@@ -195,6 +199,8 @@ document.body.dataset.measured = JSON.stringify(out);
 </script></body>"""
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_model_columns_stay_in_view_when_a_wide_table_scrolls_in_chromium(chromium, board):
     """At 1,400 px the ks table is wider than the page: scrolled to its right end, the model and label cells still
     sit at the left edge of the scrolling box, on top (a point inside each hits that cell), while the next identity

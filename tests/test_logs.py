@@ -115,6 +115,8 @@ def training_log(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> s
     return proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_training_log_starts_progress_at_the_first_step_and_adds_lines_by_time(training_log: str) -> None:
     """With no lines by count, the first progress line is step 1's and the next ones come from the time rule."""
     assert "\r" not in training_log
@@ -126,11 +128,15 @@ def test_training_log_starts_progress_at_the_first_step_and_adds_lines_by_time(t
     assert summary < training_log.index(steps[0]) < training_log.index("epoch 1/1 done at step 3/3: val/")
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("what", sorted(NOISE))
 def test_training_log_holds_no_noise(training_log: str, what: str) -> None:
     assert NOISE[what] not in training_log, training_log
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_lightning_lines_that_remain_are_printed_once(training_log: str) -> None:
     assert training_log.count("`Trainer.fit` stopped") == 1, training_log
 

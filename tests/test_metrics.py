@@ -539,6 +539,20 @@ def test_a_target_without_spatial_scale_has_no_ratio_to_measure_by():
     assert step_errors(zero, zero)["nrmse"].item() == 0.0
     # a constant prediction of a varying target: corr exactly 0 (a direct mean of 0.1s leaves rounding to correlate)
     assert step_errors(flat, varied)["corr"].item() == 0.0
+    # a target of spatial std 1e-200, whose variance underflows to 0 while its covariance with the prediction does
+    # not (~1e-200): no scale to measure by, so corr is exactly 0
+    assert step_errors(varied, 1e-200 * varied)["corr"].item() == 0.0
+
+
+def test_eps_scales_every_ratio_where_it_is_large_enough_to_see():
+    """The hand-computed frame of test_step_errors_hand_computed_1d with eps = 0.5, where `1 + eps` and `1 - eps`
+    differ by a factor 3 (at the default 1e-7 they differ by 2e-7): mean(y^2) = 12.5, var(y) = 3.5, var(p) = 1.25,
+    cov = 2, mse = 1."""
+    e = step_errors(_t([[[1.0, 2.0, 3.0, 4.0]]]), _t([[[1.0, 2.0, 3.0, 6.0]]]), eps=0.5)
+    assert e["nrmse"].item() == pytest.approx(math.sqrt(1.0 / (1.5 * 12.5)), rel=1e-12)
+    assert e["vrmse"].item() == pytest.approx(math.sqrt(1.0 / (1.5 * 3.5)), rel=1e-12)
+    assert e["corr"].item() == pytest.approx(2.0 / (1.5 * math.sqrt(1.25 * 3.5)), rel=1e-12)
+    assert e["mse"].item() == e["rmse"].item() == 1.0
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -675,6 +689,45 @@ def test_energy_and_invariants_use_the_grid_weights():
         invariant(x, "energy")
 
 
+def test_the_energy_bound_is_weighted_and_compared_in_double_precision():
+    """Rows of 1 and 3 with weights 1 and 3 (normalised 0.5 and 1.5): weighted energy (0.5 + 1.5 * 9) / 2 = 7, plain
+    (1 + 9) / 2 = 5, so a bound of 6 flags the prediction only where the weights are applied. An energy 1e-10 above
+    0.1 lies above the bound 0.1, though not above 0.1 rounded to float32 (0.1000000015)."""
+    w = torch.tensor([[1.0], [3.0]])
+    x = torch.tensor([[[[1.0], [3.0]]]])  # [B=1, C=1, 2, 1]
+    assert energy(x, w).item() == pytest.approx(7.0) and energy(x).item() == pytest.approx(5.0)
+    assert unstable_energy(x, 6.0, w).tolist() == [True]
+    assert unstable_energy(x, 6.0).tolist() == [False]
+    # per trajectory, summed over channels: trajectory 0 has channel energies 7 and 1, trajectory 1 has 3 and 1; a
+    # per-trajectory bound equal to the energy is not exceeded
+    pair = torch.tensor([[[[1.0], [3.0]], [[1.0], [1.0]]], [[[0.0], [2.0]], [[2.0], [0.0]]]])  # [B=2, C=2, 2, 1]
+    assert energy(pair, w).tolist() == pytest.approx([8.0, 4.0], rel=1e-12)
+    assert unstable_energy(pair, torch.tensor([8.0, 3.5]), w).tolist() == [False, True]
+    assert unstable_energy(pair, torch.tensor([7.5, 4.0]), w).tolist() == [True, False]
+    blown = pair.clone()
+    blown[1, 0, 1, 0] = math.nan  # only trajectory 1 has a non-finite value: only its energy is inf
+    assert energy(blown, w).tolist() == [pytest.approx(8.0, rel=1e-12), math.inf]
+    just_above = torch.full((1, 1, 4), math.sqrt(0.1 + 1e-10), dtype=torch.float64)
+    assert energy(just_above).item() > 0.1
+    assert unstable_energy(just_above, 0.1).tolist() == [True]
+    # per trajectory and channel: a second channel of rows 5 and 1 has the weighted mean (0.5 * 5 + 1.5 * 1) / 2 = 2
+    two = invariant(torch.tensor([[[[1.0], [3.0]], [[5.0], [1.0]]]]), "mean", w)
+    assert two.shape == (1, 2) and two.flatten().tolist() == pytest.approx([2.5, 2.0], rel=1e-12)
+    with pytest.raises(ValueError, match=r"^unknown conserved quantity 'energy'; known: mean, mass$"):
+        invariant(x, "energy")
+    with pytest.raises(ValueError, match=r"^x must have shape \[B, C, \*space\] \(>= 1 space axis\), got \(2, 3\)$"):
+        invariant(torch.zeros(2, 3), "mean")
+    with pytest.raises(ValueError, match=r"^x must have shape \[B, C, \*space\] \(>= 1 space axis\), got \(4,\)$"):
+        energy(torch.zeros(4))
+    with pytest.raises(ValueError, match=r"^weights must have the space shape \(2, 1\), got \(3,\)$"):
+        energy(x, torch.ones(3))
+    # float32 weights are normalised in double precision: 3 / mean(1, 1, 1, 3) = 2 exactly, 1 / 1.5 not in float32
+    row = torch.tensor([[[1.0, 2.0, 3.0, 4.0]]])
+    single, double = torch.tensor([1.0, 1.0, 1.0, 3.0]), torch.tensor([1.0, 1.0, 1.0, 3.0], dtype=torch.float64)
+    assert torch.equal(energy(row, single), energy(row, double))
+    assert torch.equal(invariant(row, "mean", single), invariant(row, "mean", double))
+
+
 def test_crps_and_spread_of_a_hand_made_ensemble():
     """Members 0 and 2 at one point, truth 0: CRPS = mean|x - y| - sum|x_i - x_j| / (2 M^2) = 1 - 4 / 8 = 0.5;
     unbiased variance 2; ensemble mean 1, so ens_mse 1."""
@@ -693,6 +746,42 @@ def test_crps_and_spread_of_a_hand_made_ensemble():
     assert ensemble_scores(bad, torch.zeros(1, 1, 1))["crps"].item() == math.inf
     with pytest.raises(ValueError, match="M >= 2"):
         ensemble_scores(samples[:1], torch.zeros(1, 1, 1))
+
+
+def test_ensemble_scores_of_three_members_at_two_unequally_weighted_points():
+    """M = 3, truth [0, 1], members [0, 1, 5] and [1, 2, 4], weights 1 and 3 (normalised to 0.5 and 1.5).
+    Point 0: CRPS 2 - 20 / 18 = 8/9, unbiased variance 14 / 2 = 7, ensemble mean 2 so squared error 4.
+    Point 1: CRPS 4/3 - 12 / 18 = 2/3, variance (42/9) / 2 = 7/3, ensemble mean 7/3 so squared error 16/9.
+    Weighted means: CRPS 13/18 (unweighted 7/9), spread2 3.5 (unweighted 14/3, divisor M: 7/3), ens_mse 7/3
+    (unweighted 26/9). float32 members are scored in float64."""
+    samples = torch.tensor([[0.0, 1.0], [1.0, 2.0], [5.0, 4.0]], dtype=torch.float32).reshape(3, 1, 1, 2)
+    target = torch.tensor([0.0, 1.0], dtype=torch.float32).reshape(1, 1, 2)
+    out = ensemble_scores(samples, target, weights=torch.tensor([1.0, 3.0]))
+    assert all(value.dtype == torch.float64 and value.shape == (1, 1) for value in out.values())
+    assert out["crps"].item() == pytest.approx(13 / 18, rel=1e-12)
+    assert out["spread2"].item() == pytest.approx(3.5, rel=1e-12)
+    assert out["ens_mse"].item() == pytest.approx(7 / 3, rel=1e-12)
+    plain = ensemble_scores(samples, target)
+    assert [plain[name].item() for name in ("crps", "spread2", "ens_mse")] == pytest.approx([7 / 9, 14 / 3, 26 / 9],
+                                                                                           rel=1e-12)
+    # each trajectory is scored on its own: a second one, a point ensemble at 1.5 against truth [0, 1], has CRPS and
+    # ens_mse (0.5 * 1.5^2 or 1.5 + 1.5 * 0.5^2 or 0.5) / 2 = 0.75 and no spread
+    pair = ensemble_scores(torch.cat([samples, torch.full_like(samples, 1.5)], dim=1), target.expand(2, 1, 2),
+                           weights=torch.tensor([1.0, 3.0]))
+    assert pair["crps"].flatten().tolist() == pytest.approx([13 / 18, 0.75], rel=1e-12)
+    assert pair["spread2"].flatten().tolist() == pytest.approx([3.5, 0.0], rel=1e-12)
+    assert pair["ens_mse"].flatten().tolist() == pytest.approx([7 / 3, 0.75], rel=1e-12)
+    # a member that blew up makes only its own trajectory's scores infinite
+    blown = torch.cat([samples, torch.full_like(samples, 1.5)], dim=1)
+    blown[2, 1, 0, 1] = math.nan
+    broken = ensemble_scores(blown, target.expand(2, 1, 2), weights=torch.tensor([1.0, 3.0]))
+    for name in ("crps", "spread2", "ens_mse"):
+        assert broken[name][0].item() == pair[name][0].item() and broken[name][1].item() == math.inf, name
+    # two members are enough; members that do not match the target's shape are refused, naming both shapes
+    assert ensemble_scores(samples[:2], target)["spread2"].item() == pytest.approx((0.5 + 0.5) / 2, rel=1e-12)
+    with pytest.raises(ValueError, match=r"^samples must be \[M >= 2, \*target.shape\] for target \(1, 1, 2\), "
+                                         r"got \(3, 1, 1, 3\)$"):
+        ensemble_scores(torch.zeros(3, 1, 1, 3), target)
 
 
 def test_summary_reports_bands_drift_and_ensemble_scores():

@@ -170,8 +170,11 @@ REFUSED = {  # (model, spec) -> how its one sentence starts; every other pair bu
        for spec in NOT_HALVABLE_TWICE},
     **{("pderefiner", spec): "the backbone of model pderefiner (settings under model.backbone) refuses the data: "
                              "model unet halves the grid 2 times" for spec in NOT_HALVABLE_TWICE},
+    **{("dyffusion", spec): "the backbone of model dyffusion (settings under model.backbone) refuses the data: "
+                            "model unet halves the grid 2 times" for spec in NOT_HALVABLE_TWICE},
     **{("sfno", spec): f"model sfno does not support grid kind '{EDGE_SPECS[spec].grid.kind}'"
        for spec in EDGE_SPECS if EDGE_SPECS[spec].grid.kind != "sphere"},
+    ("t1", "sphere-6x12"): "model t1 does not support grid kind 'sphere'",
 }
 
 
@@ -331,6 +334,7 @@ def test_every_experiment_preset_composes_and_validates(compose_cfg, name: str) 
         assert cfg["objective"]["name"] == "pderefiner"
 
 
+@pytest.mark.slow
 def test_every_trainable_model_has_a_preset_on_every_dataset_it_serves() -> None:
     """`<dataset>_<model>.yaml` for every dataset of conf/data and every net that serves the dataset's grid kind."""
     from pdebench.cli.models import dataset_info, dataset_names
@@ -357,6 +361,7 @@ def zoo_rows(capsys: pytest.CaptureFixture, argv: list[str]) -> dict[str, list[s
     return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows}
 
 
+@pytest.mark.slow
 def test_pdebench_models_prints_grids_and_reference_parameter_counts(capsys: pytest.CaptureFixture) -> None:
     from pdebench.cli.models import dataset_info, reference_config
 
@@ -372,6 +377,7 @@ def test_pdebench_models_prints_grids_and_reference_parameter_counts(capsys: pyt
     assert rows["fno"][2] == f"{sum(p.numel() for p in net.parameters()) / 1e6:.2f}M"
 
 
+@pytest.mark.slow
 def test_zoo_counts_are_the_reference_configs_built_for_each_dataset(capsys: pytest.CaptureFixture) -> None:
     """The zoo table builds `conf/model/<name>.yaml` for the dataset's fields and conditioning (SineNet on smoke
     conditions on its five scalars, so it is not the unconditioned published setting); the published settings
@@ -409,6 +415,7 @@ def reference_rows(capsys: pytest.CaptureFixture, argv: list[str]) -> list[list[
     return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines[1:]]
 
 
+@pytest.mark.slow
 def test_reference_table_holds_every_published_count(capsys: pytest.CaptureFixture) -> None:
     """Every model's every published setting is a row, and our count there equals the reference code's."""
     rows = reference_rows(capsys, [])

@@ -126,6 +126,115 @@ def test_graph_is_built_once_per_grid_and_cached_per_device() -> None:
     assert torch.equal(batch.batch, torch.arange(3).repeat_interleave(128))
 
 
+def brute_force_flat_edges(grid: Grid, radius: float) -> dict[tuple[int, int], tuple[float, ...]]:
+    """Every (source, target) pair within `radius` spacings, found pair by pair, with its offset pos_i - pos_j in
+    spacings (minimum image on periodic axes)."""
+    index = np.stack([a.ravel() for a in np.meshgrid(*(np.arange(n) for n in grid.shape), indexing="ij")], axis=1)
+    edges = {}
+    for target, pos_i in enumerate(index):
+        offset = (pos_i - index).astype(float)
+        for axis, (n, wraps) in enumerate(zip(grid.shape, grid.periodic, strict=True)):
+            if wraps:
+                offset[:, axis] -= n * np.round(offset[:, axis] / n)
+        for source in np.flatnonzero(np.linalg.norm(offset, axis=1) <= radius + 1e-9):
+            if source != target:
+                edges[int(source), target] = tuple(offset[source])
+    return edges
+
+
+@pytest.mark.parametrize("kind", ["periodic", "box"])
+def test_flat_graph_holds_exactly_the_pairs_within_the_radius_in_spacings_of_each_axis(kind: str) -> None:
+    """A 9 x 14 grid with spacings 0.3 and 0.05 not starting at 0: offsets are in each axis's own spacings (swapping
+    the axes' spacings or shapes would change them), and radius 2.5 keeps 20 neighbours away from walls."""
+    grid = Grid(kind, ("x", "y"), (1.0 + 0.3 * np.arange(9), -2.0 + 0.05 * np.arange(14)))
+    graph = grid_graph(grid, 2.5, 32)
+    found = {(int(s), int(t)): tuple(o) for s, t, o in zip(*graph.edge_index, graph.offset, strict=True)}
+    expected = brute_force_flat_edges(grid, 2.5)
+    assert found.keys() == expected.keys()
+    np.testing.assert_allclose([found[e] for e in expected], list(expected.values()), rtol=0, atol=1e-9)
+    assert graph.num_edges == len(expected)
+    if kind == "periodic":
+        assert (graph.in_degree == 20).all()
+    else:  # the corner node sees the quarter disc only: (0..2, 0..2) within 2.5, itself excluded
+        assert graph.in_degree[0] == 7 and graph.in_degree.max() == 20
+        # a wall-bounded axis shorter than twice the radius: offsets of 2 spacings stay 2, nothing wraps to -1
+        short = grid_graph(Grid.uniform("box", (3,)), 2.5, 32)
+        assert neighbour_offsets(short, 0) == [(-2.0,), (-1.0,)] and neighbour_offsets(short, 2) == [(1.0,), (2.0,)]
+
+
+@pytest.mark.parametrize("radius", [1.0, 1.5])
+def test_sphere_graph_holds_exactly_the_pairs_within_the_radius_with_tangent_offsets(radius: float) -> None:
+    """Every pair within `radius` latitude spacings of great-circle angle and no other (at radius 1 the neighbours
+    north and south lie at exactly the radius, and are kept); each offset is the chord from source to target
+    projected on the target's (north, east) directions, taken here as the derivatives of the position on the unit
+    sphere by latitude and by longitude (over cos(lat)), in latitude spacings."""
+    grid = Grid.uniform("sphere", (8, 12))  # latitude spacing 22.5 degrees, longitude spacing 30 degrees
+    graph = grid_graph(grid, radius, 32)
+    lat, lon = (np.deg2rad(a.ravel()) for a in np.meshgrid(*grid.coordinates, indexing="ij"))
+
+    def xyz(la: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1)
+
+    points = xyz(lat, lon)
+    angle = np.arccos(np.clip(points @ points.T, -1, 1)) / np.deg2rad(22.5)  # [source, target]
+    expected = {(int(s), int(t)) for s, t in zip(*np.nonzero(angle <= radius + 1e-9), strict=True) if s != t}
+    source, target = graph.edge_index
+    assert set(zip(source.tolist(), target.tolist(), strict=True)) == expected
+    h = 1e-6
+    north = (xyz(lat + h, lon) - xyz(lat - h, lon)) / (2 * h)
+    east = (xyz(lat, lon + h) - xyz(lat, lon - h)) / (2 * h * np.cos(lat)[:, None])
+    chord = points[target] - points[source]
+    tangent = np.stack([(chord * north[target]).sum(1), (chord * east[target]).sum(1)], axis=1) / np.deg2rad(22.5)
+    np.testing.assert_allclose(graph.offset, tangent, rtol=0, atol=1e-7)
+
+
+def test_sphere_neighbour_cap_keeps_the_nearest_by_great_circle_angle() -> None:
+    """With at most 5 neighbours of the 2.5-spacing disc, each node keeps its 5 nearest by great-circle angle (not
+    by the projected offset's length, which shrinks across the pole): no dropped neighbour is nearer than a kept
+    one, and ties at the cap are broken by the offset, the same way on a whole latitude ring."""
+    grid = Grid.uniform("sphere", (6, 10))
+    full, capped = grid_graph(grid, 2.5, 64), grid_graph(grid, 2.5, 5)
+    lat, lon = (np.deg2rad(a.ravel()) for a in np.meshgrid(*grid.coordinates, indexing="ij"))
+    points = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
+    angle = np.arccos(np.clip(points @ points.T, -1, 1))
+    assert (capped.in_degree == 5).all() and (full.in_degree > 5).all()
+    kept = set(zip(*capped.edge_index.tolist(), strict=True))
+    for node in range(capped.num_nodes):
+        sources = full.edge_index[0][full.edge_index[1] == node]
+        near = sorted(angle[sources, node])
+        kept_angles = [angle[s, node] for s in sources if (int(s), node) in kept]
+        assert sorted(kept_angles) == pytest.approx(near[:5], abs=1e-12)
+    # where the cap splits neighbours at equal angle, the tie goes the same way around every node of a ring
+    for row in range(6):
+        assert all(neighbour_offsets(capped, row * 10 + k) == neighbour_offsets(capped, row * 10) for k in range(10))
+
+
+def test_a_graph_without_edges_still_batches_every_node() -> None:
+    """Half a spacing on a box grid links no node: the graph still has its 5 nodes, a batch of 3 has 15, each
+    assigned to its own sample, and the net runs on it (a node with no neighbours hears nothing)."""
+    graph = grid_graph(Grid.uniform("box", (5,)), 0.5, 32)
+    assert graph.num_edges == 0 and graph.num_nodes == 5
+    batch = graph.batch(3, torch.device("cpu"), torch.float32)
+    assert batch.num_nodes == 15 and torch.equal(batch.batch, torch.arange(3).repeat_interleave(5))
+    net = tiny_net(NetSpec(("u",), 1, 1, (), Grid.uniform("box", (5,))), radius=0.5)
+    assert torch.isfinite(net(torch.randn(3, 1, 5), torch.zeros(3, 0))).all()
+
+
+def test_batched_graphs_are_cached_per_size_and_the_least_recently_used_is_dropped() -> None:
+    graph = grid_graph.__wrapped__(Grid.uniform("periodic", (7,)), 1.0, 32)  # a fresh graph, uncached
+    cpu = torch.device("cpu")
+    first = {size: graph.batch(size, cpu, torch.float32) for size in (1, 2, 3, 4)}
+    assert graph.batch(1, cpu, torch.float32) is first[1]  # used again: now the most recent
+    graph.batch(5, cpu, torch.float32)  # a fifth size pushes out the least recently used, size 2
+    assert [graph.batch(size, cpu, torch.float32) is first[size] for size in (1, 3, 4)] == [True] * 3
+    assert graph.batch(2, cpu, torch.float32) is not first[2]
+    assert graph.batch(3, cpu, torch.float64).offset.dtype == torch.float64
+    batch = first[3]
+    assert batch.num_graphs == 3 and batch.num_nodes == 21
+    # graph b's edges are graph 0's shifted by b * 7 nodes
+    torch.testing.assert_close(batch.edge_index[:, 2 * graph.num_edges:], torch.as_tensor(graph.edge_index) + 14)
+
+
 # --- the net ------------------------------------------------------------------------------------------------------
 SPECS = {
     "1d": NetSpec(("u",), 2, 3, ("L", "nu", "dt"), Grid.uniform("periodic", (32,))),
@@ -218,6 +327,57 @@ def test_residual_output_adds_increments_to_the_last_frame_of_each_field() -> No
                                .expand(2, 4, 16))
 
 
+def test_node_position_is_each_coordinate_scaled_to_the_unit_interval_between_values_and_conditioning() -> None:
+    """On a 5 x 3 grid whose axes start away from 0 and span different lengths (x: 2.0..3.2, y: -1..5), the encoder
+    reads [history frames, x scaled to [0, 1], y scaled to [0, 1], conditioning] per node, nodes in C order."""
+    grid = Grid("box", ("x", "y"), (2.0 + 0.3 * np.arange(5), -1.0 + 3.0 * np.arange(3)))
+    spec = NetSpec(("u",), 2, 1, ("a",), grid)
+    net = tiny_net(spec, node_position=True)
+    seen = []
+    net.encoder[0].register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    x, cond = torch.randn(2, 2, 5, 3), torch.tensor([[0.7], [-1.3]])
+    net(x, cond)
+    xs, ys = np.meshgrid(np.arange(5) / 4, np.arange(3) / 2, indexing="ij")
+    position = torch.as_tensor(np.stack([xs.ravel(), ys.ravel()], axis=1), dtype=torch.float32)
+    expected = torch.cat([x.flatten(2).transpose(1, 2).reshape(30, 2), position.repeat(2, 1),
+                          cond.repeat_interleave(15, dim=0)], dim=1)
+    torch.testing.assert_close(seen[0], expected)
+
+
+def test_residual_output_adds_k_times_the_decoded_value_to_the_last_frame() -> None:
+    """Output frame k (1-based) of the bundle is u_last + k * d_k: with the decoder's last layer emitting 0.5 for
+    field u and 1.5 for field v at every frame (its weights zeroed, one bias per field), history 3 and bundle 2, the
+    frames are u2 + 0.5, u2 + 1.0, v2 + 1.5, v2 + 3.0."""
+    spec = NetSpec(("u", "v"), 3, 2, (), Grid.uniform("periodic", (16,)))
+    net = tiny_net(spec)
+    with torch.no_grad():
+        net.decoder.net[-1].weight.zero_()
+        net.decoder.net[-1].bias.copy_(torch.tensor([0.5, 1.5]))
+    x = torch.randn(2, 6, 16)
+    out = net(x, torch.zeros(2, 0))
+    shift = torch.tensor([0.5, 1.0, 1.5, 3.0]).view(1, 4, 1)
+    torch.testing.assert_close(out, x[:, [2, 2, 5, 5]] + shift)
+
+
+def test_the_smallest_settings_build_a_working_net() -> None:
+    """Every whole-number setting's least valid value is 1, and the first decoder kernel may span the whole latent
+    vector; a bundle that leaves the second decoder convolution a kernel of exactly 1 is served."""
+    spec = NetSpec(("u",), 1, 1, (), Grid.uniform("periodic", (8,)))
+    smallest = {"hidden_channels": 1, "n_layers": 1, "max_neighbours": 1, "decoder_channels": 1,
+                "decoder_kernel": 1, "decoder_stride": 1}
+    net = tiny_net(spec, **smallest)
+    assert net(torch.randn(1, 1, 8), torch.zeros(1, 0)).shape == (1, 1, 8)
+    assert (net.graph.in_degree == 1).all()
+    whole = tiny_net(spec, decoder_kernel=TINY.hidden_channels, decoder_stride=1)
+    assert whole.decoder.net[-1].kernel_size == (1,)
+    # hidden 16, kernel 4, stride 2: (16 - 4) // 2 + 1 = 7 positions, so a bundle of 7 leaves a kernel of 1
+    bundle_seven = tiny_net(NetSpec(("u",), 1, 7, (), spec.grid))
+    assert bundle_seven.decoder.net[-1].kernel_size == (1,)
+    assert bundle_seven(torch.randn(1, 1, 8), torch.zeros(1, 0)).shape == (1, 7, 8)
+    with pytest.raises(InvalidSetting, match=r"cannot emit bundle=8 frames: its first decoder convolution leaves 7 "):
+        tiny_net(NetSpec(("u",), 1, 8, (), spec.grid))
+
+
 def test_overfits_one_tiny_batch() -> None:
     spec = NetSpec(("u",), 1, 2, ("a",), Grid.uniform("periodic", (32,)))
     net = tiny_net(spec)
@@ -256,6 +416,19 @@ def test_published_sizes_equal_the_reference_code_at_e3_and_e1() -> None:
     assert set(sizes) == {"MP-PDE E3", "MP-PDE E1"}
     e3, e1 = sizes["MP-PDE E3"], sizes["MP-PDE E1"]
     assert (e3.published, e1.published) == (639_737, 634_745)
+    # the paper's data: one field u on 100 points of [0, 16), x/L among the inputs, time first among the variables
+    assert e3.spec.grid == e1.spec.grid and (e3.spec.grid.kind, e3.spec.grid.axis_names) == ("periodic", ("x",))
+    np.testing.assert_allclose(e3.spec.grid.coordinates[0], np.arange(100) * 0.16, rtol=0, atol=1e-12)
+    assert e3.spec == NetSpec(("u",), 25, 25, ("t", "alpha", "beta", "gamma"), e3.spec.grid)
+    assert e1.spec == NetSpec(("u",), 25, 25, ("t",), e3.spec.grid)
+    assert e3.config == e1.config == MPNNConfig(node_position=True)
+    assert e3.setting == ("MP-PDE E3: 1-D, 100 points, 1 field x 25 frames in, 25 out (time window 25), width 128, "
+                          "6 layers, node input x/L, equation variables t/t_max, alpha, beta, gamma")
+    assert e1.setting.endswith("node input x/L, equation variables t/t_max")
+    reference = ("brandstetter-johannes/MP-Neural-PDE-Solvers: experiments/models_gnn.py MP_PDE_Solver as "
+                 "experiments/train.py builds it")
+    assert e3.source == f"{reference} for --experiment E3 (eq_variables alpha, beta, gamma)"
+    assert e1.source == f"{reference} for --experiment E1 (no eq_variables)"
     assert e3.count() == e3.published and e1.count() == e1.published
     net = build_model(e3.config, e3.spec)
     modules = {name: sum(p.numel() for p in module.parameters()) for name, module in net.named_children()}

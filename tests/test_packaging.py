@@ -65,6 +65,8 @@ def _env_with(pythonpath: Path) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_install_holds_every_config_and_every_module(installed: Path) -> None:
     """Each YAML of conf/ (any depth, new groups too) is under pdebench/conf; each package's modules are installed."""
     configs = sorted(p.relative_to(REPO / "conf") for p in (REPO / "conf").rglob("*.yaml"))
@@ -86,6 +88,8 @@ def test_install_holds_every_config_and_every_module(installed: Path) -> None:
     assert (installed / "bin" / "pdebench-generate").is_file(), "console scripts were not installed"
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_installed_generate_runs_from_another_directory(installed: Path, tmp_path: Path) -> None:
     """`python -m pdebench.cli.generate` finds its configs in the install and writes a dataset."""
     workdir = tmp_path / "elsewhere"

@@ -145,6 +145,78 @@ def test_inference_makes_exactly_k_plus_one_backbone_calls() -> None:
         assert torch.equal(calls.inputs[0][:, 1], torch.zeros(3, 32))  # the first call sees an empty estimate
 
 
+class LinearDenoiser(nn.Module):
+    """A stand-in backbone with a known answer: per field and frame, `0.5 * estimate + 0.25 * last input frame +
+    refinement_step + 0.1 * first conditioning value`, for 2 fields, history 2 and bundle 2 (inputs field-major:
+    u_x0, u_x1, u_e0, u_e1, v_x0, ...)."""
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        frames = x.view(x.shape[0], 2, 4, *x.shape[2:])
+        shift = (cond[:, -1] + 0.1 * cond[:, 0]).view(-1, 1, 1, *([1] * (x.dim() - 2)))
+        return (0.5 * frames[:, :, 2:] + 0.25 * frames[:, :, 1:2] + shift).flatten(1, 2)
+
+
+SPEC_2F = NetSpec(("u", "v"), 2, 2, ("nu",), Grid.uniform("periodic", (6,)))
+
+
+def test_the_backbone_sees_history_and_estimate_frames_per_field_and_the_step_last() -> None:
+    """Two fields, history 2, bundle 2, four distinct frames each: the backbone's input is, field by field, the two
+    input frames then the two estimate frames; its conditioning is the data's, then k / K."""
+    net = refiner(SPEC_2F, steps=4)
+    calls = BackboneCalls(net)
+    seen_cond = []
+    net.backbone.register_forward_hook(lambda module, args, output: seen_cond.append(args[1]))
+    x, estimate = torch.randn(3, 4, 6), torch.randn(3, 4, 6)
+    cond = torch.tensor([[0.3], [-0.7], [1.1]])
+    net.denoiser(x, estimate, torch.tensor([0, 1, 3]), cond)
+    expected = torch.cat([x[:, 0:2], estimate[:, 0:2], x[:, 2:4], estimate[:, 2:4]], dim=1)
+    torch.testing.assert_close(calls.inputs[0], expected, rtol=0, atol=0)
+    torch.testing.assert_close(seen_cond[0], torch.tensor([[0.3, 0.0], [-0.7, 0.25], [1.1, 0.75]]))
+
+
+def test_inference_noises_and_denoises_the_estimate_k_times_as_the_paper_writes() -> None:
+    """With a backbone whose answer is known, one forecast equals the chain written out: e = D(x, 0, 0), then for
+    k = 1..K: noisy = e + sigma_k n_k, e = noisy - sigma_k D(x, noisy, k), with the noise n_k drawn in that order
+    from the same generator in the inputs' precision (float64 here); sigma_k = sigma_min ** (k / K), here
+    0.2 ** (k / 3)."""
+    net = refiner(SPEC_2F, steps=3, sigma_min=0.2)
+    net.backbone = LinearDenoiser()
+    x, cond = torch.randn(2, 4, 6, dtype=torch.float64), torch.tensor([[0.4], [-1.0]], dtype=torch.float64)
+    last = torch.stack([x[:, 1], x[:, 1], x[:, 3], x[:, 3]], dim=1)  # the last input frame of each field
+
+    def denoise(estimate: Tensor, k: int) -> Tensor:
+        return 0.5 * estimate + 0.25 * last + (k / 3 + 0.1 * cond[:, :1]).view(2, 1, 1)
+
+    draws = torch.Generator().manual_seed(5)
+    estimate = denoise(torch.zeros(2, 4, 6, dtype=torch.float64), 0)
+    for k in (1, 2, 3):
+        sigma = 0.2 ** (k / 3)
+        noisy = estimate + sigma * torch.randn(2, 4, 6, generator=draws, dtype=torch.float64)
+        estimate = noisy - sigma * denoise(noisy, k)
+    out = net(x, cond, torch.Generator().manual_seed(5))
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, estimate, rtol=1e-6, atol=1e-6)  # the schedule is stored in float32
+    assert (out - denoise(torch.zeros(2, 4, 6, dtype=torch.float64), 0)).abs().max() > 0.05  # refined the guess
+
+
+def test_samples_refine_each_input_and_one_sample_is_the_forecast() -> None:
+    """`sample(x, cond, n)[i, b]` is a forecast of input b; with one sample it is `forward` with the same noise."""
+    net = refiner(SPEC_2F, steps=1, sigma_min=1e-3)
+    net.backbone = LinearDenoiser()
+    x, cond = torch.randn(3, 4, 6), torch.tensor([[0.4], [-1.0], [2.0]])
+    one = net.sample(x, cond, 1, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(one[0], net(x, cond, torch.Generator().manual_seed(2)))
+    many = net.sample(x, cond, 4, torch.Generator().manual_seed(3))
+    assert many.shape == (4, 3, 4, 6)
+    # one refinement step of std 1e-3: members differ from a forecast of their own input by a few 1e-3, while the
+    # forecasts of different inputs differ by more than 0.1 (their conditioning alone shifts them by 0.14 or more)
+    single = net(x, cond, torch.Generator().manual_seed(3))
+    for i in range(4):
+        torch.testing.assert_close(many[i], single, rtol=0, atol=0.01)
+    assert (single[1:] - single[:-1]).abs().amax(dim=(1, 2)).min() > 0.1
+    assert 1e-5 < (many[0] - many[1]).abs().max() < 0.01
+
+
 @pytest.fixture(scope="module")
 def ensemble() -> EnsembleForecaster:
     torch.manual_seed(0)
@@ -233,6 +305,8 @@ def test_objective_and_model_must_fit_each_other() -> None:
         ({"refinement_steps": 0}, "model.refinement_steps=0 for model pderefiner is not valid"),
         ({"sigma_min": 0.0}, "model.sigma_min=0.0 for model pderefiner is not valid"),
         ({"sigma_min": 1.5}, "model.sigma_min=1.5 for model pderefiner is not valid"),
+        ({"sigma_min": 1.0}, "model.sigma_min=1.0 for model pderefiner is not valid: expected the last refinement "
+                             "step's noise std, a number strictly between 0 and 1"),
     ],
 )
 def test_bad_settings_are_refused_by_name(settings: dict, message: str) -> None:
@@ -251,6 +325,7 @@ def test_sample_count_must_be_positive() -> None:
         refiner(SPEC_1D).sample(torch.randn(1, 1, 32), torch.randn(1, 1), 0)
 
 
+@pytest.mark.slow
 def test_trains_on_ks_and_evaluates_from_its_checkpoint(compose_cfg, data_root: Path, tmp_path: Path) -> None:
     from pdebench.rollout.evaluation import evaluate
     from pdebench.training.run import train
@@ -351,5 +426,14 @@ def test_the_refinement_objective_trains_on_the_raw_difference() -> None:
 @pytest.mark.parametrize("size", PDERefinerConfig.published_sizes(), ids=lambda size: size.setting.split(":")[0])
 def test_pderefiner_has_the_published_ks_parameter_count(size) -> None:
     """The whole PDE-Refiner at its defaults on the KS setting: the backbone's parameters, the public code's count."""
+    assert PDERefinerConfig.published_sizes() == (size,)  # read again when the test runs, not only at collection
     assert size.config == PDERefinerConfig()
+    assert size.spec == NetSpec(("u",), 1, 1, ("dt", "dx"), Grid.uniform("periodic", (256,)))
+    # the row `pdebench-models --reference` prints, and where its count comes from
+    assert size.setting == ("PDE-Refiner on KS: 1-D, 256 points, 1 field, 1 history frame in, 1 frame out, "
+                            "conditioned on dt and dx (the backbone also on the refinement step), K = 3, backbone "
+                            "Unetmod-1d-64")
+    assert size.source == ("github.com/pdearena/pdearena: pdearena/models/pderefiner.py PDERefiner with "
+                           "configs/kuramotosivashinsky1d.yaml (Unetmod-1d-64, param_conditioning=scalar_2, "
+                           "time_history=1, time_future=1, num_refinement_steps=3)")
     assert size.count() == size.published == 53_924_225

@@ -74,6 +74,7 @@ def narrow(model: dict[str, Any]) -> list[str]:
     return [f"++model.{width_key(model)}={40 if model['name'] == 'mpnn' else 8}"]
 
 
+@pytest.mark.slow
 def test_every_dataset_and_every_net_of_the_zoo_has_experiments() -> None:
     """So that the tests below reach every net's grid check on every dataset."""
     composed = [experiment_config(e) for e in EXPERIMENTS]
@@ -109,6 +110,7 @@ def test_the_tiny_preset_holds_every_window_and_batch_of_its_experiments(compose
 # --- every experiment on the small and paper grids (no data) -----------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["small", "paper"])
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_is_served_on_the_small_and_paper_grids(experiment: str, preset: str) -> None:
@@ -135,6 +137,7 @@ def tiny_root(compose_cfg, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_trains_one_step_on_tiny(compose_cfg, tiny_root: Path, tmp_path: Path,
                                                    experiment: str) -> None:
@@ -196,6 +199,7 @@ REFUSALS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("dataset", "overrides", "sentence"), REFUSALS, ids=[r[1][0] for r in REFUSALS])
 def test_a_grid_the_model_cannot_serve_is_refused_before_the_splits_load(
         compose_cfg, tiny_root: Path, tmp_path: Path, no_split_loads: None, dataset: str, overrides: list[str],

@@ -87,6 +87,7 @@ def test_a_row_departs_from_its_recipe_only_where_its_experiment_says_why(compos
     assert cfg["label"] == typed.model.name  # a row at its model's reference width is named after the model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", RECIPES)
 def test_the_rows_of_a_dataset_share_every_undeclared_setting(compose_cfg, dataset: str) -> None:
     rows = [row for row in ROWS if row.startswith(f"{dataset}_") and row[len(dataset) + 1:] in MODELS]
@@ -160,6 +161,9 @@ def test_a_reason_for_no_recipe_setting_is_refused(compose_cfg) -> None:
         (["experiment=ks_pderefiner", "++model.backbone.hidden_channels=16"], "pderefiner-w16"),
         (["experiment=ks_pderefiner", "++model.backbone={name:fno,hidden_channels:32}"], "pderefiner-w32"),
         (["experiment=swe_sfno", "model.hidden_channels=8"], "sfno-w8"),
+        # DYffusion's reference width is its default backbone's (16, nearest the paper's count), not the U-Net's 64
+        (["experiment=ks_dyffusion"], "dyffusion"),
+        (["experiment=ks_dyffusion", "model.backbone.hidden_channels=64"], "dyffusion-w64"),
         (["data=ks", "model=fno", "model.hidden_channels=16", "objective.target=difference"], "fno-w16-difference"),
         (["data=ks", "model=fno", "objective=derivative"], "fno-derivative"),
     ],
@@ -187,6 +191,7 @@ def test_every_net_has_a_width_and_its_reference_is_its_config_default() -> None
 # --- the budget in optimiser steps ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_step_budget_bounds_training_validates_its_last_step_and_resumes_to_a_larger_one(
         compose_cfg, data_root: Path, tmp_path: Path) -> None:
     """ks-tiny has 28 batches of 8 an epoch: a budget of 5 steps stops inside the first epoch, validated and
@@ -203,6 +208,7 @@ def test_the_step_budget_bounds_training_validates_its_last_step_and_resumes_to_
     assert [int(r[1]) for r in rows] == [4, 8]  # a validation at steps 5 and 9 (Lightning counts from 0), none else
 
 
+@pytest.mark.slow
 def test_the_schedule_spans_the_step_budget(compose_cfg, data_root: Path, tmp_path: Path) -> None:
     """Warmup then cosine over the 6 steps of the budget (not over epochs, of which there is none to count): the
     learning rate each step trained with, as logged."""
@@ -284,6 +290,7 @@ def in_process(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str]], int]:
     return run
 
 
+@pytest.mark.slow
 def test_the_tuning_command_tunes_each_row_alike_and_the_rows_later_runs_read_the_winners(
         compose_cfg, monkeypatch: pytest.MonkeyPatch, data_root: Path, tmp_path: Path) -> None:
     """Two KS rows at an eighth of their width (their own labels), 2 trials of 3 steps each on ks-tiny: each row's

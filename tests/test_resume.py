@@ -64,6 +64,8 @@ def uninterrupted(compose_cfg, data_root: Path, tmp_path_factory: pytest.TempPat
     return run_dir
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_a_killed_run_resumes_to_the_uninterrupted_result(compose_cfg, data_root: Path, tmp_path: Path,
                                                           uninterrupted: Path, signum: int) -> None:
@@ -132,6 +134,7 @@ def test_resume_allows_only_settings_that_may_change() -> None:
     assert added == "optim.momentum=null but this run asks for optim.momentum=0.9"
 
 
+@pytest.mark.slow
 def test_rerun_with_a_new_learning_rate_is_refused_naming_the_key(compose_cfg, uninterrupted: Path) -> None:
     """Before, `optim.lr=0.1` resumed silently with the old learning rate; now it stops before any data is read."""
     cfg = compose_cfg("train", [*RUN, "data.root=nowhere", f"run_dir={uninterrupted}", "optim.lr=0.1",

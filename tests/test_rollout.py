@@ -139,12 +139,14 @@ class ModeRecorder(nn.Module):
         return frames[:, :, -1:]
 
 
+@pytest.mark.slow
 def test_the_stepper_runs_in_eval_mode_and_gets_its_mode_back(test_set: TrajectoryDataset) -> None:
     stepper = ModeRecorder().train()
     scored(stepper, test_set, max_steps=2, progress=False)
     assert stepper.modes and not any(stepper.modes) and stepper.training
 
 
+@pytest.mark.slow
 def test_batch_size_does_not_change_a_trained_nets_scores(test_set: TrajectoryDataset,
                                                           trained_checkpoint: Path) -> None:
     """Persistence cannot see batch effects; a trained FNO can (batched kernels round differently, and a single row

@@ -65,6 +65,31 @@ def test_the_unconditioned_published_setting_is_sinenet8_on_smoke() -> None:
     assert size.config == SineNetConfig() and size.config.waves == 8 and size.config.multiplier == 1.425
 
 
+def test_published_rows_name_their_setting_data_and_source() -> None:
+    """The rows `pdebench-models --reference` prints: SineNet-8 on the 128 x 128 smoke box, unconditioned with 4
+    history frames, then conditioned on dt and buoyancy with the added and the FiLM (adagn) embedding."""
+    unconditioned, add, adagn = SineNetConfig.published_sizes()
+    assert unconditioned.spec == SMOKE
+    conditioned = NetSpec(SMOKE_FIELDS, 1, 1, ("dt", "buoyancy"), SMOKE_GRID)
+    assert add.spec == adagn.spec == conditioned
+    assert (add.config, adagn.config) == (SineNetConfig(), SineNetConfig(scale_shift=True))
+    assert unconditioned.setting == (
+        "SineNet-8 on PDEArena's NavierStokes2D (INS): 3 fields (smoke, vx, vy) x 4 history frames in, 1 frame out, "
+        "no conditioning, width 64, multiplier 1.425, 128 x 128 box")
+    assert unconditioned.source == (
+        "github.com/divelab/AIRS: OpenPDE/SineNet/pdearena/pdearena/modules/sinenet_dual.py sinenet (MODEL_REGISTRY "
+        "entry sinenet8-dual of pdearena/models/registry.py, which notes 35490219 next to it; time_history=4, "
+        "configs/navierstokes2d.yaml)")
+    for size, variant in ((add, "add"), (adagn, "adagn")):
+        assert size.setting == (
+            f"SineNet-8 ({variant}) on PDEArena's Cond-NavierStokes2D: 3 fields x 1 frame in, 1 frame out, conditioned "
+            "on the time step and the buoyancy, 128 x 128 box")
+        assert size.source == (
+            "github.com/divelab/AIRS: OpenPDE/SineNet/pdearena/pdearena/modules/conditioned/sinenet_cond.py sinenet "
+            f"(COND_MODEL_REGISTRY entry sinenet8-{variant} of pdearena/models/registry.py, param_conditioning=scalar, "
+            "time_history=1)")
+
+
 @pytest.mark.parametrize("waves", sorted(REFERENCE_COUNTS))
 def test_other_numbers_of_waves_count_what_the_reference_code_counts(waves: int) -> None:
     assert parameter_count(SineNetConfig(waves=waves), SMOKE) == REFERENCE_COUNTS[waves]

@@ -262,6 +262,10 @@ def test_bilinear_sampling_reproduces_linear_fields_to_1e_12():
     rng = np.random.default_rng(3)
     px, py = (torch.from_numpy(rng.uniform(0.5, n - 0.5, size=(1, 40))) for n in (10, 8))
     np.testing.assert_allclose(ops.sample(field, "c", px, py).numpy(), (2 * px - 3 * py + 1).numpy(), atol=1e-12)
+    # Bilinear interpolation is exact for the cross term i j too, which a rule mixing the two axes' weights is not.
+    bilinear = torch.from_numpy(2.0 * i - 3.0 * j + 0.5 * i * j + 1.0)[None]
+    expected = (2 * px - 3 * py + 0.5 * px * py + 1).numpy()
+    np.testing.assert_allclose(ops.sample(bilinear, "c", px, py).numpy(), expected, atol=1e-12)
 
 
 def _cellular_flow_advection_error(n: int, backtrace: str, courant: float = 2.0, t_end: float = 1.0) -> float:
@@ -523,16 +527,31 @@ def test_defaults_are_pdearenas_step_and_each_setting_changes_the_data():
 def test_generator_metadata():
     gen = SmokeGenerator(SmokeConfig(**TINY))
     assert gen.pde == "smoke" and gen.grid == "box" and gen.frame_interval == 1.5
+    assert SmokeGenerator().config == SmokeConfig()  # no config: the defaults
     assert [f.name for f in gen.fields] == list(FIELDS)
     x, y = gen.coordinates()
     np.testing.assert_array_equal(x.values, (np.arange(24) + 0.5) * 0.5)
     np.testing.assert_array_equal(y.values, (np.arange(20) + 0.5) * 0.5)
-    settings = gen.solver_settings()
-    assert settings["step"] == 1.5 and settings["dtype"] == "float64" and "DCT" in settings["pressure"]
-    assert "euler" in settings["advection"] and "ZERO" in settings["walls"]
-    assert settings["viscosity"] == "explicit Euler, 1 step(s) per solver step"
-    other = SmokeGenerator(SmokeConfig(**TINY, walls="free_slip", viscosity="exact")).solver_settings()
-    assert "free slip" in other["walls"] and "exact" in other["viscosity"]
+    assert (x.name, x.units, x.description) == ("x", "length units", "cell centre x, walls at 0 and Lx")
+    assert (y.name, y.units, y.description) == ("y", "length units", "cell centre y (up), walls at 0 and Ly")
+    # Every setting is read back (each file records them), on settings where each entry has its own value.
+    settings = SmokeGenerator(SmokeConfig(**{**TINY, "substeps": 2, "nu": 0.5, "warmup_frames": 2})).solver_settings()
+    assert settings == {
+        "solver": "semi-lagrangian advection + exact projection (MAC grid)",
+        "advection": "semi-lagrangian, bilinear, euler backtrace",
+        "viscosity": "explicit Euler, 6 step(s) per solver step",  # explicit_viscous_steps(0.5, 0.75, (0.5, 0.5))
+        "pressure": "exact Neumann Poisson solve by 2-D DCT-II",
+        "walls": "no penetration; velocity zero one cell beyond its outermost samples (PhiFlow extrapolation.ZERO); "
+                 "no smoke flux",
+        "step": 0.75, "substeps": 2, "warmup_frames": 2, "solver_grid": [24, 20], "stored_grid": [24, 20],
+        "dtype": "float64",
+    }
+    other = SmokeGenerator(SmokeConfig(**TINY, walls="free_slip", viscosity="exact", backtrace="midpoint",
+                                       stored_resolution=(12, 10))).solver_settings()
+    assert other == {**settings, "advection": "semi-lagrangian, bilinear, midpoint backtrace",
+                     "viscosity": "exact exp(h nu lap) in the DST/DCT eigenbasis",
+                     "walls": "no penetration, free slip, no smoke flux", "step": 1.5, "substeps": 1,
+                     "warmup_frames": 1, "stored_grid": [12, 10, "cell means of solver cells"]}
     with pytest.raises(ValueError, match="n_frames"):
         gen.generate([0], 0, CPU)
     with pytest.raises(ValueError, match="seeds"):
@@ -686,9 +705,8 @@ def test_pair_correlations_mass_drift_and_layers_on_crafted_fields():
     a = np.random.default_rng(7).standard_normal((4, 5))
     r = pair_correlations(np.stack([a, 2 * a + 1, -a]))
     np.testing.assert_allclose(r, [1.0, -1.0, -1.0], atol=1e-12)  # pairs (0, 1), (0, 2), (1, 2)
-    smoke = np.ones((3, 2, 2))
-    smoke[1] *= 1.1
-    smoke[2] *= 0.85
+    pattern = np.random.default_rng(8).uniform(0.2, 1.8, (2, 3))  # frames with structure, on a non-square grid
+    smoke = (pattern / pattern.mean())[None] * np.array([1.0, 1.1, 0.85])[:, None, None]
     np.testing.assert_allclose(mass_drift(smoke, 1.0), [0.0, 0.1, -0.15], atol=1e-12)
     np.testing.assert_allclose(mass_drift(smoke, 2.0), [-0.5, -0.45, -0.575], atol=1e-12)
     y_only = np.broadcast_to(np.arange(6.0)[None, None, :] ** 2, (2, 4, 6))  # layers: a function of height

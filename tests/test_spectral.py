@@ -111,6 +111,17 @@ def test_dealias_mask_values_1d_and_2d():
     assert mask.tolist() == [[a and b for b in keep_y] for a in keep_x]
 
 
+def test_dealias_mask_cuts_each_axis_at_its_own_length():
+    """A 10 x 7 grid keeps |m_x| <= 3 and |m_y| <= 2: swapping the axes' cutoffs, or taking one cutoff for both
+    (that of either axis), changes the mask, which a square grid cannot show."""
+    mask = dealias_mask((10, 7))  # first axis in FFT order 0..4, -5..-1; second axis 0..3 (rfft)
+    keep_x = [True, True, True, True, False, False, False, True, True, True]
+    keep_y = [True, True, True, False]
+    assert mask.shape == (10, 4)
+    assert mask.tolist() == [[a and b for b in keep_y] for a in keep_x]
+    assert int(mask.sum()) == 7 * 3  # 7 kept x modes (0, +-1, +-2, +-3) times 3 kept y modes (0, 1, 2)
+
+
 def test_dealiased_product_has_no_aliasing_in_2d():
     """The masked product of two masked fields on the N grid equals the exact product's kept modes."""
     shape, fine = (12, 12), (36, 36)

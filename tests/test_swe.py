@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -265,6 +266,48 @@ def test_nonzonal_share_and_kinetic_energy_of_known_flows() -> None:
     solid = 20.0 * np.cos(lat)[:, None].repeat(24, axis=1)
     ke = kinetic_energy(np.full_like(solid, 900.0), solid, 0 * solid, weights, 1000.0)
     assert float(ke) == pytest.approx(2 * np.pi * 1000.0**2 * 900.0 * 400.0 / 2 * 4 / 3, rel=1e-12)
+
+
+def test_energy_share_and_kinetic_energy_weigh_each_latitude_row_by_its_area() -> None:
+    """Flows that differ from row to row, asymmetric about the equator: depth, zonal wind and waves all vary with
+    latitude, so a row weighted wrongly, a component left out or the depth not multiplied in changes the result.
+    Per row the longitude means are closed forms (mean cos^2 = mean sin^2 = 1/2)."""
+    lat, weights = gaussian_latitudes(12)
+    lon = np.arange(24) * (2 * np.pi / 24)
+    s, c = np.sin(lat)[:, None], np.cos(lat)[:, None]
+    zonal, wave_u, wave_v = 7.0 + 5.0 * s, 3.0 * c, 2.0 * s**2
+    u = zonal + wave_u * np.cos(2 * lon)
+    v = wave_v * np.sin(5 * lon)
+    eddy_rows = ((wave_u**2 + wave_v**2) / 2)[:, 0]
+    total_rows = (zonal**2)[:, 0] + eddy_rows
+    share = float(nonzonal_energy_share(u, v, weights))
+    assert share == pytest.approx((weights * eddy_rows).sum() / (weights * total_rows).sum(), rel=1e-12)
+    assert abs(share - eddy_rows.sum() / total_rows.sum()) > 1e-3  # the weights matter here
+    depth = 900.0 + 100.0 * s
+    ke = float(kinetic_energy(np.broadcast_to(depth, u.shape), u, v, weights, 1000.0))
+    density_rows = (0.5 * depth[:, 0] * total_rows)
+    assert ke == pytest.approx(2 * np.pi * 1000.0**2 * (weights * density_rows).sum(), rel=1e-12)
+    without_v = float(kinetic_energy(np.broadcast_to(depth, u.shape), u, 0 * v, weights, 1000.0))
+    assert ke - without_v == pytest.approx(2 * np.pi * 1000.0**2 * (weights * 0.5 * depth[:, 0] * (wave_v**2)[:, 0]
+                                                                     / 2).sum(), rel=1e-10)
+
+
+def test_solver_settings_record_every_setting() -> None:
+    """Each file records these: every entry read back, on a grid where the longitudes set the truncation
+    (T = min(31 // 3, 27 // 3) = 9) and with hyperdiffusion on (2 h x 31 / 9 = 6.889 h at T) and off."""
+    config = SWEConfig(n_lat=16, n_lon=28, time_step=600.0, spin_up_hours=12.0, hyperdiffusion_hours=2.0,
+                       hyperdiffusion_order=4, chunk=2)
+    settings = SWEGenerator(config).solver_settings()
+    assert SWEGenerator().config == SWEConfig()  # no config: the defaults
+    assert settings == {
+        "solver": "spherical-harmonic spectral transform (torch-harmonics)",
+        "grid": "legendre-gauss 16 x 28", "truncation": "T9 triangular", "time_stepping": "AB3 (Kutta RK3 start)",
+        "time_step_seconds": 600.0,
+        "hyperdiffusion": "del^8, e-folding 2 h x 31 / T (6.889 h) at the truncation degree T",
+        "spin_up_hours": 12.0, "time_units": "hours", "dtype": "float64", "chunk": 2,
+    }
+    off = SWEGenerator(replace(config, hyperdiffusion_hours=0.0)).solver_settings()
+    assert off == {**settings, "hyperdiffusion": "off"}
 
 
 def test_jet_peak_speed_is_found_between_the_grid_points() -> None:

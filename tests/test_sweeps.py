@@ -39,6 +39,7 @@ def _job_dirs(sweep: Path) -> list[Path]:
     return sorted(p.parent.parent for p in sweep.glob("*/checkpoints/best.ckpt"))
 
 
+@pytest.mark.slow
 def test_basic_launcher_sweep_gives_each_job_a_complete_run_folder(monkeypatch: pytest.MonkeyPatch, compose_cfg,
                                                                    data_root: Path, tmp_path: Path) -> None:
     """`-m model=fno,unet seed=0,1`: four run folders with config, checkpoints and metrics; evaluated into their own
@@ -66,6 +67,8 @@ def test_basic_launcher_sweep_gives_each_job_a_complete_run_folder(monkeypatch: 
     assert "fno" in table and "unet" in table
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_submitit_local_launcher_runs_the_sweep_as_jobs(data_root: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "multirun"
     proc = _cli(["-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", *TINY, "model=fno",
@@ -75,6 +78,8 @@ def test_submitit_local_launcher_runs_the_sweep_as_jobs(data_root: Path, tmp_pat
     assert list((sweep / ".submitit").glob("*/*_result.pkl")), "no submitit job results"
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_slurm_launcher_holds_resources_as_config(tmp_path: Path) -> None:
     """`--cfg hydra` shows the submission settings; resolved, tasks and GPUs per node follow trainer.devices and the
     node count trainer.num_nodes (one SLURM task per device, as Lightning's SLURM environment expects)."""
@@ -93,6 +98,7 @@ def test_slurm_launcher_holds_resources_as_config(tmp_path: Path) -> None:
     assert (resolved["nodes"], resolved["tasks_per_node"], resolved["gpus_per_node"]) == (2, 4, 4)
 
 
+@pytest.mark.slow
 def test_optuna_search_optimises_the_validation_score(monkeypatch: pytest.MonkeyPatch, data_root: Path,
                                                       tmp_path: Path) -> None:
     sweep = tmp_path / "search"
@@ -112,6 +118,7 @@ def test_optuna_search_optimises_the_validation_score(monkeypatch: pytest.Monkey
     assert results["best_value"] == pytest.approx(max(scores))
 
 
+@pytest.mark.slow
 def test_tune_lr_trials_of_a_recipe_row_train_with_their_own_learning_rate(monkeypatch: pytest.MonkeyPatch,
                                                                           data_root: Path, tmp_path: Path) -> None:
     """The search's sampled `optim.lr` and `optim.weight_decay` replace the recipe's (an interpolation of the row's

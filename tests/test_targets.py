@@ -252,6 +252,23 @@ def test_an_ab2_rollout_carries_the_rate_of_the_last_substep(substeps: int) -> N
         torch.testing.assert_close(out[0, 0, :, i], expected, rtol=0, atol=1e-12)
 
 
+def test_ab2_starts_from_the_rate_it_is_given() -> None:
+    """Given `rate0`, ab2 uses it for the first substep instead of calling the rate there: 2 substeps make 2 calls
+    (the Heun start's second stage and the second substep), 3 without it; a `rate0` other than the true rate moves
+    the result (here by h / 2 * (5 - (-1)) = 1.5 on the first substep)."""
+    calls: list[float] = []
+
+    def rate(u: Tensor) -> Tensor:
+        calls.append(u.item())
+        return -u
+
+    given = ab2(torch.ones(1, dtype=torch.float64), rate, 2, rate0=torch.full((1,), 5.0, dtype=torch.float64))
+    assert len(calls) == 2
+    calls.clear()
+    fresh = ab2(torch.ones(1, dtype=torch.float64), rate, 2)
+    assert len(calls) == 3 and abs(given.item() - fresh.item()) > 1.0
+
+
 def test_chained_ab2_steps_equal_one_ab2_integration() -> None:
     """ab2_step's second result is the `previous` of the next call: 4 chained model steps of 2 substeps each are one
     AB2 run of 8 substeps (the rate rescaled to the longer interval)."""

@@ -67,6 +67,7 @@ class _RawWeights(L.Callback):
         self.after_step.append({n: p.detach().clone() for n, p in pl_module.named_parameters()})
 
 
+@pytest.mark.slow
 def test_the_weight_average_is_the_exponential_average_after_every_step() -> None:
     """`optim.ema_decay=d`: after steps with raw weights w_1..w_n the average is e_1 = w_1,
     e_k = d e_(k-1) + (1 - d) w_k, for real and complex weights alike, and training ends with it in the module."""
@@ -117,6 +118,7 @@ def test_wandb_logs_offline_without_network(compose_cfg, tmp_path: Path, monkeyp
     assert list((tmp_path / "wandb").glob("offline-run-*")), "no offline run directory was written"
 
 
+@pytest.mark.slow
 def test_statistics_come_from_the_train_split_only(trained_checkpoint: Path, ks_tiny: Path) -> None:
     raw = torch.load(trained_checkpoint, map_location="cpu", weights_only=True)
     stats = raw["hyper_parameters"]["data_info"]["stats"]
@@ -127,6 +129,7 @@ def test_statistics_come_from_the_train_split_only(trained_checkpoint: Path, ks_
     torch.testing.assert_close(normalizer.field_std, torch.tensor(train_stats["field_std"], dtype=torch.float32))
 
 
+@pytest.mark.slow
 def test_checkpoint_loads_with_weights_only_and_carries_its_run_record(trained_checkpoint: Path) -> None:
     raw = torch.load(trained_checkpoint, map_location="cpu", weights_only=True)  # no arbitrary unpickling
     assert all(torch.is_tensor(value) for value in raw["state_dict"].values())
@@ -152,6 +155,7 @@ def test_foreign_checkpoint_is_refused(tmp_path: Path) -> None:
         load_forecaster(tmp_path / "missing.ckpt")
 
 
+@pytest.mark.slow
 def test_rerunning_the_command_resumes_from_last_ckpt(compose_cfg, data_root: Path, tmp_path: Path) -> None:
     """The second run starts from last.ckpt: a value planted in it survives, and the step count continues."""
     base = [*TRAINED_OVERRIDES, f"data.root={data_root}", f"run_dir={tmp_path}/run", "trainer.limit_train_batches=2"]
@@ -194,6 +198,7 @@ def test_fast_gradient_clipping_matches_torch() -> None:
     assert torch.nn.utils.get_total_norm([q.grad for q in ours.parameters()]).item() == pytest.approx(0.5, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_a_non_finite_loss_stops_training_naming_step_and_batch(compose_cfg, data_root: Path, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from pdebench.training.module import TrainingDiverged
@@ -214,6 +219,7 @@ def test_a_non_finite_loss_stops_training_naming_step_and_batch(compose_cfg, dat
         train(cfg)
 
 
+@pytest.mark.slow
 def test_a_non_finite_loss_found_later_names_its_step_and_no_checkpoint_holds_it(
         compose_cfg, data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Checked in arrears (as on an accelerator, where each check is a host sync): the loss of a step in epoch 2
@@ -265,6 +271,7 @@ def test_selection_score_orders_by_the_headline_and_breaks_ties_within_half_a_st
     assert selection_score(math.nan, "min", 0.0, 10.0, step, quantised=False) == -math.inf
 
 
+@pytest.mark.slow
 def test_best_is_chosen_on_the_headline_and_never_overwritten_by_a_worse_epoch(
         compose_cfg, data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -377,6 +384,7 @@ def test_validation_trajectories_too_short_for_the_history_are_refused() -> None
         check_validation_fits(2, 8, 4)
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_holds_config_metrics_and_a_rollout_plot(compose_cfg, data_root: Path, tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WANDB_API_KEY", raising=False)

@@ -43,6 +43,7 @@ def root_2d(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_train_evaluate_and_rank_a_2d_fno(compose_cfg, root_2d: Path, tmp_path: Path) -> None:
     data = ["data=ks", "data.pde=waves", "data.preset=tiny", f"data.root={root_2d}", "data.batch_size=8"]
     best = train(compose_cfg("train", [

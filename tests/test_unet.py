@@ -15,16 +15,21 @@ from baselines import NetSpec, build_model, model_config
 from baselines.layers import (
     ConditionedResidualBlock,
     GridConv,
+    GridDownsample,
     GridUpsample,
     PerScalarEmbedding,
+    SelfAttention,
+    check_spatial_dims,
+    grid_avg_pool,
     grid_interpolate_up,
     grid_pad,
     sinusoidal_embedding,
 )
-from baselines.pderefiner import REFINEMENT_STEP
+from baselines.pderefiner import REFINEMENT_STEP, backbone_spec
 from baselines.registry import PublishedSize
 from baselines.unet import UNet, UNetConfig
 from pdebench.data.grid import Grid
+from pdebench.errors import InvalidSetting
 
 TINY = UNetConfig.tiny()
 FACTOR = TINY.downsampling_factor  # 4: the tiny net halves the grid twice
@@ -98,6 +103,108 @@ def test_upsampling_on_walls_equals_the_plain_operation() -> None:
                                F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False))
 
 
+@pytest.mark.parametrize("periodic", [(True, False), (False, True)])
+def test_grid_pad_tells_the_axes_apart(periodic: tuple[bool, bool]) -> None:
+    """On a 3 x 5 grid with one periodic axis, only that axis wraps; the other gets zeros, or its edge values
+    repeated, on both sides."""
+    x = torch.arange(1.0, 16.0).reshape(1, 1, 3, 5)
+    wrapped, walled = (2, 3) if periodic[0] else (3, 2)
+    zeros = grid_pad(x, 2, periodic)
+    assert zeros.shape == (1, 1, 7, 9)
+    inner = zeros.narrow(walled, 2, x.shape[walled])
+    n = x.shape[wrapped]
+    torch.testing.assert_close(inner, torch.cat([x.narrow(wrapped, n - 2, 2), x, x.narrow(wrapped, 0, 2)], dim=wrapped),
+                               rtol=0, atol=0)
+    assert not zeros.narrow(walled, 0, 2).any() and not zeros.narrow(walled, zeros.shape[walled] - 2, 2).any()
+    replicated = grid_pad(x, 2, periodic, mode="replicate")
+    edge_first, edge_last = replicated.narrow(walled, 0, 2), replicated.narrow(walled, replicated.shape[walled] - 2, 2)
+    torch.testing.assert_close(edge_first, inner.narrow(walled, 0, 1).expand_as(edge_first), rtol=0, atol=0)
+    torch.testing.assert_close(edge_last, inner.narrow(walled, x.shape[walled] - 1, 1).expand_as(edge_last), rtol=0,
+                               atol=0)
+    unpadded = grid_pad(x, 2, periodic, mode="none")
+    assert unpadded.shape[walled] == x.shape[walled] and unpadded.shape[wrapped] == x.shape[wrapped] + 4
+    assert grid_pad(x, 0, periodic) is x
+    with pytest.raises(ValueError, match="grid_pad mode must be 'zeros', 'replicate' or 'none', got 'reflect'"):
+        grid_pad(x, 1, periodic, mode="reflect")
+
+
+@pytest.mark.parametrize("periodic", [(True, False), (False, True)])
+def test_upsampling_wraps_only_the_periodic_axis(periodic: tuple[bool, bool]) -> None:
+    """On an 8 x 6 grid with one periodic axis, learned and cubic up-sampling equal the plain operations on three
+    copies of the signal side by side along that axis (the middle copy kept), and walls along the other."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 8, 6, dtype=torch.float64)
+    axis = 2 if periodic[0] else 3
+    n = x.shape[axis]
+    tiled = torch.cat([x, x, x], dim=axis)
+    layer = GridUpsample(3, periodic).double()
+    reference = F.conv_transpose2d(tiled, layer.conv.weight, layer.conv.bias, stride=2, padding=1)
+    torch.testing.assert_close(layer(x), reference.narrow(axis, 2 * n, 2 * n))
+    cubic = F.interpolate(tiled, scale_factor=2, mode="bicubic", align_corners=False)
+    torch.testing.assert_close(grid_interpolate_up(x, periodic), cubic.narrow(axis, 2 * n, 2 * n))
+
+
+@pytest.mark.parametrize("scale_shift", [False, True])
+def test_conditioned_residual_block_written_out_by_hand(scale_shift: bool) -> None:
+    """GroupNorm -> GELU -> conv3 (+ embedding per channel) -> GroupNorm (-> FiLM: `h * (1 + scale) + shift`) ->
+    GELU -> conv3, plus the input through a 1x1 convolution (3 -> 4 channels), on a 6 x 8 grid periodic in y only."""
+    torch.manual_seed(0)
+    block = ConditionedResidualBlock(3, 4, (False, True), emb_dim=5, norm_groups=1, scale_shift=scale_shift).double()
+    with torch.no_grad():  # the zero-initialised second convolution and the norms' unit weights drawn at random
+        block.conv2.conv.weight.normal_(0.0, 0.3)
+        for norm in (block.norm1, block.norm2):
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.uniform_(-0.5, 0.5)
+    x, emb = torch.randn(2, 3, 6, 8, dtype=torch.float64), torch.randn(2, 5, dtype=torch.float64)
+    h = block.conv1(F.gelu(block.norm1(x)))
+    projected = block.emb(emb)[:, :, None, None]
+    if scale_shift:
+        scale, shift = projected[:, :4], projected[:, 4:]
+        h = block.norm2(h) * (1 + scale) + shift
+    else:
+        h = block.norm2(h + projected)
+    expected = block.conv2(F.gelu(h)) + F.conv2d(x, block.shortcut.weight, block.shortcut.bias)
+    torch.testing.assert_close(block(x, emb), expected, rtol=0, atol=1e-12)
+    same_width = ConditionedResidualBlock(4, 4, (False, True)).double()
+    assert isinstance(same_width.shortcut, nn.Identity) and same_width.emb is None
+    assert same_width.conv2.conv.weight.any()  # an unconditioned block keeps the default initialisation
+
+
+def test_self_attention_is_multi_head_attention_over_grid_points_around_a_residual() -> None:
+    """Tokens are the grid points (C order) of the group-normalised input; the output adds the attention back."""
+    torch.manual_seed(0)
+    layer = SelfAttention(4, heads=2, norm_groups=2).double()
+    with torch.no_grad():
+        layer.norm.weight.uniform_(0.5, 1.5)
+    x = torch.randn(2, 4, 3, 5, dtype=torch.float64)
+    tokens = F.group_norm(x, 2, layer.norm.weight, layer.norm.bias).flatten(2).transpose(1, 2)
+    mixed, _ = layer.attention(tokens, tokens, tokens)
+    torch.testing.assert_close(layer(x), x + mixed.transpose(1, 2).reshape(2, 4, 3, 5), rtol=0, atol=1e-12)
+
+
+def test_downsampling_and_pooling_halve_each_axis() -> None:
+    """Learned down-sampling is the stride-2 grid convolution; pooling averages 2 (1-D) or 2 x 2 (2-D) cells."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 8, 6, dtype=torch.float64)
+    down = GridDownsample(2, (True, False)).double()
+    reference = F.conv2d(grid_pad(x, 1, (True, False)), down.conv.conv.weight, down.conv.conv.bias, stride=2)
+    torch.testing.assert_close(down(x), reference)
+    assert down(x).shape == (1, 2, 4, 3)
+    torch.testing.assert_close(grid_avg_pool(x), (x[..., 0::2, 0::2] + x[..., 0::2, 1::2] + x[..., 1::2, 0::2]
+                                                  + x[..., 1::2, 1::2]) / 4)
+    line = torch.tensor([[[1.0, 3.0, -2.0, 6.0]]])
+    assert torch.equal(grid_avg_pool(line), torch.tensor([[[2.0, 2.0]]]))
+
+
+def test_spatial_dims_outside_one_and_two_are_refused_by_model_name() -> None:
+    check_spatial_dims("unet", 1)
+    check_spatial_dims("unet", 2)
+    for ndim in (0, 3):
+        with pytest.raises(InvalidSetting, match=f"^model sinenet supports 1-D and 2-D grids, got a grid with {ndim} "
+                                                 "spatial axes$"):
+            check_spatial_dims("sinenet", ndim)
+
+
 def test_sinusoidal_embedding_by_hand() -> None:
     values = torch.tensor([0.0, 0.5])
     emb = sinusoidal_embedding(values, 6, max_frequency=100.0)  # frequencies 1, 10, 100
@@ -105,6 +212,11 @@ def test_sinusoidal_embedding_by_hand() -> None:
     torch.testing.assert_close(emb[0], torch.tensor([0.0, 0, 0, 1, 1, 1]))
     expected = torch.tensor([0.5, 5.0, 50.0])
     torch.testing.assert_close(emb[1], torch.cat([expected.sin(), expected.cos()]))
+    # two frequencies are 1 and max_frequency (angles 0.5 and 4 at 0.5); a single one is 1
+    two = torch.tensor([0.5, 4.0])
+    torch.testing.assert_close(sinusoidal_embedding(values, 4, max_frequency=8.0)[1], torch.cat([two.sin(), two.cos()]))
+    one = torch.tensor([0.3])
+    torch.testing.assert_close(sinusoidal_embedding(one, 2), torch.stack([one.sin(), one.cos()], dim=-1))
     with pytest.raises(ValueError, match="needs an even width, got 5"):
         sinusoidal_embedding(values, 5)
     with pytest.raises(ValueError, match=r"conditioning must have shape \[batch, 2\], got \(4, 3\)"):
@@ -133,6 +245,19 @@ def test_published_settings_are_the_reference_config_and_pderefiners_backbone_sp
     assert (navier_stokes.spec.in_channels, navier_stokes.spec.out_channels, navier_stokes.spec.n_cond) == (12, 3, 0)
     assert (ks.spec.in_channels, ks.spec.out_channels, ks.spec.conditioning) == (2, 1, ("dt", "dx", REFINEMENT_STEP))
     assert ks.spec.spatial_dims == 1 and navier_stokes.spec.spatial_dims == 2
+    assert navier_stokes.spec == NetSpec(("smoke", "vx", "vy"), 4, 1, (), Grid.uniform("box", (128, 128)))
+    assert ks.spec == backbone_spec(NetSpec(("u",), 1, 1, ("dt", "dx"), Grid.uniform("periodic", (256,))))
+    # the rows `pdebench-models --reference` prints, and where their counts come from
+    assert navier_stokes.setting == ("U-Net_mod-64 on NavierStokes2D: 3 fields (smoke, vx, vy) x 4 history frames in, "
+                                     "1 frame out, no conditioning")
+    assert ks.setting == ("PDE-Refiner's KS backbone (Unetmod-1d-64): 1-D, 1 field x (1 history frame + 1 estimate "
+                          "frame) in, 1 frame out, conditioned on dt, dx and the refinement step")
+    assert navier_stokes.source == ("github.com/pdearena/pdearena: pdearena/modules/twod_unet.py Unet (model zoo name "
+                                    "Unetmod-64, hidden_channels=64, norm=True); the same count is listed in "
+                                    "docs/models_fwd_time.json")
+    assert ks.source == ("github.com/pdearena/pdearena: pdearena/modules/conditioned/oned_unet.py Unet (Unetmod-1d-64) "
+                         "as pdearena/models/pderefiner.py builds it with configs/kuramotosivashinsky1d.yaml "
+                         "(param_conditioning=scalar_2, time_history=1, time_future=1)")
 
 
 def block_widths(net: UNet) -> tuple[list[int], list[int], list[int]]:

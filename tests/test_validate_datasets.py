@@ -142,6 +142,14 @@ def test_ks_band_shares_and_shift_correlations_on_known_states() -> None:
     u = 0.7 + np.sin(2 * np.pi * 3 * x) + 2 * np.cos(2 * np.pi * 7 * x + 0.4) + 0.5 * np.sin(2 * np.pi * 20 * x)
     np.testing.assert_allclose(band_shares(u, (5, 12)), np.array([0.5, 2.0, 0.125]) / 2.625, atol=1e-12)
     assert band_shares(u[None, None], (4, 8)).shape == (1, 1, 3)
+    # Modes on the band edges belong to the band they open, and the Nyquist mode (its own conjugate) counts once:
+    # energies 0.5 (m = 1) | 0.18 (m = 5) + 0.32 (m = 11) | 0.72 (m = 12) + 0.25 (m = 32, amplitude 0.5)
+    i = np.arange(64)
+    edges_and_nyquist = (np.sin(2 * np.pi * x) + 0.6 * np.cos(2 * np.pi * 5 * x) + 0.8 * np.sin(2 * np.pi * 11 * x)
+                         + 1.2 * np.sin(2 * np.pi * 12 * x + 0.3) + 0.5 * (-1.0) ** i)
+    np.testing.assert_allclose(band_shares(edges_and_nyquist, (5, 12)), np.array([0.5, 0.5, 0.97]) / 1.97,
+                               atol=1e-12)
+    np.testing.assert_array_equal(band_shares(np.full((2, 64), 3.0), (5, 12)), np.zeros((2, 3)))
     assert spatial_energy(u) == pytest.approx(0.49 + 2.625, rel=1e-12)
     rng = np.random.default_rng(5)
     a, b = rng.standard_normal(64), rng.standard_normal(64)

@@ -108,9 +108,17 @@ def width_setting(settings: Mapping[str, Any]) -> tuple[str, Any, int] | None:
         return None
     specs = {spec.name: spec for spec in fields(MODELS[name].config)}
     if "backbone" in specs:
-        backbone = settings.get("backbone") or _field_default(specs["backbone"])
+        default = _field_default(specs["backbone"])
+        backbone = settings.get("backbone") or default
         inner = width_setting(backbone) if isinstance(backbone, Mapping) else None
-        return None if inner is None else (f"backbone.{inner[0]}", inner[1], inner[2])
+        if inner is None:
+            return None
+        # A wrapper whose paper sized its backbone (DYffusion: the zoo U-Net at width 16 comes nearest its reference's
+        # count) states that width in its default backbone; that width is then the reference, not the backbone's own.
+        reference = inner[2]
+        if backbone.get("name") == default.get("name") and inner[0] in default:
+            reference = default[inner[0]]
+        return f"backbone.{inner[0]}", inner[1], reference
     for key in WIDTH_FIELDS:
         if key in specs:
             reference = _field_default(specs[key])

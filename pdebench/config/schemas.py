@@ -297,6 +297,35 @@ class RecipeConfig:
 
 
 @dataclass
+class FrozenConfig:
+    """A sub-network a run takes from another run's checkpoint and keeps frozen: loaded weights-only once the
+    checkpoint's data record matches this run's dataset, then left untrained (`pdebench.training.stages`)."""
+
+    module: str = MISSING  # its dotted path in this run's net (`interpolator`)
+    checkpoint: str | None = None  # a pdebench-train checkpoint (`runs/.../checkpoints/best.ckpt`)
+    stage: str | None = None  # or: an earlier stage of this run (`stages`), whose best checkpoint is read
+    source: str | None = None  # its path in the checkpoint's net; null: the same as `module`
+
+    def __post_init__(self) -> None:
+        if (self.checkpoint is None) == (self.stage is None):
+            raise SettingError("checkpoint", self.checkpoint, f"is not valid with stage={self.stage}: expected "
+                                                              "exactly one of a checkpoint path and an earlier stage")
+
+
+@dataclass
+class StageConfig:
+    """One stage of a multi-stage run: its objective and the sub-networks it loads frozen. Stages run in order,
+    each into `<run_dir>/<name>`, with the run's settings but for the objective's name."""
+
+    name: str = MISSING
+    objective: str = MISSING  # objective.name of this stage
+    frozen: list[FrozenConfig] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        valid_name(self, "name")
+
+
+@dataclass
 class TrainConfig:
     data: DataConfig = MISSING
     # Any here: after loading, the model's own dataclass (`baselines.registry.model_config`, applied by training)
@@ -315,6 +344,9 @@ class TrainConfig:
     progress_every_n_steps: int = 100
     progress_every_n_seconds: float = 30.0
     recipe: RecipeConfig | None = None  # the dataset recipe the run follows (`recipe=<dataset>`); null: none
+    frozen: list[FrozenConfig] = field(default_factory=list)  # sub-networks loaded from checkpoints, kept frozen
+    stages: list[StageConfig] = field(default_factory=list)  # a multi-stage run (DYffusion); empty: one stage
+    stage: str | None = None  # run only this stage of `stages` (null: all, in order)
 
     def __post_init__(self) -> None:
         valid_seed(self, "seed")

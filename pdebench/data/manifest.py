@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,8 +32,16 @@ import numpy as np
 from pdebench.config import BenchmarkConfig, ConfigError, load_config
 from pdebench.data.atomic import atomic_write_text
 from pdebench.data.names import missing_or_kind, shown
-from pdebench.data.reader import TrajectoryFile
-from pdebench.data.schema import MANIFEST_NAME, SCHEMA_NAME, SCHEMA_VERSION, SEED_VAR, SPLITS, DatasetError
+from pdebench.data.reader import TrajectoryFile, declared_sources
+from pdebench.data.schema import (
+    MANIFEST_NAME,
+    SCHEMA_NAME,
+    SCHEMA_VERSION,
+    SEED_VAR,
+    SOURCES_ATTR,
+    SPLITS,
+    DatasetError,
+)
 
 _MANIFEST_KEYS = ("schema", "schema_version", "dataset", "package_version", "config", "splits")
 _SPLIT_KEYS = ("file", "bytes", "sha256", "n_traj", "n_frames")
@@ -159,6 +168,7 @@ def write_manifest(dataset_dir: Path, config: dict[str, Any]) -> Path:
         with TrajectoryFile(path) as tf:
             n_traj, n_frames = tf.n_traj, tf.n_frames
             parameters, conditioning = list(tf.parameter_names), list(tf.conditioning_names)
+            sources = declared_sources(tf.attrs.get(SOURCES_ATTR))
         stat = _stat_key(path)  # taken before hashing: a change while hashing shows as a changed mtime later
         sha256 = file_sha256(path)
         splits[split] = {
@@ -171,6 +181,14 @@ def write_manifest(dataset_dir: Path, config: dict[str, Any]) -> Path:
             "parameters": parameters,
             "conditioning": conditioning,
         }
+        if sources:  # an imported split file: pin the foreign files its fields map, as its own bytes are pinned
+            splits[split]["sources"] = []
+            for source in sources:
+                source_stat = _stat_key(Path(source))
+                source_sha256 = file_sha256(Path(source))
+                splits[split]["sources"].append(
+                    {"path": source, "bytes": source_stat["bytes"], "sha256": source_sha256})
+                verified[source] = {**source_stat, "sha256": source_sha256}
         verified[split] = {**stat, "sha256": sha256}
     if not splits:
         raise DatasetError(f"no split file ({', '.join(s + '.h5' for s in SPLITS)}) in {dataset_dir}")
@@ -209,7 +227,49 @@ def _entry_problem(split: str, entry: Any) -> str | None:
     for key in ("parameters", "conditioning"):  # absent from manifests written before schema 1.4
         if key in entry and not (isinstance(entry[key], list) and all(isinstance(n, str) for n in entry[key])):
             return f"'splits.{split}.{key}' is {entry[key]!r}; expected a list of parameter names"
+    if "sources" in entry and not (isinstance(entry["sources"], list) and all(map(_is_source, entry["sources"]))):
+        return f"'splits.{split}.sources' is {shown(entry['sources'])}; expected a list of {{path, bytes, sha256}}"
     return None
+
+
+def _is_source(source: Any) -> bool:
+    """Whether one entry of an imported split's `sources` is {path: absolute path, bytes: int >= 0, sha256: hex}."""
+    return (isinstance(source, dict) and isinstance(source.get("path"), str) and os.path.isabs(source["path"])
+            and isinstance(source.get("bytes"), int) and not isinstance(source["bytes"], bool) and source["bytes"] >= 0
+            and isinstance(source.get("sha256"), str) and _SHA256_RE.match(source["sha256"]) is not None)
+
+
+def _source_mismatch(path: Path, manifest_path: Path, source: str, what: str, actual: object,
+                     recorded: object) -> str:
+    """One sentence: a foreign file that split file `path` maps differs from what the manifest pinned at import."""
+    return (f"foreign file {source} of split file {path} has {what} {actual} but manifest {manifest_path} records "
+            f"{recorded}; it changed since it was imported: import it again with `pdebench-import`")
+
+
+def _source_problems(path: Path, manifest_path: Path, entry: dict[str, Any],
+                     verified: dict[str, Any] | None) -> list[str]:
+    """The sentences for every foreign file of an imported split (its manifest `entry`) that is gone or differs in
+    size or sha256. With `verified` (the verified-once record, updated in place), a file whose size and times it
+    holds is not hashed again; None hashes every file."""
+    problems = []
+    for source in entry.get("sources", ()):
+        file = Path(source["path"])
+        if not file.is_file():
+            problems.append(f"{missing_or_kind(file, 'foreign file')}, but split file {path} maps it; import it again "
+                            f"with `pdebench-import`")
+            continue
+        stat = _stat_key(file)
+        if stat["bytes"] != source["bytes"]:
+            problems.append(_source_mismatch(path, manifest_path, str(file), "bytes", stat["bytes"], source["bytes"]))
+            continue
+        if verified is not None and verified.get(source["path"]) == {**stat, "sha256": source["sha256"]}:
+            continue
+        actual = file_sha256(file)
+        if actual != source["sha256"]:
+            problems.append(_source_mismatch(path, manifest_path, str(file), "sha256", actual, source["sha256"]))
+        elif verified is not None:
+            verified[source["path"]] = {**stat, "sha256": actual}
+    return problems
 
 
 def read_manifest(dataset_dir: Path) -> dict[str, Any]:
@@ -295,13 +355,16 @@ def verify_split(dataset_dir: Path, manifest: dict[str, Any], split: str, verifi
     stat = _stat_key(path)
     if stat["bytes"] != entry["bytes"]:
         _raise_mismatch(path, manifest_path, "bytes", stat["bytes"], entry["bytes"])
-    if verified.get(split) == {**stat, "sha256": entry["sha256"]}:
-        return False
-    actual = file_sha256(path)
-    if actual != entry["sha256"]:
-        _raise_mismatch(path, manifest_path, "sha256", actual, entry["sha256"])
-    verified[split] = {**stat, "sha256": actual}
-    return True
+    before = dict(verified)
+    if verified.get(split) != {**stat, "sha256": entry["sha256"]}:
+        actual = file_sha256(path)
+        if actual != entry["sha256"]:
+            _raise_mismatch(path, manifest_path, "sha256", actual, entry["sha256"])
+        verified[split] = {**stat, "sha256": actual}
+    problems = _source_problems(path, manifest_path, entry, verified)
+    if problems:
+        raise DatasetError(problems[0])
+    return verified != before
 
 
 def verify_dataset(dataset_dir: Path, splits: Sequence[str] = SPLITS) -> Path:
@@ -361,6 +424,10 @@ def manifest_problems(dataset_dir: Path, splits: Sequence[str], whole: bool) -> 
         actual = file_sha256(path)
         if actual != entry["sha256"]:
             problems.append(_mismatch(path, manifest_path, "sha256", actual, entry["sha256"]))
+            continue
+        foreign = _source_problems(path, manifest_path, entry, None)
+        if foreign:
+            problems.extend(foreign)
             continue
         if "content_sha256" in entry:
             try:

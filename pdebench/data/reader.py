@@ -20,6 +20,7 @@ file (a FIFO, a device, a symbolic link loop) is refused by what it is before an
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -38,6 +39,7 @@ from pdebench.data.schema import (
     QUADRATURE_ATTR,
     SCHEMA_NAME,
     SEED_VAR,
+    SOURCES_ATTR,
     SPLITS,
     SUPPORTED_SCHEMA_VERSIONS,
     TIME_DIM,
@@ -280,10 +282,38 @@ def link_problem(path: Path, group: h5py.Group, name: str) -> str | None:
     return f"{path}: variable '{name}' is {what}; {OWN_DATA}"
 
 
+def declared_sources(value: Any) -> tuple[str, ...]:
+    """The foreign files a root attribute `sources` (`SOURCES_ATTR`, written by `pdebench-import`) declares: its JSON
+    list of absolute paths; () when the attribute is absent (None) or is anything else, so that nothing is declared."""
+    text = None if value is None else attr_to_python(value)
+    if not isinstance(text, str):
+        return ()
+    try:
+        paths = json.loads(text)
+    except json.JSONDecodeError:
+        return ()
+    if not isinstance(paths, list) or not all(isinstance(p, str) and os.path.isabs(p) and "\0" not in p for p in paths):
+        return ()
+    return tuple(paths)
+
+
 def storage_problem(path: Path, name: str, dset: h5py.Dataset) -> str | None:
     """The sentence refusing dataset `name` when its data lies outside the file (a virtual dataset, external raw
-    storage), else None; reads the dataset's creation properties only."""
+    storage), else None; reads the dataset's creation properties only.
+
+    One exception: a virtual dataset of an imported split file, every source of which is a foreign file that the
+    file's root attribute `sources` declares (the manifest pins those files by size and sha256, `verify_dataset`), is
+    the file's data; it is refused only when a declared source is not there (HDF5 would read fill values instead).
+    """
     if dset.is_virtual:
+        files = [source.file_name for source in dset.virtual_sources()]
+        declared = declared_sources(dset.file.attrs.get(SOURCES_ATTR))
+        if declared and all(file_name in declared for file_name in files):
+            gone = next((file_name for file_name in files if not Path(file_name).is_file()), None)
+            if gone is None:
+                return None
+            return (f"{path}: variable '{name}' maps {missing_or_kind(gone, 'foreign file')}; import the foreign "
+                    f"dataset again (`pdebench-import`)")
         sources = ", ".join(f"{source.file_name}:{source.dset_name}" for source in dset.virtual_sources())
         return f"{path}: variable '{name}' is a virtual dataset mapping {_target_text(sources)}; {OWN_DATA}"
     external = dset.external

@@ -31,6 +31,10 @@ SPLITS = ("train", "valid", "test")
 # A per-trajectory parameter with this name is the physical time between stored frames of that trajectory;
 # without it, frame k of every trajectory is at time k * frame_interval (see docs/data_format.md).
 FRAME_DT_PARAMETER = "dt"
+# Root attribute of an imported split file (pdebench.interop): the JSON list of the absolute paths of the foreign files
+# its virtual fields map. The reader follows a virtual dataset only into files listed here, and the manifest pins each
+# of them by size and sha256 (docs/interop.md).
+SOURCES_ATTR = "sources"
 
 # Root attributes every split file carries (the writer also adds FINGERPRINT_ATTR; from 1.3, QUADRATURE_ATTR; from
 # 1.4, CONDITIONING_ATTR).

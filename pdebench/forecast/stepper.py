@@ -30,6 +30,9 @@ class Stepper(Protocol):
 
 @runtime_checkable
 class EnsembleStepper(Stepper, Protocol):
-    """A stochastic Stepper that can also draw `n` samples: `[n, B, C, bundle, *space]` (PDE-Refiner, ensembles)."""
+    """A stochastic Stepper that can also draw `n` samples: `[n, B, C, bundle, *space]` (PDE-Refiner, DYffusion,
+    ensembles). Draws come from the global torch stream; a trained one (`EnsembleForecaster`) also takes `seed=`,
+    which seeds a generator of its own that drives every random draw of the net (PDE-Refiner's noise, DYffusion's
+    dropout), so a seed reproduces its samples exactly."""
 
     def sample(self, frames: Tensor, cond: Tensor, n: int) -> Tensor: ...

@@ -15,7 +15,8 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelSummary, Timer, TQDMProgressBar, WeightAveraging
 from lightning.pytorch.callbacks.progress import ProgressBar
 from lightning.pytorch.utilities.model_summary.model_summary import get_human_readable_count
-from torch.optim.swa_utils import get_ema_multi_avg_fn
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from pdebench.console import PROGRESS_EVERY_N_SECONDS, clock, is_terminal, rate_text
 from pdebench.data.batch import TrajectoryBatch
@@ -174,7 +175,50 @@ def weight_averaging(decay: float | None) -> Callback | None:
     """
     if decay is None:
         return None
-    return WeightAveraging(multi_avg_fn=get_ema_multi_avg_fn(decay))
+    return TrainableWeightAveraging(multi_avg_fn=get_ema_multi_avg_fn(decay))
+
+
+class TrainableAveragedModel(AveragedModel):
+    """torch's `AveragedModel` that averages the trainable parameters only (and the buffers, with `use_buffers`).
+
+    A frozen parameter (a sub-network loaded from another run and kept frozen, `pdebench.training.stages`) never
+    changes, so its average is its value: the copy made when the average is created already holds it, and leaving it
+    out spares one pass over it per step. With every parameter trainable this is torch's update, operation for
+    operation: the first update copies, later ones call `multi_avg_fn` once per (device, dtype) group.
+    """
+
+    def update_parameters(self, model: nn.Module) -> None:
+        pairs = [(mine, theirs) for mine, theirs in zip(self.module.parameters(), model.parameters(), strict=True)
+                 if theirs.requires_grad]
+        if self.use_buffers:
+            pairs += list(zip(self.module.buffers(), model.buffers(), strict=True))
+        averaged = [mine.detach() for mine, _ in pairs]
+        current = [theirs.detach().to(mine.device) for mine, theirs in pairs]
+        if self.n_averaged == 0:
+            for mine, theirs in zip(averaged, current, strict=True):
+                mine.copy_(theirs)
+        else:
+            groups: dict[tuple[torch.device, torch.dtype], tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+            for mine, theirs in zip(averaged, current, strict=True):
+                group = groups.setdefault((mine.device, mine.dtype), ([], []))
+                group[0].append(mine)
+                group[1].append(theirs)
+            assert self.multi_avg_fn is not None  # `TrainableWeightAveraging` always passes one
+            for (device, _dtype), (mine_group, their_group) in groups.items():
+                self.multi_avg_fn(mine_group, their_group, self.n_averaged.to(device))
+        if not self.use_buffers:
+            for mine, theirs in zip(self.module.buffers(), model.buffers(), strict=True):
+                mine.detach().copy_(theirs.detach().to(mine.device))
+        self.n_averaged += 1
+
+
+class TrainableWeightAveraging(WeightAveraging):
+    """Lightning's `WeightAveraging` over `TrainableAveragedModel`: the EMA of the trainable parameters only."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            self._average_model = TrainableAveragedModel(model=pl_module, device=self._device or pl_module.device,
+                                                         use_buffers=self._use_buffers, **self._kwargs)
 
 
 class RolloutPlot(Callback):

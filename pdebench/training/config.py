@@ -26,8 +26,13 @@ def train_config(cfg: Mapping[str, Any] | TrainConfig) -> TrainConfig:
 
 def check_model_objective(cfg: TrainConfig) -> None:
     """Refuse a model output that the target would decode wrongly, before any data loads (each model's
-    `ModelConfig.check_target`; e.g. MP-PDE's `residual=true` with any target but `state`)."""
+    `ModelConfig.check_target`; e.g. MP-PDE's `residual=true` with any target but `state`), and an objective a model
+    trained only by its own objectives cannot take (its config's `check_objective(name)`, where it has one: DYffusion's
+    two stages)."""
     cfg.model.check_target(cfg.objective.target)
+    check_objective = getattr(cfg.model, "check_objective", None)
+    if callable(check_objective):
+        check_objective(cfg.objective.name)
 
 
 def model_data_spec(cfg: TrainConfig, train: TrajectoryFile) -> NetSpec:

@@ -31,7 +31,9 @@ from pdebench.forecast.stepper import Stepper
 from pdebench.forecast.targets import objective_config
 from pdebench.rollout.reductions import summarize_rollout
 from pdebench.rollout.scoring import ScoringSpec, score_batch
+from pdebench.training import dyffusion_objectives  # noqa: F401 (registers DYffusion's two stage objectives)
 from pdebench.training.objectives import check_objective_fits, make_objective, noise_seed
+from pdebench.training.stages import StageMetric
 
 VAL_METRIC = "val/rollout_nrmse"
 SELECTION_METRIC = "val/selection"  # what `best.ckpt` is chosen on (see `selection_score`)
@@ -198,12 +200,23 @@ class SurrogateModule(L.LightningModule):
         check_objective_fits(objective.name, self.objective, self.forecaster.net, model.name)
         self.register_buffer("quadrature_weights", torch.from_numpy(self.forecaster.spec.grid.weights()),
                              persistent=False)
+        # an objective whose stage is not a Stepper (an interpolator) scores validation itself (`StageMetric`)
+        self.stage_metric = self.objective if isinstance(self.objective, StageMetric) else None
+        # dotted paths, in the net, of the sub-networks loaded frozen (`pdebench.training.stages.load_frozen`)
+        self.frozen: list[str] = []
         self.train_time_s = 0.0
         self._fit_clock: float | None = None
         self._unchecked_losses: list[StepLoss] = []
 
     def forward(self, frames: Tensor, cond: Tensor) -> Tensor:
         return self.forecaster(frames, cond)
+
+    def train(self, mode: bool = True) -> SurrogateModule:
+        """Lightning's switch between training and evaluation; frozen sub-networks stay in eval mode."""
+        super().train(mode)
+        for name in self.frozen:
+            self.forecaster.net.get_submodule(name).eval()
+        return self
 
     def evaluation_stepper(self) -> Stepper:
         """The stepper validation scores (hook point for weight averaging: an EMA swaps its weights in here)."""
@@ -243,6 +256,9 @@ class SurrogateModule(L.LightningModule):
             trainer.should_stop = True
 
     def validation_step(self, batch: TrajectoryBatch, batch_idx: int) -> None:
+        if self.stage_metric is not None:
+            self._stage_validation_step(self.stage_metric, batch)
+            return
         stepper = self.evaluation_stepper()
         cap = self.validation_config.nrmse_cap
         n_steps = min(self.validation_config.rollout_steps, batch.frames.shape[2] - stepper.history)
@@ -258,6 +274,14 @@ class SurrogateModule(L.LightningModule):
         part["unstable"] = unstable.double()
         part["step_time"] = batch.step_time.double().reshape(-1, 1).expand(-1, n_steps)
         self._val_parts.append(part)
+
+    def _stage_validation_step(self, metric: StageMetric, batch: TrajectoryBatch) -> None:
+        """One validation batch of a stage that scores itself: its per-trajectory errors, capped as rollout nRMSEs
+        are (a non-finite error counts as the cap)."""
+        cap = self.validation_config.nrmse_cap
+        errors = metric.validation_errors(self.forecaster, batch).detach()
+        per_traj = torch.nan_to_num(errors, nan=cap, posinf=cap).clamp(max=cap).double()
+        self._val_parts.append({"stage_error": per_traj})
 
     def _finite_check_every(self, device: torch.device) -> int:
         if self.finite_check_interval is not None:
@@ -296,6 +320,11 @@ class SurrogateModule(L.LightningModule):
         joined = {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
         if self.trainer.world_size > 1:  # the distributed sampler pads every rank to the same count
             joined = {name: self.all_gather(t).flatten(0, 1) for name, t in joined.items()}
+        if self.stage_metric is not None:  # the stage's own error, averaged over every validation trajectory
+            value = float(joined["stage_error"].mean())
+            self.log(f"val/{self.stage_metric.metric}", value, prog_bar=True, sync_dist=True)
+            self.log(SELECTION_METRIC, -value if self.stage_metric.goal == "min" else value, sync_dist=True)
+            return
         arrays = {name: t.cpu().numpy() for name, t in joined.items()}
         per_step = {name: arrays[name][:, :, None] for name in ("mse", "nrmse", "vrmse", "corr")}
         step_time = arrays["step_time"][:, 0]
@@ -312,7 +341,8 @@ class SurrogateModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         cfg = self.optim_config
-        optimizer = torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        trainable = [p for p in self.parameters() if p.requires_grad]  # frozen sub-networks left out
+        optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = max(1, int(cfg.warmup_fraction * total))
         schedule = torch.optim.lr_scheduler.LambdaLR(

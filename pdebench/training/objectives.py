@@ -415,3 +415,8 @@ def check_objective_fits(objective_name: str, objective: Objective, net: nn.Modu
         hint = getattr(objective, "hint", "choose another objective").format(model=model_name)
         raise InvalidSetting(f"objective={objective_name} cannot train model={model_name}, whose net has no "
                              f"{required}(); {hint}")
+
+
+# Objectives that live in modules of their own register when imported: import them here, so that every lookup by name
+# (make_objective, window_spec) sees them whichever module the caller imported first.
+from pdebench.training import dyffusion_objectives  # noqa: E402, F401

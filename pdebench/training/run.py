@@ -57,9 +57,17 @@ from pdebench.errors import InvalidSetting
 from pdebench.forecast.checkpoint import CheckpointError, load_checkpoint_weights_only
 from pdebench.provenance import git_commit
 from pdebench.training.callbacks import ParameterSummary, RolloutPlot, progress_callback, weight_averaging
-from pdebench.training.config import check_model_data, train_config
+from pdebench.training.config import check_model_data, check_model_objective, train_config
 from pdebench.training.module import SELECTION_METRIC, SurrogateModule, selection_record, validation_metric_names
 from pdebench.training.objectives import check_window_fits, make_objective, window_spec
+from pdebench.training.stages import (
+    check_frozen_present,
+    check_stages,
+    frozen_in_eval_mode,
+    load_frozen,
+    run_stages,
+    stage_selection,
+)
 
 # Held (flock, non-blocking; `pdebench.data.lock`) by the run training in a run folder, so that two runs of one folder
 # never overwrite each other's checkpoints.
@@ -107,14 +115,17 @@ def check_training_config(cfg: TrainConfig) -> None:
     """Fail before any work on what loading the config (`train_config`: unknown keys, out-of-range values, the
     model's own settings, a GPU this machine lacks) cannot see: a reference row, which has nothing to train, a recipe
     applied to another dataset than its own, or an objective that is unknown, reads an unknown target or loss, or is
-    given a setting it would ignore."""
+    given a setting it would ignore, stages that cannot run, or a frozen sub-network whose checkpoint is missing."""
     check_recipe(cfg)
+    check_stages(cfg)
+    check_frozen_present(cfg.frozen)
     if not model_entry(cfg.model.name).trainable:
         raise InvalidSetting(
             f"model={cfg.model.name} has nothing to train; evaluate it directly with "
             f"`pdebench-evaluate model={cfg.model.name} data={cfg.data.pde}`"
         )
     make_objective(cfg.objective)
+    check_model_objective(cfg)  # again: a stage's objective is not the one the config was loaded with
 
 
 class WeightsOnlyCheckpointIO(TorchCheckpointIO):
@@ -158,6 +169,9 @@ RESUMABLE_CHANGES = (
     "trainer.log_every_n_steps", "trainer.accelerator", "data.root", "data.num_workers", "data.preload", "logger.",
     "resume", "run_dir", "progress_every_n_steps", "progress_every_n_seconds",
 )
+# Settings added after checkpoints began recording the whole config, with their defaults: a checkpoint without one
+# resumes under its default.
+LATER_SETTINGS = {"frozen": [], "stages": [], "stage": None}
 # Checkpoints written before the whole config was recorded: compare what their hyper-parameters hold.
 RESUME_SECTIONS = ("model", "objective", "optim", "validation")
 
@@ -186,7 +200,8 @@ def _resume_conflict(config: dict[str, Any], recorded: dict[str, Any], recorded_
     checkpoints) the hyper-parameter sections `recorded` holds and the dataset identity are compared.
     """
     if recorded_config is not None:
-        given, saved = _leaves(config), _leaves(recorded_config)
+        # a config that predates a setting (a checkpoint's record) ran with that setting's default
+        given, saved = ({**LATER_SETTINGS, **_leaves(c)} for c in (config, recorded_config))
     else:
         given = _leaves({s: config[s] for s in RESUME_SECTIONS})
         saved = _leaves({s: recorded.get(s) or {} for s in RESUME_SECTIONS})
@@ -362,8 +377,16 @@ def train(cfg: TrainConfig | Mapping[str, Any]) -> Path:
 
 def fit(cfg: TrainConfig | Mapping[str, Any]) -> tuple[Path, float]:
     """`train`, also returning the best validation selection score (the PDE's headline, higher is better), the
-    number a hyper-parameter sweep optimises."""
+    number a hyper-parameter sweep optimises. A run with `stages` trains them in order (or `stage` alone), each into
+    its own folder under `run_dir` (`pdebench.training.stages`); the last one's checkpoint and score are returned."""
     cfg = train_config(cfg)
+    if cfg.stages:
+        return run_stages(cfg, fit_run)
+    return fit_run(cfg)
+
+
+def fit_run(cfg: TrainConfig) -> tuple[Path, float]:
+    """One training run of a typed config (one stage of a multi-stage run): `fit` without the stages."""
     check_training_config(cfg)
     data, objective = cfg.data, cfg.objective
     run_dir = Path(cfg.run_dir)
@@ -394,7 +417,7 @@ def fit(cfg: TrainConfig | Mapping[str, Any]) -> tuple[Path, float]:
     verify_dataset(dataset_dir, ("train", "valid"))  # against the manifest, before any split is read
     bench = benchmark_settings(benchmark_facts(dataset_dir), dataset_dir / MANIFEST_NAME)
     frame_stride = resolve_frame_stride(data, bench)
-    selection = selection_of(bench)
+    selection = stage_selection(make_objective(objective)) or selection_of(bench)
     check_window_fits(objective, TrajectoryFile(split_path(dataset_dir, "train")).n_frames, frame_stride)
     check_validation_fits(objective.history, TrajectoryFile(split_path(dataset_dir, "valid")).n_frames, frame_stride)
     spec = window_spec(objective, frame_stride)  # unrolled steps and label stencils included
@@ -406,8 +429,13 @@ def fit(cfg: TrainConfig | Mapping[str, Any]) -> tuple[Path, float]:
         run=run_identity(cfg), selection=selection,
     )
     module.run_config = plain_config(cfg)  # checkpoints and loggers keep plain containers only
+    if cfg.frozen:  # sub-networks taken from other runs' checkpoints, kept frozen; the run record names them
+        module.hparams["run"]["frozen"] = load_frozen(module.forecaster.net, cfg.frozen, module.hparams["data_info"],
+                                                      plain_config(objective))
+        module.frozen = [entry.module for entry in cfg.frozen]
     val_loader = DataLoader(val_set, batch_size=data.batch_size, **loader_options(data))
-    with reporting_full_disk(run_dir, "the checkpoints written before are kept"), run_folder_lock(run_dir, trainer):
+    with reporting_full_disk(run_dir, "the checkpoints written before are kept"), run_folder_lock(run_dir, trainer), \
+            frozen_in_eval_mode(bool(cfg.frozen)):
         if cfg.logger.name != "csv":  # the CSV run keeps its config beside it (.hydra/, checkpoints)
             trainer.logger.log_hyperparams({"config": module.run_config})
         trainer.fit(module, train_loader(train_set, data, trainer, cfg.seed), val_loader,

@@ -14,6 +14,14 @@ import pytest
 from script_module import load_script
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `cluster` every test that uses the running cluster (`slurm_cluster`), wherever it stands: `make test-fast`
+    leaves them out. The directory's other tests (SLURM requests parsed from canned `sinfo` output) need no cluster."""
+    for item in items:
+        if "slurm_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.cluster)
+
+
 @pytest.fixture(scope="session")
 def slurm_local() -> ModuleType:
     """The cluster script as a module (start, stop, write_config, ...)."""

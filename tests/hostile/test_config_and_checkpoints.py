@@ -305,6 +305,7 @@ def test_every_trainer_checkpoint_load_is_weights_only(
     assert not (tmp_path / "run").exists()  # building the Trainer wrote nothing
 
 
+@pytest.mark.slow
 def test_a_sound_checkpoint_still_resumes(compose_cfg, real_run: Path, data_root: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """The resume checks refuse only what is wrong: the real run's own last.ckpt loads weights-only and agrees."""

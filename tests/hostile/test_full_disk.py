@@ -64,6 +64,7 @@ def _n_complete(path: Path) -> int:
         return int(np.asarray(f.attrs["n_traj_complete"]).item())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("when", ["before a block", "under a block"])
 def test_generate_on_a_full_disk_finalises_nothing_incomplete_and_the_rerun_resumes(
     tmp_path: Path, ks_tiny: Path, monkeypatch: pytest.MonkeyPatch, unraisable: list[object], when: str
@@ -100,6 +101,7 @@ def test_generate_on_a_full_disk_finalises_nothing_incomplete_and_the_rerun_resu
         assert not unraisable, unraisable
 
 
+@pytest.mark.slow
 def test_generate_on_a_disk_that_fills_up_before_the_manifest_keeps_every_split_and_the_rerun_writes_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -146,6 +148,7 @@ def _count_training_steps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return steps
 
 
+@pytest.mark.slow
 def test_train_on_a_full_disk_keeps_every_checkpoint_whole_and_the_rerun_resumes(
     work: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -342,6 +342,8 @@ make_leaderboard({"results": [sys.argv[1]], "out_dir": sys.argv[2], "print": Fal
 """
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_sigkill_while_plotting_leaves_the_previous_board(tmp_path: Path) -> None:
     build(tmp_path, {})
     before = snapshot(tmp_path / "board")

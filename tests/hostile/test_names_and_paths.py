@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli import run_cli
+from cli import run_main
 from compose import compose_config
 from matrix import assert_one_sentence, run_command, run_command_without_blocking
 from test_config_and_checkpoints import snapshot
@@ -101,12 +101,16 @@ def test_a_label_never_reads_the_environment(monkeypatch: pytest.MonkeyPatch, ar
 
 
 @pytest.mark.parametrize("full_error", ["0", "1"], ids=["checked-before-hydra", "checked-in-the-job"])
-def test_the_environment_label_is_refused_by_the_installed_command(tmp_path: Path, full_error: str) -> None:
-    """As a user runs it: one line on stderr, exit 1, no result file anywhere (HOME points into the test folder);
-    with HYDRA_FULL_ERROR=1 the command-line check is skipped and the job's own check refuses it."""
+def test_the_environment_label_is_refused_by_the_command(tmp_path: Path, full_error: str,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """As a user runs it (its console script's main, in-process): one line on stderr, exit 1, no result file
+    anywhere (HOME points into the test folder); with HYDRA_FULL_ERROR=1 the command-line check is skipped and the
+    job's own check refuses it."""
     home = tmp_path / "home"
-    proc = run_cli("evaluate", "model=persistence", "data=ks", "data.preset=tiny", "label=${oc.env:HOME}",
-                   cwd=tmp_path, check=False, env={"HOME": str(home), "HYDRA_FULL_ERROR": full_error})
+    proc = run_main("evaluate", "model=persistence", "data=ks", "data.preset=tiny", "label=${oc.env:HOME}",
+                    cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys,
+                    env={"HOME": str(home), "HYDRA_FULL_ERROR": full_error})
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.strip().splitlines() == [
         "error: label=${oc.env:HOME} reads the environment; a label becomes part of file names and result files, "
@@ -131,6 +135,7 @@ def rewritten(checkpoint: Path, out: Path, **run: object) -> Path:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("run", "fragments"),
     [
@@ -157,6 +162,7 @@ def test_a_checkpoints_run_record_is_untrusted(work: Path, trained_checkpoint: P
     assert snapshot(work) == before and not escape.exists()
 
 
+@pytest.mark.slow
 def test_a_checkpoints_dataset_names_are_checked(work: Path, trained_checkpoint: Path) -> None:
     state = torch.load(trained_checkpoint, map_location="cpu", weights_only=True)
     state["hyper_parameters"]["data_info"]["preset"] = "../../tiny"

@@ -23,6 +23,7 @@ HOLDER = f"pid {os.getpid()} on {socket.gethostname()}"
 TRAIN_WINDOWS = 8 * (32 - 5 + 1)
 
 
+@pytest.mark.slow
 def test_a_second_train_of_the_same_run_folder_stops_naming_the_process_that_holds_it(work: Path) -> None:
     run_dir = work / "runs"
     run_dir.mkdir()
