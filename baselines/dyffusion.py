@@ -45,7 +45,8 @@ from torch import Tensor, nn
 
 from baselines.layers import PerScalarEmbedding
 from baselines.registry import MODELS, ModelConfig, PublishedSize, build_model, model_entry, register
-from pdebench.config.checks import SettingError, is_finite_number, is_whole_number, whole_number
+from baselines.sampling import BatchedSampling
+from pdebench.config.checks import SettingError, is_finite_number, whole_number
 from pdebench.config.loading import typed_settings
 from pdebench.data.netspec import NetSpec, fold_frames, unfold_frames
 from pdebench.data.schema import DatasetError
@@ -214,7 +215,7 @@ class SeededDropout:
         return output * keep.to(output.dtype) / (1.0 - self.p)
 
 
-class DYffusion(nn.Module):
+class DYffusion(BatchedSampling):
     """`forward(x [B, n_fields * history, *space], cond [B, n_cond]) -> [B, n_fields * h, *space]`: one sampled
     forecast of the h frames after the input (standardised units); `sample` draws several; `interpolate` and
     `forecast` are the two nets, which the training objectives call.
@@ -311,15 +312,6 @@ class DYffusion(nn.Module):
         """One forecast of the h frames after the input (dropout masks from `generator`)."""
         with self.random_stream(generator):
             return fold_frames(self._sample_frames(unfold_frames(x, self.spec.n_fields), cond))
-
-    def sample(self, x: Tensor, cond: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """`n` forecasts of every input, batched into one pass of the schedule: `[n, B, n_fields * h, *space]`."""
-        if not (is_whole_number(n) and n >= 1):
-            raise ValueError(f"the number of samples must be a whole number >= 1, got {n!r}")
-        batch = x.shape[0]
-        repeated = x.unsqueeze(0).expand(n, *x.shape).reshape(n * batch, *x.shape[1:])
-        cond = cond.unsqueeze(0).expand(n, *cond.shape).reshape(n * batch, cond.shape[1])
-        return self.forward(repeated, cond, generator).view(n, batch, self.spec.out_channels, *x.shape[2:])
 
 
 @register("dyffusion", config=DYffusionConfig)

@@ -44,7 +44,8 @@ import torch
 from torch import Tensor, nn
 
 from baselines.registry import MODELS, ModelConfig, PublishedSize, build_model, model_entry, register
-from pdebench.config.checks import SettingError, is_finite_number, is_whole_number, whole_number
+from baselines.sampling import BatchedSampling
+from pdebench.config.checks import SettingError, is_finite_number, whole_number
 from pdebench.config.loading import typed_settings
 from pdebench.data.grid import Grid
 from pdebench.data.netspec import NetSpec, fold_frames, unfold_frames
@@ -126,7 +127,7 @@ def backbone_spec(spec: NetSpec) -> NetSpec:
                    spec.grid)
 
 
-class PDERefiner(nn.Module):
+class PDERefiner(BatchedSampling):
     """`forward(x [B, n_fields * history, *space], cond [B, n_cond]) -> [B, n_fields * bundle, *space]`: one
     refined forecast (K + 1 backbone calls); `sample` draws several; `refinement_pair` is what training compares.
     """
@@ -176,15 +177,6 @@ class PDERefiner(nn.Module):
             noisy = estimate + sigma * noise
             estimate = noisy - sigma * self.denoiser(x, noisy, steps + k, cond)
         return estimate
-
-    def sample(self, x: Tensor, cond: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """`n` forecasts of every input, batched into one refinement chain: `[n, B, n_fields * bundle, *space]`."""
-        if not (is_whole_number(n) and n >= 1):
-            raise ValueError(f"the number of samples must be a whole number >= 1, got {n!r}")
-        batch = x.shape[0]
-        repeated = x.unsqueeze(0).expand(n, *x.shape).reshape(n * batch, *x.shape[1:])
-        cond = cond.unsqueeze(0).expand(n, *cond.shape).reshape(n * batch, cond.shape[1])
-        return self.forward(repeated, cond, generator).view(n, batch, self.spec.out_channels, *x.shape[2:])
 
 
 @register("pderefiner", config=PDERefinerConfig)

@@ -317,7 +317,7 @@ MODULES: dict[str, Module] = {
         deselect=(*ZOO_TESTS, *OVERFIT_TESTS),
     ),
     "pderefiner": Module(
-        ("baselines/pderefiner.py",), ("tests/test_pderefiner.py", "tests/test_models.py"),
+        ("baselines/pderefiner.py", "baselines/sampling.py"), ("tests/test_pderefiner.py", "tests/test_models.py"),
         deselect=(*ZOO_TESTS, *OVERFIT_TESTS,
                   "tests/test_pderefiner.py::test_trains_on_ks_and_evaluates_from_its_checkpoint"),
     ),

@@ -28,6 +28,7 @@ import json
 import math
 import re
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -185,6 +186,54 @@ def _chunk_index_damage(f: h5py.File, fields: list[str]) -> str | None:
     return None
 
 
+def write_split_header(f: h5netcdf.File, layout: DatasetLayout, *, n_traj_complete: int,
+                       extra_attrs: Mapping[str, Any], seed_description: str) -> None:
+    """Everything of a split file but its fields, into an open h5netcdf file: the dimensions, the root attributes
+    (the schema's, then `extra_attrs`, then the layout's own), the trajectory and frame indices, the coordinates,
+    one unfilled float64 variable `[traj]` per parameter (NaN until written) and the int64 seeds. The writer and the
+    import of a foreign dataset (whose fields point into the foreign files) share it, so both files read alike."""
+    spatial = tuple(c.name for c in layout.coordinates)
+    n_traj, n_frames = int(layout.n_traj), int(layout.n_frames)
+    f.dimensions = {TRAJ_DIM: n_traj, TIME_DIM: n_frames, **{c.name: len(c.values) for c in layout.coordinates}}
+    root = {
+        "schema": SCHEMA_NAME,
+        "schema_version": SCHEMA_VERSION,
+        "pde": layout.pde,
+        "preset": layout.preset,
+        "split": layout.split,
+        "grid": layout.grid,
+        QUADRATURE_ATTR: quadrature_rule(layout.grid, tuple(_coord_values(c.values) for c in layout.coordinates)),
+        "spatial_dims": np.int64(len(spatial)),
+        "spatial_coordinates": ",".join(spatial),
+        "frame_interval": np.float64(layout.frame_interval),
+        "fields": ",".join(fs.name for fs in layout.fields),
+        "parameters": ",".join(p.name for p in layout.parameters),
+        CONDITIONING_ATTR: ",".join(p.name for p in layout.parameters if p.conditioning),
+        "n_traj_complete": np.int64(n_traj_complete),
+        **extra_attrs,
+    }
+    for key, value in {**root, **layout.attrs}.items():
+        f.attrs[key] = value
+
+    v = f.create_variable(TRAJ_DIM, (TRAJ_DIM,), np.int64, data=np.arange(n_traj, dtype=np.int64))
+    v.attrs["description"] = "trajectory index"
+    v = f.create_variable(TIME_DIM, (TIME_DIM,), np.int64, data=np.arange(n_frames, dtype=np.int64))
+    v.attrs["units"] = "frames"
+    v.attrs["description"] = (
+        "stored frame index; physical time = index * per-trajectory dt if present, else * frame_interval"
+    )
+    for c in layout.coordinates:
+        v = f.create_variable(c.name, (c.name,), np.float64, data=_coord_values(c.values))
+        v.attrs["units"] = c.units
+        v.attrs["description"] = c.description
+    for p in layout.parameters:
+        v = f.create_variable(p.name, (TRAJ_DIM,), np.float64, fillvalue=np.float64(np.nan))
+        v.attrs["units"] = p.units
+        v.attrs["description"] = p.description
+    v = f.create_variable(SEED_VAR, (TRAJ_DIM,), np.int64)
+    v.attrs["description"] = seed_description
+
+
 def _structure_image(layout: DatasetLayout, fingerprint: str) -> bytes:
     """The bytes of an empty split file, built in memory: no disk write can fail inside h5netcdf or h5py (whose
     failed close on a full disk leaves a file object that crashes the process when it is collected), and the image
@@ -197,51 +246,10 @@ def _structure_image(layout: DatasetLayout, fingerprint: str) -> bytes:
 def _create_structure(path: Path | IO[bytes], layout: DatasetLayout, fingerprint: str) -> None:
     """Create an empty split file (dims, coordinates, attributes, unfilled variables) with h5netcdf."""
     spatial = tuple(c.name for c in layout.coordinates)
-    n_traj, n_frames = int(layout.n_traj), int(layout.n_frames)
+    n_frames = int(layout.n_frames)
     with h5netcdf.File(path, "w") as f:
-        f.dimensions = {
-            TRAJ_DIM: n_traj,
-            TIME_DIM: n_frames,
-            **{c.name: len(c.values) for c in layout.coordinates},
-        }
-        root = {
-            "schema": SCHEMA_NAME,
-            "schema_version": SCHEMA_VERSION,
-            "pde": layout.pde,
-            "preset": layout.preset,
-            "split": layout.split,
-            "grid": layout.grid,
-            QUADRATURE_ATTR: quadrature_rule(layout.grid, tuple(_coord_values(c.values) for c in layout.coordinates)),
-            "spatial_dims": np.int64(len(spatial)),
-            "spatial_coordinates": ",".join(spatial),
-            "frame_interval": np.float64(layout.frame_interval),
-            "fields": ",".join(fs.name for fs in layout.fields),
-            "parameters": ",".join(p.name for p in layout.parameters),
-            CONDITIONING_ATTR: ",".join(p.name for p in layout.parameters if p.conditioning),
-            "n_traj_complete": np.int64(0),
-            FINGERPRINT_ATTR: fingerprint,
-        }
-        for key, value in {**root, **layout.attrs}.items():
-            f.attrs[key] = value
-
-        v = f.create_variable(TRAJ_DIM, (TRAJ_DIM,), np.int64, data=np.arange(n_traj, dtype=np.int64))
-        v.attrs["description"] = "trajectory index"
-        v = f.create_variable(TIME_DIM, (TIME_DIM,), np.int64, data=np.arange(n_frames, dtype=np.int64))
-        v.attrs["units"] = "frames"
-        v.attrs["description"] = (
-            "stored frame index; physical time = index * per-trajectory dt if present, else * frame_interval"
-        )
-        for c in layout.coordinates:
-            v = f.create_variable(c.name, (c.name,), np.float64, data=_coord_values(c.values))
-            v.attrs["units"] = c.units
-            v.attrs["description"] = c.description
-
-        for p in layout.parameters:
-            v = f.create_variable(p.name, (TRAJ_DIM,), np.float64, fillvalue=np.float64(np.nan))
-            v.attrs["units"] = p.units
-            v.attrs["description"] = p.description
-        v = f.create_variable(SEED_VAR, (TRAJ_DIM,), np.int64)
-        v.attrs["description"] = "seed of the random initial condition / parameters of each trajectory"
+        write_split_header(f, layout, n_traj_complete=0, extra_attrs={FINGERPRINT_ATTR: fingerprint},
+                           seed_description="seed of the random initial condition / parameters of each trajectory")
 
         chunks = field_chunks(n_frames, layout.spatial_shape)
         for fs in layout.fields:

@@ -21,18 +21,14 @@ import h5py
 import numpy as np
 
 from pdebench.data.atomic import replace_durably, temp_path_for
-from pdebench.data.grid import quadrature_rule
 from pdebench.data.schema import (
-    CONDITIONING_ATTR,
-    QUADRATURE_ATTR,
-    SCHEMA_NAME,
-    SCHEMA_VERSION,
     SEED_VAR,
     SOURCES_ATTR,
     TIME_DIM,
     TRAJ_DIM,
     DatasetLayout,
 )
+from pdebench.data.writer import write_split_header
 
 
 @dataclass(frozen=True)
@@ -78,47 +74,10 @@ class ImportedSplit:
 def _structure(path: Path, layout: DatasetLayout, sources: Sequence[str]) -> None:
     """Write dims, coordinates, parameters and seeds (unfilled) and the root attributes with h5netcdf, so that the
     file is netCDF4 as any split file is; the fields are added with h5py (`_add_fields`)."""
-    spatial = tuple(c.name for c in layout.coordinates)
     with h5netcdf.File(path, "w") as f:
-        f.dimensions = {TRAJ_DIM: layout.n_traj, TIME_DIM: layout.n_frames,
-                        **{c.name: len(c.values) for c in layout.coordinates}}
-        root = {
-            "schema": SCHEMA_NAME,
-            "schema_version": SCHEMA_VERSION,
-            "pde": layout.pde,
-            "preset": layout.preset,
-            "split": layout.split,
-            "grid": layout.grid,
-            QUADRATURE_ATTR: quadrature_rule(layout.grid, tuple(np.asarray(c.values, np.float64)
-                                                                for c in layout.coordinates)),
-            "spatial_dims": np.int64(len(spatial)),
-            "spatial_coordinates": ",".join(spatial),
-            "frame_interval": np.float64(layout.frame_interval),
-            "fields": ",".join(fs.name for fs in layout.fields),
-            "parameters": ",".join(p.name for p in layout.parameters),
-            CONDITIONING_ATTR: ",".join(p.name for p in layout.parameters if p.conditioning),
-            "n_traj_complete": np.int64(layout.n_traj),
-            SOURCES_ATTR: json.dumps(list(sources)),
-        }
-        for key, value in {**root, **layout.attrs}.items():
-            f.attrs[key] = value
-        v = f.create_variable(TRAJ_DIM, (TRAJ_DIM,), np.int64, data=np.arange(layout.n_traj, dtype=np.int64))
-        v.attrs["description"] = "trajectory index"
-        v = f.create_variable(TIME_DIM, (TIME_DIM,), np.int64, data=np.arange(layout.n_frames, dtype=np.int64))
-        v.attrs["units"] = "frames"
-        v.attrs["description"] = (
-            "stored frame index; physical time = index * per-trajectory dt if present, else * frame_interval"
-        )
-        for c in layout.coordinates:
-            v = f.create_variable(c.name, (c.name,), np.float64, data=np.asarray(c.values, np.float64))
-            v.attrs["units"] = c.units
-            v.attrs["description"] = c.description
-        for p in layout.parameters:
-            v = f.create_variable(p.name, (TRAJ_DIM,), np.float64)
-            v.attrs["units"] = p.units
-            v.attrs["description"] = p.description
-        v = f.create_variable(SEED_VAR, (TRAJ_DIM,), np.int64)
-        v.attrs["description"] = "no seed in the foreign layout: the trajectory's index in the split"
+        write_split_header(f, layout, n_traj_complete=layout.n_traj,
+                           extra_attrs={SOURCES_ATTR: json.dumps(list(sources))},
+                           seed_description="no seed in the foreign layout: the trajectory's index in the split")
 
 
 def _add_fields(f: h5py.File, layout: DatasetLayout, fields: Sequence[FieldMap]) -> None:
