@@ -244,6 +244,7 @@ def test_the_forecaster_objective_trains_the_forecaster_only() -> None:
     assert weighted[0] > weighted[1] > 0
 
 
+@pytest.mark.slow  # trains both nets for hundreds of steps
 def test_dyffusion_overfits_a_tiny_batch() -> None:
     """Stage 1 then stage 2 on one batch: the interpolation error and the sampled forecast's error fall 10x."""
     net = dyffusion(dropout=0.05, forecaster_dropout=0.0).train()

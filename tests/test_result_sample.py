@@ -146,6 +146,7 @@ def test_persistence_result_stores_the_sample_and_the_leaderboard_draws_it(compo
     assert image.get_ylim() == pytest.approx((x[0] - edge, x[::s][-1] + edge))
 
 
+@pytest.mark.slow  # two processes evaluate
 def test_two_processes_store_the_sample_of_one(compose_cfg, data_root: Path, tmp_path: Path) -> None:
     """Trajectory 0 lives on rank 0's shard of 2; the file rank 0 writes holds the same sample as one process's."""
     base = [f"data.root={data_root}", "rollout.device=cpu", "data=ks", "data.preset=tiny", "model=persistence"]

@@ -239,6 +239,7 @@ def test_a_missing_path_is_still_called_missing(tmp_path: Path) -> None:
     assert "a broken symbolic link" in missing_or_kind(tmp_path / "dangling", "checkpoint")
 
 
+@pytest.mark.slow  # composes every experiment preset
 def test_every_shipped_label_is_a_name() -> None:
     """The rule refuses only abuse: the default labels of every experiment the repository ships pass it."""
     experiments = sorted(p.stem for p in (Path(__file__).parents[2] / "conf" / "experiment").glob("*.yaml"))

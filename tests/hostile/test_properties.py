@@ -141,6 +141,7 @@ def files_under(root: Path) -> set[Path]:
     return {p for p in root.rglob("*")}
 
 
+@pytest.mark.slow  # 20 boards built from drawn result files
 @settings(max_examples=20, **SETTINGS)
 @given(bad=bad_files)
 def test_generated_result_files_never_break_the_board(bad: str) -> None:
