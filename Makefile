@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 export MPLBACKEND ?= Agg
 
 .PHONY: setup setup-bench test test-fast lint quickstart datasets train evaluate leaderboard bench clean mutate \
-	slurm-local slurm-local-stop tune tune-ks
+	slurm-local slurm-local-stop tune tune-ks leaderboard-ks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,16 @@ evaluate: setup
 
 leaderboard: setup
 	$(BIN)/pdebench-leaderboard $(ARGS)
+
+# The Kuramoto-Sivashinsky leaderboard end to end (pdebench-board ks, conf/board/ks.yaml; docs/leaderboard.md):
+# generates ks-small if missing, evaluates persistence and the solver, trains every entry on one budget, evaluates
+# each on the test split and writes leaderboard/ks/. Rerunning resumes: entries with a result are skipped, a killed
+# training resumes. SCALE=paper: the reference widths and PDE-Refiner's training length, for GPUs; LAUNCHER=slurm
+# (or slurm_cpu) sends the training and evaluation jobs to a SLURM cluster as Hydra multiruns.
+SCALE ?= cpu
+LAUNCHER ?=
+leaderboard-ks: setup
+	$(BIN)/pdebench-board ks --scale $(SCALE) --root $(DATA) $(if $(LAUNCHER),--launcher $(LAUNCHER)) $(ARGS)
 
 # Tune every learned row of one dataset alike: an Optuna search of TRIALS trials per row over optim.lr and
 # optim.weight_decay, each winner recorded in conf/tuned/$(DATASET).yaml for the row's later runs (docs/recipes.md).
