@@ -21,6 +21,7 @@ from pdebench.data.grid import Grid
 from pdebench.data.netspec import NetSpec
 from pdebench.data.normalization import Normalizer
 from pdebench.data.reader import TrajectoryFile
+from pdebench.errors import InvalidSetting
 from pdebench.forecast.checkpoint import load_forecaster
 from pdebench.forecast.forecaster import Forecaster
 from pdebench.forecast.targets import DerivativeTarget, DifferenceTarget, target_from_config
@@ -139,6 +140,29 @@ def test_pushforward_curriculum_draws_zero_to_min_epoch_n() -> None:
     for epoch, allowed in [(0, {0}), (1, {0, 1}), (2, {0, 1, 2}), (7, {0, 1, 2, 3})]:
         objective.set_epoch(epoch)
         assert {objective.draw_steps() for _ in range(300)} == allowed
+
+
+def test_pushforward_curriculum_by_share_of_the_budget_ignores_the_epoch() -> None:
+    """With curriculum_fraction 0.05 of 1,500 steps a stage is 75 steps: steps 0-74 never unroll, 75-149 unroll at
+    most once, and from 150 on at most twice, all within the first epoch; a budget-less run is refused."""
+    torch.manual_seed(0)
+    objective = Pushforward(objective_config("pushforward", unroll_steps=3, curriculum_fraction=0.05))
+    objective.set_epoch(5)  # the epoch does not count
+    for step, allowed in [(0, {0}), (74, {0}), (75, {0, 1}), (149, {0, 1}), (150, {0, 1, 2}), (1499, {0, 1, 2, 3})]:
+        objective.set_step(step, 1500)
+        assert {objective.draw_steps() for _ in range(300)} == allowed, step
+    with pytest.raises(InvalidSetting, match=r"curriculum_fraction=0.05 needs a budget of optimiser steps; set "
+                                             r"trainer.max_steps \(it is -1\)"):
+        objective.set_step(0, -1)
+    by_epoch = Pushforward(objective_config("pushforward", unroll_steps=3))
+    by_epoch.set_step(1499, 1500)  # without the setting the step does not count
+    assert {by_epoch.draw_steps() for _ in range(100)} == {0}
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.5, float("nan")])
+def test_a_curriculum_fraction_outside_0_1_is_refused(fraction: float) -> None:
+    with pytest.raises(InvalidSetting, match="curriculum_fraction"):
+        objective_config("pushforward", unroll_steps=1, curriculum_fraction=fraction)
 
 
 def test_input_noise_perturbs_what_the_net_sees_by_the_configured_std() -> None:

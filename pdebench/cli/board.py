@@ -46,9 +46,10 @@ from pdebench.errors import InvalidSetting, UnknownName, UserError
 
 BOARD_GROUP = "board"  # conf/board/<board>.yaml; the CPU entries in conf/board/cpu/
 SCALE_KEYS = {"preset", "entry_group", "seeds", "train", "evaluate", "out_dir", "runs_dir"}
-BOARD_KEYS = {"pde", "entries", "references", "stochastic", "ensemble", "scales"}
+BOARD_KEYS = {"pde", "entries", "baseline", "references", "stochastic", "ensemble", "scales"}
 RESULTS = "results"  # the board's result files: <out_dir>/results/<pde>-<preset>/<label>-seed<seed>.json
-PROVENANCE = "board.json"
+PROVENANCE = "board.json"  # how the board was built, and what it compares (pdebench.leaderboard.board_report)
+REPORT = "board.md"  # board.json as a page
 
 
 class StepFailed(UserError, RuntimeError):
@@ -77,6 +78,7 @@ class Board:
     path: Path
     pde: str
     entries: tuple[str, ...]
+    baseline: str  # the entry every other is compared with on the headline metric
     references: tuple[str, ...]
     stochastic: frozenset[str]
     ensemble: int
@@ -130,14 +132,17 @@ def load_board(name: str) -> Board:
     stochastic = _strings(path, "stochastic", raw["stochastic"] or [])
     if stray := sorted(set(stochastic) - set(entries)):
         raise InvalidSetting(f"{path}: stochastic names {stray}, which are not entries")
+    if raw["baseline"] not in entries:
+        raise InvalidSetting(f"{path}: baseline {raw['baseline']!r} is not an entry")
     ensemble = raw["ensemble"]
     if not (isinstance(ensemble, int) and ensemble >= 2):
         raise InvalidSetting(f"{path}: ensemble must be a number of members >= 2, got {ensemble!r}")
     if not isinstance(raw["scales"], dict) or not raw["scales"]:
         raise InvalidSetting(f"{path}: scales must map scale names to their settings")
     scales = {str(k): _scale(path, str(k), v) for k, v in raw["scales"].items()}
-    return Board(name, path, str(raw["pde"]), entries, _strings(path, "references", raw["references"]),
-                 frozenset(stochastic), ensemble, scales)
+    references = _strings(path, "references", raw["references"])
+    return Board(name, path, str(raw["pde"]), entries, str(raw["baseline"]), references, frozenset(stochastic),
+                 ensemble, scales)
 
 
 @dataclass(frozen=True)
@@ -192,7 +197,8 @@ def plan_board(board: Board, scale_name: str, root: str | Path, seeds: Sequence[
     if entries:
         if unknown := [e for e in entries if e not in board.entries]:
             raise UnknownName(f"{board.path} has no entry {', '.join(unknown)}; entries: {', '.join(board.entries)}")
-        board = replace(board, entries=tuple(e for e in board.entries if e in entries))
+        kept = tuple(e for e in board.entries if e in entries)
+        board = replace(board, entries=kept, baseline=board.baseline if board.baseline in kept else kept[0])
     seeds = tuple(scale.seeds if seeds is None else seeds)
     if not seeds or any(s < 0 for s in seeds):
         raise InvalidSetting(f"--seeds {list(seeds)} is not valid: expected seeds >= 0")
@@ -289,12 +295,15 @@ def _cpu_model() -> str:
 def provenance(plan: Plan, command: Sequence[str], step_seconds: dict[str, float]) -> dict[str, Any]:
     """`board.json`: how this board was built, read from its result files (every number in it comes from one,
     or from the board file and this machine)."""
+    from pdebench.leaderboard.board_report import board_report
     from pdebench.provenance import git_commit
     from pdebench.rollout.results import read_result
 
     entries = []
+    by_label: dict[str, list[dict[str, Any]]] = {}
     for job in plan.jobs:
         result = read_result(job.result)
+        by_label.setdefault(job.label, []).append(result)
         entries.append({"entry": job.entry, "label": job.label, "seed": job.seed,
                         "result": str(job.result.relative_to(plan.scale.out_dir)),
                         "n_parameters": result.get("n_parameters"), "train_time_s": result.get("train_time_s"),
@@ -302,13 +311,15 @@ def provenance(plan: Plan, command: Sequence[str], step_seconds: dict[str, float
                         "ensemble": (result.get("scoring") or {}).get("ensemble"),
                         "git_commit": result.get("git_commit"), "manifest_sha256": result.get("manifest_sha256")})
     manifests = sorted({e["manifest_sha256"] for e in entries if e["manifest_sha256"]})
+    baseline = next(j.label for j in plan.jobs if j.entry == plan.board.baseline)
     return {"board": plan.board.name, "scale": plan.scale.name, "pde": plan.board.pde, "dataset": plan.dataset,
             "command": shlex.join(command), "seeds": sorted({j.seed for j in plan.jobs}),
             "train_overrides": list(plan.scale.train) + list(plan.overrides), "launcher": plan.launcher or "basic",
             "machine": {"cpu": _cpu_model(), "logical_cpus": os.cpu_count(), "system": platform.system(),
                         "python": platform.python_version()},
             "git_commit": git_commit(), "manifest_sha256": manifests,
-            "date": datetime.date.today().isoformat(), "step_wall_s": step_seconds, "entries": entries}
+            "date": datetime.date.today().isoformat(), "step_wall_s": step_seconds, "entries": entries,
+            "comparisons": board_report(by_label, baseline)}
 
 
 def run_board(plan: Plan, command: Sequence[str] = (), runner: Runner = run_command,
@@ -337,12 +348,14 @@ def run_board(plan: Plan, command: Sequence[str] = (), runner: Runner = run_comm
     unevaluated = [j for j in plan.jobs if not j.result.is_file()]
     if unevaluated:
         raise StepFailed(f"no result file for {', '.join(str(j.result) for j in unevaluated)} after the evaluation")
+    from pdebench.data.atomic import atomic_write_text
+    from pdebench.leaderboard.board_report import render_board_md
+
     path = plan.scale.out_dir / PROVENANCE
     record = provenance(plan, command, seconds)
-    from pdebench.data.atomic import atomic_write_text
-
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
-    say(f"board written: {plan.scale.out_dir} (provenance in {path})")
+    atomic_write_text(plan.scale.out_dir / REPORT, render_board_md(record))
+    say(f"board written: {plan.scale.out_dir} (how it was built: {path}, {plan.scale.out_dir / REPORT})")
     return path
 
 

@@ -98,6 +98,10 @@ class ObjectiveConfig:
     target_scale: float = 1.0
     # pushforward: at most this many no-grad steps per batch (0..min(epoch, unroll_steps)); unrolled: BPTT steps
     unroll_steps: int = 0
+    # pushforward: the length of each stage of the curriculum as a fraction of the budget (trainer.max_steps): no
+    # unrolled step in the first stage, at most 1 in the second, ... MP-PDE trains 20 epochs, so 0.05 is its
+    # curriculum at any budget; null = one epoch a stage (never past the first in a budget shorter than a pass)
+    curriculum_fraction: float | None = None
     input_noise_std: float = 0.0  # Gaussian noise added to the standardised inputs of the net during training
     fd_order: int = 1  # target=derivative: finite-difference order of the du/dt label (1, 2 or 4)
     fd_spacing: int = 1  # target=derivative: stored-frame intervals between the label stencil's points (1: finest)
@@ -107,6 +111,10 @@ class ObjectiveConfig:
     def __post_init__(self) -> None:
         _check_objective(self)
         at_least(self, "unroll_steps", 0, "a number of unrolled steps")
+        if self.curriculum_fraction is not None and not (is_finite_number(self.curriculum_fraction)
+                                                         and 0 < self.curriculum_fraction <= 1):
+            raise SettingError("curriculum_fraction", self.curriculum_fraction,
+                               "is not valid: expected a fraction of the training budget in (0, 1], or null (epochs)")
         positive(self, "input_noise_std", "the std of the input noise", allow_zero=True)
         at_least(self, "substeps", 1, "a number of integrator steps per model step")
         at_least(self, "fd_spacing", 1, "a number of stored-frame intervals between finite-difference points")

@@ -229,6 +229,9 @@ class SurrogateModule(L.LightningModule):
             set_epoch(self.current_epoch)
 
     def training_step(self, batch: WindowBatch, batch_idx: int) -> Tensor:
+        set_step = getattr(self.objective, "set_step", None)
+        if callable(set_step):  # a curriculum by share of the budget (pushforward's curriculum_fraction)
+            set_step(self.global_step, int(self.trainer.max_steps))
         start_batch = getattr(self.objective, "start_batch", None)
         if callable(start_batch):  # input noise of its own per rank and step; the step is restored on resume
             start_batch(noise_seed(int(self.hparams.run["seed"]), self.global_rank, self.global_step))

@@ -233,29 +233,47 @@ class OneStep(WindowedObjective):
 
 @register_objective("pushforward")
 class Pushforward(WindowedObjective):
-    """MP-PDE's pushforward trick: per batch, draw k uniformly from 0..min(epoch, unroll_steps), run k model steps
+    """MP-PDE's pushforward trick: per batch, draw k uniformly from 0..min(stage, unroll_steps), run k model steps
     on the net's own outputs without gradient, then take one gradient step from the state they reach, against the
-    true frames there. The curriculum follows the epoch the training loop reports through `set_epoch`."""
+    true frames there. The curriculum's stage is the epoch the training loop reports through `set_epoch` (MP-PDE's),
+    or with `curriculum_fraction` f the share of the budget done, `floor(step / (f * max_steps))` (`set_step`), so
+    that a budget shorter than one pass over the data still unrolls (MP-PDE's 20 epochs: f = 0.05)."""
 
-    uses = ("input_noise_std", "unroll_steps")
+    uses = ("input_noise_std", "unroll_steps", "curriculum_fraction")
 
     def __init__(self, config: ObjectiveConfig) -> None:
         super().__init__(config)
         if self.unroll_steps < 1:
             raise InvalidSetting(f"objective.unroll_steps={self.unroll_steps} gives pushforward no unrolled step; set "
                                  "objective.unroll_steps to at least 1 (MP-PDE: 1), or use objective=onestep")
+        self.fraction = config.curriculum_fraction
         self.epoch = 0
+        self.step = 0
+        self.max_steps = -1
         self.last_steps = 0  # the k drawn for the latest batch
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def set_step(self, step: int, max_steps: int) -> None:
+        """The optimiser step about to be taken and the budget (`trainer.max_steps`), before each batch."""
+        if self.fraction is not None and max_steps <= 0:
+            raise InvalidSetting(f"objective.curriculum_fraction={self.fraction} needs a budget of optimiser steps; "
+                                 f"set trainer.max_steps (it is {max_steps}) or leave curriculum_fraction null")
+        self.step, self.max_steps = int(step), int(max_steps)
+
+    def stage(self) -> int:
+        """The curriculum's stage: the epoch, or the number of budget fractions done."""
+        if self.fraction is None:
+            return self.epoch
+        return int(self.step // (self.fraction * self.max_steps))
+
     def steps_after_first(self) -> int:
         return self.unroll_steps
 
     def draw_steps(self) -> int:
-        """k ~ U{0, ..., min(epoch, unroll_steps)}, from the global torch stream (saved in checkpoints)."""
-        most = min(self.epoch, self.unroll_steps)
+        """k ~ U{0, ..., min(stage, unroll_steps)}, from the global torch stream (saved in checkpoints)."""
+        most = min(self.stage(), self.unroll_steps)
         return int(torch.randint(0, most + 1, ()).item()) if most > 0 else 0
 
     def loss(self, forecaster: Forecaster, batch: WindowBatch) -> Tensor:
@@ -312,7 +330,7 @@ class Refinement(BatchRandomness):
 # Optional objective settings: one set to anything but its schema default where nothing reads it is refused (a
 # setting silently ignored is how a "conditioned" or "noisy" run ends up being neither). The objective says which of
 # `OBJECTIVE_OPTIONS` it reads (`uses`); only the derivative target reads `DERIVATIVE_OPTIONS`.
-OBJECTIVE_OPTIONS = ("unroll_steps", "input_noise_std")
+OBJECTIVE_OPTIONS = ("unroll_steps", "input_noise_std", "curriculum_fraction")
 DERIVATIVE_OPTIONS = ("fd_order", "fd_spacing", "integrator", "substeps")
 _DEFAULTS = ObjectiveConfig()
 
