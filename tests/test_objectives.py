@@ -159,6 +159,19 @@ def test_pushforward_curriculum_by_share_of_the_budget_ignores_the_epoch() -> No
     assert {by_epoch.draw_steps() for _ in range(100)} == {0}
 
 
+def test_a_checkpoint_from_before_the_curriculum_fraction_resumes_and_one_with_another_does_not(compose_cfg) -> None:
+    from pdebench.config import plain_config
+    from pdebench.training.run import _resume_conflict
+
+    plain = plain_config(train_config(compose_cfg("train", ["experiment=ks_unet"])))
+    older = {**plain, "objective": {k: v for k, v in plain["objective"].items() if k != "curriculum_fraction"}}
+    assert _resume_conflict(plain, {}, older) is None
+    pushed = plain_config(train_config(compose_cfg("train", ["experiment=ks_mpnn"])))
+    older = {**pushed, "objective": {k: v for k, v in pushed["objective"].items() if k != "curriculum_fraction"}}
+    assert _resume_conflict(pushed, {}, older) == ("objective.curriculum_fraction=null but this run asks for "
+                                                   "objective.curriculum_fraction=0.05")
+
+
 @pytest.mark.parametrize("fraction", [0.0, 1.5, float("nan")])
 def test_a_curriculum_fraction_outside_0_1_is_refused(fraction: float) -> None:
     with pytest.raises(InvalidSetting, match="curriculum_fraction"):

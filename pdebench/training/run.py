@@ -171,7 +171,7 @@ RESUMABLE_CHANGES = (
 )
 # Settings added after checkpoints began recording the whole config, with their defaults: a checkpoint without one
 # resumes under its default.
-LATER_SETTINGS = {"frozen": [], "stages": [], "stage": None}
+LATER_SETTINGS = {"frozen": [], "stages": [], "stage": None, "objective.curriculum_fraction": None}
 # Checkpoints written before the whole config was recorded: compare what their hyper-parameters hold.
 RESUME_SECTIONS = ("model", "objective", "optim", "validation")
 
