@@ -39,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from pdebench.cli.common import check_command_line, lazy_loader
 from pdebench.cli.hydra_setup import composed
 from pdebench.cli.tune import Runner, run_command
 from pdebench.config.location import CONFIG_DIR
@@ -203,6 +204,10 @@ def plan_board(board: Board, scale_name: str, root: str | Path, seeds: Sequence[
     if not seeds or any(s < 0 for s in seeds):
         raise InvalidSetting(f"--seeds {list(seeds)} is not valid: expected seeds >= 0")
     plan = Plan(board, scale, Path(root), (), launcher, tuple(overrides))
+    # every entry as the training multirun will compose and check it: a bad override is one sentence, here
+    check_command_line("train", lazy_loader("pdebench.training.config", "train_config"),
+                       ["-m", plan.entry_override(board.entries), f"data.preset={scale.preset}", *_launcher(plan),
+                        *scale.train, *overrides])
     jobs = []
     for entry in board.entries:
         cfg = composed("train", [plan.entry_override([entry]), f"data.preset={scale.preset}", *scale.train,

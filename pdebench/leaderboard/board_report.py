@@ -236,13 +236,14 @@ def source_numbers(records: Sequence[Any]) -> np.ndarray:
     return np.unique(np.asarray(out, dtype=np.float64))
 
 
-def _printed_as(token: str, sources: np.ndarray) -> bool:
-    """Whether some source value prints as `token`: within half a unit of its last printed digit."""
+def _printed_as(token: str, sources: np.ndarray, scale: float = 1.0) -> bool:
+    """Whether some source value times `scale` prints as `token`: within half a unit of its last printed digit
+    (`scale` 100 for a percentage)."""
     text = token.replace(",", "")
-    value = float(text)
+    value = float(text) / scale
     mantissa, _, exponent = text.lower().partition("e")
     decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
-    half = 0.5 * 10.0 ** (-decimals + (int(exponent) if exponent else 0))
+    half = 0.5 * 10.0 ** (-decimals + (int(exponent) if exponent else 0)) / scale
     i = np.searchsorted(sources, value - half * (1 + 1e-9))
     return bool(i < len(sources) and sources[i] <= value + half * (1 + 1e-9))
 
@@ -254,7 +255,6 @@ def untraceable_numbers(markdown: str, sources: np.ndarray) -> list[str]:
     for match in _NUMBER.finditer(markdown):
         token = match.group()
         percent = markdown[match.end():match.end() + 1] == "%"  # `95%` is the 0.95 of a record
-        if not (_printed_as(token, sources) or percent and _printed_as(str(float(token.replace(",", "")) / 100),
-                                                                          sources)):
+        if not (_printed_as(token, sources) or percent and _printed_as(token, sources, 100.0)):
             missing.append(token + ("%" if percent else ""))
     return missing

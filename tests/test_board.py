@@ -1,0 +1,311 @@
+"""`pdebench-board` and `make leaderboard-ks`: the board file, its entries at each scale, the commands it launches,
+the whole pipeline on ks-tiny (resumed), and the committed KS board traced back to its result files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from pdebench.cli import board as board_cli
+from pdebench.cli.board import Plan, evaluate_commands, generate_command, load_board, plan_board, train_command
+from pdebench.cli.hydra_setup import composed, width_setting
+from pdebench.cli.tune import scaled_width
+from pdebench.errors import InvalidSetting
+from pdebench.leaderboard.board_report import (
+    against_baseline,
+    source_numbers,
+    spread_against_error,
+    untraceable_numbers,
+)
+from tests.cli import run_main
+
+REPO = Path(__file__).resolve().parents[1]
+COMMITTED = REPO / "leaderboard" / "ks"
+# The rows issue 26 names, as entries of the KS board.
+ISSUE_ROWS = {"ks_fno", "ks_unet", "ks_unet_pushforward", "ks_unet_derivative", "ks_mpnn", "ks_sinenet",
+              "ks_pderefiner", "ks_t1", "ks_dyffusion"}
+
+
+@pytest.fixture(scope="module")
+def ks_board() -> board_cli.Board:
+    return load_board("ks")
+
+
+@pytest.fixture(scope="module")
+def cpu_plan(ks_board: board_cli.Board) -> Plan:
+    return plan_board(ks_board, "cpu", "data")
+
+
+def _train_cfg(plan: Plan, entry: str) -> dict[str, Any]:
+    return composed("train", [plan.entry_override([entry]), f"data.preset={plan.scale.preset}", *plan.scale.train])
+
+
+def test_the_ks_board_holds_every_row_of_the_issue(ks_board: board_cli.Board) -> None:
+    assert set(ks_board.entries) == ISSUE_ROWS
+    assert ks_board.references == ("persistence", "solver")
+    assert ks_board.baseline == "ks_unet"
+    assert ks_board.stochastic == {"ks_pderefiner", "ks_dyffusion"}
+
+
+def test_the_stochastic_entries_are_the_ones_whose_model_samples(ks_board: board_cli.Board) -> None:
+    """An entry is evaluated as an ensemble exactly when its net can draw members (`sample`)."""
+    from baselines import MODELS, NetSpec, build_model
+    from baselines.sampling import BatchedSampling
+    from pdebench.data.grid import Grid
+
+    spec = NetSpec(("u",), 1, 1, ("L", "dt"), Grid.uniform("periodic", (32,)))
+    names = {e: composed("train", [f"experiment={e}"])["model"]["name"] for e in ks_board.entries}
+    sampling = {e for e, name in names.items()
+                if isinstance(build_model(MODELS[name].config.tiny(), spec), BatchedSampling)}
+    assert sampling == ks_board.stochastic
+
+
+def test_cpu_entries_are_at_a_quarter_of_their_reference_width_and_paper_entries_at_it(
+        ks_board: board_cli.Board, cpu_plan: Plan) -> None:
+    paper = plan_board(ks_board, "paper", "data", launcher="slurm")
+    for entry in ks_board.entries:
+        key, cpu_width, reference = width_setting(_train_cfg(cpu_plan, entry)["model"])
+        _, paper_width, paper_reference = width_setting(_train_cfg(paper, entry)["model"])
+        assert (paper_width, paper_reference) == (reference, reference), entry
+        # DYffusion's reference (the zoo U-Net at 16) is halved, not quartered: its output head normalises in 8
+        # groups, so 8 channels is the narrowest it builds (conf/board/cpu/ks_dyffusion.yaml).
+        expected = 8 if entry == "ks_dyffusion" else scaled_width(reference, 0.25)
+        assert cpu_width == expected, entry
+    head_groups = composed("train", ["experiment=ks_dyffusion"])["model"]["backbone"].get("head_norm_groups", 8)
+    assert scaled_width(16, 0.25) < head_groups == 8
+    labels = {j.entry: j.label for j in cpu_plan.jobs}
+    assert labels["ks_unet"] == "unet-w16" and labels["ks_mpnn"] == "mpnn-w32" and labels["ks_t1"] == "t1-w12"
+    assert labels["ks_unet_pushforward"] == "unet-w16-pushforward"
+    assert labels["ks_unet_derivative"] == "unet-w16-derivative"
+    assert {j.label for j in paper.jobs} >= {"unet", "unet-pushforward", "unet-derivative", "pderefiner", "fno"}
+
+
+def test_every_cpu_entry_trains_under_the_one_recipe_and_budget(ks_board: board_cli.Board, cpu_plan: Plan) -> None:
+    """One budget and one recipe for every learned row: steps, batch, optimiser, schedule, EMA and loss agree, and
+    the rows depart from the recipe only in their objective, target or bundle (each the row's point)."""
+    recipe = composed("train", ["recipe=ks"])
+    for entry in ks_board.entries:
+        cfg = _train_cfg(cpu_plan, entry)
+        assert cfg["trainer"]["max_steps"] == 1500, entry
+        assert cfg["data"]["batch_size"] == recipe["data"]["batch_size"] == 32, entry
+        assert cfg["data"]["preset"] == "small"
+        for key in ("lr", "weight_decay", "warmup_fraction", "min_lr_ratio", "ema_decay"):
+            assert cfg["optim"][key] == recipe["optim"][key], (entry, key)
+        assert cfg["objective"]["loss"] == "mse", entry
+    derivative = _train_cfg(cpu_plan, "ks_unet_derivative")["objective"]
+    assert (derivative["target"], derivative["integrator"], derivative["fd_order"]) == ("derivative", "rk4", 2)
+    assert _train_cfg(cpu_plan, "ks_unet_pushforward")["objective"]["name"] == "pushforward"
+
+
+def test_the_paper_scale_composes_for_gpus_with_pde_refiners_training_length(ks_board: board_cli.Board) -> None:
+    plan = plan_board(ks_board, "paper", "data", launcher="slurm")
+    assert len(plan.jobs) == len(ks_board.entries) * 3
+    if not torch.cuda.is_available():  # on this machine, without a cluster, the GPU scale is refused up front
+        with pytest.raises(InvalidSetting, match="trainer.accelerator=gpu asks for a GPU but no CUDA device"):
+            plan_board(ks_board, "paper", "data")
+    cfg = _train_cfg(plan, "ks_pderefiner")
+    # PDE-Refiner: 400 epochs x 140 windows of 2,048 trajectories at batch 128
+    assert cfg["trainer"]["max_steps"] == 400 * 140 * 2048 // 128 == 896_000
+    assert cfg["data"]["batch_size"] == 128 and cfg["trainer"]["accelerator"] == "gpu"
+    assert cfg["data"]["preset"] == "paper" and cfg["model"]["backbone"].get("hidden_channels", 64) == 64
+    command = train_command(plan, "T")
+    assert "hydra/launcher=slurm" in command and "seed=0,1,2" in command
+    assert any(a.startswith("experiment=ks_fno,") for a in command)
+
+
+def test_commands_skip_what_has_a_result(tmp_path: Path, ks_board: board_cli.Board,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    plan = plan_board(ks_board, "cpu", "data", entries=["ks_fno", "ks_pderefiner"], preset="tiny")
+    assert generate_command(plan)[-3:] == ["pde=ks", "preset=tiny", "root=data"]
+    deterministic, stochastic = evaluate_commands(plan, "T")
+    assert "ckpt=runs/board/ks-cpu/fno-w16/seed0" in deterministic and "rollout.ensemble=4" not in deterministic
+    assert "ckpt=runs/board/ks-cpu/pderefiner-w16/seed0" in stochastic and "rollout.ensemble=4" in stochastic
+    fno = next(j for j in plan.jobs if j.entry == "ks_fno")
+    fno.result.parent.mkdir(parents=True)
+    fno.result.write_text("{}")
+    (stochastic_only,) = evaluate_commands(plan, "T")
+    assert "rollout.ensemble=4" in stochastic_only
+    assert "+board/cpu=ks_pderefiner" in train_command(plan, "T")  # fno has its result: not trained again
+    (tmp_path / "data" / "ks-tiny").mkdir(parents=True)
+    (tmp_path / "data" / "ks-tiny" / "manifest.json").write_text("{}")
+    assert generate_command(plan) is None
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("pde: ks\n", "expected exactly the keys"),
+    ("pde: ks\nentries: [ks_fno]\nbaseline: ks_unet\nreferences: []\nstochastic: []\nensemble: 4\nscales: {}\n",
+     "baseline 'ks_unet' is not an entry"),
+    ("pde: ks\nentries: [ks_fno]\nbaseline: ks_fno\nreferences: []\nstochastic: [ks_t1]\nensemble: 4\nscales: {}\n",
+     "stochastic names ['ks_t1'], which are not entries"),
+    ("pde: ks\nentries: [ks_fno]\nbaseline: ks_fno\nreferences: []\nstochastic: []\nensemble: 4\n"
+     "scales: {cpu: {preset: tiny, seeds: [0, 0], entry_group: null, train: [], out_dir: o, runs_dir: r}}\n",
+     "scales.cpu.seeds must be a non-empty list of distinct seeds"),
+    ("pde: ks\nentries: [ks_fno]\nbaseline: ks_fno\nreferences: []\nstochastic: []\nensemble: 4\n"
+     "scales: {cpu: {preset: tiny, seeds: [0], entry_group: nowhere, train: [], out_dir: o, runs_dir: r}}\n",
+     "scales.cpu.entry_group='nowhere' is not a config group"),
+    ("entries: [unclosed\n", "is not valid YAML"),
+])
+def test_a_bad_board_file_is_refused_naming_its_file_and_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              text: str, message: str) -> None:
+    (tmp_path / "board").mkdir()
+    (tmp_path / "board" / "mine.yaml").write_text(text)
+    monkeypatch.setattr(board_cli, "CONFIG_DIR", str(tmp_path))
+    with pytest.raises(InvalidSetting, match="mine.yaml") as caught:
+        load_board("mine")
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["nosuch"], "error: board 'nosuch' does not exist; boards: ks"),
+    (["ks", "--scale", "huge"], "no scale 'huge'; scales: cpu, paper"),
+    (["ks", "--entry", "ks_nosuch"], "has no entry ks_nosuch; entries: ks_fno"),
+    (["ks", "--launcher", "nosuch"], "--launcher nosuch is not a launcher of conf/hydra/launcher/"),
+    (["ks", "model.nosuch=1", "--dry-run"], "error: model.nosuch is not a setting of model; valid keys: name, n_modes"),
+])
+def test_bad_command_lines_get_one_sentence_and_write_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str], args: list[str],
+                                                               message: str) -> None:
+    finished = run_main("board", *args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert finished.returncode == 1
+    assert len(finished.stderr.strip().splitlines()) == 1 and message in finished.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def _result(label: str, seed: int, value: float, interval: list[float], **curves: list[float]) -> dict[str, Any]:
+    return {"label": label, "seed": seed, "dataset": "d", "summary": {"corr_time_0.8": value},
+            "intervals": {"corr_time_0.8": interval}, "curves": {"step": list(range(1, 1 + len(
+                next(iter(curves.values()), [])))), **curves}, "scoring": {"ensemble": 4}}
+
+
+def test_the_ratio_over_the_baseline_and_its_crosswise_interval() -> None:
+    rows = [{"label": "base", "h": 40.0, "h_interval": [36.0, 44.0]},
+            {"label": "new", "h": 50.0, "h_interval": [45.0, 55.0]}]
+    ratios = {r["label"]: r for r in against_baseline(rows, "base", "h")}
+    assert ratios["new"]["ratio"] == 50.0 / 40.0
+    assert ratios["new"]["ratio_interval"] == [45.0 / 44.0, 55.0 / 36.0]  # low over high, high over low
+    assert ratios["base"]["ratio"] == 1.0
+    with pytest.raises(KeyError, match="no row labelled 'gone'"):
+        against_baseline(rows, "gone", "h")
+
+
+def test_spread_against_error_reads_stds_and_correlates_over_the_first_steps() -> None:
+    spread2 = [0.01, 0.04, 0.09, 0.16, 0.25, 0.25]  # spread 0.1 .. 0.5, then flat
+    ens_mse = [0.04, 0.16, 0.36, 0.64, 1.0, 0.25]   # error 0.2 .. 1.0, then falls
+    seeds = [_result("r", 0, 1.0, [0.9, 1.1], spread2=spread2, ens_mse=ens_mse),
+             _result("r", 1, 1.0, [0.9, 1.1], spread2=[4 * v for v in spread2], ens_mse=ens_mse)]
+    seeds[0]["summary"].update(crps_mean=0.3, spread_skill_ratio=0.5)
+    seeds[1]["summary"].update(crps_mean=0.5, spread_skill_ratio=0.7)
+    report = spread_against_error("r", seeds, horizon=5)
+    assert report["steps"] == [1, 5]
+    assert report["spread"] == pytest.approx([0.15, 0.75])  # seed mean of 0.1 and 0.2, of 0.5 and 1.0
+    assert report["error"] == pytest.approx([0.2, 1.0])
+    assert report["correlation_first_steps"] == pytest.approx(1.0)  # both rise linearly over steps 1-5
+    assert report["correlation_all_steps"] < 0.9  # step 6: the error falls while the spread stays
+    assert report["crps_mean"] == pytest.approx(0.4) and report["spread_skill_ratio"] == pytest.approx(0.6)
+    assert spread_against_error("r", [_result("r", 0, 1.0, [0.9, 1.1], mse=[1.0])], 5) is None
+
+
+def test_a_number_is_traceable_only_when_a_source_prints_as_it() -> None:
+    sources = source_numbers([{"summary": {"a": 0.123456, "b": 1706722}, "label": "x", "curves": {"c": [0.5]},
+                               "run": {"deviations": ["max_steps: 1500 (the recipe says 40000)"]}}])
+    ok = "| x | 0.1235 | 0.12 | 1,706,722 | 1500 | 40000 | 12.3% | 1.235e-01 |"
+    assert untraceable_numbers(ok, sources) == []
+    # curves are left out; a number inside a name is not a number
+    assert untraceable_numbers("| 0.1236 | 0.5 | unet-w16 | solver-n48-dt4x |", sources) == ["0.1236", "0.5"]
+
+
+def test_seed_std_is_traceable() -> None:
+    seeds = [{"label": "x", "dataset": "d", "summary": {"a": v}} for v in (1.0, 2.0, 4.0)]
+    sources = source_numbers(seeds)
+    assert untraceable_numbers("2.333 ± 1.528", sources) == []
+    assert untraceable_numbers("2.333 ± 1.529", sources) == ["1.529"]
+
+
+def _committed_sources() -> Any:
+    records = [json.loads(p.read_text()) for p in sorted((COMMITTED / "results").rglob("*.json"))]
+    records.append(json.loads((COMMITTED / "board.json").read_text()))
+    return source_numbers(records)
+
+
+def test_every_number_of_the_committed_ks_board_comes_from_its_result_files() -> None:
+    """leaderboard/ks/*.md (tables, board.md, README) against the result files and board.json committed beside
+    them: a number typed by hand, or a table left stale by a rerun, fails here."""
+    pages = sorted(COMMITTED.glob("*.md"))
+    assert {p.name for p in pages} >= {"README.md", "board.md", "ks-small.md"}
+    sources = _committed_sources()
+    for page in pages:
+        assert untraceable_numbers(page.read_text(), sources) == [], page.name
+
+
+def test_the_check_of_the_committed_board_fails_on_a_changed_digit() -> None:
+    table = (COMMITTED / "ks-small.md").read_text()
+    sources = _committed_sources()
+    row = next(line for line in table.splitlines() if line.startswith("| unet |"))
+    cells = row.split(" | ")
+    nrmse = cells[7]  # one-step nRMSE of the U-Net row
+    doctored = nrmse[:-1] + str((int(nrmse[-1]) + 3) % 10)
+    assert untraceable_numbers(row.replace(nrmse, doctored), sources) == [doctored]
+
+
+def test_the_committed_board_names_no_absolute_path_and_every_result_is_its_commands() -> None:
+    board = json.loads((COMMITTED / "board.json").read_text())
+    assert board["command"].startswith("pdebench-board ks")
+    for path in [*(COMMITTED / "results").rglob("*.json"), COMMITTED / "board.json"]:
+        text = path.read_text()
+        assert '"/' not in text, path.name
+    results = {p.stem for p in (COMMITTED / "results" / board["dataset"]).glob("*.json")}
+    assert {f"{e['label']}-seed{e['seed']}" for e in board["entries"]} <= results
+    assert {e["entry"] for e in board["entries"]} == ISSUE_ROWS
+    assert "persistence-seed0" in results and {"solver-seed0", "solver-n48-seed0"} <= results
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_the_board_pipeline_on_tiny_builds_then_resumes(data_root: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """The command `make leaderboard-ks` runs, on ks-tiny with two cheap entries (one of them an ensemble) and one
+    seed: dataset, references, training, evaluation, tables, board.json; then a rerun does no work, and a lost
+    result is evaluated again alone."""
+    root = tmp_path / "data"
+    shutil.copytree(data_root / "ks-tiny", root / "ks-tiny")
+    args = ["ks", "--preset", "tiny", "--entry", "ks_fno", "--entry", "ks_pderefiner", "--root", str(root),
+            "trainer.max_steps=4"]
+    first = run_main("board", *args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert first.returncode == 0, first.stderr
+    out = tmp_path / "leaderboard" / "ks"
+    results = out / "results" / "ks-tiny"
+    assert {"fno-w16-seed0.json", "pderefiner-w16-seed0.json", "persistence-seed0.json",
+            "solver-seed0.json"} <= {p.name for p in results.iterdir()}
+    table = (out / "ks-tiny.md").read_text()
+    assert "| fno-w16 |" in table and "| pderefiner-w16 |" in table
+    board = json.loads((out / "board.json").read_text())
+    fno = json.loads((results / "fno-w16-seed0.json").read_text())
+    entry = next(e for e in board["entries"] if e["label"] == "fno-w16")
+    assert entry["n_parameters"] == fno["n_parameters"] and entry["train_time_s"] == fno["train_time_s"]
+    assert [e["label"] for e in board["comparisons"]["ensembles"]] == ["pderefiner-w16"]
+    assert board["comparisons"]["ensembles"][0]["members"] == 4
+    assert board["command"] == "pdebench-board " + " ".join(args)
+    sources = source_numbers([*(json.loads(p.read_text()) for p in results.glob("*.json")), board])
+    assert untraceable_numbers(table + (out / "board.md").read_text(), sources) == []
+
+    stamps = {p.name: p.stat().st_mtime_ns for p in results.iterdir()}
+    again = run_main("board", *args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert again.returncode == 0, again.stderr
+    for step in ("generate the dataset", "evaluate the reference rows", "train"):
+        assert f"- {step}: nothing to do" in again.stdout
+    assert {p.name: p.stat().st_mtime_ns for p in results.iterdir()} == stamps
+
+    (results / "fno-w16-seed0.json").unlink()
+    third = run_main("board", *args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert third.returncode == 0, third.stderr
+    trained = third.stdout.split("- train:")[1].split("\n")[0]
+    assert "+board/cpu=ks_fno " in trained and "ks_pderefiner" not in trained
+    assert (results / "fno-w16-seed0.json").is_file()
+    assert (results / "pderefiner-w16-seed0.json").stat().st_mtime_ns == stamps["pderefiner-w16-seed0.json"]
