@@ -158,6 +158,9 @@ MODULES: dict[str, Module] = {
         ("pdebench/leaderboard/plots.py", "pdebench/leaderboard/figures.py", "pdebench/leaderboard/sample_plot.py"),
         ("tests/test_leaderboard_plots.py", "tests/test_result_sample.py", "tests/test_leaderboard.py"),
     ),
+    # what a published board reports beside its tables, and the check that its pages' numbers come from results
+    "board_report": Module(("pdebench/leaderboard/board_report.py",), ("tests/test_board.py",),
+                           deselect=("tests/test_board.py::test_the_board_pipeline_on_tiny_builds_then_resumes",)),
     # what a net predicts (state, difference, derivative) and how a step is taken from it
     "targets": Module(("pdebench/forecast/targets.py",), ("tests/test_targets.py", "tests/test_forecast.py")),
     "integrators": Module(("pdebench/forecast/integrators.py",), ("tests/test_forecast.py", "tests/test_targets.py")),
@@ -189,8 +192,8 @@ MODULES: dict[str, Module] = {
     "cli": Module(
         ("pdebench/cli", "pdebench/launch.py"),
         ("tests/test_cli_errors.py", "tests/test_config.py", "tests/test_sweeps.py", "tests/test_logs.py",
-         "tests/cluster/test_slurm_requests.py"),
-        deselect=TRAINING_TESTS,
+         "tests/cluster/test_slurm_requests.py", "tests/test_board.py"),
+        deselect=(*TRAINING_TESTS, "tests/test_board.py::test_the_board_pipeline_on_tiny_builds_then_resumes"),
     ),
     # the small shared pieces: errors, the registry type, console output, devices, provenance, exports.
     # Registry.add and __init__ run while the models and objectives register themselves on import.
