@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import torch
+import yaml
 
 from pdebench.cli import board as board_cli
 from pdebench.cli.board import Plan, evaluate_commands, generate_command, load_board, plan_board, train_command
@@ -137,18 +138,25 @@ def test_commands_skip_what_has_a_result(tmp_path: Path, ks_board: board_cli.Boa
     assert generate_command(plan) is None
 
 
+GOOD_SCALE = {"preset": "tiny", "seeds": [0], "entry_group": None, "train": [], "out_dir": "o", "runs_dir": "r"}
+GOOD_BOARD = {"pde": "ks", "entries": ["ks_fno"], "baseline": "ks_fno", "references": [], "stochastic": [],
+              "ensemble": 4, "published": {"source": "x"}, "scales": {"cpu": GOOD_SCALE}}
+
+
+def _board_text(**changes: Any) -> str:
+    return yaml.safe_dump({**GOOD_BOARD, **changes})
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("pde: ks\n", "expected exactly the keys"),
-    ("pde: ks\nentries: [ks_fno]\nbaseline: ks_unet\nreferences: []\nstochastic: []\nensemble: 4\nscales: {}\n",
-     "baseline 'ks_unet' is not an entry"),
-    ("pde: ks\nentries: [ks_fno]\nbaseline: ks_fno\nreferences: []\nstochastic: [ks_t1]\nensemble: 4\nscales: {}\n",
-     "stochastic names ['ks_t1'], which are not entries"),
-    ("pde: ks\nentries: [ks_fno]\nbaseline: ks_fno\nreferences: []\nstochastic: []\nensemble: 4\n"
-     "scales: {cpu: {preset: tiny, seeds: [0, 0], entry_group: null, train: [], out_dir: o, runs_dir: r}}\n",
+    (_board_text(baseline="ks_unet"), "baseline 'ks_unet' is not an entry"),
+    (_board_text(stochastic=["ks_t1"]), "stochastic names ['ks_t1'], which are not entries"),
+    (_board_text(scales={"cpu": {**GOOD_SCALE, "seeds": [0, 0]}}),
      "scales.cpu.seeds must be a non-empty list of distinct seeds"),
-    ("pde: ks\nentries: [ks_fno]\nbaseline: ks_fno\nreferences: []\nstochastic: []\nensemble: 4\n"
-     "scales: {cpu: {preset: tiny, seeds: [0], entry_group: nowhere, train: [], out_dir: o, runs_dir: r}}\n",
+    (_board_text(scales={"cpu": {**GOOD_SCALE, "entry_group": "nowhere"}}),
      "scales.cpu.entry_group='nowhere' is not a config group"),
+    (_board_text(published=75), "published must be a mapping of the published facts the board is set against"),
+    (_board_text(ensemble=1), "ensemble must be a number of members >= 2"),
     ("entries: [unclosed\n", "is not valid YAML"),
 ])
 def test_a_bad_board_file_is_refused_naming_its_file_and_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -301,6 +309,8 @@ def test_the_board_pipeline_on_tiny_builds_then_resumes(data_root: Path, tmp_pat
     for step in ("generate the dataset", "evaluate the reference rows", "train"):
         assert f"- {step}: nothing to do" in again.stdout
     assert {p.name: p.stat().st_mtime_ns for p in results.iterdir()} == stamps
+    rewritten = json.loads((out / "board.json").read_text())
+    assert rewritten["step_wall_s"]["train"] == board["step_wall_s"]["train"] > 0  # the time it took when it ran
 
     (results / "fno-w16-seed0.json").unlink()
     third = run_main("board", *args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)

@@ -47,7 +47,7 @@ from pdebench.errors import InvalidSetting, UnknownName, UserError
 
 BOARD_GROUP = "board"  # conf/board/<board>.yaml; the CPU entries in conf/board/cpu/
 SCALE_KEYS = {"preset", "entry_group", "seeds", "train", "evaluate", "out_dir", "runs_dir"}
-BOARD_KEYS = {"pde", "entries", "baseline", "references", "stochastic", "ensemble", "scales"}
+BOARD_KEYS = {"pde", "entries", "baseline", "references", "stochastic", "ensemble", "scales", "published"}
 RESULTS = "results"  # the board's result files: <out_dir>/results/<pde>-<preset>/<label>-seed<seed>.json
 PROVENANCE = "board.json"  # how the board was built, and what it compares (pdebench.leaderboard.board_report)
 REPORT = "board.md"  # board.json as a page
@@ -84,6 +84,7 @@ class Board:
     stochastic: frozenset[str]
     ensemble: int
     scales: dict[str, Scale] = field(default_factory=dict)
+    published: dict[str, Any] = field(default_factory=dict)  # what the board is set against, with its source
 
 
 def boards() -> list[str]:
@@ -142,8 +143,11 @@ def load_board(name: str) -> Board:
         raise InvalidSetting(f"{path}: scales must map scale names to their settings")
     scales = {str(k): _scale(path, str(k), v) for k, v in raw["scales"].items()}
     references = _strings(path, "references", raw["references"])
+    if not isinstance(raw["published"], dict) or "source" not in raw["published"]:
+        raise InvalidSetting(f"{path}: published must be a mapping of the published facts the board is set against, "
+                             "with their source")
     return Board(name, path, str(raw["pde"]), entries, str(raw["baseline"]), references, frozenset(stochastic),
-                 ensemble, scales)
+                 ensemble, scales, raw["published"])
 
 
 @dataclass(frozen=True)
@@ -297,7 +301,7 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def provenance(plan: Plan, command: Sequence[str], step_seconds: dict[str, float]) -> dict[str, Any]:
+def provenance(plan: Plan, command: Sequence[str], step_seconds: dict[str, float | None]) -> dict[str, Any]:
     """`board.json`: how this board was built, read from its result files (every number in it comes from one,
     or from the board file and this machine)."""
     from pdebench.leaderboard.board_report import board_report
@@ -324,7 +328,23 @@ def provenance(plan: Plan, command: Sequence[str], step_seconds: dict[str, float
                         "python": platform.python_version()},
             "git_commit": git_commit(), "manifest_sha256": manifests,
             "date": datetime.date.today().isoformat(), "step_wall_s": step_seconds, "entries": entries,
-            "comparisons": board_report(by_label, baseline)}
+            "comparisons": board_report(by_label, baseline),
+            "scales": {s.name: {"preset": s.preset, "seeds": list(s.seeds), "entry_group": s.entry_group,
+                                "train": list(s.train), "evaluate": list(s.evaluate)}
+                       for s in plan.board.scales.values()},
+            "published": plan.board.published}
+
+
+def _previous_step_seconds(path: Path, plan: Plan) -> dict[str, float | None]:
+    """The step wall times an earlier run of the same board, scale and dataset recorded in `path` (none if none)."""
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    same = isinstance(old, dict) and (old.get("board"), old.get("scale"), old.get("dataset")) == (
+        plan.board.name, plan.scale.name, plan.dataset)
+    steps = old.get("step_wall_s") if same else None
+    return {k: v for k, v in steps.items() if isinstance(v, (int, float))} if isinstance(steps, dict) else {}
 
 
 def run_board(plan: Plan, command: Sequence[str] = (), runner: Runner = run_command,
@@ -340,7 +360,7 @@ def run_board(plan: Plan, command: Sequence[str] = (), runner: Runner = run_comm
         ("evaluate the reference rows", reference_command(plan, stamp)),
         ("train", train_command(plan, stamp)),
     ]
-    seconds: dict[str, float] = {}
+    seconds: dict[str, float | None] = {}
     for name, cmd in steps:
         seconds[name] = _run_step(name, cmd, runner, say)
     missing = [j for j in plan.jobs if not j.result.is_file() and not (j.checkpoint / "checkpoints" / "best.ckpt")
@@ -348,7 +368,8 @@ def run_board(plan: Plan, command: Sequence[str] = (), runner: Runner = run_comm
     if missing:
         raise StepFailed(f"training left no checkpoint for {', '.join(f'{j.label} seed {j.seed}' for j in missing)} "
                          f"(expected <run>/checkpoints/best.ckpt under {plan.scale.runs_dir})")
-    seconds["evaluate"] = sum(_run_step("evaluate", cmd, runner, say) for cmd in evaluate_commands(plan, stamp))
+    evaluated = [_run_step("evaluate", cmd, runner, say) for cmd in evaluate_commands(plan, stamp)]
+    seconds["evaluate"] = sum(t for t in evaluated if t is not None) if evaluated else None
     seconds["leaderboard"] = _run_step("write the leaderboard", leaderboard_command(plan), runner, say)
     unevaluated = [j for j in plan.jobs if not j.result.is_file()]
     if unevaluated:
@@ -357,6 +378,8 @@ def run_board(plan: Plan, command: Sequence[str] = (), runner: Runner = run_comm
     from pdebench.leaderboard.board_report import render_board_md
 
     path = plan.scale.out_dir / PROVENANCE
+    previous = _previous_step_seconds(path, plan)  # a step with nothing to do now keeps the time it took then
+    seconds = {name: previous.get(name) if t is None else t for name, t in seconds.items()}
     record = provenance(plan, command, seconds)
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     atomic_write_text(plan.scale.out_dir / REPORT, render_board_md(record))
@@ -364,11 +387,11 @@ def run_board(plan: Plan, command: Sequence[str] = (), runner: Runner = run_comm
     return path
 
 
-def _run_step(name: str, command: list[str] | None, runner: Runner, say: Callable[[str], None]) -> float:
-    """Run one step's command (or say it has nothing to do); its wall seconds."""
+def _run_step(name: str, command: list[str] | None, runner: Runner, say: Callable[[str], None]) -> float | None:
+    """Run one step's command (or say it has nothing to do: None); its wall seconds."""
     if command is None:
         say(f"- {name}: nothing to do")
-        return 0.0
+        return None
     say(f"- {name}: {shlex.join(command)}")
     start = time.perf_counter()
     status = runner(command)

@@ -154,7 +154,8 @@ def render_board_md(record: Mapping[str, Any]) -> str:
         f"{machine['python']}; launcher {record['launcher']}",
         f"- seeds: {', '.join(map(str, record['seeds']))}; training overrides of every entry: "
         f"{', '.join(f'`{o}`' for o in record['train_overrides']) or 'none'}",
-        "- wall time of each step (s): " + ", ".join(f"{k} {_fmt(v, '.0f')}" for k, v in record["step_wall_s"].items()),
+        "- wall time of each step (s; the last time it had work): "
+        + ", ".join(f"{k} {_fmt(v, '.0f')}" for k, v in record["step_wall_s"].items()),
         "",
         "## Entries",
         "",
@@ -188,6 +189,12 @@ def render_board_md(record: Mapping[str, Any]) -> str:
                          f" | {_fmt(s['correlation_first_steps'], '.3f')} ({s['horizon_steps']} steps) | "
                          f"{_fmt(s['correlation_all_steps'], '.3f')} | {_at_steps(s['steps'], s['spread'])} | "
                          f"{_at_steps(s['steps'], s['error'])} |")
+    lines += ["", "## Scales of this board", "", "| scale | preset | seeds | entries | training overrides |",
+              "|---|---|---|---|---|"]
+    for name, scale in record["scales"].items():
+        entries = f"`+{scale['entry_group']}=<entry>`" if scale["entry_group"] else "`experiment=<entry>`"
+        lines.append(f"| {name} | {scale['preset']} | {', '.join(map(str, scale['seeds']))} | {entries} | "
+                     f"{', '.join(f'`{o}`' for o in scale['train'])} |")
     return "\n".join(lines) + "\n"
 
 
