@@ -101,8 +101,10 @@ bench: setup-bench
 	$(BIN)/python scripts/bench_config_check.py
 	$(BIN)/python scripts/bench_startup.py
 
+# Keeps the committed KS board (leaderboard/ks/: make leaderboard-ks rebuilds it, resuming from runs/ if present).
 clean:
-	rm -rf runs results leaderboard .pytest_cache .ruff_cache
+	rm -rf runs results .pytest_cache .ruff_cache
+	if [ -d leaderboard ]; then find leaderboard -mindepth 1 -maxdepth 1 ! -name ks -exec rm -rf {} +; fi
 
 # Mutation testing (mutmut), each module of the table in scripts/mutate.py against its own tests; slow, so
 # neither `test` nor CI runs it. `make mutate MODULES="writer normalization"` limits it to some modules.

@@ -124,9 +124,11 @@ def test_commands_skip_what_has_a_result(tmp_path: Path, ks_board: board_cli.Boa
     monkeypatch.chdir(tmp_path)
     plan = plan_board(ks_board, "cpu", "data", entries=["ks_fno", "ks_pderefiner"], preset="tiny")
     assert generate_command(plan)[-3:] == ["pde=ks", "preset=tiny", "root=data"]
+    assert plan.results_dir == Path("leaderboard/ks-tiny/results")  # a check never writes into the board's folder
+    assert plan.scale.runs_dir == Path("runs/board/ks-cpu-tiny")
     deterministic, stochastic = evaluate_commands(plan, "T")
-    assert "ckpt=runs/board/ks-cpu/fno-w16/seed0" in deterministic and "rollout.ensemble=4" not in deterministic
-    assert "ckpt=runs/board/ks-cpu/pderefiner-w16/seed0" in stochastic and "rollout.ensemble=4" in stochastic
+    assert "ckpt=runs/board/ks-cpu-tiny/fno-w16/seed0" in deterministic and "rollout.ensemble=4" not in deterministic
+    assert "ckpt=runs/board/ks-cpu-tiny/pderefiner-w16/seed0" in stochastic and "rollout.ensemble=4" in stochastic
     fno = next(j for j in plan.jobs if j.entry == "ks_fno")
     fno.result.parent.mkdir(parents=True)
     fno.result.write_text("{}")
@@ -287,7 +289,7 @@ def test_the_board_pipeline_on_tiny_builds_then_resumes(data_root: Path, tmp_pat
             "trainer.max_steps=4"]
     first = run_main("board", *args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert first.returncode == 0, first.stderr
-    out = tmp_path / "leaderboard" / "ks"
+    out = tmp_path / "leaderboard" / "ks-tiny"  # beside the board's own folder, never in it
     results = out / "results" / "ks-tiny"
     assert {"fno-w16-seed0.json", "pderefiner-w16-seed0.json", "persistence-seed0.json",
             "solver-seed0.json"} <= {p.name for p in results.iterdir()}

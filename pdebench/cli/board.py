@@ -191,14 +191,15 @@ class Plan:
 def plan_board(board: Board, scale_name: str, root: str | Path, seeds: Sequence[int] | None = None,
                launcher: str | None = None, overrides: Sequence[str] = (), entries: Sequence[str] | None = None,
                preset: str | None = None) -> Plan:
-    """Every job of `board` at scale `scale_name` (only `entries`, on `preset`, where given), each entry composed
-    once (its label resolved) before anything runs, so a misspelt entry or override stops the board before the
-    first step."""
+    """Every job of `board` at scale `scale_name` (only `entries`, on `preset`, where given: then into
+    `<out_dir>-<preset>` and `<runs_dir>-<preset>`), each entry composed once (its label resolved) before anything
+    runs, so a misspelt entry or override stops the board before the first step."""
     if scale_name not in board.scales:
         raise UnknownName(f"{board.path}: no scale {scale_name!r}; scales: {', '.join(board.scales)}")
     scale = board.scales[scale_name]
-    if preset is not None:
-        scale = replace(scale, preset=preset)
+    if preset is not None and preset != scale.preset:  # a check on another preset never mixes with the board
+        scale = replace(scale, preset=preset, out_dir=scale.out_dir.with_name(f"{scale.out_dir.name}-{preset}"),
+                        runs_dir=scale.runs_dir.with_name(f"{scale.runs_dir.name}-{preset}"))
     if entries:
         if unknown := [e for e in entries if e not in board.entries]:
             raise UnknownName(f"{board.path} has no entry {', '.join(unknown)}; entries: {', '.join(board.entries)}")
