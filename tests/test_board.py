@@ -224,10 +224,11 @@ def test_spread_against_error_reads_stds_and_correlates_over_the_first_steps() -
 def test_a_number_is_traceable_only_when_a_source_prints_as_it() -> None:
     sources = source_numbers([{"summary": {"a": 0.123456, "b": 1706722}, "label": "x", "curves": {"c": [0.5]},
                                "run": {"deviations": ["max_steps: 1500 (the recipe says 40000)"]}}])
-    ok = "| x | 0.1235 | 0.12 | 1,706,722 | 1500 | 40000 | 12.3% | 1.235e-01 |"
+    ok = "| x | 0.1235 | 0.12 | 1,706,722 | 1500 | 40000 | 12.3% | 1.235e-01 | ends at 1,706,722. Or 0.1235, then |"
     assert untraceable_numbers(ok, sources) == []
-    # curves are left out; a number inside a name is not a number
-    assert untraceable_numbers("| 0.1236 | 0.5 | unet-w16 | solver-n48-dt4x |", sources) == ["0.1236", "0.5"]
+    # curves are left out; a number inside a name is not a number, nor is code (a command, a commit such as 5809e24)
+    assert untraceable_numbers("| 0.1236 | 0.5 | unet-w16 | solver-n48-dt4x | `5809e24` |\n```\nmake 77\n```\n",
+                               sources) == ["0.1236", "0.5"]
 
 
 def test_seed_std_is_traceable() -> None:

@@ -40,7 +40,7 @@ from typing import Any
 import yaml
 
 from pdebench.cli.common import check_command_line, lazy_loader
-from pdebench.cli.hydra_setup import composed
+from pdebench.cli.hydra_setup import composed, register_configs
 from pdebench.cli.tune import Runner, run_command
 from pdebench.config.location import CONFIG_DIR
 from pdebench.errors import InvalidSetting, UnknownName, UserError
@@ -210,6 +210,7 @@ def plan_board(board: Board, scale_name: str, root: str | Path, seeds: Sequence[
         raise InvalidSetting(f"--seeds {list(seeds)} is not valid: expected seeds >= 0")
     plan = Plan(board, scale, Path(root), (), launcher, tuple(overrides))
     # every entry as the training multirun will compose and check it: a bad override is one sentence, here
+    register_configs()
     check_command_line("train", lazy_loader("pdebench.training.config", "train_config"),
                        ["-m", plan.entry_override(board.entries), f"data.preset={scale.preset}", *_launcher(plan),
                         *scale.train, *overrides])
@@ -319,7 +320,9 @@ def provenance(plan: Plan, command: Sequence[str], step_seconds: dict[str, float
                         "n_parameters": result.get("n_parameters"), "train_time_s": result.get("train_time_s"),
                         "deviations": (result.get("run") or {}).get("deviations"),
                         "ensemble": (result.get("scoring") or {}).get("ensemble"),
-                        "git_commit": result.get("git_commit"), "manifest_sha256": result.get("manifest_sha256")})
+                        "git_commit": result.get("git_commit"),  # of the evaluation; the training's is train_commit
+                        "train_commit": (result.get("run") or {}).get("git_commit"),
+                        "manifest_sha256": result.get("manifest_sha256")})
     manifests = sorted({e["manifest_sha256"] for e in entries if e["manifest_sha256"]})
     baseline = next(j.label for j in plan.jobs if j.entry == plan.board.baseline)
     return {"board": plan.board.name, "scale": plan.scale.name, "pde": plan.board.pde, "dataset": plan.dataset,

@@ -159,12 +159,14 @@ def render_board_md(record: Mapping[str, Any]) -> str:
         "",
         "## Entries",
         "",
-        "| entry | label | seed | parameters | training wall time (s) | departures from the recipe |",
-        "|---|---|---:|---:|---:|---|",
+        "| entry | label | seed | parameters | training wall time (s) | trained at, evaluated at | departures from the "
+        "recipe |",
+        "|---|---|---:|---:|---:|---|---|",
     ]
     for e in record["entries"]:
+        commits = ", ".join(f"`{str(c)[:7]}`" if c else "—" for c in (e.get("train_commit"), e["git_commit"]))
         lines.append(f"| {e['entry']} | {e['label']} | {e['seed']} | {_fmt(e['n_parameters'])} | "
-                     f"{_fmt(e['train_time_s'], '.0f')} | {'; '.join(e['deviations'] or []) or '—'} |")
+                     f"{_fmt(e['train_time_s'], '.0f')} | {commits} | {'; '.join(e['deviations'] or []) or '—'} |")
     ratios = {r["label"]: r for r in comp["against_baseline"]}
     lines += ["", f"## {headline} against {comp['baseline']}", "",
               "Seed means; brackets: 95% intervals (bootstrap over test trajectories; the ratio's interval divides "
@@ -199,8 +201,10 @@ def render_board_md(record: Mapping[str, Any]) -> str:
 
 
 # A number as the tables print it: digits with thousands commas, a decimal part, an exponent; not part of a name
-# (`unet-w16`, `solver-n48-dt4x`, a hash), which the look-behind and look-ahead leave out.
-_NUMBER = re.compile(r"(?<![\w.\-])-?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?(?![\w.])")
+# (`unet-w16`, `solver-n48-dt4x`, a hash), which the look-behind and look-ahead leave out; a full stop or comma after it
+# ends it.
+_NUMBER = re.compile(r"(?<![\w.\-])-?\d(?:\d|,(?=\d))*(?:\.\d+)?(?:e[-+]?\d+)?(?!\w|\.\d)")
+_CODE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)
 # Arrays of a result that no table prints: left out of the sources, so that a number typed by hand cannot match
 # one of their many thousands of values by chance.
 _ARRAYS = ("curves", "sample", "spectra")
@@ -257,7 +261,9 @@ def _printed_as(token: str, sources: np.ndarray, scale: float = 1.0) -> bool:
 
 def untraceable_numbers(markdown: str, sources: np.ndarray) -> list[str]:
     """The numbers printed in `markdown` that no value of `sources` (`source_numbers`) prints as: numbers typed by
-    hand, or a table gone stale against its result files. Empty when every number is traceable."""
+    hand, or a table gone stale against its result files. Empty when every number is traceable. Code (fenced
+    blocks and `spans`) is left out: it holds commands, overrides and commit hashes, names rather than results."""
+    markdown = _CODE.sub(" ", markdown)
     missing = []
     for match in _NUMBER.finditer(markdown):
         token = match.group()
