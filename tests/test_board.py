@@ -53,6 +53,7 @@ def test_the_ks_board_holds_every_row_of_the_issue(ks_board: board_cli.Board) ->
     assert ks_board.stochastic == {"ks_pderefiner", "ks_dyffusion"}
 
 
+@pytest.mark.slow  # composes every entry of the board at both scales: seconds
 def test_the_stochastic_entries_are_the_ones_whose_model_samples(ks_board: board_cli.Board) -> None:
     """An entry is evaluated as an ensemble exactly when its net can draw members (`sample`)."""
     from baselines import MODELS, NetSpec, build_model
@@ -66,6 +67,7 @@ def test_the_stochastic_entries_are_the_ones_whose_model_samples(ks_board: board
     assert sampling == ks_board.stochastic
 
 
+@pytest.mark.slow  # composes every entry of the board at both scales: seconds
 def test_cpu_entries_are_at_a_quarter_of_their_reference_width_and_paper_entries_at_it(
         ks_board: board_cli.Board, cpu_plan: Plan) -> None:
     paper = plan_board(ks_board, "paper", "data", launcher="slurm")
@@ -86,6 +88,7 @@ def test_cpu_entries_are_at_a_quarter_of_their_reference_width_and_paper_entries
     assert {j.label for j in paper.jobs} >= {"unet", "unet-pushforward", "unet-derivative", "pderefiner", "fno"}
 
 
+@pytest.mark.slow  # composes every entry of the board at both scales: seconds
 def test_every_cpu_entry_trains_under_the_one_recipe_and_budget(ks_board: board_cli.Board, cpu_plan: Plan) -> None:
     """One budget and one recipe for every learned row: steps, batch, optimiser, schedule, EMA and loss agree, and
     the rows depart from the recipe only in their objective, target or bundle (each the row's point)."""
@@ -103,6 +106,7 @@ def test_every_cpu_entry_trains_under_the_one_recipe_and_budget(ks_board: board_
     assert _train_cfg(cpu_plan, "ks_unet_pushforward")["objective"]["name"] == "pushforward"
 
 
+@pytest.mark.slow  # composes every entry of the board at both scales: seconds
 def test_the_paper_scale_composes_for_gpus_with_pde_refiners_training_length(ks_board: board_cli.Board) -> None:
     plan = plan_board(ks_board, "paper", "data", launcher="slurm")
     assert len(plan.jobs) == len(ks_board.entries) * 3
