@@ -326,3 +326,20 @@ def test_the_board_pipeline_on_tiny_builds_then_resumes(data_root: Path, tmp_pat
     assert "+board/cpu=ks_fno " in trained and "ks_pderefiner" not in trained
     assert (results / "fno-w16-seed0.json").is_file()
     assert (results / "pderefiner-w16-seed0.json").stat().st_mtime_ns == stamps["pderefiner-w16-seed0.json"]
+
+
+def test_board_md_writes_texts_of_the_record_as_literal_markdown() -> None:
+    """Labels and departures come from result files: a `|`, a tag or a link in them stays text in board.md."""
+    from pdebench.leaderboard.board_report import render_board_md
+
+    record = json.loads((COMMITTED / "board.json").read_text())
+    hostile = "x|<img src=y onerror=z>[a](javascript:b)"
+    record["entries"][0]["label"] = hostile
+    record["entries"][0]["deviations"] = [hostile]
+    record["comparisons"]["rows"][0]["label"] = hostile
+    record["comparisons"]["against_baseline"][0]["label"] = hostile
+    page = render_board_md(record)
+    assert "<img" not in page and "](javascript" not in page and "x|<" not in page
+    assert page.count("x\\|&lt;img src=y onerror=z>[a]\\(javascript:b)") == 3
+    row = next(line for line in page.splitlines() if "onerror" in line and line.startswith("| ks_fno"))
+    assert row.replace("\\|", "").count("|") == 8  # the 7 cells of the entries table, none added

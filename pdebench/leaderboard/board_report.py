@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from pdebench.leaderboard.render import md_code, md_escape
+
 # The steps at which an ensemble's spread and error are listed (those past the rollout's end are left out).
 SPREAD_STEPS = (1, 5, 10, 25, 50, 100)
 
@@ -137,25 +139,29 @@ def _at_steps(steps: Sequence[int], values: Sequence[float]) -> str:
 
 
 def render_board_md(record: Mapping[str, Any]) -> str:
-    """`board.md`: `board.json` as a page, every number printed from that record."""
+    """`board.md`: `board.json` as a page, every number printed from that record. Every text of the record
+    (labels, departures, commits, the command: read from result files and the command line) is written as literal
+    Markdown (`md_escape`, `md_code`), never as markup."""
     comp = record["comparisons"]
     headline = comp["headline"]
     machine = record["machine"]
     lines = [
-        f"# {record['board']} board, {record['scale']} scale: how it was built",
+        f"# {md_escape(record['board'])} board, {md_escape(record['scale'])} scale: how it was built",
         "",
         "Written by `pdebench-board` from the result files in `results/` (every number below is in `board.json` "
         "or a result file). The narrative is in `README.md`.",
         "",
-        f"- command: `{record['command']}`",
-        f"- dataset: `{record['dataset']}`, manifest sha256 {', '.join(f'`{h}`' for h in record['manifest_sha256'])}",
-        f"- source: git commit `{record['git_commit']}`, built {record['date']}",
-        f"- machine: {machine['cpu']}, {machine['logical_cpus']} logical CPUs, {machine['system']}, Python "
-        f"{machine['python']}; launcher {record['launcher']}",
+        f"- command: {md_code(record['command'])}",
+        f"- dataset: {md_code(record['dataset'])}, manifest sha256 "
+        f"{', '.join(md_code(h) for h in record['manifest_sha256'])}",
+        f"- source: git commit {md_code(str(record['git_commit']))}, built {md_escape(record['date'])}",
+        f"- machine: {md_escape(machine['cpu'])}, {machine['logical_cpus']} logical CPUs, "
+        f"{md_escape(machine['system'])}, Python {md_escape(machine['python'])}; "
+        f"launcher {md_escape(record['launcher'])}",
         f"- seeds: {', '.join(map(str, record['seeds']))}; training overrides of every entry: "
-        f"{', '.join(f'`{o}`' for o in record['train_overrides']) or 'none'}",
+        f"{', '.join(md_code(o) for o in record['train_overrides']) or 'none'}",
         "- wall time of each step (s; the last time it had work): "
-        + ", ".join(f"{k} {_fmt(v, '.0f')}" for k, v in record["step_wall_s"].items()),
+        + ", ".join(f"{md_escape(k)} {_fmt(v, '.0f')}" for k, v in record["step_wall_s"].items()),
         "",
         "## Entries",
         "",
@@ -164,22 +170,24 @@ def render_board_md(record: Mapping[str, Any]) -> str:
         "|---|---|---:|---:|---:|---|---|",
     ]
     for e in record["entries"]:
-        commits = ", ".join(f"`{str(c)[:7]}`" if c else "—" for c in (e.get("train_commit"), e["git_commit"]))
-        lines.append(f"| {e['entry']} | {e['label']} | {e['seed']} | {_fmt(e['n_parameters'])} | "
-                     f"{_fmt(e['train_time_s'], '.0f')} | {commits} | {'; '.join(e['deviations'] or []) or '—'} |")
+        commits = ", ".join(md_code(str(c)[:7]) if c else "—" for c in (e.get("train_commit"), e["git_commit"]))
+        departures = md_escape("; ".join(e["deviations"] or [])) or "—"
+        lines.append(f"| {md_escape(e['entry'])} | {md_escape(e['label'])} | {e['seed']} | {_fmt(e['n_parameters'])} | "
+                     f"{_fmt(e['train_time_s'], '.0f')} | {commits} | {departures} |")
     ratios = {r["label"]: r for r in comp["against_baseline"]}
-    lines += ["", f"## {headline} against {comp['baseline']}", "",
+    metric, baseline = md_escape(headline), md_escape(comp["baseline"])
+    lines += ["", f"## {metric} against {baseline}", "",
               "Seed means; brackets: 95% intervals (bootstrap over test trajectories; the ratio's interval divides "
               "the two intervals' ends crosswise, so it is conservative).", "",
-              f"| label | {headline} | ratio over {comp['baseline']} | one-step nRMSE | throughput (traj-steps/s) | "
+              f"| label | {metric} | ratio over {baseline} | one-step nRMSE | throughput (traj-steps/s) | "
               "speed-up at equal accuracy (x) | frontier | speed-up at equal grid (x) |",
               "|---|---:|---:|---:|---:|---:|---|---:|"]
     for row in comp["rows"]:
         ratio = ratios[row["label"]]
-        lines.append(f"| {row['label']} | {_fmt(row[headline])}{_interval(row[f'{headline}_interval'])} | "
+        lines.append(f"| {md_escape(row['label'])} | {_fmt(row[headline])}{_interval(row[f'{headline}_interval'])} | "
                      f"{_fmt(ratio['ratio'])}{_interval(ratio['ratio_interval'])} | {_fmt(row['one_step_nrmse'])} | "
                      f"{_fmt(row['throughput_traj_steps_per_s'])} | {_fmt(row['speedup_at_equal_accuracy'])} | "
-                     f"{', '.join(row['frontier_status'])} | {_fmt(row['speedup_at_equal_grid'])} |")
+                     f"{md_escape(', '.join(row['frontier_status']))} | {_fmt(row['speedup_at_equal_grid'])} |")
     if comp["ensembles"]:
         lines += ["", "## Ensembles: spread against error over rollout time", "",
                   "Spread: RMS std of the members about their mean; error: RMSE of the ensemble mean (both "
@@ -187,16 +195,19 @@ def render_board_md(record: Mapping[str, Any]) -> str:
                   "| label | members | CRPS | spread/skill | corr(spread, error), first steps | all steps | "
                   "spread at steps | error at steps |", "|---|---:|---:|---:|---:|---:|---|---|"]
         for s in comp["ensembles"]:
-            lines.append(f"| {s['label']} | {s['members']} | {_fmt(s['crps_mean'])} | {_fmt(s['spread_skill_ratio'])}"
-                         f" | {_fmt(s['correlation_first_steps'], '.3f')} ({s['horizon_steps']} steps) | "
+            lines.append(f"| {md_escape(s['label'])} | {s['members']} | {_fmt(s['crps_mean'])} | "
+                         f"{_fmt(s['spread_skill_ratio'])} | "
+                         f"{_fmt(s['correlation_first_steps'], '.3f')} ({s['horizon_steps']} steps) | "
                          f"{_fmt(s['correlation_all_steps'], '.3f')} | {_at_steps(s['steps'], s['spread'])} | "
                          f"{_at_steps(s['steps'], s['error'])} |")
     lines += ["", "## Scales of this board", "", "| scale | preset | seeds | entries | training overrides |",
               "|---|---|---|---|---|"]
     for name, scale in record["scales"].items():
-        entries = f"`+{scale['entry_group']}=<entry>`" if scale["entry_group"] else "`experiment=<entry>`"
-        lines.append(f"| {name} | {scale['preset']} | {', '.join(map(str, scale['seeds']))} | {entries} | "
-                     f"{', '.join(f'`{o}`' for o in scale['train'])} |")
+        group = scale["entry_group"]
+        entries = f"`+{group}=<entry>`" if group and _GROUP.fullmatch(group) else (
+            md_escape(f"+{group}=<entry>") if group else "`experiment=<entry>`")
+        lines.append(f"| {md_escape(name)} | {md_escape(scale['preset'])} | {', '.join(map(str, scale['seeds']))} | "
+                     f"{entries} | {', '.join(md_code(o) for o in scale['train'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -204,6 +215,7 @@ def render_board_md(record: Mapping[str, Any]) -> str:
 # (`unet-w16`, `solver-n48-dt4x`, a hash), which the look-behind and look-ahead leave out; a full stop or comma after it
 # ends it.
 _NUMBER = re.compile(r"(?<![\w.\-])-?\d(?:\d|,(?=\d))*(?:\.\d+)?(?:e[-+]?\d+)?(?!\w|\.\d)")
+_GROUP = re.compile(r"[\w/.-]+")  # a config group's name: safe inside a code span
 _CODE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)
 # Arrays of a result that no table prints: left out of the sources, so that a number typed by hand cannot match
 # one of their many thousands of values by chance.
