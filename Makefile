@@ -43,9 +43,12 @@ test: setup lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The inner loop: lint (a few seconds) and every test not marked slow or cluster, every module still exercised
-# (docs/testing.md; scripts/check_fast_tests.py checks that). `make test` runs them all.
+# (docs/testing.md; scripts/check_fast_tests.py checks that). `make test` runs them all. The fast tests run on one
+# pytest-xdist worker per logical core (WORKERS=0 runs them in this process), each worker's torch on one thread
+# (tests/conftest.py); whole files go to one worker, so a module's fixtures are built once.
+WORKERS ?= logical
 test-fast: setup lint
-	$(BIN)/python -m pytest -m "not slow and not cluster" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow and not cluster" -n $(WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 quickstart: setup
 	$(BIN)/pdebench-generate pde=ks preset=small root=$(DATA)

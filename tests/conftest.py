@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,6 +41,12 @@ TRAINED_OVERRIDES = [
     "objective.target=difference", "objective.target_scale=0.3", "optim.lr=3e-3", "trainer.max_epochs=8",
     "trainer.enable_progress_bar=false", "validation.rollout_steps=4", "seed=1", "label=fno-tiny",
 ]
+
+
+# Under pytest-xdist (`make test-fast` runs two workers on two cores) each worker keeps torch on one thread: two
+# workers of two threads each on two cores make every op wait for a descheduled thread (docs/testing.md).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
