@@ -30,10 +30,14 @@ from pdebench.rollout.evaluation import evaluate, evaluate_all, scoring_spec
 from pdebench.rollout.frontier import (
     FrontierPoint,
     RolloutKind,
+    is_stored_setting,
     pareto_front,
     place_on_frontier,
+    rollout_kind,
+    solver_point,
     speedup_at_equal_accuracy,
 )
+from pdebench.rollout.record import ResultRecord
 from pdebench.rollout.reductions import FewTrajectoriesWarning
 from pdebench.rollout.results import ResultError, read_record, read_result, to_jsonable, try_read_result, write_result
 
@@ -471,6 +475,87 @@ def test_the_pareto_front_keeps_only_undominated_usable_points_fastest_first() -
     assert [p.label for p in pareto_front(points, "min")] == ["fast"]
     errors = [FrontierPoint("coarse", 0.3, 1000), FrontierPoint("fine", 0.1, 10), FrontierPoint("worse", 0.4, 20)]
     assert [p.label for p in pareto_front(errors, "min")] == ["coarse", "fine"]
+    # equal throughputs: only the more accurate joins, whichever comes first; a throughput below 1 is still usable
+    tied = [FrontierPoint("less", 10, 100), FrontierPoint("more", 20, 100), FrontierPoint("slow", 30, 0.5)]
+    assert [p.label for p in pareto_front(tied, "max")] == ["more", "slow"]
+    assert [p.label for p in pareto_front(tied[::-1], "max")] == ["more", "slow"]
+    assert [p.label for p in pareto_front(tied, "min")] == ["less"]
+
+
+def test_each_placement_is_read_back_whole() -> None:
+    """Every key of each outcome, so that a renamed key or a neighbour taken for the end of the frontier shows. The
+    accuracies are below 1, where a product and a quotient with the goal's sign part ways."""
+    points = [FrontierPoint("a", 0.1, 1000), FrontierPoint("b", 0.2, 100), FrontierPoint("c", 0.3, 10)]
+    frontier = [{"label": p.label, "accuracy": p.accuracy, "throughput": p.throughput} for p in points]
+    base = {"goal": "max", "throughput": 50.0, "frontier": frontier}
+    assert speedup_at_equal_accuracy(points, math.nan, 50.0, "max") == {
+        **base, "accuracy": math.nan, "status": "undefined", "solver_throughput": None, "speedup": None}
+    undefined = speedup_at_equal_accuracy(points, None, 50.0, "max")
+    assert undefined == {**base, "accuracy": None, "status": "undefined", "solver_throughput": None, "speedup": None}
+    assert speedup_at_equal_accuracy(points, 0.05, 50.0, "max") == {
+        **base, "accuracy": 0.05, "status": "below_frontier", "solver_throughput": 1000, "speedup": 0.05}
+    assert speedup_at_equal_accuracy(points, 0.4, 50.0, "max") == {
+        **base, "accuracy": 0.4, "status": "above_frontier", "solver_throughput": 10, "speedup": 5.0}
+    inside_ = speedup_at_equal_accuracy(points, 0.22, 50.0, "max")
+    assert inside_.pop("solver_throughput") == pytest.approx(10**1.8, rel=1e-12)
+    assert inside_.pop("speedup") == pytest.approx(50.0 / 10**1.8, rel=1e-12)
+    assert inside_ == {**base, "accuracy": 0.22, "status": "interpolated"}
+
+
+def test_an_unmatched_surrogate_is_read_back_whole_with_every_kind_of_solver_row() -> None:
+    """Two kinds of solver rows are both named, `; ` between them; what is not recorded is said so, not printed as
+    None."""
+    kind = RolloutKind(None, 11, None, None, "cpu")
+    points = [FrontierPoint("gpu", 0.2, 100, RolloutKind("ab" * 32, 11, 0.8, 4, "cuda")),
+              FrontierPoint("cpu", 0.1, 1000, RolloutKind("ab" * 32, 5, 0.8, 5, "cpu"))]
+    assert place_on_frontier(points, kind, 0.3, 7.0, "min") == {
+        "goal": "min", "accuracy": 0.3, "throughput": 7.0, "frontier": [], "status": "unmatched",
+        "reason": ("no solver rows of manifest unknown at 11 steps of unknown step (gmean over ? steps) on cpu (solver "
+                   "rows: of manifest abababab at 11 steps of 0.8 time units (gmean over 4 steps) on cuda; of manifest "
+                   "abababab at 5 steps of 0.8 time units on cpu)"),
+        "solver_throughput": None, "speedup": None, "speedup_at_equal_grid": None,
+        "rollout": "at 11 steps of unknown step (gmean over ? steps) on cpu"}
+    every = ("manifest", "n_steps", "step_time", "gmean_steps", "device")
+    assert RolloutKind(None, None, None, 3, "mps").describe(every) == (
+        "of manifest unknown at ? steps of unknown step (gmean over 3 steps) on mps")
+    matched = place_on_frontier(points[:1], points[0].kind, 0.3, 7.0, "min")
+    assert matched["rollout"] == "at 11 steps of 0.8 time units (gmean over 4 steps) on cuda"
+
+
+def _solver_record(**fields: object) -> ResultRecord:
+    return ResultRecord(**{"dataset": "ks-tiny", "pde": "ks", "model": "solver", "label": "solver", "seed": 0,
+                           "summary": {"corr_time_0.8": 3.5, "nrmse_gmean_steps": 4.0}, "curves": {},
+                           "step_time": 0.123456789123, "n_steps": 11.0, "throughput_traj_steps_per_s": 200.0,
+                           "device": "cuda:1", "manifest_sha256": "ab" * 32, **fields})
+
+
+def test_how_a_record_was_measured_is_read_off_it() -> None:
+    """Step time to 9 significant digits, whole step counts from floats, the device's kind without its index; what a
+    record lacks or holds as a non-number is None, never a crash or a NaN that matches nothing."""
+    assert rollout_kind(_solver_record()) == RolloutKind("ab" * 32, 11, 0.123456789, 4, "cuda")
+    lacking = _solver_record(step_time=math.nan, n_steps=None, summary={"nrmse_gmean_steps": math.inf}, device=None)
+    assert rollout_kind(lacking) == RolloutKind("ab" * 32, None, None, None, "unknown")
+    text = _solver_record(step_time="0.8", summary={"nrmse_gmean_steps": "4"})
+    assert rollout_kind(text) == RolloutKind("ab" * 32, 11, None, None, "cuda")
+    assert rollout_kind(_solver_record(summary={})).gmean_steps is None
+
+
+def test_a_solver_point_needs_two_finite_numbers_and_the_solver_model() -> None:
+    point = solver_point(_solver_record(solver_setting={"resolution": [64]}), "corr_time_0.8")
+    assert point == FrontierPoint("solver", 3.5, 200.0, RolloutKind("ab" * 32, 11, 0.123456789, 4, "cuda"), False)
+    assert solver_point(_solver_record(), "corr_time_0.8").stored
+    for record in (_solver_record(model="fno"), _solver_record(summary={"corr_time_0.8": True}),
+                   _solver_record(summary={"corr_time_0.8": "3.5"}),
+                   _solver_record(summary={"corr_time_0.8": math.nan}),
+                   _solver_record(throughput_traj_steps_per_s=None)):
+        assert solver_point(record, "corr_time_0.8") is None
+
+
+@pytest.mark.parametrize(("setting", "stored"), [
+    (None, True), ({}, True), ({"resolution": None, "time_step_factor": 1.0}, True), ({"resolution": [64]}, False),
+    ({"time_step_factor": 0.5}, False), ({"time_step_factor": 2}, False)])
+def test_the_stored_setting_is_the_stored_grid_at_the_generators_own_step(setting, stored: bool) -> None:
+    assert is_stored_setting(setting) is stored
 
 
 def test_what_to_evaluate_messages_say_how_to_fix_it(evaluate_cfg) -> None:

@@ -21,7 +21,8 @@ from matrix import assert_one_sentence, run_command, run_command_without_blockin
 from test_config_and_checkpoints import snapshot
 
 from pdebench.cli.common import check_command_line
-from pdebench.data.names import UnsafeNameError, check_name, check_seed, inside, missing_or_kind
+from pdebench.data import names
+from pdebench.data.names import UnsafeNameError, check_name, check_seed, inside, missing_or_kind, path_kind, shown
 from pdebench.rollout.config import evaluate_config
 from pdebench.training.config import train_config
 
@@ -237,6 +238,103 @@ def test_a_missing_path_is_still_called_missing(tmp_path: Path) -> None:
     assert missing_or_kind(missing, "checkpoint") == f"checkpoint {missing} does not exist"
     (tmp_path / "dangling").symlink_to(tmp_path / "none")
     assert "a broken symbolic link" in missing_or_kind(tmp_path / "dangling", "checkpoint")
+
+
+def test_a_refusal_is_the_whole_sentence_with_its_defaults() -> None:
+    """The defaults say what was refused and where it came from: a label and a seed from the command line."""
+    with pytest.raises(UnsafeNameError) as refused:
+        check_name("../x")
+    assert str(refused.value) == ("label='../x' (from the command line) is not a name: expected 1 to 64 characters of "
+                                  "letters, digits, '.', '_' or '-', starting with a letter or digit")
+    with pytest.raises(UnsafeNameError) as refused:
+        check_seed(-1)
+    assert str(refused.value) == ("seed=-1 (from the command line) is not a valid seed: expected a whole number from 0 "
+                                  "to 4294967295")
+
+
+def test_a_quoted_value_is_cut_after_80_characters() -> None:
+    """A repr of exactly 80 characters is quoted whole; one character more is cut to 80 and its length is given."""
+    whole, cut = "a" * 78, "a" * 79  # reprs of 80 and 81 characters
+    assert shown(whole) == repr(whole)
+    assert shown(cut) == repr(cut)[:80] + "... (81 characters)"
+
+
+def test_inside_names_the_path_where_it_resolves_and_the_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("results").mkdir()
+    with pytest.raises(UnsafeNameError) as refused:
+        inside("results", "..", "x.json")
+    assert str(refused.value) == (f"'results/../x.json' resolves to {shown(str(tmp_path / 'x.json'))}, outside "
+                                  "'results'; the suite writes only inside its folders")
+
+
+def _unix_socket(tmp_path: Path) -> Path:
+    import socket
+
+    path = tmp_path / "s.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))  # the node stays after the socket is closed
+    server.close()
+    return path
+
+
+def _fifo_at(tmp_path: Path) -> Path:
+    os.mkfifo(tmp_path / "pipe")
+    return tmp_path / "pipe"
+
+
+def _loop_at(tmp_path: Path) -> Path:
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    return tmp_path / "a"
+
+
+def _dangling(tmp_path: Path) -> Path:
+    (tmp_path / "dangling").symlink_to(tmp_path / "none")
+    return tmp_path / "dangling"
+
+
+@pytest.mark.parametrize(("make", "kind"), [
+    (lambda tmp: _fifo_at(tmp), "a named pipe (FIFO)"),
+    (lambda tmp: Path("/dev/null"), "a character device"),
+    (lambda tmp: _unix_socket(tmp), "a socket"),
+    (lambda tmp: _loop_at(tmp), "a symbolic link loop"),
+    (lambda tmp: _dangling(tmp), "a broken symbolic link"),
+    (lambda tmp: tmp, None),
+    (lambda tmp: tmp / "missing", None),
+], ids=["fifo", "char-device", "socket", "loop", "dangling", "directory", "missing"])
+def test_path_kind_says_what_a_path_is(tmp_path: Path, make, kind: str | None) -> None:
+    (tmp_path / "file").write_text("x")
+    assert path_kind(tmp_path / "file") is None
+    assert path_kind(make(tmp_path)) == kind
+
+
+@pytest.mark.parametrize(("mode", "kind"), [(0o060600, "a block device"), (0o000600, "not a regular file")],
+                         ids=["block-device", "unknown-type"])
+def test_path_kind_of_kinds_a_test_cannot_make(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mode: int,
+                                               kind: str) -> None:
+    """A block device needs privileges to create, and no file has type bits that are none of the known ones: the
+    mode `os.stat` reports is stood in for."""
+    monkeypatch.setattr(names.os, "stat", lambda path: os.stat_result((mode, 0, 0, 1, 0, 0, 0, 0, 0, 0)))
+    assert path_kind(tmp_path / "x") == kind
+
+
+def test_an_unreadable_path_gives_the_systems_reason(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def refuse(path: object) -> os.stat_result:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(names.os, "stat", refuse)
+    assert path_kind(tmp_path / "x") == "unreadable (Permission denied)"
+
+
+def test_missing_or_kind_names_what_was_wanted_and_what_is_there(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    pipe, file = _fifo_at(tmp_path), tmp_path / "file"
+    assert missing_or_kind(pipe, "checkpoint") == f"checkpoint {pipe} is a named pipe (FIFO), not a regular file"
+    assert missing_or_kind(pipe, "folder", directory=True) == f"folder {pipe} is a named pipe (FIFO), not a directory"
+    assert missing_or_kind(file, "folder", directory=True) == f"folder {file} is a regular file, not a directory"
+    assert missing_or_kind(tmp_path, "checkpoint") == f"checkpoint {tmp_path} is a directory, not a file"
+    assert missing_or_kind(file, "checkpoint") == f"checkpoint {file} does not exist"  # a file wanted is no case for it
 
 
 @pytest.mark.slow  # composes every experiment preset
