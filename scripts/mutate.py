@@ -220,8 +220,7 @@ MODULES: dict[str, Module] = {
         ("data_gen/generate.py", "data_gen/plan.py", "data_gen/writing.py", "data_gen/resume.py", "data_gen/shards.py"),
         ("tests/test_generate.py", "tests/test_generate_scaleout.py", "tests/hostile/test_manifest_and_generation.py"),
     ),
-    # Resolved config -> typed objects. Only loading.py: the range checks of checks.py and the schemas'
-    # `__post_init__` run while conftest imports (tests/compose.py fills Hydra's ConfigStore), see the docstring.
+    # Resolved config -> typed objects (the schemas and their checks are the entry `config_schemas`)
     "config": Module(
         ("pdebench/config/loading.py",),
         ("tests/test_config.py", "tests/test_cli_errors.py", "tests/hostile/test_config_and_checkpoints.py"),
@@ -297,9 +296,8 @@ MODULES: dict[str, Module] = {
         ("tests/hostile/test_names_and_paths.py", "tests/hostile/test_properties.py",
          "tests/hostile/test_leaderboard_inputs.py"),
     ),
-    # The schemas and their range checks. Their `__post_init__` and checks run while conftest imports (the Hydra
-    # ConfigStore is filled then), so mutmut's start-up check, which makes every mutated function raise, stops
-    # pytest itself; this entry waits for a conftest that fills the store lazily.
+    # The schemas and their range checks (tests/compose.py fills Hydra's ConfigStore on the first composition, not
+    # while conftest imports, so no `__post_init__` nor check runs before a test does)
     "config_schemas": Module(
         ("pdebench/config/schemas.py", "pdebench/config/checks.py"),
         ("tests/test_config.py", "tests/test_recipes.py", "tests/test_cli_errors.py"),

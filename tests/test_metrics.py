@@ -654,9 +654,50 @@ def test_gaussian_sphere_degrees_are_torch_harmonics_and_the_remainder_is_the_la
     assert spectrum.band_energy(checkerboard).tolist() == pytest.approx([0.0, 0.0, 1.0], abs=1e-12)
 
 
-def test_band_edges_must_be_increasing_and_positive():
-    with pytest.raises(ValueError, match="two numbers 0 < a < b"):
-        GridSpectrum(Grid.uniform("periodic", (8,)), (5, 3))
+@pytest.mark.parametrize("edges", [(5, 3), (2, 2), (0, 2), (-1, 2), (1, 2, 3)])
+def test_band_edges_must_be_increasing_and_positive(edges) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"two numbers 0 < a < b, got {list(edges)}")):
+        GridSpectrum(Grid.uniform("periodic", (8,)), edges)
+
+
+def test_a_band_edge_below_one_mode_holds_only_the_mean_in_the_low_band() -> None:
+    """Edges (0.5, 100) on 8 points: the mean alone is low, modes 1 to 4 mid, and the empty high band is counted as 0
+    (not left out)."""
+    spectrum = GridSpectrum(Grid.uniform("periodic", (8,)), (0.5, 100))
+    assert spectrum.band_counts() == {"low": 1, "mid": 4, "high": 0}
+    assert spectrum.n_shells == 5 and spectrum.shells.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert spectrum.shells.dtype == np.float64 and GridSpectrum(Grid.gaussian(4, 8), (1, 2)).shells.dtype == np.float64
+
+
+def test_an_odd_grid_counts_every_mode_but_the_mean_twice() -> None:
+    """7 points: rfft keeps modes 0..3, none of them a Nyquist mode, so modes 1..3 weigh 2; Parseval holds."""
+    x = torch.arange(7, dtype=torch.float64) / 7
+    field = 0.3 + torch.cos(2 * math.pi * 3 * x)
+    spectrum = GridSpectrum(Grid.uniform("periodic", (7,)), (1, 3))
+    assert spectrum.energy_spectrum(field).tolist() == pytest.approx([0.09, 0.0, 0.0, 0.5], abs=1e-15)
+    assert spectrum.band_energy(field).tolist() == pytest.approx([0.09, 0.0, 0.5], abs=1e-15)
+
+
+def test_a_float32_field_is_transformed_in_float64() -> None:
+    """The spectrum of a float32 field equals that of its float64 copy to float64 rounding (a float32 transform
+    would differ by about 1e-7)."""
+    g = torch.Generator().manual_seed(5)
+    field = torch.randn(2, 16, 12, generator=g)
+    for grid in (Grid.uniform("periodic", (16, 12)), Grid.uniform("sphere", (16, 12))):
+        spectrum = GridSpectrum(grid, (2, 5))
+        for view in (spectrum.energy_spectrum, spectrum.band_energy):
+            single, double = view(field), view(field.double())
+            assert single.dtype == torch.float64
+            assert torch.allclose(single, double, rtol=1e-13, atol=0)
+
+
+def test_a_fourier_spectrum_refuses_a_grid_without_uniform_quadrature() -> None:
+    """No valid periodic or box grid has another rule (`Grid` refuses it); a grid forged past that check is still
+    refused here rather than given a wrong Parseval sum."""
+    grid = Grid.uniform("box", (8, 8))
+    object.__setattr__(grid, "quadrature", "cell-area")
+    with pytest.raises(ValueError, match=r"^Fourier spectra need uniform quadrature; this box grid has 'cell-area'$"):
+        GridSpectrum(grid, (1, 2))
 
 
 def test_energy_bound_catches_what_twice_the_max_norm_cannot():
