@@ -6,6 +6,7 @@ its `advance` gives back."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -17,7 +18,8 @@ from pdebench.data.normalization import Normalizer
 from pdebench.forecast.forecaster import Forecaster
 from pdebench.forecast.integrators import INTEGRATORS, ORDERS, ab2, ab2_step
 from pdebench.forecast.rollout import rollout
-from pdebench.forecast.targets import DerivativeTarget, make_target, target_from_config
+from pdebench.forecast.rollout_state import rollout_scope
+from pdebench.forecast.targets import DerivativeTarget, RawDifferenceTarget, make_target, target_from_config
 
 WAVE_SPEED = 1.3
 X = torch.linspace(0.0, 2.0 * math.pi, 17, dtype=torch.float64)[:-1]
@@ -67,7 +69,7 @@ def test_label_offsets_and_scale() -> None:
     assert DerivativeTarget(fd_order=2).label_offsets(1) == (-1, 0, 1)
     assert DerivativeTarget(fd_order=4).label_offsets(1) == (-2, -1, 0, 1, 2)
     assert DerivativeTarget(fd_order=2, fd_spacing=4, frame_stride=4).label_offsets(1) == (-4, 0, 4)
-    assert make_target("difference", 0.3).label_frames(3) == (0, 3)
+    assert make_target("difference", 0.3).label_frames(3) == make_target("state").label_frames(3) == (0, 3)
     assert make_target("difference", 0.3).label_offsets(3) == make_target("state").label_offsets(1) == ()
     # central difference of [1, 4, 9] one stored interval apart: (9 - 1) / 2 = 4 per stored interval, 16 per model
     # step of frame_stride=4 stored frames, divided by the scale 0.5
@@ -82,7 +84,8 @@ def test_derivative_label_without_its_frames_is_refused() -> None:
     target = DerivativeTarget(fd_order=4)
     frames = torch.zeros(1, 1, 1, 4)
     with pytest.raises(ValueError, match=r"reads its label from the 5 stored frames at offsets \[-2, -1, 0, 1, 2\] "
-                                         r"around the current state, but the batch holds none"):
+                                         r"around the current state, but the batch holds none; size the training "
+                                         r"windows with window_spec$"):
         target.encode(frames, frames[:, :, :0])
     with pytest.raises(ValueError, match="but the batch holds 2"):
         target.encode(frames, frames[:, :, :0], torch.zeros(1, 1, 2, 4))
@@ -172,11 +175,11 @@ def test_integrator_stages_keep_the_earlier_history_frames() -> None:
     inputs = torch.tensor([5.0, 1.0]).view(1, 1, 2, 1)
 
     def net(window: Tensor) -> Tensor:
-        seen.append(window.flatten().tolist())
+        seen.append((tuple(window.shape), window.flatten().tolist()))
         return torch.zeros(1, 1, 1, 1)
 
     target.advance(inputs, torch.ones(1, 1, 1, 1), net)
-    assert seen == [[5.0, 2.0]]  # Heun's second stage at u + h * k1 = 1 + 1
+    assert seen == [((1, 1, 2, 1), [5.0, 2.0])]  # Heun's second stage at u + h * k1 = 1 + 1, after the earlier frame
 
 
 @pytest.mark.parametrize(
@@ -194,6 +197,69 @@ def test_integrator_stages_keep_the_earlier_history_frames() -> None:
 def test_bad_target_settings_name_the_key(config: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         target_from_config(config)
+
+
+def test_the_derivative_targets_defaults_are_the_plainest_label() -> None:
+    """Scale 1, the forward difference on the finest stored spacing, one Euler substep, one stored frame per model
+    step; `make_target` and a config without a frame stride give the same."""
+    def settings(target: DerivativeTarget) -> tuple:
+        return (target.scale, target.fd_order, target.integrator_name, target.substeps, target.fd_spacing,
+                target.frame_stride, target.offsets, target.weights, target.steps_per_spacing)
+
+    plain = (1.0, 1, "euler", 1, 1, 1, (0, 1), (-1.0, 1.0), 1.0)
+    assert settings(DerivativeTarget()) == settings(make_target("derivative")) == plain
+    assert settings(target_from_config({"target": "derivative"})) == plain
+    assert target_from_config({"target": "derivative"}, frame_stride=4).frame_stride == 4
+    # the current state has no weight of its own in a central stencil: 0, not a missing weight
+    assert DerivativeTarget(fd_order=2).weights == (-0.5, 0.0, 0.5)
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"scale": 0.0}, "objective.target_scale must be positive, got 0.0"),
+    ({"substeps": 0}, "objective.substeps=0 is not valid: expected a positive number of integrator steps per model "
+                      "step"),
+    ({"substeps": 1.5}, "objective.substeps=1.5 is not valid"),
+    ({"fd_spacing": 0}, "objective.fd_spacing=0 is not valid: expected a positive number of stored frame intervals "
+                        "between the finite-difference stencil's points"),
+    ({"fd_spacing": 2.5}, "objective.fd_spacing=2.5 is not valid"),
+    ({"frame_stride": 0}, "frame_stride=0 is not valid: expected a positive number of stored frames per model step"),
+    ({"frame_stride": 1.5}, "frame_stride=1.5 is not valid"),
+])
+def test_the_derivative_target_refuses_settings_built_past_the_config(settings: dict, message: str) -> None:
+    """The typed config refuses these first; the target refuses them too when built directly (a zero or fractional
+    count must not slip through because it is a whole number or at least 1)."""
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        DerivativeTarget(**settings)
+
+
+def test_a_raw_difference_divides_the_difference_in_the_datas_units() -> None:
+    """Two fields of train std 2 and 0.5, scale 0.3: from the current state 1 (after an earlier frame 7) to 3, a
+    standardised difference of 2 is 4 and 1 in the data's units, so the labels are 4 / 0.3 and 1 / 0.3; decoding
+    gives the frame back; `make_target` builds it."""
+    target = make_target("raw_difference", 0.3)
+    assert isinstance(target, RawDifferenceTarget) and (target.name, target.scale) == ("raw_difference", 0.3)
+    inputs = torch.tensor([7.0, 1.0], dtype=torch.float64).view(1, 1, 2, 1).expand(1, 2, 2, 3)
+    later = torch.full((1, 2, 1, 3), 3.0, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"^objective.target=raw_difference applies its scale to the data's own units, "
+                                         r"so it needs the train statistics: use it inside a Forecaster"):
+        target.encode(inputs, later)
+    target.bind_normalizer(Normalizer([0.0, 0.0], [2.0, 0.5], [], []))
+    label = target.encode(inputs, later)
+    assert label.dtype == torch.float64 and label.shape == (1, 2, 1, 3)
+    assert label[0, :, 0, 0].tolist() == pytest.approx([4.0 / 0.3, 1.0 / 0.3], rel=1e-15)
+    torch.testing.assert_close(target.advance(inputs, label, lambda w: w), later, rtol=1e-15, atol=0)
+    assert target.field_scale(later).shape == (1, 2, 1, 1)
+
+
+def test_a_carried_rate_of_another_batch_is_refused_with_both_shapes() -> None:
+    target = make_target("derivative", 1.0, 1, "ab2", 1)
+    rate = torch.zeros(2, 1, 1, 4)
+    with rollout_scope() as state:
+        state.put(target, rate)
+        with pytest.raises(ValueError, match=re.escape(
+                "the ab2 integrator carried a rate of shape (2, 1, 1, 4) from the previous model step of this "
+                "rollout, but the state now has shape (3, 1, 1, 4): a rollout must keep its batch")):
+            target.advance(torch.zeros(3, 1, 1, 4), torch.zeros(3, 1, 1, 4), lambda w: torch.zeros_like(w))
 
 
 def test_derivative_needs_bundle_one() -> None:
