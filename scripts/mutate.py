@@ -302,7 +302,7 @@ MODULES: dict[str, Module] = {
     # while conftest imports, so no `__post_init__` nor check runs before a test does)
     "config_schemas": Module(
         ("pdebench/config/schemas.py", "pdebench/config/checks.py"),
-        ("tests/test_config.py", "tests/test_recipes.py", "tests/test_cli_errors.py"),
+        ("tests/test_config_checks.py", "tests/test_config.py", "tests/test_recipes.py", "tests/test_cli_errors.py"),
     ),
     # tuned recipes and where the config directory is
     "recipes": Module(

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from baselines import MODELS, ModelConfig, NetSpec, build_model, check_model_spec, model_config, register
+from baselines.registry import count_parameters
 from pdebench.cli.common import CONFIG_DIR
 from pdebench.data.grid import Grid
 from pdebench.errors import InvalidSetting
@@ -136,10 +137,61 @@ def test_registering_needs_a_typed_config_named_like_the_entry() -> None:
     class Wrong(ModelConfig):
         name: str = "other"
 
-    with pytest.raises(ValueError, match="must be 'mine'"):
+    with pytest.raises(ValueError, match="^model 'mine': Wrong.name defaults to 'other'; it must be 'mine'$"):
         register("mine", config=Wrong)
     with pytest.raises(ValueError, match="registered twice"):
         register("fno", config=MODELS["fno"].config)(lambda c, s: None)
+
+    class Plain:  # neither a dataclass nor a ModelConfig
+        name = "mine"
+
+    @dataclasses.dataclass
+    class Untyped:  # a dataclass, but not a ModelConfig
+        name: str = "mine"
+
+    for config in (Plain, Untyped, ModelConfig()):
+        with pytest.raises(TypeError, match="^model 'mine': config must be a dataclass deriving from ModelConfig$"):
+            register("mine", config=config)
+    with pytest.raises(ValueError, match=r"^model 'mine': kind must be one of \('net', 'stepper'\), got 'row'$"):
+        register("mine", config=dataclasses.make_dataclass("Mine", [("name", str, "mine")], bases=(ModelConfig,)),
+                 kind="row")
+    assert "mine" not in MODELS
+
+
+def test_a_registered_entry_keeps_its_builder_config_and_kind() -> None:
+    """What `register` stores is what `build_model` calls: the builder returned unchanged, a stepper not trainable."""
+    mine = dataclasses.make_dataclass("MineConfig", [("name", str, "mine_stepper")], bases=(ModelConfig,))
+
+    def builder(config: ModelConfig, spec: NetSpec) -> torch.nn.Module:
+        return torch.nn.Identity()
+
+    assert register("mine_stepper", config=mine, kind="stepper")(builder) is builder
+    try:
+        entry = MODELS["mine_stepper"]
+        assert (entry.name, entry.builder, entry.config, entry.kind, entry.trainable) == (
+            "mine_stepper", builder, mine, "stepper", False)
+        assert MODELS["fno"].trainable and MODELS["fno"].kind == "net"
+        spec = NetSpec(("u",), 1, 1, (), Grid.uniform("periodic", (8,)))
+        assert isinstance(build_model({"name": "mine_stepper"}, spec), torch.nn.Identity)
+        typed = model_config({"name": "mine_stepper"})
+        assert type(typed) is mine and model_config(typed) is typed
+        # the defaults: no paper, any target and any data; `tiny` is the default config
+        assert mine.published_sizes() == () and mine.tiny() == mine()
+        assert typed.check_target("derivative") is None and typed.check_spec(spec) is None
+    finally:
+        del MODELS["mine_stepper"]
+
+
+def test_a_model_config_without_a_name_lists_the_registered_models() -> None:
+    with pytest.raises(InvalidSetting, match=re.escape(
+            f"the model config has no 'name'; registered models: {', '.join(sorted(MODELS))}")):
+        model_config({"width": 3})
+
+
+def test_only_trainable_parameters_are_counted() -> None:
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))  # 16 + 10 parameters
+    net[0].requires_grad_(False)
+    assert count_parameters(net) == 10
 
 
 def test_persistence_repeats_the_last_input_frame() -> None:
