@@ -20,7 +20,8 @@ minutes on a busy one) or train themselves; they stay in the normal suite, and f
 for mutmut. An entry's `keep_lines` (regular expressions, mutmut's `do_not_mutate_patterns`) leaves lines
 unmutated: mutmut's start-up check makes every mutated function raise and expects a test to fail, but a function
 that runs while tests/conftest.py is imported (`dealias_cutoff`, through the Hydra config schemas) then breaks
-pytest itself and mutmut stops.
+pytest itself and mutmut stops. An entry's `data` names committed files its tests read (the published board's
+pages): mutmut runs the tests in `mutants/`, so they are copied there beside `conf/`.
 
 Every run starts from scratch (mutmut would otherwise keep the verdicts of a previous run even after the
 tests changed); `--resume` continues an interrupted run instead. Entries whose files or tests do not exist
