@@ -328,8 +328,9 @@ BOUNDS = [
     (OptimConfig, "ema_decay", 0.999, 1,
      "ema_decay=1 is not valid: expected a decay strictly between 0 and 1 (or null for no weight averaging)"),
     (LoggerConfig, "name", "wandb", "tensorboard", "name=tensorboard is not a known logger: expected csv or wandb"),
-    (RecipeConfig, "reasons", {"lr": "tuned"}, {"lr": "tuned", "width": "why"},
-     "reasons={'lr': 'tuned', 'width': 'why'} is not valid: width is not a recipe setting; expected some of "
+    (RecipeConfig, "reasons", {"lr": "tuned"}, {"lr": "tuned", "width": "why", "depth": "why"},
+     "reasons={'lr': 'tuned', 'width': 'why', 'depth': 'why'} is not valid: depth, width is not a recipe setting; "
+     "expected some of "
      "max_steps, batch_size, lr, weight_decay, warmup_fraction, min_lr_ratio, ema_decay, objective, loss, target, "
      "target_scale, history, bundle"),
     (FrozenConfig, "stage", None, "first",
@@ -337,8 +338,16 @@ BOUNDS = [
     (RolloutConfig, "thresholds", [0.5], [0.5, 1.0],
      "thresholds=[0.5,1.0] is not valid: expected a non-empty list of correlation thresholds, each strictly between 0 "
      "and 1"),
+    (RolloutConfig, "thresholds", [0.5], [0.0],
+     "thresholds=[0.0] is not valid: expected a non-empty list of correlation thresholds, each strictly between 0 "
+     "and 1"),
     (RolloutConfig, "windows", [[1, 1]], [[2, 1]],
      "windows=[[2,1]] is not valid: expected a list of [first, last] model steps, 1 <= first <= last"),
+    (RolloutConfig, "windows", None, [[0, 1]],
+     "windows=[[0,1]] is not valid: expected a list of [first, last] model steps, 1 <= first <= last"),
+    (RolloutConfig, "bootstrap_resamples", 1, 0,
+     "bootstrap_resamples=0 is not valid: expected a number of bootstrap resamples, a whole number from 1 to "
+     "100,000"),
     (RolloutConfig, "stability_factor", 1, 0.99,
      "stability_factor=0.99 is not valid: expected a finite number >= 1 (below 1 the truth itself is unstable)"),
     (RolloutConfig, "bootstrap_resamples", 100_000, 100_001,
@@ -351,6 +360,8 @@ BOUNDS = [
     (BenchmarkConfig, "headline_goal", "max", "best", "headline_goal=best is not valid: expected min or max"),
     (BenchmarkConfig, "spectral_bands", [0.5, 0.6], [0.5, 0.5],
      "spectral_bands=[0.5,0.5] is not valid: expected two wavenumber-shell edges [a, b] with 0 < a < b"),
+    (BenchmarkConfig, "spectral_bands", [1e-300, 0.6], [0, 0.6],
+     "spectral_bands=[0,0.6] is not valid: expected two wavenumber-shell edges [a, b] with 0 < a < b"),
     (BenchmarkConfig, "spectrum_steps", [1], [1, 0],
      "spectrum_steps=[1,0] is not valid: expected a list of model steps, each a whole number >= 1"),
     (BenchmarkConfig, "stability_energy_factor", 1, 0.99,
@@ -386,3 +397,10 @@ def test_conserved_fields_name_distinct_fields_of_a_named_invariant() -> None:
             BenchmarkConfig(conserved="mass", conserved_fields=bad)
         assert str(raised.value) == (f"conserved_fields={format_value(bad)} is not valid: expected a non-empty list of "
                                      "distinct field names, e.g. [height]")
+
+
+def test_a_recipes_tuning_record_is_typed_under_its_own_key() -> None:
+    tuning = {"lr": 1e-3, "weight_decay": 0.0, "n_trials": 1, "trial_steps": 1, "study": "s", "date": "d", "score": 1.0}
+    assert isinstance(_built(RecipeConfig, "tuning", tuning).tuning, TuningRecord)
+    with pytest.raises(ValueError, match=r"^recipe\.tuning\.lr: Value 'fast' of type 'str' could not be converted"):
+        _built(RecipeConfig, "tuning", {**tuning, "lr": "fast"})
