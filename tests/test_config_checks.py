@@ -325,6 +325,8 @@ BOUNDS = [
     (EvaluateDataConfig, "preload", "auto", "yes", "preload=yes is not valid: expected auto, true or false"),
     (ObjectiveConfig, "curriculum_fraction", 1, 0,
      "curriculum_fraction=0 is not valid: expected a fraction of the training budget in (0, 1], or null (epochs)"),
+    (ObjectiveConfig, "curriculum_fraction", 1e-300, 1.5,
+     "curriculum_fraction=1.5 is not valid: expected a fraction of the training budget in (0, 1], or null (epochs)"),
     (OptimConfig, "ema_decay", 0.999, 1,
      "ema_decay=1 is not valid: expected a decay strictly between 0 and 1 (or null for no weight averaging)"),
     (LoggerConfig, "name", "wandb", "tensorboard", "name=tensorboard is not a known logger: expected csv or wandb"),
