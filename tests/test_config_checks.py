@@ -16,6 +16,7 @@ from pdebench.config.checks import (
     at_least,
     batch_limit,
     finite_number,
+    follows,
     format_value,
     fraction,
     is_finite_number,
@@ -48,6 +49,7 @@ from pdebench.config.schemas import (
     TuningRecord,
     ValidationConfig,
 )
+from pdebench.data.names import name_problem
 
 
 def refusal(check, *args, **kwargs) -> str:
@@ -123,6 +125,8 @@ def test_seeds_and_names_are_checked_by_the_one_rule_and_long_values_are_cut() -
     assert refusal(valid_seed, owner(-1), "k") == (
         "k=-1 is not a valid seed: expected a whole number from 0 to 4294967295")
     assert refusal(valid_seed, owner(None), "k").startswith("k=null is not a valid seed")
+    assert refusal(valid_name, owner(None), "k").startswith("k=null is not a name")  # not optional unless asked
+    assert refusal(follows, name_problem, owner(None), "k").startswith("k=null is not a name")
     assert refusal(valid_name, owner("a/b"), "k").startswith("k=a/b is not a name: expected 1 to 64 characters")
     eighty, longer = "/" * 80, "/" * 81
     assert refusal(valid_name, owner(eighty), "k").startswith(f"k={eighty} is not a name")
@@ -323,12 +327,16 @@ BOUNDS = [
      'n_shards=0 is not valid: expected a number of shards, a whole number >= 1 (or null)'),
     # the checks each schema writes out itself
     (EvaluateDataConfig, "preload", "auto", "yes", "preload=yes is not valid: expected auto, true or false"),
+    (EvaluateDataConfig, "preload", True, 1, "preload=1 is not valid: expected auto, true or false"),
+    (EvaluateDataConfig, "preload", False, 0, "preload=0 is not valid: expected auto, true or false"),
     (ObjectiveConfig, "curriculum_fraction", 1, 0,
      "curriculum_fraction=0 is not valid: expected a fraction of the training budget in (0, 1], or null (epochs)"),
     (ObjectiveConfig, "curriculum_fraction", 1e-300, 1.5,
      "curriculum_fraction=1.5 is not valid: expected a fraction of the training budget in (0, 1], or null (epochs)"),
     (OptimConfig, "ema_decay", 0.999, 1,
      "ema_decay=1 is not valid: expected a decay strictly between 0 and 1 (or null for no weight averaging)"),
+    (OptimConfig, "ema_decay", 1e-300, 0,
+     "ema_decay=0 is not valid: expected a decay strictly between 0 and 1 (or null for no weight averaging)"),
     (LoggerConfig, "name", "wandb", "tensorboard", "name=tensorboard is not a known logger: expected csv or wandb"),
     (RecipeConfig, "reasons", {"lr": "tuned"}, {"lr": "tuned", "width": "why", "depth": "why"},
      "reasons={'lr': 'tuned', 'width': 'why', 'depth': 'why'} is not valid: depth, width is not a recipe setting; "
