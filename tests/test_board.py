@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -19,6 +20,7 @@ from pdebench.cli.tune import scaled_width
 from pdebench.errors import InvalidSetting
 from pdebench.leaderboard.board_report import (
     against_baseline,
+    board_report,
     source_numbers,
     spread_against_error,
     untraceable_numbers,
@@ -223,6 +225,63 @@ def test_spread_against_error_reads_stds_and_correlates_over_the_first_steps() -
     assert report["correlation_all_steps"] < 0.9  # step 6: the error falls while the spread stays
     assert report["crps_mean"] == pytest.approx(0.4) and report["spread_skill_ratio"] == pytest.approx(0.6)
     assert spread_against_error("r", [_result("r", 0, 1.0, [0.9, 1.1], mse=[1.0])], 5) is None
+
+
+def _seed(seed: int, corr: float, interval: list[float] | None, one_step: float | None, frontier: dict | None,
+          throughput: float, train_time: float | None, **extra: Any) -> dict[str, Any]:
+    return {"seed": seed, "summary": {"corr_time_0.8": corr, "one_step_nrmse": one_step, **extra.pop("summary", {})},
+            "intervals": {"corr_time_0.8": interval}, "frontier": frontier, "throughput_traj_steps_per_s": throughput,
+            "train_time_s": train_time, "n_parameters": extra.pop("n_parameters", 1000),
+            "benchmark": {"headline": "corr_time_0.8", "gmean_steps": 3}, "curves": extra.pop("curves", {}), **extra}
+
+
+def test_the_board_report_is_read_back_whole() -> None:
+    """Two learned rows: a U-Net of two seeds (given in the order 1, 0) and a one-seed ensemble. Seed means by hand;
+    the ensemble's spread and error are the square roots of its curves, correlated over the benchmark's 3 gmean steps
+    and over all 6."""
+    unet = [_seed(1, 22.0, [20.0, 26.0], 0.03, {"speedup": 1.5, "status": "interpolated", "speedup_at_equal_grid": 4.0},
+                  300.0, 50.0),
+            _seed(0, 20.0, [18.0, 22.0], 0.01, {"speedup": 0.5, "status": "below_frontier",
+                                                "speedup_at_equal_grid": 2.0}, 100.0, 30.0)]
+    spread, error = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2.0, 4.0, 6.0, 8.0, 10.0, 13.0]
+    refiner = [_seed(0, 10.5, [9.5, 12.0], 0.05, None, 30.0, None, n_parameters=2000, scoring={"ensemble": 4},
+                     summary={"crps_mean": 0.4, "spread_skill_ratio": 0.25},
+                     curves={"step": [1, 2, 3, 4, 5, 6], "spread2": [v * v for v in spread],
+                             "ens_mse": [v * v for v in error]})]
+    report = board_report({"unet": unet, "refiner": refiner}, "unet")
+    assert report == {
+        "headline": "corr_time_0.8", "baseline": "unet",
+        "rows": [
+            {"label": "unet", "seeds": [0, 1], "corr_time_0.8": 21.0, "corr_time_0.8_interval": [19.0, 24.0],
+             "one_step_nrmse": pytest.approx(0.02, rel=1e-15), "throughput_traj_steps_per_s": 200.0,
+             "speedup_at_equal_accuracy": 1.0, "frontier_status": ["below_frontier", "interpolated"],
+             "speedup_at_equal_grid": 3.0, "train_time_s": 40.0, "n_parameters": 1000},
+            {"label": "refiner", "seeds": [0], "corr_time_0.8": 10.5, "corr_time_0.8_interval": [9.5, 12.0],
+             "one_step_nrmse": 0.05, "throughput_traj_steps_per_s": 30.0, "speedup_at_equal_accuracy": None,
+             "frontier_status": ["None"], "speedup_at_equal_grid": None, "train_time_s": None,
+             "n_parameters": 2000}],
+        "against_baseline": [
+            {"label": "unet", "over": "unet", "ratio": 1.0, "ratio_interval": [19.0 / 24.0, 24.0 / 19.0]},
+            {"label": "refiner", "over": "unet", "ratio": 0.5, "ratio_interval": [9.5 / 24.0, 12.0 / 19.0]}],
+        "ensembles": [
+            {"label": "refiner", "members": 4, "crps_mean": 0.4, "spread_skill_ratio": 0.25, "horizon_steps": 3,
+             "correlation_first_steps": pytest.approx(1.0, rel=1e-12),
+             "correlation_all_steps": pytest.approx(float(np.corrcoef(spread, error)[0, 1]), rel=1e-12),
+             "steps": [1, 5], "spread": [1.0, 5.0], "error": [2.0, 10.0]}]}
+    assert report["ensembles"][0]["correlation_all_steps"] < 0.999  # the last step bends, so all 6 are not a line
+
+
+def test_a_seed_without_a_number_leaves_the_rows_mean_empty() -> None:
+    """A diverged seed (NaN) or one without an interval is never averaged away; a zero baseline gives no ratio."""
+    seeds = [_seed(0, 20.0, [18.0, 22.0], float("nan"), None, 100.0, 30.0),
+             _seed(1, 22.0, None, 0.02, None, 100.0, 30.0)]
+    row = board_report({"x": seeds}, "x")["rows"][0]
+    assert (row["one_step_nrmse"], row["corr_time_0.8_interval"]) == (None, None)
+    zero = [_seed(0, 0.0, [0.0, 0.0], 0.02, None, 100.0, 30.0)]
+    assert board_report({"z": zero}, "z")["against_baseline"] == [
+        {"label": "z", "over": "z", "ratio": None, "ratio_interval": None}]
+    with pytest.raises(ValueError, match="^no results to report on$"):
+        board_report({}, "x")
 
 
 def test_a_number_is_traceable_only_when_a_source_prints_as_it() -> None:
