@@ -21,6 +21,7 @@ from pdebench.errors import InvalidSetting
 from pdebench.leaderboard.board_report import (
     against_baseline,
     board_report,
+    render_board_md,
     source_numbers,
     spread_against_error,
     untraceable_numbers,
@@ -282,6 +283,89 @@ def test_a_seed_without_a_number_leaves_the_rows_mean_empty() -> None:
         {"label": "z", "over": "z", "ratio": None, "ratio_interval": None}]
     with pytest.raises(ValueError, match="^no results to report on$"):
         board_report({}, "x")
+
+
+def test_board_md_is_read_back_whole() -> None:
+    """The page of a small record, line for line: every number formatted from the record (ratio 10.5 / 20 = 0.525,
+    its interval 9.5 / 22 and 12 / 18), a missing value as a dash, commits cut to 7 characters, a scale whose entry
+    group is not a plain group name escaped."""
+    spread, error = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2.0, 4.0, 6.0, 8.0, 10.0, 13.0]
+    unet = [_seed(0, 20.0, [18.0, 22.0], 0.01, {"speedup": 0.5, "status": "below_frontier",
+                                                "speedup_at_equal_grid": 2.0}, 100.0, 30.0)]
+    refiner = [_seed(0, 10.5, [9.5, 12.0], 0.05, None, 30.0, None, n_parameters=2000, scoring={"ensemble": 4},
+                     summary={"crps_mean": 0.4, "spread_skill_ratio": 0.25},
+                     curves={"step": [1, 2, 3, 4, 5, 6], "spread2": [v * v for v in spread],
+                             "ens_mse": [v * v for v in error]})]
+    record = {
+        "board": "ks", "scale": "cpu", "command": "pdebench-board ks", "dataset": "ks-small",
+        "manifest_sha256": ["abc123"], "git_commit": "0123456789abcdef", "date": "2026-12-07",
+        "machine": {"cpu": "x86_64", "logical_cpus": 2, "system": "Linux", "python": "3.11.7"}, "launcher": "basic",
+        "seeds": [0], "train_overrides": ["trainer.max_steps=1500"],
+        "step_wall_s": {"train": 3116.4, "evaluate": 670.2},
+        "entries": [{"entry": "ks_unet", "label": "unet", "seed": 0, "n_parameters": 1000, "train_time_s": 30.0,
+                     "train_commit": "fedcba9876543210", "git_commit": "0123456789abcdef", "deviations": []},
+                    {"entry": "ks_pderefiner", "label": "refiner", "seed": 0, "n_parameters": 2000,
+                     "train_time_s": None, "train_commit": None, "git_commit": "0123456789abcdef",
+                     "deviations": ["max_steps: 1500", "lr: 1e-4"]}],
+        "comparisons": board_report({"unet": unet, "refiner": refiner}, "unet"),
+        "scales": {"cpu": {"entry_group": "board/cpu", "preset": "small", "seeds": [0],
+                           "train": ["trainer.max_steps=1500"]},
+                   "paper": {"entry_group": None, "preset": "paper", "seeds": [0, 1, 2],
+                             "train": ["trainer=gpu", "data.batch_size=128"]},
+                   "odd": {"entry_group": "a b", "preset": "small", "seeds": [0], "train": []}}}
+    assert render_board_md(record).splitlines() == "".join([
+    '# ks board, cpu scale: how it was built\n'
+    '\n'
+    'Written by `pdebench-board` from the result files in `results/` (every number below is in `board.json` or a '
+    'result file). The narrative is in `README.md`.\n'
+    '\n'
+    '- command: `pdebench-board ks`\n'
+    '- dataset: `ks-small`, manifest sha256 `abc123`\n'
+    '- source: git commit `0123456789abcdef`, built 2026-12-07\n'
+    '- machine: x86_64, 2 logical CPUs, Linux, Python 3.11.7; launcher basic\n'
+    '- seeds: 0; training overrides of every entry: `trainer.max_steps=1500`\n'
+    '- wall time of each step (s; the last time it had work): train 3116, evaluate 670\n'
+    '\n'
+    '## Entries\n'
+    '\n'
+    '| entry | label | seed | parameters | training wall time (s) | trained at, evaluated at | departures from the '
+    'recipe |\n'
+    '|---|---|---:|---:|---:|---|---|\n'
+    '| ks_unet | unet | 0 | 1,000 | 30 | `fedcba9`, `0123456` | — |\n'
+    '| ks_pderefiner | refiner | 0 | 2,000 | — | —, `0123456` | max_steps: 1500; lr: 1e-4 |\n'
+    '\n'
+    '## corr_time_0.8 against unet\n'
+    '\n'
+    "Seed means; brackets: 95% intervals (bootstrap over test trajectories; the ratio's interval divides the two "
+    "intervals' ends crosswise, so it is conservative).\n"
+    '\n'
+    '| label | corr_time_0.8 | ratio over unet | one-step nRMSE | throughput (traj-steps/s) | speed-up at equal '
+    'accuracy (x) | frontier | speed-up at equal grid (x) |\n'
+    '|---|---:|---:|---:|---:|---:|---|---:|\n'
+    '| unet | 20 [18, 22] | 1 [0.8182, 1.222] | 0.01 | 100 | 0.5 | below_frontier | 2 |\n'
+    '| refiner | 10.5 [9.5, 12] | 0.525 [0.4318, 0.6667] | 0.05 | 30 | — | None | — |\n'
+    '\n'
+    '## Ensembles: spread against error over rollout time\n'
+    '\n'
+    "Spread: RMS std of the members about their mean; error: RMSE of the ensemble mean (both trajectory means, "
+    "seed means). Correlation: Pearson's over steps.\n"
+    '\n'
+    '| label | members | CRPS | spread/skill | corr(spread, error), first steps | all steps | spread at steps | '
+    'error at steps |\n'
+    '|---|---:|---:|---:|---:|---:|---|---|\n'
+    '| refiner | 4 | 0.4 | 0.25 | 1.000 (3 steps) | 0.997 | 1: 1, 5: 5 | 1: 2, 5: 10 |\n'
+    '\n'
+    '## Scales of this board\n'
+    '\n'
+    '| scale | preset | seeds | entries | training overrides |\n'
+    '|---|---|---|---|---|\n'
+    '| cpu | small | 0 | `+board/cpu=<entry>` | `trainer.max_steps=1500` |\n'
+    '| paper | paper | 0, 1, 2 | `experiment=<entry>` | `trainer=gpu`, `data.batch_size=128` |\n'
+    '| odd | small | 0 | +a b=&lt;entry> |  |\n'
+    ]).splitlines()
+    record["train_overrides"], record["comparisons"]["ensembles"] = [], []
+    page = render_board_md(record)
+    assert "training overrides of every entry: none" in page and "## Ensembles" not in page
 
 
 def test_a_number_is_traceable_only_when_a_source_prints_as_it() -> None:
