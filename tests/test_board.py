@@ -313,7 +313,7 @@ def test_board_md_is_read_back_whole() -> None:
                    "paper": {"entry_group": None, "preset": "paper", "seeds": [0, 1, 2],
                              "train": ["trainer=gpu", "data.batch_size=128"]},
                    "odd": {"entry_group": "a b", "preset": "small", "seeds": [0], "train": []}}}
-    assert render_board_md(record).splitlines() == "".join([
+    assert render_board_md(record).splitlines() == (
     '# ks board, cpu scale: how it was built\n'
     '\n'
     'Written by `pdebench-board` from the result files in `results/` (every number below is in `board.json` or a '
@@ -362,7 +362,7 @@ def test_board_md_is_read_back_whole() -> None:
     '| cpu | small | 0 | `+board/cpu=<entry>` | `trainer.max_steps=1500` |\n'
     '| paper | paper | 0, 1, 2 | `experiment=<entry>` | `trainer=gpu`, `data.batch_size=128` |\n'
     '| odd | small | 0 | +a b=&lt;entry> |  |\n'
-    ]).splitlines()
+    ).splitlines()
     record["train_overrides"], record["comparisons"]["ensembles"] = [], []
     page = render_board_md(record)
     assert "training overrides of every entry: none" in page and "## Ensembles" not in page

@@ -295,11 +295,11 @@ def _dangling(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(("make", "kind"), [
-    (lambda tmp: _fifo_at(tmp), "a named pipe (FIFO)"),
+    (_fifo_at, "a named pipe (FIFO)"),
     (lambda tmp: Path("/dev/null"), "a character device"),
-    (lambda tmp: _unix_socket(tmp), "a socket"),
-    (lambda tmp: _loop_at(tmp), "a symbolic link loop"),
-    (lambda tmp: _dangling(tmp), "a broken symbolic link"),
+    (_unix_socket, "a socket"),
+    (_loop_at, "a symbolic link loop"),
+    (_dangling, "a broken symbolic link"),
     (lambda tmp: tmp, None),
     (lambda tmp: tmp / "missing", None),
 ], ids=["fifo", "char-device", "socket", "loop", "dangling", "directory", "missing"])
