@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
@@ -114,8 +114,3 @@ class SolverStepper(nn.Module):
 def build_solver(config: SolverConfig, spec: NetSpec) -> SolverStepper:
     return SolverStepper(spec)
 
-
-def describe(config: SolverConfig) -> dict[str, Any]:
-    """The config as plain containers (for result files)."""
-    return {"name": config.name, "resolutions": list(config.resolutions),
-            "time_step_factors": list(config.time_step_factors)}

@@ -345,7 +345,8 @@ MODULES: dict[str, Module] = {
         ("tests/test_models.py", "tests/test_conventions.py"), deselect=ZOO_TESTS,
     ),
     # the reference solver row (stepped through the KS generator's reference solver)
-    "solver": Module(("baselines/solver.py",), ("tests/test_solver_settings.py", "tests/test_models.py"),
+    "solver": Module(("baselines/solver.py",),
+                     ("tests/test_solver_row.py", "tests/test_solver_settings.py", "tests/test_models.py"),
                      deselect=ZOO_TESTS),
     "t1": Module(("baselines/t1.py", "baselines/spectral_transforms.py"), ("tests/test_t1.py", "tests/test_models.py"),
                  deselect=ZOO_TESTS),

@@ -21,6 +21,7 @@ from pdebench.data.grid import Grid
 from pdebench.data.manifest import content_sha256, file_sha256, manifest_hash, read_manifest, write_manifest
 from pdebench.data.reader import TrajectoryFile, open_dataset_dir, split_path
 from pdebench.data.schema import (
+    REQUIRED_ROOT_ATTRS,
     SCHEMA_NAME,
     SCHEMA_VERSION,
     Coordinate,
@@ -28,6 +29,7 @@ from pdebench.data.schema import (
     DatasetLayout,
     FieldSpec,
     ParameterSpec,
+    required_root_attrs,
 )
 from pdebench.data.writer import TrajectoryWriter, partial_path
 
@@ -360,6 +362,15 @@ def test_reader_rejects_bad_headers(copy_of, tmp_path: Path) -> None:
 
 
 # --- the quadrature rule (1.3) -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("version", "added"),
+    [("1.0", ()), ("1.2", ()), ("1.3", ("quadrature",)), ("1.4", ("quadrature", "conditioning"))],
+)
+def test_each_version_requires_the_root_attributes_it_introduced(version: str, added: tuple[str, ...]) -> None:
+    """1.3 is the first to require `quadrature` and 1.4 the first to require `conditioning`, not the one after."""
+    assert required_root_attrs(version) == (*REQUIRED_ROOT_ATTRS, *added)
+
+
 def write_sphere(path: Path, latitudes: np.ndarray) -> Path:
     """One trajectory of two frames of a field `h` on a sphere grid with these latitudes and 8 longitudes."""
     layout = make_layout(

@@ -8,15 +8,17 @@ sample instead of a population std fails a test.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from pdebench.data import normalization
 from pdebench.data.normalization import Normalizer, compute_train_statistics
 from pdebench.data.reader import TrajectoryFile
-from pdebench.data.schema import Coordinate, DatasetLayout, FieldSpec, ParameterSpec
+from pdebench.data.schema import Coordinate, DatasetError, DatasetLayout, FieldSpec, ParameterSpec
 from pdebench.data.writer import TrajectoryWriter
 
 # Two channels and two parameters with different, non-identity statistics (exact in float32).
@@ -200,26 +202,69 @@ def test_train_statistics_standardise_the_train_split(train_file: tuple[Path, di
     assert torch.equal(zp[:, 1], torch.zeros(N_TRAJ, dtype=torch.float64))
 
 
-def test_train_statistics_without_parameters(tmp_path: Path) -> None:
-    """The format allows a split without per-trajectory parameters; its statistics have empty param lists."""
+def write_train(path: Path, u: np.ndarray, params: dict[str, np.ndarray] | None = None) -> Path:
+    """A train split of one field `u` `[traj, time, x]` on a 1-D periodic grid and these per-trajectory parameters."""
+    params = params or {}
+    n_traj, n_frames, nx = u.shape
     layout = DatasetLayout(
         pde="ks",
         preset="tiny",
         split="train",
-        n_traj=2,
-        n_frames=2,
+        n_traj=n_traj,
+        n_frames=n_frames,
         frame_interval=0.5,
         grid="periodic",
-        coordinates=(Coordinate("x", np.arange(3.0), "m"),),
+        coordinates=(Coordinate("x", np.arange(float(nx)), "m"),),
         fields=(FieldSpec("u", "1", "periodic"),),
-        parameters=(),
+        parameters=tuple(ParameterSpec(name, "1") for name in params),
     )
-    with TrajectoryWriter(tmp_path / "train.h5", layout) as writer:
-        writer.append({"u": np.arange(12.0).reshape(2, 2, 3)}, {}, np.array([0, 1]))
-        path = writer.finalize()
+    with TrajectoryWriter(path, layout) as writer:
+        writer.append({"u": u}, params, np.arange(n_traj))
+        return writer.finalize()
+
+
+def test_train_statistics_without_parameters(tmp_path: Path) -> None:
+    """The format allows a split without per-trajectory parameters; its statistics have empty param lists."""
+    path = write_train(tmp_path / "train.h5", np.arange(12.0).reshape(2, 2, 3))
     with TrajectoryFile(path) as tf:
         stats = compute_train_statistics(tf)
     assert stats["param_mean"] == [] and stats["param_std"] == []
     np.testing.assert_allclose(stats["field_mean"], [5.5], rtol=1e-12)  # 0..11
     np.testing.assert_allclose(stats["field_std"], [np.arange(12.0).std()], rtol=1e-12)
     assert Normalizer.from_stats(stats).normalize_params(torch.zeros(2, 0)).shape == (2, 0)
+
+
+@pytest.mark.parametrize(
+    ("values", "statistic"),
+    [([1e308, 1e308], "param_mean"),  # the sum overflows
+     ([1e200, -1e200], "param_std"),  # the mean is 0, the squares overflow
+     # numpy sums 16 values in 8 running sums: one reaches +inf, the next -inf, and their sum is NaN ("invalid")
+     ([1e308, -1e308, 0, 0, 0, 0, 0, 0] * 2, "param_mean")],
+)
+def test_a_non_finite_statistic_is_refused_by_name_without_a_numpy_warning(
+    tmp_path: Path, values: list[float], statistic: str
+) -> None:
+    """Statistics that overflow float64 stop with a DatasetError naming the file and the statistic, before the std
+    floor could turn them into 1; numpy's own overflow warning is silenced, as the error reports it."""
+    path = write_train(tmp_path / "train.h5", np.zeros((len(values), 2, 3)), {"k": np.array(values, dtype=float)})
+    with TrajectoryFile(path) as tf, warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning would be raised instead of the DatasetError
+        with pytest.raises(DatasetError) as caught:
+            compute_train_statistics(tf)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: the train statistic {statistic} is not finite (")
+    assert message.endswith("expected finite field and parameter values of moderate size")
+
+
+def test_a_std_at_the_floor_counts_as_constant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A std equal to the floor is replaced by 1 (the floor itself is excluded), one just above it is kept."""
+    # u in {0, 4} and k in {0, 4}: mean 2, std 2 exactly
+    path = write_train(tmp_path / "train.h5", np.array([0.0, 4.0]).reshape(2, 1, 1) * np.ones((2, 2, 3)),
+                       {"k": np.array([0.0, 4.0])})
+    with TrajectoryFile(path) as tf:
+        monkeypatch.setattr(normalization, "_MIN_STD", 2.0)
+        at_floor = compute_train_statistics(tf)
+        monkeypatch.setattr(normalization, "_MIN_STD", 1.999)
+        above = compute_train_statistics(tf)
+    assert (at_floor["field_std"], at_floor["param_std"]) == ([1.0], [1.0])
+    assert (above["field_std"], above["param_std"]) == ([2.0], [2.0])

@@ -576,6 +576,7 @@ def test_real_to_real_transforms_match_scipy_to_1e_13():
     t = torch.from_numpy(x)
     np.testing.assert_allclose(dct2(t).numpy(), scipy.fft.dct(x, type=2), atol=1e-13)
     np.testing.assert_allclose(dst2(t).numpy()[:, 1:], scipy.fft.dst(x, type=2), atol=1e-13)
+    assert (dst2(t).numpy()[:, 0] == 0).all()  # entry 0 stands for k = 0, whose sine is 0
     np.testing.assert_allclose(idct2(dct2(t)).numpy(), x, atol=1e-13)
     faces = np.zeros((3, 12))
     faces[:, 1:-1] = rng.standard_normal((3, 10))
@@ -586,3 +587,22 @@ def test_real_to_real_transforms_match_scipy_to_1e_13():
     grid = rng.standard_normal((2, 7, 5))
     along_rows = along_axis(dct2, torch.from_numpy(grid), -2).numpy()
     np.testing.assert_allclose(along_rows, scipy.fft.dct(grid, type=2, axis=-2), atol=1e-13)
+    along_last = along_axis(dct2, torch.from_numpy(grid), -1).numpy()
+    np.testing.assert_allclose(along_last, scipy.fft.dct(grid, type=2, axis=-1), atol=1e-13)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 16])
+def test_orthonormal_dct_is_scipys_to_1e_12(n: int) -> None:
+    x = np.random.default_rng(n).standard_normal((3, 5, n))
+    t = torch.from_numpy(x)
+    np.testing.assert_allclose(dct2(t, norm="ortho").numpy(), scipy.fft.dct(x, type=2, norm="ortho"), rtol=0,
+                               atol=1e-12)
+    np.testing.assert_allclose(idct2(t, norm="ortho").numpy(), scipy.fft.idct(x, type=2, norm="ortho"), rtol=0,
+                               atol=1e-12)
+    np.testing.assert_allclose(idct2(dct2(t, norm="ortho"), norm="ortho").numpy(), x, rtol=0, atol=1e-12)
+    # orthonormal: the sum of squares is kept; the unnormalised transform (the smoke solver's) is scipy's default
+    assert np.allclose((dct2(t, norm="ortho") ** 2).sum(-1).numpy(), (x**2).sum(-1), atol=1e-12)
+    np.testing.assert_allclose(dct2(t).numpy(), scipy.fft.dct(x, type=2), rtol=0, atol=1e-12)
+    for transform in (dct2, idct2):
+        with pytest.raises(ValueError, match="norm must be None or 'ortho', got 'forward'"):
+            transform(t, norm="forward")

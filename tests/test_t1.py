@@ -1,6 +1,6 @@
-"""Transform Once (`t1`): the orthonormal DCT against scipy, the truncated per-axis transforms against numpy's FFT,
-the modes a grid keeps, the variance-preserving initialisation, the reduced-order output, the settings and learning a
-tiny batch."""
+"""Transform Once (`t1`): the truncated per-axis transforms against scipy's DCT and numpy's FFT (the orthonormal DCT
+itself is checked in test_spectral.py), the modes a grid keeps, the variance-preserving initialisation, the
+reduced-order output, the settings and learning a tiny batch."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from baselines import MODELS, NetSpec, build_model
 from baselines.registry import count_parameters
 from baselines.spectral_transforms import AxisModes, GridTransform, axis_kinds
 from baselines.t1 import T1Config, T1Layer
-from data_gen.transforms import dct2, idct2
 from pdebench.config.checks import SettingError
 from pdebench.data.grid import Grid
 from pdebench.errors import InvalidSetting
@@ -41,22 +40,6 @@ def awake(module: torch.nn.Module) -> torch.nn.Module:
 
 
 # --- the transforms ---------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("n", [1, 2, 7, 16])
-def test_orthonormal_dct_is_scipys_to_1e_12(n: int) -> None:
-    x = np.random.default_rng(n).standard_normal((3, 5, n))
-    t = torch.from_numpy(x)
-    np.testing.assert_allclose(dct2(t, norm="ortho").numpy(), scipy.fft.dct(x, type=2, norm="ortho"), rtol=0,
-                               atol=1e-12)
-    np.testing.assert_allclose(idct2(t, norm="ortho").numpy(), scipy.fft.idct(x, type=2, norm="ortho"), rtol=0,
-                               atol=1e-12)
-    np.testing.assert_allclose(idct2(dct2(t, norm="ortho"), norm="ortho").numpy(), x, rtol=0, atol=1e-12)
-    # orthonormal: the sum of squares is kept; the unnormalised transform (the smoke solver's) is scipy's default
-    assert np.allclose((dct2(t, norm="ortho") ** 2).sum(-1).numpy(), (x**2).sum(-1), atol=1e-12)
-    np.testing.assert_allclose(dct2(t).numpy(), scipy.fft.dct(x, type=2), rtol=0, atol=1e-12)
-    with pytest.raises(ValueError, match="norm must be None or 'ortho', got 'forward'"):
-        dct2(t, norm="forward")
 
 
 def test_a_box_transform_is_scipys_2d_dct_cut_to_the_lowest_modes() -> None:
