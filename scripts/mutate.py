@@ -313,7 +313,8 @@ MODULES: dict[str, Module] = {
     # --- baselines ---
     # neighbourhood graphs on a Grid (test_mpnn builds them directly and through the net)
     "graphs": Module(("baselines/graphs.py",), ("tests/test_mpnn.py", "tests/test_models.py"), deselect=ZOO_TESTS),
-    "mpnn": Module(("baselines/mpnn.py",), ("tests/test_mpnn.py", "tests/test_models.py"), deselect=ZOO_TESTS),
+    "mpnn": Module(("baselines/mpnn.py",), ("tests/test_mpnn.py", "tests/test_models.py"),
+                   deselect=(*ZOO_TESTS, "tests/test_mpnn.py::test_overfits_one_tiny_batch")),
     # the building blocks shared by the U-Nets and SineNet (test_unet_sinenet checks them against each other)
     "layers": Module(
         ("baselines/layers.py",),
@@ -349,9 +350,12 @@ MODULES: dict[str, Module] = {
                      ("tests/test_solver_row.py", "tests/test_solver_settings.py", "tests/test_models.py"),
                      deselect=ZOO_TESTS),
     "t1": Module(("baselines/t1.py", "baselines/spectral_transforms.py"), ("tests/test_t1.py", "tests/test_models.py"),
-                 deselect=ZOO_TESTS),
+                 deselect=(*ZOO_TESTS, "tests/test_t1.py::test_t1_overfits_a_tiny_batch")),
+    # (not its tests that train both stages: minutes per mutant; the hand-computed sampling tests judge the same code)
     "dyffusion": Module(("baselines/dyffusion.py",), ("tests/test_dyffusion.py", "tests/test_models.py"),
-                        deselect=ZOO_TESTS),
+                        deselect=(*ZOO_TESTS, "tests/test_dyffusion.py::test_dyffusion_overfits_a_tiny_batch",
+                                  "tests/test_dyffusion.py::test_both_stages_train_in_one_run_and_evaluate_with_an_ensemble",
+                                  "tests/test_dyffusion.py::test_a_frozen_sub_network_of_another_dataset_or_shape_is_refused")),
 }
 
 # mutmut's outcome names (`mutmut results`) in the order they are reported.

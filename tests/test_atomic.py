@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 from pathlib import Path
 
 import pytest
 
 from pdebench.data import atomic
 from pdebench.data.atomic import atomic_write_text, replace_durably
+from pdebench.data.lock import DirectoryBusy, directory_lock
 from pdebench.rollout.results import ResultError, read_result, write_result
 
 
@@ -110,3 +113,36 @@ def test_write_result_uses_the_helper_and_cleans_up(tmp_path: Path, monkeypatch:
         write_result(path, {**base, "seed": 1})
     assert read_result(path)["seed"] == 0
     assert _names(path.parent) == ["r.json"]
+
+
+_HDF5_WRITE_FAILED = ("Can't write data (file write failed: time = Mon Dec  7 10:00:00 2026, filename = "
+                      "'train.h5.partial', file descriptor = 5, errno = {}, error message = 'No space left on "
+                      "device', buf = 0x1, total write size = 8, bytes this sub-write = 8, bytes actually written = "
+                      "18446744073709551615)")
+
+
+@pytest.mark.parametrize(("error", "full"), [
+    (OSError(errno.ENOSPC, "No space left on device"), True),
+    (OSError(errno.EDQUOT, "Disk quota exceeded"), True),
+    (OSError(errno.EACCES, "Permission denied"), False),
+    (OSError(_HDF5_WRITE_FAILED.format(28)), True),  # h5py's OSError: no errno of its own, the text has it
+    (RuntimeError(_HDF5_WRITE_FAILED.format(errno.EDQUOT)), True),
+    (RuntimeError(_HDF5_WRITE_FAILED.format(13)), False),  # a write refused for another reason
+    (RuntimeError("Can't write data"), False),
+    (ValueError(_HDF5_WRITE_FAILED.format(28)), False),  # only OS and HDF5 errors are writes
+])
+def test_a_full_disk_is_told_from_other_write_failures(error: BaseException, full: bool) -> None:
+    """ENOSPC or EDQUOT, as an errno or in the text of an HDF5 error, is a full disk; any other failure is not."""
+    assert atomic.is_disk_full(error) is full
+
+
+def test_a_held_directory_lock_refuses_a_second_holder_naming_the_directory_and_the_holder(tmp_path: Path) -> None:
+    """Without a caller's own refusal, the lock's names the directory and the process that holds it."""
+    holder = f"pid {os.getpid()} on {socket.gethostname()}"
+    with directory_lock(tmp_path, "run.lock"):
+        with pytest.raises(DirectoryBusy) as info, directory_lock(tmp_path, "run.lock"):
+            pass
+    assert str(info.value) == (f"{tmp_path} is in use by another process ({holder}); wait for it to finish (or stop "
+                               "it) and rerun")
+    with directory_lock(tmp_path, "run.lock"):  # released when its holder's block ends
+        pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,98 @@ def test_every_pde_config_plans_each_of_its_presets(compose_cfg, pde: str, tmp_p
             layout = plan.layouts[split]
             assert (layout.n_traj, layout.n_frames) == (getattr(sizes, split).n_traj, getattr(sizes, split).n_frames)
             assert layout.grid == plan.generator.grid and layout.pde == pde and layout.preset == preset
+
+
+# --- `load_config` and `typed_settings` on small schemas of their own: the sentences a user reads ---
+
+
+@dataclass
+class _Steps:
+    rate: float = 0.1
+    steps: int = 3
+
+    def __post_init__(self) -> None:
+        from pdebench.config.checks import SettingError
+
+        if isinstance(self.steps, int) and self.steps < 1:
+            raise SettingError("steps", self.steps, "is not valid: expected a whole number >= 1")
+
+
+@dataclass
+class _Run:
+    name: str = "a"
+    inner: _Steps = field(default_factory=_Steps)
+    count: int = 2
+    windows: list[list[int]] = field(default_factory=list)
+
+
+@pytest.mark.parametrize(("cfg", "message"), [
+    ({"foo": 1}, "unknown config key foo; valid keys at the top level: name, inner, count, windows"),
+    ({"inner": {"foo": 1}}, "unknown config key inner.foo; valid keys under inner: rate, steps"),
+    ({"count": "q"}, "count=q is not valid: Value 'q' of type 'str' could not be converted to Integer"),
+    ({"inner": {"steps": "x"}},
+     "inner.steps=x is not valid: Value 'x' of type 'str' could not be converted to Integer"),
+    ({"inner": {"rate": [1, 2]}},
+     "inner.rate=[1,2] is not valid: Value '[1, 2]' of type 'ListConfig' could not be converted to Float"),
+    ({"inner": {"steps": 0}}, "inner.steps=0 is not valid: expected a whole number >= 1"),
+    ({"windows": [[1, 2], [3, "x"]]},  # the value is found through the list indices of the key
+     "windows[1]=[3,x] is not valid: Value 'x' (str) is incompatible with type hint 'int'"),
+    ({"inner": None}, "inner=null is not valid: field 'inner' is not Optional"),
+    # an error OmegaConf raises without a key (a scalar where a section belongs) still reads as one sentence
+    ({"inner": 5}, "?=null is not valid: Merge error: int is not a subclass of _Steps. value: 5"),
+])
+def test_load_config_refuses_in_one_sentence_naming_the_full_key_and_value(cfg: dict, message: str) -> None:
+    """The full dotted key, the value as given and OmegaConf's reason (its first line only)."""
+    from pdebench.config.loading import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg, _Run)
+    assert str(info.value) == message
+
+
+def test_load_config_types_a_plain_mapping_and_refuses_a_foreign_dataclass() -> None:
+    from pdebench.config.loading import load_config
+
+    run = load_config({"inner": {"steps": 5}, "count": 4}, _Run)
+    assert run == _Run(inner=_Steps(steps=5), count=4)
+    assert load_config(run, _Run) is run
+    with pytest.raises(TypeError) as info:
+        load_config(_Steps(), _Run)
+    assert str(info.value) == "expected a _Run or a plain mapping, got a _Steps"
+
+
+def test_plain_config_turns_dataclasses_inside_mappings_and_lists_into_builtins() -> None:
+    from pdebench.config.loading import plain_config
+
+    plain = plain_config({"runs": [_Run(count=7)], "steps": _Steps(rate=0.5), "n": 3})
+    assert plain == {"runs": [{"name": "a", "inner": {"rate": 0.1, "steps": 3}, "count": 7, "windows": []}],
+                     "steps": {"rate": 0.5, "steps": 3}, "n": 3}
+    assert plain_config(_Steps) is _Steps  # a class is a plain value, not a config
+
+
+@pytest.mark.parametrize(("settings", "owner", "message"), [
+    ({"b": 1, "a": 2}, None, "unknown key(s) model.a, model.b; valid keys: rate, steps"),
+    ({"b": 1}, "model fno", "unknown key(s) model.b for model fno; valid keys: rate, steps"),
+    ({"steps": "x"}, None, "model.steps: Value 'x' of type 'str' could not be converted to Integer"),
+    ({"steps": "x"}, "model fno",
+     "model.steps for model fno: Value 'x' of type 'str' could not be converted to Integer"),
+    ({"steps": 0}, "model fno", "model.steps=0 for model fno is not valid: expected a whole number >= 1"),
+])
+def test_typed_settings_refuse_naming_the_key_as_written_and_its_owner(settings: dict, owner: str | None,
+                                                                       message: str) -> None:
+    from pdebench.config.loading import ConfigError, typed_settings
+
+    with pytest.raises(ConfigError) as info:
+        typed_settings(_Steps, settings, "model", owner)
+    assert str(info.value) == message
+
+
+def test_typed_settings_name_a_keyless_error_with_a_question_mark() -> None:
+    """A scalar where a nested section belongs: OmegaConf gives no key, so `?` stands for it."""
+    from pdebench.config.loading import ConfigError, typed_settings
+
+    with pytest.raises(ConfigError) as info:
+        typed_settings(_Run, {"inner": 5}, "pde.solver", "the ks generator")
+    assert str(info.value) == ("pde.solver.? for the ks generator: Merge error: int is not a subclass of _Steps. "
+                               "value: 5")
+    assert typed_settings(_Steps, {"steps": 9}, "model") == _Steps(steps=9)

@@ -676,3 +676,269 @@ def test_cli_check_exit_codes_and_output(valid_file: Path, copy_of) -> None:
     assert f"{valid_file}: OK" in mixed.stdout and f"{bad}: missing variable 'seed'" in mixed.stdout
     usage = run_cli("check")
     assert usage.returncode == 2 and "usage" in usage.stderr
+
+
+
+_HEX = "0123456789abcdef" * 4
+_SOURCE = {"path": "/data/the_well/file_0.hdf5", "bytes": 10, "sha256": _HEX}
+_GONE = object()  # an edit that deletes the key
+_ENTRY_KEYS = "'splits.train' must be an object with keys file, bytes, sha256, n_traj, n_frames"
+
+
+def _edited(manifest: object, edits: list[tuple[tuple[str, ...], object]]) -> object:
+    """`manifest` with each `(keys, value)` applied: the value at that key path set (or deleted); `()` replaces all."""
+    for keys, value in edits:
+        if not keys:
+            manifest = value
+            continue
+        node = manifest
+        for key in keys[:-1]:
+            node = node[key]
+        if value is _GONE:
+            del node[keys[-1]]
+        else:
+            node[keys[-1]] = value
+    return manifest
+
+
+def _train(key: str, value: object) -> list[tuple[tuple[str, ...], object]]:
+    return [(("splits", "train", key), value)]
+
+
+@pytest.mark.parametrize(("edits", "problem"), [
+    ([((), [1])], "must hold a JSON object"),
+    ([(("schema_version",), _GONE), (("splits",), _GONE)], "lacks key(s) schema_version, splits"),
+    ([(("schema",), "pdebench")], "has schema 'pdebench'; expected 'pdebench-trajectories'"),
+    ([(("config",), ["ks"])], "has a 'config' that is not a JSON object"),
+    ([(("splits",), [])], "'splits' must map each split to {file, bytes, sha256, n_traj, n_frames}"),
+    ([(("splits", "training"), {}), (("splits", "val"), {})],
+     "lists unknown split(s) 'training', 'val'; expected train, valid, test"),
+    (_train("n_frames", _GONE), _ENTRY_KEYS),
+    ([(("splits", "train"), "train.h5")], _ENTRY_KEYS),
+    (_train("file", "valid.h5"), "'splits.train.file' is 'valid.h5'; expected 'train.h5'"),
+    (_train("bytes", True), "'splits.train.bytes' is True; expected a non-negative integer"),
+    (_train("bytes", -1), "'splits.train.bytes' is -1; expected a non-negative integer"),
+    (_train("n_traj", 3.0), "'splits.train.n_traj' is 3.0; expected a non-negative integer"),
+    (_train("n_frames", "5"), "'splits.train.n_frames' is '5'; expected a non-negative integer"),
+    (_train("sha256", _HEX.upper()), f"'splits.train.sha256' is '{_HEX.upper()}'; expected 64 lowercase hex digits"),
+    (_train("sha256", _HEX + "\n"), f"'splits.train.sha256' is '{_HEX}\\n'; expected 64 lowercase hex digits"),
+    (_train("content_sha256", _HEX[:63]),
+     f"'splits.train.content_sha256' is '{_HEX[:63]}'; expected 64 lowercase hex digits"),
+    (_train("content_sha256", None), "'splits.train.content_sha256' is None; expected 64 lowercase hex digits"),
+    (_train("parameters", ["nu", 1]), "'splits.train.parameters' is ['nu', 1]; expected a list of parameter names"),
+    (_train("conditioning", {"nu": 1}),
+     "'splits.train.conditioning' is {'nu': 1}; expected a list of parameter names"),
+])
+def test_a_manifest_that_is_not_what_generation_writes_is_refused_naming_what_is_wrong(
+        tmp_path: Path, edits: list[tuple[tuple[str, ...], object]], problem: str) -> None:
+    """Each check of `read_manifest`, one damage at a time: the sentence names the manifest, the key and what was
+    expected, and the command that rewrites it."""
+    ddir = tmp_path / "ks-tiny"
+    ddir.mkdir()
+    write_split(ddir / "train.h5")
+    path = write_manifest(ddir, {"pde": "ks", "preset": "tiny"})
+    path.write_text(json.dumps(_edited(json.loads(path.read_text()), edits)))
+    with pytest.raises(DatasetError) as info:
+        read_manifest(ddir)
+    assert str(info.value) == (f"manifest {path} {problem}; rerun `pdebench-generate pde=ks preset=tiny` to rewrite it "
+                               "(finished split files are checked and kept)")
+
+
+@pytest.mark.parametrize("sources", [
+    [_SOURCE, bad] for bad in ({**_SOURCE, "path": "the_well/file_0.hdf5"}, {**_SOURCE, "path": 7},
+                               {**_SOURCE, "bytes": -1}, {**_SOURCE, "bytes": True}, {**_SOURCE, "bytes": 1.0},
+                               {**_SOURCE, "sha256": _HEX[1:]}, {**_SOURCE, "sha256": 0},
+                               {"path": _SOURCE["path"], "bytes": 10}, "file_0.hdf5")
+] + [_SOURCE])
+def test_an_imported_splits_sources_must_each_be_an_absolute_path_a_size_and_a_sha256(
+        tmp_path: Path, sources: object) -> None:
+    """One bad source among good ones is enough; the value is quoted as errors quote values (cut when long)."""
+    from pdebench.data.names import shown
+
+    ddir = tmp_path / "ks-tiny"
+    ddir.mkdir()
+    write_split(ddir / "train.h5")
+    path = write_manifest(ddir, {"pde": "ks", "preset": "tiny"})
+    path.write_text(json.dumps(_edited(json.loads(path.read_text()), _train("sources", sources))))
+    with pytest.raises(DatasetError) as info:
+        read_manifest(ddir)
+    assert str(info.value) == (f"manifest {path} 'splits.train.sources' is {shown(sources)}; expected a list of "
+                               "{path, bytes, sha256}; rerun `pdebench-generate pde=ks preset=tiny` to rewrite it "
+                               "(finished split files are checked and kept)")
+
+
+def test_a_manifest_with_well_formed_optional_entries_or_none_of_them_is_read(tmp_path: Path) -> None:
+    """The keys added after schema 1.0 (content hash, parameters, conditioning, sources) are optional: well-formed
+    ones (a source of 0 bytes included) pass, and so does an entry without them."""
+    ddir = tmp_path / "ks-tiny"
+    ddir.mkdir()
+    write_split(ddir / "train.h5")
+    path = write_manifest(ddir, {"pde": "ks", "preset": "tiny"})
+    manifest = json.loads(path.read_text())
+    entry = {"file": "test.h5", "bytes": 0, "sha256": _HEX, "n_traj": 0, "n_frames": 0}
+    manifest["splits"] = {"test": entry, "train": {**manifest["splits"]["train"], "parameters": [],
+                                                   "sources": [{**_SOURCE, "bytes": 0}, _SOURCE]}}
+    path.write_text(json.dumps(manifest))
+    assert read_manifest(ddir)["splits"] == manifest["splits"]
+
+
+def _two_split_dataset(tmp_path: Path) -> Path:
+    """`ks-tiny` with train and valid split files and their manifest (config pde=ks, preset=tiny)."""
+    ddir = tmp_path / "ks-tiny"
+    ddir.mkdir()
+    write_split(ddir / "train.h5")
+    write_split(ddir / "valid.h5")
+    write_manifest(ddir, {"pde": "ks", "preset": "tiny"})
+    return ddir
+
+
+def _set_entry(ddir: Path, split: str, key: str, value: object) -> None:
+    path = ddir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["splits"][split][key] = value
+    path.write_text(json.dumps(manifest))
+
+
+def test_the_checker_reports_every_disagreement_between_split_files_and_manifest(tmp_path: Path) -> None:
+    """`manifest_problems`: one sentence per split, naming the file, the manifest and both values; the whole
+    directory also reports a listed file that is gone and a file the manifest does not list."""
+    from pdebench.data.manifest import manifest_problems
+
+    ddir = _two_split_dataset(tmp_path)
+    mpath, train, valid, test = (ddir / name for name in ("manifest.json", "train.h5", "valid.h5", "test.h5"))
+    assert manifest_problems(ddir, ["train", "valid"], whole=True) == []
+    write_split(test)  # a split file generated after the manifest
+    valid_bytes = valid.stat().st_size
+    valid.unlink()
+    _set_entry(ddir, "train", "content_sha256", _HEX)
+    content = content_sha256(train)
+    assert manifest_problems(ddir, ["train"], whole=True) == [
+        f"split file {train} has content_sha256 {content} but manifest {mpath} records {_HEX}",
+        f"split file {valid} does not exist, but manifest {mpath} lists it",
+        f"split file {test} is not listed in manifest {mpath}",
+    ]
+    assert manifest_problems(ddir, ["valid"], whole=False) == []  # a missing split is the reader's to name
+    _set_entry(ddir, "train", "sha256", _HEX)
+    assert manifest_problems(ddir, ["train"], whole=False) == [
+        f"split file {train} has sha256 {file_sha256(train)} but manifest {mpath} records {_HEX}"]
+    _set_entry(ddir, "train", "bytes", valid_bytes + 1)
+    assert manifest_problems(ddir, ["train"], whole=False) == [
+        f"split file {train} has {train.stat().st_size} bytes but manifest {mpath} records {valid_bytes + 1}"]
+    mpath.write_text("[]")
+    assert manifest_problems(ddir, ["train"], whole=False) == [
+        f"manifest {mpath} must hold a JSON object; rerun `pdebench-generate pde=ks preset=tiny` to rewrite it "
+        "(finished split files are checked and kept)"]
+
+
+def test_a_split_file_of_another_pde_or_preset_than_its_manifest_is_refused(tmp_path: Path) -> None:
+    """The hashes do not cover the `pde` and `preset` attributes that results copy: they are compared by name."""
+    from pdebench.data.manifest import manifest_problems, verify_dataset
+
+    ddir = _two_split_dataset(tmp_path)
+    assert verify_dataset(ddir) == ddir
+    manifest = json.loads((ddir / "manifest.json").read_text())
+    (ddir / "manifest.json").write_text(json.dumps({**manifest, "config": {"pde": "ks", "preset": "small"}}))
+    sentence = (f"{ddir / 'train.h5'}: root attribute 'preset' is 'tiny'; expected 'small', the preset of manifest "
+                f"{ddir / 'manifest.json'}; the file was changed or damaged after generation (or replaced by another "
+                "one): regenerate the dataset with `pdebench-generate pde=ks preset=tiny overwrite=true`")
+    with pytest.raises(DatasetError) as info:
+        verify_dataset(ddir)
+    assert str(info.value) == sentence
+    assert manifest_problems(ddir, ["train"], whole=False) == [sentence]
+    (ddir / "manifest.json").write_text(json.dumps({**manifest, "config": {"preset": "tiny"}}))
+    assert verify_dataset(ddir, ["train"]) == ddir  # a key the config lacks is not compared
+
+
+def test_verification_refuses_an_unlisted_split_and_names_the_readers_refusal_first(tmp_path: Path) -> None:
+    from pdebench.data.manifest import verify_dataset
+
+    ddir = _two_split_dataset(tmp_path)
+    mpath = ddir / "manifest.json"
+    write_split(ddir / "test.h5")
+    with pytest.raises(DatasetError) as info:
+        verify_dataset(ddir, ["test"])
+    assert str(info.value) == (f"split file {ddir / 'test.h5'} is not listed in manifest {mpath}; rerun "
+                               "`pdebench-generate pde=ks preset=tiny` to rewrite it (finished split files are "
+                               "checked and kept)")
+    train = ddir / "train.h5"
+    recorded = train.stat().st_size
+    train.write_bytes(train.read_bytes()[: recorded // 2])  # cut short: the reader refuses it as well
+    with pytest.raises(DatasetError) as info:
+        verify_dataset(ddir, ["train"])
+    message = str(info.value)
+    assert message.startswith(f"dataset file {train} is not a readable HDF5 ") and message.endswith(
+        f"; besides, split file {train} has {recorded // 2} bytes but manifest {mpath} records {recorded}")
+
+
+def test_the_identity_needs_every_splits_content_hash(tmp_path: Path) -> None:
+    ddir = _two_split_dataset(tmp_path)
+    manifest = json.loads((ddir / "manifest.json").read_text())
+    del manifest["splits"]["valid"]["content_sha256"]
+    (ddir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DatasetError) as info:
+        manifest_hash(ddir)
+    assert str(info.value) == (f"manifest {ddir / 'manifest.json'} records no content hash for split 'valid' (written "
+                               "by an older pdebench); rerun `pdebench-generate pde=ks preset=tiny` to rewrite it "
+                               "(finished split files are checked and kept)")
+
+
+def test_a_config_that_is_not_plain_json_is_refused_before_a_manifest_is_written(tmp_path: Path) -> None:
+    ddir = tmp_path / "ks-tiny"
+    ddir.mkdir()
+    write_split(ddir / "train.h5")
+    for config in ({"pde": "ks", "nu": float("nan")}, {"pde": "ks", "seeds": {1, 2}}):
+        with pytest.raises(DatasetError, match=r"^the config for .*manifest\.json is not plain JSON data: "):
+            write_manifest(ddir, config)
+        assert not (ddir / "manifest.json").exists()
+
+
+def test_benchmark_facts_come_from_the_manifests_config_or_are_refused_by_name(tmp_path: Path) -> None:
+    from pdebench.data.manifest import benchmark_facts
+
+    ddir = tmp_path / "ks-tiny"
+    ddir.mkdir()
+    write_split(ddir / "train.h5")
+    facts = {"frame_stride": 4, "headline": "vrmse"}
+    write_manifest(ddir, {"pde": "ks", "benchmark": facts})
+    assert benchmark_facts(ddir) == facts
+    for config in ({"pde": "ks"}, {"benchmark": ["frame_stride"]}, {"benchmark": {"frame_stride": "4"}}):
+        write_manifest(ddir, config)
+        with pytest.raises(DatasetError) as info:
+            benchmark_facts(ddir)
+        assert str(info.value) == (f"manifest {ddir / 'manifest.json'} records no benchmark facts "
+                                   "(config.benchmark.frame_stride); rerun the generation command of ks-tiny to "
+                                   "rewrite it (finished split files are kept)")
+
+
+def test_the_check_command_prints_one_line_per_file_and_manifest_and_exits_by_the_worst(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m pdebench.data check` in this process: each split file once (given twice or through its directory),
+    its directory's manifest compared where it has one (the whole directory when the directory is given), exit 1
+    on any problem."""
+    from pdebench.data.__main__ import main
+
+    ddir = _two_split_dataset(tmp_path)
+    train, valid, mpath = ddir / "train.h5", ddir / "valid.h5", ddir / "manifest.json"
+    ok = "OK (n_traj=3, n_frames=5, fields=u,v)"
+    assert main(["check", str(ddir), str(train)]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{train}: {ok}", f"{valid}: {ok}",
+                                                    f"{mpath}: OK (the split files match it)"]
+    other = Path(shutil.copyfile(train, ddir / "other.h5"))  # no split name: compared with no manifest
+    assert main(["check", str(train), str(other)]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{train}: {ok}", f"{other}: {ok}",
+                                                    f"{mpath}: OK (the split files match it)"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    valid.unlink()
+    assert main(["check", str(empty), str(train)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{empty} holds no split file (train.h5, valid.h5, test.h5) and no manifest", f"{train}: {ok}",
+        f"{mpath}: OK (the split files match it)"]
+    assert main(["check", str(ddir)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{train}: {ok}", f"split file {valid} does not exist, but manifest {mpath} lists it"]
+    lone = tmp_path / "lone" / "train.h5"
+    lone.parent.mkdir()
+    shutil.copyfile(train, lone)  # a split file whose directory has no manifest: the file alone
+    assert main(["check", str(lone)]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{lone}: {ok}"]

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from baselines import NetSpec, build_model
-from baselines.dyffusion import DYffusion, dropout_sites
+from baselines.dyffusion import DYffusion, SeededDropout, dropout_sites
 from pdebench.config import ObjectiveConfig
 from pdebench.config.schemas import FrozenConfig
 from pdebench.data.batch import TrajectoryBatch, WindowBatch
@@ -175,6 +175,22 @@ def test_the_interpolator_drops_out_in_evaluation_and_the_forecaster_only_in_tra
     assert (a - b).abs().max() > 1e-3
 
 
+def test_after_a_seeded_block_the_masks_come_from_the_global_stream_again() -> None:
+    """`random_stream(generator)` holds only inside its block: afterwards the interpolator's masks follow the global
+    torch seed again (two calls after the same `manual_seed` agree), not the block's generator."""
+    net = dyffusion()
+    batch = trajectory_batch(2, 5)
+    frames, last, time = batch.frames[:, :, :1], batch.frames[:, :, 4:5], torch.full((2,), 2.0)
+    with torch.no_grad():
+        with net.random_stream(torch.Generator().manual_seed(7)):
+            net.interpolate(frames, last, time, batch.cond)
+        torch.manual_seed(11)
+        first = net.interpolate(frames, last, time, batch.cond)
+        torch.manual_seed(11)
+        again = net.interpolate(frames, last, time, batch.cond)
+    torch.testing.assert_close(first, again, rtol=0, atol=0)
+
+
 def test_dropout_sites_are_the_backbones_activations_outside_its_embedding_and_sfno_layers() -> None:
     net = dyffusion()
     sites = dropout_sites(net.interpolator)
@@ -188,6 +204,61 @@ def test_dropout_sites_are_the_backbones_activations_outside_its_embedding_and_s
                                                           "n_layers": 2}}, sphere)
     assert [type(s).__name__ for s in dropout_sites(sfno.interpolator)] == ["FNOBlocks"]
     assert sfno(torch.randn(2, 1, 16, 32), torch.zeros(2, 0)).shape == (2, 2, 16, 32)
+
+
+class Recorder(nn.Module):
+    """A stand-in net that records what it is called with and returns its input's first `n_out` channels."""
+
+    def __init__(self, n_out: int) -> None:
+        super().__init__()
+        self.n_out, self.calls = n_out, []
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        self.calls.append((x, cond))
+        return x[:, :self.n_out]
+
+
+def test_the_two_nets_read_their_frames_and_the_interpolation_time_over_the_horizon() -> None:
+    """History 2 and horizon 4 on two fields (u, v): the interpolator reads each field's input frames then x_h, the
+    forecaster the estimate at time i then (with `data` conditioning) the input frames, or the estimate alone
+    (`none`); both read the data's conditioning followed by i / h, field-major."""
+    spec = NetSpec(("u", "v"), 2, 4, ("nu",), Grid.uniform("periodic", (8,)))
+    frames, last, state = torch.randn(3, 2, 2, 8), torch.randn(3, 2, 1, 8), torch.randn(3, 2, 1, 8)
+    cond, time = torch.randn(3, 1), torch.tensor([1.0, 2.0, 3.0])
+    expected_cond = torch.cat([cond, torch.tensor([[0.25], [0.5], [0.75]])], dim=1)
+    for conditioning in ("data", "none"):
+        net = build_model({"name": "dyffusion", "backbone": UNET, "forward_conditioning": conditioning}, spec)
+        net.interpolator, net.forecaster = Recorder(2), Recorder(2)
+        net.interpolate(frames, last, time, cond)
+        net.forecast(state, frames, time, cond)
+        (x_interpolator, c_interpolator), = net.interpolator.calls
+        (x_forecaster, c_forecaster), = net.forecaster.calls
+        u, v = (torch.cat([frames[:, f], last[:, f]], dim=1) for f in (0, 1))
+        torch.testing.assert_close(x_interpolator, torch.cat([u, v], dim=1), rtol=0, atol=0)
+        inputs = [torch.cat([state[:, f], frames[:, f]], dim=1) if conditioning == "data" else state[:, f]
+                  for f in (0, 1)]
+        torch.testing.assert_close(x_forecaster, torch.cat(inputs, dim=1), rtol=0, atol=0)
+        for seen in (c_interpolator, c_forecaster):
+            torch.testing.assert_close(seen, expected_cond, rtol=0, atol=0)
+    net.forecast(state, frames, torch.tensor(2.0), cond)  # one time for the whole batch
+    torch.testing.assert_close(net.forecaster.calls[-1][1][:, 1], torch.full((3,), 0.5), rtol=0, atol=0)
+
+
+def test_seeded_dropout_keeps_the_draws_at_or_above_p_and_scales_by_one_over_one_minus_p() -> None:
+    """The mask is `rand >= p` drawn from the given generator, the kept values divided by 1 - p (inverted dropout);
+    switched off, the activation's output passes unchanged; p = 0 places nothing."""
+    net = nn.Sequential(nn.Linear(4, 6), nn.GELU())
+    dropout = SeededDropout(net, 0.25)
+    assert dropout.n_sites == 1
+    x = torch.randn(5, 4)
+    with torch.no_grad():
+        plain = net(x)
+        dropout.active, dropout.generator = True, torch.Generator().manual_seed(3)
+        dropped = net(x)
+    keep = torch.rand((5, 6), generator=torch.Generator().manual_seed(3)) >= 0.25
+    torch.testing.assert_close(dropped, plain * keep / 0.75, rtol=0, atol=1e-7)
+    assert 0 < int(keep.sum()) < 30
+    assert SeededDropout(nn.Sequential(nn.GELU()), 0.0).n_sites == 0
 
 
 # --- the two objectives -------------------------------------------------------------------------------------------
@@ -299,21 +370,83 @@ def test_the_interpolation_metric_is_the_nrmse_over_every_complete_window() -> N
     assert errors.min() > 0.05
 
 
+NETS = "expected a trainable net of the zoo, one of fno, mpnn, sfno, sinenet, t1, unet"
+DROPOUT = "expected a dropout probability in [0, 1)"
+WEIGHTS = "expected [lambda_1, lambda_2], lambda_1 > 0 and lambda_2 >= 0"
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"backbone": {"name": "persistence"}}, "model.backbone.name=persistence for model dyffusion is not valid"),
-        ({"backbone": {"name": "pderefiner"}}, "model.backbone.name=pderefiner for model dyffusion is not valid"),
-        ({"dropout": 1.0}, "model.dropout=1.0 for model dyffusion is not valid: expected a dropout probability"),
+        *(({"backbone": {"name": name}}, f"model.backbone.name={name} for model dyffusion is not valid: {NETS}")
+          for name in ("persistence", "pderefiner", "dyffusion", "resnet")),
+        ({"dropout": 1.0}, f"model.dropout=1.0 for model dyffusion is not valid: {DROPOUT}"),
+        ({"dropout": -0.1}, f"model.dropout=-0.1 for model dyffusion is not valid: {DROPOUT}"),
+        ({"forecaster_dropout": 1.0}, f"model.forecaster_dropout=1.0 for model dyffusion is not valid: {DROPOUT}"),
         ({"sampling": "warm"}, "model.sampling=warm for model dyffusion is not valid: expected one of cold, naive"),
+        ({"forward_conditioning": "all"},
+         "model.forward_conditioning=all for model dyffusion is not valid: expected one of data, none"),
         ({"reconstruction_weights": [0.0, 1.0]},
-         r"model.reconstruction_weights=\[0.0,1.0\] for model dyffusion is not valid"),
-        ({"extra_steps": -1}, "model.extra_steps=-1 for model dyffusion is not valid"),
+         f"model.reconstruction_weights=[0.0,1.0] for model dyffusion is not valid: {WEIGHTS}"),
+        ({"reconstruction_weights": [1.0, -0.5]},
+         f"model.reconstruction_weights=[1.0,-0.5] for model dyffusion is not valid: {WEIGHTS}"),
+        ({"reconstruction_weights": [1.0]},
+         f"model.reconstruction_weights=[1.0] for model dyffusion is not valid: {WEIGHTS}"),
+        ({"extra_steps": -1}, "model.extra_steps=-1 for model dyffusion is not valid: expected a number of auxiliary "
+                              "sampling steps, a whole number >= 0"),
     ],
 )
 def test_bad_settings_are_refused_by_name(settings: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    """The whole sentence: the key, its value and what a valid value is."""
+    with pytest.raises(ValueError) as error:
         build_model({"name": "dyffusion", **settings}, SPEC_1D)
+    assert str(error.value) == message
+
+
+def test_settings_at_their_bounds_are_accepted() -> None:
+    """No dropout at all, no second loss term, no extra step, and the other sampling and conditioning choices."""
+    net = build_model({"name": "dyffusion", "backbone": UNET, "dropout": 0.0, "forecaster_dropout": 0.0,
+                       "reconstruction_weights": [1.0, 0.0], "extra_steps": 0, "sampling": "naive",
+                       "forward_conditioning": "none"}, SPEC_1D)
+    assert net.interpolator_dropout.n_sites == net.forecaster_dropout.n_sites == 0
+    assert net.reconstruction_weights == (1.0, 0.0) and net.sampling == "naive"
+    assert net.forecaster.lift.conv.in_channels == 1  # the estimate alone, no input frames
+
+
+def test_the_data_a_backbone_refuses_is_refused_naming_the_backbone() -> None:
+    """A grid the backbone cannot halve, a grid kind it does not serve, and data that already use the name of the
+    interpolation time: each one sentence naming DYffusion and its backbone settings."""
+    with pytest.raises(InvalidSetting) as error:
+        build_model({"name": "dyffusion", "backbone": UNET}, NetSpec(("u",), 1, 4, (), Grid.uniform("periodic", (9,))))
+    assert str(error.value) == ("the backbone of model dyffusion (settings under model.backbone) refuses the data: "
+                                "model unet halves the grid 1 times (len(model.channel_multipliers)=2), so every grid "
+                                "axis must be divisible by 2; the grid shape (9,) is not (it halves evenly at most 0 "
+                                "times)")
+    with pytest.raises(InvalidSetting) as error:
+        build_model({"name": "dyffusion", "backbone": {"name": "sfno"}}, SPEC_1D)
+    assert str(error.value) == ("model dyffusion does not support grid kind 'periodic' with backbone sfno (settings "
+                                "under model.backbone): model sfno does not support grid kind 'periodic': its "
+                                "spherical-harmonic layers need a sphere grid (lat, lon); use model=fno on periodic "
+                                "and box grids")
+    with pytest.raises(ValueError) as error:
+        build_model({"name": "dyffusion", "backbone": UNET}, NetSpec(("u",), 1, 4, ("interpolation_time",),
+                                                                     SPEC_1D.grid))
+    assert str(error.value) == ("the data already has a conditioning scalar named 'interpolation_time', which model "
+                                "dyffusion appends itself; rename that parameter")
+
+
+def test_a_backbone_without_dropout_sites_is_refused_unless_dropout_is_off() -> None:
+    """T1 has no activation layer (its GELU and sine are functions) nor neuraloperator layer stack: DYffusion cannot
+    place either net's dropout there, and says how to go on; with both probabilities 0 it builds."""
+    t1 = {"name": "t1", "hidden_channels": 4, "n_modes": [4], "n_layers": 1, "head_channels": 4}
+    for settings in ({}, {"dropout": 0.0}, {"forecaster_dropout": 0.0}):
+        with pytest.raises(InvalidSetting) as error:
+            build_model({"name": "dyffusion", "backbone": t1, **settings}, SPEC_1D)
+        assert str(error.value) == ("model dyffusion cannot place dropout in backbone T1: it has no activation layer "
+                                    "nor neuraloperator layer stack; set model.dropout=0 and "
+                                    "model.forecaster_dropout=0 or choose another backbone")
+    net = build_model({"name": "dyffusion", "backbone": t1, "dropout": 0.0, "forecaster_dropout": 0.0}, SPEC_1D)
+    assert net(torch.randn(2, 1, 32), torch.randn(2, 1)).shape == (2, 4, 32)
 
 
 def test_other_objectives_targets_and_horizons_are_refused(compose_cfg) -> None:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import MODELS, NetSpec, build_model
+from baselines import MODELS, NetSpec, build_model, model_config
+from baselines.fno import broadcast_cond
 from baselines.sfno import latitude_quadrature
 from pdebench.data.grid import SPHERE_AXES, Grid
 
@@ -89,6 +90,21 @@ def test_fno_uses_its_conditioning_and_serves_none() -> None:
     assert bare(x, torch.zeros(2, 0)).shape == (2, 1, 32)
 
 
+def test_conditioning_is_cast_to_the_inputs_dtype() -> None:
+    """Conditioning in another dtype than the inputs (float64 scalars, a float32 net) joins the input in the inputs'
+    dtype, after the input channels, one constant channel per scalar."""
+    torch.manual_seed(0)
+    spec = NetSpec(("u",), 1, 1, ("a", "b"), Grid.uniform("periodic", (16,)))
+    net = fno(spec)
+    x, cond = torch.randn(2, 1, 16), torch.randn(2, 2, dtype=torch.float64)
+    out = net(x, cond)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, net(x, cond.float()), rtol=0, atol=0)
+    joined = broadcast_cond(x, cond)
+    assert joined.dtype == torch.float32 and joined.shape == (2, 3, 16)
+    assert torch.equal(joined[:, 0], x[:, 0]) and torch.equal(joined[:, 1:], cond.float()[:, :, None].expand(2, 2, 16))
+    assert broadcast_cond(x, torch.zeros(2, 0)) is x
+
 def overfit(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cond: torch.Tensor, steps: int) -> float:
     """Ratio of the initial to the final MSE after `steps` Adam steps on one batch."""
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
@@ -164,11 +180,55 @@ def test_sfno_refuses_grids_other_than_the_sphere(kind: str) -> None:
 
 
 @pytest.mark.parametrize(("settings", "message"), [
-    ({"name": "fno", "domain_padding": 2.0}, "model.domain_padding=2.0 for model fno is not valid"),
-    ({"name": "fno", "factorization": "qr"}, "model.factorization=qr for model fno is not valid"),
-    ({"name": "sfno", "n_modes": [4, 4, 4]}, r"model.n_modes=\[4,4,4\] for model sfno is not valid"),
-    ({"name": "sfno", "sht_grid": "healpix"}, "model.sht_grid=healpix for model sfno is not valid"),
+    ({"name": "fno", "hidden_channels": 0},
+     "model.hidden_channels=0 for model fno is not valid: expected a number of channels, a whole number >= 1"),
+    ({"name": "fno", "n_layers": 0},
+     "model.n_layers=0 for model fno is not valid: expected a number of Fourier layers, a whole number >= 1"),
+    ({"name": "fno", "n_modes": []}, "model.n_modes=[] for model fno is not valid: expected a non-empty list of kept "
+                                     "Fourier modes per axis, each a whole number >= 1"),
+    ({"name": "fno", "n_modes": [8, 0]}, "model.n_modes=[8,0] for model fno is not valid: expected a non-empty list of "
+                                         "kept Fourier modes per axis, each a whole number >= 1"),
+    ({"name": "fno", "factorization": "qr"},
+     "model.factorization=qr for model fno is not valid: expected null (dense) or one of dense, tucker, cp, tt"),
+    ({"name": "fno", "rank": 0.0}, "model.rank=0.0 for model fno is not valid: expected the factorised weights' share "
+                                   "of the dense parameter count, a finite number > 0"),
+    ({"name": "fno", "domain_padding": 1.5}, "model.domain_padding=1.5 for model fno is not valid: expected the padded "
+                                             "fraction of each non-periodic axis, a finite number >= 0 and <= 1"),
+    ({"name": "fno", "domain_padding": -0.1},
+     "model.domain_padding=-0.1 for model fno is not valid: expected the padded fraction of each non-periodic axis, a "
+     "finite number >= 0 and <= 1"),
+    ({"name": "sfno", "hidden_channels": 0},
+     "model.hidden_channels=0 for model sfno is not valid: expected a whole number >= 1"),
+    ({"name": "sfno", "n_layers": 0}, "model.n_layers=0 for model sfno is not valid: expected a whole number >= 1"),
+    ({"name": "sfno", "n_modes": [4, 4, 4]}, "model.n_modes=[4,4,4] for model sfno is not valid: expected one or two "
+                                             "(lat, lon) mode counts, each a whole number >= 1"),
+    ({"name": "sfno", "n_modes": [8, 0]}, "model.n_modes=[8,0] for model sfno is not valid: expected one or two "
+                                          "(lat, lon) mode counts, each a whole number >= 1"),
+    ({"name": "sfno", "sht_grid": "healpix"},
+     "model.sht_grid=healpix for model sfno is not valid: expected null or one of equiangular, legendre-gauss"),
+    ({"name": "sfno", "rank": 0.0}, "model.rank=0.0 for model sfno is not valid: expected a finite number > 0"),
 ])
 def test_bad_settings_are_refused_by_name(settings: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    """The whole sentence: the key, its value, the model and what a valid value is."""
+    with pytest.raises(ValueError) as error:
         build_model(settings, NetSpec(("h",), 1, 1, (), SPHERE))
+    assert str(error.value) == message
+
+
+def test_settings_at_their_bounds_are_accepted() -> None:
+    """Domain padding 0 (none) and 1 (a whole axis each side), a factorization named in any case, one or two SFNO
+    mode counts and either quadrature."""
+    for padding in (0.0, 1.0):
+        assert model_config({"name": "fno", "domain_padding": padding}).domain_padding == padding
+    assert model_config({"name": "fno", "factorization": "Tucker"}).factorization == "Tucker"
+    for modes in ([8], [8, 16]):
+        assert model_config({"name": "sfno", "n_modes": modes}).n_modes == modes
+    for grid in ("equiangular", "legendre-gauss"):
+        assert model_config({"name": "sfno", "sht_grid": grid}).sht_grid == grid
+
+
+def test_an_n_modes_that_fits_no_axis_is_refused_in_one_sentence() -> None:
+    with pytest.raises(ValueError) as error:
+        fno(NetSpec(("u",), 1, 1, (), Grid.uniform("periodic", (32,))), n_modes=[8, 8])
+    assert str(error.value) == ("model.n_modes has 2 entries but the data has 1 spatial dims (model fno: give one "
+                                "entry, or one per axis)")

@@ -386,3 +386,65 @@ def test_outside_a_rollout_every_call_starts_fresh_and_a_scope_carries() -> None
             steps.append(window)
     assert fc.net.calls == 3 * 2 + 1
     assert torch.equal(torch.cat(steps, dim=2), rolled_out(ab2_forecaster(substeps=2), frames, cond, 3))
+
+
+def test_a_raw_difference_forecast_scales_each_field_by_its_train_std() -> None:
+    """`raw_difference` with scale 1 is a difference target of scale 1 / std per field (the forecaster binds its
+    normaliser): u (std 2) adds half the output, v (std 0.5) twice it."""
+    # u: x_n = [1, 0, 2], out = [3, 1, 5], x_n + out / 2 = [2.5, 0.5, 4.5] -> u' = [6, 2, 10]
+    # v: x_n = [-1, 2, 0], out = [-1, 5, 1], x_n + 2 out = [-3, 12, 2] -> v' = 0.5 [-3, 12, 2] - 2 = [-3.5, 4, -1]
+    out = forecaster("raw_difference", 1.0)(FRAMES, COND)
+    torch.testing.assert_close(out, torch.tensor([[[[6.0, 2.0, 10.0]], [[-3.5, 4.0, -1.0]]]]))
+
+
+class AffineDraws(nn.Module):
+    """net(x, c) = 2 x + c; its draw k adds k, plus `noise` times normal noise from the generator it is given."""
+
+    def __init__(self, noise: float = 0.0) -> None:
+        super().__init__()
+        self.noise = noise
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        return 2 * x + cond.view(-1, 1, *([1] * (x.dim() - 2)))
+
+    def sample(self, x: Tensor, cond: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
+        mean = self.forward(x, cond)
+        draws = [mean + k + self.noise * torch.randn(mean.shape, generator=generator) for k in range(n)]
+        return torch.stack(draws)
+
+
+def ensemble(noise: float = 0.0, target_name: str = "difference", scale: float = 0.5) -> Forecaster:
+    from pdebench.forecast.forecaster import make_forecaster
+
+    spec = NetSpec(("u", "v"), 1, 1, ("nu",), Grid.uniform("periodic", (3,)))
+    norm = Normalizer(FIELD_MEAN, FIELD_STD, PARAM_MEAN, PARAM_STD)
+    return make_forecaster(AffineDraws(noise), norm, make_target(target_name, scale), spec)
+
+
+def test_an_ensemble_forecaster_decodes_each_draw_against_its_own_trajectory() -> None:
+    """Two trajectories (the second is the first plus 2 in u), three draws: draw k of trajectory b is the difference
+    forecast of b with k added to the output, in physical units: u' = forecast + 2 * 0.5 k, v' = forecast +
+    0.5 * 0.5 k."""
+    from pdebench.forecast.forecaster import EnsembleForecaster
+
+    model = ensemble()
+    assert isinstance(model, EnsembleForecaster) and not isinstance(forecaster(), EnsembleForecaster)
+    frames = torch.cat([FRAMES, FRAMES + torch.tensor([2.0, 0.0]).view(1, 2, 1, 1)])
+    cond = torch.cat([COND, COND])
+    draws = model.sample(frames, cond, 3)
+    assert draws.shape == (3, 2, 2, 1, 3)
+    mean = model(frames, cond)
+    torch.testing.assert_close(mean[0], torch.tensor([[[6.0, 2.0, 10.0]], [[-2.75, 0.25, -1.75]]]))
+    for k in range(3):
+        shift = torch.tensor([1.0 * k, 0.25 * k]).view(1, 2, 1, 1)
+        torch.testing.assert_close(draws[k], mean + shift)
+
+
+def test_an_ensemble_seed_repeats_its_draws_and_another_seed_does_not() -> None:
+    model = ensemble(noise=0.1)
+    first, again = model.sample(FRAMES, COND, 4, seed=3), model.sample(FRAMES, COND, 4, seed=3)
+    assert torch.equal(first, again) and not torch.equal(first, model.sample(FRAMES, COND, 4, seed=4))
+    torch.manual_seed(11)
+    unseeded = model.sample(FRAMES, COND, 4)
+    torch.manual_seed(11)
+    assert torch.equal(unseeded, model.sample(FRAMES, COND, 4))  # without a seed: the global stream

@@ -133,3 +133,66 @@ def test_solver_settings_from_a_config_are_refused_naming_the_key_and_the_genera
         make_generator("ks", {"n_points": 64, "max_mode": 22})
     assert str(info.value) == ("pde.solver.max_mode=22 for the ks generator is not valid: expected a mode below 22, "
                                "the 2/3-rule cutoff of n_points=64 (the solver drops every mode from it on)")
+
+
+def test_a_registered_generator_is_built_from_its_typed_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`@register_generator` files the class and its settings dataclass under the name; `make_generator` then builds
+    the class from settings typed by that dataclass. A config that is not a dataclass class is refused by name."""
+    from dataclasses import dataclass
+
+    from data_gen import registry
+    from pdebench.registry import Registry
+
+    monkeypatch.setattr(registry, "GENERATORS", Registry("generator"))  # the real generators stay untouched
+
+    @dataclass
+    class ProbeConfig:
+        n: int = 2
+
+    class Probe:
+        def __init__(self, config: ProbeConfig) -> None:
+            self.config = config
+
+    assert registry.register_generator("probe", config=ProbeConfig)(Probe) is Probe
+    assert registry.generator_entry("probe") == registry.GeneratorEntry("probe", Probe, ProbeConfig)
+    built = registry.make_generator("probe", {"n": 6})
+    assert type(built) is Probe and built.config == ProbeConfig(n=6)
+    for not_a_dataclass in (dict, ProbeConfig()):  # a plain class; an instance of the dataclass
+        with pytest.raises(TypeError) as info:
+            registry.register_generator("other", config=not_a_dataclass)
+        assert str(info.value) == "generator 'other': config must be a dataclass"
+    assert list(registry.GENERATORS) == ["probe"]
+
+
+def test_a_generate_request_without_seeds_or_frames_is_refused_with_its_reason() -> None:
+    from data_gen.base import check_generate_request
+
+    check_generate_request([7], 1)  # one seed, one frame: the smallest request
+    with pytest.raises(ValueError) as info:
+        check_generate_request([7], 0)
+    assert str(info.value) == "n_frames must be >= 1, got 0"
+    with pytest.raises(ValueError) as info:
+        check_generate_request([], 3)
+    assert str(info.value) == "seeds must not be empty"
+
+
+def test_an_even_setting_accepts_its_minimum_and_refuses_the_even_number_below() -> None:
+    from data_gen.ks import KSConfig
+    from pdebench.config.checks import SettingError
+
+    assert KSConfig(contour_points=4).contour_points == 4
+    with pytest.raises(SettingError) as info:
+        KSConfig(contour_points=2)
+    assert str(info.value) == ("contour_points=2 is not valid: expected a number of contour points, an even whole "
+                               "number >= 4 (the ETDRK4 coefficients are averaged over complex-conjugate pairs of "
+                               "points on the unit circle)")
+
+
+def test_a_diverged_solver_names_the_time_and_every_seed() -> None:
+    """The driver reads `seeds`, `time` and `reason` to name the failed trajectories; the message says it all."""
+    from data_gen.base import SolverDiverged
+
+    error = SolverDiverged(np.array([3, 11]), np.float32(0.75), "non-finite values in u")
+    assert (error.seeds, error.time, error.reason) == ([3, 11], 0.75, "non-finite values in u")
+    assert type(error.seeds[0]) is int and type(error.time) is float
+    assert str(error) == "the solver diverged at t = 0.75 for seed(s) 3, 11: non-finite values in u"

@@ -133,3 +133,66 @@ def test_split_files_build_their_grid(ks_tiny: Path) -> None:
         grid = f.grid
         assert f.attrs["quadrature"] == "uniform"
     assert grid == Grid.uniform("periodic", (256,)) and grid.spacing == pytest.approx((1 / 256,))
+
+
+def test_uniform_grids_have_the_documented_coordinates_and_axis_names() -> None:
+    """`i / n` on the unit cube with axes x, y, z (or the names given); on the sphere, cell-centred latitudes from
+    north to south and longitudes from 0 in steps of 360 / n_lon."""
+    box = Grid.uniform("box", (3, 2, 4))
+    assert box.axis_names == ("x", "y", "z") and box.kind == "box"
+    for coordinate, n in zip(box.coordinates, (3, 2, 4), strict=True):
+        np.testing.assert_array_equal(coordinate, np.arange(n) / n)
+    assert Grid.uniform("periodic", (5,)).axis_names == ("x",)
+    assert Grid.uniform("periodic", (5, 2), ("u", "v")).axis_names == ("u", "v")
+    sphere = Grid.uniform("sphere", (4, 6))
+    assert sphere.kind == "sphere" and sphere.axis_names == ("lat", "lon")
+    np.testing.assert_array_equal(sphere.coordinates[0], [67.5, 22.5, -22.5, -67.5])
+    np.testing.assert_array_equal(sphere.coordinates[1], [0.0, 60.0, 120.0, 180.0, 240.0, 300.0])
+    np.testing.assert_array_equal(Grid.gaussian(2, 3).coordinates[1], [0.0, 120.0, 240.0])
+
+
+def test_coordinates_and_axis_names_are_stored_as_float64_arrays_and_strings() -> None:
+    """Whatever sequences they come as (lists, a column read from a file), coordinates become flat float64 arrays and
+    axis names a tuple of str, so a list of names `["lat", "lon"]` makes a sphere grid too."""
+    grid = Grid("box", ["x", "y"], ([0, 1, 3], np.array([[2.0], [0.5]])))
+    assert grid.axis_names == ("x", "y") and grid.shape == (3, 2)
+    assert [c.dtype for c in grid.coordinates] == [np.float64, np.float64]
+    np.testing.assert_array_equal(grid.coordinates[1], [2.0, 0.5])
+    assert grid.to_record()["coordinates"] == [[0.0, 1.0, 3.0], [2.0, 0.5]]
+    sphere = Grid("sphere", [np.str_("lat"), "lon"], ([10.0, -10.0], [0.0, 180.0]))
+    assert sphere.axis_names == ("lat", "lon") and type(sphere.axis_names[0]) is str
+
+
+def test_latitudes_at_the_poles_are_accepted_and_beyond_them_refused() -> None:
+    pole_to_pole = Grid("sphere", ("lat", "lon"), ([90.0, 0.0, -90.0], [0.0]))
+    assert pole_to_pole.shape == (3, 1) and pole_to_pole.quadrature == "cell-area"
+    for beyond in (90.5, -90.5):
+        with pytest.raises(ValueError) as info:
+            Grid("sphere", ("lat", "lon"), ([0.0, beyond], [0.0]))
+        assert str(info.value) == "sphere latitudes must be degrees within [-90, 90]"
+
+
+def test_a_record_whose_rule_does_not_fit_its_coordinates_is_refused() -> None:
+    """A record (from a checkpoint) carries its rule; one that contradicts the coordinates is an error, not replaced."""
+    record = Grid.gaussian(6, 12).to_record()
+    with pytest.raises(ValueError, match="^quadrature 'cell-area' does not fit this sphere grid, whose rule is "
+                                         "'gauss-legendre'"):
+        Grid.from_record({**record, "quadrature": "cell-area"})
+
+
+def test_grids_are_equal_only_with_the_same_kind_axes_and_coordinates() -> None:
+    base = Grid("box", ("x", "y"), ([0.0, 0.5], [0.0, 0.25, 0.5]))
+    assert base == Grid.from_record(base.to_record()) and hash(base) == hash(Grid.from_record(base.to_record()))
+    assert base != Grid("periodic", ("x", "y"), ([0.0, 0.5], [0.0, 0.25, 0.5]))
+    assert base != Grid("box", ("x", "z"), ([0.0, 0.5], [0.0, 0.25, 0.5]))
+    assert base != Grid("box", ("x", "y"), ([0.0, 0.5], [0.0, 0.25, 0.75]))  # same shape, one value differs
+    assert base != Grid("box", ("x", "y"), ([0.0, 0.5], [0.0, 0.25]))
+    assert (base == "box") is False and base != ("box", ("x", "y"))
+
+
+def test_cell_areas_are_float64_whatever_the_latitudes_dtype() -> None:
+    """float32 latitudes (as a file may store them) give the same float64 rows as float64 ones."""
+    s15 = np.sin(np.deg2rad(15.0))
+    rows = cell_area_rows(np.array([30.0, -60.0, 0.0], dtype=np.float32))
+    assert rows.dtype == np.float64
+    np.testing.assert_allclose(rows, [1.0 - s15, 0.5, s15 + 0.5], rtol=1e-14)

@@ -152,3 +152,23 @@ def test_five_trajectories_are_enough_and_give_no_warning():
         got = bootstrap_intervals(per_step, np.zeros((5, 3), bool), 0.5, **SETTINGS, n_resamples=100, seed=0)
     low, high = got["one_step_nrmse"]
     assert low < high
+
+
+def test_an_estimate_with_no_finite_value_has_no_interval_and_the_others_keep_theirs():
+    """Six trajectories, one of which diverges at step 2 (an infinite error from there on): its one-step error is
+    finite, so that interval stays, but every error mean over step 2 has no finite value in the sample (the geometric
+    mean, the 1-2 window) and no interval; the correlation times, which a diverged trajectory only shortens, keep
+    theirs."""
+    n, steps = 6, 3
+    per_step = _per_step(n, steps, np.random.default_rng(8))
+    for name in ("mse", "nrmse", "vrmse"):
+        per_step[name][0, 1:] = np.inf
+    flags = np.zeros((n, steps), bool)
+    settings = {**SETTINGS, "windows": [[1, 1], [1, 2]]}
+    summary, _ = summarize_rollout(per_step, flags, 0.5, **settings)
+    got = bootstrap_intervals(per_step, flags, 0.5, **settings, n_resamples=200, seed=3)
+    assert summary["nrmse_gmean"] is None and got["nrmse_gmean"] is None
+    assert summary["nrmse_steps_1-2"] is None and got["nrmse_steps_1-2"] is None
+    low, high = got["one_step_nrmse"]
+    assert low < summary["one_step_nrmse"] < high
+    assert got["corr_time_0.8"] is not None and got["corr_time_0.8"][0] <= got["corr_time_0.8"][1]

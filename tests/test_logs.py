@@ -14,7 +14,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import torch
 from cli import run_cli
+from lightning.pytorch.callbacks import Timer
 
 from pdebench.cli import train as train_cli
 from pdebench.cli.evaluate import summary_line
@@ -293,3 +295,210 @@ def test_only_hydras_record_in_a_new_folder_is_removed(tmp_path: Path, monkeypat
     train_cli._NEW_FOLDERS[:] = [folder.parent]  # the run folder itself was there before this run
     hydra_record()
     assert not train_cli.remove_unused_run_folder(folder, ".hydra") and folder.is_dir()
+
+
+class _EndlessTrainer:
+    """A trainer whose length Lightning cannot estimate (an iterable dataset): `estimated_stepping_batches` raises."""
+
+    def __init__(self, callbacks: list[Any]) -> None:
+        self.global_step, self.current_epoch, self.max_epochs = 0, 0, None
+        self.num_training_batches = float("inf")
+        self.callbacks, self.is_global_zero, self.sanity_checking, self.callback_metrics = callbacks, True, False, {}
+
+    @property
+    def estimated_stepping_batches(self) -> float:
+        raise ValueError("an iterable dataset has no length")
+
+
+class _FixedTimer(Timer):
+    """Lightning's `Timer` that reports a fixed time left (`trainer.max_time`)."""
+
+    def __init__(self, left: float) -> None:
+        super().__init__(duration="00:01:00:00")
+        self.left = left
+
+    def time_remaining(self, stage: str = "train") -> float:
+        return self.left
+
+
+def test_a_run_of_unknown_length_shows_no_total_and_its_eta_comes_from_max_time() -> None:
+    """Without a step total the line has no `/total`, the batch no `/batches` and the epoch no bound; the ETA is
+    what `max_time` leaves (125 s: 2:05), and `?` without a `Timer`."""
+    timer, out = FakeTimer(), io.StringIO()
+    progress = LineProgress(every_n_steps=1, every_n_seconds=0, stream=out, timer=timer)
+    module = SimpleNamespace(last_loss=0.25)
+    for callbacks in ([_FixedTimer(125.0)], []):
+        trainer = _EndlessTrainer(callbacks)
+        progress.on_train_start(trainer, module)
+        timer.now, trainer.global_step = timer.now + 2.0, 1
+        progress.on_train_batch_end(trainer, module, None, None, 0)
+    assert out.getvalue().splitlines() == ["step 1 epoch 1 (batch 1) loss 0.25 2.00 s/step elapsed 0:02 eta 2:05",
+                                           "step 1 epoch 1 (batch 1) loss 0.25 2.00 s/step elapsed 0:02 eta ?"]
+
+
+@pytest.mark.parametrize(("left", "eta"), [(30.0, "0:30"), (600.0, "1:16")])
+def test_the_eta_is_the_sooner_of_the_mean_step_time_and_max_time(left: float, eta: str) -> None:
+    """One step in 4 s with 19 to go is 76 s: `max_time` leaving 30 s cuts it, leaving 600 s does not."""
+    timer, out = FakeTimer(), io.StringIO()
+    progress = LineProgress(every_n_steps=0, every_n_seconds=0, stream=out, timer=timer)
+    trainer, module = _fake_trainer(), SimpleNamespace(last_loss=None)
+    trainer.callbacks = [_FixedTimer(left)]
+    progress.on_train_start(trainer, module)
+    timer.now, trainer.global_step = 4.0, 1
+    progress.on_train_batch_end(trainer, module, None, None, 0)
+    assert out.getvalue().splitlines()[0].endswith(f" eta {eta}")
+
+
+def test_a_resumed_run_counts_its_rate_and_eta_from_where_it_resumed() -> None:
+    """Resumed at step 10 of 20, its first step (11) comes 3 s later: that is its first line, and its rate and ETA
+    come from this run's one step (3 s/step, 9 to go: 27 s), not from the 11 steps since step 0."""
+    timer, out = FakeTimer(), io.StringIO()
+    progress = LineProgress(every_n_steps=0, every_n_seconds=0, stream=out, timer=timer)
+    trainer, module = _fake_trainer(), SimpleNamespace(last_loss=2.0)
+    timer.now, trainer.global_step = 100.0, 10
+    progress.on_train_start(trainer, module)
+    timer.now, trainer.global_step = 103.0, 11
+    progress.on_train_batch_end(trainer, module, None, None, 3)
+    timer.now, trainer.global_step = 106.0, 12
+    progress.on_train_batch_end(trainer, module, None, None, 4)
+    assert out.getvalue().splitlines() == ["step 11/20 epoch 1 (batch 4/7) loss 2 3.00 s/step elapsed 0:03 eta 0:27"]
+
+
+def test_an_epoch_line_shows_the_validation_metrics_sorted_and_none_after_the_sanity_check() -> None:
+    """Only scalar `val/` metrics, sorted by name, to 4 significant digits; the sanity check's validation prints
+    nothing, and neither does a rank other than 0 or a disabled progress."""
+    timer, out = FakeTimer(), io.StringIO()
+    progress = LineProgress(every_n_steps=0, every_n_seconds=0, stream=out, timer=timer)
+    trainer, module = _fake_trainer(max_epochs=2, total=20), SimpleNamespace(last_loss=None)
+    progress.on_train_start(trainer, module)
+    trainer.callback_metrics = {"val/selection": torch.tensor(2.345678), "train/loss": torch.tensor(0.5),
+                                "val/corr_time_0.8": torch.tensor(12.0), "val/curve": torch.ones(3)}
+    timer.now, trainer.global_step, trainer.current_epoch = 40.0, 10, 0
+    trainer.sanity_checking = True
+    progress.on_validation_end(trainer, module)
+    assert out.getvalue() == ""
+    trainer.sanity_checking = False
+    progress.on_validation_end(trainer, module)
+    assert out.getvalue().splitlines() == ["epoch 1/2 done at step 10/20: val/corr_time_0.8=12 val/selection=2.346 "
+                                           "eta 0:40"]
+    trainer.is_global_zero = False
+    progress.on_validation_end(trainer, module)
+    trainer.is_global_zero = True
+    progress.disable()
+    progress.on_validation_end(trainer, module)
+    assert len(out.getvalue().splitlines()) == 1
+    progress.enable()
+    progress.on_validation_end(trainer, module)
+    assert len(out.getvalue().splitlines()) == 2
+
+
+def test_a_model_without_frozen_weights_is_all_trainable_and_the_rules_span_the_widest_line() -> None:
+    """Columns are as wide as their widest cell, the rules as long as the widest line, and the totals say `all
+    trainable` (1.2 M parameters, the size to three decimals with a thousands separator)."""
+    columns = [(" ", ["0", "1"]), ("Name", ["net", "normalizer"]), ("Params", ["1.2 M", "0"]), ("FLOPs", ["0", "0"])]
+    assert summary_table(columns, 1_200_000, 1_200_000, 1234.5678).splitlines() == [
+        "  | Name       | Params",
+        "-----------------------",
+        "0 | net        | 1.2 M",
+        "1 | normalizer | 0",
+        "-----------------------",
+        "1.2 M parameters (all trainable), 1,234.568 MB",
+    ]
+
+
+def test_progress_follows_stdout_unless_told_and_keeps_both_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Left to decide, bars when stdout is a terminal and lines when it is not, with the step and time rules given."""
+    from lightning.pytorch.callbacks import TQDMProgressBar
+
+    from pdebench.training.callbacks import progress_callback
+
+    monkeypatch.setattr(sys, "stdout", _Terminal())
+    assert isinstance(progress_callback(True, 5, 12.5), TQDMProgressBar)
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    lines = progress_callback(True, 5, 12.5)
+    assert isinstance(lines, LineProgress) and (lines.every_n_steps, lines.every_n_seconds) == (5, 12.5)
+    assert isinstance(progress_callback(True, 5, 12.5, interactive=True), TQDMProgressBar)
+
+
+def test_the_model_summary_prints_the_table_once(capsys: pytest.CaptureFixture[str]) -> None:
+    from pdebench.training.callbacks import ParameterSummary
+
+    columns = [(" ", ["0"]), ("Name", ["net"]), ("Params", ["10"]), ("FLOPs", ["0"])]
+    ParameterSummary.summarize(columns, 10, 10, 0.00004, {"train": 1, "eval": 0}, total_flops=0)
+    assert capsys.readouterr().out == summary_table(columns, 10, 10, 0.00004) + "\n"
+
+
+class _FlushCounter(io.StringIO):
+    """A log file that counts how often it was flushed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+def test_a_one_epoch_run_ends_at_eta_zero_and_each_line_reaches_the_log_at_once() -> None:
+    """`max_epochs=1` is a bound (`epoch 1/1`); the last step of the run and its epoch line leave nothing to wait
+    for (eta 0:00); every line is flushed as it is printed, so a log followed as it grows shows it at once."""
+    timer, out = FakeTimer(), _FlushCounter()
+    progress = LineProgress(every_n_steps=2, every_n_seconds=0, stream=out, timer=timer)
+    trainer, module = _fake_trainer(max_epochs=1, total=4, batches=4), SimpleNamespace(last_loss=0.5)
+    progress.on_train_start(trainer, module)
+    for step in range(1, 5):
+        timer.now, trainer.global_step = 3.0 * step, step
+        progress.on_train_batch_end(trainer, module, None, None, step - 1)
+    trainer.callback_metrics = {"val/loss": torch.tensor(0.25)}
+    progress.on_validation_end(trainer, module)
+    assert out.getvalue().splitlines() == [
+        "step 1/4 epoch 1/1 (batch 1/4) loss 0.5 3.00 s/step elapsed 0:03 eta 0:09",
+        "step 2/4 epoch 1/1 (batch 2/4) loss 0.5 3.00 s/step elapsed 0:06 eta 0:06",
+        "step 4/4 epoch 1/1 (batch 4/4) loss 0.5 3.00 s/step elapsed 0:12 eta 0:00",
+        "epoch 1/1 done at step 4/4: val/loss=0.25 eta 0:00",
+    ]
+    assert out.flushes == 4
+
+
+def test_a_line_comes_when_exactly_the_interval_has_passed_and_once_per_step() -> None:
+    """Steps every 5 s, a line per 10 s: step 1 (the first), then step 3, exactly 10 s after step 1's line; a second
+    call at the same step (gradient accumulation) adds no line even when the count rule would print one; a module
+    that has logged no loss shows `?`."""
+    timer, out = FakeTimer(), io.StringIO()
+    progress = LineProgress(every_n_steps=0, every_n_seconds=10.0, stream=out, timer=timer)
+    trainer, module = _fake_trainer(), SimpleNamespace()
+    progress.on_train_start(trainer, module)
+    for step in (1, 2, 3, 4):
+        timer.now, trainer.global_step = 5.0 * step, step
+        progress.on_train_batch_end(trainer, module, None, None, step - 1)
+    assert [line.split()[1] for line in out.getvalue().splitlines()] == ["1/20", "3/20"]
+    assert " loss ? " in out.getvalue()
+    counted, out = LineProgress(every_n_steps=1, every_n_seconds=0, stream=io.StringIO(), timer=timer), None
+    counted.on_train_start(trainer, module)
+    for step in (5, 5, 6, 6):
+        timer.now, trainer.global_step = timer.now + 1.0, step
+        counted.on_train_batch_end(trainer, module, None, None, 0)
+    assert [line.split()[1] for line in counted.stream.getvalue().splitlines()] == ["5/20", "6/20"]
+
+
+def test_an_epoch_line_before_any_step_of_this_run_has_no_eta() -> None:
+    """Validation that ends before this run took a step (a run resumed at the end of an epoch) has no step time to
+    estimate from: `eta ?`."""
+    timer, out = FakeTimer(), io.StringIO()
+    progress = LineProgress(every_n_steps=0, every_n_seconds=0, stream=out, timer=timer)
+    trainer, module = _fake_trainer(max_epochs=3, total=21), SimpleNamespace(last_loss=None)
+    trainer.global_step, trainer.current_epoch = 7, 1
+    progress.on_train_start(trainer, module)
+    timer.now, trainer.callback_metrics = 5.0, {"val/loss": torch.tensor(0.25)}
+    progress.on_validation_end(trainer, module)
+    assert out.getvalue().splitlines() == ["epoch 2/3 done at step 7/21: val/loss=0.25 eta ?"]
+
+
+def test_the_model_summary_reaches_the_log_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pdebench.training.callbacks import ParameterSummary
+
+    out = _FlushCounter()
+    monkeypatch.setattr(sys, "stdout", out)
+    ParameterSummary.summarize([("Name", ["net"])], 1, 1, 0.0, {"train": 1})
+    assert out.getvalue() == "Name\n----\nnet\n----\n1 parameters (all trainable), 0.000 MB\n" and out.flushes == 1

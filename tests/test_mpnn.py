@@ -309,6 +309,17 @@ def test_conditioning_changes_the_output_and_none_is_accepted() -> None:
     assert tiny_net(no_cond)(x, torch.zeros(2, 0)).shape == (2, 3, 32)
 
 
+def test_conditioning_is_cast_to_the_inputs_dtype() -> None:
+    """Conditioning arrives in the data's float32 while the net may run in float64: the nodes read it in the inputs'
+    dtype, so the output is the one the float64 conditioning gives."""
+    spec = SPECS["1d"]
+    net = tiny_net(spec).double()
+    x, cond = torch.randn(2, spec.in_channels, 32, dtype=torch.float64), torch.randn(2, 3)
+    out = net(x, cond)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, net(x, cond.double()), rtol=0, atol=0)
+
+
 def test_residual_output_adds_increments_to_the_last_frame_of_each_field() -> None:
     """history 3, two fields: channels (u0, u1, u2, v0, v1, v2); with a zero decoder every output is u2 or v2."""
     spec = NetSpec(("u", "v"), 3, 2, (), Grid.uniform("periodic", (16,)))
@@ -494,25 +505,44 @@ def test_zeroed_decoder_with_residual_and_a_difference_target_scales_the_last_st
 
 
 # --- refusals -----------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("hidden_channels", 0, r"model.hidden_channels=0 for model mpnn is not valid: expected a number of channels"),
-    ("n_layers", -1, r"model.n_layers=-1 for model mpnn is not valid"),
-    ("radius", 0.0, r"model.radius=0.0 for model mpnn is not valid: expected a number of grid spacings, a finite "
-                    r"number > 0"),
-    ("max_neighbours", 0, r"model.max_neighbours=0 for model mpnn is not valid"),
-    ("decoder_kernel", 200, r"model.decoder_kernel=200 for model mpnn is not valid: expected at most "
-                            r"model.hidden_channels=128"),
+@pytest.mark.parametrize(("key", "value", "what"), [
+    ("hidden_channels", 0, "a number of channels, a whole number >= 1"),
+    ("n_layers", -1, "a number of processor layers, a whole number >= 1"),
+    ("radius", 0.0, "a number of grid spacings, a finite number > 0"),
+    ("max_neighbours", 0, "a number of neighbours, a whole number >= 1"),
+    ("decoder_channels", 0, "a number of channels, a whole number >= 1"),
+    ("decoder_kernel", 0, "a kernel size, a whole number >= 1"),
+    ("decoder_stride", 0, "a stride, a whole number >= 1"),
+    ("decoder_kernel", 200, "at most model.hidden_channels=128, the length it convolves over"),
 ])
-def test_bad_settings_are_refused_by_key(key: str, value: object, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+def test_bad_settings_are_refused_by_key(key: str, value: object, what: str) -> None:
+    """The whole sentence: the key, its value, the model and what a valid value is."""
+    with pytest.raises(ValueError) as error:
         model_config({"name": "mpnn", key: value})
+    assert str(error.value) == f"model.{key}={value} for model mpnn is not valid: expected {what}"
 
 
 def test_a_bundle_the_decoder_cannot_emit_is_refused_by_name() -> None:
+    """Width 128, kernel 16, stride 3: (128 - 16) // 3 + 1 = 38 positions, fewer than 50 frames."""
     spec = NetSpec(("u",), 1, 50, (), Grid.uniform("periodic", (16,)))
-    with pytest.raises(ValueError, match=r"model mpnn cannot emit bundle=50 frames: its first decoder convolution "
-                                         r"leaves 38 positions .*model.decoder_stride=3"):
+    with pytest.raises(ValueError) as error:
         build_model({"name": "mpnn"}, spec)
+    assert str(error.value) == ("model mpnn cannot emit bundle=50 frames: its first decoder convolution leaves 38 "
+                                "positions of model.hidden_channels=128 (model.decoder_kernel=16, "
+                                "model.decoder_stride=3); lower the stride or kernel, or widen the net")
+
+
+def test_the_residual_output_serves_the_state_target_only() -> None:
+    """A derivative target would read the residual net's state as a rate; without the residual every target is
+    served."""
+    with pytest.raises(InvalidSetting) as error:
+        MPNNConfig().check_target("derivative")
+    assert str(error.value) == ("model.residual=true makes model mpnn output the last input frame plus its increments, "
+                                "and objective.target=derivative reads the net's output as a rate of change, not a "
+                                "state; set model.residual=false for this target")
+    MPNNConfig().check_target("state")
+    for target in ("difference", "derivative"):
+        MPNNConfig(residual=False).check_target(target)
 
 
 def test_inputs_on_another_grid_are_refused() -> None:
@@ -525,5 +555,7 @@ def test_inputs_on_another_grid_are_refused() -> None:
 def test_an_unsupported_grid_kind_is_refused_by_name() -> None:
     grid = Grid.uniform("periodic", (16,))
     object.__setattr__(grid, "kind", "hexagonal")  # no file can say this (Grid refuses it); a future kind might
-    with pytest.raises(ValueError, match="model mpnn does not support grid kind 'hexagonal'"):
+    with pytest.raises(ValueError) as error:
         build_model({"name": "mpnn"}, NetSpec(("u",), 1, 1, (), grid))
+    assert str(error.value) == ("model mpnn does not support grid kind 'hexagonal'; it builds graphs on periodic, box, "
+                                "sphere grids")

@@ -5,8 +5,10 @@ labels; and each objective trained end to end through the Lightning module."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from pdebench.config import ObjectiveConfig, default_run_label
-from pdebench.data.batch import WindowBatch, collate
+from pdebench.data.batch import TrajectoryBatch, WindowBatch, collate
 from pdebench.data.dataset import DatasetError, WindowDataset, WindowSpec, split_window
 from pdebench.data.grid import Grid
 from pdebench.data.netspec import NetSpec
@@ -537,3 +539,102 @@ def test_pushforward_free_steps_carry_the_ab2_rate_as_a_rollout_does(monkeypatch
     fc.net.inputs.clear()
     rolled = list(rollout(fc, U0.view(1, 1, 1, 4), torch.zeros(1, 0, dtype=torch.float64), 2))
     torch.testing.assert_close(reached, rolled[-1].view_as(reached))
+
+
+class ToyRefiner(nn.Module):
+    """PDE-Refiner's training interface on a stand-in: K = 3 refinement steps; `refinement_pair` records what it is
+    given and returns the drawn step (per sample, everywhere) as the prediction and the noise as the goal."""
+
+    refinement_steps = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[Tensor, ...]] = []
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        return x
+
+    def refinement_pair(self, x: Tensor, cond: Tensor, label: Tensor, step: Tensor, noise: Tensor
+                        ) -> tuple[Tensor, Tensor]:
+        self.seen.append((x, cond, label, step, noise))
+        return step.to(label.dtype).view(-1, *([1] * (label.dim() - 1))).expand_as(label), noise
+
+
+def test_the_refinement_objective_scores_the_nets_pair_on_the_difference_label_and_a_drawn_step() -> None:
+    """The net gets the standardised inputs and conditioning, the difference label `(u(t+1) - u(t)) / scale`
+    (standardised), a step per sample drawn from 0..K (each value seen on 64 samples) and unit noise shaped like the
+    label, both from the batch's own stream; the loss is the mse between the pair it returns."""
+    spec = NetSpec(("u",), 1, 1, ("nu",), Grid.uniform("periodic", (4,)))
+    fc = Forecaster(ToyRefiner(), Normalizer([1.0], [2.0], [3.0], [4.0]),
+                    target_from_config({"target": "difference", "target_scale": 0.5}), spec)
+    inputs = torch.randn(64, 1, 1, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    batch = WindowBatch(inputs, inputs + 1.0, torch.full((64, 1), 7.0, dtype=torch.float64), torch.ones(64),
+                        torch.arange(64))
+    objective = Refinement(objective_config("pderefiner", target="difference", target_scale=0.5))
+    objective.start_batch(noise_seed(1, 0, 5))
+    loss = objective.loss(fc, batch)
+    x, cond, label, step, noise = fc.net.seen[-1]
+    torch.testing.assert_close(x, ((inputs - 1.0) / 2.0).view(64, 1, 4))
+    torch.testing.assert_close(cond, torch.ones(64, 1, dtype=torch.float64))
+    torch.testing.assert_close(label, torch.ones(64, 1, 4, dtype=torch.float64))  # (1 / 2) / 0.5
+    assert set(step.tolist()) == {0, 1, 2, 3} and noise.shape == label.shape
+    assert noise.std().item() == pytest.approx(1.0, rel=0.2)
+    expected = ((step.to(torch.float64).view(64, 1, 1) - noise) ** 2).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-12)
+    objective.start_batch(noise_seed(1, 0, 5))
+    objective.loss(fc, batch)
+    assert torch.equal(fc.net.seen[-1][3], step) and torch.equal(fc.net.seen[-1][4], noise)  # the step's own stream
+
+
+def test_a_net_and_an_objective_that_do_not_fit_are_refused_in_one_sentence() -> None:
+    """A net that names its objective refuses another; an objective that needs a net method the net lacks says so,
+    with its own hint (the model's name filled in) or a plain one."""
+    from types import SimpleNamespace
+
+    from pdebench.training.objectives import check_objective_fits
+
+    named = nn.Linear(1, 1)
+    named.training_objective = "pderefiner"
+    with pytest.raises(InvalidSetting, match=r"^model=refiner is trained with objective=pderefiner, not "
+                                             r"objective=onestep; pass objective=pderefiner$"):
+        check_objective_fits("onestep", OneStep(objective_config()), named, "refiner")
+    check_objective_fits("pderefiner", SimpleNamespace(), named, "refiner")
+    needs = SimpleNamespace(requires="interpolate", hint="try {model} elsewhere")
+    with pytest.raises(InvalidSetting, match=r"^objective=stage cannot train model=fno, whose net has no "
+                                             r"interpolate\(\); try fno elsewhere$"):
+        check_objective_fits("stage", needs, nn.Linear(1, 1), "fno")
+    with pytest.raises(InvalidSetting, match=r"whose net has no interpolate\(\); choose another objective$"):
+        check_objective_fits("stage", SimpleNamespace(requires="interpolate"), nn.Linear(1, 1), "fno")
+    check_objective_fits("stage", needs, SimpleNamespace(interpolate=lambda: None), "dyffusion")
+
+
+class StraightLine(nn.Module):
+    """DYffusion's interpolator interface on a stand-in: the straight line from x_0 to x_h at time i of h = 5."""
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        return x
+
+    def interpolate(self, frames: Tensor, last: Tensor, time: Tensor, cond: Tensor) -> Tensor:
+        w = (time / 5).view(-1, 1, 1, 1)
+        return frames[:, :, -1:] * (1 - w) + last * w
+
+    @contextlib.contextmanager
+    def random_stream(self, generator: torch.Generator | None) -> Iterator[None]:
+        yield
+
+
+def test_dyffusion_stages_read_history_and_horizon_and_validate_on_the_complete_windows_only() -> None:
+    """Both stages read `history` frames in and the `h` after them. Frames u_k = k^2 with h = 5: the one complete
+    window of 6 frames scores the line 5 i against i^2 at i = 1..4, nRMSE sqrt(104 / 354); 5 frames hold none."""
+    for name in ("dyffusion_interpolator", "dyffusion_forecaster"):
+        assert window_frames(objective_config(name, history=2, bundle=5)) == (2, 5)
+    objective = make_objective(objective_config("dyffusion_interpolator", bundle=5))
+    spec = NetSpec(("u",), 1, 5, (), Grid.uniform("periodic", (4,)))
+    fc = Forecaster(StraightLine(), Normalizer([0.0], [1.0], [], []), target_from_config({"target": "state"}), spec)
+    frames = (torch.arange(6.0) ** 2).view(1, 1, 6, 1).expand(2, 1, 6, 4)
+    batch = TrajectoryBatch(frames, torch.zeros(2, 0), torch.ones(2), torch.arange(2))
+    errors = objective.validation_errors(fc, batch)
+    torch.testing.assert_close(errors, torch.full((2,), math.sqrt(104 / 354)))
+    short = TrajectoryBatch(frames[:, :, :5], torch.zeros(2, 0), torch.ones(2), torch.arange(2))
+    with pytest.raises(ValueError, match=r"^validation trajectories of 5 model frames hold no window of 6$"):
+        objective.validation_errors(fc, short)

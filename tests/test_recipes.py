@@ -318,3 +318,54 @@ def test_the_tuning_command_tunes_each_row_alike_and_the_rows_later_runs_read_th
     assert run["tuning"] == dataclasses.asdict(winners["fno-w8"])
     untuned = compose_cfg("train", ["experiment=ks_sinenet", "model.hidden_channels=8", *overrides])
     assert untuned["recipe"]["tuning"] is None and untuned["optim"]["lr"] == untuned["recipe"]["lr"]
+
+
+def test_the_tuned_file_lists_the_rows_by_label_with_their_fields_in_record_order(tmp_path: Path) -> None:
+    """The file a user reads (and commits): the header naming the dataset and its command, then `rows:` sorted by
+    label, each winner's fields in the record's own order; its folder is made, parents included."""
+    tuned = tmp_path / "conf" / "tuned"
+    path = write_tuned(tuned, "kolmogorov", "unet", record(lr=5e-3))
+    assert path == tuned / "kolmogorov.yaml"
+    write_tuned(tuned, "kolmogorov", "fno", record())
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("# The Optuna winners of the kolmogorov recipe's rows (optim.lr, optim.weight_decay), one "
+                           "entry per row label,\n# written by `pdebench-tune kolmogorov` after its search;")
+    assert text.endswith("# trains with its winner and records it; any other row trains with the recipe's lr and "
+                         "weight_decay (untuned).\n"
+                         "rows:\n"
+                         "  fno:\n    lr: 0.003\n    weight_decay: 2.0e-05\n    n_trials: 2\n    trial_steps: 3\n"
+                         "    study: ks-fno-x\n    date: '2026-01-02'\n    score: 1.5\n"
+                         "  unet:\n    lr: 0.005\n    weight_decay: 2.0e-05\n    n_trials: 2\n    trial_steps: 3\n"
+                         "    study: ks-fno-x\n    date: '2026-01-02'\n    score: 1.5\n")
+
+
+def test_a_winner_with_another_trial_count_names_every_row_that_differs_and_the_file(tmp_path: Path) -> None:
+    tuned = tmp_path / "tuned"
+    write_tuned(tuned, "ks", "fno", record(n_trials=2))
+    write_tuned(tuned, "ks", "unet", record(n_trials=2))
+    with pytest.raises(InvalidSetting) as info:
+        write_tuned(tuned, "ks", "fno", record(n_trials=4))  # a row that reruns its search with more trials
+    assert str(info.value) == (f"row fno of ks was tuned with 4 trials, but unet (2) in {tuned / 'ks.yaml'} with "
+                               "another count; every row of a dataset gets the same number of trials: tune this row "
+                               "with theirs, or delete the file and tune every row again")
+    (tuned / "ks.yaml").write_text("rows:\n  fno: {lr: 0.1, weight_decay: 0.0, n_trials: 4, trial_steps: 3, "
+                                   "study: s, date: d, score: 1.0}\n  unet: {lr: 0.1, weight_decay: 0.0, n_trials: 3, "
+                                   "trial_steps: 3, study: s, date: d, score: 1.0}\n")
+    with pytest.raises(InvalidSetting) as info:
+        write_tuned(tuned, "ks", "mpnn", record(n_trials=2))
+    assert str(info.value).startswith("row mpnn of ks was tuned with 2 trials, but fno (4), unet (3) in ")
+
+
+def test_the_config_tree_is_the_checkouts_conf_or_the_installed_package_data(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A checkout (or an editable install) reads `conf/` beside the packages; an installed wheel ships the tree as
+    `pdebench/conf`, which wins where it exists."""
+    from pdebench.config import location
+
+    checkout = Path(location._config_dir())
+    assert checkout == Path(CONFIG_DIR) and checkout.name == "conf"
+    assert (checkout / "train.yaml").is_file() and (checkout / "recipe" / "ks.yaml").is_file()
+    installed = tmp_path / "site-packages" / "pdebench"
+    (installed / "conf").mkdir(parents=True)
+    monkeypatch.setattr(location.resources, "files", lambda package: installed if package == "pdebench" else None)
+    assert location._config_dir() == str(installed / "conf")

@@ -4,6 +4,8 @@ out with its carried rate (as training validation does)."""
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from pdebench.data.batch import TrajectoryBatch, collate
 from pdebench.data.dataset import TrajectoryDataset
 from pdebench.data.netspec import NetSpec
 from pdebench.data.normalization import Normalizer
+from pdebench.errors import InvalidSetting
 from pdebench.forecast.checkpoint import load_forecaster
 from pdebench.forecast.forecaster import Forecaster
 from pdebench.forecast.targets import make_target
@@ -388,3 +391,74 @@ def test_the_evaluator_and_validation_carry_the_ab2_rate(test_set: TrajectoryDat
     forecaster.net.calls = 0
     score_batch(forecaster, collate([test_set[0], test_set[1]]), 4, spec=SPEC)
     assert forecaster.net.calls == 4 * 2 + 1
+
+
+class RaiseSecond:
+    """Keeps field a and adds 2 to field b each step; with `blow_up`, field b is NaN from the second step on."""
+
+    history, bundle = 1, 1
+
+    def __init__(self, blow_up: bool = False) -> None:
+        self.blow_up, self.calls = blow_up, 0
+
+    def __call__(self, frames: Tensor, cond: Tensor) -> Tensor:
+        self.calls += 1
+        out = frames[:, :, -1:].clone()
+        out[:, 1] += math.nan if self.blow_up and self.calls > 1 else 2.0
+        return out
+
+
+def test_the_drift_covers_the_conserved_channels_in_their_order_and_a_nan_drift_is_infinite() -> None:
+    """Field b's spatial mean grows by 2 per step and field a's stays: the drift from the last input frame is 2 then 4
+    for b and 0 for a; the conserved channels pick and order them (None: every channel), and a NaN prediction drifts
+    infinitely far."""
+    batch = hand_batch()
+    every = score_batch(RaiseSecond(), batch, 2, spec=ScoringSpec(energy_factor=1e9, conserved="mean"))[0]["drift"]
+    np.testing.assert_array_equal(every.numpy(), [[[0.0, 2.0], [0.0, 4.0]]] * 2)
+    spec = ScoringSpec(energy_factor=1e9, conserved="mean", conserved_channels=(1, 0))
+    ordered = score_batch(RaiseSecond(), batch, 2, spec=spec)[0]["drift"]
+    np.testing.assert_array_equal(ordered.numpy(), [[[2.0, 0.0], [4.0, 0.0]]] * 2)
+    spec = ScoringSpec(energy_factor=1e9, conserved="mean", conserved_channels=(1,))
+    blown = score_batch(RaiseSecond(blow_up=True), batch, 2, spec=spec)[0]["drift"]
+    np.testing.assert_array_equal(blown.numpy(), [[[2.0], [math.inf]]] * 2)
+    assert "drift" not in score_batch(RaiseSecond(), batch, 2, spec=ScoringSpec(energy_factor=1e9))[0]
+
+
+def test_settings_that_leave_no_step_name_the_file_and_the_frames(test_set: TrajectoryDataset) -> None:
+    frames = test_set.n_model_frames
+    with pytest.raises(InvalidSetting, match=rf"^{re.escape(str(test_set.file.path))}: trajectories have {frames} "
+                                             rf"model frames, too few for history=1 plus at least one predicted "
+                                             rf"step$"):
+        scored(persistence(test_set), test_set, max_steps=0, progress=False)
+    with pytest.raises(InvalidSetting, match=rf"have {frames} model frames, too few for history={frames} plus"):
+        scored(persistence(test_set, history=frames), test_set, progress=False)
+    one = scored(persistence(test_set, history=frames - 1), test_set, progress=False)
+    assert one.n_steps == 1
+
+
+def test_an_empty_shard_scores_no_trajectory_over_the_rollouts_steps(test_set: TrajectoryDataset) -> None:
+    """A rank with no trajectory returns empty scores of the rollout's length, which join with the others'."""
+    stepper = CallRecorder()
+    empty = scored(stepper, test_set, indices=[], max_steps=3, progress=False)
+    assert stepper.sizes == [] and len(empty) == 0 and empty.n_steps == 3 and empty.sample is None
+    assert empty.unstable.shape == (0, 3) and empty.step_time.shape == (0,) and empty.index.dtype == np.int64
+    other = scored(persistence(test_set), test_set, indices=[1], max_steps=3, progress=False)
+    joined = Scores.join([empty, other])
+    assert joined.index.tolist() == [1] and joined.per_step.keys() == other.per_step.keys()
+    assert len(Scores.join([empty])) == 0
+
+
+def test_scores_refuse_extra_arrays_and_a_sample_that_do_not_fit_the_trajectories() -> None:
+    from pdebench.rollout.scoring import RolloutSample
+
+    good = synthetic_scores([4, 7], 3)
+    with pytest.raises(ValueError, match=r"^extra\['spectrum_pred'\] has shape \(3, 1\), expected 2 rows$"):
+        Scores(index=[4, 7], per_step={}, unstable=good.unstable, step_time=good.step_time,
+               extra={"spectrum_pred": np.zeros((3, 1))})
+    sample = RolloutSample(trajectory=5, channel=0, step=np.arange(1, 4), time=np.arange(1, 4) * 0.5,
+                           pred=np.zeros((3, 8)), true=np.zeros((3, 8)), time_stride=1, space_stride=(1,))
+    with pytest.raises(ValueError, match=r"^the sample's trajectory 5 is not among the scored trajectories$"):
+        Scores(index=[4, 7], per_step={}, unstable=good.unstable, step_time=good.step_time, sample=sample)
+    sample.trajectory = 7
+    assert Scores(index=[4, 7], per_step={}, unstable=good.unstable, step_time=good.step_time,
+                  sample=sample).sample is sample

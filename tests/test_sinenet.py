@@ -11,11 +11,13 @@ import torch
 import torch.nn.functional as F
 
 from baselines import NetSpec, build_model, model_config
+from baselines.layers import grid_avg_pool, grid_interpolate_up
 from baselines.sinenet import (
     PUBLISHED_MULTIPLIERS,
     DoubleConv,
     SineNet,
     SineNetConfig,
+    Wave,
     multiplier_for_budget,
     parameter_count,
 )
@@ -149,6 +151,35 @@ def test_a_block_applies_its_conditioning_after_the_first_activation(scale_shift
     torch.testing.assert_close(block(x, emb), F.gelu(block.norm2(block.conv2(h))), rtol=0, atol=1e-12)
 
 
+def test_a_wave_written_out_by_hand_with_two_blocks_a_level() -> None:
+    """Levels of 4, 6 and 8 channels on 16 periodic points, two blocks a level. Down: level 1 reads the pooled
+    input; level 2 the pooled level-1 features followed by the input pooled twice (disentangled). Up: the skip
+    followed by the interpolated coarser features. The first block of a level adds the 1x1 shortcut of the pooled
+    (down) or interpolated (up) features, the second block its own input."""
+    torch.manual_seed(0)
+    periodic = (True,)
+    wave = Wave([4, 6, 8], periodic, emb_dim=0, blocks=2, norm_groups=1, scale_shift=False).double()
+    x = torch.randn(2, 4, 16, dtype=torch.float64)
+
+    def level(blocks: torch.nn.ModuleList, shortcut: torch.nn.Module, joined: torch.Tensor,
+              source: torch.Tensor) -> torch.Tensor:
+        first, second = blocks
+        h = first(joined, None) + shortcut(source)
+        return second(h, None) + h
+
+    assert [block.conv1.conv.in_channels for block in wave.down_blocks[1]] == [6 + 4, 8]
+    pooled = grid_avg_pool(x)
+    level1 = level(wave.down_blocks[0], wave.down_shortcuts[0], pooled, pooled)
+    coarse = grid_avg_pool(level1)
+    level2 = level(wave.down_blocks[1], wave.down_shortcuts[1], torch.cat([coarse, grid_avg_pool(pooled)], dim=1),
+                   coarse)
+    up = grid_interpolate_up(level2, periodic)
+    back1 = level(wave.up_blocks[0], wave.up_shortcuts[0], torch.cat([level1, up], dim=1), up)
+    up = grid_interpolate_up(back1, periodic)
+    expected = level(wave.up_blocks[1], wave.up_shortcuts[1], torch.cat([x, up], dim=1), up)
+    torch.testing.assert_close(wave(x, None), expected, rtol=0, atol=1e-12)
+
+
 def test_each_wave_adds_to_its_input() -> None:
     """With every wave's output silenced (its last level zeroed), the net is the lifting then the projection."""
     torch.manual_seed(0)
@@ -190,8 +221,10 @@ def test_budget_search_recovers_the_published_multipliers_and_matches_the_unet()
         count = parameter_count(dataclasses.replace(config, channel_multiplier=matched[waves]), SMOKE)
         assert 0.99 * unet <= count <= unet
     assert [matched[k] for k in sorted(matched)] == sorted(matched.values(), reverse=True)
-    with pytest.raises(ValueError, match="a budget of 1000 parameters is outside what model sinenet with waves=8"):
-        multiplier_for_budget(SineNetConfig(), SMOKE, 1000)
+    with pytest.raises(ValueError, match=r"^a budget of 1000 parameters is outside what model sinenet with waves=2 and "
+                                         r"hidden_channels=8 reaches with channel multipliers in \[1, 4.0\]: 14723 to "
+                                         r"548915$"):
+        multiplier_for_budget(TINY, SMOKE, 1000)
 
 
 def test_reference_yaml_is_the_published_sinenet8(compose_cfg) -> None:
@@ -209,12 +242,16 @@ def test_sinenet_refuses_what_it_cannot_serve() -> None:
     with pytest.raises(ValueError, match="model.hidden_channels must be even with conditioning, got 9"):
         build_model(dataclasses.replace(TINY, hidden_channels=9), spec_on("periodic", (16,)))
     assert build_model(dataclasses.replace(TINY, hidden_channels=9), spec_on("periodic", (16,), n_cond=0))
-    with pytest.raises(ValueError, match="model.waves=3 for model sinenet has no published channel multiplier"):
+    with pytest.raises(ValueError, match=r"^model.waves=3 for model sinenet has no published channel multiplier "
+                                         r"\(those exist for waves 2, 4, 6, 8\); set model.channel_multiplier$"):
         model_config({"name": "sinenet", "waves": 3})
     assert model_config({"name": "sinenet", "waves": 3, "channel_multiplier": 1.5}).level_channels[:2] == [64, 96]
-    with pytest.raises(ValueError, match="model.channel_multiplier=0.5 for model sinenet is not valid"):
+    with pytest.raises(ValueError, match="^model.channel_multiplier=0.5 for model sinenet is not valid: expected the "
+                                         "channel growth towards the coarse levels, a finite number >= 1$"):
         model_config({"name": "sinenet", "channel_multiplier": 0.5})
-    with pytest.raises(ValueError, match="model.norm_groups=4 for model sinenet is not valid: a level has 91 channels"):
+    assert model_config({"name": "sinenet", "channel_multiplier": 1.0}).level_channels == [64] * 5
+    with pytest.raises(ValueError, match="^model.norm_groups=4 for model sinenet is not valid: a level has 91 "
+                                         "channels, which GroupNorm cannot split into that many groups$"):
         model_config({"name": "sinenet", "norm_groups": 4})
     with pytest.raises(ValueError, match=r"unknown key\(s\) model.K for model sinenet"):
         model_config({"name": "sinenet", "K": 4})

@@ -134,6 +134,21 @@ def test_the_channel_mixing_initialisation_preserves_the_variance(kinds, shape, 
     assert low < ratio < 1.05, ratio
 
 
+@pytest.mark.parametrize(("kind", "n", "n_modes", "std"), [
+    ("dct", 64, 16, 1 / 4), ("rfft", 64, 16, 0.5 / 3), ("dct", 8, 16, 1 / math.sqrt(8))])
+def test_the_mode_mixing_initialisation_is_kaiming_over_the_kept_modes(kind: str, n: int, n_modes: int,
+                                                                       std: float) -> None:
+    """Each axis's mode mixing ~ N(0, g^2 / M_axis), M_axis the modes the grid keeps on that axis: 16 DCT modes give
+    a standard deviation of 1/4; 9 real-FFT frequencies (g = 1/2 for each of the real and imaginary parts) 1/6; a
+    grid of 8 points asked for 16 DCT modes keeps 8 (1/sqrt(8)), though it has 16 slots."""
+    torch.manual_seed(0)
+    transform = GridTransform((n,), (kind,), (n_modes,))
+    layer = T1Layer(32, transform, residual=True)
+    (weight,) = layer.axis_mixing
+    assert weight.shape[:3] == (transform.axes[0].slots, transform.axes[0].slots, 32)
+    assert abs(float(weight.std()) / std - 1) < 0.05
+
+
 def test_the_output_holds_only_the_kept_modes_and_returns_to_the_grid() -> None:
     """One inverse transform at the end: the output is a physical field on the grid whose spectrum beyond the kept
     modes is zero, on a torus (FFT) and in a box (DCT)."""
@@ -254,14 +269,58 @@ def test_t1_overfits_a_tiny_batch() -> None:
 # --- settings -----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("settings, key", [
-    ({"hidden_channels": 0}, "hidden_channels"), ({"n_layers": 1.5}, "n_layers"), ({"head_channels": -1},
-                                                                                     "head_channels"),
-    ({"n_modes": []}, "n_modes"), ({"n_modes": [8, 0]}, "n_modes"), ({"transform": "fft"}, "transform")])
-def test_settings_are_checked_by_name(settings: dict, key: str) -> None:
+@pytest.mark.parametrize("settings, key, message", [
+    ({"hidden_channels": 0}, "hidden_channels",
+     "hidden_channels=0 is not valid: expected a number of channels, a whole number >= 1"),
+    ({"n_layers": 1.5}, "n_layers", "n_layers=1.5 is not valid: expected a number of layers, a whole number >= 1"),
+    ({"head_channels": -1}, "head_channels", "head_channels=-1 is not valid: expected a number of channels, a whole "
+                                             "number >= 1"),
+    ({"n_modes": []}, "n_modes", "n_modes=[] is not valid: expected a non-empty list of kept modes per axis, each a "
+                                 "whole number >= 1"),
+    ({"n_modes": [8, 0]}, "n_modes", "n_modes=[8,0] is not valid: expected a non-empty list of kept modes per axis, "
+                                     "each a whole number >= 1"),
+    ({"transform": "fft"}, "transform", "transform=fft is not valid: expected one of grid, dct (grid: the DCT on axes "
+                                        "with walls and the FFT on periodic ones; dct: the DCT on every axis)")])
+def test_settings_are_checked_by_name(settings: dict, key: str, message: str) -> None:
     with pytest.raises(SettingError) as error:
         T1Config(**settings)
-    assert error.value.key == key
+    assert error.value.key == key and str(error.value) == message
+
+
+def test_the_smallest_settings_are_accepted() -> None:
+    """One channel, one layer, one head channel and one mode a axis build a net that maps the grid's shape."""
+    config = T1Config(hidden_channels=1, n_layers=1, head_channels=1, n_modes=[1], transform="dct")
+    model = build_model(config, NetSpec(("u",), 1, 1, (), Grid.uniform("periodic", (8,))))
+    assert model(torch.randn(2, 1, 8), torch.zeros(2, 0)).shape == (2, 1, 8)
+
+
+def test_a_transform_refuses_what_does_not_fit_it_in_one_sentence() -> None:
+    with pytest.raises(ValueError) as error:
+        GridTransform((8,), ("dct", "dct"), (4,))
+    assert str(error.value) == "need one kind and one n_modes per axis of (8,), got ('dct', 'dct') and (4,)"
+    for kind, n, n_modes in (("dst", 8, 4), ("dct", 0, 4), ("dct", 8, 0)):
+        with pytest.raises(ValueError) as error:
+            AxisModes(kind, n, n_modes)
+        assert str(error.value) == (f"an axis needs a kind in ('dct', 'rfft', 'fft'), n >= 1 and n_modes >= 1, got "
+                                    f"AxisModes(kind='{kind}', n={n}, n_modes={n_modes})")
+    assert AxisModes("fft", 1, 1).kept == 1
+    transform = GridTransform((8,), ("dct",), (4,))
+    with pytest.raises(ValueError) as error:
+        transform.forward(torch.zeros(1, 1, 9))
+    assert str(error.value) == "the transform is set up for the grid (8,), got fields of shape (1, 1, 9)"
+    with pytest.raises(ValueError) as error:
+        transform.inverse(torch.zeros(1, 1, 5))
+    assert str(error.value) == "expected coefficients of kept shape (4,), got (1, 1, 5)"
+
+
+def test_the_coordinates_run_from_zero_at_the_first_point_to_one_at_the_last() -> None:
+    """The positional inputs (the reference's): axis by axis, in the sample's dtype, the same for every sample."""
+    model = net(NetSpec(("u",), 1, 1, (), Grid.uniform("box", (3, 5))))
+    coordinates = model.coordinates(torch.zeros(2, 1, 3, 5, dtype=F64))
+    assert coordinates.shape == (2, 2, 3, 5) and coordinates.dtype == F64
+    rows, columns = torch.tensor([0.0, 0.5, 1.0], dtype=F64), torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0], dtype=F64)
+    for sample in coordinates:
+        assert torch.equal(sample[0], rows[:, None].expand(3, 5)) and torch.equal(sample[1], columns.expand(3, 5))
 
 
 def test_the_sphere_and_mismatched_modes_are_refused_in_one_sentence() -> None:

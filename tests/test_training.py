@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from conftest import TRAINED_OVERRIDES
@@ -410,3 +411,163 @@ def test_wandb_offline_run_holds_config_metrics_and_a_rollout_plot(compose_cfg, 
     images = list((offline / "files" / "media" / "images").rglob("*.png"))
     assert images and images[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the validation rollout plot
     assert b"val/rollout" in data
+
+
+class _MixedWeights(torch.nn.Module):
+    """A float32 and a float64 trainable weight, a frozen weight and a buffer (a running statistic)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.single = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+        self.wide = torch.nn.Parameter(torch.tensor([4.0], dtype=torch.float64))
+        self.frozen = torch.nn.Parameter(torch.tensor([8.0]), requires_grad=False)
+        self.register_buffer("running", torch.tensor([0.0]))
+
+    def set(self, single: list[float], double: float, frozen: float, running: float) -> None:
+        with torch.no_grad():
+            self.single.copy_(torch.tensor(single))
+            self.wide.fill_(double)
+            self.frozen.fill_(frozen)
+            self.running.fill_(running)
+
+
+@pytest.mark.parametrize("use_buffers", [False, True])
+def test_the_average_covers_trainable_weights_of_every_dtype_and_copies_or_averages_the_buffers(
+        use_buffers: bool) -> None:
+    """Decay 0.75: the first update copies, the next ones move each trainable weight (float32 and float64 alike) a
+    quarter of the way to the current one; the frozen weight is never averaged (it keeps its first value), and the
+    buffers are copied from the model, or averaged like the weights with `use_buffers`."""
+    from torch.optim.swa_utils import get_ema_multi_avg_fn
+
+    from pdebench.training.callbacks import TrainableAveragedModel
+
+    model = _MixedWeights()
+    average = TrainableAveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.75), use_buffers=use_buffers)
+    model.set([2.0, -2.0], 8.0, 16.0, 1.0)
+    average.update_parameters(model)  # the first update copies
+    model.set([6.0, 2.0], 0.0, 32.0, 5.0)
+    average.update_parameters(model)
+    model.set([-2.0, 6.0], 4.0, 64.0, 9.0)
+    average.update_parameters(model)
+    averaged = average.module
+    # single: 2 -> 2 + (6 - 2)/4 = 3 -> 3 + (-2 - 3)/4 = 1.75; -2 -> -1 -> 0.75; double: 8 -> 6 -> 5.5
+    torch.testing.assert_close(averaged.single.detach(), torch.tensor([1.75, 0.75]), rtol=0, atol=1e-6)
+    torch.testing.assert_close(averaged.wide.detach(), torch.tensor([5.5], dtype=torch.float64), rtol=0, atol=1e-12)
+    assert averaged.frozen.item() == 8.0  # the copy made when the average was created
+    # running: copied (9), or averaged as 1 -> 2 -> 3.75
+    assert averaged.running.item() == (3.75 if use_buffers else 9.0)
+    assert int(average.n_averaged) == 3
+
+
+def test_weight_averaging_is_off_without_a_decay_and_averages_weights_and_buffers_in_the_fit_stage_only() -> None:
+    """No decay: no callback. With one, `setup` builds the average for `fit` and for no other stage; it averages the
+    trainable weights and, as Lightning's `WeightAveraging` does by default, the buffers (decay 0.5: 1 -> 3 -> 6)."""
+    from types import SimpleNamespace
+
+    assert weight_averaging(None) is None
+    callback = weight_averaging(0.5)
+    module = _MixedWeights()
+    module.device = torch.device("cpu")  # what a LightningModule reports
+    callback.setup(SimpleNamespace(), module, "validate")
+    assert getattr(callback, "_average_model", None) is None
+    callback.setup(SimpleNamespace(), module, "fit")
+    average = callback._average_model
+    for value in (1.0, 5.0, 9.0):
+        module.set([value, value], value, 16.0, value)
+        average.update_parameters(module)
+    assert average.module.running.item() == 6.0 and average.module.wide.item() == 6.0
+
+
+class _AddOne(torch.nn.Module):
+    """A stepper whose every step adds 1 to the last frame (history 2, bundle 1)."""
+
+    history, bundle = 2, 1
+
+    def forward(self, frames: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return frames[:, :, -1:] + 1
+
+
+def _plot_call(plot: object, frames: torch.Tensor, batch_idx: int = 0, sanity: bool = False,
+               rank_zero: bool = True, images: bool = True) -> list[dict]:
+    """Run `plot`'s validation hook on one batch of `frames` at epoch 3, step 120; what the logger was sent (a
+    logger that takes images, or with `images=False` one that does not, like the CSV logger)."""
+    from types import SimpleNamespace
+
+    from pdebench.data.batch import TrajectoryBatch
+
+    sent: list[dict] = []
+    logger = SimpleNamespace(log_image=lambda **kwargs: sent.append(kwargs)) if images else SimpleNamespace()
+    trainer = SimpleNamespace(sanity_checking=sanity, is_global_zero=rank_zero, current_epoch=3, global_step=120,
+                              logger=logger)
+    module = SimpleNamespace(evaluation_stepper=_AddOne)
+    batch = TrajectoryBatch(frames, torch.zeros(frames.shape[0], 0), torch.ones(frames.shape[0]),
+                            torch.arange(frames.shape[0]))
+    plot.on_validation_batch_end(trainer, module, None, batch, batch_idx)
+    return sent
+
+
+def test_the_rollout_plot_draws_the_first_trajectory_truth_and_prediction_up_to_its_step_limit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frames `[2, 1, 6, 4]`: history 2 leaves 4 steps, the limit 3 keeps 3; the truth is trajectory 0's frames 2-4,
+    the prediction its frame 1 plus 1, 2, 3. The PNG is named by the epoch and sent to the logger at the global
+    step. Nothing is drawn for a later batch, during the sanity check, on another rank, or when no step is left."""
+    from pdebench.training.callbacks import RolloutPlot
+
+    drawn: list[tuple] = []
+    monkeypatch.setattr(RolloutPlot, "_draw", staticmethod(lambda *args: drawn.append(args)))
+    frames = torch.arange(48, dtype=torch.float32).reshape(2, 1, 6, 4)
+    plot = RolloutPlot(tmp_path / "plots", max_steps=3)
+    sent = _plot_call(plot, frames)
+    ((truth, pred, path, epoch),) = drawn
+    np.testing.assert_array_equal(truth, frames[0, :, 2:5].numpy())
+    expected = frames[0, :, 1:2].numpy() + np.arange(1, 4, dtype=np.float32).reshape(1, 3, 1)
+    np.testing.assert_array_equal(pred, expected)
+    assert (path, epoch) == (tmp_path / "plots" / "rollout_epoch0003.png", 3)
+    assert sent == [{"key": "val/rollout", "images": [str(path)], "step": 120,
+                     "caption": ["epoch 3: truth | prediction | error"]}]
+    assert not _plot_call(plot, frames, batch_idx=1) and not _plot_call(plot, frames, sanity=True)
+    assert not _plot_call(plot, frames, rank_zero=False) and not _plot_call(plot, frames[:, :, :2])
+    assert len(drawn) == 1
+    _plot_call(RolloutPlot(tmp_path / "plots", max_steps=10), frames)
+    assert drawn[-1][0].shape == (1, 4, 4)  # the trajectory's 4 steps, below the limit
+    assert _plot_call(plot, frames, images=False) == [] and len(drawn) == 3  # drawn, not sent
+    _plot_call(plot, frames[:, :, :3])
+    assert len(drawn) == 4 and drawn[-1][0].shape == (1, 1, 4)  # one step left: still drawn
+
+
+@pytest.mark.parametrize("space", [(8,), (6, 8)])
+def test_the_rollout_plot_shows_truth_prediction_and_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          space: tuple[int, ...]) -> None:
+    """A 1-D field is drawn as space-time images, a 2-D one as its last step: three panels titled truth,
+    prediction, error (the difference, in a diverging colour map), each with the epoch, saved as a PNG."""
+    import matplotlib.pyplot as plt
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    from pdebench.training.callbacks import RolloutPlot
+
+    figures: list = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    rng = np.random.default_rng(0)
+    truth, pred = rng.normal(size=(2, 3, *space)), rng.normal(size=(2, 3, *space))
+    path = tmp_path / "run" / "plots" / "rollout.png"
+    RolloutPlot._draw(truth, pred, path.with_name("earlier.png"), 6)  # the folder and its parent are made
+    RolloutPlot._draw(truth, pred, path, 7)  # and may exist already
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) == (960, 280)  # 12 x 3.5 in, 80 dpi
+    figure = figures[-1]
+    assert isinstance(figure.get_layout_engine(), ConstrainedLayoutEngine)
+    axes, bars = figure.axes[:3], figure.axes[3:]
+    assert [ax.get_title() for ax in axes] == ["truth (epoch 7)", "prediction (epoch 7)", "error (epoch 7)"]
+    boxes = [ax.get_position() for ax in axes]
+    assert boxes[0].x1 < boxes[1].x0 and boxes[1].x1 < boxes[2].x0 and boxes[0].y0 == boxes[2].y0  # side by side
+    shown = [ax.images[0] for ax in axes]
+    last = (slice(None),) if len(space) == 1 else (-1,)
+    for image, expected in zip(shown, (truth[0][last], pred[0][last], (pred - truth)[0][last]), strict=True):
+        np.testing.assert_array_equal(image.get_array(), expected)
+    assert [image.get_cmap().name for image in shown] == ["viridis", "viridis", "RdBu_r"]
+    assert all(ax.get_aspect() == "auto" for ax in axes) and all(image.origin == "lower" for image in shown)
+    assert [image.colorbar.ax for image in shown] == bars  # each panel its own colour bar
+    monkeypatch.undo()
+    for drawn in figures:
+        plt.close(drawn)

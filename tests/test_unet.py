@@ -6,6 +6,8 @@ shares with SineNet as a net (shapes, equivariance, conditioning, learning) is i
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -171,15 +173,21 @@ def test_conditioned_residual_block_written_out_by_hand(scale_shift: bool) -> No
 
 
 def test_self_attention_is_multi_head_attention_over_grid_points_around_a_residual() -> None:
-    """Tokens are the grid points (C order) of the group-normalised input; the output adds the attention back."""
+    """Tokens are the grid points (C order) of the group-normalised input, each sample attending over its own points
+    only; written out: two heads of 2 channels, softmax(q k^T / sqrt(2)) v, the output projection, the residual."""
     torch.manual_seed(0)
     layer = SelfAttention(4, heads=2, norm_groups=2).double()
     with torch.no_grad():
         layer.norm.weight.uniform_(0.5, 1.5)
-    x = torch.randn(2, 4, 3, 5, dtype=torch.float64)
-    tokens = F.group_norm(x, 2, layer.norm.weight, layer.norm.bias).flatten(2).transpose(1, 2)
-    mixed, _ = layer.attention(tokens, tokens, tokens)
-    torch.testing.assert_close(layer(x), x + mixed.transpose(1, 2).reshape(2, 4, 3, 5), rtol=0, atol=1e-12)
+        layer.attention.in_proj_bias.uniform_(-0.5, 0.5)
+    x = torch.randn(3, 4, 3, 5, dtype=torch.float64)
+    tokens = F.group_norm(x, 2, layer.norm.weight, layer.norm.bias).flatten(2).transpose(1, 2)  # [B, 15, 4]
+    q, k, v = (F.linear(tokens, layer.attention.in_proj_weight, layer.attention.in_proj_bias)
+               .view(3, 15, 3, 2, 2).permute(2, 0, 3, 1, 4))  # each [B, heads, 15, 2]
+    mixed = (torch.softmax(q @ k.transpose(-1, -2) / 2**0.5, dim=-1) @ v).transpose(1, 2).reshape(3, 15, 4)
+    mixed = F.linear(mixed, layer.attention.out_proj.weight, layer.attention.out_proj.bias)
+    torch.testing.assert_close(layer(x), x + mixed.transpose(1, 2).reshape(3, 4, 3, 5), rtol=0, atol=1e-12)
+    torch.testing.assert_close(layer(x[:1]), layer(x)[:1], rtol=0, atol=1e-12)  # no sample sees another
 
 
 def test_downsampling_and_pooling_halve_each_axis() -> None:
@@ -221,6 +229,60 @@ def test_sinusoidal_embedding_by_hand() -> None:
         sinusoidal_embedding(values, 5)
     with pytest.raises(ValueError, match=r"conditioning must have shape \[batch, 2\], got \(4, 3\)"):
         PerScalarEmbedding(2, 8, 16)(torch.zeros(4, 3))
+
+
+def test_grid_conv_pads_a_wider_kernel_by_half_its_width_and_refuses_an_even_one() -> None:
+    """A 5-wide kernel keeps the grid shape, 2 cells of padding a side (wrapped on the periodic axis, zeros on the
+    other); an even kernel has no centre cell and is refused, naming its size."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 8, 10, dtype=torch.float64)
+    layer = GridConv(2, 3, (True, False), kernel_size=5).double()
+    reference = F.conv2d(grid_pad(x, 2, (True, False)), layer.conv.weight, layer.conv.bias)
+    torch.testing.assert_close(layer(x), reference)
+    assert layer(x).shape == (1, 3, 8, 10)
+    with pytest.raises(ValueError, match="^GridConv needs an odd kernel size, got 4$"):
+        GridConv(2, 3, (True, False), kernel_size=4)
+
+
+def test_sinusoidal_embedding_defaults_to_angular_frequencies_from_one_to_a_hundred() -> None:
+    """Without `max_frequency`, 6 features of 0.5 are the sines and cosines of 0.5, 5 and 50."""
+    angles = torch.tensor([0.5, 5.0, 50.0], dtype=torch.float64)
+    torch.testing.assert_close(sinusoidal_embedding(torch.tensor([0.5], dtype=torch.float64), 6)[0],
+                               torch.cat([angles.sin(), angles.cos()]), rtol=0, atol=1e-12)
+    # in the values' dtype: 100 ** (1 / 3) in float64, not rounded to float32 first
+    values = torch.tensor([0.5, -1.3], dtype=torch.float64)
+    angles = values[:, None] * 100.0 ** (torch.arange(4, dtype=torch.float64) / 3)
+    emb = sinusoidal_embedding(values, 8)
+    assert emb.dtype == torch.float64
+    torch.testing.assert_close(emb, torch.cat([angles.sin(), angles.cos()], dim=1), rtol=0, atol=1e-12)
+
+
+def test_per_scalar_embedding_sums_one_mlp_per_scalar_by_hand() -> None:
+    """Scalar i: `dim` sinusoidal features (frequencies 1 to 100) through its own Linear -> GELU -> Linear; the
+    embedding is the sum over scalars. No scalar at all is refused: a net without conditioning builds none."""
+    torch.manual_seed(0)
+    embedding = PerScalarEmbedding(2, 4, 3).double()
+    cond = torch.tensor([[0.3, -1.2], [0.7, 0.1]], dtype=torch.float64)
+    expected = torch.zeros(2, 3, dtype=torch.float64)
+    for i, mlp in enumerate(embedding.mlps):
+        first, second = mlp[0], mlp[2]
+        assert (first.in_features, first.out_features, second.out_features) == (4, 3, 3)
+        angles = cond[:, i:i + 1] * torch.tensor([1.0, 100.0], dtype=torch.float64)
+        features = torch.cat([angles.sin(), angles.cos()], dim=1)
+        expected += F.linear(F.gelu(F.linear(features, first.weight, first.bias)), second.weight, second.bias)
+    torch.testing.assert_close(embedding(cond), expected, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="^PerScalarEmbedding needs at least one scalar; build none when there is no "
+                                         "conditioning$"):
+        PerScalarEmbedding(0, 4, 3)
+
+
+def test_blocks_and_attention_default_to_one_norm_group_one_head_and_an_added_embedding() -> None:
+    """The reference layout's defaults: GroupNorm with one group, single-head attention, and a conditioned block that
+    adds its embedding per channel (one value a channel) rather than scaling and shifting (two)."""
+    block = ConditionedResidualBlock(4, 4, (True,), emb_dim=3)
+    assert block.norm1.num_groups == block.norm2.num_groups == 1 and block.emb.out_features == 4
+    attention = SelfAttention(4)
+    assert attention.norm.num_groups == 1 and attention.attention.num_heads == 1
 
 
 # --- the U-Net -------------------------------------------------------------------------------------------------------
@@ -343,21 +405,56 @@ def test_unet_scale_shift_conditioning_uses_every_scalar() -> None:
         assert (net(x, cond) - net(x, other)).abs().max() > 1e-4
 
 
+def test_the_middle_attention_acts_between_the_middle_blocks_and_is_optional() -> None:
+    """With `mid_attention` the coarsest features pass through self-attention after the first middle block and
+    before the second: changing its weights changes the output. Without it the net has no attention and runs."""
+    torch.manual_seed(0)
+    spec = spec_on("periodic", (32,), n_cond=0)
+    net = build_model(TINY, spec)
+    calls: list[str] = []
+    for name in ("mid_in", "mid_attention", "mid_out"):
+        getattr(net, name).register_forward_hook(lambda module, inputs, output, name=name: calls.append(name))
+    x = torch.randn(2, 1, 32)
+    out = net(x, torch.zeros(2, 0))
+    assert calls == ["mid_in", "mid_attention", "mid_out"]
+    with torch.no_grad():
+        net.mid_attention.attention.out_proj.weight.add_(0.5)
+    assert (net(x, torch.zeros(2, 0)) - out).abs().max() > 1e-4
+    plain = build_model(dataclasses.replace(TINY, mid_attention=False), spec)
+    assert plain.mid_attention is None and not any(isinstance(m, SelfAttention) for m in plain.modules())
+    assert plain(x, torch.zeros(2, 0)).shape == (2, 1, 32)
+
+
 def test_unet_refuses_what_it_cannot_serve() -> None:
     with pytest.raises(ValueError, match="model unet supports 1-D and 2-D grids, got a grid with 3 spatial axes"):
         build_model(TINY, spec_on("periodic", (8, 8, 8)))
-    with pytest.raises(ValueError, match=r"model unet halves the grid 2 times .* divisible by 4; the grid shape "
-                                         r"\(16, 18\) is not"):
+    with pytest.raises(ValueError, match=r"^model unet halves the grid 2 times \(len\(model.channel_multipliers\)=3\), "
+                                         r"so every grid axis must be divisible by 4; the grid shape \(16, 18\) is not "
+                                         r"\(it halves evenly at most 1 time\)$"):
         build_model(TINY, spec_on("periodic", (16, 18)))
-    with pytest.raises(ValueError, match="model.norm_groups=3 for model unet is not valid: GroupNorm cannot split "
-                                         "hidden_channels=64"):
-        model_config({"name": "unet", "norm_groups": 3})
-    with pytest.raises(ValueError, match="model.head_norm_groups=8 for model unet is not valid"):
-        model_config({"name": "unet", "hidden_channels": 12})
-    with pytest.raises(ValueError, match="model.channel_multipliers=\\[\\] for model unet is not valid"):
-        model_config({"name": "unet", "channel_multipliers": []})
-    with pytest.raises(ValueError, match="model.attention_heads=3 for model unet is not valid: it must divide the "
-                                         "1024 channels"):
-        model_config({"name": "unet", "mid_attention": True, "attention_heads": 3})
+    whole = "is not valid: expected a whole number >= 1"
+    refusals = [
+        ({"norm_groups": 3}, "model.norm_groups=3 for model unet is not valid: GroupNorm cannot split "
+                             "hidden_channels=64 channels into that many groups"),
+        ({"hidden_channels": 12}, "model.head_norm_groups=8 for model unet is not valid: GroupNorm cannot split "
+                                  "hidden_channels=12 channels into that many groups"),
+        ({"channel_multipliers": []}, "model.channel_multipliers=[] for model unet is not valid: expected a non-empty "
+                                      "list of whole numbers >= 1, one per level"),
+        ({"channel_multipliers": [1, 0]}, "model.channel_multipliers=[1,0] for model unet is not valid: expected a "
+                                          "non-empty list of whole numbers >= 1, one per level"),
+        ({"mid_attention": True, "attention_heads": 3}, "model.attention_heads=3 for model unet is not valid: it "
+                                                        "must divide the 1024 channels of the coarsest level"),
+        *(({key: 0}, f"model.{key}=0 for model unet {whole}")
+          for key in ("hidden_channels", "blocks_per_level", "attention_heads", "norm_groups", "head_norm_groups")),
+    ]
+    for settings, message in refusals:
+        with pytest.raises(ValueError) as error:
+            model_config({"name": "unet", **settings})
+        assert str(error.value) == message
+    # the heads only need to divide the coarsest channels where there is attention; 1-wide levels are fine
+    assert model_config({"name": "unet", "attention_heads": 3}).attention_heads == 3
+    assert model_config({"name": "unet", "mid_attention": True, "attention_heads": 4}).attention_heads == 4
+    assert model_config({"name": "unet", "channel_multipliers": [1, 1]}).level_channels == [64, 64]
+    assert model_config({"name": "unet", "hidden_channels": 8, "norm_groups": 8}).norm_groups == 8
     with pytest.raises(ValueError, match=r"unknown key\(s\) model.width for model unet"):
         model_config({"name": "unet", "width": 3})

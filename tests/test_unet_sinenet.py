@@ -103,6 +103,17 @@ def test_uses_its_conditioning_and_serves_none(name: str) -> None:
         net(x, torch.zeros(2, 4))
 
 
+def test_conditioning_is_cast_to_the_inputs_dtype(name: str) -> None:
+    """Conditioning arrives in the data's float32 while the net may run in float64: it is embedded in the inputs'
+    dtype, so the output is the one the float64 conditioning gives."""
+    torch.manual_seed(0)
+    net = trained_like(name, spec_on("periodic", (16,))).double()
+    x, cond = torch.randn(2, 1, 16, dtype=torch.float64), torch.randn(2, 2)
+    out = net(x, cond)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, net(x, cond.double()), rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("shape", [(32,), (16, 16)])
 def test_overfits_one_tiny_batch(name: str, shape: tuple[int, ...]) -> None:
     torch.manual_seed(0)

@@ -12,7 +12,8 @@ on a name in the config and so is applied by the layer that owns the registry.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import fields, is_dataclass
 from typing import Any, TypeVar
 
@@ -47,8 +48,13 @@ def _error_sentence(error: OmegaConfBaseException, cfg: Mapping[str, Any]) -> st
     if isinstance(error, MissingMandatoryValue):
         return f"config key {full_key} has no value; give one (e.g. {full_key}=...)"
     value: Any = cfg
-    for part in full_key.split("."):
-        value = value.get(part) if isinstance(value, Mapping) else None
+    for part in re.findall(r"[^.\[\]]+", full_key):  # `a.b[1].c` -> a, b, 1, c
+        if isinstance(value, Mapping):
+            value = value.get(part)
+        elif isinstance(value, Sequence) and not isinstance(value, str) and part.isdigit():
+            value = value[int(part)]
+        else:
+            value = None
     message = (getattr(error, "msg", None) or str(error)).splitlines()[0]
     return f"{full_key}={format_value(value)} is not valid: {message}"
 

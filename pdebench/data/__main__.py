@@ -42,11 +42,12 @@ def _check(paths: Sequence[str]) -> int:
         if not path.is_dir() or path.suffix == ".h5":  # a directory named like a split file is a broken split
             files[path] = None
             continue
-        directories[path] = None
         found = [path / f"{split}.h5" for split in SPLITS if (path / f"{split}.h5").is_file()]
         if not found and not (path / MANIFEST_NAME).is_file():
             status = 1
             print(f"{path} holds no split file ({', '.join(s + '.h5' for s in SPLITS)}) and no manifest")
+            continue  # said once: no manifest to compare either
+        directories[path] = None
         files.update(dict.fromkeys(found))
     for path in files:
         for problem in _check_file(path):
