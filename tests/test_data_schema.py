@@ -16,9 +16,20 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from pdebench.data.__main__ import main
 from pdebench.data.check import check_file, validate_file
 from pdebench.data.grid import Grid
-from pdebench.data.manifest import content_sha256, file_sha256, manifest_hash, read_manifest, write_manifest
+from pdebench.data.manifest import (
+    benchmark_facts,
+    content_sha256,
+    file_sha256,
+    manifest_hash,
+    manifest_problems,
+    read_manifest,
+    verify_dataset,
+    write_manifest,
+)
+from pdebench.data.names import shown
 from pdebench.data.reader import TrajectoryFile, open_dataset_dir, split_path
 from pdebench.data.schema import (
     REQUIRED_ROOT_ATTRS,
@@ -753,7 +764,6 @@ def test_a_manifest_that_is_not_what_generation_writes_is_refused_naming_what_is
 def test_an_imported_splits_sources_must_each_be_an_absolute_path_a_size_and_a_sha256(
         tmp_path: Path, sources: object) -> None:
     """One bad source among good ones is enough; the value is quoted as errors quote values (cut when long)."""
-    from pdebench.data.names import shown
 
     ddir = tmp_path / "ks-tiny"
     ddir.mkdir()
@@ -802,7 +812,6 @@ def _set_entry(ddir: Path, split: str, key: str, value: object) -> None:
 def test_the_checker_reports_every_disagreement_between_split_files_and_manifest(tmp_path: Path) -> None:
     """`manifest_problems`: one sentence per split, naming the file, the manifest and both values; the whole
     directory also reports a listed file that is gone and a file the manifest does not list."""
-    from pdebench.data.manifest import manifest_problems
 
     ddir = _two_split_dataset(tmp_path)
     mpath, train, valid, test = (ddir / name for name in ("manifest.json", "train.h5", "valid.h5", "test.h5"))
@@ -832,7 +841,6 @@ def test_the_checker_reports_every_disagreement_between_split_files_and_manifest
 
 def test_a_split_file_of_another_pde_or_preset_than_its_manifest_is_refused(tmp_path: Path) -> None:
     """The hashes do not cover the `pde` and `preset` attributes that results copy: they are compared by name."""
-    from pdebench.data.manifest import manifest_problems, verify_dataset
 
     ddir = _two_split_dataset(tmp_path)
     assert verify_dataset(ddir) == ddir
@@ -850,7 +858,6 @@ def test_a_split_file_of_another_pde_or_preset_than_its_manifest_is_refused(tmp_
 
 
 def test_verification_refuses_an_unlisted_split_and_names_the_readers_refusal_first(tmp_path: Path) -> None:
-    from pdebench.data.manifest import verify_dataset
 
     ddir = _two_split_dataset(tmp_path)
     mpath = ddir / "manifest.json"
@@ -893,7 +900,6 @@ def test_a_config_that_is_not_plain_json_is_refused_before_a_manifest_is_written
 
 
 def test_benchmark_facts_come_from_the_manifests_config_or_are_refused_by_name(tmp_path: Path) -> None:
-    from pdebench.data.manifest import benchmark_facts
 
     ddir = tmp_path / "ks-tiny"
     ddir.mkdir()
@@ -915,7 +921,6 @@ def test_the_check_command_prints_one_line_per_file_and_manifest_and_exits_by_th
     """`python -m pdebench.data check` in this process: each split file once (given twice or through its directory),
     its directory's manifest compared where it has one (the whole directory when the directory is given), exit 1
     on any problem."""
-    from pdebench.data.__main__ import main
 
     ddir = _two_split_dataset(tmp_path)
     train, valid, mpath = ddir / "train.h5", ddir / "valid.h5", ddir / "manifest.json"
