@@ -39,14 +39,15 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
+# Both run on one pytest-xdist worker per logical core (WORKERS=0 runs them in this process), each worker's torch on
+# one thread (tests/conftest.py). Whole files go to one worker, so a module's fixtures are built once and the cluster
+# tests (one file) share one SLURM cluster.
+WORKERS ?= logical
 test: setup lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The inner loop: lint (a few seconds) and every test not marked slow or cluster, every module still exercised
-# (docs/testing.md; scripts/check_fast_tests.py checks that). `make test` runs them all. The fast tests run on one
-# pytest-xdist worker per logical core (WORKERS=0 runs them in this process), each worker's torch on one thread
-# (tests/conftest.py); whole files go to one worker, so a module's fixtures are built once.
-WORKERS ?= logical
+# (docs/testing.md; scripts/check_fast_tests.py checks that). `make test` runs them all.
 test-fast: setup lint
 	$(BIN)/python -m pytest -m "not slow and not cluster" -n $(WORKERS) --dist loadfile $(PYTEST_ARGS)
 

@@ -48,8 +48,9 @@ def install_packages() -> None:
         raise ClusterError(f"SLURM is not installed and cannot be installed here (needs root and apt-get): "
                            f"install {' '.join(PACKAGES)}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "install", "-y", "-q", *PACKAGES], ["apt-get", "update", "-q"],
-                    ["apt-get", "install", "-y", "-q", *PACKAGES]):
+    # another apt-get or an unattended upgrade may hold dpkg's lock: wait for it up to 5 minutes, not fail at once
+    install = ["apt-get", "install", "-y", "-q", "-o", "DPkg::Lock::Timeout=300", *PACKAGES]
+    for command in (install, ["apt-get", "update", "-q"], install):
         proc = subprocess.run(command, env=env, capture_output=True, text=True)
         if proc.returncode == 0 and command[1] == "install":
             break

@@ -10,9 +10,20 @@ from typing import Any
 
 import pytest
 import torch
-from compose import compose_config
+from compose import compose_config, share_compositions
 
 from data_gen.generate import generate_dataset
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_compositions(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each test run composes afresh, and its pytest-xdist workers share what they compose (the folder above a
+    worker's own base folder is the run's). Mutation testing runs many test runs in one process, each with one
+    function of the product changed: a composition kept from an earlier run would hide that change."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "compositions"
+    folder.mkdir(exist_ok=True)
+    share_compositions(folder)
 
 
 @pytest.fixture(scope="session")

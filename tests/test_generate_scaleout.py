@@ -229,10 +229,10 @@ def test_workers_default_to_every_core_on_a_cpu_and_one_on_a_gpu() -> None:
     assert compose_config("generate", ["pde=ks"])["workers"] is None  # the command's default: every core
 
 
-@pytest.fixture(params=["fork", "spawn"])
+@pytest.fixture(params=["fork", pytest.param("spawn", marks=[pytest.mark.slow, pytest.mark.subprocess])])
 def start_method(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Workers forked from this process (the default on Linux with one torch thread per process) or started as
-    fresh interpreters (the fallback everywhere else)."""
+    fresh interpreters (the fallback everywhere else; `slow`, since each worker imports torch anew)."""
     if request.param == "fork" and not parallel.can_fork_workers(torch.device("cpu"), 1):
         pytest.skip("workers are forked only on Linux")
     monkeypatch.setattr(parallel, "can_fork_workers", lambda device, threads: request.param == "fork")

@@ -17,6 +17,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
+from system_packages import one_apt_at_a_time
 from test_leaderboard import _plain, _result, _solver, _spectra
 
 from pdebench.leaderboard import build_tables, table_html, write_tables
@@ -40,12 +41,12 @@ def chromium() -> str:
     if apt is None or os.geteuid() != 0:
         pytest.skip("chromium is not installed and cannot be installed here (needs apt-get run as root)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = subprocess.run([apt, "install", "-y", "--no-install-recommends", "chromium"], env=env,
-                             capture_output=True, text=True, timeout=900)
-    if install.returncode != 0:
-        subprocess.run([apt, "update"], env=env, capture_output=True, timeout=600)
-        install = subprocess.run([apt, "install", "-y", "--no-install-recommends", "chromium"], env=env,
-                                 capture_output=True, text=True, timeout=900)
+    install_command = [apt, "install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=300", "chromium"]
+    with one_apt_at_a_time():
+        install = subprocess.run(install_command, env=env, capture_output=True, text=True, timeout=900)
+        if install.returncode != 0:
+            subprocess.run([apt, "update"], env=env, capture_output=True, timeout=600)
+            install = subprocess.run(install_command, env=env, capture_output=True, text=True, timeout=900)
     found = _find_chromium()
     if found is None:
         pytest.skip(f"chromium could not be installed: apt-get said {install.stderr.strip()[-300:]!r}")

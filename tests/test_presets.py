@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -126,25 +127,31 @@ def test_every_experiment_is_served_on_the_small_and_paper_grids(experiment: str
 
 
 @pytest.fixture(scope="module")
-def tiny_root(compose_cfg, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every dataset's `tiny` preset, generated once as `pdebench-generate pde=<dataset> preset=tiny` writes it."""
+def tiny_root(compose_cfg, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """`tiny_root(dataset)`: the data root holding `<dataset>-tiny`, generated on first request as
+    `pdebench-generate pde=<dataset> preset=tiny` writes it (a test that needs one dataset pays for that one)."""
     from data_gen.generate import generate_dataset
 
     root = tmp_path_factory.mktemp("tiny")
-    for dataset in DATASETS:
-        cfg = compose_cfg("generate", [f"pde={dataset}", "preset=tiny"])
-        generate_dataset(cfg["pde"], "tiny", root, seed=cfg["seed"], batch_size=4, device="cpu", progress=False)
-    return root
+
+    def generated(dataset: str) -> Path:
+        if not (root / f"{dataset}-tiny").is_dir():
+            cfg = compose_cfg("generate", [f"pde={dataset}", "preset=tiny"])
+            generate_dataset(cfg["pde"], "tiny", root, seed=cfg["seed"], batch_size=4, device="cpu", progress=False)
+        return root
+
+    return generated
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_trains_one_step_on_tiny(compose_cfg, tiny_root: Path, tmp_path: Path,
+def test_every_experiment_trains_one_step_on_tiny(compose_cfg, tiny_root: Callable[[str], Path], tmp_path: Path,
                                                    experiment: str) -> None:
     """One optimiser step with the experiment's recipe (its objective, target, history and bundle, the recipe's
     optimiser and EMA) at batch 2; the run record names the recipe and the two departures the test makes."""
     base = experiment_config(experiment)
-    cfg = compose_cfg("train", [f"experiment={experiment}", "data.preset=tiny", f"data.root={tiny_root}",
+    cfg = compose_cfg("train", [f"experiment={experiment}", "data.preset=tiny",
+                                f"data.root={tiny_root(base['data']['pde'])}",
                                 "data.batch_size=2", "trainer.max_steps=1", *RUN, *narrow(base["model"]),
                                 f"run_dir={tmp_path}/run"])
     ours, theirs = leaves(cfg["model"]), leaves(base["model"])
@@ -202,9 +209,10 @@ REFUSALS = [
 @pytest.mark.slow
 @pytest.mark.parametrize(("dataset", "overrides", "sentence"), REFUSALS, ids=[r[1][0] for r in REFUSALS])
 def test_a_grid_the_model_cannot_serve_is_refused_before_the_splits_load(
-        compose_cfg, tiny_root: Path, tmp_path: Path, no_split_loads: None, dataset: str, overrides: list[str],
+        compose_cfg, tiny_root: Callable[[str], Path], tmp_path: Path, no_split_loads: None, dataset: str,
+        overrides: list[str],
         sentence: str) -> None:
-    cfg = compose_cfg("train", [f"data={dataset}", *overrides, "data.preset=tiny", f"data.root={tiny_root}",
+    cfg = compose_cfg("train", [f"data={dataset}", *overrides, "data.preset=tiny", f"data.root={tiny_root(dataset)}",
                                 "trainer.max_steps=1", *RUN, f"run_dir={tmp_path}/run"])
     with pytest.raises(InvalidSetting) as refused:
         fit(cfg)
@@ -212,7 +220,8 @@ def test_a_grid_the_model_cannot_serve_is_refused_before_the_splits_load(
 
 
 def test_the_command_refuses_in_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                                         tiny_root: Path, tmp_path: Path, no_split_loads: None) -> None:
+                                         tiny_root: Callable[[str], Path], tmp_path: Path,
+                                         no_split_loads: None) -> None:
     """`pdebench-train` (in this process): exit code 1, one `error:` line on stderr, no traceback."""
     from pdebench.cli import train as train_cli
 
@@ -220,7 +229,7 @@ def test_the_command_refuses_in_one_line(monkeypatch: pytest.MonkeyPatch, capsys
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     monkeypatch.setattr(sys, "argv", ["pdebench-train", f"data={dataset}", *overrides, "data.preset=tiny",
-                                      f"data.root={tiny_root}", *RUN, f"run_dir={tmp_path}/run"])
+                                      f"data.root={tiny_root(dataset)}", *RUN, f"run_dir={tmp_path}/run"])
     with pytest.raises(SystemExit) as stopped:
         train_cli.main()
     out, err = capsys.readouterr()

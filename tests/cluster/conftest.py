@@ -12,6 +12,7 @@ from types import ModuleType
 
 import pytest
 from script_module import load_script
+from system_packages import one_apt_at_a_time
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -35,7 +36,8 @@ def slurm_cluster(slurm_local: ModuleType, tmp_path_factory: pytest.TempPathFact
     if slurm_local.missing_programs() and os.geteuid() != 0:
         pytest.skip(f"SLURM is not installed and installing it needs root: install {' '.join(slurm_local.PACKAGES)}")
     try:
-        slurm_local.install_packages()
+        with one_apt_at_a_time():
+            slurm_local.install_packages()
     except slurm_local.ClusterError as error:
         pytest.skip(str(error))
     if os.geteuid() != 0:

@@ -245,6 +245,10 @@ def test_loader_workers_report_one_sentence(work: Path) -> None:
         f"{path}: {NAN_U} 6, frame 2; expected finite values (the file was altered after it was written: "
         f"regenerate or restore it)"
     )
+    # The exception's traceback holds the loader's iterator and this frame holds the exception: without this `del`
+    # the iterator waits for the garbage collector, which may finalise its queues first and leave the worker to time
+    # out (5 s) in whichever test collects it.
+    del info
     rollouts = TrajectoryDataset(path, frame_stride=2)
     with pytest.raises(DatasetError, match="^" + re.escape(f"{path}: {NAN_U} 6, frame 2;")):
         list(DataLoader(rollouts, batch_size=2, num_workers=1, collate_fn=collate))

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import os
@@ -180,12 +181,29 @@ SKIPPED = [
 
 @pytest.mark.parametrize(("bad", "fragments"), SKIPPED)
 def test_a_bad_result_file_is_skipped_and_named(tmp_path: Path, bad: str | dict, fragments: tuple[str, ...]) -> None:
-    board, skipped = build(tmp_path, {"bad.json": bad})
+    """Each case read and ranked as the leaderboard does; the board itself is written once for all of them below."""
+    write_results(tmp_path, {"good.json": result_file("fno"), "bad.json": bad})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tables = build_tables(load_results([tmp_path / "results"]))
+    skipped = [str(w.message) for w in caught if issubclass(w.category, SkippedResultWarning)]
     assert len(skipped) == 1, skipped
     assert_one_sentence(skipped[0], "bad.json", *fragments)
     assert "\n" not in skipped[0]
-    assert [row["label"] for t in board.tables for row in t.rows] == ["fno"]  # the good file, alone
-    assert (tmp_path / "board" / "index.html").is_file()
+    assert [row["label"] for t in tables for row in t.rows] == ["fno"]  # the good file, alone
+
+
+def test_the_board_ranks_the_good_file_and_its_page_lists_every_bad_one(tmp_path: Path) -> None:
+    """Every bad file of the cases above in one results folder: the board is written from the good file alone, and
+    its page lists each skip message (escaped), those make_leaderboard returns and warns."""
+    bad = {f"bad{i:02d}.json": param.values[0] for i, param in enumerate(SKIPPED)}
+    board, skipped = build(tmp_path, bad)
+    assert sorted(board.skipped) == sorted(skipped) and len(skipped) == len(bad), skipped
+    assert [row["label"] for t in board.tables for row in t.rows] == ["fno"]
+    page = (tmp_path / "board" / "index.html").read_text()
+    assert f"{len(bad)} result files skipped" in page
+    assert all(f"<li>{html.escape(message)}</li>" in page for message in skipped)
+    assert all(str(tmp_path / "results" / name) in page for name in bad)
 
 
 # --- rendered rows: text a valid result file carries is shown literally ------------------------------------------
