@@ -104,6 +104,13 @@ OVERFIT_TESTS = (
     "tests/test_pderefiner.py::test_overfits_one_tiny_batch",
 )
 
+# DYffusion's tests that train a net (for hundreds of steps, both stages, or through `trained_checkpoint`)
+DYFFUSION_TRAINING_TESTS = (
+    "tests/test_dyffusion.py::test_dyffusion_overfits_a_tiny_batch",
+    "tests/test_dyffusion.py::test_both_stages_train_in_one_run_and_evaluate_with_an_ensemble",
+    "tests/test_dyffusion.py::test_a_frozen_sub_network_of_another_dataset_or_shape_is_refused",
+)
+
 # The one table: name -> what is mutated and which tests judge it. Paths are relative to the repository root.
 MODULES: dict[str, Module] = {
     "normalization": Module(("pdebench/data/normalization.py",), ("tests/test_normalization.py",)),
@@ -116,7 +123,7 @@ MODULES: dict[str, Module] = {
     "reductions": Module(
         ("pdebench/rollout/reductions.py",),
         ("tests/test_metrics.py", "tests/test_intervals.py", "tests/test_ensemble_eval.py",
-         "tests/test_result_record.py"),
+         "tests/test_result_record.py", "tests/test_conventions.py"),  # test_conventions: The Well's windows
     ),
     "spectra": Module(("pdebench/rollout/spectra.py",), ("tests/test_metrics.py",)),
     # rolling a stepper out over a test split and scoring every step (test_two_d: area-weighted sphere cells)
@@ -178,7 +185,8 @@ MODULES: dict[str, Module] = {
     "objectives": Module(
         ("pdebench/training/objectives.py", "pdebench/training/dyffusion_objectives.py"),
         ("tests/test_objectives.py", "tests/test_forecast.py", "tests/test_dyffusion.py"),
-        deselect=TRAINING_TESTS, keep_lines=(r"^        return OBJECTIVES\.add\(name, factory\)$",),
+        deselect=(*TRAINING_TESTS, *DYFFUSION_TRAINING_TESTS),
+        keep_lines=(r"^        return OBJECTIVES\.add\(name, factory\)$",),
     ),
     "callbacks": Module(
         ("pdebench/training/callbacks.py",), ("tests/test_logs.py", "tests/test_training.py"), deselect=TRAINING_TESTS
@@ -353,9 +361,7 @@ MODULES: dict[str, Module] = {
                  deselect=(*ZOO_TESTS, "tests/test_t1.py::test_t1_overfits_a_tiny_batch")),
     # (not its tests that train both stages: minutes per mutant; the hand-computed sampling tests judge the same code)
     "dyffusion": Module(("baselines/dyffusion.py",), ("tests/test_dyffusion.py", "tests/test_models.py"),
-                        deselect=(*ZOO_TESTS, "tests/test_dyffusion.py::test_dyffusion_overfits_a_tiny_batch",
-                                  "tests/test_dyffusion.py::test_both_stages_train_in_one_run_and_evaluate_with_an_ensemble",
-                                  "tests/test_dyffusion.py::test_a_frozen_sub_network_of_another_dataset_or_shape_is_refused")),
+                        deselect=(*ZOO_TESTS, *DYFFUSION_TRAINING_TESTS)),
 }
 
 # mutmut's outcome names (`mutmut results`) in the order they are reported.

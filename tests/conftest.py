@@ -13,6 +13,7 @@ import torch
 from compose import compose_config, share_compositions
 
 from data_gen.generate import generate_dataset
+from pdebench.cli.common import CONFIG_DIR
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -24,6 +25,30 @@ def _fresh_compositions(tmp_path_factory: pytest.TempPathFactory) -> None:
     folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "compositions"
     folder.mkdir(exist_ok=True)
     share_compositions(folder)
+
+
+@pytest.fixture(autouse=True)
+def _tuned_settings_untouched() -> Iterator[None]:
+    """No test writes into the config tree's `tuned/` folder, where tuning writes by default (tests name their own
+    `recipe.tuned_dir`). A test that does fails, and the folder is put back as it was: later tests, and the later
+    mutants of a mutation run (which share one copy of the tree), still read the tree as committed."""
+    folder = Path(CONFIG_DIR) / "tuned"
+
+    def files() -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in folder.glob("*") if p.is_file()}
+
+    existed, before = folder.exists(), files()
+    yield
+    after = files()
+    if after != before or folder.exists() != existed:
+        if not existed:
+            shutil.rmtree(folder)
+        for name in after.keys() - before.keys():
+            (folder / name).unlink(missing_ok=True)
+        for name, content in before.items():
+            (folder / name).write_bytes(content)
+        changed = sorted(name for name in after.keys() | before.keys() if after.get(name) != before.get(name))
+        pytest.fail(f"the test wrote into {folder}: {', '.join(changed) or 'the folder'} (put back as committed)")
 
 
 @pytest.fixture(scope="session")
@@ -54,8 +79,8 @@ TRAINED_OVERRIDES = [
 ]
 
 
-# Under pytest-xdist (`make test-fast` runs two workers on two cores) each worker keeps torch on one thread: two
-# workers of two threads each on two cores make every op wait for a descheduled thread (docs/testing.md).
+# Under pytest-xdist (`make test` and `make test-fast` run two workers on two cores) each worker keeps torch on one
+# thread: two workers of two threads each on two cores make every op wait for a descheduled thread (docs/testing.md).
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 

@@ -345,6 +345,18 @@ def test_checker_rejects_wrong_schema_version_and_name(copy_of) -> None:
     assert "expected 'pdebench-trajectories'" in check_file(path)[0]
 
 
+def test_checker_compares_the_split_attribute_with_a_split_files_name(copy_of) -> None:
+    """A train file copied to test.h5 would be scored as the test split; a file not named after a split is checked
+    without the comparison."""
+    assert check_file(copy_of("train.h5")) == [] and check_file(copy_of("copy.h5")) == []
+    for name in ("test.h5", "valid.h5"):
+        path = copy_of(name)
+        assert check_file(path) == [
+            f"{path}: root attribute 'split' is 'train', but the file is named {name}; expected "
+            f"'{name.removesuffix('.h5')}' (a split file is named after its split: was it copied or renamed?)"
+        ]
+
+
 def test_checker_finds_nan_and_incomplete_file(copy_of) -> None:
     path = copy_of()
     with h5py.File(path, "r+") as f:

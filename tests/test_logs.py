@@ -492,7 +492,10 @@ def test_an_epoch_line_before_any_step_of_this_run_has_no_eta() -> None:
     progress.on_train_start(trainer, module)
     timer.now, trainer.callback_metrics = 5.0, {"val/loss": torch.tensor(0.25)}
     progress.on_validation_end(trainer, module)
-    assert out.getvalue().splitlines() == ["epoch 2/3 done at step 7/21: val/loss=0.25 eta ?"]
+    trainer.callback_metrics = {"train/loss": torch.tensor(0.5)}  # no validation metric: the line has none either
+    progress.on_validation_end(trainer, module)
+    assert out.getvalue().splitlines() == ["epoch 2/3 done at step 7/21: val/loss=0.25 eta ?",
+                                           "epoch 2/3 done at step 7/21: eta ?"]
 
 
 def test_the_model_summary_reaches_the_log_at_once(monkeypatch: pytest.MonkeyPatch) -> None:

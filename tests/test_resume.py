@@ -28,7 +28,9 @@ RUN = [
 
 
 def _train_cli(overrides: list[str], cwd: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "MPLBACKEND": "Agg", "HYDRA_FULL_ERROR": "0"}
+    """`pdebench-train` in a fresh process, on as many torch threads as this process (one under pytest-xdist): the
+    run it is compared with trains here, and another thread count sums float32 reductions in another order."""
+    env = {**os.environ, "MPLBACKEND": "Agg", "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": str(torch.get_num_threads())}
     return subprocess.Popen([sys.executable, "-m", "pdebench.cli.train", *overrides], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

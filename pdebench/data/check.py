@@ -185,6 +185,13 @@ def _check_open(path: Path, f: h5py.File) -> list[str]:
         problems.append(
             f"{path}: root attribute 'split' is {shown(attrs['split'])}; expected one of {', '.join(SPLITS)}"
         )
+    named = path.name.removesuffix(".h5")
+    if named in SPLITS and attrs.get("split") in SPLITS and attrs["split"] != named:
+        # a train file copied to test.h5 would be read, trained on or scored as the test split
+        problems.append(
+            f"{path}: root attribute 'split' is {shown(attrs['split'])}, but the file is named {path.name}; "
+            f"expected '{named}' (a split file is named after its split: was it copied or renamed?)"
+        )
     if "spatial_dims" in attrs and "spatial_coordinates" in attrs and attrs["spatial_dims"] != len(coords):
         problems.append(
             f"{path}: root attribute 'spatial_dims' is {shown(attrs['spatial_dims'])}; expected {len(coords)} "

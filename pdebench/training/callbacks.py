@@ -118,8 +118,8 @@ class LineProgress(ProgressBar):
         if trainer.sanity_checking:
             return
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/") and v.numel() == 1}
-        shown = " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
-        self._print(trainer, f"{self._epoch(trainer)} done at {self._step(trainer)}: {shown} "
+        shown = "".join(f" {k}={v:.4g}" for k, v in sorted(metrics.items()))
+        self._print(trainer, f"{self._epoch(trainer)} done at {self._step(trainer)}:{shown} "
                              f"eta {self._eta(trainer, self._timer())}")
 
 
