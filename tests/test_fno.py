@@ -117,6 +117,7 @@ def overfit(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cond: torch.
     return initial / loss.item()
 
 
+@pytest.mark.slow  # trains for hundreds of steps
 def test_fno_overfits_one_tiny_batch() -> None:
     torch.manual_seed(0)
     spec = NetSpec(("u",), 1, 1, ("a",), Grid.uniform("periodic", (32,)))
@@ -154,6 +155,7 @@ def test_sfno_is_equivariant_to_longitude_shifts() -> None:
     torch.testing.assert_close(net(torch.roll(x, 8, -1), cond), torch.roll(net(x, cond), 8, -1), rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow  # trains for hundreds of steps
 def test_sfno_overfits_one_tiny_batch() -> None:
     torch.manual_seed(0)
     lat, lon = np.meshgrid(*(np.deg2rad(c) for c in SPHERE.coordinates), indexing="ij")
@@ -162,6 +164,43 @@ def test_sfno_overfits_one_tiny_batch() -> None:
     y = torch.roll(x, 4, dims=-1) + 0.5 * x**2
     net = build_model(MODELS["sfno"].config.tiny(), NetSpec(("h",), 1, 1, ("a",), SPHERE))
     assert overfit(net, x, y, torch.randn(3, 1), 300) > 100
+
+
+def test_sfno_factorizes_its_spherical_weights_at_the_rank_asked_for() -> None:
+    """`factorization: tucker` gives Tucker-factorised spherical weights whose size follows `rank` (0.1 fewer
+    parameters than 0.5, both fewer than dense), and the factorised net still maps the sphere to itself."""
+    spec = NetSpec(("h",), 1, 1, ("a",), SPHERE)
+    torch.manual_seed(0)
+    dense, tucker, wider = (sfno(spec, **settings) for settings in (
+        {}, {"factorization": "tucker", "rank": 0.1}, {"factorization": "tucker", "rank": 0.5}))
+    assert all(type(conv.weight).__name__ == "ComplexDenseTensor" for conv in dense.sfno.fno_blocks.convs)
+    assert all(type(conv.weight).__name__ == "ComplexTuckerTensor" for conv in tucker.sfno.fno_blocks.convs)
+    n_dense, n_tucker, n_wider = (sum(p.numel() for p in net.parameters()) for net in (dense, tucker, wider))
+    assert n_tucker < n_wider < n_dense
+    out = tucker(torch.randn(2, 1, 16, 32), torch.randn(2, 1))
+    assert out.shape == (2, 1, 16, 32) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize(("settings", "output_shape"), [
+    ({"factorization": "dense", "sht_norm": "schmidt", "sht_grids": ["equiangular", "legendre-gauss"], "bias": False},
+     (12, 24)),
+    ({"factorization": "tucker", "rank": 0.5, "implementation": "factorized", "sht_grids": "equiangular"}, None),
+])
+def test_sfno_convolution_is_neuraloperators_for_other_settings(settings: dict, output_shape: tuple | None) -> None:
+    """Where the grid holds every mode, the grid-adapted spherical convolution is neuraloperator's forward for any
+    normalisation, input and output quadrature, output shape, bias or none and factorised contraction."""
+    from neuralop.layers.spherical_convolution import SphericalConv
+
+    from baselines.sfno import GridSphericalConv
+
+    torch.manual_seed(0)
+    ours = GridSphericalConv(4, 5, (8, 16), **settings)
+    theirs = SphericalConv(4, 5, (8, 16), **settings)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(3, 4, 16, 32)
+    out = ours(x, output_shape=output_shape)
+    assert out.shape == (3, 5, *(output_shape or (16, 32)))
+    assert torch.equal(out, theirs(x, output_shape=output_shape))
 
 
 def test_sfno_reads_the_latitude_quadrature_off_the_grid() -> None:
@@ -175,8 +214,10 @@ def test_sfno_reads_the_latitude_quadrature_off_the_grid() -> None:
 
 @pytest.mark.parametrize("kind", ["periodic", "box"])
 def test_sfno_refuses_grids_other_than_the_sphere(kind: str) -> None:
-    with pytest.raises(ValueError, match=f"model sfno does not support grid kind '{kind}'"):
+    with pytest.raises(ValueError) as error:
         sfno(NetSpec(("u",), 1, 1, (), Grid.uniform(kind, (16, 32))))
+    assert str(error.value) == (f"model sfno does not support grid kind '{kind}': its spherical-harmonic layers need a "
+                                "sphere grid (lat, lon); use model=fno on periodic and box grids")
 
 
 @pytest.mark.parametrize(("settings", "message"), [
@@ -217,7 +258,9 @@ def test_bad_settings_are_refused_by_name(settings: dict, message: str) -> None:
 
 def test_settings_at_their_bounds_are_accepted() -> None:
     """Domain padding 0 (none) and 1 (a whole axis each side), a factorization named in any case, one or two SFNO
-    mode counts and either quadrature."""
+    mode counts, a single mode per axis (the least either net keeps) and either quadrature."""
+    assert model_config({"name": "fno", "n_modes": [1, 3]}).n_modes == [1, 3]
+    assert model_config({"name": "sfno", "n_modes": [1, 1]}).n_modes == [1, 1]
     for padding in (0.0, 1.0):
         assert model_config({"name": "fno", "domain_padding": padding}).domain_padding == padding
     assert model_config({"name": "fno", "factorization": "Tucker"}).factorization == "Tucker"
@@ -231,4 +274,14 @@ def test_an_n_modes_that_fits_no_axis_is_refused_in_one_sentence() -> None:
     with pytest.raises(ValueError) as error:
         fno(NetSpec(("u",), 1, 1, (), Grid.uniform("periodic", (32,))), n_modes=[8, 8])
     assert str(error.value) == ("model.n_modes has 2 entries but the data has 1 spatial dims (model fno: give one "
+                                "entry, or one per axis)")
+
+
+def test_the_fno_module_built_directly_refuses_an_n_modes_that_fits_no_axis_in_the_same_sentence() -> None:
+    """`ConditionedFNO` built without `build_model`'s check names its model in the refusal all the same."""
+    from baselines.fno import ConditionedFNO, FNOConfig
+
+    with pytest.raises(ValueError) as error:
+        ConditionedFNO(NetSpec(("u",), 1, 1, (), Grid.uniform("periodic", (32, 32))), FNOConfig(n_modes=[8, 8, 8]))
+    assert str(error.value) == ("model.n_modes has 3 entries but the data has 2 spatial dims (model fno: give one "
                                 "entry, or one per axis)")

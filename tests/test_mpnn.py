@@ -389,6 +389,7 @@ def test_the_smallest_settings_build_a_working_net() -> None:
         tiny_net(NetSpec(("u",), 1, 8, (), spec.grid))
 
 
+@pytest.mark.slow  # trains for hundreds of steps
 def test_overfits_one_tiny_batch() -> None:
     spec = NetSpec(("u",), 1, 2, ("a",), Grid.uniform("periodic", (32,)))
     net = tiny_net(spec)

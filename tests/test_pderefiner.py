@@ -260,6 +260,7 @@ def test_unet_backbone_runs_in_1d_and_2d(spec: NetSpec) -> None:
     assert net.sample(x, cond, 3).shape == (3, 2, spec.out_channels, *spec.grid.shape)
 
 
+@pytest.mark.slow  # trains for hundreds of steps
 def test_overfits_one_tiny_batch() -> None:
     """Trained with its own objective, the refined forecast's error on the batch falls at least 100x."""
     torch.manual_seed(0)

@@ -249,6 +249,7 @@ def test_parameter_counts_follow_the_layout() -> None:
     assert [p.count() for p in T1Config.published_sizes()] == [p.published for p in T1Config.published_sizes()]
 
 
+@pytest.mark.slow  # trains for hundreds of steps
 def test_t1_overfits_a_tiny_batch() -> None:
     """On a torus (FFT coefficients) and in a box (DCT coefficients)."""
     torch.manual_seed(0)

@@ -114,6 +114,7 @@ def test_conditioning_is_cast_to_the_inputs_dtype(name: str) -> None:
     torch.testing.assert_close(out, net(x, cond.double()), rtol=0, atol=0)
 
 
+@pytest.mark.slow  # trains for hundreds of steps
 @pytest.mark.parametrize("shape", [(32,), (16, 16)])
 def test_overfits_one_tiny_batch(name: str, shape: tuple[int, ...]) -> None:
     torch.manual_seed(0)
