@@ -309,6 +309,7 @@ def test_published_settings_are_the_reference_config_and_pderefiners_backbone_sp
     assert ks.spec.spatial_dims == 1 and navier_stokes.spec.spatial_dims == 2
     assert navier_stokes.spec == NetSpec(("smoke", "vx", "vy"), 4, 1, (), Grid.uniform("box", (128, 128)))
     assert ks.spec == backbone_spec(NetSpec(("u",), 1, 1, ("dt", "dx"), Grid.uniform("periodic", (256,))))
+    assert (navier_stokes.published, ks.published) == (144_263_683, 53_924_225)
     # the rows `pdebench-models --reference` prints, and where their counts come from
     assert navier_stokes.setting == ("U-Net_mod-64 on NavierStokes2D: 3 fields (smoke, vx, vy) x 4 history frames in, "
                                      "1 frame out, no conditioning")
@@ -349,6 +350,56 @@ def test_unet_layout_is_the_references_at_any_width(width: int) -> None:
     block_groups = {m.num_groups for block in [*net.down, *net.up] if isinstance(block, ConditionedResidualBlock)
                     for m in (block.norm1, block.norm2)}
     assert block_groups == {1} and net.head[0].num_groups == 8
+
+
+def test_up_path_cuts_each_level_to_the_next_finer_levels_channels_not_the_width() -> None:
+    """With a first multiplier other than 1 the finest level is wider than C: multipliers (2, 3) at width 8 give
+    levels of 16 and 48 channels, so the coarse level's last up block cuts 48 to 16 (not to 8) before the
+    up-sampling, and only the finest level's last block cuts to the width."""
+    config = UNetConfig(hidden_channels=8, channel_multipliers=[2, 3], blocks_per_level=1)
+    assert config.level_channels == [16, 48]
+    net = build_model(config, spec_on("periodic", (32,), n_cond=0))
+    down, up, upsampling = block_widths(net)
+    assert (down, up, upsampling) == ([16, 48], [48, 16, 16, 8], [16])
+    assert net(torch.randn(2, 1, 32), torch.zeros(2, 0)).shape == (2, 1, 32)
+
+
+def test_unet_head_is_group_norm_gelu_and_a_grid_convolution_of_the_last_up_block() -> None:
+    """The output written out from the last up block's features: GroupNorm with `head_norm_groups` groups, GELU,
+    then the 3-wide convolution, padded circularly on the periodic axis."""
+    torch.manual_seed(0)
+    net = build_model(TINY, spec_on("periodic", (32,), n_cond=0)).double()
+    with torch.no_grad():
+        net.head[0].weight.uniform_(0.5, 1.5)
+        net.head[0].bias.uniform_(-0.5, 0.5)
+    features: list[torch.Tensor] = []
+    net.up[-1].register_forward_hook(lambda module, inputs, output: features.append(output))
+    out = net(torch.randn(2, 1, 32, dtype=torch.float64), torch.zeros(2, 0, dtype=torch.float64))
+    norm, conv = net.head[0], net.head[-1].conv
+    h = F.gelu(F.group_norm(features[0], TINY.head_norm_groups, norm.weight, norm.bias))
+    expected = F.conv1d(grid_pad(h, 1, (True,)), conv.weight, conv.bias)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+
+
+def test_unet_passes_attention_heads_and_norm_groups_to_its_layers() -> None:
+    """`attention_heads` sets the heads of the middle attention and `norm_groups` the groups of its norm and of every
+    residual block's norms; the head's norm keeps `head_norm_groups`."""
+    config = dataclasses.replace(TINY, attention_heads=2, norm_groups=4)
+    net = build_model(config, spec_on("periodic", (32,), n_cond=2))
+    assert net.mid_attention.attention.num_heads == 2 and net.mid_attention.norm.num_groups == 4
+    block_groups = {m.num_groups for block in net.modules() if isinstance(block, ConditionedResidualBlock)
+                    for m in (block.norm1, block.norm2)}
+    assert block_groups == {4} and net.head[0].num_groups == 8
+
+
+def test_tiny_config_is_a_small_fraction_of_the_default_net() -> None:
+    """`tiny()` is for smoke tests: on the same 32-point grid its net has under 1% of the parameters of the
+    default (U-Net_mod-64) net, so it neither falls back to the defaults nor keeps their width."""
+    spec = spec_on("periodic", (32,), n_cond=2)
+    with torch.device("meta"):
+        tiny, default = (build_model(config, spec) for config in (UNetConfig.tiny(), UNetConfig()))
+    tiny_count, default_count = (sum(p.numel() for p in net.parameters()) for net in (tiny, default))
+    assert tiny_count < default_count / 100
 
 
 def test_conditioned_unet_starts_with_zero_residual_branches_and_output() -> None:
@@ -403,6 +454,13 @@ def test_unet_scale_shift_conditioning_uses_every_scalar() -> None:
         other = cond.clone()
         other[:, index] += 0.5
         assert (net(x, cond) - net(x, other)).abs().max() > 1e-4
+    # every block projects the embedding (4C wide) to a scale and a shift per output channel, the additive net to
+    # one value per channel: one more (4C + 1)-parameter row per channel of every block
+    additive = build_model(TINY, spec_on("periodic", (32,), 3))
+    extra = sum((4 * TINY.hidden_channels + 1) * block.conv2.conv.out_channels for block in additive.modules()
+                if isinstance(block, ConditionedResidualBlock))
+    assert extra > 0
+    assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in additive.parameters()) + extra
 
 
 def test_the_middle_attention_acts_between_the_middle_blocks_and_is_optional() -> None:
