@@ -115,8 +115,8 @@ TRAIN_SIZE = ("train.h5 has", "bytes but manifest", "records 12345", OVERWRITE)
         (changed_test_value, "evaluate", TEST_SHA),
         (changed_test_value, "generate", TEST_SHA),
         (changed_train_value, "train", ("train.h5 has sha256", "manifest.json records", OVERWRITE)),
-        (no_manifest_and_valid_over_test, "generate", ("test.h5 holds split 'valid'", "expected split 'test'",
-                                                       OVERWRITE)),
+        (no_manifest_and_valid_over_test, "generate", ("test.h5: root attribute 'split' is 'valid', but the file is "
+                                                       "named test.h5; expected 'test'", OVERWRITE)),
         (unparsable_manifest_and_changed_test, "generate", ("test.h5", "non-finite", OVERWRITE)),
         (nothing, "generate seed=1", ("ks-tiny", "different seed", OVERWRITE)),
         (nothing, "generate batch_size=0", ("batch_size=0 is not valid", "a whole number >= 1")),
