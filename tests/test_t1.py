@@ -15,8 +15,8 @@ from test_fno import overfit
 
 from baselines import MODELS, NetSpec, build_model
 from baselines.registry import count_parameters
-from baselines.spectral_transforms import AxisModes, GridTransform, axis_kinds
-from baselines.t1 import T1Config, T1Layer
+from baselines.spectral_transforms import AxisModes, GridTransform, along_dim, axis_kinds
+from baselines.t1 import T1, T1Config, T1Layer
 from pdebench.config.checks import SettingError
 from pdebench.data.grid import Grid
 from pdebench.errors import InvalidSetting
@@ -84,6 +84,42 @@ def test_a_mixed_grid_takes_the_dct_across_walls_and_the_fft_along_the_periodic_
     np.testing.assert_allclose(twice.numpy(), transform.inverse(z).numpy(), rtol=0, atol=1e-12)  # a projection
 
 
+def test_each_axis_is_transformed_along_itself_wherever_it_sits() -> None:
+    """A grid periodic along its first axis and walled along the second: the real FFT runs across the first axis
+    (not the last) both ways. A complex FFT on the last axis leaves complex values for the DCT of the first axis to
+    invert, part by part; the inverse still returns a real field, numpy's and scipy's low-pass projection."""
+    x = np.random.default_rng(3).standard_normal((2, 1, 10, 8))
+    transform = GridTransform((10, 8), ("rfft", "dct"), (6, 3))
+    full = np.fft.rfft(scipy.fft.dct(x, type=2, norm="ortho", axis=-1), axis=-2, norm="ortho")
+    z = transform.forward(torch.from_numpy(x))
+    np.testing.assert_allclose(z.numpy(), full[..., :4, :3], rtol=0, atol=1e-12)
+    low = np.zeros_like(full)
+    low[..., :4, :3] = full[..., :4, :3]
+    expected = scipy.fft.idct(np.fft.irfft(low, n=10, axis=-2, norm="ortho"), type=2, norm="ortho", axis=-1)
+    np.testing.assert_allclose(transform.inverse(z).numpy(), expected, rtol=0, atol=1e-12)
+
+    transform = GridTransform((10, 8), ("dct", "fft"), (3, 4))  # frequencies -2 .. 2 of the last axis
+    full = np.fft.fft(scipy.fft.dct(x, type=2, norm="ortho", axis=-2), axis=-1, norm="ortho")
+    columns = [0, 1, 2, 6, 7]
+    z = transform.forward(torch.from_numpy(x))
+    np.testing.assert_allclose(z.numpy(), full[..., :3, columns], rtol=0, atol=1e-12)
+    low = np.zeros_like(full)
+    low[..., :3, columns] = full[..., :3, columns]
+    back = transform.inverse(z)
+    assert back.dtype == F64
+    expected = scipy.fft.idct(np.fft.ifft(low, axis=-1, norm="ortho"), type=2, norm="ortho", axis=-2).real
+    np.testing.assert_allclose(back.numpy(), expected, rtol=0, atol=1e-12)
+
+
+def test_along_dim_runs_a_last_axis_transform_along_any_axis_and_on_both_complex_parts() -> None:
+    """A running sum stands for a last-axis transform: applied along each axis, counted from either end, of a real
+    and of a complex tensor it gives torch's own cumulative sum along that axis."""
+    real = torch.randn(2, 5, 4, dtype=F64)
+    for t in (real, torch.complex(real, torch.randn(2, 5, 4, dtype=F64))):
+        for dim in (0, 1, 2, -1, -2, -3):
+            assert torch.allclose(along_dim(lambda v: v.cumsum(-1), t, dim), t.cumsum(dim), rtol=0, atol=1e-12), dim
+
+
 def test_a_grid_holding_fewer_modes_keeps_what_it_holds() -> None:
     """n_modes m keeps m DCT coefficients, frequencies 0 .. m // 2 of the real FFT's axis and -m // 2 .. m // 2 of
     another FFT axis; a short axis keeps every mode it has, in the lowest weight slots of each end."""
@@ -132,6 +168,18 @@ def test_the_channel_mixing_initialisation_preserves_the_variance(kinds, shape, 
     ratio = float(transform.inverse(layer.mix_channels(transform.forward(h))).var() / h.var())
     low = 0.97 if not transform.is_complex else 0.8
     assert low < ratio < 1.05, ratio
+
+
+def test_the_residual_adds_the_layer_input_to_its_output() -> None:
+    """With `residual` a layer returns exactly its input plus what the same layer without it returns."""
+    torch.manual_seed(0)
+    transform = GridTransform((16,), ("rfft",), (8,))
+    with_input = T1Layer(4, transform, residual=True).double()
+    without = T1Layer(4, transform, residual=False).double()
+    without.load_state_dict(with_input.state_dict())
+    z = transform.forward(torch.randn(2, 4, 16, dtype=F64))
+    assert float(z.abs().max()) > 0.1
+    assert torch.allclose(with_input(z) - without(z), z, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize(("kind", "n", "n_modes", "std"), [
@@ -229,11 +277,34 @@ def test_mixed_precision_runs_the_transforms_in_float32() -> None:
         assert 0 < float((mixed - full).abs().max()) < 2e-2 * float(full.abs().max())
 
 
+def test_a_double_precision_net_computes_in_double() -> None:
+    """Only reduced-precision lifts are raised to float32: a float64 net keeps float64 through the transforms and
+    agrees with its float32 copy."""
+    for kind in ("periodic", "box"):
+        torch.manual_seed(0)
+        model = awake(net(NetSpec(("u",), 1, 1, ("a",), Grid.uniform(kind, (16, 16)))))
+        x, cond = torch.randn(2, 1, 16, 16), torch.randn(2, 1)
+        with torch.no_grad():
+            single = model(x, cond)
+            double = model.double()(x.double(), cond.double())
+        assert double.dtype == F64
+        assert torch.allclose(double.float(), single, rtol=0, atol=1e-4 * float(single.abs().max()))
+
+
 def test_the_untrained_net_outputs_about_zero_as_the_reference() -> None:
     spec = NetSpec(("u", "v"), 1, 1, (), Grid.uniform("box", (32, 32)))
     torch.manual_seed(0)
     out = build_model(T1Config(), spec)(torch.randn(2, 2, 32, 32), torch.zeros(2, 0))
     assert 0 < float(out.detach().abs().max()) < 1e-9
+
+
+def test_the_head_starts_as_normal_noise_of_standard_deviation_1e_8() -> None:
+    """Both head matrices ~ N(0, 1e-16), the reference's initialisation (module docstring)."""
+    spec = NetSpec(("u", "v"), 1, 1, (), Grid.uniform("box", (32, 32)))
+    torch.manual_seed(0)
+    model = build_model(T1Config(), spec)
+    for weight in (model.head_in, model.head_out):
+        assert abs(float(weight.detach().std()) / 1e-8 - 1) < 0.2 and abs(float(weight.detach().mean())) < 3e-9
 
 
 def test_parameter_counts_follow_the_layout() -> None:
@@ -247,6 +318,37 @@ def test_parameter_counts_follow_the_layout() -> None:
     layer = 2 * (w * w * 25 * 13 + 25 * 25 * w + 13 * 13 * w)
     assert count_parameters(build_model(T1Config(), torus)) == lift + 8 * layer + 2 * (w * 128 + 128 * out_channels)
     assert [p.count() for p in T1Config.published_sizes()] == [p.published for p in T1Config.published_sizes()]
+
+
+def test_the_published_sizes_name_the_reference_settings() -> None:
+    """The rows `pdebench-models --reference` prints: the setting in words, the data it is built for, the source."""
+    navier_stokes, airfoil = T1Config.published_sizes()
+    assert navier_stokes.spec == NetSpec(("vorticity",), 1, 1, (), Grid.uniform("periodic", (64, 64)))
+    assert navier_stokes.setting == (
+        "T1 on Navier-Stokes (FNO's vorticity data, 64 x 64 torus): the vorticity at one time in, at a later time out, "
+        "width 48, 24 x 24 DCT modes (the DCT also on the periodic axes), 8 layers")
+    assert navier_stokes.source == (
+        "github.com/DiffEqML/kairos: src/models/t1.py T1_2d (layers: src/models/layers/fdm2d.py T1Layer2d) with "
+        "configs/experiment/navier-stokes/t1.yaml (modes 24, width 48, nlayers 8, signal_resolution 64 x 64, "
+        "transform dct), counted by instantiating T1_2d")
+    assert airfoil.spec == NetSpec(("p", "vx", "vy"), 1, 1, (), Grid.uniform("box", (128, 128)))
+    assert airfoil.setting == ("T1 on the airfoil flows (DFP, 128 x 128 box): 3 channels in, 3 out, width 48, 64 x 64 "
+                               "DCT modes, 6 layers")
+    assert airfoil.source == (
+        "github.com/DiffEqML/kairos: src/models/t1.py T1_2d (layers: src/models/layers/fdm2d.py T1Layer2d) with "
+        "configs/experiment/dfp128/t1.yaml (modes 64, width 48, nlayers 6, in and out channels 3, transform dct), "
+        "counted by instantiating T1_2d")
+
+
+def test_the_tiny_config_is_smaller_than_the_defaults_in_each_size() -> None:
+    """Each of width, modes, layers and head channels of `tiny()` is below the default: restoring any one of them to
+    its default makes the net larger."""
+    spec = NetSpec(("u",), 1, 1, (), Grid.uniform("periodic", (32,)))
+    tiny, defaults = T1Config.tiny(), T1Config()
+    count = count_parameters(build_model(tiny, spec))
+    for key in ("hidden_channels", "n_modes", "n_layers", "head_channels"):
+        larger = dataclasses.replace(tiny, **{key: getattr(defaults, key)})
+        assert count < count_parameters(build_model(larger, spec)), key
 
 
 @pytest.mark.slow  # trains for hundreds of steps
@@ -325,9 +427,20 @@ def test_the_coordinates_run_from_zero_at_the_first_point_to_one_at_the_last() -
 
 
 def test_the_sphere_and_mismatched_modes_are_refused_in_one_sentence() -> None:
+    """Refusals name the model and what it serves; a net built directly, without the registry's check, refuses
+    mismatched modes with the same sentence."""
     config = T1Config()
-    with pytest.raises(InvalidSetting, match=r"^model t1 does not support grid kind 'sphere': [^\n]*\)$"):
+    with pytest.raises(InvalidSetting) as error:
         config.check_spec(NetSpec(("h",), 1, 1, (), Grid.gaussian(16, 32)))
-    with pytest.raises(InvalidSetting, match="model.n_modes has 3 entries but the data has 2 spatial dims"):
-        T1Config(n_modes=[8, 8, 8]).check_spec(NetSpec(("u",), 1, 1, (), Grid.uniform("box", (16, 16))))
+    assert str(error.value) == ("model t1 does not support grid kind 'sphere': it transforms each axis by a DCT or an "
+                                "FFT, which the sphere's latitude and poles do not fit (sfno serves the sphere)")
+    with pytest.raises(InvalidSetting) as error:
+        config.check_spec(NetSpec(("u",), 1, 1, (), Grid.uniform("box", (4, 4, 4))))
+    assert str(error.value) == "model t1 supports 1-D and 2-D grids, got a grid with 3 spatial axes"
+    mismatched = NetSpec(("u",), 1, 1, (), Grid.uniform("box", (16, 16)))
+    for refuse in (T1Config(n_modes=[8, 8, 8]).check_spec, lambda spec: T1(spec, T1Config(n_modes=[8, 8, 8]))):
+        with pytest.raises(InvalidSetting) as error:
+            refuse(mismatched)
+        assert str(error.value) == ("model.n_modes has 3 entries but the data has 2 spatial dims (model t1: give one "
+                                    "entry, or one per axis)")
     config.check_spec(NetSpec(("u",), 1, 1, (), Grid.uniform("box", (16, 16))))  # fewer points than modes: adapted
