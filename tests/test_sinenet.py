@@ -71,6 +71,7 @@ def test_published_rows_name_their_setting_data_and_source() -> None:
     """The rows `pdebench-models --reference` prints: SineNet-8 on the 128 x 128 smoke box, unconditioned with 4
     history frames, then conditioned on dt and buoyancy with the added and the FiLM (adagn) embedding."""
     unconditioned, add, adagn = SineNetConfig.published_sizes()
+    assert [size.published for size in (unconditioned, add, adagn)] == [35_490_219, 37_987_571, 40_325_243]
     assert unconditioned.spec == SMOKE
     conditioned = NetSpec(SMOKE_FIELDS, 1, 1, ("dt", "buoyancy"), SMOKE_GRID)
     assert add.spec == adagn.spec == conditioned
@@ -192,6 +193,27 @@ def test_each_wave_adds_to_its_input() -> None:
     torch.testing.assert_close(net(x, cond), net.project(net.lift(x)), rtol=0, atol=1e-12)
 
 
+def test_the_waves_run_in_sequence_each_adding_its_correction() -> None:
+    """Written out: lift, then `h <- h + wave_k(h)` for each wave in turn, then project; the residual adds."""
+    torch.manual_seed(0)
+    net = build_model(TINY, spec_on("periodic", (16, 16))).double()
+    x, cond = torch.randn(2, 1, 16, 16, dtype=torch.float64), torch.randn(2, 2, dtype=torch.float64)
+    emb, h = net.embedding(cond), net.lift(x)
+    for wave in net.waves:
+        h = h + wave(h, emb)
+    torch.testing.assert_close(net(x, cond), net.project(h), rtol=0, atol=1e-12)
+
+
+def test_tiny_shrinks_every_size_setting_of_the_default() -> None:
+    """The smoke-test config is far smaller than the published net, and each of its width, number of waves, channel
+    multiplier and levels is a reduction: putting back the default's value of any one of them grows the net."""
+    tiny, default = SineNetConfig.tiny(), SineNetConfig()
+    count = parameter_count(tiny, SMOKE)
+    assert count < parameter_count(default, SMOKE) / 1000
+    for key in ("hidden_channels", "waves", "channel_multiplier", "levels"):
+        assert parameter_count(dataclasses.replace(tiny, **{key: getattr(default, key)}), SMOKE) > count, key
+
+
 def test_a_narrower_width_keeps_the_layout() -> None:
     """Width 16: the same modules and parameter tensors as width 64, every level narrower in proportion."""
     narrow, wide = SineNetConfig(hidden_channels=16), SineNetConfig()
@@ -225,6 +247,22 @@ def test_budget_search_recovers_the_published_multipliers_and_matches_the_unet()
                                          r"hidden_channels=8 reaches with channel multipliers in \[1, 4.0\]: 14723 to "
                                          r"548915$"):
         multiplier_for_budget(TINY, SMOKE, 1000)
+
+
+def test_budget_search_at_both_ends_of_the_reachable_range() -> None:
+    """Width 8, two levels: the count stays at its multiplier-1 value (14723) until level 2 reaches 9 channels
+    (`int(8 m**2)`, at m = sqrt(9/8)), so that budget gives the largest multiplier below the step, within the
+    search's 1e-4; the count at the highest multiplier (548915) gives just below it. Both ends are reachable
+    budgets, one parameter beyond either is refused."""
+    config = SineNetConfig(hidden_channels=8, waves=2, channel_multiplier=1.5, levels=2)
+    step = (9 / 8) ** 0.5
+    assert step - 1e-4 <= multiplier_for_budget(config, SMOKE, 14723) < step
+    assert 4.0 - 1e-4 <= multiplier_for_budget(config, SMOKE, 548915) < 4.0
+    for budget in (14722, 548916):
+        with pytest.raises(ValueError, match=rf"^a budget of {budget} parameters is outside what model sinenet with "
+                                             r"waves=2 and hidden_channels=8 reaches with channel multipliers in "
+                                             r"\[1, 4.0\]: 14723 to 548915$"):
+            multiplier_for_budget(config, SMOKE, budget)
 
 
 def test_reference_yaml_is_the_published_sinenet8(compose_cfg) -> None:
