@@ -13,8 +13,8 @@ from omegaconf import OmegaConf
 from torch_geometric.data import Batch
 from torch_geometric.nn import MessagePassing
 
-from baselines import NetSpec, build_model, model_config
-from baselines.graphs import grid_graph
+from baselines import NetSpec, build_model, check_model_spec, model_config
+from baselines.graphs import RADIUS_SLACK, grid_graph
 from baselines.mpnn import MPNN, MPNNConfig
 from pdebench.cli.common import check_command_line
 from pdebench.data.grid import Grid
@@ -23,15 +23,16 @@ from pdebench.forecast.targets import DifferenceTarget
 from pdebench.training.config import train_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model" / "mpnn.yaml"
-TINY = MPNNConfig.tiny()
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_net(spec: NetSpec, **overrides: object) -> MPNN:
+    """`MPNNConfig.tiny()` with `overrides`, built for `spec` (tiny() is called here, when the test runs)."""
     torch.manual_seed(0)
-    return build_model(model_config({**OmegaConf.to_container(OmegaConf.structured(TINY)), **overrides}), spec)
+    tiny = OmegaConf.to_container(OmegaConf.structured(MPNNConfig.tiny()))
+    return build_model(model_config({**tiny, **overrides}), spec)
 
 
 def neighbour_offsets(graph, node: int) -> list[tuple[float, ...]]:
@@ -43,7 +44,7 @@ def neighbour_offsets(graph, node: int) -> list[tuple[float, ...]]:
 # --- the layer ----------------------------------------------------------------------------------------------------
 def test_processor_layers_are_torch_geometric_message_passing_with_mean_aggregation() -> None:
     net = tiny_net(NetSpec(("u",), 1, 1, (), Grid.uniform("periodic", (16,))))
-    assert len(net.layers) == TINY.n_layers
+    assert len(net.layers) == MPNNConfig.tiny().n_layers
     for layer in net.layers:
         assert isinstance(layer, MessagePassing)
         assert type(layer.aggr_module).__name__ == "MeanAggregation"
@@ -56,7 +57,7 @@ def test_processor_layer_equals_mp_pde_written_out_by_hand() -> None:
     net = tiny_net(spec).double()
     layer, graph = net.layers[0], net.graph.batch(2, torch.device("cpu"), torch.float64)
     n = 2 * 30
-    h, u, cond = (torch.randn(n, k, dtype=torch.float64) for k in (TINY.hidden_channels, 4, 2))
+    h, u, cond = (torch.randn(n, k, dtype=torch.float64) for k in (MPNNConfig.tiny().hidden_channels, 4, 2))
     source, target = graph.edge_index
     messages = layer.message_net(torch.cat([h[target], h[source], u[target] - u[source], graph.offset, cond[target]],
                                            dim=-1))
@@ -65,6 +66,21 @@ def test_processor_layer_equals_mp_pde_written_out_by_hand() -> None:
     expected = (updated - updated.mean(1, keepdim=True)) / (updated.var(1, unbiased=False, keepdim=True) + 1e-5).sqrt()
     torch.testing.assert_close(layer(h, u, cond, graph.edge_index, graph.offset, graph.batch, 2),
                                expected.view(n, -1))
+
+
+def test_every_mlp_and_the_decoder_apply_swish_as_mp_pde_does() -> None:
+    """Encoder, message and update MLPs compute swish(W2 swish(W1 v)); the decoder Conv1d -> swish -> Conv1d, with no
+    swish on its output (an increment of either sign)."""
+    net = tiny_net(NetSpec(("u",), 2, 2, ("a",), Grid.uniform("periodic", (8,)))).double()
+    silu = torch.nn.functional.silu
+    layer = net.layers[0]
+    for mlp in (net.encoder, layer.message_net, layer.update_net):
+        first, second = (m for m in mlp if isinstance(m, torch.nn.Linear))
+        v = torch.randn(5, first.in_features, dtype=torch.float64)
+        torch.testing.assert_close(mlp(v), silu(second(silu(first(v)))))
+    first, second = (m for m in net.decoder.net if isinstance(m, torch.nn.Conv1d))
+    h = torch.randn(5, MPNNConfig.tiny().hidden_channels, dtype=torch.float64)
+    torch.testing.assert_close(net.decoder(h), second(silu(first(h[:, None]))).flatten(1))
 
 
 # --- the graph ----------------------------------------------------------------------------------------------------
@@ -116,8 +132,9 @@ def test_graph_is_built_once_per_grid_and_cached_per_device() -> None:
     spec = NetSpec(("u",), 1, 1, (), Grid.uniform("periodic", (16, 8)))
     first, second = tiny_net(spec), tiny_net(NetSpec(("u", "v"), 2, 1, ("a",), Grid.uniform("periodic", (16, 8))))
     assert first.graph is second.graph  # equal grids, same settings: one graph
-    assert grid_graph(Grid.uniform("periodic", (16, 8)), TINY.radius, TINY.max_neighbours) is first.graph
-    assert grid_graph(spec.grid, TINY.radius + 1, TINY.max_neighbours) is not first.graph
+    tiny = MPNNConfig.tiny()
+    assert grid_graph(Grid.uniform("periodic", (16, 8)), tiny.radius, tiny.max_neighbours) is first.graph
+    assert grid_graph(spec.grid, tiny.radius + 1, tiny.max_neighbours) is not first.graph
     data = first.graph.data(torch.device("cpu"), torch.float32)
     assert first.graph.data(torch.device("cpu"), torch.float32) is data
     batch = first.graph.batch(3, torch.device("cpu"), torch.float32)
@@ -339,9 +356,10 @@ def test_residual_output_adds_increments_to_the_last_frame_of_each_field() -> No
 
 
 def test_node_position_is_each_coordinate_scaled_to_the_unit_interval_between_values_and_conditioning() -> None:
-    """On a 5 x 3 grid whose axes start away from 0 and span different lengths (x: 2.0..3.2, y: -1..5), the encoder
-    reads [history frames, x scaled to [0, 1], y scaled to [0, 1], conditioning] per node, nodes in C order."""
-    grid = Grid("box", ("x", "y"), (2.0 + 0.3 * np.arange(5), -1.0 + 3.0 * np.arange(3)))
+    """On a 5 x 3 grid whose axes start away from 0 and span different lengths, one shorter than 1 (x: 2.0..2.6,
+    y: -1..5), the encoder reads [history frames, x scaled to [0, 1], y scaled to [0, 1], conditioning] per node,
+    nodes in C order."""
+    grid = Grid("box", ("x", "y"), (2.0 + 0.15 * np.arange(5), -1.0 + 3.0 * np.arange(3)))
     spec = NetSpec(("u",), 2, 1, ("a",), grid)
     net = tiny_net(spec, node_position=True)
     seen = []
@@ -379,7 +397,7 @@ def test_the_smallest_settings_build_a_working_net() -> None:
     net = tiny_net(spec, **smallest)
     assert net(torch.randn(1, 1, 8), torch.zeros(1, 0)).shape == (1, 1, 8)
     assert (net.graph.in_degree == 1).all()
-    whole = tiny_net(spec, decoder_kernel=TINY.hidden_channels, decoder_stride=1)
+    whole = tiny_net(spec, decoder_kernel=MPNNConfig.tiny().hidden_channels, decoder_stride=1)
     assert whole.decoder.net[-1].kernel_size == (1,)
     # hidden 16, kernel 4, stride 2: (16 - 4) // 2 + 1 = 7 positions, so a bundle of 7 leaves a kernel of 1
     bundle_seven = tiny_net(NetSpec(("u",), 1, 7, (), spec.grid))
@@ -388,6 +406,18 @@ def test_the_smallest_settings_build_a_working_net() -> None:
     with pytest.raises(InvalidSetting, match=r"cannot emit bundle=8 frames: its first decoder convolution leaves 7 "):
         tiny_net(NetSpec(("u",), 1, 8, (), spec.grid))
 
+
+
+def test_tiny_config_is_smaller_than_the_published_one() -> None:
+    """`tiny()` promises a net small enough for a smoke test: narrower, shallower, with fewer decoder channels and a
+    shorter radius than the published defaults, and under 2% of their parameters on MP-PDE's 1-D data."""
+    tiny, full = MPNNConfig.tiny(), MPNNConfig()
+    for key in ("hidden_channels", "n_layers", "decoder_channels", "radius"):
+        assert getattr(tiny, key) < getattr(full, key), key
+    spec = NetSpec(("u",), 25, 5, ("t",), Grid.uniform("periodic", (100,)))
+    with torch.device("meta"):
+        counts = [sum(p.numel() for p in build_model(config, spec).parameters()) for config in (tiny, full)]
+    assert counts[0] < counts[1] / 50
 
 @pytest.mark.slow  # trains for hundreds of steps
 def test_overfits_one_tiny_batch() -> None:
@@ -545,6 +575,35 @@ def test_the_residual_output_serves_the_state_target_only() -> None:
     for target in ("difference", "derivative"):
         MPNNConfig(residual=False).check_target(target)
 
+
+
+def test_the_half_way_refusal_starts_where_the_graph_reaches_the_opposite_point() -> None:
+    """The graph keeps edges up to `radius * (1 + RADIUS_SLACK)` spacings: the radius that puts this bound exactly at
+    the opposite point of 6 periodic points (3 spacings away) links it, and is refused; on the sphere longitude wraps
+    through 3-D positions, so a radius reaching half-way round its 12-point ring is served."""
+    grid = Grid.uniform("periodic", (6,))
+    radius = 3.0 / (1 + RADIUS_SLACK)
+    assert radius * (1 + RADIUS_SLACK) == 3.0 and radius < 3.0
+    assert 3.0 in np.abs(grid_graph(grid, radius, 32).offset)
+    with pytest.raises(InvalidSetting, match=r"^model mpnn's neighbourhood \(model.radius=3 grid spacings\) reaches "
+                                             r"half-way round the periodic axis x of 6 points"):
+        check_model_spec({"name": "mpnn", "radius": radius}, NetSpec(("u",), 1, 1, (), grid))
+    sphere = NetSpec(("h",), 1, 1, (), Grid.uniform("sphere", (6, 12)))
+    check_model_spec({"name": "mpnn", "radius": 6.0}, sphere)
+    net = tiny_net(sphere, radius=6.0)
+    assert torch.isfinite(net(torch.randn(1, 1, 6, 12), torch.zeros(1, 0))).all()
+
+
+def test_a_checkpoint_holds_the_weights_only_and_loads_on_another_grid() -> None:
+    """The node positions and step counts are rebuilt from the grid and the bundle, not saved: the state dict is the
+    parameters, and the weights of a net built on 16 points load (strictly) into one built on 24 points."""
+    small = tiny_net(NetSpec(("u",), 2, 3, ("a",), Grid.uniform("periodic", (16,))), node_position=True)
+    large = tiny_net(NetSpec(("u",), 2, 3, ("a",), Grid.uniform("periodic", (24,))), node_position=True)
+    state = small.state_dict()
+    assert state.keys() == dict(small.named_parameters()).keys()
+    large.load_state_dict(state)
+    assert all(torch.equal(p, state[name]) for name, p in large.named_parameters())
+    assert large(torch.randn(1, 2, 24), torch.zeros(1, 1)).shape == (1, 3, 24)
 
 def test_inputs_on_another_grid_are_refused() -> None:
     net = tiny_net(NetSpec(("u",), 1, 1, (), Grid.uniform("periodic", (16,))))
