@@ -188,7 +188,7 @@ def test_same_seed_same_trajectory_whatever_the_batch(tiny_generator, tiny_batch
     assert np.array_equal(again[0], tiny_batch.fields["vorticity"][1])
 
 
-@pytest.mark.parametrize("n", [64, 96, 128, 448])
+@pytest.mark.parametrize("n", [64, 96, 128, pytest.param(448, marks=pytest.mark.slow)])  # 448: the paper DNS
 def test_solver_rows_do_not_depend_on_the_batch(n):
     """The batched 1-D FFTs of the solver round each trajectory the same whatever the batch around it."""
     w = torch.from_numpy(4.0 * np.stack([random_vorticity_spectrum(np.random.default_rng(i), n, 12) for i in range(3)]))

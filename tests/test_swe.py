@@ -97,7 +97,8 @@ def test_wind_round_trip_and_vorticity_of_solid_body_rotation_to_1e_12() -> None
 
 
 # --- physics ------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("n_lat", "time_step", "days"), [(32, 900.0, 5), (96, 300.0, 1)])
+@pytest.mark.parametrize(("n_lat", "time_step", "days"),
+                         [(32, 900.0, 5), pytest.param(96, 300.0, 1, marks=pytest.mark.slow)])  # 96: the small grid
 def test_williamson2_stays_steady_rel_height_error_1e_6(n_lat: int, time_step: float, days: int) -> None:
     """Steady geostrophic flow with the production hyperdiffusion: 5 days on T21, and 1 day on the benchmark grid
     (T63, 96 x 192; the full 5 days there take ~10 s of one core, `scripts/bench_datagen_swe.py --validate`
