@@ -43,6 +43,8 @@ def _tuned_settings_untouched() -> Iterator[None]:
     if after != before or folder.exists() != existed:
         if not existed:
             shutil.rmtree(folder)
+        else:
+            folder.mkdir(exist_ok=True)  # a test may have removed it whole
         for name in after.keys() - before.keys():
             (folder / name).unlink(missing_ok=True)
         for name, content in before.items():
