@@ -253,6 +253,12 @@ def test_a_recorded_winner_is_what_the_row_trains_with_and_says_so(compose_cfg, 
     assert recipe_deviations(by_hand) == ["lr: 0.01 (the recipe says 0.003)"]
 
 
+def test_tuned_settings_live_in_the_config_trees_tuned_folder_unless_a_folder_is_given(tmp_path: Path) -> None:
+    """`make tune` writes, and every experiment reads, `conf/tuned/<dataset>.yaml` by default (docs/recipes.md)."""
+    assert tuned_path(None, "ks") == Path(CONFIG_DIR) / "tuned" / "ks.yaml"
+    assert tuned_path(tmp_path, "swe") == tmp_path / "swe.yaml"
+
+
 def test_every_row_of_a_dataset_is_tuned_with_the_same_number_of_trials(tmp_path: Path) -> None:
     write_tuned(tmp_path, "ks", "fno", record(n_trials=2))
     write_tuned(tmp_path, "ks", "fno", record(n_trials=2, lr=5e-3))  # the same row again replaces its winner
