@@ -75,23 +75,27 @@ def test_the_schedule_maps_steps_to_interpolation_times(extra: int, times: list[
     torch.testing.assert_close(net.step_time(torch.arange(net.n_steps)), torch.tensor(times, dtype=torch.float32))
 
 
-def hand_walk(net: DYffusion, frames: Tensor, cond: Tensor, cold: bool, refine: bool) -> Tensor:
-    """Algorithm 1 of the paper, written out for k = 0 (times 0..h-1) with the net's two calls."""
+def hand_walk(net: DYffusion, frames: Tensor, cond: Tensor, cold: bool, refine: bool,
+              times: list[float] | None = None) -> Tensor:
+    """Algorithm 1 of the paper, written out with the net's two calls over the steps' interpolation `times` (default
+    0..h-1, k = 0); the states reached at the whole times 1..h-1 are the intermediate frames."""
     h, batch = net.horizon, frames.shape[0]
+    times = list(range(h)) if times is None else times
     x0 = frames[:, :, -1:]
 
     def at(t: float) -> Tensor:
         return torch.full((batch,), float(t))
 
     state, reached = x0, {}
-    for s in range(h):
-        forecast = net.forecast(state, frames, at(s), cond)
-        if s == h - 1:
+    for s in range(len(times)):
+        forecast = net.forecast(state, frames, at(times[s]), cond)
+        if s == len(times) - 1:
             break
-        upcoming = net.interpolate(frames, forecast, at(s + 1), cond)
-        current = x0 if s == 0 else net.interpolate(frames, forecast, at(s), cond)
+        upcoming = net.interpolate(frames, forecast, at(times[s + 1]), cond)
+        current = x0 if s == 0 else net.interpolate(frames, forecast, at(times[s]), cond)
         state = state - current + upcoming if cold else upcoming
-        reached[s + 1] = state
+        if times[s + 1] in range(1, h):
+            reached[int(times[s + 1])] = state
     if refine:
         reached = {i: net.interpolate(frames, forecast, at(i), cond) for i in range(1, h)}
     return torch.cat([*(reached[i] for i in range(1, h)), forecast], dim=2)
@@ -113,6 +117,43 @@ def test_sampling_walks_the_schedule_as_algorithm_1(sampling: str, refine: bool)
     assert out.shape == (2, 4, 32)
     if not refine:  # refined frames read only the last forecast, which the walk's kind does not change
         assert (expected[:, :, :-1] - other[:, :, :-1]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("sampling", ["cold", "naive"])
+@pytest.mark.parametrize("refine", [True, False])
+def test_sampling_with_extra_steps_walks_the_fractional_times_first(sampling: str, refine: bool) -> None:
+    """k = 2 auxiliary steps: one call equals the hand-written walk over the times 0, 1/3, 2/3, 1, 2, 3, whose frames
+    at 1, 2 and 3 are the states reached there (or the refined ones); the extra steps change the forecast."""
+    net = dyffusion(dropout=0.0, sampling=sampling, refine_intermediate=refine, extra_steps=2)
+    batch = trajectory_batch(2, 1)
+    frames, cond = batch.frames, batch.cond
+    with torch.no_grad():
+        out = net(fold_frames(frames), cond)
+        expected = hand_walk(net, frames, cond, sampling == "cold", refine, [0, 1 / 3, 2 / 3, 1, 2, 3])
+        without = hand_walk(net, frames, cond, sampling == "cold", refine)
+    torch.testing.assert_close(out, fold_frames(expected), rtol=0, atol=1e-6)
+    assert (expected[:, :, -1] - without[:, :, -1]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize(("extra", "sampling", "refine", "calls"), [
+    (0, "cold", True, (4, 1 + 2 + 2 + 3)),
+    (0, "naive", False, (4, 3)),
+    (2, "cold", False, (6, 1 + 4 * 2)),
+    (2, "naive", True, (6, 5 + 3)),
+])
+def test_a_sample_calls_each_net_only_for_the_frames_it_uses(
+        extra: int, sampling: str, refine: bool, calls: tuple[int, int]) -> None:
+    """The cost of one sample (h = 4, N = 4 + k steps): N forecaster calls, and interpolator calls for each step's
+    move but the last (cold: two, the first step one; naive: one) plus h - 1 when refining; the last step's forecast
+    is the frame at h, with no move after it, and time 0 is never refined (it is the input)."""
+    net = dyffusion(dropout=0.0, sampling=sampling, refine_intermediate=refine, extra_steps=extra)
+    counts = {"forecaster": 0, "interpolator": 0}
+    for name in counts:
+        getattr(net, name).register_forward_hook(lambda *args, name=name: counts.__setitem__(name, counts[name] + 1))
+    batch = trajectory_batch(2, 1)
+    with torch.no_grad():
+        net(fold_frames(batch.frames), batch.cond)
+    assert (counts["forecaster"], counts["interpolator"]) == calls
 
 
 def test_refining_changes_the_intermediate_frames_only() -> None:
@@ -244,6 +285,20 @@ def test_the_two_nets_read_their_frames_and_the_interpolation_time_over_the_hori
     torch.testing.assert_close(net.forecaster.calls[-1][1][:, 1], torch.full((3,), 0.5), rtol=0, atol=0)
 
 
+def test_the_interpolation_time_is_divided_in_the_conditionings_precision() -> None:
+    """A double-precision caller passing its times as float32 or as whole step numbers gets i / h computed in double
+    precision (h = 3: 1/3 and 2/3 to the last bit), not rounded to float32 first."""
+    spec = NetSpec(("u",), 1, 3, ("nu",), Grid.uniform("periodic", (8,)))
+    net = build_model({"name": "dyffusion", "backbone": UNET}, spec)
+    net.interpolator = Recorder(1)
+    frames, last = torch.randn(2, 1, 1, 8, dtype=torch.float64), torch.randn(2, 1, 1, 8, dtype=torch.float64)
+    cond = torch.zeros(2, 1, dtype=torch.float64)
+    for time in (torch.tensor([1.0, 2.0]), torch.tensor([1, 2])):
+        net.interpolate(frames, last, time, cond)
+        seen = net.interpolator.calls[-1][1]
+        torch.testing.assert_close(seen[:, 1], torch.tensor([1 / 3, 2 / 3], dtype=torch.float64), rtol=0, atol=0)
+
+
 def test_seeded_dropout_keeps_the_draws_at_or_above_p_and_scales_by_one_over_one_minus_p() -> None:
     """The mask is `rand >= p` drawn from the given generator, the kept values divided by 1 - p (inverted dropout);
     switched off, the activation's output passes unchanged; p = 0 places nothing."""
@@ -259,6 +314,14 @@ def test_seeded_dropout_keeps_the_draws_at_or_above_p_and_scales_by_one_over_one
     torch.testing.assert_close(dropped, plain * keep / 0.75, rtol=0, atol=1e-7)
     assert 0 < int(keep.sum()) < 30
     assert SeededDropout(nn.Sequential(nn.GELU()), 0.0).n_sites == 0
+    # at the boundary: with p equal to the first draw, that draw is kept (at or above p) and scaled
+    p = torch.rand(1, generator=torch.Generator().manual_seed(3)).item()
+    at_p = SeededDropout(net, p)
+    dropout.active = False
+    at_p.active, at_p.generator = True, torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        dropped = net(x)
+    assert dropped[0, 0].item() == pytest.approx(plain[0, 0].item() / (1 - p), rel=1e-6) and plain[0, 0].abs() > 1e-3
 
 
 # --- the two objectives -------------------------------------------------------------------------------------------
@@ -394,6 +457,13 @@ WEIGHTS = "expected [lambda_1, lambda_2], lambda_1 > 0 and lambda_2 >= 0"
          f"model.reconstruction_weights=[1.0] for model dyffusion is not valid: {WEIGHTS}"),
         ({"extra_steps": -1}, "model.extra_steps=-1 for model dyffusion is not valid: expected a number of auxiliary "
                               "sampling steps, a whole number >= 0"),
+        ({"backbone": {"name": "unet", "widht": 8}},
+         "unknown key(s) model.backbone.widht for the backbone unet of dyffusion; valid keys: name, hidden_channels, "
+         "channel_multipliers, blocks_per_level, mid_attention, attention_heads, norm_groups, head_norm_groups, "
+         "scale_shift"),
+        ({"backbone": {"name": "unet", "hidden_channels": 0}},
+         "model.backbone.hidden_channels=0 for the backbone unet of dyffusion is not valid: expected a whole number "
+         ">= 1"),
     ],
 )
 def test_bad_settings_are_refused_by_name(settings: dict, message: str) -> None:
@@ -452,12 +522,15 @@ def test_a_backbone_without_dropout_sites_is_refused_unless_dropout_is_off() -> 
 def test_other_objectives_targets_and_horizons_are_refused(compose_cfg) -> None:
     from pdebench.training.config import train_config
 
-    with pytest.raises(InvalidSetting, match=r"model=dyffusion is trained in two stages by "
-                                             r"objective=dyffusion_interpolator then objective=dyffusion_forecaster, "
-                                             r"not objective=onestep; use experiment=<dataset>_dyffusion"):
+    with pytest.raises(InvalidSetting) as error:
         train_config(compose_cfg("train", ["model=dyffusion"]))
-    with pytest.raises(InvalidSetting, match="objective.target=difference cannot be decoded from model dyffusion"):
+    assert str(error.value) == ("model=dyffusion is trained in two stages by objective=dyffusion_interpolator then "
+                                "objective=dyffusion_forecaster, not objective=onestep; use "
+                                "experiment=<dataset>_dyffusion, which runs both")
+    with pytest.raises(InvalidSetting) as error:
         train_config(compose_cfg("train", ["experiment=ks_dyffusion", "objective.target=difference"]))
+    assert str(error.value) == ("objective.target=difference cannot be decoded from model dyffusion, whose nets "
+                                "interpolate and forecast states; use objective.target=state")
     with pytest.raises(InvalidSetting, match="objective.bundle=1 leaves DYffusion's interpolator no frame"):
         make_objective(ObjectiveConfig(name="dyffusion_interpolator", bundle=1))
     with pytest.raises(InvalidSetting, match="stage=forecster is not a stage of this run; its stages: "
