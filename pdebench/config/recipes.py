@@ -25,7 +25,7 @@ import yaml
 from pdebench.config.checks import format_value
 from pdebench.config.loading import ConfigError, plain_config, typed_settings
 from pdebench.config.location import CONFIG_DIR
-from pdebench.config.schemas import RECIPE_KEYS, TrainConfig, TuningRecord
+from pdebench.config.schemas import RECIPE_KEYS, RecipeConfig, TrainConfig, TuningRecord
 from pdebench.data.atomic import atomic_file
 from pdebench.errors import InvalidSetting
 
@@ -110,12 +110,9 @@ def run_value(cfg: TrainConfig, key: str) -> Any:
     return value
 
 
-def recipe_value(cfg: TrainConfig, name: str) -> Any:
-    """What the run's recipe asks of setting `name`: its own value, or for `lr` and `weight_decay` its row's tuned
-    winner where one is recorded."""
-    recipe = cfg.recipe
-    if recipe is None:
-        raise ValueError("the run follows no recipe")
+def recipe_value(recipe: RecipeConfig, name: str) -> Any:
+    """What `recipe` asks of setting `name`: its own value, or for `lr` and `weight_decay` its row's tuned winner
+    where one is recorded."""
     if name in ("lr", "weight_decay") and recipe.tuning is not None:
         return getattr(recipe.tuning, name)
     return getattr(recipe, name)
@@ -129,7 +126,7 @@ def recipe_deviations(cfg: TrainConfig) -> list[str]:
         return []
     deviations = []
     for name, key in RECIPE_KEYS.items():
-        used, asked = run_value(cfg, key), recipe_value(cfg, name)
+        used, asked = run_value(cfg, key), recipe_value(cfg.recipe, name)
         if used == asked:
             continue
         reason = cfg.recipe.reasons.get(name) or f"the recipe says {format_value(asked)}"
