@@ -584,6 +584,8 @@ def test_the_refinement_objective_scores_the_nets_pair_on_the_difference_label_a
     objective.start_batch(noise_seed(1, 0, 5))
     objective.loss(fc, batch)
     assert torch.equal(fc.net.seen[-1][3], step) and torch.equal(fc.net.seen[-1][4], noise)  # the step's own stream
+    objective.loss(fc, batch)  # a second loss on the same batch stream continues it: fresh steps and noise
+    assert not torch.equal(fc.net.seen[-1][3], step) and not torch.equal(fc.net.seen[-1][4], noise)
 
 
 def test_a_net_and_an_objective_that_do_not_fit_are_refused_in_one_sentence() -> None:
@@ -638,3 +640,348 @@ def test_dyffusion_stages_read_history_and_horizon_and_validate_on_the_complete_
     short = TrajectoryBatch(frames[:, :, :5], torch.zeros(2, 0), torch.ones(2), torch.arange(2))
     with pytest.raises(ValueError, match=r"^validation trajectories of 5 model frames hold no window of 6$"):
         objective.validation_errors(fc, short)
+
+
+def test_relative_l2_of_a_zero_target_is_the_error_over_eps() -> None:
+    """eps keeps the relative error of an all-zero target finite and positive: ||(3, 4)|| / 1e-8."""
+    loss = relative_l2_loss(torch.tensor([[3.0, 4.0]], dtype=torch.float64), torch.zeros(1, 2, dtype=torch.float64))
+    assert loss.item() == pytest.approx(5e8, rel=1e-9)
+
+
+def test_a_batch_stream_continues_from_draw_to_draw_in_the_drawn_tensors_dtype() -> None:
+    """After `start_batch(seed)` successive draws continue one stream seeded `seed` (two draws are not the same
+    noise), in the dtype of the tensor they are shaped like; `start_batch` again restarts it; without it the draws
+    come from the global torch stream."""
+    randomness = OneStep(objective_config(input_noise_std=0.1))
+    like = torch.zeros(3, dtype=torch.float64)
+    randomness.start_batch(7)
+    first, second = randomness.gaussian_like(like), randomness.gaussian_like(like)
+    expected = torch.randn(6, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    assert first.dtype == second.dtype == torch.float64
+    assert torch.equal(torch.cat([first, second]), expected)
+    randomness.start_batch(7)
+    assert torch.equal(randomness.gaussian_like(like), first)
+    torch.manual_seed(3)
+    unseeded = OneStep(objective_config(input_noise_std=0.1)).gaussian_like(like)
+    torch.manual_seed(3)
+    assert torch.equal(unseeded, torch.randn(3, dtype=torch.float64))
+
+
+def test_unroll_refusals_and_the_dyffusion_horizon_are_whole_sentences() -> None:
+    """An unrolled objective without a step and DYffusion's interpolator without a frame between x_0 and x_h are
+    refused in one sentence naming the key and the fix; h = 2, the shortest horizon, is accepted."""
+    cases = [
+        (objective_config("pushforward"), "objective.unroll_steps=0 gives pushforward no unrolled step; set "
+         "objective.unroll_steps to at least 1 (MP-PDE: 1), or use objective=onestep"),
+        (objective_config("unrolled"), "objective.unroll_steps=0 gives unrolled training no step; set "
+         "objective.unroll_steps to the number of steps to backpropagate through (>= 1)"),
+        (objective_config("dyffusion_interpolator"), "objective.bundle=1 leaves DYffusion's interpolator no frame "
+         "between x_0 and x_h; set objective.bundle to the horizon h >= 2"),
+    ]
+    for config, message in cases:
+        with pytest.raises(InvalidSetting) as refused:
+            make_objective(config)
+        assert str(refused.value) == message
+    assert window_frames(objective_config("dyffusion_interpolator", bundle=2)) == (1, 2)
+
+
+def test_the_budget_curriculum_needs_at_least_one_step_and_starts_at_stage_zero() -> None:
+    """A budget of 0 optimiser steps is refused (a stage would be 0 steps long), one of 1 step is accepted; before
+    the first `set_step` the curriculum is at stage 0 and unrolls nothing."""
+    objective = Pushforward(objective_config("pushforward", unroll_steps=3, curriculum_fraction=0.5))
+    assert (objective.stage(), objective.draw_steps()) == (0, 0)
+    with pytest.raises(InvalidSetting) as refused:
+        objective.set_step(0, 0)
+    assert str(refused.value) == ("objective.curriculum_fraction=0.5 needs a budget of optimiser steps; set "
+                                  "trainer.max_steps (it is 0) or leave curriculum_fraction null")
+    objective.set_step(1, 1)  # a stage of half a step: step 1 is stage 2
+    assert objective.stage() == 2
+
+
+def test_without_noise_or_an_unroll_to_draw_training_takes_nothing_from_the_global_stream() -> None:
+    """One-step training without input noise, and pushforward at stage 0 (nothing to draw), leave the global torch
+    stream, which dropout masks and the data order also read, untouched: pushforward's first stage is one-step
+    training draw for draw. At stage 1 k is drawn from it."""
+    torch.manual_seed(0)
+    OneStep(objective_config()).loss(scale_forecaster(1.0), geometric_batch(1))
+    objective = Pushforward(objective_config("pushforward", unroll_steps=2))
+    assert objective.draw_steps() == 0
+    after = torch.rand(4)
+    torch.manual_seed(0)
+    assert torch.equal(after, torch.rand(4))
+    objective.set_epoch(1)
+    torch.manual_seed(0)
+    objective.draw_steps()
+    assert not torch.equal(torch.rand(4), after)
+
+
+class AffineRate(nn.Module):
+    """net(x, cond) = a x + cond (one field, one parameter), recording every input it is called on."""
+
+    def __init__(self, a: float) -> None:
+        super().__init__()
+        self.a = nn.Parameter(torch.tensor(a, dtype=torch.float64))
+        self.inputs: list[Tensor] = []
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        self.inputs.append(x.detach().clone())
+        return self.a * x + cond[:, :, None]
+
+
+def test_unrolled_derivative_training_integrates_each_step_and_reads_each_states_labels() -> None:
+    """Two unrolled steps of a heun-integrated rate net r(v) = a v + c on the forward-difference label: step 0 scores
+    r(u_0) against u_1 - u_0; Heun carries u_0 to v_1 = u_0 + (r(u_0) + r(u_0 + r(u_0))) / 2 (one more net call, with
+    the conditioning); step 1 scores r(v_1) against the labels around the state one step on, (u_2 - u_1) + (u_1 - v_1).
+    Three net calls: the last step's output is not integrated further."""
+    a, b = 0.2, TRUE_FACTOR
+    c = torch.tensor([[0.3]], dtype=torch.float64)
+    spec = NetSpec(("u",), 1, 1, ("nu",), Grid.uniform("periodic", (4,)))
+    target = target_from_config({"target": "derivative", "integrator": "heun"})
+    fc = Forecaster(AffineRate(a), Normalizer([0.0], [1.0], [0.0], [1.0]), target, spec)
+    config = objective_config("unrolled", unroll_steps=2, target="derivative", integrator="heun")
+    assert window_spec(config, 1).label_offsets == (0, 1, 1, 2)
+    u = [b**k * U0.view(1, 1, 1, 4) for k in range(3)]
+    batch = WindowBatch(u[0], u[1], c, torch.ones(1, dtype=torch.float64), torch.zeros(1, dtype=torch.long),
+                        torch.cat([u[0], u[1], u[1], u[2]], dim=2))
+    loss = Unrolled(config).loss(fc, batch)
+
+    def rate(v: Tensor) -> Tensor:
+        return a * v + 0.3
+
+    v1 = u[0] + (rate(u[0]) + rate(u[0] + rate(u[0]))) / 2
+    expected = (((rate(u[0]) - (u[1] - u[0])) ** 2).mean() + ((rate(v1) - (u[2] - v1)) ** 2).mean()) / 2
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-12)
+    assert len(fc.net.inputs) == 3
+    torch.testing.assert_close(fc.net.inputs[-1], v1.view(1, 1, 4))
+
+
+class LineDYffusion(nn.Module):
+    """DYffusion's training interface on a stand-in of horizon h, with N = h + 1 schedule steps at the times
+    i(n) = n / 2 up to n = 1, n - 1 after (DYffusion's with one extra step). The interpolator draws the straight line
+    from x_0 to x_h at time i, shifted by the sample's first conditioning value, plus `jitter` times unit noise from
+    the stream `random_stream` sets (its dropout); the forecaster returns its state + i / 10 + the first input frame
+    / 4. Every call is recorded with the time it was given."""
+
+    def __init__(self, horizon: int, weights: tuple[float, float] = (0.5, 0.5), jitter: float = 0.0) -> None:
+        super().__init__()
+        self.horizon, self.reconstruction_weights, self.jitter = horizon, weights, jitter
+        self.stream: torch.Generator | None = None
+        self.calls: list[tuple[str, Tensor]] = []
+
+    @property
+    def n_steps(self) -> int:
+        return self.horizon + 1
+
+    def step_time(self, n: Tensor | int) -> Tensor:
+        n = torch.as_tensor(n, dtype=torch.float32)
+        return torch.where(n >= 2, n - 1, n / 2)
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        return x
+
+    @contextlib.contextmanager
+    def random_stream(self, generator: torch.Generator | None) -> Iterator[None]:
+        previous, self.stream = self.stream, generator
+        try:
+            yield
+        finally:
+            self.stream = previous
+
+    def interpolate(self, frames: Tensor, last: Tensor, time: Tensor, cond: Tensor) -> Tensor:
+        self.calls.append(("interpolate", time.clone()))
+        start = frames[:, :, -1:]
+        line = start + (last - start) * (time / self.horizon).view(-1, 1, 1, 1) + cond[:, :1].view(-1, 1, 1, 1)
+        return line + self.jitter * torch.randn(line.shape, generator=self.stream, dtype=line.dtype)
+
+    def forecast(self, state: Tensor, frames: Tensor, time: Tensor, cond: Tensor) -> Tensor:
+        self.calls.append(("forecast", time.clone()))
+        return state + time.view(-1, 1, 1, 1) / 10 + frames[:, :, :1] / 4
+
+
+def line_forecaster(net: LineDYffusion, n_fields: int = 1, history: int = 1) -> Forecaster:
+    fields = tuple(f"u{k}" for k in range(n_fields))
+    spec = NetSpec(fields, history, net.horizon, ("nu",), Grid.uniform("periodic", (2,)))
+    return Forecaster(net, Normalizer([0.0] * n_fields, [1.0] * n_fields, [0.0], [1.0]), target_from_config({}), spec)
+
+
+def dyffusion_windows(n: int, history: int, horizon: int) -> WindowBatch:
+    """`n` windows of `history + horizon` frames of 2 points, no two frames alike, and one conditioning value each."""
+    frames = torch.randn(n, 1, history + horizon, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    cond = torch.linspace(-0.5, 0.5, n, dtype=torch.float64)[:, None]
+    return WindowBatch(frames[:, :, :history], frames[:, :, history:], cond, torch.ones(n, dtype=torch.float64),
+                       torch.arange(n))
+
+
+def test_the_interpolator_objective_is_the_mse_at_times_drawn_from_1_to_h_minus_1_on_the_batch_stream() -> None:
+    """h = 4, 32 windows: every time 1..3 is drawn, given in the frames' precision, and the loss is the mse of
+    I(x_0, x_h, i) (the line, shifted by the conditioning) against the window's frame at i. The times and the
+    dropout come from the batch's stream: the same under another global seed, and a second loss on the stream draws
+    afresh."""
+    net = LineDYffusion(4)
+    batch = dyffusion_windows(32, 1, 4)
+    objective = make_objective(objective_config("dyffusion_interpolator", bundle=4))
+    objective.start_batch(3)
+    loss = objective.loss(line_forecaster(net), batch)
+    (kind, time), = net.calls
+    assert kind == "interpolate" and set(time.tolist()) == {1.0, 2.0, 3.0} and time.dtype == torch.float64
+    start, last = batch.inputs[:, :, -1:], batch.targets[:, :, -1:]
+    guess = start + (last - start) * (time / 4).view(-1, 1, 1, 1) + batch.cond.view(-1, 1, 1, 1)
+    truth = batch.targets[torch.arange(32), :, time.long() - 1].unsqueeze(2)
+    assert loss.item() == pytest.approx(((guess - truth) ** 2).mean().item(), rel=1e-12)
+    net = LineDYffusion(4, jitter=0.1)
+    losses = []
+    for global_seed in (0, 1):
+        torch.manual_seed(global_seed)
+        objective.start_batch(3)
+        losses.append(objective.loss(line_forecaster(net), batch).item())
+    losses.append(objective.loss(line_forecaster(net), batch).item())
+    assert losses[0] == losses[1] != losses[2]
+
+
+def test_the_forecaster_objective_scores_both_terms_against_x_h() -> None:
+    """h = 3 (N = 4 steps at times 0, 1/2, 1, 2), history 2, weights (0.7, 0.3), 24 windows: each sample's step n is
+    read from the time its first forecast is given, and every step is drawn. The estimate is x_0 at n = 0 and the
+    interpolation at i(n) otherwise; the first term scores F(estimate, frames, i(n)) against x_h; the second,
+    for the samples with n + 1 < N, interpolates between x_0 and that prediction at i(n + 1), forecasts again from
+    there and scores that against x_h: 0.7 term_1 + 0.3 term_2, computed by hand."""
+    net = LineDYffusion(3, weights=(0.7, 0.3))
+    batch = dyffusion_windows(24, 2, 3)
+    objective = make_objective(objective_config("dyffusion_forecaster", history=2, bundle=3))
+    objective.start_batch(5)
+    loss = objective.loss(line_forecaster(net, history=2), batch)
+    time = net.calls[1][1]
+    assert [kind for kind, _ in net.calls] == ["interpolate", "forecast", "interpolate", "forecast"]
+    assert all(given.dtype == torch.float64 for _, given in net.calls)  # the times in the frames' precision
+    step = torch.where(time >= 1, time + 1, 2 * time).long()
+    assert set(step.tolist()) == {0, 1, 2, 3}
+
+    def at(values: Tensor) -> Tensor:
+        return values.to(torch.float64).view(-1, 1, 1, 1)
+
+    first, start, last, cond = batch.inputs[:, :, :1], batch.inputs[:, :, -1:], batch.targets[:, :, -1:], batch.cond
+    i = torch.tensor([0.0, 0.5, 1.0, 2.0, 3.0], dtype=torch.float64)
+    estimate = torch.where(at(step) == 0, start, start + (last - start) * at(i[step]) / 3 + at(cond))
+    prediction = estimate + at(i[step]) / 10 + first / 4
+    rows = step < 3
+    again = start[rows] + (prediction[rows] - start[rows]) * at(i[step[rows] + 1]) / 3 + at(cond[rows])
+    second = again + at(i[step[rows] + 1]) / 10 + first[rows] / 4
+    expected = 0.7 * ((prediction - last) ** 2).mean() + 0.3 * ((second - last[rows]) ** 2).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-12)
+    net = LineDYffusion(3, jitter=0.1)
+    losses = []
+    for global_seed in (0, 1):
+        torch.manual_seed(global_seed)
+        objective.start_batch(5)
+        losses.append(objective.loss(line_forecaster(net, history=2), batch).item())
+    losses.append(objective.loss(line_forecaster(net, history=2), batch).item())
+    assert losses[0] == losses[1] != losses[2]
+
+
+def test_the_interpolation_metric_scores_each_window_every_h_frames_per_trajectory() -> None:
+    """Two fields u_k = k^2 and 2 k^2, h = 2, 7 frames: the windows start at 0, 2 and 4 (every h frames); the line
+    shifted by the conditioning c misses the middle frame (s + 1)^2 by 1 + c and 2 + c, so the nRMSE is
+    sqrt(3 ((1 + c)^2 + (2 + c)^2) / (5 (1 + 81 + 625))); one trajectory alone, and none, are scored too. The
+    dropout is seeded by the first trajectory's index: the same under another global seed, other for other
+    trajectories."""
+    objective = make_objective(objective_config("dyffusion_interpolator", bundle=2))
+    squares = (torch.arange(7.0, dtype=torch.float64) ** 2).view(1, 1, 7, 1)
+    frames = torch.cat([squares, 2 * squares], dim=1).expand(3, 2, 7, 2)
+    cond = torch.tensor([[0.0], [1.0], [-0.5]], dtype=torch.float64)
+    batch = TrajectoryBatch(frames, cond, torch.ones(3, dtype=torch.float64), torch.tensor([4, 5, 6]))
+    forecaster = line_forecaster(LineDYffusion(2), n_fields=2)
+    expected = (3 * ((1 + cond[:, 0]) ** 2 + (2 + cond[:, 0]) ** 2) / (5 * 707)).sqrt()
+    torch.testing.assert_close(objective.validation_errors(forecaster, batch), expected, rtol=1e-12, atol=0)
+    one = TrajectoryBatch(frames[1:2], cond[1:2], torch.ones(1, dtype=torch.float64), torch.tensor([5]))
+    torch.testing.assert_close(objective.validation_errors(forecaster, one), expected[1:2], rtol=1e-12, atol=0)
+    none = TrajectoryBatch(frames[:0], cond[:0], torch.ones(0, dtype=torch.float64), torch.zeros(0, dtype=torch.long))
+    assert objective.validation_errors(forecaster, none).shape == (0,)
+    forecaster = line_forecaster(LineDYffusion(2, jitter=0.1), n_fields=2)
+    errors = []
+    for global_seed, index in ((0, [4, 5, 6]), (1, [4, 5, 6]), (0, [7, 8, 9])):
+        torch.manual_seed(global_seed)
+        errors.append(objective.validation_errors(forecaster, dataclasses.replace(batch, index=torch.tensor(index))))
+    assert torch.equal(errors[0], errors[1]) and not torch.equal(errors[0], errors[2])
+
+
+def test_input_noise_is_the_batch_streams_draw_times_the_std_on_each_step_the_net_sees() -> None:
+    """Unrolled over two steps with input_noise_std 0.1 and the net a u: the net sees u_0 + 0.1 n_1, then
+    a (u_0 + 0.1 n_1) + 0.1 n_2, n_1 and n_2 the batch stream's next two draws shaped like one frame (the
+    frame it sees, not the whole window)."""
+    fc = scale_forecaster(0.5)
+    objective = Unrolled(objective_config("unrolled", unroll_steps=2, input_noise_std=0.1))
+    objective.start_batch(7)
+    objective.loss(fc, geometric_batch(2))
+    stream = torch.Generator().manual_seed(7)
+    n_1, n_2 = (torch.randn(1, 4, generator=stream, dtype=torch.float64) for _ in range(2))
+    seen_first = U0.view(1, 4) + 0.1 * n_1
+    torch.testing.assert_close(fc.net.inputs[0].view(1, 4), seen_first, rtol=1e-12, atol=0)
+    torch.testing.assert_close(fc.net.inputs[1].view(1, 4), 0.5 * seen_first + 0.1 * n_2, rtol=1e-12, atol=0)
+
+
+def test_noise_seeds_span_64_bits() -> None:
+    """A seed per rank and step out of 2**64, not 2**32: a run of millions of steps on many ranks would otherwise
+    repeat noise patterns (a 32-bit birthday collision is likely after ~10**5 draws)."""
+    assert max(noise_seed(5, rank, step) for rank in range(3) for step in range(3)) >= 2**32
+
+
+def test_a_derivative_label_without_its_stored_frames_is_refused_in_one_sentence() -> None:
+    """A batch without `labels` (windows not sized by window_spec) is refused naming the target, the frames it needs
+    and the fix."""
+    fc = scale_forecaster(0.0, "derivative")
+    with pytest.raises(ValueError) as refused:
+        OneStep(objective_config(target="derivative")).loss(fc, geometric_batch(1))
+    assert str(refused.value) == ("objective.target=derivative needs 2 label frames around the state 0 model steps on, "
+                                  "but the batch holds 0 label frames in all; size the training windows with "
+                                  "window_spec")
+
+
+def test_window_spec_of_objectives_that_size_no_labels_is_their_window_at_the_stride() -> None:
+    """PDE-Refiner's and DYffusion's objectives read no label frames: their spec is `(history, bundle)` model frames,
+    frame_stride stored frames apart."""
+    assert window_spec(objective_config("pderefiner", target="difference", history=2), 4) == WindowSpec(2, 1, 4)
+    assert window_spec(objective_config("dyffusion_forecaster", bundle=3), 2) == WindowSpec(1, 3, 2)
+
+
+def test_window_refusals_count_the_model_frames_and_the_label_frames_before_the_state() -> None:
+    """39 stored frames, a model step every 4: model frames 0, 4, ..., 36, i.e. 10. The forward difference reads
+    the state and the stored frame after it: 0 stored frames before, 1 after."""
+    with pytest.raises(DatasetError) as refused:
+        check_window_fits(objective_config("pushforward", unroll_steps=9), n_train_frames=39, frame_stride=4)
+    assert str(refused.value) == (
+        "objective.name=pushforward, objective.history=1, objective.bundle=1, objective.unroll_steps=9 need training "
+        "windows of 11 model frames (1 in, 10 after), but the train trajectories hold 10 (39 stored frames, "
+        "frame_stride=4); lower one of these settings or generate longer trajectories")
+    with pytest.raises(DatasetError) as refused:
+        check_window_fits(objective_config(target="derivative", fd_spacing=8), n_train_frames=8, frame_stride=4)
+    assert str(refused.value) == (
+        "objective.name=onestep, objective.history=1, objective.bundle=1, objective.target=derivative, "
+        "objective.fd_order=1, objective.fd_spacing=8 need training windows of 9 stored frames (1 model frames in, "
+        "0 after, frame_stride=4, and label frames from 0 stored frames before to 8 after the current state), but "
+        "the train trajectories hold 8 stored frames; lower one of these settings or generate longer trajectories")
+
+
+def test_an_objective_that_names_no_targets_trains_state_and_difference_only() -> None:
+    """A newly registered objective that declares no `targets` may train the state and the difference target (the
+    ones that need nothing of it); another target is refused naming the two. Its `window_frames` (here one frame
+    more after the state than `bundle`), without a `window_spec` of its own, size its windows at the stride."""
+    from pdebench.training.objectives import OBJECTIVES, register_objective
+
+    @register_objective("plain_for_test")
+    class Plain:
+        def __init__(self, config: ObjectiveConfig) -> None:
+            self.config = config
+
+        def window_frames(self) -> tuple[int, int]:
+            return self.config.history, self.config.bundle + 1
+
+    try:
+        for target in ("state", "difference"):
+            assert isinstance(make_objective(objective_config("plain_for_test", target=target)), Plain)
+        for target in ("raw_difference", "derivative"):
+            with pytest.raises(InvalidSetting) as refused:
+                make_objective(objective_config("plain_for_test", target=target))
+            assert str(refused.value) == (f"objective.target={target} cannot be trained with "
+                                          "objective.name=plain_for_test; choose one of: state, difference")
+        assert window_spec(objective_config("plain_for_test", history=3, bundle=2), 4) == WindowSpec(3, 3, 4)
+    finally:
+        del OBJECTIVES["plain_for_test"]
