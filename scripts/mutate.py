@@ -277,7 +277,8 @@ MODULES: dict[str, Module] = {
     # the dataset manifest and its identity hash
     "manifest": Module(
         ("pdebench/data/manifest.py",),
-        ("tests/test_data_schema.py", "tests/test_dataset.py", "tests/hostile/test_manifest_and_generation.py"),
+        ("tests/test_manifest.py", "tests/test_data_schema.py", "tests/test_dataset.py",
+         "tests/hostile/test_manifest_and_generation.py"),
     ),
     "reader": Module(
         ("pdebench/data/reader.py",),

@@ -272,6 +272,11 @@ def _source_problems(path: Path, manifest_path: Path, entry: dict[str, Any],
     return problems
 
 
+def _refuse_constant(name: str) -> None:
+    """NaN, Infinity and -Infinity are no JSON: generation never writes them, and the identity cannot hash them."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def read_manifest(dataset_dir: Path) -> dict[str, Any]:
     """Load and sanity-check `<dataset_dir>/manifest.json`; DatasetError naming it if missing/invalid.
 
@@ -282,8 +287,8 @@ def read_manifest(dataset_dir: Path) -> dict[str, Any]:
     if not path.is_file():  # a FIFO is named, never opened
         raise DatasetError(f"{missing_or_kind(path, 'manifest')}; {_rewrite_hint(dataset_dir)}")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        manifest = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
+    except (OSError, ValueError) as exc:  # ValueError: also UnicodeDecodeError, JSONDecodeError, NaN and Infinity
         raise DatasetError(f"manifest {path} is not valid JSON ({exc}); {_rewrite_hint(dataset_dir)}") from exc
     problem = None
     if not isinstance(manifest, dict):
