@@ -131,6 +131,13 @@ def test_the_identity_is_the_hash_of_the_config_and_the_content_hashes(tmp_path:
     text = '{"config":{"pde":"ks","preset":"tiny","seeds":[1,2]},"content":{"test":"' + content + '","train":"' + (
         content + '"}}')
     assert manifest_hash(ddir) == hashlib.sha256(text.encode()).hexdigest()
+    # the manifest rewritten with its keys in another order (by hand, by another tool) is the same dataset
+    path = ddir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["config"] = dict(reversed(manifest["config"].items()))
+    manifest["splits"] = dict(reversed(manifest["splits"].items()))
+    path.write_text(json.dumps(dict(reversed(manifest.items())), indent=1))
+    assert manifest_hash(ddir) == hashlib.sha256(text.encode()).hexdigest()
 
 
 def test_the_manifest_records_what_was_generated_and_by_which_version(tmp_path: Path) -> None:
@@ -277,11 +284,14 @@ def test_every_foreign_file_that_is_gone_or_differs_is_named(tmp_path: Path) -> 
     with pytest.raises(DatasetError) as info:
         verify_dataset(ddir, ["train"])
     assert str(info.value) == gone
-    foreign_a.write_bytes(b"abd")  # back, same size, other bytes: the checker hashes it whatever the record says
+    foreign_a.write_bytes(b"abcd")
+    foreign_b.write_bytes(b"hellO")  # back to its size, other bytes: the checker hashes it whatever the record says
     assert manifest_problems(ddir, ["train"], whole=False) == [
-        f"foreign file {foreign_a} of split file {train} has sha256 {hashlib.sha256(b'abd').hexdigest()} but manifest "
-        f"{mpath} records {hashlib.sha256(b'abc').hexdigest()}; it changed since it was imported: {IMPORT_AGAIN}",
-        resized]
+        f"foreign file {foreign_a} of split file {train} has bytes 4 but manifest {mpath} records 3; it changed since "
+        f"it was imported: {IMPORT_AGAIN}",
+        f"foreign file {foreign_b} of split file {train} has sha256 {hashlib.sha256(b'hellO').hexdigest()} but "
+        f"manifest {mpath} records {hashlib.sha256(b'hello').hexdigest()}; it changed since it was imported: "
+        f"{IMPORT_AGAIN}"]
 
 
 # --- the verified-once record is a cache, never an authority -----------------------------------------------------
@@ -351,10 +361,17 @@ def test_the_checker_goes_on_past_each_kind_of_problem(tmp_path: Path) -> None:
     ddir = ks_tiny(tmp_path, ("valid", "test"))
     mpath, train, valid, test = (ddir / name for name in ("manifest.json", "train.h5", "valid.h5", "test.h5"))
     write_split(train)  # generated after the manifest
-    edit_entry(ddir, "valid", bytes=1)
-    edit_entry(ddir, "test", sha256="0" * 64)
-    assert manifest_problems(ddir, ["train"], whole=True) == [
+    edit_entry(ddir, "valid", sha256="0" * 64)
+    edit_entry(ddir, "test", bytes=1)
+    problems = [
         f"split file {train} is not listed in manifest {mpath}",
+        f"split file {valid} has sha256 {file_sha256(valid)} but manifest {mpath} records {'0' * 64}",
+        f"split file {test} has {test.stat().st_size} bytes but manifest {mpath} records 1",
+    ]
+    assert manifest_problems(ddir, ["train"], whole=True) == problems
+    edit_entry(ddir, "valid", sha256=file_sha256(valid), bytes=1)
+    edit_entry(ddir, "test", bytes=test.stat().st_size, sha256="0" * 64)
+    assert manifest_problems(ddir, ["valid", "test"], whole=False) == [
         f"split file {valid} has {valid.stat().st_size} bytes but manifest {mpath} records 1",
         f"split file {test} has sha256 {file_sha256(test)} but manifest {mpath} records {'0' * 64}",
     ]
