@@ -172,3 +172,106 @@ def test_an_estimate_with_no_finite_value_has_no_interval_and_the_others_keep_th
     low, high = got["one_step_nrmse"]
     assert low < summary["one_step_nrmse"] < high
     assert got["corr_time_0.8"] is not None and got["corr_time_0.8"][0] <= got["corr_time_0.8"][1]
+
+
+def test_the_resample_count_and_the_level_are_checked_and_one_resample_is_enough():
+    """n_resamples 0, level 0 and level 1 are refused with one message naming both values; one resample is allowed
+    and gives the zero-width interval of that resample's estimate."""
+    n, steps = 6, 3
+    per_step = _per_step(n, steps, np.random.default_rng(6))
+    flags = np.zeros((n, steps), bool)
+    for n_resamples, level in ((0, 0.95), (1, 0.0), (1, 1.0)):
+        with pytest.raises(ValueError) as excinfo:
+            bootstrap_intervals(per_step, flags, 0.5, **SETTINGS, n_resamples=n_resamples, seed=0, level=level)
+        assert str(excinfo.value) == (f"need n_resamples >= 1 and 0 < level < 1, got {n_resamples} and {level}")
+    (idx,) = _resamples(n, 1, seed=7)
+    value = per_step["nrmse"][idx, 0, 0].mean()
+    got = bootstrap_intervals(per_step, flags, 0.5, **SETTINGS, n_resamples=1, seed=7)["one_step_nrmse"]
+    assert got == pytest.approx([value, value], rel=1e-12)
+
+
+def test_a_geometric_mean_over_one_step_has_the_interval_of_the_one_step_error():
+    """gmean_steps=1 aggregates step 1 only, in the resamples too: its interval is the one-step nRMSE's, and two
+    steps give another one."""
+    n, steps = 8, 4
+    per_step = _per_step(n, steps, np.random.default_rng(9))
+    flags = np.zeros((n, steps), bool)
+    one = bootstrap_intervals(per_step, flags, 0.5, **{**SETTINGS, "gmean_steps": 1}, n_resamples=200, seed=5)
+    assert one["nrmse_gmean"] == pytest.approx(one["one_step_nrmse"], rel=1e-12)
+    two = bootstrap_intervals(per_step, flags, 0.5, **{**SETTINGS, "gmean_steps": 2}, n_resamples=200, seed=5)
+    assert abs(two["nrmse_gmean"][0] - one["nrmse_gmean"][0]) > 1e-3
+
+
+def _ensemble_per_step(n: int, steps: int) -> dict[str, np.ndarray]:
+    """Errors 1 and full correlation; ensemble scores 0 everywhere except trajectory 0 (CRPS 0.5, spread2 and
+    ens_mse 1): its spread-skill ratio sqrt(1.5) is undefined (0 / 0) in a resample that leaves trajectory 0 out."""
+    ones = np.ones((n, steps, 1))
+    per_step = {"mse": ones, "nrmse": ones, "vrmse": ones, "corr": ones}
+    for name, value in (("crps", 0.5), ("spread2", 1.0), ("ens_mse", 1.0)):
+        per_step[name] = np.zeros((n, steps, 1))
+        per_step[name][0] = value
+    return per_step
+
+
+def test_an_estimate_undefined_in_some_resample_has_no_interval():
+    """Five trajectories: about a third of the resamples leave trajectory 0 out, where the spread-skill ratio is
+    0 / 0. The sample's ratio is finite, but it gets no interval; the CRPS mean, defined in every resample, keeps its
+    percentile interval."""
+    n, steps = 5, 3
+    per_step = _ensemble_per_step(n, steps)
+    flags = np.zeros((n, steps), bool)
+    summary, _ = summarize_rollout(per_step, flags, 1.0, **SETTINGS, n_members=2)
+    assert summary["spread_skill_ratio"] == pytest.approx(np.sqrt(1.5), rel=1e-12)
+    draws = _resamples(n, 200, seed=0)
+    assert sum(0 not in idx for idx in draws) > 50
+    got = bootstrap_intervals(per_step, flags, 1.0, **SETTINGS, n_members=2, n_resamples=200, seed=0)
+    assert got["spread_skill_ratio"] is None
+    crps = np.array([0.5 * np.count_nonzero(idx == 0) / n for idx in draws])
+    assert got["crps_mean"] == pytest.approx(list(np.quantile(crps, (0.025, 0.975))), rel=1e-12, abs=1e-15)
+
+
+def test_a_bootstrap_without_members_reports_no_ensemble_scores():
+    """A single member (the default) has no ensemble scores even where the per-step metrics hold them."""
+    n, steps = 5, 3
+    per_step = _ensemble_per_step(n, steps)
+    got = bootstrap_intervals(per_step, np.zeros((n, steps), bool), 1.0, **SETTINGS, n_resamples=20, seed=0)
+    assert not {"crps_mean", "spread_skill_ratio"} & set(got)
+    assert "one_step_nrmse" in got
+
+
+def test_intervals_of_blown_up_trajectories_emit_no_floating_point_warning():
+    """Two of six trajectories have a finite one-step error of 1e308, whose mean over trajectories overflows, and one
+    a drift that is infinite from step 2 (inf - inf in the band's deviations): no warning, and no interval where
+    the sample has no finite value."""
+    n, steps = 6, 3
+    per_step = _per_step(n, steps, np.random.default_rng(11))
+    per_step["mse"][:2, 0] = 1e308
+    drift = np.full((n, steps, 1), 0.1)
+    drift[0, 1:] = np.inf
+    per_step["drift"] = drift
+    flags = np.zeros((n, steps), bool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = bootstrap_intervals(per_step, flags, 0.5, **SETTINGS, n_resamples=50, seed=1)
+    assert got["one_step_mse"] is None and got["conservation_drift_max"] is None
+    assert got["one_step_nrmse"] is not None
+
+
+def test_interval_notes_are_whole_sentences_and_a_value_at_its_ceiling_is_within_1e_12():
+    """The notes a result file records, compared whole: a time metric counts as at its ceiling down to a relative
+    1e-12 below it (rounding of n_steps x step time) and not one float below that; a maximum over steps is noted
+    with the level; a key without a value gets no note."""
+    ceiling = 2.8
+    at = ceiling * (1 - 1e-12)
+    summary = {"corr_time_0.8": at, "corr_time_median_0.8": np.nextafter(at, 0.0), "time_ceiling": ceiling,
+               "time_ceiling_median": ceiling, "stable_horizon_median": None, "conservation_drift_max": 0.3,
+               "one_step_nrmse": 0.1}
+    notes = interval_notes(summary, 5, level=0.9)
+    assert notes == {
+        "corr_time_0.8": "at its ceiling time_ceiling = 2.8: the rollout ended before the metric did, so the value "
+                         "is a lower bound and the interval ends at the ceiling",
+        "conservation_drift_max": "a maximum over steps: value +- the 0.9 quantile of the largest deviation of a "
+                                  "resample's step means from the sample's (a simultaneous band over steps), low end "
+                                  "clipped at 0; it contains the value",
+    }
+    assert interval_notes({**summary, "conservation_drift_max": None}, 5) == {"corr_time_0.8": notes["corr_time_0.8"]}

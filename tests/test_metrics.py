@@ -882,3 +882,131 @@ def test_bootstrap_intervals_are_reproducible_and_bracket_the_estimate():
     assert low == high
     with pytest.raises(ValueError, match="n_resamples"):
         bootstrapped(per_step, flags, 0.5, n_resamples=0)
+
+
+# ----------------------------------------------------------------------------------------------------
+# reductions: ensemble keys, band steps, the drift's channels, float64 and the shapes of the inputs
+# ----------------------------------------------------------------------------------------------------
+
+
+def _with_ensemble_scores(per_step: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`per_step` plus constant ensemble scores of its shape: CRPS 0.5, spread2 2, ens_mse 1."""
+    shape = per_step["mse"].shape
+    return {**per_step, "crps": np.full(shape, 0.5), "spread2": np.full(shape, 2.0), "ens_mse": np.full(shape, 1.0)}
+
+
+def test_ensemble_scores_are_reported_for_two_members_or_more_and_only_where_they_were_scored():
+    """A single member (the default, or said) has no ensemble keys and no spread-skill curve even where the ensemble
+    scores are given; two members without ensemble scores (a deterministic model) have none either, and no error."""
+    flags = np.zeros((2, 3), dtype=bool)
+    ensemble = _with_ensemble_scores(_hand_per_step())
+    two, two_curves = summarized(ensemble, flags, 0.25, n_members=2)
+    assert two["n_members"] == 2 and two["crps_mean"] == pytest.approx(0.5)
+    assert two["spread_skill_ratio"] == pytest.approx(math.sqrt(3.0))
+    assert two_curves["spread_skill"] == pytest.approx([math.sqrt(3.0)] * 3)
+    ensemble_keys = {"n_members", "crps_mean", "spread_skill_ratio"}
+    for single, curves in (summarized(ensemble, flags, 0.25), summarized(ensemble, flags, 0.25, n_members=1)):
+        assert not ensemble_keys & set(single) and "spread_skill" not in curves
+        assert curves["crps"] == pytest.approx([0.5] * 3)  # the scores themselves are still curves
+    deterministic, curves = summarized(_hand_per_step(), flags, 0.25, n_members=2)
+    assert not ensemble_keys & set(deterministic) and "spread_skill" not in curves
+    assert deterministic["one_step_nrmse"] == pytest.approx(0.1)
+
+
+def test_one_step_band_errors_are_those_of_the_first_predicted_step():
+    """Band energies that grow over steps (low 0.01, 0.04, 0.09, ...): the one-step RMSE is step 1's, sqrt(0.01) =
+    0.1 (step 2 would give 0.2), and the aggregate over gmean_steps=2 is sqrt((0.01 + 0.04) / 2)."""
+    per_step = _hand_per_step()
+    growth = (np.arange(1, 4) ** 2)[None, :, None] * np.ones((2, 3, 2))
+    for name, scale in (("mse_low", 0.01), ("mse_mid", 0.04), ("mse_high", 0.09)):
+        per_step[name] = scale * growth
+    summary, curves = summarized(per_step, np.zeros((2, 3), dtype=bool), 0.25, gmean_steps=2)
+    assert summary["one_step_spectral_rmse_low"] == pytest.approx(0.1, rel=1e-12)
+    assert summary["one_step_spectral_rmse_high"] == pytest.approx(0.3, rel=1e-12)
+    assert summary["spectral_rmse_mid"] == pytest.approx(math.sqrt((0.04 + 0.16) / 2), rel=1e-12)
+    assert curves["spectral_rmse_low"] == pytest.approx([0.1, 0.2, 0.3], rel=1e-12)
+
+
+def test_the_drift_may_cover_fewer_channels_than_the_other_metrics_wherever_it_comes():
+    """Two channels, one conserved: a one-channel drift is accepted before or after the other metrics, while a drift
+    over other steps is refused, naming the shape it should have."""
+    drift = np.array([[[0.0], [0.1], [0.4]], [[0.0], [0.3], [0.2]]])
+    flags = np.zeros((2, 3), dtype=bool)
+    for per_step in ({**_hand_per_step(), "drift": drift}, {"drift": drift, **_hand_per_step()}):
+        summary, curves = summarized(per_step, flags, 0.25)
+        assert summary["conservation_drift_final"] == pytest.approx(0.3) and curves["drift"] == pytest.approx(
+            [0.0, 0.2, 0.3])
+        assert summary["conservation_drift_max"] == pytest.approx(0.3)
+    for per_step in ({**_hand_per_step(), "drift": drift[:, :2]}, {"drift": drift[:, :2], **_hand_per_step()}):
+        with pytest.raises(ValueError) as excinfo:
+            summarized(per_step, flags, 0.25)
+        assert str(excinfo.value) == "per_step['drift'] has shape (2, 2, 1), expected (2, 3, 1) like the others"
+
+
+def test_overflowing_means_over_trajectories_emit_no_warning():
+    """One channel, so a per-trajectory error of 1e308 is finite until the mean over two trajectories overflows: the
+    summary has no value there and says nothing."""
+    nrmse = np.full((2, 3, 1), 0.5)
+    per_step = {"mse": nrmse**2, "nrmse": nrmse, "vrmse": nrmse, "corr": np.ones((2, 3, 1))}
+    per_step["mse"][:, 1] = 1e308
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        summary, curves = summarized(per_step, np.zeros((2, 3), dtype=bool), 0.25)
+    assert curves["mse"] == [0.25, None, 0.25] and summary["one_step_mse"] == pytest.approx(0.25)
+
+
+def test_spread_skill_ratio_is_float64_and_silent_where_the_ensemble_mean_is_exact():
+    """float32 scores are averaged in float64 (their float32 means are off by ~1e-8 here); an exact ensemble mean
+    (ens_mse 0) gives inf for a spread and NaN for none, without a floating-point warning."""
+    spread2 = np.array([[0.1, 1.0, 0.0], [0.2, 1.0, 0.0], [0.7, 1.0, 0.0]], dtype=np.float32)
+    ens_mse = np.array([[0.3, 0.0, 0.0], [0.3, 0.0, 0.0], [0.1, 0.0, 0.0]], dtype=np.float32)
+    s2, e2 = spread2[:, 0].astype(np.float64).mean(), ens_mse[:, 0].astype(np.float64).mean()
+    assert abs(float(spread2[:, 0].mean()) - s2) > 1e-9 and abs(float(ens_mse[:, 0].mean()) - e2) > 1e-9
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ratio = spread_skill_ratio(spread2, ens_mse, 2)
+    assert ratio.dtype == np.float64
+    assert ratio[0] == pytest.approx(math.sqrt(1.5 * s2 / e2), rel=1e-12)
+    assert ratio[1] == math.inf and math.isnan(ratio[2])
+
+
+def test_step_times_are_taken_in_float64_and_in_any_shape_with_one_per_trajectory():
+    """float32 step times [0.1, 0.2, 0.7] average to 0.33333334 in float32: the ceiling is 3 steps x their float64
+    mean. A column of step times is the same as a flat list, for both high-correlation times."""
+    corr = np.array([[0.5, 0.99, 0.5], [0.99, 0.99, 0.5], [0.99, 0.99, 0.99]])
+    per_step = {"mse": np.ones((3, 3, 1)), "nrmse": np.ones((3, 3, 1)), "vrmse": np.ones((3, 3, 1)),
+                "corr": corr[:, :, None]}
+    step_time = np.array([0.1, 0.2, 0.7], dtype=np.float32)
+    mean = step_time.astype(np.float64).mean()
+    assert abs(float(step_time.mean()) - mean) > 1e-9
+    summary, curves = summarized(per_step, np.zeros((3, 3), dtype=bool), step_time, thresholds=(0.8,))
+    assert summary["time_ceiling"] == pytest.approx(3 * mean, rel=1e-12)
+    assert curves["time"] == pytest.approx([mean, 2 * mean, 3 * mean], rel=1e-12)
+    flat = np.array([0.1, 0.2, 0.7])
+    # first crossings at indices 0, 2 and never (3): times 0, 0.4, 2.1 -> median 0.4 (the median of all nine
+    # products of a crossing and a step time would be 0.3)
+    assert first_crossing_time_median(corr, 0.8, flat) == pytest.approx(0.4)
+    assert first_crossing_time_median(corr, 0.8, flat[:, None]) == pytest.approx(0.4)
+    assert high_correlation_time(corr, 0.8, flat[:, None]) == pytest.approx(high_correlation_time(corr, 0.8, flat))
+
+
+def test_a_float32_correlation_is_averaged_over_trajectories_in_float64():
+    """Two float32 correlations one float32 step apart: their float32 mean rounds down to the lower one, their exact
+    mean lies half a step above it. A threshold between the two counts the step above it only in float64."""
+    low = np.float32(0.8000001)
+    corr = np.array([[low], [np.nextafter(low, np.float32(1))]], dtype=np.float32)
+    exact = corr.astype(np.float64).mean()
+    assert corr.mean() == low and exact > float(low)
+    threshold = (float(low) + exact) / 2
+    assert high_correlation_time(corr, threshold, 1.0) == 1.0
+    assert high_correlation_time(corr.astype(np.float64), threshold, 1.0) == 1.0
+
+
+def test_a_curve_of_any_shape_is_taken_as_its_steps_and_the_well_needs_one_step():
+    """The geometric mean flattens its curve (a [1, steps] row counts its first n_steps steps, not the row); The
+    Well's windows refuse a rollout without steps, naming the count."""
+    row = np.array([[1.0, 4.0, 16.0]])
+    assert geometric_mean_over_steps(row, 2) == pytest.approx(2.0, rel=1e-12)
+    with pytest.raises(ValueError) as excinfo:
+        reductions.well_windows(0)
+    assert str(excinfo.value) == "a rollout has at least one step, got n_steps=0"

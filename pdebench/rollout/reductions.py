@@ -271,21 +271,19 @@ def _prepare(
     if missing:
         raise ValueError(f"per_step is missing metric(s) {missing}; it must contain {list(CURVE_METRICS)}")
     traj: dict[str, np.ndarray] = {}
-    shape = None
+    # every metric has the shape of the first one but the drift, which covers only the conserved channels (so the
+    # drift sets no shape, wherever it comes in `per_step`)
+    shape = next(tuple(np.shape(values)) for name, values in per_step.items() if name != "drift")
     for name, values in per_step.items():
         a = np.asarray(values, dtype=np.float64)
         if a.ndim != 3 or a.shape[0] == 0 or a.shape[1] == 0:
             raise ValueError(f"per_step[{name!r}] must be a non-empty [n_traj, n_steps, C] array: {a.shape}")
-        # the drift covers only the conserved channels; every other metric has one value per channel
-        expected = shape if shape is None or name != "drift" else (*shape[:2], a.shape[2])
-        if shape is None:
-            shape = a.shape
-        elif a.shape != expected:
+        expected = shape if name != "drift" else (*shape[:2], a.shape[2])
+        if a.shape != expected:
             raise ValueError(f"per_step[{name!r}] has shape {a.shape}, expected {expected} like the others")
         a = _clean_corr(a) if name == "corr" else np.where(np.isnan(a), math.inf, a)
         with np.errstate(invalid="ignore", over="ignore"):
             traj[name] = a.mean(axis=2)
-    assert shape is not None
     flags = np.asarray(unstable_flags, dtype=bool)
     if flags.shape != shape[:2]:
         raise ValueError(f"unstable_flags must have shape {shape[:2]}, got {flags.shape}")
