@@ -4,6 +4,7 @@ reproducibility, divergence detection, the reference solver and the tiny presets
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +20,13 @@ from data_gen.smoke import (
     BoxOperators,
     SmokeConfig,
     SmokeGenerator,
+    SmokeReferenceSolver,
     SmokeState,
+    _check_state,
+    block_mean,
     cell_mean_matrix,
     centres_to_faces,
+    courant_number,
     explicit_viscous_steps,
     faces_to_centres,
     initial_smoke,
@@ -189,10 +194,12 @@ def _lam(k: int, n: int, d: float) -> float:
     return -4 * math.sin(math.pi * k / (2 * n)) ** 2 / d**2
 
 
+@pytest.mark.parametrize("spacing", [(0.5, 0.25), (0.6, 0.25)])  # dx = 0.5 alone cannot tell 1/dx^2 from 2/dx
 @pytest.mark.parametrize("viscosity", VISCOSITIES)
 @pytest.mark.parametrize("walls", WALLS)
-def test_viscosity_decays_the_walls_eigenmodes_as_its_method_says_to_1e_13(walls, viscosity):
-    nx, ny, dx, dy, nu, h = 16, 12, 0.5, 0.25, 0.03, 1.5
+def test_viscosity_decays_the_walls_eigenmodes_as_its_method_says_to_1e_13(walls, viscosity, spacing):
+    nx, ny, nu, h = 16, 12, 0.03, 1.5
+    dx, dy = spacing
     ops = BoxOperators((nx, ny), (dx, dy), walls=walls)
     tangential = "neumann" if walls == "free_slip" else "ghosts"
     intervals = (nx, ny) if walls == "free_slip" else (nx + 1, ny + 1)  # of the tangential problem
@@ -203,7 +210,7 @@ def test_viscosity_decays_the_walls_eigenmodes_as_its_method_says_to_1e_13(walls
     lam_x = _lam(3, nx, dx) + _lam(2, intervals[1], dy)
     lam_y = _lam(5, intervals[0], dx) + _lam(1, ny, dy)
     steps = explicit_viscous_steps(nu, h, (dx, dy))
-    assert steps == 2  # nu h (4/dx^2 + 4/dy^2) = 3.6: one explicit step would be unstable, two are not
+    assert steps == 2  # nu h (4/dx^2 + 4/dy^2) = 3.6 or 3.4: one explicit step would be unstable, two are not
 
     def decay(lam: float) -> float:
         return math.exp(h * nu * lam) if viscosity == "exact" else (1 + h * nu * lam / steps) ** steps
@@ -231,11 +238,23 @@ def test_uniform_tangential_flow_loses_speed_at_zero_walls_only(walls):
 
 
 def test_box_operators_refuse_unknown_walls_and_viscosity_methods():
-    with pytest.raises(ValueError, match="walls must be one of zero, free_slip, got 'no_slip'"):
+    with pytest.raises(ValueError) as info:
         BoxOperators((4, 3), (1.0, 1.0), walls="no_slip")
+    assert str(info.value) == "walls must be one of zero, free_slip, got 'no_slip'"
     ops = BoxOperators((4, 3), (1.0, 1.0))
-    with pytest.raises(ValueError, match="method must be one of explicit, exact, got 'implicit'"):
+    with pytest.raises(ValueError) as info:
         ops.diffuse(torch.zeros(1, 5, 3, dtype=F64), torch.zeros(1, 4, 4, dtype=F64), 0.01, 1.0, "implicit")
+    assert str(info.value) == "method must be one of explicit, exact, got 'implicit'"
+
+
+def test_box_operators_refuse_grids_under_2_by_2_cells():
+    """2 x 2 cells is the smallest box (one interior face per axis); one cell fewer on either axis is refused."""
+    ops = BoxOperators((2, 2), (1.0, 1.0))
+    assert (ops.nx, ops.ny) == (2, 2)
+    for shape in ((1, 2), (2, 1)):
+        with pytest.raises(ValueError) as info:
+            BoxOperators(shape, (1.0, 1.0))
+        assert str(info.value) == f"a box grid needs at least 2 x 2 cells, got {shape}"
 
 
 @pytest.mark.parametrize("walls", WALLS)
@@ -243,6 +262,7 @@ def test_velocity_continues_beyond_the_walls_as_the_walls_say(walls):
     # vx = 1 everywhere in the interior: sampled on the bottom wall (half a cell below the first row) and one cell
     # below it; zero walls fall linearly to 0 at the ghost, free slip repeats the row.
     ops = BoxOperators((4, 3), (1.0, 1.0), walls=walls)
+    assert ops.walls == walls
     vx = torch.ones(1, 5, 3, dtype=F64)
     vy = torch.zeros(1, 4, 4, dtype=F64)
     px = torch.tensor([[2.0, 2.0, 2.0, 2.0]], dtype=F64)
@@ -253,6 +273,12 @@ def test_velocity_continues_beyond_the_walls_as_the_walls_say(walls):
     # the step's departure points come back at most one cell beyond the box (zero walls) or onto the walls
     far = ops.departure_points(vx * 0, vy - 50.0, "x", 1.0, "euler")[1]
     assert float(far.max()) == (4.0 if walls == "zero" else 3.0)
+    # on all four sides: x beyond 0 and 4, y beyond 0 and 3 (a flow of 50 cells per step each way)
+    margin = 1.0 if walls == "zero" else 0.0
+    for sign in (1.0, -1.0):
+        px, py = ops.departure_points(vx * 0 + sign * 50.0, vy * 0 + sign * 50.0, "c", 1.0, "euler")
+        assert float(px.min() if sign > 0 else px.max()) == (-margin if sign > 0 else 4.0 + margin)
+        assert float(py.min() if sign > 0 else py.max()) == (-margin if sign > 0 else 3.0 + margin)
 
 
 def test_bilinear_sampling_reproduces_linear_fields_to_1e_12():
@@ -616,18 +642,34 @@ def test_cell_mean_matrix_gives_exact_cell_means():
 
 def test_reference_solver_rejects_bad_input(fresh):
     gen, frames, params = fresh
-    for resolution in ((48, 10), (1, 10), (12,), (24.0, 20)):
-        with pytest.raises(ValueError, match="resolution"):
+    for resolution in ((48, 10), (1, 10), (25, 20), (24, 21)):
+        with pytest.raises(ValueError) as info:
             gen.reference_solver(resolution)
-    with pytest.raises(ValueError, match="time_step_factor"):
+        assert str(info.value) == ("resolution must be between 2 and the stored grid (24, 20) cells per axis, got "
+                                   f"{resolution}")
+    for resolution in ((12,), (24.0, 20), 12, "ab"):
+        with pytest.raises(ValueError) as info:
+            gen.reference_solver(resolution)
+        assert str(info.value) == f"resolution must be a pair of cell counts (nx, ny), got {resolution!r}"
+    with pytest.raises(ValueError) as info:
         gen.reference_solver(None, time_step_factor=0.0)
+    assert str(info.value) == "time_step_factor must be a finite number > 0, got 0.0"
+    assert gen.reference_solver((2, 2)).resolution == (2, 2)  # the smallest grid, on both axes
+    assert SmokeReferenceSolver(gen.config).time_step_factor == 1.0  # by default the generator's step
     solver = gen.reference_solver()
-    with pytest.raises(ValueError, match="fields must be"):
+    with pytest.raises(ValueError) as info:
         solver.advance(_state(frames[:, 0, :2]), params, 1)
-    with pytest.raises(ValueError, match="buoyancy"):
+    assert str(info.value) == "fields must be [B, 3, 24, 20] (smoke, vx, vy), got shape (2, 2, 24, 20)"
+    with pytest.raises(ValueError) as info:
         solver.advance(_state(frames[:, 0]), {"nu": params["nu"]}, 1)
-    with pytest.raises(ValueError, match="n_frames"):
+    assert str(info.value) == "params must hold the per-trajectory 'buoyancy' of the split file"
+    with pytest.raises(ValueError) as info:
         solver.advance(_state(frames[:, 0]), params, -1)
+    assert str(info.value) == "n_frames must be an integer >= 0, got -1"
+    # zero frames: the state itself, as a copy
+    start = _state(frames[:, 0])
+    same = solver.advance(start, params, 0)
+    assert torch.equal(same, start) and same.data_ptr() != start.data_ptr()
 
 
 # --- the tiny presets through the real driver ------------------------------------------------------------------
@@ -769,3 +811,246 @@ def test_our_default_step_is_pdearenas_phiflow_step_and_the_variants_are_not():
         other = [d for row in step_differences(SmokeConfig(**TINY, **change), phi_states, buoyancy) for d in row]
         assert min(d.velocity for d in other) > 1e-5, change  # measured >= 1e-4 (exact), >= 1e-2 (free slip)
         assert (min(d.smoke for d in other) > 1e-3) == smoke_differs, change
+
+
+# --- exact values, boundaries and whole messages ---------------------------------------------------------------
+
+
+def test_explicit_viscous_steps_at_and_just_past_the_stability_bound():
+    """The fewest stable steps: a step exactly at the bound `nu h (4/dx^2 + 4/dy^2) = 2` (or two at twice it) is
+    still stable, a hair beyond it needs one more; both spacings count with their squares; no viscosity: 1."""
+    assert explicit_viscous_steps(0.25, 1.0, (1.0, 1.0)) == 1  # 2 nu h (1/dx^2 + 1/dy^2) = 1.0 exactly
+    assert explicit_viscous_steps(0.25, 2.0, (1.0, 1.0)) == 2  # exactly 2.0
+    assert explicit_viscous_steps(0.25, 1.001, (1.0, 1.0)) == 2
+    assert explicit_viscous_steps(0.25, 1.0, (0.25, 1.0)) == 9  # 0.5 (16 + 1) = 8.5
+    assert explicit_viscous_steps(0.25, 1.0, (1.0, 0.25)) == 9
+    assert explicit_viscous_steps(0.0, 1.0, (1.0, 1.0)) == 1
+
+
+def test_poisson_solve_of_a_right_hand_side_with_a_mean_is_the_zero_mean_solution_for_it_less_its_mean():
+    """The Neumann problem has no solution for a mean source: the solve answers for `rhs - mean(rhs)` and returns
+    the zero-mean pressure, so a constant added to the source changes nothing."""
+    ops = BoxOperators((7, 5), (0.4, 0.3))
+    rhs = np.random.default_rng(12).standard_normal((1, 7, 5))
+    rhs -= rhs.mean()
+    p = ops.solve_poisson(torch.from_numpy(rhs))
+    shifted = ops.solve_poisson(torch.from_numpy(rhs + 3.0))
+    assert abs(float(shifted.mean())) <= 1e-14
+    np.testing.assert_allclose(shifted.numpy(), p.numpy(), rtol=0, atol=1e-13 * float(p.abs().max()))
+
+
+def test_diffuse_defaults_to_explicit_steps_and_a_viscosity_of_1_diffuses():
+    """The default method is PhiFlow's explicit Euler step; nu = 1 is a viscosity like any other (only nu = 0
+    leaves the velocity as it is)."""
+    ops = BoxOperators((6, 5), (1.0, 1.0))
+    vx, vy = _random_faces(np.random.default_rng(13), 1, 6, 5)
+    for nu in (1.0, 0.05):
+        default = ops.diffuse(vx, vy, nu, 0.1)
+        explicit = ops.diffuse(vx, vy, nu, 0.1, "explicit")
+        assert torch.equal(default[0], explicit[0]) and torch.equal(default[1], explicit[1])
+        lx, ly = ops.laplacian(vx, vy)  # 2 nu h (1 + 1) = 0.4 at nu = 1: one explicit step
+        np.testing.assert_allclose(default[0].numpy(), (vx + 0.1 * nu * lx).numpy(), rtol=0, atol=1e-15)
+        np.testing.assert_allclose(default[1].numpy(), (vy + 0.1 * nu * ly).numpy(), rtol=0, atol=1e-15)
+        assert float((default[0] - vx).abs().max()) > 0.01 * nu
+
+
+def test_one_step_is_advection_then_walls_buoyancy_viscosity_and_projection():
+    """A step with the midpoint backtrace and zero walls is the composition of its documented stages: every field
+    advected to its own departure points (the velocity continued by the zero walls), the wall faces set to zero,
+    the buoyancy kick of the new smoke on the interior y faces, viscosity, projection."""
+    ops = BoxOperators((9, 7), (0.5, 0.3))
+    rng = np.random.default_rng(14)
+    vx, vy, _ = ops.project(*_random_faces(rng, 2, 9, 7))
+    smoke = torch.from_numpy(rng.uniform(0.0, 1.0, (2, 9, 7)))
+    buoyancy = torch.tensor([0.5, 0.2], dtype=F64)
+    h, nu = 0.2, 0.01
+    out = smoke_step(ops, SmokeState(smoke, vx, vy), buoyancy, nu, h, "midpoint", "explicit")
+    s = ops.sample(smoke, "c", *ops.departure_points(vx, vy, "c", h, "midpoint"))
+    ax = ops.sample(vx, "x", *ops.departure_points(vx, vy, "x", h, "midpoint"), zero_outside=True)
+    ay = ops.sample(vy, "y", *ops.departure_points(vx, vy, "y", h, "midpoint"), zero_outside=True)
+    ax[:, [0, -1]] = 0.0
+    ay[:, :, [0, -1]] = 0.0
+    ay[:, :, 1:-1] += h * buoyancy[:, None, None] * 0.5 * (s[:, :, :-1] + s[:, :, 1:])
+    ax, ay, _ = ops.project(*ops.diffuse(ax, ay, nu, h, "explicit"))
+    np.testing.assert_allclose(out.smoke.numpy(), s.numpy(), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(out.vx.numpy(), ax.numpy(), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(out.vy.numpy(), ay.numpy(), rtol=0, atol=1e-13)
+    euler = smoke_step(ops, SmokeState(smoke, vx, vy), buoyancy, nu, h, "euler", "explicit")
+    assert float((euler.vx - out.vx).abs().max()) > 1e-3  # the backtrace moves the velocity's departure points too
+
+
+def _crafted_state(vx_max: float, vy_max: float) -> SmokeState:
+    """A 4 x 3 state whose largest face speeds are `vx_max` (trajectory 0) and `vy_max` (trajectory 1)."""
+    smoke = torch.zeros(2, 4, 3, dtype=F64)
+    vx, vy = torch.zeros(2, 5, 3, dtype=F64), torch.zeros(2, 4, 4, dtype=F64)
+    vx[0, 2, 1], vx[1, 1, 0] = -vx_max, 0.1
+    vy[0, 1, 2], vy[1, 3, 1] = 0.1, vy_max
+    return SmokeState(smoke, vx, vy)
+
+
+def test_courant_number_is_the_largest_face_displacement_in_cells_per_trajectory():
+    """|v| h / d with each component's own spacing, per trajectory: values worked out by hand."""
+    ops = BoxOperators((4, 3), (0.5, 2.0))
+    courant = courant_number(ops, _crafted_state(3.0, 10.0), 0.25)
+    np.testing.assert_allclose(courant.numpy(), [3.0 * 0.25 / 0.5, 10.0 * 0.25 / 2.0], rtol=1e-15)
+
+
+def test_state_check_names_failing_seeds_and_the_whole_reason():
+    """A Courant number exactly at the limit passes and just above fails; any non-finite field (smoke, vx or vy
+    alone) is reported as such, with the failing seeds and the time in the message."""
+    ops = BoxOperators((4, 3), (0.5, 2.0))
+    state = _crafted_state(3.0, 10.0)  # Courant numbers 1.5 and 1.25 at h = 0.25
+    _check_state(ops, state, 0.25, 1.5, [7, 8], 3.0)  # at the limit: no error
+    with pytest.raises(SolverDiverged) as info:
+        _check_state(ops, state, 0.25, 1.4, [7, 8], 3.0)
+    assert str(info.value) == ("the solver diverged at t = 3 for seed(s) 7: Courant number 1.5 exceeds max_courant = "
+                               "1.4 (a departure point more than that many cells away)")
+    for field in ("smoke", "vx", "vy"):
+        state = _crafted_state(0.1, 0.1)
+        getattr(state, field)[1, 0, 0] = float("nan")
+        with pytest.raises(SolverDiverged) as info:
+            _check_state(ops, state, 0.25, 64.0, [7, 8], 4.5)
+        assert str(info.value) == "the solver diverged at t = 4.5 for seed(s) 8: non-finite values", field
+        assert info.value.seeds == [8]
+
+
+def test_config_accepts_the_smallest_grid_and_short_lengths_and_refuses_a_triple():
+    """2 x 2 cells and lengths below 1 are valid; a resolution of three numbers is refused with the whole message."""
+    config = SmokeConfig(resolution=(2, 2), domain_size=(0.5, 0.25))
+    assert config.resolution == (2, 2) and config.spacing == (0.25, 0.125)
+    with pytest.raises(SettingError) as info:
+        SmokeConfig(resolution=(8, 8, 8))
+    assert str(info.value) == f"resolution=[8,8,8] is not valid: expected {CELLS}"
+
+
+def test_cell_mean_matrix_takes_a_floating_likes_dtype_and_float64_otherwise():
+    """The weights come in the dtype of a floating `like` (float32 stays float32) and in float64 for integer ones."""
+    assert cell_mean_matrix(4, 2, torch.zeros(1, dtype=torch.float32)).dtype == torch.float32
+    w = cell_mean_matrix(3, 2, torch.zeros(1, dtype=torch.int64))
+    assert w.dtype == torch.float64
+    np.testing.assert_allclose(w.numpy(), [[2 / 3, 1 / 3, 0.0], [0.0, 1 / 3, 2 / 3]], atol=1e-15)
+
+
+def test_block_mean_averages_the_last_two_axes_whatever_comes_before():
+    """Block means over the last two axes of a 3-D `[C, nx, ny]` array, worked out by hand."""
+    fields = torch.arange(2 * 4 * 6, dtype=F64).reshape(2, 4, 6)  # value 24 c + 6 i + j
+    out = block_mean(fields, (2, 3)).numpy()
+    i, j = np.arange(2)[:, None], np.arange(3)[None, :]
+    expected = np.stack([24 * c + 6 * (2 * i + 0.5) + (2 * j + 0.5) for c in range(2)])
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-13)
+
+
+def test_sample_trajectory_draws_the_noise_in_the_configured_box():
+    """With cells that are not square the box's lengths shape the spectrum: the drawn smoke is the noise of the
+    configured `domain_size`, after the buoyancy draw, and not the noise of mode numbers."""
+    config = SmokeConfig(resolution=(12, 10), domain_size=(12.0, 20.0), buoyancy_range=(0.2, 0.5))
+    draws = sample_trajectory(5, config)
+    rng = np.random.default_rng(5)
+    assert draws["buoyancy"] == rng.uniform(0.2, 0.5)
+    expected = initial_smoke(rng, (12, 10), 6.0, (12.0, 20.0))
+    np.testing.assert_array_equal(draws["smoke"], expected)
+    rng = np.random.default_rng(5)
+    rng.uniform(0.2, 0.5)
+    assert np.abs(draws["smoke"] - initial_smoke(rng, (12, 10), 6.0, None)).max() > 0.01
+
+
+def test_reference_solver_brings_a_coarse_answer_back_through_the_zero_walls(fresh):
+    """On a coarser grid the answer is interpolated bilinearly back to the stored grid, the velocity through its
+    faces continued by the zero walls (PhiFlow's `extrapolation.ZERO`): recomputed from the documented stages."""
+    gen, frames, params = fresh
+    start = _state(frames[:, 0])
+    out = gen.reference_solver((12, 10)).advance(start, params, 1)
+    coarse = BoxOperators((12, 10), (1.0, 1.0))
+    x = block_mean(start.to(F64), (12, 10))
+    vx, vy, _ = coarse.project(*centres_to_faces(x[:, 1], x[:, 2]))
+    state = smoke_step(coarse, SmokeState(x[:, 0].contiguous(), vx, vy), params["buoyancy"], 0.01, 1.5)
+    fine = BoxOperators((24, 20), (0.5, 0.5))
+
+    def at(grid: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return tuple(p.expand(2, -1, -1) / 2.0 for p in fine.points[grid])
+
+    back = SmokeState(coarse.sample(state.smoke, "c", *at("c")),
+                      coarse.sample(state.vx, "x", *at("x"), zero_outside=True),
+                      coarse.sample(state.vy, "y", *at("y"), zero_outside=True)).centred()
+    np.testing.assert_allclose(out.numpy(), back.to(torch.float32).numpy(), rtol=0,
+                               atol=1e-6 * float(back.abs().max()))
+
+
+def test_reference_solver_reproduces_stored_frames_of_the_variant_step_to_1e_6():
+    """The solver steps with the data's own settings: free-slip walls, the midpoint backtrace and exact viscosity
+    reproduce frames generated with them (each of these alone changes a frame by more than 1e-3)."""
+    gen = SmokeGenerator(SmokeConfig(**TINY, walls="free_slip", backtrace="midpoint", viscosity="exact"))
+    batch = gen.generate([8, 9], 2, CPU)
+    frames = _state(np.stack([batch.fields[n] for n in FIELDS], axis=2))
+    params = {k: torch.from_numpy(v) for k, v in batch.parameters.items()}
+    assert _rel_err(gen.reference_solver().advance(frames[:, 0], params, 1), frames[:, 1]) <= 1e-6
+
+
+def test_reference_solver_steps_as_its_substeps_and_time_step_factor_say():
+    """`substeps` steps per frame (two frames of half the interval are the same steps) and a step
+    `time_step_factor` times longer (two frames in one step of twice the interval): bitwise the same results."""
+    start = torch.from_numpy(np.stack([
+        np.stack([sample_trajectory(s, SmokeConfig(**TINY))["smoke"], np.zeros((24, 20)), np.zeros((24, 20))])
+        for s in (3, 4)]))
+    params = {"buoyancy": torch.tensor([0.5, 0.3], dtype=F64)}
+
+    def advance(n_frames: int, factor: float = 1.0, **change: float) -> torch.Tensor:
+        return SmokeGenerator(SmokeConfig(**TINY, **change)).reference_solver(
+            None, factor).advance(start, params, n_frames)
+
+    assert torch.equal(advance(1, substeps=2), advance(2, frame_interval=0.75))
+    assert torch.equal(advance(2, 2.0), advance(1, frame_interval=3.0))
+    assert not torch.equal(advance(2, 2.0), advance(2))
+
+
+@pytest.mark.parametrize(("factor", "limit", "time"), [(0.5, "0.001", "0.375"), (1.0, "0.001", "0.75"),
+                                                       (2.0, "0.002", "1.5")])
+def test_reference_solver_scales_the_courant_limit_with_a_longer_step(factor: float, limit: str, time: str):
+    """The limit bounds the velocity as the generator's does at its own step: `max_courant` times the step over
+    the generator's step when longer (never lower); the error names the time of the failing step."""
+    gen = SmokeGenerator(SmokeConfig(**TINY, substeps=2, max_courant=1e-3))  # generator step 0.75
+    start = torch.zeros(2, 3, 24, 20, dtype=F64)
+    start[:, 0] = torch.from_numpy(sample_trajectory(3, gen.config)["smoke"])
+    with pytest.raises(SolverDiverged) as info:
+        gen.reference_solver(None, factor).advance(start, {"buoyancy": torch.tensor([0.5, 0.5], dtype=F64)}, 1)
+    assert re.fullmatch(rf"the solver diverged at t = {time} for seed\(s\) 0, 1: Courant number \S+ exceeds "
+                        rf"max_courant = {limit} \(a departure point more than that many cells away\)",
+                        str(info.value)), str(info.value)
+
+
+def test_reference_solver_refuses_frame_counts_that_are_not_whole_numbers(fresh):
+    gen, frames, params = fresh
+    for n_frames in (1.5, True):
+        with pytest.raises(ValueError) as info:
+            gen.reference_solver().advance(_state(frames[:, 0]), params, n_frames)
+        assert str(info.value) == f"n_frames must be an integer >= 0, got {n_frames!r}"
+
+
+def test_reference_solver_computes_in_float64_whatever_the_dtype_of_its_inputs(fresh):
+    """float32 fields or buoyancies are widened before the step: the answer is the float64 one (rounded to the
+    fields' dtype)."""
+    gen, frames, params = fresh
+    solver = gen.reference_solver()
+    start = _state(frames[:, 0])
+    assert torch.equal(solver.advance(start, params, 1), solver.advance(start.to(F64), params, 1).to(torch.float32))
+    buoyancy32 = params["buoyancy"].to(torch.float32) + 0.01
+    assert torch.equal(solver.advance(start.to(F64), {"buoyancy": buoyancy32}, 1),
+                       solver.advance(start.to(F64), {"buoyancy": buoyancy32.to(F64)}, 1))
+
+
+def test_reference_solver_on_a_grid_that_does_not_divide_interpolates_at_the_stored_centres_to_1e_12():
+    """No buoyancy, no flow: the smoke's cell means on a 7 x 7 grid (overlap weights), interpolated bilinearly back at
+    the stored cell centres (repeated beyond the outermost coarse centres), recomputed here axis by axis."""
+    config = SmokeConfig(**TINY, buoyancy_range=(0.0, 0.0))  # 24 x 20 cells of 0.5 in a 12 x 10 box
+    smoke = sample_trajectory(3, config)["smoke"]
+    start = torch.zeros(1, 3, 24, 20, dtype=F64)
+    start[0, 0] = torch.from_numpy(smoke)
+    out = SmokeGenerator(config).reference_solver((7, 7)).advance(start, {"buoyancy": torch.zeros(1, dtype=F64)}, 1)
+    like = torch.zeros(1, dtype=F64)
+    coarse = cell_mean_matrix(24, 7, like).numpy() @ smoke @ cell_mean_matrix(20, 7, like).numpy().T
+    # stored centres in coarse index units (coarse centres at 0.5, 1.5, ...)
+    px, py = (np.arange(24) + 0.5) * 7 / 24, (np.arange(20) + 0.5) * 7 / 20
+    along_x = np.stack([np.interp(px, np.arange(7) + 0.5, coarse[:, j]) for j in range(7)], axis=1)
+    expected = np.stack([np.interp(py, np.arange(7) + 0.5, along_x[i]) for i in range(24)])
+    np.testing.assert_allclose(out[0, 0].numpy(), expected, rtol=0, atol=1e-12)
+    assert float(out[0, 1:].abs().max()) == 0.0
