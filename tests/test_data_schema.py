@@ -367,6 +367,151 @@ def test_checker_finds_nan_and_incomplete_file(copy_of) -> None:
     assert any("'n_traj_complete' is 2; expected 3" in p for p in problems), problems
 
 
+_NOT_A_NAME = "expected 1 to 64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+@pytest.mark.parametrize(("attrs", "expected"), [
+    ({"fields": None}, ["missing root attribute 'fields'"]),
+    ({"fields": ""}, ["root attribute 'fields' lists no field; expected at least one"]),
+    ({"parameters": None}, ["missing root attribute 'parameters'", "root attribute 'conditioning' names 'nu', 'dt'; "
+                                                                  "expected parameters listed in 'parameters' (none)"]),
+    ({"spatial_coordinates": None}, ["missing root attribute 'spatial_coordinates'",
+                                     "field 'u' has 3 dimensions; expected 2 (traj, time)",
+                                     "field 'v' has 3 dimensions; expected 2 (traj, time)"]),
+    ({"spatial_dims": 2}, ["root attribute 'spatial_dims' is 2; expected 1 (the number of names in "
+                           "'spatial_coordinates')"]),
+    ({"split": "training"}, ["root attribute 'split' is 'training'; expected one of train, valid, test"]),
+    ({"grid": "hexagonal"}, ["root attribute 'grid': grid kind 'hexagonal' is not one of periodic, box, sphere"]),
+    ({"grid": "sphere"}, ["a sphere grid has spatial_coordinates 'lat,lon', got 'x'"]),
+    ({"frame_interval": 0.0}, ["root attribute 'frame_interval' is 0.0; expected a positive number"]),
+    ({"frame_interval": -np.inf}, ["root attribute 'frame_interval' is -inf; expected a positive number"]),
+    ({"frame_interval": "fast"}, ["root attribute 'frame_interval' is 'fast'; expected a positive number"]),
+    ({"pde": "k s"}, [f"root attribute 'pde' is 'k s', which is not a name: {_NOT_A_NAME}"]),
+    ({"quadrature": "cell-area"}, ["root attribute 'quadrature' is 'cell-area'; expected 'uniform', the rule of this "
+                                   "periodic grid's coordinates"]),
+])
+def test_checker_names_each_wrong_root_attribute_and_what_was_expected(copy_of, attrs: dict[str, object],
+                                                                        expected: list[str]) -> None:
+    """One damaged root attribute (None deletes it) gives exactly its sentences, each naming the file, the attribute
+    and what was expected, and nothing about the attributes left intact."""
+    path = copy_of()
+    with h5py.File(path, "r+") as f:
+        for name, value in attrs.items():
+            if value is None:
+                del f.attrs[name]
+            else:
+                f.attrs[name] = value
+    assert check_file(path) == [f"{path}: {sentence}" for sentence in expected]
+
+
+def _replace(f: h5py.File, name: str, data: np.ndarray) -> None:
+    """Variable `name` of `f` rewritten to hold `data` (its attributes and dimension scales are lost)."""
+    del f[name]
+    f.create_dataset(name, data=data)
+
+
+_SCALE_LOST = {axis: [f"field '{field}' has dims ({dims}); expected (traj, time, x)" for field in ("u", "v")]
+               for axis, dims in (("traj", "?, time, x"), ("time", "traj, ?, x"), ("x", "traj, time, ?"))}
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    (lambda f: f["traj"].__setitem__(Ellipsis, [0, 1, 5]), ["coordinate 'traj' must hold 0..2"]),
+    (lambda f: f.__delitem__("traj"), ["missing variable 'traj' (trajectory coordinate)", *_SCALE_LOST["traj"]]),
+    (lambda f: f.__delitem__("time"), ["missing variable 'time' (frame coordinate)", *_SCALE_LOST["time"]]),
+    (lambda f: _replace(f, "time", np.arange(N_FRAMES)[None]),
+     ["coordinate 'time' has shape (1, 5); expected 1-D", "coordinate 'time' must have units 'frames'",
+      *_SCALE_LOST["time"]]),
+    (lambda f: _replace(f, "x", np.zeros((1, NX))),
+     ["coordinate 'x' has shape (1, 8); expected 1-D", "coordinate 'x' has no 'units' attribute", *_SCALE_LOST["x"]]),
+    (lambda f: f["x"].attrs.__delitem__("units"), ["coordinate 'x' has no 'units' attribute"]),
+    (lambda f: _replace(f, "x", np.linspace(0.0, 2.0, NX - 1, endpoint=False)),
+     ["coordinate 'x' has no 'units' attribute",
+      _SCALE_LOST["x"][0], "field 'u' has length 8 along axis 2 (x); expected 7 (the length of coordinate 'x')",
+      _SCALE_LOST["x"][1], "field 'v' has length 8 along axis 2 (x); expected 7 (the length of coordinate 'x')"]),
+    (lambda f: f["u"].attrs.__delitem__("units"), ["field 'u' has no 'units' attribute"]),
+    (lambda f: (f.__delitem__("u"), f["v"].attrs.__delitem__("boundary_conditions")),
+     ["missing variable 'u' (field)", "field 'v' has no 'boundary_conditions' attribute"]),
+    (lambda f: (f.__delitem__("nu"), f.create_group("nu")), ["'nu' (parameter) is a group; expected a variable"]),
+    (lambda f: _replace(f, "seed", np.array([10, 11, 12], dtype=np.int32)),
+     ["seed 'seed' has dtype int32; expected int64"]),
+    (lambda f: _replace(f, "seed", np.array([10.0, np.nan, 12.0])), ["seed 'seed' has dtype float64; expected int64"]),
+    (lambda f: _replace(f, "nu", np.array([[0.1], [0.2], [0.3]])),
+     ["parameter 'nu' has shape (3, 1); expected (3,) along traj"]),
+    (lambda f: (_replace(f, "nu", np.array([0.1, 0.2])), f["dt"].__setitem__(1, np.nan)),
+     ["parameter 'nu' has shape (2,); expected (3,) along traj",
+      "parameter 'dt' is non-finite for trajectories 1; expected finite values"]),
+])
+def test_checker_names_each_wrong_variable_and_what_was_expected(copy_of, edit, expected: list[str]) -> None:
+    """One damaged coordinate, field, parameter or seed gives exactly its sentences (naming the file, the variable,
+    its role and what was expected), and the variables after it are still checked."""
+    path = copy_of()
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    assert check_file(path) == [f"{path}: {sentence}" for sentence in expected]
+
+
+@pytest.mark.parametrize("latitude", [95.0, 90.5, np.nan])
+def test_the_quadrature_rule_is_not_judged_on_latitudes_outside_the_sphere(tmp_path: Path, latitude: float) -> None:
+    """Latitudes beyond the poles or non-finite have no rule to compare with; latitudes that reach the poles
+    (-90..90) do: they are not Gauss-Legendre nodes, so the rule is cell-area."""
+    path = write_sphere(tmp_path / "test.h5", GAUSSIAN_LATITUDES)
+    with h5py.File(path, "r+") as f:
+        f["lat"][0] = latitude
+    assert not any("quadrature" in problem for problem in check_file(path)), check_file(path)
+    with h5py.File(path, "r+") as f:
+        f["lat"][...] = np.linspace(-90.0, 90.0, 6)
+    assert check_file(path) == [f"{path}: root attribute 'quadrature' is 'gauss-legendre'; expected 'cell-area', the "
+                                f"rule of this sphere grid's coordinates"]
+
+
+def test_checker_names_a_fields_dimensions_by_the_scales_attached_to_them(copy_of) -> None:
+    """The dims of a field are the names of the dimension scales attached to its axes (the last part of the scale's
+    HDF5 path, as netCDF readers name a dimension), '?' for an axis with none."""
+    path = copy_of()
+    with h5py.File(path, "r+") as f:
+        frames = f.create_group("extra").create_dataset("frames", data=np.arange(N_FRAMES))
+        frames.make_scale("frames")
+        f["u"].dims[1].detach_scale(f["time"])
+        f["u"].dims[1].attach_scale(frames)
+        f["v"].dims[2].detach_scale(f["x"])
+    assert check_file(path) == [f"{path}: field 'u' has dims (traj, frames, x); expected (traj, time, x)",
+                                f"{path}: field 'v' has dims (traj, time, ?); expected (traj, time, x)"]
+
+
+def test_a_missing_spatial_coordinate_is_reported_once_and_leaves_the_quadrature_unchecked(copy_of) -> None:
+    """Without coordinate 'x' the grid's rule cannot be derived: the checker says what is missing (and that the
+    fields' axis lost its scale) instead of failing on the absent coordinate."""
+    path = copy_of()
+    with h5py.File(path, "r+") as f:
+        del f["x"]
+    assert check_file(path) == [f"{path}: missing variable 'x' (spatial coordinate)",
+                                f"{path}: field 'u' has dims (traj, time, ?); expected (traj, time, x)",
+                                f"{path}: field 'v' has dims (traj, time, ?); expected (traj, time, x)"]
+
+
+def test_checker_compares_a_sphere_grids_axes_and_each_fields_dims_and_lengths(tmp_path: Path) -> None:
+    """Sphere axes listed as 'lon,lat': the grid's axes, each field's dims and both swapped lengths are reported."""
+    path = write_sphere(tmp_path / "test.h5", GAUSSIAN_LATITUDES)
+    with h5py.File(path, "r+") as f:
+        f.attrs["spatial_coordinates"] = "lon,lat"
+    assert check_file(path) == [
+        f"{path}: a sphere grid has spatial_coordinates 'lat,lon', got 'lon,lat'",
+        f"{path}: field 'h' has dims (traj, time, lat, lon); expected (traj, time, lon, lat)",
+        f"{path}: field 'h' has length 6 along axis 2 (lon); expected 8 (the length of coordinate 'lon')",
+        f"{path}: field 'h' has length 8 along axis 3 (lat); expected 6 (the length of coordinate 'lat')",
+    ]
+
+
+def test_validate_file_joins_every_problem_into_one_sentence(copy_of) -> None:
+    path = copy_of()
+    with h5py.File(path, "r+") as f:
+        del f["nu"], f["seed"]
+    with pytest.raises(DatasetError) as info:
+        validate_file(path)
+    assert str(info.value) == (f"2 problem(s) in {path}: {path}: missing variable 'nu' (parameter); "
+                               f"{path}: missing variable 'seed' (seed)")
+
+
 def test_reader_rejects_bad_headers(copy_of, tmp_path: Path) -> None:
     path = copy_of()
     with h5py.File(path, "r+") as f:
@@ -465,7 +610,8 @@ def test_a_missing_unknown_or_unfitting_rule_is_refused_by_name(tmp_path: Path) 
     with pytest.raises(DatasetError, match="root attribute 'quadrature' is 'simpson'; expected one of uniform, "
                                            "gauss-legendre, cell-area"):
         TrajectoryFile(unknown)
-    assert any("root attribute 'quadrature' is 'simpson'" in p for p in check_file(unknown))
+    assert check_file(unknown) == [f"{unknown}: root attribute 'quadrature' is 'simpson'; expected one of uniform, "
+                                   "gauss-legendre, cell-area"]
     unfitting = write_sphere(tmp_path / "test.h5", GAUSSIAN_LATITUDES)
     with h5py.File(unfitting, "r+") as f:
         f.attrs["quadrature"] = "cell-area"
@@ -959,3 +1105,63 @@ def test_the_check_command_prints_one_line_per_file_and_manifest_and_exits_by_th
     shutil.copyfile(train, lone)  # a split file whose directory has no manifest: the file alone
     assert main(["check", str(lone)]) == 0
     assert capsys.readouterr().out.splitlines() == [f"{lone}: {ok}"]
+
+
+def test_the_check_command_compares_a_directory_of_split_files_without_a_manifest_and_one_with_only_a_manifest(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A directory with split files is checked against its manifest even when the manifest is missing, and a
+    directory holding only its manifest is compared with it (not called empty)."""
+    ddir = _two_split_dataset(tmp_path)
+    train, valid, mpath = ddir / "train.h5", ddir / "valid.h5", ddir / "manifest.json"
+    mpath.unlink()
+    assert main(["check", str(ddir)]) == 1
+    ok = "OK (n_traj=3, n_frames=5, fields=u,v)"
+    assert capsys.readouterr().out.splitlines() == [
+        f"{train}: {ok}", f"{valid}: {ok}", f"manifest {mpath} does not exist; rerun `pdebench-generate pde=ks "
+                                            "preset=tiny` to rewrite it (finished split files are checked and kept)"]
+    (tmp_path / "other").mkdir()
+    only_manifest = _two_split_dataset(tmp_path / "other")
+    (only_manifest / "train.h5").unlink()
+    (only_manifest / "valid.h5").unlink()
+    assert main(["check", str(only_manifest)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"split file {only_manifest / name} does not exist, but manifest {only_manifest / 'manifest.json'} lists it"
+        for name in ("train.h5", "valid.h5")]
+
+
+def test_the_check_command_reports_what_the_reader_refuses_in_a_file_the_checker_passed(
+        copy_of, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file is called OK only when the reader opens it too: a boolean `frame_interval`, which the checker lets
+    through as the number 1, is reported with the reader's sentence and exit status 1."""
+    path = copy_of()
+    with h5py.File(path, "r+") as f:
+        f.attrs["frame_interval"] = True
+    assert main(["check", str(path)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{path}: root attribute 'frame_interval' is True; expected a positive number"]
+
+
+def test_the_check_command_explains_its_usage(capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """No command or no PATH is a usage error (status 2) naming what is missing; --help describes the command
+    and its PATH arguments."""
+    monkeypatch.setenv("COLUMNS", "200")  # argparse wraps its help to the terminal's width
+    for argv, missing in (([], "command"), (["check"], "PATH")):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.splitlines()[-1].endswith(f": error: the following arguments are required: {missing}"), err
+    assert err.splitlines()[0] == "usage: python -m pdebench.data check [-h] PATH [PATH ...]"
+    for argv, phrases in (
+            (["--help"], ("usage: python -m pdebench.data [-h] {check}", "Inspect pdebench dataset files.",
+                          "validate split files against the format (docs/data_format.md) and their manifest")),
+            (["check", "--help"], ("usage: python -m pdebench.data check [-h] PATH [PATH ...]",
+                                   "PATH split file(s) or dataset directories, e.g. data/ks-small/train.h5 or "
+                                   "data/ks-small"))):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 0
+        text = " ".join(capsys.readouterr().out.split())
+        for phrase in phrases:
+            assert f" {phrase} " in f" {text} ", text

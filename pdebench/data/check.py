@@ -130,7 +130,7 @@ def _foreign_data(path: Path, f: h5py.File) -> dict[str, str]:
 
     def visit(raw: bytes) -> None:
         name = raw.decode("utf-8", "replace")
-        problem = link_problem(path, f, name)
+        problem = link_problem(path, f, raw)  # the stored name: one that is no UTF-8 must not escape the check
         if problem is None:
             try:
                 obj = f[raw]

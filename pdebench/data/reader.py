@@ -258,15 +258,17 @@ def _target_text(raw: bytes | str) -> str:
     return text if len(text) <= _TARGET_SHOWN else shown(text)
 
 
-def link_problem(path: Path, group: h5py.Group, name: str) -> str | None:
+def link_problem(path: Path, group: h5py.Group, name: str | bytes) -> str | None:
     """The sentence refusing member `name` of `group` when it is not a hard link (an external, soft or user-defined
     link); None for a hard link or no link at all.
 
     Reads the link itself, never what it points to: h5py's `name in group` and `group.get(name, getlink=True)` open
-    an external link's target file to see whether it exists. `name` is one link name, or a path through hard links.
+    an external link's target file to see whether it exists. `name` is one link name, or a path through hard links;
+    as bytes it is the name as HDF5 stores it, which need not be UTF-8 (the sentence shows it decoded).
     """
     links = group.id.links
-    key = name.encode()
+    key = name if isinstance(name, bytes) else name.encode()
+    name = key.decode("utf-8", "replace")
     if not links.exists(key):
         return None
     kind = links.get_info(key).type

@@ -34,7 +34,7 @@ from pdebench.data.check import check_file
 from pdebench.data.dataset import TrajectoryDataset, WindowDataset, WindowSpec
 from pdebench.data.manifest import file_sha256
 from pdebench.data.normalization import compute_train_statistics
-from pdebench.data.reader import TrajectoryFile, open_h5, split_path
+from pdebench.data.reader import HDF5_ERRORS, TrajectoryFile, hdf5_reason, open_h5, split_path
 from pdebench.data.schema import SPLITS, DatasetError
 
 CHECKSUM = "a chunk failed its checksum"
@@ -318,6 +318,81 @@ def test_corrupted_chunk_names_the_trajectory_on_every_read_path(
         ), problems
 
 
+class _RecordedField:
+    """An HDF5 field whose reads are recorded: how often each element was read and the bytes of each read."""
+
+    def __init__(self, dset: h5py.Dataset) -> None:
+        self.shape, self.dtype, self._dset = dset.shape, dset.dtype, dset
+        self.times_read = np.zeros(dset.shape, dtype=np.int64)
+        self.read_bytes: list[int] = []
+
+    def __getitem__(self, selection: object) -> np.ndarray:
+        self.times_read[selection] += 1
+        block = self._dset[selection]
+        self.read_bytes.append(block.nbytes)
+        return block
+
+
+# A field of 5 trajectories of 6 frames of 3 float32 values: 12 bytes a frame, 72 a trajectory. More frames than values
+# in a frame, so that an axis taken for another is noticed.
+@pytest.mark.parametrize(("budget", "reads"), [
+    (360, 1),  # the whole field at once
+    (144, 3),  # blocks of two trajectories: 2 + 2 + 1
+    (100, 5),  # more than one trajectory, less than two: one at a time
+    (72, 5),  # exactly one trajectory
+    (71, 10),  # less than a trajectory: blocks of 5 frames, then 1
+    (30, 15),  # blocks of two frames
+    (20, 30),  # more than a frame, less than two: one frame at a time
+    (12, 30),  # exactly one frame
+])
+def test_the_checker_reads_every_value_once_in_as_few_reads_as_its_budget_allows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: int, reads: int) -> None:
+    """`_SCAN_BYTES` bounds the memory of a scan: no read is larger, every value is read exactly once, and a read
+    takes as many whole trajectories (or, when one is too large, frames) as the budget holds."""
+    monkeypatch.setattr(check_module, "_SCAN_BYTES", budget)
+    with h5py.File(tmp_path / "field.h5", "w") as f:
+        field = _RecordedField(f.create_dataset("u", data=np.ones((5, 6, 3), dtype=np.float32)))
+        assert check_module._scan_field(field) == ([], [], None)
+    assert (field.times_read == 1).all(), field.times_read
+    assert max(field.read_bytes) <= budget and len(field.read_bytes) == reads, field.read_bytes
+
+
+@pytest.mark.parametrize("scan_bytes", [3 * 32 * 256 * 4, 4096])  # blocks of three trajectories; of four frames
+def test_the_checker_locates_every_damaged_and_every_nonfinite_trajectory(
+        train_file: Path, monkeypatch: pytest.MonkeyPatch, scan_bytes: int) -> None:
+    """Trajectories 1 and 4 fail their checksum, 0, 3 and 7 hold a NaN (at the first frame, the last and one between):
+    a block that fails is read again trajectory by trajectory and the scan goes on, so each trajectory is named once,
+    and the message quotes HDF5's reason."""
+    with h5py.File(train_file, "r+") as f:
+        assert f["u"].shape == (8, 32, 256)
+        for traj, frame in ((0, 0), (3, 31), (7, 17)):
+            f["u"][traj, frame, 9] = np.nan
+        chunks = [f["u"].id.get_chunk_info_by_coord((traj, 0, 0)) for traj in (1, 4)]
+    for chunk in chunks:
+        _flip(train_file, chunk.byte_offset + 100)
+    with h5py.File(train_file, "r") as f, pytest.raises(OSError) as info:
+        f["u"][1]
+    reason = hdf5_reason(info.value)
+    monkeypatch.setattr(check_module, "_SCAN_BYTES", scan_bytes)
+    assert check_file(train_file) == [
+        f"{train_file}: field 'u' cannot be read in 2 trajectories (indices 1, 4): {reason}; the file is corrupted (a "
+        f"chunk failed its checksum or the file is damaged): regenerate the dataset or restore the file from a copy",
+        f"{train_file}: field 'u' has non-finite values (NaN or inf) in 3 trajectories (indices 0, 3, 7); expected "
+        f"finite values",
+    ]
+
+
+def test_the_checker_lists_five_trajectories_and_then_an_ellipsis(train_file: Path) -> None:
+    """Non-finite parameters in five trajectories are all listed; in six, the first five and '...'."""
+    with h5py.File(train_file, "r+") as f:
+        f["nu"][:5] = np.nan
+        f["dt"][2:8] = np.inf
+    assert check_file(train_file) == [
+        f"{train_file}: parameter 'nu' is non-finite for trajectories 0, 1, 2, 3, 4; expected finite values",
+        f"{train_file}: parameter 'dt' is non-finite for trajectories 2, 3, 4, 5, 6, ...; expected finite values",
+    ]
+
+
 def test_wrong_dtype_and_shape_name_file_field_and_expectation(work: Path) -> None:
     """The header used to build these messages after closing the file (an 'invalid identifier' error instead)."""
     train, valid, test = (dataset_dir(work) / f"{split}.h5" for split in ("train", "valid", "test"))
@@ -347,8 +422,11 @@ def test_hdf5_errors_become_one_sentence_naming_file_and_variable(train_file: Pa
     message = _message(lambda: TrajectoryFile(train_file))
     assert message.startswith(f"{train_file}: variable 'seed' cannot be read (HDF5: "), message
     assert "metadata checksum" in message and DAMAGED in message
+    with h5py.File(train_file, "r") as f, pytest.raises(HDF5_ERRORS) as info:
+        f["seed"]
     problems = check_file(train_file)
-    assert any(p.startswith(f"{train_file}: seed 'seed' cannot be opened") for p in problems), problems
+    assert f"{train_file}: seed 'seed' cannot be opened ({hdf5_reason(info.value)}); the file is damaged: regenerate " \
+           f"the dataset or restore the file from a copy" in problems, problems
 
 
 def test_a_directory_is_not_called_missing(work: Path) -> None:

@@ -335,3 +335,28 @@ def test_header_strings_within_the_limits_are_read(work: Path) -> None:
     with h5py.File(path, "r+") as f:
         f.attrs["pde"] = "k" * 65
     assert "root attribute 'pde'" in _message(lambda: TrajectoryFile(path))
+
+
+@pytest.mark.parametrize(("damage", "what"), [(virtual_field, "is a virtual dataset mapping {outside}/train.h5:u"),
+                                              (external_storage_field, "is stored in external raw file(s) "
+                                                                       "{outside}/train-u.raw")], ids=_ids)
+def test_the_checker_refuses_a_virtual_field_and_external_storage_by_themselves(work: Path, damage,
+                                                                               what: str) -> None:
+    """The link walk alone refuses foreign storage (the manifest comparison of the check command would too): one
+    sentence naming the variable and where its data lies, and no other problem of that field."""
+    damage(work)
+    path = dataset_dir(work) / "train.h5"
+    assert check_file(path) == [f"{path}: variable 'u' {what.format(outside=work / 'outside')}; {OWN_DATA}"]
+
+
+@pytest.mark.parametrize("link", ["external", "soft"])
+def test_a_link_whose_name_is_no_utf8_is_refused_and_not_followed(work: Path, link: str) -> None:
+    """HDF5 stores link names as bytes: a link named `extra\\xff` anywhere in the file is refused like any other (its
+    name shown with the replacement character), and an external link's absent target is never opened."""
+    path = dataset_dir(work) / "train.h5"
+    absent = work / "outside" / "absent.h5"
+    with h5py.File(path, "r+") as f:
+        f.create_group("extra")[b"u\xff"] = h5py.ExternalLink(str(absent), "/u") if link == "external" else \
+            h5py.SoftLink("/u")
+    what = f"an external link to {absent}:/u" if link == "external" else "a soft link to /u"
+    assert check_file(path) == [f"{path}: variable 'extra/u\ufffd' is {what}; {OWN_DATA}"]
