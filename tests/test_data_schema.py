@@ -503,6 +503,8 @@ def test_checker_compares_a_sphere_grids_axes_and_each_fields_dims_and_lengths(t
 
 
 def test_validate_file_joins_every_problem_into_one_sentence(copy_of) -> None:
+    """`validate_file` refuses a file with every problem of the checker in one sentence: the count, the file, then
+    each problem in order."""
     path = copy_of()
     with h5py.File(path, "r+") as f:
         del f["nu"], f["seed"]

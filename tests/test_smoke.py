@@ -1019,6 +1019,7 @@ def test_reference_solver_scales_the_courant_limit_with_a_longer_step(factor: fl
 
 
 def test_reference_solver_refuses_frame_counts_that_are_not_whole_numbers(fresh):
+    """A fractional or boolean frame count is refused by value, not rounded nor read as 1."""
     gen, frames, params = fresh
     for n_frames in (1.5, True):
         with pytest.raises(ValueError) as info:
